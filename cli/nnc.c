@@ -1,0 +1,252 @@
+/* nnc: the compiler driver. Parses options, runs the pass pipeline on one .nn file and maps the
+ * outcome to exit codes: 0 success, 1 errors in the model, 2 bad usage or files, 3 internal
+ * compiler error. Only this file exits. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compiler/irprint.h"
+#include "compiler/stats.h"
+#include "passes/pipeline.h"
+
+#ifdef NNC_HAVE_CUDA
+#include "runtime/cuda/cuda_backend.h"
+#endif
+
+#define NNC_VERSION "0.1.0"
+
+static const char usage_main[] =
+	"usage: nnc COMMAND [options] FILE.nn\n"
+	"\n"
+	"Compiles neural networks written in the .nn language.\n"
+	"\n"
+	"commands:\n"
+	"  check     parse and type-check a model; report every error\n"
+	"  compile   run the whole pass pipeline (dump the IR after any pass)\n"
+	"  stats     per-layer table: output shape, parameters, MACs, activation bytes\n"
+	"  passes    list the passes of the pipeline\n"
+	"  version   print the version and the backends built in\n"
+	"  help      show this help, or `nnc help COMMAND`\n"
+	"\n"
+	"Run `nnc COMMAND --help` for the options of a command.\n";
+
+static const char usage_common[] =
+	"  -b, --batch N        batch size of the graph (default 128)\n"
+	"  -m, --model NAME     the model to build when the file defines several\n"
+	"  -I DIR               also search DIR for imports\n"
+	"  -h, --help           show this help\n";
+
+static const char usage_check[] = "usage: nnc check [options] FILE.nn\n\nParses and type-checks FILE; prints nothing on success.\n\noptions:\n";
+static const char usage_compile[] =
+	"usage: nnc compile [options] FILE.nn\n\nRuns every pass on FILE, verifying the IR after each.\n\noptions:\n"
+	"  --dump-ir=PASS[,PASS...]|all   print the IR after these passes to stdout\n"
+	"  --dump-dir DIR                 write the IR after every pass to DIR/NN-PASS.ir\n"
+	"  --dump-dot FILE                write the final graph in Graphviz dot form to FILE\n";
+static const char usage_stats[] =
+	"usage: nnc stats [options] FILE.nn\n\nPrints a per-layer table and totals.\n\noptions:\n"
+	"  --yaml               print the statistics as YAML\n";
+
+typedef struct {
+	const char *cmd;
+	const char *file;
+	SemaOpts so;
+	PipelineOpts po;
+	const char *dump_dot;
+	bool yaml;
+	const char *incdirs[64];
+} Options;
+
+static int
+usage_error(const char *cmd, const char *fmt, const char *arg)
+{
+	fprintf(stderr, "nnc %s: ", cmd);
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\nTry `nnc %s --help`.\n", cmd);
+	return NNC_EUSAGE;
+}
+
+static void
+print_usage(FILE *out, const char *cmd)
+{
+	if (strcmp(cmd, "check") == 0)
+		fprintf(out, "%s%s", usage_check, usage_common);
+	else if (strcmp(cmd, "compile") == 0)
+		fprintf(out, "%s%s", usage_compile, usage_common);
+	else if (strcmp(cmd, "stats") == 0)
+		fprintf(out, "%s%s", usage_stats, usage_common);
+	else
+		fputs(usage_main, out);
+}
+
+/* Matches option LONGNAME (or SHORTNAME) at argv[*i], as "--opt VALUE" or "--opt=VALUE".
+ * Returns 1 and sets *val on a match, 0 if argv[*i] is another option, -1 if the value is missing. */
+static int
+take(Options *o, int argc, char **argv, int *i, const char **val, const char *longname, const char *shortname)
+{
+	const char *a = argv[*i];
+	size_t n = strlen(longname);
+	if (strcmp(a, longname) == 0 || (shortname && strcmp(a, shortname) == 0)) {
+		if (*i + 1 >= argc) {
+			usage_error(o->cmd, "%s needs a value", a);
+			return -1;
+		}
+		*val = argv[++*i];
+		return 1;
+	}
+	if (strncmp(a, longname, n) == 0 && a[n] == '=') {
+		*val = a + n + 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* Returns -1 to go on, or an exit code. */
+static int
+parse_args(Options *o, int argc, char **argv)
+{
+	o->so.batch = 128;
+	o->so.incdirs = o->incdirs;
+	o->po.out = stdout;
+	for (int i = 2; i < argc; i++) {
+		const char *a = argv[i];
+		const char *val = NULL;
+		int t;
+		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			print_usage(stdout, o->cmd);
+			return 0;
+		} else if ((t = take(o, argc, argv, &i, &val, "--batch", "-b"))) {
+			if (t < 0)
+				return NNC_EUSAGE;
+			char *end;
+			errno = 0;
+			long b = strtol(val, &end, 10);
+			if (*end || errno || b <= 0 || b > 1 << 20)
+				return usage_error(o->cmd, "--batch must be an integer from 1 to 1048576, got '%s'", val);
+			o->so.batch = (int)b;
+		} else if ((t = take(o, argc, argv, &i, &val, "--model", "-m"))) {
+			if (t < 0)
+				return NNC_EUSAGE;
+			o->so.model = val;
+		} else if ((t = take(o, argc, argv, &i, &val, "-I", NULL))) {
+			if (t < 0)
+				return NNC_EUSAGE;
+			if (o->so.nincdirs == 64)
+				return usage_error(o->cmd, "too many -I directories%s", "");
+			o->incdirs[o->so.nincdirs++] = val;
+		} else if (strcmp(o->cmd, "compile") == 0 && (t = take(o, argc, argv, &i, &val, "--dump-ir", NULL))) {
+			if (t < 0)
+				return NNC_EUSAGE;
+			char err[512];
+			if (!pipeline_check_dump_list(val, err, sizeof err))
+				return usage_error(o->cmd, "%s", err);
+			o->po.dump_ir = val;
+		} else if (strcmp(o->cmd, "compile") == 0 && (t = take(o, argc, argv, &i, &val, "--dump-dir", NULL))) {
+			if (t < 0)
+				return NNC_EUSAGE;
+			o->po.dump_dir = val;
+		} else if (strcmp(o->cmd, "compile") == 0 && (t = take(o, argc, argv, &i, &val, "--dump-dot", NULL))) {
+			if (t < 0)
+				return NNC_EUSAGE;
+			o->dump_dot = val;
+		} else if (strcmp(o->cmd, "stats") == 0 && strcmp(a, "--yaml") == 0) {
+			o->yaml = true;
+		} else if (a[0] == '-' && a[1]) {
+			return usage_error(o->cmd, "unknown option '%s'", a);
+		} else if (o->file) {
+			return usage_error(o->cmd, "more than one input file ('%s')", a);
+		} else {
+			o->file = a;
+		}
+	}
+	if (!o->file)
+		return usage_error(o->cmd, "no input file%s", "");
+	o->so.path = o->file;
+	return -1;
+}
+
+static int
+cmd_version(void)
+{
+	printf("nnc %s\nbackends: cpu", NNC_VERSION);
+#ifdef NNC_HAVE_CUDA
+	char msg[256];
+	int n = nnc_cuda_device_count(msg, sizeof msg);
+	printf(", cuda (built for sm_90; %s)", n > 0 ? msg : msg[0] ? msg : "no GPU");
+#else
+	printf(" (CUDA backend not built)");
+#endif
+	printf("\n");
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fputs(usage_main, stderr);
+		return NNC_EUSAGE;
+	}
+	const char *cmd = argv[1];
+	if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+		print_usage(stdout, argc > 2 ? argv[2] : "");
+		return 0;
+	}
+	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0)
+		return cmd_version();
+	if (strcmp(cmd, "passes") == 0) {
+		for (int i = 0; i < nnc_npasses; i++)
+			printf("%-8s %s\n", nnc_passes[i].name, nnc_passes[i].doc);
+		return 0;
+	}
+	if (strcmp(cmd, "check") != 0 && strcmp(cmd, "compile") != 0 && strcmp(cmd, "stats") != 0) {
+		fprintf(stderr, "nnc: unknown command '%s'\n\n%s", cmd, usage_main);
+		return NNC_EUSAGE;
+	}
+	Options o = {.cmd = cmd};
+	int rc = parse_args(&o, argc, argv);
+	if (rc >= 0)
+		return rc;
+
+	Arena arena = {0};
+	Diag diag;
+	diag_init(&diag, stderr);
+	Graph *g;
+	rc = pipeline_run(&arena, &diag, &o.so, &o.po, &g);
+	if (rc == NNC_OK && strcmp(cmd, "stats") == 0) {
+		if (o.yaml) {
+			if (!stats_print_yaml(stdout, g))
+				rc = NNC_EINTERNAL;
+		} else {
+			stats_print(stdout, g);
+		}
+	}
+	if (rc == NNC_OK && o.dump_dot) {
+		FILE *f = fopen(o.dump_dot, "w");
+		if (!f) {
+			fprintf(stderr, "%s: error: cannot write: %s\n", o.dump_dot, strerror(errno));
+			rc = NNC_EUSAGE;
+		} else {
+			ir_print_dot(f, g);
+			if (fclose(f) != 0) {
+				fprintf(stderr, "%s: error: cannot write: %s\n", o.dump_dot, strerror(errno));
+				rc = NNC_EUSAGE;
+			}
+		}
+	}
+	if (rc == NNC_OK && strcmp(cmd, "compile") == 0) {
+		GraphTotals t = graph_totals(g);
+		fprintf(stderr, "nnc: compiled model '%s': %d ops, %lld trainable parameters, %.1fM MACs per image\n", g->name,
+			t.nops, (long long)t.params, (double)t.macs / 1e6);
+	}
+	if (rc == NNC_OK && fflush(stdout) != 0) {
+		fprintf(stderr, "nnc: error writing output: %s\n", strerror(errno));
+		rc = NNC_EUSAGE;
+	}
+	if (diag.nerrors && rc == NNC_OK)
+		rc = NNC_EUSER;
+	if (diag.nerrors > 0)
+		fprintf(stderr, "%d error%s generated.\n", diag.nerrors, diag.nerrors == 1 ? "" : "s");
+	arena_free(&arena);
+	return rc;
+}

@@ -1,0 +1,353 @@
+/* Shape inference rules (see infer.h). Each infer_<op> reads the op's tensor inputs
+ * (in->args[0 .. nin-1]) and attributes, fills r->out, declares parameters in r->params, and
+ * returns false with r->err set when the inputs do not fit. Messages start with the op name. */
+#include "compiler/infer.h"
+
+#include <assert.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef bool InferFn(const Inst *in, int batch, InferResult *r);
+
+static bool
+fail(InferResult *r, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(r->err, sizeof r->err, fmt, ap);
+	va_end(ap);
+	return false;
+}
+
+static const char *
+ts(const Value *v, char *buf)
+{
+	return type_str(&v->type, buf, 96);
+}
+
+static const Type *
+arg_t(const Inst *in, int i)
+{
+	return &in->args[i]->type;
+}
+
+static void
+declare(InferResult *r, const char *suffix, Type t, const char *init, bool trainable)
+{
+	r->params[r->nparams++] = (ParamDecl){suffix, t, init, trainable};
+}
+
+static bool
+is_float(const Type *t)
+{
+	return t->dtype == DT_F32 || t->dtype == DT_F16;
+}
+
+/* Requires a float tensor of rank 4 (N, C, H, W). */
+static bool
+need_nchw(const Inst *in, InferResult *r)
+{
+	char b[96];
+	const Type *t = arg_t(in, 0);
+	if (t->rank != 4 || !is_float(t))
+		return fail(r, "%s expects a 4-D float image tensor [N, C, H, W], got %s", nnc_ops[in->op].name,
+			ts(in->args[0], b));
+	return true;
+}
+
+static bool
+infer_input(const Inst *in, int batch, InferResult *r)
+{
+	const char *kind = attr_s(in, "kind");
+	int64_t d[4] = {batch, attr_i(in, "channels"), attr_i(in, "height"), attr_i(in, "width")};
+	if (strcmp(kind, "image") == 0) {
+		for (int i = 1; i < 4; i++)
+			if (d[i] <= 0)
+				return fail(r, "image dimensions must be positive, got [%lld, %lld, %lld]", (long long)d[1],
+					(long long)d[2], (long long)d[3]);
+		r->out = type_make(DT_F32, LY_NCHW, 4, d);
+		return true;
+	}
+	if (strcmp(kind, "labels") == 0) {
+		if (attr_i(in, "classes") < 2)
+			return fail(r, "labels need at least 2 classes, got %lld", (long long)attr_i(in, "classes"));
+		r->out = type_make(DT_I32, LY_N, 1, d);
+		return true;
+	}
+	return fail(r, "unknown input kind '%s' (expected 'image' or 'labels')", kind);
+}
+
+/* A parameter's type is whatever its consumer declared; the consumer's rule checks it. */
+static bool
+infer_param(const Inst *in, int batch, InferResult *r)
+{
+	(void)batch;
+	r->out = in->res->type;
+	return true;
+}
+
+static bool
+infer_output(const Inst *in, int batch, InferResult *r)
+{
+	(void)in, (void)batch, (void)r;
+	return true;
+}
+
+/* out = floor((in + 2*pad - k) / stride) + 1, or a message if the window does not fit. */
+static bool
+window(const char *op, const char *what, int64_t n, int64_t k, int64_t s, int64_t p, int64_t *out, InferResult *r)
+{
+	if (k <= 0 || s <= 0 || p < 0)
+		return fail(r, "%s: %s needs kernel > 0, stride > 0 and padding >= 0 (got kernel %lld, stride %lld, padding %lld)",
+			op, what, (long long)k, (long long)s, (long long)p);
+	if (n + 2 * p < k)
+		return fail(r, "%s: kernel %lld is larger than the padded %s %lld", op, (long long)k, what, (long long)(n + 2 * p));
+	*out = (n + 2 * p - k) / s + 1;
+	return true;
+}
+
+static bool
+infer_conv2d(const Inst *in, int batch, InferResult *r)
+{
+	(void)batch;
+	char b[96];
+	if (!need_nchw(in, r))
+		return false;
+	const Type *x = arg_t(in, 0);
+	const AttrVal *k = attr(in, "kernel"), *s = attr(in, "stride"), *p = attr(in, "padding");
+	int64_t cout = attr_i(in, "channels"), g = attr_i(in, "groups"), cin = x->dim[1];
+	if (cout <= 0)
+		return fail(r, "conv2d: channels must be positive, got %lld", (long long)cout);
+	if (g <= 0)
+		return fail(r, "conv2d: groups must be positive, got %lld", (long long)g);
+	if (cin % g || cout % g)
+		return fail(r, "conv2d: groups=%lld must divide both input channels (%lld, from %s) and output channels (%lld)",
+			(long long)g, (long long)cin, ts(in->args[0], b), (long long)cout);
+	int64_t d[4] = {x->dim[0], cout, 0, 0};
+	if (!window("conv2d", "height", x->dim[2], k->i[0], s->i[0], p->i[0], &d[2], r) ||
+	    !window("conv2d", "width", x->dim[3], k->i[1], s->i[1], p->i[1], &d[3], r))
+		return false;
+	r->out = type_make(x->dtype, LY_NCHW, 4, d);
+	int64_t w[4] = {cout, cin / g, k->i[0], k->i[1]};
+	declare(r, "weight", type_make(x->dtype, LY_OIHW, 4, w), attr_s(in, "weight_init"), true);
+	if (attr_i(in, "bias"))
+		declare(r, "bias", type_make(x->dtype, LY_C, 1, &cout), attr_s(in, "bias_init"), true);
+	r->macs = cout * (cin / g) * k->i[0] * k->i[1] * d[2] * d[3];
+	return true;
+}
+
+static bool
+infer_batchnorm(const Inst *in, int batch, InferResult *r)
+{
+	(void)batch;
+	char b[96];
+	const Type *x = arg_t(in, 0);
+	if ((x->rank != 4 && x->rank != 2) || !is_float(x))
+		return fail(r, "batchnorm expects a float tensor [N, C, H, W] or [N, C], got %s", ts(in->args[0], b));
+	double m = attr_f(in, "momentum"), eps = attr_f(in, "eps");
+	if (!(m >= 0 && m <= 1))
+		return fail(r, "batchnorm: momentum must be in [0, 1], got %g", m);
+	if (!(eps > 0))
+		return fail(r, "batchnorm: eps must be positive, got %g", eps);
+	int64_t c = x->dim[1];
+	r->out = *x;
+	if (attr_i(in, "affine")) {
+		declare(r, "scale", type_make(x->dtype, LY_C, 1, &c), attr_s(in, "scale_init"), !attr_i(in, "frozen_scale"));
+		declare(r, "shift", type_make(x->dtype, LY_C, 1, &c), attr_s(in, "shift_init"), true);
+	} else if (attr_i(in, "frozen_scale")) {
+		return fail(r, "batchnorm: frozen_scale needs affine=true (there is no scale to freeze)");
+	}
+	declare(r, "running_mean", type_make(x->dtype, LY_C, 1, &c), "zeros", false);
+	declare(r, "running_var", type_make(x->dtype, LY_C, 1, &c), "ones", false);
+	return true;
+}
+
+static bool
+infer_unary(const Inst *in, int batch, InferResult *r)
+{
+	(void)batch;
+	char b[96];
+	if (!is_float(arg_t(in, 0)) || arg_t(in, 0)->rank == 0)
+		return fail(r, "%s expects a float tensor, got %s", nnc_ops[in->op].name, ts(in->args[0], b));
+	r->out = *arg_t(in, 0);
+	return true;
+}
+
+#define infer_relu infer_unary
+#define infer_relu6 infer_unary
+#define infer_gelu infer_unary
+#define infer_tanh infer_unary
+
+static bool
+infer_pool(const Inst *in, int batch, InferResult *r)
+{
+	(void)batch;
+	const char *op = nnc_ops[in->op].name;
+	if (!need_nchw(in, r))
+		return false;
+	const Type *x = arg_t(in, 0);
+	const AttrVal *k = attr(in, "kernel"), *s = attr(in, "stride"), *p = attr(in, "padding");
+	int64_t sh = s->i[0] ? s->i[0] : k->i[0], sw = s->i[1] ? s->i[1] : k->i[1];
+	if (p->i[0] * 2 > k->i[0] || p->i[1] * 2 > k->i[1])
+		return fail(r, "%s: padding must be at most half the kernel (kernel %lld, padding %lld)", op,
+			(long long)k->i[0], (long long)p->i[0]);
+	int64_t d[4] = {x->dim[0], x->dim[1], 0, 0};
+	if (!window(op, "height", x->dim[2], k->i[0], sh, p->i[0], &d[2], r) ||
+	    !window(op, "width", x->dim[3], k->i[1], sw, p->i[1], &d[3], r))
+		return false;
+	r->out = type_make(x->dtype, LY_NCHW, 4, d);
+	return true;
+}
+
+#define infer_maxpool infer_pool
+#define infer_avgpool infer_pool
+
+static bool
+infer_global_avgpool(const Inst *in, int batch, InferResult *r)
+{
+	(void)batch;
+	if (!need_nchw(in, r))
+		return false;
+	const Type *x = arg_t(in, 0);
+	r->out = type_make(x->dtype, LY_NC, 2, x->dim);
+	return true;
+}
+
+static bool
+infer_dense(const Inst *in, int batch, InferResult *r)
+{
+	(void)batch;
+	char b[96];
+	const Type *x = arg_t(in, 0);
+	if (x->rank != 2 || !is_float(x))
+		return fail(r, "dense expects a 2-D float input [N, features], got %s%s", ts(in->args[0], b),
+			x->rank == 4 ? "; flatten() or global_avgpool() it first" : "");
+	int64_t units = attr_i(in, "units"), f = x->dim[1];
+	if (units <= 0)
+		return fail(r, "dense: units must be positive, got %lld", (long long)units);
+	int64_t d[2] = {x->dim[0], units}, w[2] = {units, f};
+	r->out = type_make(x->dtype, LY_NC, 2, d);
+	declare(r, "weight", type_make(x->dtype, LY_OI, 2, w), attr_s(in, "weight_init"), true);
+	if (attr_i(in, "bias"))
+		declare(r, "bias", type_make(x->dtype, LY_C, 1, &units), attr_s(in, "bias_init"), true);
+	r->macs = units * f;
+	return true;
+}
+
+static bool
+infer_dropout(const Inst *in, int batch, InferResult *r)
+{
+	double p = attr_f(in, "rate");
+	if (!(p >= 0 && p < 1))
+		return fail(r, "dropout: rate must be in [0, 1), got %g", p);
+	return infer_unary(in, batch, r);
+}
+
+static bool
+infer_flatten(const Inst *in, int batch, InferResult *r)
+{
+	(void)batch;
+	char b[96];
+	const Type *x = arg_t(in, 0);
+	if (x->rank < 2 || !is_float(x))
+		return fail(r, "flatten expects a float tensor with a batch axis, got %s", ts(in->args[0], b));
+	int64_t d[2] = {x->dim[0], type_numel(x) / x->dim[0]};
+	r->out = type_make(x->dtype, LY_NC, 2, d);
+	return true;
+}
+
+static bool
+infer_add(const Inst *in, int batch, InferResult *r)
+{
+	(void)batch;
+	char a[96], b[96];
+	if (!type_eq(arg_t(in, 0), arg_t(in, 1)))
+		return fail(r, "add: operand shapes differ: %s and %s", ts(in->args[0], a), ts(in->args[1], b));
+	if (!is_float(arg_t(in, 0)))
+		return fail(r, "add expects float tensors, got %s", ts(in->args[0], a));
+	r->out = *arg_t(in, 0);
+	return true;
+}
+
+static bool
+infer_concat(const Inst *in, int batch, InferResult *r)
+{
+	(void)batch;
+	char a[96], b[96];
+	const Type *x = arg_t(in, 0);
+	int64_t axis = attr_i(in, "axis");
+	if (axis < 0)
+		axis += x->rank;
+	if (axis < 1 || axis >= x->rank)
+		return fail(r, "concat: axis %lld is out of range for %s (axis 0, the batch, cannot be joined)",
+			(long long)attr_i(in, "axis"), ts(in->args[0], a));
+	Type out = *x;
+	for (int i = 1; i < in->nin; i++) {
+		const Type *y = arg_t(in, i);
+		bool ok = y->rank == x->rank && y->dtype == x->dtype;
+		for (int d = 0; ok && d < x->rank; d++)
+			ok = d == axis || y->dim[d] == x->dim[d];
+		if (!ok)
+			return fail(r, "concat: operand %d has shape %s, which does not match %s outside axis %lld", i + 1,
+				ts(in->args[i], b), ts(in->args[0], a), (long long)axis);
+		out.dim[axis] += y->dim[axis];
+	}
+	r->out = out;
+	return true;
+}
+
+static bool
+infer_mul(const Inst *in, int batch, InferResult *r)
+{
+	return infer_unary(in, batch, r);
+}
+
+static bool
+infer_softmax(const Inst *in, int batch, InferResult *r)
+{
+	(void)batch;
+	char b[96];
+	const Type *x = arg_t(in, 0);
+	if (x->rank != 2 || !is_float(x))
+		return fail(r, "softmax expects [N, classes] logits, got %s", ts(in->args[0], b));
+	int64_t axis = attr_i(in, "axis");
+	if (axis != 1 && axis != -1)
+		return fail(r, "softmax: only the class axis (1) is supported, got axis %lld", (long long)axis);
+	r->out = *x;
+	return true;
+}
+
+static bool
+infer_softmax_cross_entropy(const Inst *in, int batch, InferResult *r)
+{
+	(void)batch;
+	char a[96], b[96];
+	const Type *x = arg_t(in, 0), *y = arg_t(in, 1);
+	if (x->rank != 2 || !is_float(x))
+		return fail(r, "softmax_cross_entropy expects [N, classes] logits first, got %s", ts(in->args[0], a));
+	if (y->dtype != DT_I32 || y->rank != 1 || y->dim[0] != x->dim[0])
+		return fail(r, "softmax_cross_entropy expects integer labels [N] second, got %s for logits %s",
+			ts(in->args[1], b), ts(in->args[0], a));
+	const Inst *src = in->args[1]->def;
+	if (src->op == OP_input && attr_i(src, "classes") != x->dim[1])
+		return fail(r, "softmax_cross_entropy: labels have %lld classes but logits %s have %lld",
+			(long long)attr_i(src, "classes"), ts(in->args[0], a), (long long)x->dim[1]);
+	double ls = attr_f(in, "label_smoothing");
+	if (!(ls >= 0 && ls < 1))
+		return fail(r, "softmax_cross_entropy: label_smoothing must be in [0, 1), got %g", ls);
+	r->out = type_make(DT_F32, LY_SCALAR, 0, NULL);
+	return true;
+}
+
+#define X(name, ...) infer_##name,
+static InferFn *const rules[NOP] = {NNC_OPS(X)};
+#undef X
+static_assert(sizeof rules / sizeof rules[0] == NOP, "an op has no inference rule");
+
+bool
+infer_inst(const Inst *in, int batch, InferResult *r)
+{
+	memset(r, 0, sizeof *r);
+	return rules[in->op](in, batch, r);
+}

@@ -1,0 +1,200 @@
+/* IR construction and small helpers (see ir.h). */
+#include "compiler/ir.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <string.h>
+
+Graph *
+graph_new(Arena *a, const char *name, int batch)
+{
+	Graph *g = arena_alloc(a, sizeof *g);
+	g->arena = a;
+	g->name = name;
+	g->batch = batch;
+	return g;
+}
+
+static void
+link_after(Graph *g, Inst *pos, Inst *in)
+{
+	in->prev = pos;
+	in->next = pos ? pos->next : g->first;
+	if (in->next)
+		in->next->prev = in;
+	else
+		g->last = in;
+	if (pos)
+		pos->next = in;
+	else
+		g->first = in;
+}
+
+Inst *
+inst_new(Graph *g, Op op, Loc loc, int nargs, Type t)
+{
+	Inst *in = arena_alloc(g->arena, sizeof *in);
+	in->op = op;
+	in->loc = loc;
+	in->nargs = in->nin = nargs;
+	in->args = arena_alloc(g->arena, (size_t)(nargs ? nargs : 1) * sizeof *in->args);
+	if (!(nnc_ops[op].flags & OPF_NORES)) {
+		in->res = arena_alloc(g->arena, sizeof *in->res);
+		in->res->id = g->nvalues++;
+		in->res->type = t;
+		in->res->def = in;
+	}
+	if (nnc_ops[op].flags & OPF_SOURCE) {
+		link_after(g, g->head_end, in);
+		g->head_end = in;
+	} else {
+		link_after(g, g->last, in);
+	}
+	return in;
+}
+
+void
+inst_remove(Graph *g, Inst *in)
+{
+	if (in->prev)
+		in->prev->next = in->next;
+	else
+		g->first = in->next;
+	if (in->next)
+		in->next->prev = in->prev;
+	else
+		g->last = in->prev;
+	if (g->head_end == in)
+		g->head_end = in->prev;
+}
+
+static AttrVal *
+slot(Inst *in, const char *name)
+{
+	int i = nnc_attr_index(in->op, name);
+	assert(i >= 0 && "attribute not in the op's schema");
+	return &in->attr[i];
+}
+
+const AttrVal *
+attr(const Inst *in, const char *name)
+{
+	return slot((Inst *)in, name);
+}
+
+int64_t
+attr_i(const Inst *in, const char *name)
+{
+	return attr(in, name)->i[0];
+}
+
+double
+attr_f(const Inst *in, const char *name)
+{
+	return attr(in, name)->f;
+}
+
+const char *
+attr_s(const Inst *in, const char *name)
+{
+	return attr(in, name)->s;
+}
+
+void
+inst_set_int(Inst *in, const char *name, int64_t v)
+{
+	AttrVal *a = slot(in, name);
+	a->set = true;
+	a->i[0] = a->i[1] = v;
+	a->f = (double)v;
+}
+
+void
+inst_set_bool(Inst *in, const char *name, bool v)
+{
+	inst_set_int(in, name, v);
+}
+
+void
+inst_set_str(Inst *in, const char *name, const char *s)
+{
+	AttrVal *a = slot(in, name);
+	a->set = true;
+	a->s = s;
+}
+
+void
+inst_apply_defaults(Inst *in)
+{
+	const OpInfo *oi = &nnc_ops[in->op];
+	for (int i = 0; i < oi->nattrs; i++) {
+		AttrVal *a = &in->attr[i];
+		if (a->set || oi->attrs[i].required)
+			continue;
+		a->i[0] = a->i[1] = (int64_t)oi->attrs[i].num;
+		a->f = oi->attrs[i].num;
+		a->s = oi->attrs[i].str;
+		a->set = true;
+	}
+}
+
+int64_t
+type_numel(const Type *t)
+{
+	int64_t n = 1;
+	for (int i = 0; i < t->rank; i++)
+		n *= t->dim[i];
+	return n;
+}
+
+bool
+type_eq(const Type *a, const Type *b)
+{
+	if (a->dtype != b->dtype || a->layout != b->layout || a->rank != b->rank)
+		return false;
+	for (int i = 0; i < a->rank; i++)
+		if (a->dim[i] != b->dim[i])
+			return false;
+	return true;
+}
+
+size_t
+dtype_size(DType d)
+{
+	static const size_t sizes[NDTYPE] = {4, 2, 4};
+	return sizes[d];
+}
+
+const char *
+dtype_name(DType d)
+{
+	static const char *names[NDTYPE] = {"f32", "f16", "i32"};
+	return names[d];
+}
+
+const char *
+layout_name(Layout l)
+{
+	static const char *names[NLAYOUT] = {"scalar", "n", "nc", "nchw", "oihw", "oi", "c"};
+	return names[l];
+}
+
+char *
+type_str(const Type *t, char *buf, size_t n)
+{
+	size_t k = (size_t)snprintf(buf, n, "%s[", dtype_name(t->dtype));
+	for (int i = 0; i < t->rank && k < n; i++)
+		k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? "," : "", (long long)t->dim[i]);
+	if (k < n)
+		snprintf(buf + k, n - k, "]");
+	return buf;
+}
+
+Type
+type_make(DType d, Layout l, int rank, const int64_t *dims)
+{
+	Type t = {.dtype = d, .layout = l, .rank = rank};
+	for (int i = 0; i < rank; i++)
+		t.dim[i] = dims[i];
+	return t;
+}

@@ -1,0 +1,96 @@
+/* The IR: an SSA graph of typed values and instructions in one arena.
+ *
+ * A Graph is a doubly linked list of Insts in a valid execution order (every operand is
+ * defined by an earlier Inst). Each Inst applies one Op from runtime/ops.h to `nargs` operand
+ * Values: the first `nin` are its tensor inputs from the source, the rest are the parameters its
+ * shape inference declared (weight, bias, scale, shift, running statistics), in declaration
+ * order. Attributes are stored by position in the op's schema. Every Value has exactly one
+ * defining Inst and a Type (dtype, shape, layout). Parameters and inputs are Insts too
+ * (OP_param, OP_input), kept at the head of the list, so later passes see one uniform graph. */
+#ifndef NNC_IR_H
+#define NNC_IR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "grammar/diag.h"
+#include "runtime/ops.h"
+
+typedef enum { DT_F32, DT_F16, DT_I32, NDTYPE } DType;
+
+/* Layouts name the meaning of each dimension. OIHW/OI are filters, C per-channel vectors. */
+typedef enum { LY_SCALAR, LY_N, LY_NC, LY_NCHW, LY_OIHW, LY_OI, LY_C, NLAYOUT } Layout;
+
+enum { NNC_MAXRANK = 4, NNC_MAXARGS = 64 };
+
+typedef struct {
+	DType dtype;
+	Layout layout;
+	int rank;
+	int64_t dim[NNC_MAXRANK];
+} Type;
+
+typedef struct Value Value;
+typedef struct Inst Inst;
+
+typedef struct {
+	bool set;
+	int64_t i[2]; /* INT: i[0]; INT2: [h, w]; BOOL: i[0] */
+	double f;
+	const char *s;
+} AttrVal;
+
+struct Value {
+	int id;
+	Type type;
+	Inst *def;
+};
+
+struct Inst {
+	Op op;
+	int nin, nargs;
+	Value **args;
+	Value *res; /* NULL for OPF_NORES ops */
+	AttrVal attr[NNC_MAXATTR];
+	Loc loc;
+	const char *scope; /* hierarchical name of ops with parameters, e.g. "stage2.block3.conv1" */
+	int64_t macs;      /* forward multiply-accumulates per image, from shape inference */
+	Inst *prev, *next;
+};
+
+typedef struct {
+	Arena *arena;
+	const char *name;
+	int batch;
+	Inst *first, *last;
+	Inst *head_end; /* last input/param Inst: new sources are inserted after it */
+	int nvalues;
+} Graph;
+
+Graph *graph_new(Arena *a, const char *name, int batch);
+/* Appends an Inst (or, for OP_param/OP_input, inserts it after the other sources). Operands and
+ * attributes are filled in by the caller; the result Value is created with type T unless the op
+ * has no result. */
+Inst *inst_new(Graph *g, Op op, Loc loc, int nargs, Type t);
+void inst_remove(Graph *g, Inst *in);
+void inst_set_int(Inst *in, const char *attr, int64_t v);
+void inst_set_str(Inst *in, const char *attr, const char *s);
+void inst_set_bool(Inst *in, const char *attr, bool v);
+void inst_apply_defaults(Inst *in);
+
+/* Attribute access by schema name; the name must exist (checked with an assert). */
+const AttrVal *attr(const Inst *in, const char *name);
+int64_t attr_i(const Inst *in, const char *name);
+double attr_f(const Inst *in, const char *name);
+const char *attr_s(const Inst *in, const char *name);
+
+int64_t type_numel(const Type *t);
+bool type_eq(const Type *a, const Type *b);
+size_t dtype_size(DType d);
+const char *dtype_name(DType d);
+const char *layout_name(Layout l);
+/* Writes e.g. "f32[128,16,32,32]" into buf and returns buf. */
+char *type_str(const Type *t, char *buf, size_t n);
+Type type_make(DType d, Layout l, int rank, const int64_t *dims);
+
+#endif

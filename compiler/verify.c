@@ -1,0 +1,115 @@
+/* IR verifier (see verify.h). */
+#include "compiler/verify.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compiler/infer.h"
+#include "runtime/strmap.h"
+
+typedef struct {
+	const Graph *g;
+	Diag *d;
+	const char *pass;
+	bool ok;
+} Check;
+
+static void
+bad(Check *c, const Inst *in, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	c->ok = false;
+	diag_error(c->d, in ? in->loc : (Loc){0}, "internal error: IR verification failed after pass '%s': %s%s%s", c->pass,
+		in ? nnc_ops[in->op].name : "", in ? ": " : "", msg);
+}
+
+static void
+check_inst(Check *c, const Inst *in, const unsigned char *defined, StrMap *names)
+{
+	const OpInfo *oi = &nnc_ops[in->op];
+	if (in->op >= NOP) {
+		bad(c, in, "op number %d out of range", (int)in->op);
+		return;
+	}
+	if (in->nin < oi->min_in || (oi->max_in >= 0 && in->nin > oi->max_in) || in->nargs < in->nin)
+		bad(c, in, "%d tensor inputs / %d operands do not fit the op's arity", in->nin, in->nargs);
+	if (!(oi->flags & OPF_NORES) != (in->res != NULL))
+		bad(c, in, "result presence does not match the op table");
+	for (int i = 0; i < in->nargs; i++) {
+		const Value *v = in->args[i];
+		if (!v || !v->def) {
+			bad(c, in, "operand %d is missing", i);
+			return;
+		}
+		if (v->id < 0 || v->id >= c->g->nvalues || !defined[v->id]) {
+			bad(c, in, "operand %%%d is used before it is defined", v->id);
+			return;
+		}
+	}
+	for (int i = 0; i < oi->nattrs; i++)
+		if (!in->attr[i].set)
+			bad(c, in, "attribute '%s' is not set", oi->attrs[i].name);
+	if (in->op == OP_param) {
+		const char *name = attr_s(in, "name");
+		if (name && strmap_put(names, name, (void *)in))
+			bad(c, in, "parameter name '%s' is used twice", name);
+	}
+	InferResult r;
+	if (!infer_inst(in, c->g->batch, &r)) {
+		bad(c, in, "shape inference fails: %s", r.err);
+		return;
+	}
+	if (in->res && !type_eq(&r.out, &in->res->type)) {
+		char a[96], b[96];
+		bad(c, in, "result %%%d has type %s but inference gives %s", in->res->id, type_str(&in->res->type, a, sizeof a),
+			type_str(&r.out, b, sizeof b));
+	}
+	if (in->nargs - in->nin != r.nparams) {
+		bad(c, in, "has %d parameter operands, inference declares %d", in->nargs - in->nin, r.nparams);
+		return;
+	}
+	for (int i = 0; i < r.nparams; i++) {
+		const Value *p = in->args[in->nin + i];
+		if (p->def->op != OP_param || !type_eq(&p->type, &r.params[i].type) ||
+		    strcmp(attr_s(p->def, "kind"), r.params[i].suffix) != 0 ||
+		    attr_i(p->def, "trainable") != r.params[i].trainable)
+			bad(c, in, "parameter operand %d (%%%d) does not match its declaration '%s'", i, p->id, r.params[i].suffix);
+	}
+}
+
+bool
+ir_verify(const Graph *g, Diag *d, const char *after_pass)
+{
+	Check c = {g, d, after_pass, true};
+	unsigned char *defined = calloc((size_t)g->nvalues + 1, 1);
+	Arena tmp = {0};
+	StrMap names;
+	strmap_init(&names, &tmp);
+	bool has_output = false;
+	const Inst *prev = NULL;
+	for (const Inst *in = g->first; in && c.ok; prev = in, in = in->next) {
+		if (in->prev != prev)
+			bad(&c, in, "broken instruction list (prev link)");
+		check_inst(&c, in, defined, &names);
+		if (in->res) {
+			if (in->res->def != in || in->res->id < 0 || in->res->id >= g->nvalues || defined[in->res->id])
+				bad(&c, in, "result value %%%d is malformed or defined twice", in->res->id);
+			else
+				defined[in->res->id] = 1;
+		}
+		has_output |= in->op == OP_output;
+	}
+	if (c.ok && prev != g->last)
+		bad(&c, NULL, "broken instruction list (last link)");
+	if (c.ok && !has_output)
+		bad(&c, NULL, "graph has no outputs");
+	free(defined);
+	arena_free(&tmp);
+	return c.ok;
+}

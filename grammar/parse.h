@@ -1,0 +1,24 @@
+/* Entry point of the front end: source text -> chain of top-level Nodes. Syntax errors are
+ * reported through the Diag and parsing resumes at the next statement, so one run reports
+ * several errors; the returned chain holds what could be parsed. */
+#ifndef NNC_PARSE_H
+#define NNC_PARSE_H
+
+#include "grammar/ast.h"
+
+typedef struct {
+	Arena *arena;
+	Diag *diag;
+	const SrcFile *file;
+	void *scanner;
+	NodeList items;
+	/* scanner state */
+	int paren;     /* depth of ( and [ : newlines inside them are not statement ends */
+	int last;      /* previous token, for newline-as-semicolon insertion */
+	size_t off;    /* byte offset of the next character */
+	int line, col; /* of the next character */
+} ParseCtx;
+
+Node *parse_source(Arena *a, Diag *d, const SrcFile *f);
+
+#endif

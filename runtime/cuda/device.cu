@@ -1,0 +1,72 @@
+/* Device discovery and library handles for the CUDA backend (see cuda_backend.h). Every CUDA,
+ * cuBLAS and cuDNN call goes through a checking macro that records the call, file and line in
+ * the caller's message buffer and returns -1; nothing here exits. */
+#include "runtime/cuda/cuda_backend.h"
+
+#include <cstdio>
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <cudnn.h>
+
+#define CUDA_CHECK(call)                                                                              \
+	do {                                                                                              \
+		cudaError_t e_ = (call);                                                                      \
+		if (e_ != cudaSuccess) {                                                                      \
+			snprintf(msg, msglen, "%s failed at %s:%d: %s", #call, __FILE__, __LINE__, cudaGetErrorString(e_)); \
+			return -1;                                                                                \
+		}                                                                                             \
+	} while (0)
+
+#define CUBLAS_CHECK(call)                                                                            \
+	do {                                                                                              \
+		cublasStatus_t s_ = (call);                                                                   \
+		if (s_ != CUBLAS_STATUS_SUCCESS) {                                                            \
+			snprintf(msg, msglen, "%s failed at %s:%d: cuBLAS status %d", #call, __FILE__, __LINE__, (int)s_); \
+			return -1;                                                                                \
+		}                                                                                             \
+	} while (0)
+
+#define CUDNN_CHECK(call)                                                                             \
+	do {                                                                                              \
+		cudnnStatus_t s_ = (call);                                                                    \
+		if (s_ != CUDNN_STATUS_SUCCESS) {                                                             \
+			snprintf(msg, msglen, "%s failed at %s:%d: %s", #call, __FILE__, __LINE__, cudnnGetErrorString(s_)); \
+			return -1;                                                                                \
+		}                                                                                             \
+	} while (0)
+
+extern "C" int
+nnc_cuda_device_count(char *msg, size_t msglen)
+{
+	int n = 0;
+	msg[0] = 0;
+	CUDA_CHECK(cudaGetDeviceCount(&n));
+	if (n > 0) {
+		cudaDeviceProp p;
+		CUDA_CHECK(cudaGetDeviceProperties(&p, 0));
+		snprintf(msg, msglen, "%s, sm_%d%d, %.1f GiB", p.name, p.major, p.minor,
+			(double)p.totalGlobalMem / (1024.0 * 1024.0 * 1024.0));
+	}
+	return n;
+}
+
+extern "C" int
+nnc_cuda_selftest(char *msg, size_t msglen)
+{
+	msg[0] = 0;
+	CUDA_CHECK(cudaSetDevice(0));
+	cublasHandle_t blas;
+	CUBLAS_CHECK(cublasCreate(&blas));
+	cudnnHandle_t dnn;
+	cudnnStatus_t s = cudnnCreate(&dnn);
+	if (s != CUDNN_STATUS_SUCCESS) {
+		cublasDestroy(blas);
+		snprintf(msg, msglen, "cudnnCreate failed at %s:%d: %s", __FILE__, __LINE__, cudnnGetErrorString(s));
+		return -1;
+	}
+	CUDNN_CHECK(cudnnDestroy(dnn));
+	CUBLAS_CHECK(cublasDestroy(blas));
+	snprintf(msg, msglen, "cuBLAS and cuDNN %zu handles created on device 0", cudnnGetVersion());
+	return 0;
+}

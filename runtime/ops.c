@@ -1,0 +1,49 @@
+/* Tables generated from the NNC_OPS X-macro rows in ops.h: per-op attribute schemas and the
+ * OpInfo table. Every table here is indexed by Op and sized NOP. */
+#include "runtime/ops.h"
+
+#include <assert.h>
+#include <string.h>
+
+#define A(n, k, r, d, s) {#n, k, r, d, s},
+#define X(name, ...) static const AttrSpec attrs_##name[] = {NNC_ATTRS_##name(A){NULL, AK_INT, 0, 0, NULL}};
+NNC_OPS(X)
+#undef X
+#undef A
+
+#define X(name, mn, mx, fl) \
+	{#name, mn, mx, fl, attrs_##name, (int)(sizeof attrs_##name / sizeof attrs_##name[0]) - 1},
+const OpInfo nnc_ops[NOP] = {NNC_OPS(X)};
+#undef X
+static_assert(sizeof nnc_ops / sizeof nnc_ops[0] == NOP, "op table out of step with the Op enum");
+
+#define A(n, k, r, d, s) +1
+#define X(name, ...) static_assert(0 NNC_ATTRS_##name(A) <= NNC_MAXATTR, "too many attributes: " #name);
+NNC_OPS(X)
+#undef X
+#undef A
+
+Op
+nnc_op_lookup(const char *name)
+{
+	for (int i = 0; i < NOP; i++)
+		if ((nnc_ops[i].flags & OPF_USER) && strcmp(nnc_ops[i].name, name) == 0)
+			return (Op)i;
+	return NOP;
+}
+
+int
+nnc_attr_index(Op op, const char *name)
+{
+	for (int i = 0; i < nnc_ops[op].nattrs; i++)
+		if (strcmp(nnc_ops[op].attrs[i].name, name) == 0)
+			return i;
+	return -1;
+}
+
+const char *
+nnc_attrkind_name(AttrKind k)
+{
+	static const char *names[] = {"int", "int or [h, w]", "float", "bool", "string"};
+	return names[k];
+}

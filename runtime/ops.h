@@ -1,0 +1,127 @@
+/* The op table: one X-macro row per op drives the enum, the names, the arity, the flags and the
+ * attribute schema, for the compiler and the runtime alike. Every other per-op table (shape
+ * inference in compiler/infer.c, and later gradients and kernels) is generated from NNC_OPS and
+ * static_asserts that it has NOP entries, so a row cannot be added without its rule.
+ *
+ * Adding an op: one X row below, one NNC_ATTRS_<name> list, one infer_<name> in compiler/infer.c.
+ * The grammar never changes: every op is called by name, e.g. conv2d(x, 16, kernel=3). */
+#ifndef NNC_OPS_H
+#define NNC_OPS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Flags, one bit each:
+ *   SOURCE   defines a value from nothing (inputs, parameters); no operands
+ *   EFFECT   a root: kept by dead-code elimination even if its result is unused
+ *   NORES    produces no result value
+ *   ELEMWISE output[i] depends only on input[i] of each operand (same shape in, same shape out)
+ *   PARAMS   declares trainable parameters or state (its inference returns ParamDecls)
+ *   MATMUL   multiply-accumulate bound (conv, dense): reported in MAC counts
+ *   USER     callable from .nn source (internal ops such as param/input/output are not) */
+enum {
+	OPF_SOURCE = 1 << 0,
+	OPF_EFFECT = 1 << 1,
+	OPF_NORES = 1 << 2,
+	OPF_ELEMWISE = 1 << 3,
+	OPF_PARAMS = 1 << 4,
+	OPF_MATMUL = 1 << 5,
+	OPF_USER = 1 << 6,
+};
+
+/* Columns: name, min tensor inputs, max tensor inputs (-1: any), flags. */
+#define NNC_OPS(X) \
+	X(input,                 0, 0,  OPF_SOURCE) \
+	X(param,                 0, 0,  OPF_SOURCE) \
+	X(output,                1, 1,  OPF_EFFECT | OPF_NORES) \
+	X(conv2d,                1, 1,  OPF_USER | OPF_PARAMS | OPF_MATMUL) \
+	X(batchnorm,             1, 1,  OPF_USER | OPF_PARAMS) \
+	X(relu,                  1, 1,  OPF_USER | OPF_ELEMWISE) \
+	X(relu6,                 1, 1,  OPF_USER | OPF_ELEMWISE) \
+	X(gelu,                  1, 1,  OPF_USER | OPF_ELEMWISE) \
+	X(tanh,                  1, 1,  OPF_USER | OPF_ELEMWISE) \
+	X(maxpool,               1, 1,  OPF_USER) \
+	X(avgpool,               1, 1,  OPF_USER) \
+	X(global_avgpool,        1, 1,  OPF_USER) \
+	X(dense,                 1, 1,  OPF_USER | OPF_PARAMS | OPF_MATMUL) \
+	X(dropout,               1, 1,  OPF_USER | OPF_ELEMWISE) \
+	X(flatten,               1, 1,  OPF_USER) \
+	X(add,                   2, 2,  OPF_USER | OPF_ELEMWISE) \
+	X(concat,                2, -1, OPF_USER) \
+	X(mul,                   1, 1,  OPF_USER | OPF_ELEMWISE) \
+	X(softmax,               1, 1,  OPF_USER) \
+	X(softmax_cross_entropy, 2, 2,  OPF_USER)
+
+/* Attribute kinds. INT2 is an int or a two-element [h, w] list (kernel, stride, padding). */
+typedef enum { AK_INT, AK_INT2, AK_FLOAT, AK_BOOL, AK_STR } AttrKind;
+
+/* Attribute schemas: A(name, kind, required, numeric default, string default). Positional
+ * arguments after an op's tensor inputs fill its attributes in this order. */
+#define NNC_ATTRS_input(A) \
+	A(name, AK_STR, 1, 0, NULL) A(kind, AK_STR, 1, 0, NULL) A(channels, AK_INT, 0, 0, NULL) \
+	A(height, AK_INT, 0, 0, NULL) A(width, AK_INT, 0, 0, NULL) A(classes, AK_INT, 0, 0, NULL)
+#define NNC_ATTRS_param(A) \
+	A(name, AK_STR, 1, 0, NULL) A(kind, AK_STR, 1, 0, NULL) A(init, AK_STR, 1, 0, NULL) \
+	A(trainable, AK_BOOL, 0, 1, NULL)
+#define NNC_ATTRS_output(A) A(name, AK_STR, 1, 0, NULL)
+#define NNC_ATTRS_conv2d(A) \
+	A(channels, AK_INT, 1, 0, NULL) A(kernel, AK_INT2, 1, 0, NULL) A(stride, AK_INT2, 0, 1, NULL) \
+	A(padding, AK_INT2, 0, 0, NULL) A(groups, AK_INT, 0, 1, NULL) A(bias, AK_BOOL, 0, 1, NULL) \
+	A(weight_init, AK_STR, 0, 0, "he_normal") A(bias_init, AK_STR, 0, 0, "zeros")
+#define NNC_ATTRS_batchnorm(A) \
+	A(momentum, AK_FLOAT, 0, 0.1, NULL) A(eps, AK_FLOAT, 0, 1e-5, NULL) \
+	A(affine, AK_BOOL, 0, 1, NULL) A(frozen_scale, AK_BOOL, 0, 0, NULL) \
+	A(scale_init, AK_STR, 0, 0, "ones") A(shift_init, AK_STR, 0, 0, "zeros")
+#define NNC_ATTRS_relu(A)
+#define NNC_ATTRS_relu6(A)
+#define NNC_ATTRS_gelu(A)
+#define NNC_ATTRS_tanh(A)
+#define NNC_ATTRS_maxpool(A) \
+	A(kernel, AK_INT2, 0, 2, NULL) A(stride, AK_INT2, 0, 0, NULL) A(padding, AK_INT2, 0, 0, NULL)
+#define NNC_ATTRS_avgpool(A) NNC_ATTRS_maxpool(A)
+#define NNC_ATTRS_global_avgpool(A)
+#define NNC_ATTRS_dense(A) \
+	A(units, AK_INT, 1, 0, NULL) A(bias, AK_BOOL, 0, 1, NULL) \
+	A(weight_init, AK_STR, 0, 0, "he_normal") A(bias_init, AK_STR, 0, 0, "zeros")
+#define NNC_ATTRS_dropout(A) A(rate, AK_FLOAT, 0, 0.5, NULL)
+#define NNC_ATTRS_flatten(A)
+#define NNC_ATTRS_add(A)
+#define NNC_ATTRS_concat(A) A(axis, AK_INT, 0, 1, NULL)
+#define NNC_ATTRS_mul(A) A(scale, AK_FLOAT, 1, 0, NULL)
+#define NNC_ATTRS_softmax(A) A(axis, AK_INT, 0, 1, NULL)
+#define NNC_ATTRS_softmax_cross_entropy(A) A(label_smoothing, AK_FLOAT, 0, 0, NULL)
+
+typedef enum {
+#define X(name, ...) OP_##name,
+	NNC_OPS(X)
+#undef X
+	NOP
+} Op;
+
+typedef struct {
+	const char *name;
+	AttrKind kind;
+	bool required;
+	double num; /* default for INT, INT2, FLOAT, BOOL */
+	const char *str; /* default for STR */
+} AttrSpec;
+
+#define NNC_MAXATTR 8
+
+typedef struct {
+	const char *name;
+	int min_in, max_in;
+	unsigned flags;
+	const AttrSpec *attrs;
+	int nattrs;
+} OpInfo;
+
+extern const OpInfo nnc_ops[NOP];
+
+/* Returns the op called NAME among the user-callable ops, or NOP. */
+Op nnc_op_lookup(const char *name);
+/* Returns the index of attribute NAME of OP, or -1. */
+int nnc_attr_index(Op op, const char *name);
+const char *nnc_attrkind_name(AttrKind k);
+
+#endif
