@@ -1,5 +1,5 @@
 /* nnc: the compiler driver. Parses options, runs the pass pipeline on one .nn file and maps the
- * outcome to exit codes: 0 success, 1 errors in the model, 2 bad usage or files, 3 internal
+ * outcome to exit codes: 0 success, 1 errors in the model or its files, 2 bad usage, 3 internal
  * compiler error. Only this file exits. */
 #include <errno.h>
 #include <stdio.h>

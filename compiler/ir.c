@@ -68,6 +68,16 @@ inst_remove(Graph *g, Inst *in)
 		g->head_end = in->prev;
 }
 
+void
+graph_renumber(Graph *g)
+{
+	int n = 0;
+	for (Inst *in = g->first; in; in = in->next)
+		if (in->res)
+			in->res->id = n++;
+	g->nvalues = n;
+}
+
 static AttrVal *
 slot(Inst *in, const char *name)
 {

@@ -73,6 +73,9 @@ Graph *graph_new(Arena *a, const char *name, int batch);
  * has no result. */
 Inst *inst_new(Graph *g, Op op, Loc loc, int nargs, Type t);
 void inst_remove(Graph *g, Inst *in);
+/* Renumbers values 0, 1, 2... in list order (the pipeline does this after every pass so dumps
+ * read top to bottom). */
+void graph_renumber(Graph *g);
 void inst_set_int(Inst *in, const char *attr, int64_t v);
 void inst_set_str(Inst *in, const char *attr, const char *s);
 void inst_set_bool(Inst *in, const char *attr, bool v);

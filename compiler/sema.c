@@ -718,7 +718,11 @@ expand_block(Sema *S, const Node *call, const Node *blk)
 		} else {
 			idx = pos++;
 			if (idx >= nparams) {
-				serr(S, arg->loc, "block '%s' takes %d argument%s, got more", blk->str, nparams, nparams == 1 ? "" : "s");
+				int total = 0;
+				for (const Node *a = call->list; a; a = a->next)
+					total += a->str == NULL;
+				serr(S, arg->loc, "block '%s' takes %d argument%s, got %d", blk->str, nparams, nparams == 1 ? "" : "s",
+					total);
 				diag_note(S->d, blk->loc, "'%s' is defined here", blk->str);
 				return verr;
 			}
@@ -751,7 +755,10 @@ expand_block(Sema *S, const Node *call, const Node *blk)
 				bad = true;
 			bind(S, &f, params[i]->str, v);
 		} else {
+			S->calls = site.up; /* the caller is at fault: no "called from here" note */
 			serr(S, call->loc, "block '%s': missing argument '%s'", blk->str, params[i]->str);
+			diag_note(S->d, blk->loc, "'%s' is defined here", blk->str);
+			S->calls = &site;
 			bad = true;
 		}
 	}
@@ -1293,6 +1300,7 @@ process_items(Sema *S, const SrcFile *f, const Node *items, bool root)
 		case N_MODEL:
 			if (!root) {
 				serr(S, it->loc, "model '%s' is in an imported file; imports may only hold blocks and constants", it->str);
+				diag_note(S->d, S->imports[S->nimports - 1].from, "imported from here");
 				break;
 			}
 			VEC_PUSH(S->a, S->models, S->nmodels, S->capmodels, it);
@@ -1362,7 +1370,7 @@ process_file(Sema *S, const char *path, const Loc *from, bool root)
 	if (S->d->nerrors)
 		return; /* do not evaluate a file that did not parse */
 	if (root && !items) {
-		diag_file_error(S->d, path, "%s: no model defined (expected `model NAME { ... }`)", f->len ? "no items" : "empty file");
+		diag_file_error(S->d, path, "%s (expected `model NAME { ... }`)", f->len ? "no model defined" : "empty file");
 		return;
 	}
 	S->imports[S->nimports++] = (ImportEntry){r, from ? *from : (Loc){0}};

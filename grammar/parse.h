@@ -6,6 +6,8 @@
 
 #include "grammar/ast.h"
 
+enum { PARSE_MAX_OPEN = 64 };
+
 typedef struct {
 	Arena *arena;
 	Diag *diag;
@@ -14,6 +16,7 @@ typedef struct {
 	NodeList items;
 	/* scanner state */
 	int paren;     /* depth of ( and [ : newlines inside them are not statement ends */
+	Loc open[PARSE_MAX_OPEN]; /* where the innermost open brackets were opened */
 	int last;      /* previous token, for newline-as-semicolon insertion */
 	size_t off;    /* byte offset of the next character */
 	int line, col; /* of the next character */

@@ -9,7 +9,7 @@
  * never raise the count. */
 %define api.pure full
 %define api.location.type {Loc}
-%define parse.error detailed
+%define parse.error custom
 %define parse.lac full
 %locations
 %expect 0
@@ -117,7 +117,8 @@ item
 	}
 	| MODEL IDENT body { $$ = mk(ctx, N_MODEL, @2); $$->str = $2; $$->list = $3->list; fin(ctx, $$); }
 	| SEMI { $$ = NULL; }
-	| error SEMI { $$ = NULL; yyerrok; }
+	| error SEMI { $$ = NULL; }
+	| error body { $$ = NULL; }
 	;
 
 /* params: [param (',' param)* [',']] ; param: NAME ['=' expr] */
@@ -155,7 +156,8 @@ stmt
 		$$ = mk(ctx, N_FOR, @1); $$->kid[0] = $2; $$->kid[1] = $4; $$->list = $5->list; fin(ctx, $$);
 	}
 	| SEMI { $$ = NULL; }
-	| error SEMI { $$ = NULL; yyerrok; }
+	| error SEMI { $$ = NULL; }
+	| error body { $$ = NULL; }
 	;
 
 loopvars
@@ -275,6 +277,56 @@ exprlist
 	;
 
 %%
+
+/* A token's name for messages: keywords and punctuation quoted, token classes bare. */
+static const char *
+symname(yysymbol_kind_t k, char *buf, size_t n)
+{
+	const char *s = yysymbol_name(k);
+	size_t len = strlen(s);
+	if (len >= 2 && s[0] == '"' && s[len - 1] == '"') {
+		s++;
+		len -= 2;
+	}
+	static const char *classes[] = {"identifier", "integer", "float", "string", "end of statement", "end of file",
+		"invalid token"};
+	for (size_t i = 0; i < sizeof classes / sizeof classes[0]; i++)
+		if (strlen(classes[i]) == len && strncmp(classes[i], s, len) == 0)
+			return classes[i];
+	if (s[0] == '\'')
+		snprintf(buf, n, "%.*s", (int)len, s);
+	else
+		snprintf(buf, n, "'%.*s'", (int)len, s);
+	return buf;
+}
+
+/* "syntax error: unexpected X, expecting A, B or C", plus a note at an unclosed bracket when
+ * the error is on a later line (the usual cause: a missing ')' swallows the newline). */
+static int
+yyreport_syntax_error(const yypcontext_t *yyctx, void *scanner, ParseCtx *ctx)
+{
+	(void)scanner;
+	enum { MAXEXP = 5 };
+	char msg[512], b[64];
+	yysymbol_kind_t exp[MAXEXP];
+	const Loc *loc = yypcontext_location(yyctx);
+	int k = snprintf(msg, sizeof msg, "syntax error: unexpected %s", symname(yypcontext_token(yyctx), b, sizeof b));
+	int n = yypcontext_expected_tokens(yyctx, NULL, 0);
+	if (n > 0 && n <= MAXEXP && yypcontext_expected_tokens(yyctx, exp, MAXEXP) == n) {
+		for (int i = 0; i < n && k > 0 && (size_t)k < sizeof msg; i++)
+			k += snprintf(msg + k, sizeof msg - (size_t)k, "%s%s", i == 0 ? ", expecting " : i == n - 1 ? " or " : ", ",
+				symname(exp[i], b, sizeof b));
+	}
+	if (yypcontext_token(yyctx) == YYSYMBOL_ELSE && k > 0 && (size_t)k < sizeof msg)
+		snprintf(msg + k, sizeof msg - (size_t)k, " (`else` goes on the same line as the `}` before it)");
+	diag_error(ctx->diag, *loc, "%s", msg);
+	if (ctx->paren > 0 && ctx->paren <= PARSE_MAX_OPEN) {
+		const Loc *open = &ctx->open[ctx->paren - 1];
+		if (open->line < loc->line)
+			diag_note(ctx->diag, *open, "'%c' opened here is not closed", open->file->text[open->off]);
+	}
+	return 0;
+}
 
 void
 yyerror(Loc *lloc, void *scanner, ParseCtx *ctx, const char *msg)

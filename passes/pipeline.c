@@ -94,6 +94,7 @@ pipeline_run(Arena *a, Diag *d, const SemaOpts *so, const PipelineOpts *po, Grap
 	for (int i = 0; i < nnc_npasses; i++) {
 		if (nnc_passes[i].run && !nnc_passes[i].run(g, d))
 			return d->nerrors ? NNC_EUSER : NNC_EINTERNAL;
+		graph_renumber(g);
 		if (!ir_verify(g, d, nnc_passes[i].name))
 			return NNC_EINTERNAL;
 		if (!dump(g, d, po, i, nnc_passes[i].name))
