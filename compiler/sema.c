@@ -1314,7 +1314,8 @@ process_items(Sema *S, const SrcFile *f, const Node *items, bool root)
 static void
 process_file(Sema *S, const char *path, const Loc *from, bool root)
 {
-	char *real = realpath(path, NULL);
+	/* In-memory sources (tests, fuzzing) need not exist on disk. */
+	char *real = root && S->o->source ? strdup(path) : realpath(path, NULL);
 	if (!real) {
 		if (from)
 			serr(S, *from, "cannot import '%s': %s", path, strerror(errno));

@@ -95,7 +95,7 @@ phase_fuzz() {
 		grep -E '^SUMMARY:|ERROR: libFuzzer|==ERROR:' "$log" >&2 || true
 		if [ -n "$found" ]; then
 			echo "test: reproducer file(s):" >&2
-			echo "$found" | sed 's/^/    /' >&2
+			find "$artifacts" -type f -printf '    %p\n' | sort >&2
 			echo "test: reproduce with: (cd build-fuzz/run && ../fuzz_frontend FILE)" >&2
 		else
 			echo "test: no reproducer file was written; see build-fuzz/fuzz.log" >&2
