@@ -26,6 +26,7 @@ static const char usage_main[] =
 	"  compile   run the whole pass pipeline (dump the IR after any pass)\n"
 	"  stats     per-layer table: output shape, parameters, MACs, activation bytes\n"
 	"  passes    list the passes of the pipeline\n"
+	"  ops       list the ops callable from .nn files, with their arguments\n"
 	"  version   print the version and the backends built in\n"
 	"  help      show this help, or `nnc help COMMAND`\n"
 	"\n"
@@ -165,6 +166,37 @@ parse_args(Options *o, int argc, char **argv)
 	return -1;
 }
 
+/* The op reference, straight from the op table. */
+static int
+cmd_ops(void)
+{
+	for (int i = 0; i < NOP; i++) {
+		const OpInfo *oi = &nnc_ops[i];
+		if (!(oi->flags & OPF_USER))
+			continue;
+		printf("%s(", oi->name);
+		if (oi->max_in < 0)
+			printf("x1, x2, ...");
+		else
+			for (int k = 0; k < oi->max_in; k++)
+				printf("%sx%d", k ? ", " : "", k + 1);
+		for (int k = 0; k < oi->nattrs; k++) {
+			const AttrSpec *a = &oi->attrs[k];
+			printf(", %s", a->name);
+			if (a->required)
+				continue;
+			switch (a->kind) {
+			case AK_STR: printf("=\"%s\"", a->str); break;
+			case AK_BOOL: printf("=%s", a->num != 0 ? "true" : "false"); break;
+			case AK_FLOAT: printf("=%g", a->num); break;
+			default: printf("=%lld", (long long)a->num); break;
+			}
+		}
+		printf(")\n");
+	}
+	return 0;
+}
+
 static int
 cmd_version(void)
 {
@@ -194,6 +226,8 @@ main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0)
 		return cmd_version();
+	if (strcmp(cmd, "ops") == 0)
+		return cmd_ops();
 	if (strcmp(cmd, "passes") == 0) {
 		for (int i = 0; i < nnc_npasses; i++)
 			printf("%-8s %s\n", nnc_passes[i].name, nnc_passes[i].doc);

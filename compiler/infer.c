@@ -32,10 +32,16 @@ arg_t(const Inst *in, int i)
 	return &in->args[i]->type;
 }
 
+/* He (Kaiming) and Xavier (Glorot) initializers use fan-in / fan-out of the weight;
+ * torch_default is PyTorch's default for conv and dense layers (kaiming_uniform with a = sqrt(5)
+ * for weights, uniform(+-1/sqrt(fan_in)) for biases). */
+const char *const nnc_initializers[] = {"zeros", "ones", "he_normal", "he_uniform", "xavier_normal",
+	"xavier_uniform", "torch_default", NULL};
+
 static void
-declare(InferResult *r, const char *suffix, Type t, const char *init, bool trainable)
+declare(InferResult *r, const char *suffix, const char *kind, Type t, const char *init, bool trainable)
 {
-	r->params[r->nparams++] = (ParamDecl){suffix, t, init, trainable};
+	r->params[r->nparams++] = (ParamDecl){suffix, kind, t, init, trainable};
 }
 
 static bool
@@ -130,9 +136,9 @@ infer_conv2d(const Inst *in, int batch, InferResult *r)
 		return false;
 	r->out = type_make(x->dtype, LY_NCHW, 4, d);
 	int64_t w[4] = {cout, cin / g, k->i[0], k->i[1]};
-	declare(r, "weight", type_make(x->dtype, LY_OIHW, 4, w), attr_s(in, "weight_init"), true);
+	declare(r, "weight", "weight", type_make(x->dtype, LY_OIHW, 4, w), attr_s(in, "weight_init"), true);
 	if (attr_i(in, "bias"))
-		declare(r, "bias", type_make(x->dtype, LY_C, 1, &cout), attr_s(in, "bias_init"), true);
+		declare(r, "bias", "bias", type_make(x->dtype, LY_C, 1, &cout), attr_s(in, "bias_init"), true);
 	r->macs = cout * (cin / g) * k->i[0] * k->i[1] * d[2] * d[3];
 	return true;
 }
@@ -153,13 +159,14 @@ infer_batchnorm(const Inst *in, int batch, InferResult *r)
 	int64_t c = x->dim[1];
 	r->out = *x;
 	if (attr_i(in, "affine")) {
-		declare(r, "scale", type_make(x->dtype, LY_C, 1, &c), attr_s(in, "scale_init"), !attr_i(in, "frozen_scale"));
-		declare(r, "shift", type_make(x->dtype, LY_C, 1, &c), attr_s(in, "shift_init"), true);
+		declare(r, "weight", "scale", type_make(x->dtype, LY_C, 1, &c), attr_s(in, "scale_init"),
+			!attr_i(in, "frozen_scale"));
+		declare(r, "bias", "shift", type_make(x->dtype, LY_C, 1, &c), attr_s(in, "shift_init"), true);
 	} else if (attr_i(in, "frozen_scale")) {
 		return fail(r, "batchnorm: frozen_scale needs affine=true (there is no scale to freeze)");
 	}
-	declare(r, "running_mean", type_make(x->dtype, LY_C, 1, &c), "zeros", false);
-	declare(r, "running_var", type_make(x->dtype, LY_C, 1, &c), "ones", false);
+	declare(r, "running_mean", "running_mean", type_make(x->dtype, LY_C, 1, &c), "zeros", false);
+	declare(r, "running_var", "running_var", type_make(x->dtype, LY_C, 1, &c), "ones", false);
 	return true;
 }
 
@@ -228,9 +235,9 @@ infer_dense(const Inst *in, int batch, InferResult *r)
 		return fail(r, "dense: units must be positive, got %lld", (long long)units);
 	int64_t d[2] = {x->dim[0], units}, w[2] = {units, f};
 	r->out = type_make(x->dtype, LY_NC, 2, d);
-	declare(r, "weight", type_make(x->dtype, LY_OI, 2, w), attr_s(in, "weight_init"), true);
+	declare(r, "weight", "weight", type_make(x->dtype, LY_OI, 2, w), attr_s(in, "weight_init"), true);
 	if (attr_i(in, "bias"))
-		declare(r, "bias", type_make(x->dtype, LY_C, 1, &units), attr_s(in, "bias_init"), true);
+		declare(r, "bias", "bias", type_make(x->dtype, LY_C, 1, &units), attr_s(in, "bias_init"), true);
 	r->macs = units * f;
 	return true;
 }
@@ -345,9 +352,30 @@ static InferFn *const rules[NOP] = {NNC_OPS(X)};
 #undef X
 static_assert(sizeof rules / sizeof rules[0] == NOP, "an op has no inference rule");
 
+static bool
+known_init(const char *s)
+{
+	for (int i = 0; nnc_initializers[i]; i++)
+		if (strcmp(nnc_initializers[i], s) == 0)
+			return true;
+	return false;
+}
+
 bool
 infer_inst(const Inst *in, int batch, InferResult *r)
 {
 	memset(r, 0, sizeof *r);
-	return rules[in->op](in, batch, r);
+	if (!rules[in->op](in, batch, r))
+		return false;
+	for (int i = 0; i < r->nparams; i++)
+		if (!known_init(r->params[i].init)) {
+			int k = snprintf(r->err, sizeof r->err, "%s: unknown initializer '%s' for the %s (known:", nnc_ops[in->op].name,
+				r->params[i].init, r->params[i].kind);
+			for (int j = 0; nnc_initializers[j] && k > 0 && (size_t)k < sizeof r->err; j++)
+				k += snprintf(r->err + k, sizeof r->err - (size_t)k, " %s", nnc_initializers[j]);
+			if (k > 0 && (size_t)k < sizeof r->err)
+				snprintf(r->err + k, sizeof r->err - (size_t)k, ")");
+			return false;
+		}
+	return true;
 }

@@ -13,7 +13,8 @@
 enum { NNC_MAXPARAMS = 4 };
 
 typedef struct {
-	const char *suffix; /* "weight", "bias", "scale", "shift", "running_mean", "running_var" */
+	const char *suffix; /* last name component, as PyTorch names it: "weight", "bias", "running_mean"... */
+	const char *kind;   /* role: "weight", "bias", "scale", "shift", "running_mean", "running_var" */
 	Type type;
 	const char *init;
 	bool trainable;
@@ -26,6 +27,9 @@ typedef struct {
 	int64_t macs;
 	char err[512];
 } InferResult;
+
+/* Initializers a parameter may name (weight_init=..., bias_init=...), NULL-terminated. */
+extern const char *const nnc_initializers[];
 
 /* IN's first in->nin operands must be set; BATCH is the graph's batch size. */
 bool infer_inst(const Inst *in, int batch, InferResult *r);

@@ -432,7 +432,14 @@ eval_label(Sema *S, const Node *lab)
 			char *var = arena_strndup(S->a, p + 1, (size_t)(end - p - 1));
 			SVal *v = lookup(S, var);
 			if (!v) {
-				serr(S, lab->loc, "unknown name '%s' in name \"%s\"", var, lab->str);
+				bool ident = *var && !(*var >= '0' && *var <= '9');
+				for (const char *q = var; *q; q++)
+					ident &= (*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') || *q == '_';
+				if (ident)
+					serr(S, lab->loc, "unknown name '%s' in name \"%s\"", var, lab->str);
+				else
+					serr(S, lab->loc, "'{%s}' in name \"%s\": only a variable can be interpolated; compute it first, "
+						"e.g. k = ...", var, lab->str);
 				return NULL;
 			}
 			if (v->k == V_INT)
@@ -644,7 +651,7 @@ emit_op(Sema *S, const Node *call, Op op, const char *lhs)
 		Inst *p = inst_new(S->g, OP_param, call->loc, 0, pd->type);
 		p->scope = arena_printf(S->a, "%s.%s", in->scope, pd->suffix);
 		inst_set_str(p, "name", p->scope);
-		inst_set_str(p, "kind", pd->suffix);
+		inst_set_str(p, "kind", pd->kind);
 		inst_set_str(p, "init", pd->init);
 		inst_set_bool(p, "trainable", pd->trainable);
 		in->args[in->nargs++] = p->res;
@@ -736,6 +743,10 @@ expand_block(Sema *S, const Node *call, const Node *blk)
 	}
 	if (bad)
 		return verr;
+	/* The label interpolates the caller's variables, and its errors are the caller's. */
+	const char *label = NULL;
+	if (call->kid[0] && !(label = eval_label(S, call->kid[0])))
+		return verr;
 
 	Frame f, *saved_frame = S->frame;
 	frame_init(S, &f);
@@ -762,11 +773,8 @@ expand_block(Sema *S, const Node *call, const Node *blk)
 			bad = true;
 		}
 	}
-	if (!bad && call->kid[0]) {
-		S->frame = saved_frame; /* labels interpolate the caller's variables */
-		const char *label = eval_label(S, call->kid[0]);
-		S->frame = &f;
-		if (!label || !claim(S, qualify(S, label), call->kid[0]->loc))
+	if (!bad && label) {
+		if (!claim(S, qualify(S, label), call->kid[0]->loc))
 			bad = true;
 		else
 			S->prefix = qualify(S, label);

@@ -77,7 +77,7 @@ check_inst(Check *c, const Inst *in, const unsigned char *defined, StrMap *names
 	for (int i = 0; i < r.nparams; i++) {
 		const Value *p = in->args[in->nin + i];
 		if (p->def->op != OP_param || !type_eq(&p->type, &r.params[i].type) ||
-		    strcmp(attr_s(p->def, "kind"), r.params[i].suffix) != 0 ||
+		    strcmp(attr_s(p->def, "kind"), r.params[i].kind) != 0 ||
 		    attr_i(p->def, "trainable") != r.params[i].trainable)
 			bad(c, in, "parameter operand %d (%%%d) does not match its declaration '%s'", i, p->id, r.params[i].suffix);
 	}

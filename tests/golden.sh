@@ -2,7 +2,7 @@
 # Golden tests, cproc/jq style. Run in tests/golden as: golden.sh [--update] PATH/TO/nnc
 #   x.nn + x.err : `nnc check x.nn` must exit 1 and print exactly x.err on stderr
 #   x.nn + x.ir  : `nnc compile --batch 2 --dump-ir=all x.nn` must exit 0 and print x.ir
-#                  (stdout and stderr together: warnings come first)
+#                  (stderr, i.e. warnings and the summary line, then stdout)
 #   x.nn + x.stats : `nnc stats --batch 2 x.nn` must exit 0 and print x.stats
 # With --update, every expectation is rewritten from the compiler's output (a new x.nn gets
 # x.err if it fails to check, else x.ir); review the result with `git diff tests/golden`.
@@ -13,7 +13,7 @@ nnc=${1:?usage: golden.sh [--update] PATH/TO/nnc}
 case $nnc in /*) ;; *) nnc=$(pwd)/$nnc ;; esac
 pass=0 fail=0
 tmp=$(mktemp) || exit 2
-trap 'rm -f "$tmp"' EXIT
+trap 'rm -f "$tmp" "$tmp.out"' EXIT
 for src in *.nn; do
 	base=${src%.nn}
 	if [ -f "$base.err" ]; then mode=err
@@ -27,9 +27,10 @@ for src in *.nn; do
 	fi
 	case $mode in
 	err) timeout 20 "$nnc" check "$src" >/dev/null 2>"$tmp"; rc=$?; want=1 ;;
-	ir) timeout 20 "$nnc" compile --batch 2 --dump-ir=all "$src" >"$tmp" 2>&1; rc=$?; want=0 ;;
-	stats) timeout 20 "$nnc" stats --batch 2 "$src" >"$tmp" 2>&1; rc=$?; want=0 ;;
+	ir) timeout 20 "$nnc" compile --batch 2 --dump-ir=all "$src" >"$tmp.out" 2>"$tmp"; rc=$?; want=0 ;;
+	stats) timeout 20 "$nnc" stats --batch 2 "$src" >"$tmp.out" 2>"$tmp"; rc=$?; want=0 ;;
 	esac
+	[ $mode = err ] || { cat "$tmp.out" >>"$tmp"; rm -f "$tmp.out"; }
 	if [ $update = 1 ]; then
 		cp "$tmp" "$base.$mode"
 		[ $rc = $want ] || echo "note: $src exited $rc (expected $want for .$mode)"
