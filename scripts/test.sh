@@ -70,8 +70,8 @@ phase_fuzz() {
 		cp "$f" "$corpus/$(echo "$f" | tr / _)"
 		n=$((n + 1))
 	done
-	# The fuzzer runs in a scratch directory: the target creates its fake root file fuzz.nn
-	# there, and imports in inputs resolve against it (lib/ lets the seed models' imports work).
+	# The fuzzer runs in a scratch directory, against which imports in its inputs resolve
+	# (a copy of models/lib/ there lets the seed models' `import "lib/resnet.nn"` work).
 	local work="$ROOT/build-fuzz/run" artifacts="$ROOT/build-fuzz/artifacts"
 	local log="$ROOT/build-fuzz/fuzz.log"
 	rm -rf "$work" "$artifacts"

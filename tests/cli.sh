@@ -69,6 +69,10 @@ expect two-models 1 "more than one model" -- "$nnc" check "$tmp/two.nn"
 expect pick-model 0 "relu" -- "$nnc" compile --model b --dump-ir=dce "$tmp/two.nn"
 expect no-such-model 1 "no model named 'c'" -- "$nnc" check --model c "$tmp/two.nn"
 
+# --- the README's examples ---------------------------------------------------------------------
+expect example-first 0 "compiled model 'first'" -- "$nnc" compile examples/first.nn
+expect example-broken 1 "2 errors generated" -- "$nnc" check examples/broken.nn
+
 # --- hostile inputs --------------------------------------------------------------------------------
 # A valid 10 MB file: 400,000 constants, then a model that uses the last one.
 awk 'BEGIN { for (i = 0; i < 400000; i++) printf "c%d = %d * 2 + 1 # padding\n", i, i;
