@@ -1348,12 +1348,22 @@ process_file(Sema *S, const char *path, const Loc *from, bool root)
 		return;
 	}
 	strmap_put(&S->loaded, r, (void *)r);
+	/* Only regular files of sane size: /dev/zero or a FIFO must not hang or exhaust nnc. */
 	struct stat st;
-	if (stat(r, &st) == 0 && S_ISDIR(st.st_mode)) {
+	const char *why = NULL;
+	if (!(root && S->o->source) && stat(r, &st) == 0) {
+		if (S_ISDIR(st.st_mode))
+			why = "it is a directory, not a .nn file";
+		else if (!S_ISREG(st.st_mode))
+			why = "it is not a regular file";
+		else if (st.st_size > SRC_MAX_BYTES)
+			why = arena_printf(S->a, "it is larger than %d MB", SRC_MAX_BYTES >> 20);
+	}
+	if (why) {
 		if (from)
-			serr(S, *from, "cannot import '%s': it is a directory", path);
+			serr(S, *from, "cannot import '%s': %s", path, why);
 		else
-			diag_file_error(S->d, path, "is a directory, not a .nn file");
+			diag_file_error(S->d, path, "%s", why);
 		return;
 	}
 	SrcFile *f;

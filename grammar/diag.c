@@ -155,6 +155,12 @@ src_load(Arena *a, const char *path)
 		len += n;
 		if (n == 0)
 			break;
+		if (len > SRC_MAX_BYTES) {
+			free(buf);
+			fclose(fp);
+			errno = EFBIG;
+			return NULL;
+		}
 		if (len == cap) {
 			char *nb = realloc(buf, cap * 2);
 			if (!nb)

@@ -39,7 +39,11 @@ void diag_note(Diag *d, Loc loc, const char *fmt, ...) __attribute__((format(pri
 /* An error about a whole file (cannot open, not text...): "path: error: message". */
 void diag_file_error(Diag *d, const char *path, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* Loads PATH into the arena. Returns NULL (leaving errno) if it cannot be read. */
+/* Source files larger than this are refused (also while reading, for files whose size lies). */
+enum { SRC_MAX_BYTES = 64 << 20 };
+
+/* Loads PATH into the arena. Returns NULL (leaving errno; EFBIG past SRC_MAX_BYTES) if it
+ * cannot be read. */
 SrcFile *src_load(Arena *a, const char *path);
 SrcFile *src_from_buffer(Arena *a, const char *path, const char *data, size_t len);
 /* The span from the start of A to the end of B. */

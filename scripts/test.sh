@@ -90,9 +90,12 @@ phase_fuzz() {
 	local found
 	found=$(find "$artifacts" -type f 2>/dev/null | sort)
 	if [ "$rc" -ne 0 ] || [ -n "$found" ]; then
-		echo "test: FUZZER FOUND A PROBLEM (exit status $rc); the end of build-fuzz/fuzz.log:" >&2
-		tail -n 60 "$log" >&2
-		grep -E '^SUMMARY:|ERROR: libFuzzer|==ERROR:' "$log" >&2 || true
+		echo "test: FUZZER FOUND A PROBLEM (exit status $rc); the report from build-fuzz/fuzz.log:" >&2
+		# From the first error line on, without ASan's shadow-memory dump, at most 80 lines.
+		awk '/ERROR:|runtime error:|ALARM:/ { on = 1 }
+			/^Shadow bytes around/ { skip = 1 } /==ABORTING/ { skip = 0 }
+			on && !skip' "$log" | head -n 80 >&2 || true
+		grep -E '^SUMMARY:' "$log" >&2 || true
 		if [ -n "$found" ]; then
 			echo "test: reproducer file(s):" >&2
 			find "$artifacts" -type f -printf '    %p\n' | sort >&2

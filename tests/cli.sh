@@ -42,6 +42,9 @@ expect missing-value 2 "needs a value" -- "$nnc" check models/tiny.nn --batch
 expect bad-dump 2 "unknown pass 'parse'" -- "$nnc" compile --dump-ir=sema,parse models/tiny.nn
 expect missing-file 1 "no-such.nn: error: cannot open: No such file or directory" -- "$nnc" check "$tmp/no-such.nn"
 expect directory 1 "is a directory" -- "$nnc" check models
+expect device 1 "not a regular file" -- "$nnc" check /dev/zero
+printf 'import "/dev/zero"\nmodel m {\n    input x: image[3, 8, 8]\n    output x\n}\n' >"$tmp/devzero.nn"
+expect import-device 1 "cannot import '/dev/zero': it is not a regular file" -- "$nnc" check "$tmp/devzero.nn"
 expect version 0 "backends: cpu" -- "$nnc" version
 expect passes 0 "dce" -- "$nnc" passes
 
