@@ -1161,14 +1161,11 @@ exec_stmt(Sema *S, const Node *n)
 		break;
 	}
 	case N_INPUT:
-		if (S->calls)
-			serr(S, n->loc, "inputs can only be declared in a model, not in a block");
-		else
-			exec_input(S, n);
-		break;
 	case N_OUTPUT:
 		if (S->calls)
-			serr(S, n->loc, "outputs can only be declared in a model, not in a block");
+			serr(S, n->loc, "%ss can only be declared in a model, not in a block", n->kind == N_INPUT ? "input" : "output");
+		else if (n->kind == N_INPUT)
+			exec_input(S, n);
 		else
 			exec_output(S, n);
 		break;

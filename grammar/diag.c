@@ -60,58 +60,44 @@ excerpt(Diag *d, Loc loc)
 	fputc('\n', d->out);
 }
 
+typedef enum { K_ERROR, K_WARNING, K_NOTE } Kind;
+
+/* Counts and prints one diagnostic; errors past DIAG_MAX_ERRORS stop the engine. */
 static void
-report(Diag *d, Loc loc, const char *kind, const char *fmt, va_list ap)
+report(Diag *d, Loc loc, Kind kind, const char *fmt, va_list ap)
 {
+	static const char *names[] = {"error", "warning", "note"};
+	if (d->stop)
+		return;
+	if (kind == K_ERROR && d->nerrors == DIAG_MAX_ERRORS) {
+		fprintf(d->out, "nnc: too many errors (%d); stopping\n", DIAG_MAX_ERRORS);
+		d->stop = true;
+		return;
+	}
+	d->nerrors += kind == K_ERROR;
+	d->nwarnings += kind == K_WARNING;
 	if (loc.file)
-		fprintf(d->out, "%s:%d:%d: %s: ", loc.file->path, loc.line, loc.col, kind);
+		fprintf(d->out, "%s:%d:%d: %s: ", loc.file->path, loc.line, loc.col, names[kind]);
 	else
-		fprintf(d->out, "nnc: %s: ", kind);
+		fprintf(d->out, "nnc: %s: ", names[kind]);
 	vfprintf(d->out, fmt, ap);
 	fputc('\n', d->out);
 	if (loc.file)
 		excerpt(d, loc);
 }
 
-void
-diag_error(Diag *d, Loc loc, const char *fmt, ...)
-{
-	if (d->stop)
-		return;
-	if (d->nerrors == DIAG_MAX_ERRORS) {
-		fprintf(d->out, "nnc: too many errors (%d); stopping\n", DIAG_MAX_ERRORS);
-		d->stop = true;
-		return;
+/* The three public entry points differ only in their kind. */
+#define DIAG_ENTRY(name, kind)                                  \
+	void name(Diag *d, Loc loc, const char *fmt, ...)           \
+	{                                                           \
+		va_list ap;                                             \
+		va_start(ap, fmt);                                      \
+		report(d, loc, kind, fmt, ap);                          \
+		va_end(ap);                                             \
 	}
-	d->nerrors++;
-	va_list ap;
-	va_start(ap, fmt);
-	report(d, loc, "error", fmt, ap);
-	va_end(ap);
-}
-
-void
-diag_warning(Diag *d, Loc loc, const char *fmt, ...)
-{
-	if (d->stop)
-		return;
-	d->nwarnings++;
-	va_list ap;
-	va_start(ap, fmt);
-	report(d, loc, "warning", fmt, ap);
-	va_end(ap);
-}
-
-void
-diag_note(Diag *d, Loc loc, const char *fmt, ...)
-{
-	if (d->stop)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	report(d, loc, "note", fmt, ap);
-	va_end(ap);
-}
+DIAG_ENTRY(diag_error, K_ERROR)
+DIAG_ENTRY(diag_warning, K_WARNING)
+DIAG_ENTRY(diag_note, K_NOTE) /* notes attach to the diagnostic before them; not counted */
 
 void
 diag_file_error(Diag *d, const char *path, const char *fmt, ...)
