@@ -20,6 +20,21 @@ fail(InferResult *r, const char *fmt, ...)
 	return false;
 }
 
+/* Tensors and MAC counts are bounded so that no size arithmetic can overflow int64. */
+enum { MAX_ELEMS_LOG2 = 40 };
+
+/* Product of N factors, or -1 if it exceeds 2^MAX_ELEMS_LOG2 (or a factor is negative). */
+static int64_t
+bounded_product(int n, const int64_t *f)
+{
+	int64_t p = 1;
+	for (int i = 0; i < n; i++) {
+		if (f[i] < 0 || __builtin_mul_overflow(p, f[i], &p) || p > ((int64_t)1 << MAX_ELEMS_LOG2))
+			return -1;
+	}
+	return p;
+}
+
 static const char *
 ts(const Value *v, char *buf)
 {
@@ -107,6 +122,8 @@ window(const char *op, const char *what, int64_t n, int64_t k, int64_t s, int64_
 	if (k <= 0 || s <= 0 || p < 0)
 		return fail(r, "%s: %s needs kernel > 0, stride > 0 and padding >= 0 (got kernel %lld, stride %lld, padding %lld)",
 			op, what, (long long)k, (long long)s, (long long)p);
+	if (k > ((int64_t)1 << 30) || s > ((int64_t)1 << 30) || p > ((int64_t)1 << 30))
+		return fail(r, "%s: kernel, stride and padding must be at most 2^30", op);
 	if (n + 2 * p < k)
 		return fail(r, "%s: kernel %lld is larger than the padded %s %lld", op, (long long)k, what, (long long)(n + 2 * p));
 	*out = (n + 2 * p - k) / s + 1;
@@ -139,7 +156,8 @@ infer_conv2d(const Inst *in, int batch, InferResult *r)
 	declare(r, "weight", "weight", type_make(x->dtype, LY_OIHW, 4, w), attr_s(in, "weight_init"), true);
 	if (attr_i(in, "bias"))
 		declare(r, "bias", "bias", type_make(x->dtype, LY_C, 1, &cout), attr_s(in, "bias_init"), true);
-	r->macs = cout * (cin / g) * k->i[0] * k->i[1] * d[2] * d[3];
+	int64_t f[6] = {cout, cin / g, k->i[0], k->i[1], d[2], d[3]};
+	r->macs = bounded_product(6, f);
 	return true;
 }
 
@@ -238,7 +256,7 @@ infer_dense(const Inst *in, int batch, InferResult *r)
 	declare(r, "weight", "weight", type_make(x->dtype, LY_OI, 2, w), attr_s(in, "weight_init"), true);
 	if (attr_i(in, "bias"))
 		declare(r, "bias", "bias", type_make(x->dtype, LY_C, 1, &units), attr_s(in, "bias_init"), true);
-	r->macs = units * f;
+	r->macs = bounded_product(2, w);
 	return true;
 }
 
@@ -367,6 +385,12 @@ infer_inst(const Inst *in, int batch, InferResult *r)
 	memset(r, 0, sizeof *r);
 	if (!rules[in->op](in, batch, r))
 		return false;
+	if (r->macs < 0 || (r->out.rank && bounded_product(r->out.rank, r->out.dim) < 0))
+		return fail(r, "%s: result too large (over 2^%d elements or MACs)", nnc_ops[in->op].name, MAX_ELEMS_LOG2);
+	for (int i = 0; i < r->nparams; i++)
+		if (bounded_product(r->params[i].type.rank, r->params[i].type.dim) < 0)
+			return fail(r, "%s: %s too large (over 2^%d elements)", nnc_ops[in->op].name, r->params[i].suffix,
+				MAX_ELEMS_LOG2);
 	for (int i = 0; i < r->nparams; i++)
 		if (!known_init(r->params[i].init)) {
 			int k = snprintf(r->err, sizeof r->err, "%s: unknown initializer '%s' for the %s (known:", nnc_ops[in->op].name,

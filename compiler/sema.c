@@ -277,8 +277,14 @@ b_range(Sema *S, const Node *call, SVal *a, int n)
 	}
 	SVal r = {.k = V_LIST, .n = (int)len};
 	r.items = arena_alloc(S->a, (size_t)(len ? len : 1) * sizeof *r.items);
-	for (long i = 0; i < len; i++)
-		r.items[i] = mkint(lo + (int64_t)i * step);
+	int64_t v = lo;
+	for (long i = 0; i < len; i++) {
+		r.items[i] = mkint(v);
+		if (i + 1 < len && __builtin_add_overflow(v, step, &v)) {
+			serr(S, call->loc, "range() overflows int64");
+			return verr;
+		}
+	}
 	return r;
 }
 
@@ -659,24 +665,22 @@ emit_op(Sema *S, const Node *call, Op op, const char *lhs)
 	return (SVal){.k = V_TENSOR, .t = in->res};
 }
 
-/* Emits a binary tensor op for `a + b` or `x * c` (mul by a constant). */
+/* Emits the op behind an operator: `a + b` (add) or `x * c`, `x / c` (mul by a constant). */
 static SVal
-emit_simple(Sema *S, Op op, Loc loc, Value *a, Value *b, double scale)
+emit_operator(Sema *S, Op op, Loc loc, Value *a, Value *b, double scale)
 {
-	Node call = {.kind = N_CALL, .loc = loc, .str = nnc_ops[op].name};
 	Inst *in = inst_new(S->g, op, loc, b ? 2 : 1, (Type){0});
 	in->args[0] = a;
 	if (b)
 		in->args[1] = b;
-	if (op == OP_mul) {
+	if (op == OP_mul)
 		in->attr[nnc_attr_index(OP_mul, "scale")] = (AttrVal){.set = true, .f = scale};
-	}
 	inst_apply_defaults(in);
 	in->scope = S->prefix;
 	InferResult r;
 	if (!infer_inst(in, S->g->batch, &r)) {
 		inst_remove(S->g, in);
-		serr(S, call.loc, "%s", r.err);
+		serr(S, loc, "%s", r.err);
 		return verr;
 	}
 	in->res->type = r.out;
@@ -854,15 +858,15 @@ arith(Sema *S, const Node *n, SVal a, SVal b)
 	const char *sym = op == IDIV ? "//" : arena_printf(S->a, "%c", op);
 	if (a.k == V_TENSOR || b.k == V_TENSOR) {
 		if (op == '+' && a.k == V_TENSOR && b.k == V_TENSOR)
-			return emit_simple(S, OP_add, n->loc, a.t, b.t, 0);
+			return emit_operator(S, OP_add, n->loc, a.t, b.t, 0);
 		if (op == '*' && (a.k == V_TENSOR) != (b.k == V_TENSOR) && (is_num(a) || is_num(b)))
-			return emit_simple(S, OP_mul, n->loc, a.k == V_TENSOR ? a.t : b.t, NULL, num(a.k == V_TENSOR ? b : a));
+			return emit_operator(S, OP_mul, n->loc, a.k == V_TENSOR ? a.t : b.t, NULL, num(a.k == V_TENSOR ? b : a));
 		if (op == '/' && a.k == V_TENSOR && is_num(b)) {
 			if (num(b) == 0) {
 				serr(S, n->loc, "division of a tensor by zero");
 				return verr;
 			}
-			return emit_simple(S, OP_mul, n->loc, a.t, NULL, 1.0 / num(b));
+			return emit_operator(S, OP_mul, n->loc, a.t, NULL, 1.0 / num(b));
 		}
 		serr(S, n->loc, "'%s' is not defined for %s and %s (tensors support t + t, t * c and t / c)", sym,
 			describe(S, a), describe(S, b));
