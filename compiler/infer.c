@@ -153,7 +153,8 @@ infer_conv2d(const Inst *in, int batch, InferResult *r)
 		return false;
 	r->out = type_make(x->dtype, LY_NCHW, 4, d);
 	int64_t w[4] = {cout, cin / g, k->i[0], k->i[1]};
-	declare(r, "weight", "weight", type_make(x->dtype, LY_OIHW, 4, w), attr_s(in, "weight_init"), true);
+	declare(r, "weight", "weight", type_make(x->dtype, LY_OIHW, 4, w), attr_s(in, "weight_init"),
+		!attr_i(in, "frozen_weight"));
 	if (attr_i(in, "bias"))
 		declare(r, "bias", "bias", type_make(x->dtype, LY_C, 1, &cout), attr_s(in, "bias_init"), true);
 	int64_t f[6] = {cout, cin / g, k->i[0], k->i[1], d[2], d[3]};

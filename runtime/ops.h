@@ -67,7 +67,8 @@ typedef enum { AK_INT, AK_INT2, AK_FLOAT, AK_BOOL, AK_STR } AttrKind;
 #define NNC_ATTRS_conv2d(A) \
 	A(channels, AK_INT, 1, 0, NULL) A(kernel, AK_INT2, 1, 0, NULL) A(stride, AK_INT2, 0, 1, NULL) \
 	A(padding, AK_INT2, 0, 0, NULL) A(groups, AK_INT, 0, 1, NULL) A(bias, AK_BOOL, 0, 1, NULL) \
-	A(weight_init, AK_STR, 0, 0, "he_normal") A(bias_init, AK_STR, 0, 0, "zeros")
+	A(weight_init, AK_STR, 0, 0, "he_normal") A(bias_init, AK_STR, 0, 0, "zeros") \
+	A(frozen_weight, AK_BOOL, 0, 0, NULL)
 #define NNC_ATTRS_batchnorm(A) \
 	A(momentum, AK_FLOAT, 0, 0.1, NULL) A(eps, AK_FLOAT, 0, 1e-5, NULL) \
 	A(affine, AK_BOOL, 0, 1, NULL) A(frozen_scale, AK_BOOL, 0, 0, NULL) \
@@ -106,7 +107,7 @@ typedef struct {
 	const char *str; /* default for STR */
 } AttrSpec;
 
-#define NNC_MAXATTR 8
+#define NNC_MAXATTR 12
 
 typedef struct {
 	const char *name;

@@ -30,7 +30,7 @@ resnet34      21282122
 mobilenet_v2  2236682
 vgg16         33641162
 alexnet       20972394
-airbench94    1971640
+airbench94    1971352
 tiny          1586
 '
 
