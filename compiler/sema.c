@@ -16,7 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "compiler/infer.h"
+#include "compiler/check.h"
 #include "grammar/parse.h"
 #include "parser.h"
 #include "runtime/strmap.h"

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "compiler/infer.h"
+#include "compiler/check.h"
 #include "runtime/strmap.h"
 
 typedef struct {

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "compiler/infer.h"
+#include "compiler/check.h"
 #include "compiler/stats.h"
 #include "compiler/verify.h"
 #include "passes/pipeline.h"

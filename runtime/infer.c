@@ -1,14 +1,14 @@
-/* Shape inference rules (see infer.h). Each infer_<op> reads the op's tensor inputs
- * (in->args[0 .. nin-1]) and attributes, fills r->out, declares parameters in r->params, and
+/* Shape inference rules (see infer.h). Each infer_<op> reads the op's input types
+ * (in->in[0 .. nin-1]) and attributes, fills r->out, declares parameters in r->params, and
  * returns false with r->err set when the inputs do not fit. Messages start with the op name. */
-#include "compiler/infer.h"
+#include "runtime/infer.h"
 
 #include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-typedef bool InferFn(const Inst *in, int batch, InferResult *r);
+typedef bool InferFn(const OpSig *in, int batch, InferResult *r);
 
 static bool
 fail(InferResult *r, const char *fmt, ...)
@@ -36,15 +36,39 @@ bounded_product(int n, const int64_t *f)
 }
 
 static const char *
-ts(const Value *v, char *buf)
+ts(const Type *t, char *buf)
 {
-	return type_str(&v->type, buf, 96);
+	return type_str(t, buf, 96);
 }
 
 static const Type *
-arg_t(const Inst *in, int i)
+arg_t(const OpSig *in, int i)
 {
-	return &in->args[i]->type;
+	return in->in[i];
+}
+
+static const AttrVal *
+attr(const OpSig *in, const char *name)
+{
+	return &in->attr[nnc_attr_index(in->op, name)];
+}
+
+static int64_t
+attr_i(const OpSig *in, const char *name)
+{
+	return attr(in, name)->i[0];
+}
+
+static double
+attr_f(const OpSig *in, const char *name)
+{
+	return attr(in, name)->f;
+}
+
+static const char *
+attr_s(const OpSig *in, const char *name)
+{
+	return attr(in, name)->s;
 }
 
 /* He (Kaiming) and Xavier (Glorot) initializers use fan-in / fan-out of the weight;
@@ -67,18 +91,18 @@ is_float(const Type *t)
 
 /* Requires a float tensor of rank 4 (N, C, H, W). */
 static bool
-need_nchw(const Inst *in, InferResult *r)
+need_nchw(const OpSig *in, InferResult *r)
 {
 	char b[96];
 	const Type *t = arg_t(in, 0);
 	if (t->rank != 4 || !is_float(t))
 		return fail(r, "%s expects a 4-D float image tensor [N, C, H, W], got %s", nnc_ops[in->op].name,
-			ts(in->args[0], b));
+			ts(in->in[0], b));
 	return true;
 }
 
 static bool
-infer_input(const Inst *in, int batch, InferResult *r)
+infer_input(const OpSig *in, int batch, InferResult *r)
 {
 	const char *kind = attr_s(in, "kind");
 	int64_t d[4] = {batch, attr_i(in, "channels"), attr_i(in, "height"), attr_i(in, "width")};
@@ -101,15 +125,15 @@ infer_input(const Inst *in, int batch, InferResult *r)
 
 /* A parameter's type is whatever its consumer declared; the consumer's rule checks it. */
 static bool
-infer_param(const Inst *in, int batch, InferResult *r)
+infer_param(const OpSig *in, int batch, InferResult *r)
 {
 	(void)batch;
-	r->out = in->res->type;
+	r->out = *in->res;
 	return true;
 }
 
 static bool
-infer_output(const Inst *in, int batch, InferResult *r)
+infer_output(const OpSig *in, int batch, InferResult *r)
 {
 	(void)in, (void)batch, (void)r;
 	return true;
@@ -131,7 +155,7 @@ window(const char *op, const char *what, int64_t n, int64_t k, int64_t s, int64_
 }
 
 static bool
-infer_conv2d(const Inst *in, int batch, InferResult *r)
+infer_conv2d(const OpSig *in, int batch, InferResult *r)
 {
 	(void)batch;
 	char b[96];
@@ -146,7 +170,7 @@ infer_conv2d(const Inst *in, int batch, InferResult *r)
 		return fail(r, "conv2d: groups must be positive, got %lld", (long long)g);
 	if (cin % g || cout % g)
 		return fail(r, "conv2d: groups=%lld must divide both input channels (%lld, from %s) and output channels (%lld)",
-			(long long)g, (long long)cin, ts(in->args[0], b), (long long)cout);
+			(long long)g, (long long)cin, ts(in->in[0], b), (long long)cout);
 	int64_t d[4] = {x->dim[0], cout, 0, 0};
 	if (!window("conv2d", "height", x->dim[2], k->i[0], s->i[0], p->i[0], &d[2], r) ||
 	    !window("conv2d", "width", x->dim[3], k->i[1], s->i[1], p->i[1], &d[3], r))
@@ -163,13 +187,13 @@ infer_conv2d(const Inst *in, int batch, InferResult *r)
 }
 
 static bool
-infer_batchnorm(const Inst *in, int batch, InferResult *r)
+infer_batchnorm(const OpSig *in, int batch, InferResult *r)
 {
 	(void)batch;
 	char b[96];
 	const Type *x = arg_t(in, 0);
 	if ((x->rank != 4 && x->rank != 2) || !is_float(x))
-		return fail(r, "batchnorm expects a float tensor [N, C, H, W] or [N, C], got %s", ts(in->args[0], b));
+		return fail(r, "batchnorm expects a float tensor [N, C, H, W] or [N, C], got %s", ts(in->in[0], b));
 	double m = attr_f(in, "momentum"), eps = attr_f(in, "eps");
 	if (!(m >= 0 && m <= 1))
 		return fail(r, "batchnorm: momentum must be in [0, 1], got %g", m);
@@ -190,12 +214,12 @@ infer_batchnorm(const Inst *in, int batch, InferResult *r)
 }
 
 static bool
-infer_unary(const Inst *in, int batch, InferResult *r)
+infer_unary(const OpSig *in, int batch, InferResult *r)
 {
 	(void)batch;
 	char b[96];
 	if (!is_float(arg_t(in, 0)) || arg_t(in, 0)->rank == 0)
-		return fail(r, "%s expects a float tensor, got %s", nnc_ops[in->op].name, ts(in->args[0], b));
+		return fail(r, "%s expects a float tensor, got %s", nnc_ops[in->op].name, ts(in->in[0], b));
 	r->out = *arg_t(in, 0);
 	return true;
 }
@@ -206,7 +230,7 @@ infer_unary(const Inst *in, int batch, InferResult *r)
 #define infer_tanh infer_unary
 
 static bool
-infer_pool(const Inst *in, int batch, InferResult *r)
+infer_pool(const OpSig *in, int batch, InferResult *r)
 {
 	(void)batch;
 	const char *op = nnc_ops[in->op].name;
@@ -230,7 +254,7 @@ infer_pool(const Inst *in, int batch, InferResult *r)
 #define infer_avgpool infer_pool
 
 static bool
-infer_global_avgpool(const Inst *in, int batch, InferResult *r)
+infer_global_avgpool(const OpSig *in, int batch, InferResult *r)
 {
 	(void)batch;
 	if (!need_nchw(in, r))
@@ -241,13 +265,13 @@ infer_global_avgpool(const Inst *in, int batch, InferResult *r)
 }
 
 static bool
-infer_dense(const Inst *in, int batch, InferResult *r)
+infer_dense(const OpSig *in, int batch, InferResult *r)
 {
 	(void)batch;
 	char b[96];
 	const Type *x = arg_t(in, 0);
 	if (x->rank != 2 || !is_float(x))
-		return fail(r, "dense expects a 2-D float input [N, features], got %s%s", ts(in->args[0], b),
+		return fail(r, "dense expects a 2-D float input [N, features], got %s%s", ts(in->in[0], b),
 			x->rank == 4 ? "; flatten() or global_avgpool() it first" : "");
 	int64_t units = attr_i(in, "units"), f = x->dim[1];
 	if (units <= 0)
@@ -262,7 +286,7 @@ infer_dense(const Inst *in, int batch, InferResult *r)
 }
 
 static bool
-infer_dropout(const Inst *in, int batch, InferResult *r)
+infer_dropout(const OpSig *in, int batch, InferResult *r)
 {
 	double p = attr_f(in, "rate");
 	if (!(p >= 0 && p < 1))
@@ -271,33 +295,33 @@ infer_dropout(const Inst *in, int batch, InferResult *r)
 }
 
 static bool
-infer_flatten(const Inst *in, int batch, InferResult *r)
+infer_flatten(const OpSig *in, int batch, InferResult *r)
 {
 	(void)batch;
 	char b[96];
 	const Type *x = arg_t(in, 0);
 	if (x->rank < 2 || !is_float(x))
-		return fail(r, "flatten expects a float tensor with a batch axis, got %s", ts(in->args[0], b));
+		return fail(r, "flatten expects a float tensor with a batch axis, got %s", ts(in->in[0], b));
 	int64_t d[2] = {x->dim[0], type_numel(x) / x->dim[0]};
 	r->out = type_make(x->dtype, LY_NC, 2, d);
 	return true;
 }
 
 static bool
-infer_add(const Inst *in, int batch, InferResult *r)
+infer_add(const OpSig *in, int batch, InferResult *r)
 {
 	(void)batch;
 	char a[96], b[96];
 	if (!type_eq(arg_t(in, 0), arg_t(in, 1)))
-		return fail(r, "add: operand shapes differ: %s and %s", ts(in->args[0], a), ts(in->args[1], b));
+		return fail(r, "add: operand shapes differ: %s and %s", ts(in->in[0], a), ts(in->in[1], b));
 	if (!is_float(arg_t(in, 0)))
-		return fail(r, "add expects float tensors, got %s", ts(in->args[0], a));
+		return fail(r, "add expects float tensors, got %s", ts(in->in[0], a));
 	r->out = *arg_t(in, 0);
 	return true;
 }
 
 static bool
-infer_concat(const Inst *in, int batch, InferResult *r)
+infer_concat(const OpSig *in, int batch, InferResult *r)
 {
 	(void)batch;
 	char a[96], b[96];
@@ -307,7 +331,7 @@ infer_concat(const Inst *in, int batch, InferResult *r)
 		axis += x->rank;
 	if (axis < 1 || axis >= x->rank)
 		return fail(r, "concat: axis %lld is out of range for %s (axis 0, the batch, cannot be joined)",
-			(long long)attr_i(in, "axis"), ts(in->args[0], a));
+			(long long)attr_i(in, "axis"), ts(in->in[0], a));
 	Type out = *x;
 	for (int i = 1; i < in->nin; i++) {
 		const Type *y = arg_t(in, i);
@@ -316,7 +340,7 @@ infer_concat(const Inst *in, int batch, InferResult *r)
 			ok = d == axis || y->dim[d] == x->dim[d];
 		if (!ok)
 			return fail(r, "concat: operand %d has shape %s, which does not match %s outside axis %lld", i + 1,
-				ts(in->args[i], b), ts(in->args[0], a), (long long)axis);
+				ts(in->in[i], b), ts(in->in[0], a), (long long)axis);
 		out.dim[axis] += y->dim[axis];
 	}
 	r->out = out;
@@ -324,19 +348,19 @@ infer_concat(const Inst *in, int batch, InferResult *r)
 }
 
 static bool
-infer_mul(const Inst *in, int batch, InferResult *r)
+infer_mul(const OpSig *in, int batch, InferResult *r)
 {
 	return infer_unary(in, batch, r);
 }
 
 static bool
-infer_softmax(const Inst *in, int batch, InferResult *r)
+infer_softmax(const OpSig *in, int batch, InferResult *r)
 {
 	(void)batch;
 	char b[96];
 	const Type *x = arg_t(in, 0);
 	if (x->rank != 2 || !is_float(x))
-		return fail(r, "softmax expects [N, classes] logits, got %s", ts(in->args[0], b));
+		return fail(r, "softmax expects [N, classes] logits, got %s", ts(in->in[0], b));
 	int64_t axis = attr_i(in, "axis");
 	if (axis != 1 && axis != -1)
 		return fail(r, "softmax: only the class axis (1) is supported, got axis %lld", (long long)axis);
@@ -345,20 +369,16 @@ infer_softmax(const Inst *in, int batch, InferResult *r)
 }
 
 static bool
-infer_softmax_cross_entropy(const Inst *in, int batch, InferResult *r)
+infer_softmax_cross_entropy(const OpSig *in, int batch, InferResult *r)
 {
 	(void)batch;
 	char a[96], b[96];
 	const Type *x = arg_t(in, 0), *y = arg_t(in, 1);
 	if (x->rank != 2 || !is_float(x))
-		return fail(r, "softmax_cross_entropy expects [N, classes] logits first, got %s", ts(in->args[0], a));
+		return fail(r, "softmax_cross_entropy expects [N, classes] logits first, got %s", ts(in->in[0], a));
 	if (y->dtype != DT_I32 || y->rank != 1 || y->dim[0] != x->dim[0])
 		return fail(r, "softmax_cross_entropy expects integer labels [N] second, got %s for logits %s",
-			ts(in->args[1], b), ts(in->args[0], a));
-	const Inst *src = in->args[1]->def;
-	if (src->op == OP_input && attr_i(src, "classes") != x->dim[1])
-		return fail(r, "softmax_cross_entropy: labels have %lld classes but logits %s have %lld",
-			(long long)attr_i(src, "classes"), ts(in->args[0], a), (long long)x->dim[1]);
+			ts(in->in[1], b), ts(in->in[0], a));
 	double ls = attr_f(in, "label_smoothing");
 	if (!(ls >= 0 && ls < 1))
 		return fail(r, "softmax_cross_entropy: label_smoothing must be in [0, 1), got %g", ls);
@@ -381,7 +401,7 @@ known_init(const char *s)
 }
 
 bool
-infer_inst(const Inst *in, int batch, InferResult *r)
+infer_op(const OpSig *in, int batch, InferResult *r)
 {
 	memset(r, 0, sizeof *r);
 	if (!rules[in->op](in, batch, r))

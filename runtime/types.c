@@ -1,0 +1,65 @@
+/* Type helpers (see types.h). */
+#include "runtime/types.h"
+
+#include <stdio.h>
+
+int64_t
+type_numel(const Type *t)
+{
+	int64_t n = 1;
+	for (int i = 0; i < t->rank; i++)
+		n *= t->dim[i];
+	return n;
+}
+
+bool
+type_eq(const Type *a, const Type *b)
+{
+	if (a->dtype != b->dtype || a->layout != b->layout || a->rank != b->rank)
+		return false;
+	for (int i = 0; i < a->rank; i++)
+		if (a->dim[i] != b->dim[i])
+			return false;
+	return true;
+}
+
+size_t
+dtype_size(DType d)
+{
+	static const size_t sizes[NDTYPE] = {4, 2, 4};
+	return sizes[d];
+}
+
+const char *
+dtype_name(DType d)
+{
+	static const char *names[NDTYPE] = {"f32", "f16", "i32"};
+	return names[d];
+}
+
+const char *
+layout_name(Layout l)
+{
+	static const char *names[NLAYOUT] = {"scalar", "n", "nc", "nchw", "oihw", "oi", "c"};
+	return names[l];
+}
+
+char *
+type_str(const Type *t, char *buf, size_t n)
+{
+	size_t k = (size_t)snprintf(buf, n, "%s[", dtype_name(t->dtype));
+	for (int i = 0; i < t->rank && k < n; i++)
+		k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? "," : "", (long long)t->dim[i]);
+	if (k < n)
+		snprintf(buf + k, n - k, "]");
+	return buf;
+}
+
+Type
+type_make(DType d, Layout l, int rank, const int64_t *dims)
+{
+	Type t = {.dtype = d, .layout = l, .rank = rank};
+	for (int i = 0; i < rank; i++)
+		t.dim[i] = dims[i];
+	return t;
+}

@@ -1,0 +1,44 @@
+/* Tensor types and attribute values, shared by the compiler's IR and the runtime's plans: a
+ * Type is a dtype, a layout naming what each dimension means, and up to NNC_MAXRANK
+ * dimensions; an AttrVal holds one op attribute by its schema kind (runtime/ops.h). */
+#ifndef NNC_TYPES_H
+#define NNC_TYPES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "runtime/ops.h"
+
+typedef enum { DT_F32, DT_F16, DT_I32, NDTYPE } DType;
+
+/* Layouts name the meaning of each dimension. OIHW/OI are filters, C per-channel vectors. */
+typedef enum { LY_SCALAR, LY_N, LY_NC, LY_NCHW, LY_OIHW, LY_OI, LY_C, NLAYOUT } Layout;
+
+enum { NNC_MAXRANK = 4, NNC_MAXARGS = 64 };
+
+typedef struct {
+	DType dtype;
+	Layout layout;
+	int rank;
+	int64_t dim[NNC_MAXRANK];
+} Type;
+
+typedef struct {
+	bool set;
+	int64_t i[2]; /* INT: i[0]; INT2: [h, w]; BOOL: i[0] */
+	double f;
+	const char *s;
+} AttrVal;
+
+
+int64_t type_numel(const Type *t);
+bool type_eq(const Type *a, const Type *b);
+size_t dtype_size(DType d);
+const char *dtype_name(DType d);
+const char *layout_name(Layout l);
+/* Writes e.g. "f32[128,16,32,32]" into buf and returns buf. */
+char *type_str(const Type *t, char *buf, size_t n);
+Type type_make(DType d, Layout l, int rank, const int64_t *dims);
+
+#endif
