@@ -41,6 +41,8 @@ static const char usage_common[] =
 static const char usage_check[] = "usage: nnc check [options] FILE.nn\n\nParses and type-checks FILE; prints nothing on success.\n\noptions:\n";
 static const char usage_compile[] =
 	"usage: nnc compile [options] FILE.nn\n\nRuns every pass on FILE, verifying the IR after each.\n\noptions:\n"
+	"  --recipe R.yaml                training settings (optimizer, schedule, epochs...)\n"
+	"  --set KEY=VALUE                override one recipe setting (repeatable)\n"
 	"  --dump-ir=PASS[,PASS...]|all   print the IR after these passes to stdout\n"
 	"  --dump-dir DIR                 write the IR after every pass to DIR/NN-PASS.ir\n"
 	"  --dump-dot FILE                write the final graph in Graphviz dot form to FILE\n";
@@ -56,6 +58,8 @@ typedef struct {
 	const char *dump_dot;
 	bool yaml;
 	const char *incdirs[64];
+	Recipe recipe;
+	bool batch_given;
 } Options;
 
 static int
@@ -106,7 +110,7 @@ take(Options *o, int argc, char **argv, int *i, const char **val, const char *lo
 static int
 parse_args(Options *o, int argc, char **argv)
 {
-	o->so.batch = 128;
+	recipe_defaults(&o->recipe);
 	o->so.incdirs = o->incdirs;
 	o->po.out = stdout;
 	for (int i = 2; i < argc; i++) {
@@ -125,6 +129,25 @@ parse_args(Options *o, int argc, char **argv)
 			if (*end || errno || b <= 0 || b > 1 << 20)
 				return usage_error(o->cmd, "--batch must be an integer from 1 to 1048576, got '%s'", val);
 			o->so.batch = (int)b;
+			o->batch_given = true;
+		} else if (strcmp(o->cmd, "compile") == 0 && (t = take(o, argc, argv, &i, &val, "--recipe", NULL))) {
+			if (t < 0)
+				return NNC_EUSAGE;
+			char err[1024];
+			if (!recipe_load(&o->recipe, val, err, sizeof err)) {
+				fprintf(stderr, "%s\n", err);
+				return NNC_EUSER;
+			}
+		} else if (strcmp(o->cmd, "compile") == 0 && (t = take(o, argc, argv, &i, &val, "--set", NULL))) {
+			if (t < 0)
+				return NNC_EUSAGE;
+			char err[1024], key[128];
+			const char *eq = strchr(val, '=');
+			if (!eq || eq == val || (size_t)(eq - val) >= sizeof key)
+				return usage_error(o->cmd, "--set needs KEY=VALUE, got '%s'", val);
+			snprintf(key, sizeof key, "%.*s", (int)(eq - val), val);
+			if (!recipe_set(&o->recipe, key, eq + 1, err, sizeof err))
+				return usage_error(o->cmd, "%s", err);
 		} else if ((t = take(o, argc, argv, &i, &val, "--model", "-m"))) {
 			if (t < 0)
 				return NNC_EUSAGE;
@@ -163,6 +186,9 @@ parse_args(Options *o, int argc, char **argv)
 	if (!o->file)
 		return usage_error(o->cmd, "no input file%s", "");
 	o->so.path = o->file;
+	if (o->batch_given)
+		o->recipe.batch = o->so.batch;
+	o->so.batch = o->recipe.batch;
 	return -1;
 }
 
@@ -245,8 +271,10 @@ main(int argc, char **argv)
 	Arena arena = {0};
 	Diag diag;
 	diag_init(&diag, stderr);
-	Graph *g;
-	rc = pipeline_run(&arena, &diag, &o.so, &o.po, &g);
+	Module m;
+	rc = pipeline_run(&arena, &diag, &o.so, &o.po, &o.recipe, &m);
+	/* Statistics describe the network (the inference graph), not the training step. */
+	Graph *g = m.eval ? m.eval : m.main;
 	if (rc == NNC_OK && strcmp(cmd, "stats") == 0) {
 		if (o.yaml) {
 			if (!stats_print_yaml(stdout, g))
@@ -261,7 +289,7 @@ main(int argc, char **argv)
 			fprintf(stderr, "%s: error: cannot write: %s\n", o.dump_dot, strerror(errno));
 			rc = NNC_EUSAGE;
 		} else {
-			ir_print_dot(f, g);
+			ir_print_dot(f, m.main);
 			if (fclose(f) != 0) {
 				fprintf(stderr, "%s: error: cannot write: %s\n", o.dump_dot, strerror(errno));
 				rc = NNC_EUSAGE;
@@ -269,9 +297,12 @@ main(int argc, char **argv)
 		}
 	}
 	if (rc == NNC_OK && strcmp(cmd, "compile") == 0) {
-		GraphTotals t = graph_totals(g);
-		fprintf(stderr, "nnc: compiled model '%s': %d ops, %lld trainable parameters, %.1fM MACs per image\n", g->name,
-			t.nops, (long long)t.params, (double)t.macs / 1e6);
+		GraphTotals t = graph_totals(g), all = graph_totals(m.main);
+		fprintf(stderr, "nnc: compiled model '%.*s': %d ops, %lld trainable parameters, %.1fM MACs per image",
+			(int)strcspn(m.main->name, "."), m.main->name, t.nops, (long long)t.params, (double)t.macs / 1e6);
+		if (m.training)
+			fprintf(stderr, "; training step: %d ops", all.nops);
+		fputc('\n', stderr);
 	}
 	if (rc == NNC_OK && fflush(stdout) != 0) {
 		fprintf(stderr, "nnc: error writing output: %s\n", strerror(errno));

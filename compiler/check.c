@@ -23,3 +23,46 @@ infer_inst(const Inst *in, int batch, InferResult *r)
 	}
 	return true;
 }
+
+Inst *
+inst_build(Graph *g, Op op, const Inst *like, int nargs, Value *const *args)
+{
+	Inst *in = inst_new(g, op, like->loc, nargs, (Type){0});
+	for (int i = 0; i < nargs; i++)
+		in->args[i] = args[i];
+	in->scope = like->scope;
+	return in;
+}
+
+bool
+inst_type(Graph *g, Diag *d, Inst *in)
+{
+	inst_apply_defaults(in);
+	InferResult r;
+	if (!infer_inst(in, g->batch, &r)) {
+		diag_internal(d, in->loc, "cannot type %s: %s", nnc_ops[in->op].name, r.err);
+		return false;
+	}
+	if (in->res)
+		in->res->type = r.out;
+	in->macs = r.macs;
+	return true;
+}
+
+void
+inst_set_float(Inst *in, const char *name, double v)
+{
+	AttrVal *a = &in->attr[nnc_attr_index(in->op, name)];
+	a->set = true;
+	a->f = v;
+}
+
+void
+inst_set_int2(Inst *in, const char *name, int64_t h, int64_t w)
+{
+	AttrVal *a = &in->attr[nnc_attr_index(in->op, name)];
+	a->set = true;
+	a->i[0] = h;
+	a->i[1] = w;
+	a->f = (double)h;
+}

@@ -44,11 +44,12 @@ inst_new(Graph *g, Op op, Loc loc, int nargs, Type t)
 		in->res->type = t;
 		in->res->def = in;
 	}
+	in->phase = g->phase;
 	if (nnc_ops[op].flags & OPF_SOURCE) {
 		link_after(g, g->head_end, in);
 		g->head_end = in;
 	} else {
-		link_after(g, g->last, in);
+		link_after(g, g->cursor ? g->cursor->prev : g->last, in);
 	}
 	return in;
 }
@@ -66,6 +67,46 @@ inst_remove(Graph *g, Inst *in)
 		g->last = in->prev;
 	if (g->head_end == in)
 		g->head_end = in->prev;
+}
+
+void
+value_replace_uses(Graph *g, Value *old, Value *new)
+{
+	for (Inst *in = g->first; in; in = in->next)
+		for (int i = 0; i < in->nargs; i++)
+			if (in->args[i] == old)
+				in->args[i] = new;
+}
+
+Graph *
+graph_clone(const Graph *g, const char *name)
+{
+	Graph *c = graph_new(g->arena, name, g->batch);
+	Value **map = arena_alloc(g->arena, (size_t)(g->nvalues + 1) * sizeof *map);
+	for (const Inst *in = g->first; in; in = in->next) {
+		Inst *n = arena_alloc(g->arena, sizeof *n);
+		*n = *in;
+		n->args = arena_alloc(g->arena, (size_t)(in->nargs ? in->nargs : 1) * sizeof *n->args);
+		for (int i = 0; i < in->nargs; i++)
+			n->args[i] = map[in->args[i]->id];
+		if (in->res) {
+			n->res = arena_alloc(g->arena, sizeof *n->res);
+			*n->res = *in->res;
+			n->res->def = n;
+			map[in->res->id] = n->res;
+		}
+		n->prev = c->last;
+		n->next = NULL;
+		if (c->last)
+			c->last->next = n;
+		else
+			c->first = n;
+		c->last = n;
+		if (in == g->head_end)
+			c->head_end = n;
+	}
+	c->nvalues = g->nvalues;
+	return c;
 }
 
 void

@@ -14,10 +14,14 @@
 #include <stdint.h>
 
 #include "grammar/diag.h"
+#include "runtime/recipe.h"
 #include "runtime/types.h"
 
 typedef struct Value Value;
 typedef struct Inst Inst;
+
+/* Which part of a training step an Inst belongs to; dumps separate the parts. */
+typedef enum { PH_FORWARD, PH_BACKWARD, PH_UPDATE } Phase;
 
 struct Value {
 	int id;
@@ -34,6 +38,7 @@ struct Inst {
 	Loc loc;
 	const char *scope; /* hierarchical name of ops with parameters, e.g. "stage2.block3.conv1" */
 	int64_t macs;      /* forward multiply-accumulates per image, from shape inference */
+	Phase phase;
 	Inst *prev, *next;
 };
 
@@ -43,8 +48,23 @@ typedef struct {
 	int batch;
 	Inst *first, *last;
 	Inst *head_end; /* last input/param Inst: new sources are inserted after it */
+	Inst *cursor;   /* if set, new non-source Insts go before it, else at the end */
+	Phase phase;    /* phase given to new Insts */
 	int nvalues;
+	/* Set by autodiff: each trainable parameter with its gradient, for the optimizer pass. */
+	Value **grad_of, **grads;
+	int ngrads;
 } Graph;
+
+/* A compilation's graphs. sema builds `main` (the forward graph); when the model has a scalar
+ * loss output, the split pass derives `eval` (inference mode) from it and the training passes
+ * turn `main` into the whole training step; otherwise `main` stays the inference graph. */
+typedef struct {
+	Graph *main;
+	Graph *eval;
+	const Recipe *recipe;   /* training settings: optimizer, decay policy, batch */
+	bool training;
+} Module;
 
 Graph *graph_new(Arena *a, const char *name, int batch);
 /* Appends an Inst (or, for OP_param/OP_input, inserts it after the other sources). Operands and
@@ -52,6 +72,10 @@ Graph *graph_new(Arena *a, const char *name, int batch);
  * has no result. */
 Inst *inst_new(Graph *g, Op op, Loc loc, int nargs, Type t);
 void inst_remove(Graph *g, Inst *in);
+/* Makes every operand that refers to OLD refer to NEW instead. */
+void value_replace_uses(Graph *g, Value *old, Value *new);
+/* A deep copy of G (Insts, Values, attribute arrays) in the same arena, named NAME. */
+Graph *graph_clone(const Graph *g, const char *name);
 /* Renumbers values 0, 1, 2... in list order (the pipeline does this after every pass so dumps
  * read top to bottom). */
 void graph_renumber(Graph *g);

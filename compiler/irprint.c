@@ -54,8 +54,14 @@ void
 ir_print(FILE *out, const Graph *g)
 {
 	char b[96];
+	static const char *phase_names[] = {"forward", "backward", "update"};
 	fprintf(out, "graph %s batch=%d {\n", g->name, g->batch);
+	Phase phase = PH_FORWARD;
 	for (const Inst *in = g->first; in; in = in->next) {
+		if (!(nnc_ops[in->op].flags & OPF_SOURCE) && in->phase != phase) {
+			phase = in->phase;
+			fprintf(out, "  ; %s\n", phase_names[phase]);
+		}
 		fputs("  ", out);
 		if (in->res)
 			fprintf(out, "%%%d = ", in->res->id);

@@ -25,7 +25,7 @@ bad(Check *c, const Inst *in, const char *fmt, ...)
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	c->ok = false;
-	diag_error(c->d, in ? in->loc : (Loc){0}, "internal error: IR verification failed after pass '%s': %s%s%s", c->pass,
+	diag_internal(c->d, in ? in->loc : (Loc){0}, "IR verification failed after pass '%s': %s%s%s", c->pass,
 		in ? nnc_ops[in->op].name : "", in ? ": " : "", msg);
 }
 

@@ -60,21 +60,22 @@ excerpt(Diag *d, Loc loc)
 	fputc('\n', d->out);
 }
 
-typedef enum { K_ERROR, K_WARNING, K_NOTE } Kind;
+typedef enum { K_ERROR, K_WARNING, K_NOTE, K_INTERNAL } Kind;
 
 /* Counts and prints one diagnostic; errors past DIAG_MAX_ERRORS stop the engine. */
 static void
 report(Diag *d, Loc loc, Kind kind, const char *fmt, va_list ap)
 {
-	static const char *names[] = {"error", "warning", "note"};
+	static const char *names[] = {"error", "warning", "note", "error: internal error"};
 	if (d->stop)
 		return;
-	if (kind == K_ERROR && d->nerrors == DIAG_MAX_ERRORS) {
+	if ((kind == K_ERROR || kind == K_INTERNAL) && d->nerrors == DIAG_MAX_ERRORS) {
 		fprintf(d->out, "nnc: too many errors (%d); stopping\n", DIAG_MAX_ERRORS);
 		d->stop = true;
 		return;
 	}
-	d->nerrors += kind == K_ERROR;
+	d->nerrors += kind == K_ERROR || kind == K_INTERNAL;
+	d->ninternal += kind == K_INTERNAL;
 	d->nwarnings += kind == K_WARNING;
 	if (loc.file)
 		fprintf(d->out, "%s:%d:%d: %s: ", loc.file->path, loc.line, loc.col, names[kind]);
@@ -98,6 +99,7 @@ report(Diag *d, Loc loc, Kind kind, const char *fmt, va_list ap)
 DIAG_ENTRY(diag_error, K_ERROR)
 DIAG_ENTRY(diag_warning, K_WARNING)
 DIAG_ENTRY(diag_note, K_NOTE) /* notes attach to the diagnostic before them; not counted */
+DIAG_ENTRY(diag_internal, K_INTERNAL)
 
 void
 diag_file_error(Diag *d, const char *path, const char *fmt, ...)

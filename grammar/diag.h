@@ -29,6 +29,7 @@ enum { DIAG_MAX_ERRORS = 20 };
 typedef struct {
 	FILE *out;
 	int nerrors, nwarnings;
+	int ninternal; /* errors that are compiler bugs (counted in nerrors too) */
 	bool stop;
 } Diag;
 
@@ -36,6 +37,8 @@ void diag_init(Diag *d, FILE *out);
 void diag_error(Diag *d, Loc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void diag_warning(Diag *d, Loc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void diag_note(Diag *d, Loc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* A compiler bug, not the user's: "internal error: ..." at LOC; the driver exits 3. */
+void diag_internal(Diag *d, Loc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* An error about a whole file (cannot open, not text...): "path: error: message". */
 void diag_file_error(Diag *d, const char *path, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

@@ -7,8 +7,9 @@
 #include "passes/pipeline.h"
 
 bool
-pass_dce(Graph *g, Diag *d)
+pass_dce(Module *m, Diag *d)
 {
+	Graph *g = m->main;
 	unsigned char *live = calloc((size_t)g->nvalues + 1, 1);
 	unsigned char *used = calloc((size_t)g->nvalues + 1, 1);
 	if (!live || !used) {

@@ -11,6 +11,10 @@
 const Pass nnc_passes[] = {
 	{"sema", NULL, "build the typed IR from the source: evaluate constants, loops and blocks, infer shapes"},
 	{"dce", pass_dce, "remove ops that no output depends on, with a warning for unused results"},
+	{"split", pass_split, "with a scalar loss output: derive the inference-mode eval graph; main becomes the training step"},
+	{"trainmode", pass_trainmode, "batchnorm -> batch statistics + apply + running update; dropout -> mask + multiply"},
+	{"autodiff", pass_autodiff, "append the backward pass from each op's gradient rule"},
+	{"optimizer", pass_optimizer, "append the optimizer's state and parameter updates (sgd, adam, adamw)"},
 };
 const int nnc_npasses = sizeof nnc_passes / sizeof nnc_passes[0];
 
@@ -56,12 +60,20 @@ pipeline_check_dump_list(const char *list, char *err, size_t errlen)
 	return true;
 }
 
+void
+module_print(FILE *out, const Module *m)
+{
+	ir_print(out, m->main);
+	if (m->eval)
+		ir_print(out, m->eval);
+}
+
 static bool
-dump(const Graph *g, Diag *d, const PipelineOpts *po, int index, const char *name)
+dump(const Module *m, Diag *d, const PipelineOpts *po, int index, const char *name)
 {
 	if (listed(po->dump_ir, name)) {
 		fprintf(po->out, "; after %s\n", name);
-		ir_print(po->out, g);
+		module_print(po->out, m);
 	}
 	if (!po->dump_dir)
 		return true;
@@ -72,7 +84,7 @@ dump(const Graph *g, Diag *d, const PipelineOpts *po, int index, const char *nam
 		diag_file_error(d, path, "cannot write IR dump: %s", strerror(errno));
 		return false;
 	}
-	ir_print(f, g);
+	module_print(f, m);
 	if (fclose(f) != 0) {
 		diag_file_error(d, path, "cannot write IR dump: %s", strerror(errno));
 		return false;
@@ -80,26 +92,40 @@ dump(const Graph *g, Diag *d, const PipelineOpts *po, int index, const char *nam
 	return true;
 }
 
-int
-pipeline_run(Arena *a, Diag *d, const SemaOpts *so, const PipelineOpts *po, Graph **out)
+static bool
+verify_all(Module *m, Diag *d, const char *pass)
 {
-	*out = NULL;
+	Graph *gs[2] = {m->main, m->eval};
+	for (int i = 0; i < 2; i++) {
+		if (!gs[i])
+			continue;
+		graph_renumber(gs[i]);
+		if (!ir_verify(gs[i], d, pass))
+			return false;
+	}
+	return true;
+}
+
+int
+pipeline_run(Arena *a, Diag *d, const SemaOpts *so, const PipelineOpts *po, const Recipe *recipe, Module *out)
+{
+	memset(out, 0, sizeof *out);
 	if (po->dump_dir && mkdir(po->dump_dir, 0777) != 0 && errno != EEXIST) {
 		diag_file_error(d, po->dump_dir, "cannot create dump directory: %s", strerror(errno));
 		return NNC_EUSAGE;
 	}
-	Graph *g = sema_build(a, d, so);
-	if (!g)
+	Module m = {.recipe = recipe};
+	m.main = sema_build(a, d, so);
+	if (!m.main)
 		return NNC_EUSER;
 	for (int i = 0; i < nnc_npasses; i++) {
-		if (nnc_passes[i].run && !nnc_passes[i].run(g, d))
-			return d->nerrors ? NNC_EUSER : NNC_EINTERNAL;
-		graph_renumber(g);
-		if (!ir_verify(g, d, nnc_passes[i].name))
+		if (nnc_passes[i].run && !nnc_passes[i].run(&m, d))
+			return d->ninternal || !d->nerrors ? NNC_EINTERNAL : NNC_EUSER;
+		if (!verify_all(&m, d, nnc_passes[i].name))
 			return NNC_EINTERNAL;
-		if (!dump(g, d, po, i, nnc_passes[i].name))
+		if (!dump(&m, d, po, i, nnc_passes[i].name))
 			return NNC_EUSAGE;
 	}
-	*out = g;
+	*out = m;
 	return NNC_OK;
 }

@@ -1,6 +1,7 @@
 /* The pass pipeline: one table lists every pass in order; it drives execution, the IR verifier
- * after each pass, and `--dump-ir=PASS,...` / `--dump-dir`. Adding a pass is one file with one
- * entry point `bool pass_NAME(Graph *, Diag *)` and one row in the table in pipeline.c. */
+ * after each pass (on every graph of the module), and `--dump-ir=PASS,...` / `--dump-dir`.
+ * Adding a pass is one file with one entry point `bool pass_NAME(Module *, Diag *)` and one row
+ * in the table in pipeline.c. */
 #ifndef NNC_PIPELINE_H
 #define NNC_PIPELINE_H
 
@@ -8,7 +9,7 @@
 
 #include "compiler/sema.h"
 
-typedef bool PassFn(Graph *g, Diag *d);
+typedef bool PassFn(Module *m, Diag *d);
 
 typedef struct {
 	const char *name;
@@ -29,10 +30,19 @@ enum { NNC_OK = 0, NNC_EUSER = 1, NNC_EUSAGE = 2, NNC_EINTERNAL = 3 };
 
 /* Checks a --dump-ir list; on error writes a message naming the bad pass into err. */
 bool pipeline_check_dump_list(const char *list, char *err, size_t errlen);
-/* Builds and transforms the graph. Returns NNC_OK, NNC_EUSER or NNC_EINTERNAL. */
-int pipeline_run(Arena *a, Diag *d, const SemaOpts *so, const PipelineOpts *po, Graph **out);
+/* Builds and transforms the module's graphs. Returns NNC_OK, NNC_EUSER or NNC_EINTERNAL. */
+int pipeline_run(Arena *a, Diag *d, const SemaOpts *so, const PipelineOpts *po, const Recipe *recipe, Module *out);
+/* Prints every graph of the module. */
+void module_print(FILE *out, const Module *m);
 
 /* Passes. */
-bool pass_dce(Graph *g, Diag *d);
+bool pass_dce(Module *m, Diag *d);
+bool pass_split(Module *m, Diag *d);
+bool pass_trainmode(Module *m, Diag *d);
+bool pass_autodiff(Module *m, Diag *d);
+bool pass_optimizer(Module *m, Diag *d);
+
+/* The loss output of a forward graph (see split.c), or NULL; REPORT: diagnose ambiguity. */
+Value *module_loss(const Graph *g, Diag *d, bool report);
 
 #endif

@@ -386,6 +386,323 @@ infer_softmax_cross_entropy(const OpSig *in, int batch, InferResult *r)
 	return true;
 }
 
+
+/* --- training-mode forward ------------------------------------------------------------------ */
+
+static bool
+same_as(const OpSig *in, int a, int b, InferResult *r)
+{
+	char x[96], y[96];
+	if (!type_eq(arg_t(in, a), arg_t(in, b)))
+		return fail(r, "%s: operand %d is %s but operand %d is %s", nnc_ops[in->op].name, a + 1, ts(in->in[a], x), b + 1,
+			ts(in->in[b], y));
+	return true;
+}
+
+/* Requires operand I to be a per-channel vector [C] (or rows [K, C] when ROWS > 0) of X's channels. */
+static bool
+channel_vec(const OpSig *in, int i, int rows, InferResult *r)
+{
+	char b[96];
+	const Type *x = arg_t(in, 0), *v = arg_t(in, i);
+	bool ok = x->rank >= 2 && (rows ? v->rank == 2 && v->dim[0] == rows && v->dim[1] == x->dim[1]
+	                                : v->rank == 1 && v->dim[0] == x->dim[1]);
+	if (!ok)
+		return fail(r, "%s: operand %d is %s, not a per-channel %s of %lld channels", nnc_ops[in->op].name, i + 1,
+			ts(in->in[i], b), rows ? "statistics pair" : "vector", (long long)(x->rank >= 2 ? x->dim[1] : 0));
+	return true;
+}
+
+static bool
+infer_bn_stats(const OpSig *in, int batch, InferResult *r)
+{
+	if (!infer_unary(in, batch, r))
+		return false;
+	int64_t d[2] = {2, arg_t(in, 0)->dim[1]};
+	r->out = type_make(DT_F32, LY_KC, 2, d);
+	return true;
+}
+
+static bool
+infer_bn_apply(const OpSig *in, int batch, InferResult *r)
+{
+	if (!infer_unary(in, batch, r) || !channel_vec(in, 1, 2, r))
+		return false;
+	for (int i = 2; i < in->nin; i++)
+		if (!channel_vec(in, i, 0, r))
+			return false;
+	return true;
+}
+
+static bool
+infer_bn_update(const OpSig *in, int batch, InferResult *r)
+{
+	(void)batch;
+	char b[96];
+	const Type *m = arg_t(in, 0);
+	if (m->rank != 1 || !type_eq(m, arg_t(in, 1)) || arg_t(in, 2)->rank != 2 || arg_t(in, 2)->dim[1] != m->dim[0])
+		return fail(r, "bn_update: running statistics %s do not match batch statistics %s", ts(in->in[0], b),
+			ts(in->in[2], b));
+	return true;
+}
+
+static bool
+infer_dropout_mask(const OpSig *in, int batch, InferResult *r)
+{
+	return infer_unary(in, batch, r);
+}
+
+static bool
+infer_mulv(const OpSig *in, int batch, InferResult *r)
+{
+	return same_as(in, 0, 1, r) && infer_unary(in, batch, r);
+}
+
+static bool
+infer_ones(const OpSig *in, int batch, InferResult *r)
+{
+	(void)in, (void)batch;
+	r->out = type_make(DT_F32, LY_SCALAR, 0, NULL);
+	return true;
+}
+
+/* --- backward -------------------------------------------------------------------------------- */
+
+static bool
+infer_conv2d_bwd_data(const OpSig *in, int batch, InferResult *r)
+{
+	(void)batch;
+	char b[96];
+	const Type *dy = arg_t(in, 0), *w = arg_t(in, 1);
+	const AttrVal *k = attr(in, "kernel"), *s = attr(in, "stride"), *p = attr(in, "padding"), *ip = attr(in, "input");
+	int64_t g = attr_i(in, "groups"), oh, ow;
+	if (dy->rank != 4 || w->rank != 4 || w->dim[0] != dy->dim[1] || g <= 0 || w->dim[0] % g)
+		return fail(r, "conv2d_bwd_data: gradient %s does not match filter %s", ts(in->in[0], b), ts(in->in[1], b));
+	if (!window("conv2d_bwd_data", "height", ip->i[0], k->i[0], s->i[0], p->i[0], &oh, r) ||
+	    !window("conv2d_bwd_data", "width", ip->i[1], k->i[1], s->i[1], p->i[1], &ow, r))
+		return false;
+	if (oh != dy->dim[2] || ow != dy->dim[3] || w->dim[2] != k->i[0] || w->dim[3] != k->i[1])
+		return fail(r, "conv2d_bwd_data: gradient %s does not come from a %lldx%lld input with this geometry",
+			ts(in->in[0], b), (long long)ip->i[0], (long long)ip->i[1]);
+	int64_t d[4] = {dy->dim[0], w->dim[1] * g, ip->i[0], ip->i[1]};
+	r->out = type_make(dy->dtype, LY_NCHW, 4, d);
+	int64_t f[6] = {w->dim[0], w->dim[1], k->i[0], k->i[1], oh, ow};
+	r->macs = bounded_product(6, f);
+	return true;
+}
+
+static bool
+infer_conv2d_bwd_filter(const OpSig *in, int batch, InferResult *r)
+{
+	(void)batch;
+	char b[96], c[96];
+	const Type *dy = arg_t(in, 0), *x = arg_t(in, 1);
+	const AttrVal *k = attr(in, "kernel"), *s = attr(in, "stride"), *p = attr(in, "padding");
+	int64_t g = attr_i(in, "groups"), oh, ow;
+	if (dy->rank != 4 || x->rank != 4 || dy->dim[0] != x->dim[0] || g <= 0 || x->dim[1] % g || dy->dim[1] % g)
+		return fail(r, "conv2d_bwd_filter: gradient %s does not match input %s", ts(in->in[0], b), ts(in->in[1], c));
+	if (!window("conv2d_bwd_filter", "height", x->dim[2], k->i[0], s->i[0], p->i[0], &oh, r) ||
+	    !window("conv2d_bwd_filter", "width", x->dim[3], k->i[1], s->i[1], p->i[1], &ow, r))
+		return false;
+	if (oh != dy->dim[2] || ow != dy->dim[3])
+		return fail(r, "conv2d_bwd_filter: gradient %s does not match input %s", ts(in->in[0], b), ts(in->in[1], c));
+	int64_t d[4] = {dy->dim[1], x->dim[1] / g, k->i[0], k->i[1]};
+	r->out = type_make(dy->dtype, LY_OIHW, 4, d);
+	int64_t f[6] = {d[0], d[1], d[2], d[3], oh, ow};
+	r->macs = bounded_product(6, f);
+	return true;
+}
+
+static bool
+infer_bias_grad(const OpSig *in, int batch, InferResult *r)
+{
+	(void)batch;
+	char b[96];
+	const Type *dy = arg_t(in, 0);
+	if (dy->rank != 4 && dy->rank != 2)
+		return fail(r, "bias_grad expects [N, C, H, W] or [N, C], got %s", ts(in->in[0], b));
+	r->out = type_make(dy->dtype, LY_C, 1, &dy->dim[1]);
+	return true;
+}
+
+static bool
+infer_bn_bwd_data(const OpSig *in, int batch, InferResult *r)
+{
+	if (!same_as(in, 0, 1, r) || !channel_vec(in, 2, 2, r) || (in->nin == 4 && !channel_vec(in, 3, 0, r)))
+		return false;
+	return infer_unary(in, batch, r);
+}
+
+static bool
+infer_bn_bwd_scale(const OpSig *in, int batch, InferResult *r)
+{
+	if (!same_as(in, 0, 1, r) || !channel_vec(in, 2, 2, r))
+		return false;
+	return infer_bias_grad(in, batch, r);
+}
+
+static bool
+infer_act_bwd(const OpSig *in, int batch, InferResult *r)
+{
+	return same_as(in, 0, 1, r) && infer_unary(in, batch, r);
+}
+
+#define infer_relu_bwd infer_act_bwd
+#define infer_relu6_bwd infer_act_bwd
+#define infer_gelu_bwd infer_act_bwd
+#define infer_tanh_bwd infer_act_bwd
+
+/* Checks that DY is what pooling X-sized input (N, C, H, W) with this geometry produces. */
+static bool
+pool_grad_fits(const OpSig *in, const Type *dy, int64_t n, int64_t c, int64_t h, int64_t w, InferResult *r)
+{
+	char b[96];
+	const AttrVal *k = attr(in, "kernel"), *s = attr(in, "stride"), *p = attr(in, "padding");
+	int64_t oh, ow;
+	const char *op = nnc_ops[in->op].name;
+	if (dy->rank != 4 || !window(op, "height", h, k->i[0], s->i[0], p->i[0], &oh, r) ||
+	    !window(op, "width", w, k->i[1], s->i[1], p->i[1], &ow, r))
+		return dy->rank == 4 ? false : fail(r, "%s expects a 4-D gradient, got %s", op, ts(dy, b));
+	if (dy->dim[0] != n || dy->dim[1] != c || dy->dim[2] != oh || dy->dim[3] != ow)
+		return fail(r, "%s: gradient %s does not come from a %lldx%lld input", op, ts(dy, b), (long long)h, (long long)w);
+	return true;
+}
+
+static bool
+infer_maxpool_bwd(const OpSig *in, int batch, InferResult *r)
+{
+	(void)batch;
+	const Type *x = arg_t(in, 1);
+	if (x->rank != 4 || !pool_grad_fits(in, arg_t(in, 0), x->dim[0], x->dim[1], x->dim[2], x->dim[3], r))
+		return r->err[0] ? false : fail(r, "maxpool_bwd expects a 4-D input");
+	r->out = *x;
+	return true;
+}
+
+static bool
+infer_avgpool_bwd(const OpSig *in, int batch, InferResult *r)
+{
+	(void)batch;
+	const Type *dy = arg_t(in, 0);
+	const AttrVal *ip = attr(in, "input");
+	if (!pool_grad_fits(in, dy, dy->dim[0], dy->rank == 4 ? dy->dim[1] : 0, ip->i[0], ip->i[1], r))
+		return false;
+	int64_t d[4] = {dy->dim[0], dy->dim[1], ip->i[0], ip->i[1]};
+	r->out = type_make(dy->dtype, LY_NCHW, 4, d);
+	return true;
+}
+
+static bool
+infer_global_avgpool_bwd(const OpSig *in, int batch, InferResult *r)
+{
+	(void)batch;
+	char b[96];
+	const Type *dy = arg_t(in, 0);
+	const AttrVal *ip = attr(in, "input");
+	if (dy->rank != 2 || ip->i[0] <= 0 || ip->i[1] <= 0)
+		return fail(r, "global_avgpool_bwd expects [N, C] and a positive input size, got %s", ts(in->in[0], b));
+	int64_t d[4] = {dy->dim[0], dy->dim[1], ip->i[0], ip->i[1]};
+	r->out = type_make(dy->dtype, LY_NCHW, 4, d);
+	return true;
+}
+
+static bool
+infer_dense_bwd_data(const OpSig *in, int batch, InferResult *r)
+{
+	(void)batch;
+	char b[96], c[96];
+	const Type *dy = arg_t(in, 0), *w = arg_t(in, 1);
+	if (dy->rank != 2 || w->rank != 2 || w->dim[0] != dy->dim[1])
+		return fail(r, "dense_bwd_data: gradient %s does not match weight %s", ts(in->in[0], b), ts(in->in[1], c));
+	int64_t d[2] = {dy->dim[0], w->dim[1]};
+	r->out = type_make(dy->dtype, LY_NC, 2, d);
+	r->macs = bounded_product(2, w->dim);
+	return true;
+}
+
+static bool
+infer_dense_bwd_weight(const OpSig *in, int batch, InferResult *r)
+{
+	(void)batch;
+	char b[96], c[96];
+	const Type *dy = arg_t(in, 0), *x = arg_t(in, 1);
+	if (dy->rank != 2 || x->rank != 2 || x->dim[0] != dy->dim[0])
+		return fail(r, "dense_bwd_weight: gradient %s does not match input %s", ts(in->in[0], b), ts(in->in[1], c));
+	int64_t d[2] = {dy->dim[1], x->dim[1]};
+	r->out = type_make(dy->dtype, LY_OI, 2, d);
+	r->macs = bounded_product(2, d);
+	return true;
+}
+
+static bool
+infer_unflatten(const OpSig *in, int batch, InferResult *r)
+{
+	(void)batch;
+	char b[96];
+	const Type *x = arg_t(in, 0);
+	const AttrVal *ip = attr(in, "input");
+	int64_t c = attr_i(in, "channels");
+	int64_t f[3] = {c, ip->i[0], ip->i[1]};
+	if (x->rank != 2 || c <= 0 || ip->i[0] <= 0 || ip->i[1] <= 0 || bounded_product(3, f) != x->dim[1])
+		return fail(r, "unflatten: %s does not hold [%lld, %lld, %lld] per image", ts(in->in[0], b), (long long)c,
+			(long long)ip->i[0], (long long)ip->i[1]);
+	int64_t d[4] = {x->dim[0], c, ip->i[0], ip->i[1]};
+	r->out = type_make(x->dtype, LY_NCHW, 4, d);
+	return true;
+}
+
+static bool
+infer_slice(const OpSig *in, int batch, InferResult *r)
+{
+	(void)batch;
+	char b[96];
+	const Type *x = arg_t(in, 0);
+	int64_t axis = attr_i(in, "axis"), start = attr_i(in, "start"), size = attr_i(in, "size");
+	if (axis < 1 || axis >= x->rank || start < 0 || size <= 0 || start > x->dim[axis] - size)
+		return fail(r, "slice: [%lld, %lld) of axis %lld is outside %s", (long long)start, (long long)(start + size),
+			(long long)axis, ts(in->in[0], b));
+	r->out = *x;
+	r->out.dim[axis] = size;
+	return true;
+}
+
+static bool
+infer_softmax_bwd(const OpSig *in, int batch, InferResult *r)
+{
+	(void)batch;
+	if (!same_as(in, 0, 1, r))
+		return false;
+	r->out = *arg_t(in, 0);
+	return true;
+}
+
+static bool
+infer_sce_bwd(const OpSig *in, int batch, InferResult *r)
+{
+	char b[96];
+	if (arg_t(in, 2)->rank != 0)
+		return fail(r, "sce_bwd: the loss gradient must be a scalar, got %s", ts(in->in[2], b));
+	if (!infer_softmax_cross_entropy(in, batch, r))
+		return false;
+	r->out = *arg_t(in, 0);
+	return true;
+}
+
+/* --- optimizer updates ------------------------------------------------------------------------ */
+
+static bool
+infer_update(const OpSig *in, int batch, InferResult *r)
+{
+	(void)batch;
+	for (int i = 1; i < in->nin; i++)
+		if (!same_as(in, 0, i, r))
+			return false;
+	return true;
+}
+
+#define infer_sgd_update infer_update
+#define infer_adam_update infer_update
+
 #define X(name, ...) infer_##name,
 static InferFn *const rules[NOP] = {NNC_OPS(X)};
 #undef X

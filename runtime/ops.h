@@ -50,7 +50,36 @@ enum {
 	X(concat,                2, -1, OPF_USER) \
 	X(mul,                   1, 1,  OPF_USER | OPF_ELEMWISE) \
 	X(softmax,               1, 1,  OPF_USER) \
-	X(softmax_cross_entropy, 2, 2,  OPF_USER)
+	X(softmax_cross_entropy, 2, 2,  OPF_USER) \
+	/* training-mode forward, inserted by the trainmode pass */ \
+	X(bn_stats,              1, 1,  0) \
+	X(bn_apply,              2, 4,  0) \
+	X(bn_update,             3, 3,  OPF_EFFECT | OPF_NORES) \
+	X(dropout_mask,          1, 1,  0) \
+	X(mulv,                  2, 2,  OPF_ELEMWISE) \
+	X(ones,                  0, 0,  OPF_SOURCE) \
+	/* backward, inserted by the autodiff pass */ \
+	X(conv2d_bwd_data,       2, 2,  OPF_MATMUL) \
+	X(conv2d_bwd_filter,     2, 2,  OPF_MATMUL) \
+	X(bias_grad,             1, 1,  0) \
+	X(bn_bwd_data,           3, 4,  0) \
+	X(bn_bwd_scale,          3, 3,  0) \
+	X(relu_bwd,              2, 2,  OPF_ELEMWISE) \
+	X(relu6_bwd,             2, 2,  OPF_ELEMWISE) \
+	X(gelu_bwd,              2, 2,  OPF_ELEMWISE) \
+	X(tanh_bwd,              2, 2,  OPF_ELEMWISE) \
+	X(maxpool_bwd,           2, 2,  0) \
+	X(avgpool_bwd,           1, 1,  0) \
+	X(global_avgpool_bwd,    1, 1,  0) \
+	X(dense_bwd_data,        2, 2,  OPF_MATMUL) \
+	X(dense_bwd_weight,      2, 2,  OPF_MATMUL) \
+	X(unflatten,             1, 1,  0) \
+	X(slice,                 1, 1,  0) \
+	X(softmax_bwd,           2, 2,  0) \
+	X(sce_bwd,               3, 3,  0) \
+	/* optimizer updates, inserted by the optimizer pass; they write their first operands */ \
+	X(sgd_update,            3, 3,  OPF_EFFECT | OPF_NORES) \
+	X(adam_update,           4, 4,  OPF_EFFECT | OPF_NORES)
 
 /* Attribute kinds. INT2 is an int or a two-element [h, w] list (kernel, stride, padding). */
 typedef enum { AK_INT, AK_INT2, AK_FLOAT, AK_BOOL, AK_STR } AttrKind;
@@ -91,6 +120,38 @@ typedef enum { AK_INT, AK_INT2, AK_FLOAT, AK_BOOL, AK_STR } AttrKind;
 #define NNC_ATTRS_mul(A) A(scale, AK_FLOAT, 1, 0, NULL)
 #define NNC_ATTRS_softmax(A) A(axis, AK_INT, 0, 1, NULL)
 #define NNC_ATTRS_softmax_cross_entropy(A) A(label_smoothing, AK_FLOAT, 0, 0, NULL)
+/* Training and backward ops. Pooling and conv backward ops repeat the forward geometry and add
+ * the input size they must reproduce. Optimizer hyperparameters (learning rate, momentum, weight
+ * decay, betas, eps) are not attributes: the runtime reads them from the run's recipe, so they
+ * can be overridden without recompiling; `decay` says whether weight decay applies. */
+#define NNC_ATTRS_bn_stats(A) A(eps, AK_FLOAT, 1, 0, NULL)
+#define NNC_ATTRS_bn_apply(A)
+#define NNC_ATTRS_bn_update(A) A(momentum, AK_FLOAT, 1, 0, NULL) A(count, AK_INT, 1, 0, NULL)
+#define NNC_ATTRS_dropout_mask(A) A(rate, AK_FLOAT, 1, 0, NULL)
+#define NNC_ATTRS_mulv(A)
+#define NNC_ATTRS_ones(A)
+#define NNC_CONV_GEOMETRY(A) \
+	A(kernel, AK_INT2, 1, 0, NULL) A(stride, AK_INT2, 1, 0, NULL) A(padding, AK_INT2, 1, 0, NULL)
+#define NNC_ATTRS_conv2d_bwd_data(A) NNC_CONV_GEOMETRY(A) A(groups, AK_INT, 1, 0, NULL) A(input, AK_INT2, 1, 0, NULL)
+#define NNC_ATTRS_conv2d_bwd_filter(A) NNC_CONV_GEOMETRY(A) A(groups, AK_INT, 1, 0, NULL)
+#define NNC_ATTRS_bias_grad(A)
+#define NNC_ATTRS_bn_bwd_data(A)
+#define NNC_ATTRS_bn_bwd_scale(A)
+#define NNC_ATTRS_relu_bwd(A)
+#define NNC_ATTRS_relu6_bwd(A)
+#define NNC_ATTRS_gelu_bwd(A)
+#define NNC_ATTRS_tanh_bwd(A)
+#define NNC_ATTRS_maxpool_bwd(A) NNC_CONV_GEOMETRY(A)
+#define NNC_ATTRS_avgpool_bwd(A) NNC_CONV_GEOMETRY(A) A(input, AK_INT2, 1, 0, NULL)
+#define NNC_ATTRS_global_avgpool_bwd(A) A(input, AK_INT2, 1, 0, NULL)
+#define NNC_ATTRS_dense_bwd_data(A)
+#define NNC_ATTRS_dense_bwd_weight(A)
+#define NNC_ATTRS_unflatten(A) A(channels, AK_INT, 1, 0, NULL) A(input, AK_INT2, 1, 0, NULL)
+#define NNC_ATTRS_slice(A) A(axis, AK_INT, 1, 0, NULL) A(start, AK_INT, 1, 0, NULL) A(size, AK_INT, 1, 0, NULL)
+#define NNC_ATTRS_softmax_bwd(A)
+#define NNC_ATTRS_sce_bwd(A) A(label_smoothing, AK_FLOAT, 1, 0, NULL)
+#define NNC_ATTRS_sgd_update(A) A(decay, AK_BOOL, 0, 1, NULL)
+#define NNC_ATTRS_adam_update(A) A(decoupled, AK_BOOL, 0, 0, NULL) A(decay, AK_BOOL, 0, 1, NULL)
 
 typedef enum {
 #define X(name, ...) OP_##name,

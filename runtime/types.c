@@ -40,7 +40,7 @@ dtype_name(DType d)
 const char *
 layout_name(Layout l)
 {
-	static const char *names[NLAYOUT] = {"scalar", "n", "nc", "nchw", "oihw", "oi", "c"};
+	static const char *names[NLAYOUT] = {"scalar", "n", "nc", "nchw", "oihw", "oi", "c", "kc"};
 	return names[l];
 }
 

@@ -13,7 +13,8 @@
 typedef enum { DT_F32, DT_F16, DT_I32, NDTYPE } DType;
 
 /* Layouts name the meaning of each dimension. OIHW/OI are filters, C per-channel vectors. */
-typedef enum { LY_SCALAR, LY_N, LY_NC, LY_NCHW, LY_OIHW, LY_OI, LY_C, NLAYOUT } Layout;
+/* KC: per-channel rows, e.g. batch-norm statistics [2, C] (mean, 1/sqrt(var + eps)). */
+typedef enum { LY_SCALAR, LY_N, LY_NC, LY_NCHW, LY_OIHW, LY_OI, LY_C, LY_KC, NLAYOUT } Layout;
 
 enum { NNC_MAXRANK = 4, NNC_MAXARGS = 64 };
 

@@ -63,8 +63,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.batch = 8,
 	};
 	PipelineOpts po = {.out = devnull};
-	Graph *g = NULL;
-	int rc = pipeline_run(&arena, &diag, &so, &po, &g);
+	Recipe recipe;
+	recipe_defaults(&recipe);
+	Module m;
+	int rc = pipeline_run(&arena, &diag, &so, &po, &recipe, &m);
+	Graph *g = rc == NNC_OK ? m.main : NULL;
 
 	switch (rc) {
 	case NNC_OK:
@@ -72,7 +75,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			fprintf(stderr, "fuzz_frontend: pipeline_run returned NNC_OK without a graph\n");
 			abort();
 		}
-		ir_print(devnull, g);
+		module_print(devnull, &m);
 		ir_print_dot(devnull, g);
 		stats_print(devnull, g);
 		(void)graph_totals(g);

@@ -145,9 +145,11 @@ build(Arena *a, Diag *d, const char *src)
 {
 	SemaOpts so = {.path = "unit.nn", .source = src, .source_len = strlen(src), .batch = 2};
 	PipelineOpts po = {.out = stdout};
-	Graph *g;
-	int rc = pipeline_run(a, d, &so, &po, &g);
-	return rc == NNC_OK ? g : NULL;
+	static Recipe recipe;
+	recipe_defaults(&recipe);
+	Module m;
+	int rc = pipeline_run(a, d, &so, &po, &recipe, &m);
+	return rc == NNC_OK ? (m.eval ? m.eval : m.main) : NULL;
 }
 
 static const char *model_src =

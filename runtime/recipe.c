@@ -1,0 +1,315 @@
+/* Training recipes (see recipe.h). The field table maps each key to its type and storage;
+ * parsing, printing and "unknown key" suggestions all walk it. */
+#include "runtime/recipe.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+typedef enum { F_DOUBLE, F_INT, F_LONG, F_BOOL, F_CHOICE, F_INTLIST } FieldType;
+
+typedef struct {
+	const char *key;
+	FieldType type;
+	size_t off;
+	const char *choices; /* F_CHOICE: space-separated */
+} Field;
+
+#define FIELD(key, type, member, choices) {key, type, offsetof(Recipe, member), choices}
+static const Field fields[] = {
+	FIELD("optimizer", F_CHOICE, optimizer, "sgd adam adamw"),
+	FIELD("lr", F_DOUBLE, lr, NULL),
+	FIELD("momentum", F_DOUBLE, momentum, NULL),
+	FIELD("nesterov", F_BOOL, nesterov, NULL),
+	FIELD("weight_decay", F_DOUBLE, weight_decay, NULL),
+	FIELD("decay_bn_and_bias", F_BOOL, decay_bn_and_bias, NULL),
+	FIELD("beta1", F_DOUBLE, beta1, NULL),
+	FIELD("beta2", F_DOUBLE, beta2, NULL),
+	FIELD("eps", F_DOUBLE, eps, NULL),
+	FIELD("schedule", F_CHOICE, schedule, "constant step cosine linear"),
+	FIELD("warmup_epochs", F_DOUBLE, warmup_epochs, NULL),
+	FIELD("milestones", F_INTLIST, milestones, NULL),
+	FIELD("gamma", F_DOUBLE, gamma, NULL),
+	FIELD("epochs", F_INT, epochs, NULL),
+	FIELD("batch", F_INT, batch, NULL),
+	FIELD("label_smoothing", F_DOUBLE, label_smoothing, NULL),
+	FIELD("augment.crop_padding", F_INT, crop_padding, NULL),
+	FIELD("augment.flip", F_BOOL, flip, NULL),
+	FIELD("augment.cutout", F_INT, cutout, NULL),
+	FIELD("seed", F_LONG, seed, NULL),
+};
+#undef FIELD
+
+void
+recipe_defaults(Recipe *r)
+{
+	memset(r, 0, sizeof *r);
+	strcpy(r->optimizer, "sgd");
+	r->lr = 0.1;
+	r->momentum = 0.9;
+	r->weight_decay = 5e-4;
+	r->decay_bn_and_bias = true;
+	r->beta1 = 0.9;
+	r->beta2 = 0.999;
+	r->eps = 1e-8;
+	strcpy(r->schedule, "cosine");
+	r->gamma = 0.1;
+	r->epochs = 30;
+	r->batch = 128;
+	r->label_smoothing = -1;
+	r->crop_padding = 4;
+	r->flip = true;
+	r->seed = 0;
+}
+
+static const Field *
+find(const char *key)
+{
+	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+		if (strcmp(fields[i].key, key) == 0)
+			return &fields[i];
+	return NULL;
+}
+
+static bool
+parse_number(const char *v, double *out)
+{
+	char *end;
+	errno = 0;
+	*out = strtod(v, &end);
+	return *v && !*end && errno == 0 && isfinite(*out);
+}
+
+/* Range checks that make a recipe meaningful, per key. */
+static const char *
+check_range(const Recipe *r, const char *key)
+{
+	if (!strcmp(key, "lr") && !(r->lr >= 0))
+		return "must be >= 0";
+	if ((!strcmp(key, "momentum") && !(r->momentum >= 0 && r->momentum < 1)) ||
+	    (!strcmp(key, "beta1") && !(r->beta1 >= 0 && r->beta1 < 1)) ||
+	    (!strcmp(key, "beta2") && !(r->beta2 >= 0 && r->beta2 < 1)))
+		return "must be in [0, 1)";
+	if ((!strcmp(key, "weight_decay") && !(r->weight_decay >= 0)) || (!strcmp(key, "eps") && !(r->eps > 0)) ||
+	    (!strcmp(key, "warmup_epochs") && !(r->warmup_epochs >= 0)) || (!strcmp(key, "gamma") && !(r->gamma > 0)))
+		return "must be positive (or zero where that means off)";
+	if ((!strcmp(key, "epochs") && r->epochs <= 0) || (!strcmp(key, "batch") && (r->batch <= 0 || r->batch > 65536)))
+		return "must be a positive integer (batch at most 65536)";
+	if (!strcmp(key, "label_smoothing") && !(r->label_smoothing < 1))
+		return "must be below 1 (negative: keep the model's)";
+	if ((!strcmp(key, "augment.crop_padding") && (r->crop_padding < 0 || r->crop_padding > 16)) ||
+	    (!strcmp(key, "augment.cutout") && (r->cutout < 0 || r->cutout > 32)))
+		return "is out of range (crop_padding 0-16, cutout 0-32)";
+	return NULL;
+}
+
+bool
+recipe_set(Recipe *r, const char *key, const char *v, char *err, size_t errlen)
+{
+	const Field *f = find(key);
+	if (!f) {
+		int k = snprintf(err, errlen, "unknown recipe setting '%s' (settings:", key);
+		for (size_t i = 0; i < sizeof fields / sizeof fields[0] && k > 0 && (size_t)k < errlen; i++)
+			k += snprintf(err + k, errlen - (size_t)k, " %s", fields[i].key);
+		if (k > 0 && (size_t)k < errlen)
+			snprintf(err + k, errlen - (size_t)k, ")");
+		return false;
+	}
+	void *p = (char *)r + f->off;
+	double d;
+	switch (f->type) {
+	case F_DOUBLE:
+		if (!parse_number(v, &d)) {
+			snprintf(err, errlen, "recipe setting '%s' needs a number, got '%s'", key, v);
+			return false;
+		}
+		*(double *)p = d;
+		break;
+	case F_INT:
+	case F_LONG:
+		if (!parse_number(v, &d) || d != floor(d) || fabs(d) > 2e9) {
+			snprintf(err, errlen, "recipe setting '%s' needs an integer, got '%s'", key, v);
+			return false;
+		}
+		if (f->type == F_INT)
+			*(int *)p = (int)d;
+		else
+			*(long *)p = (long)d;
+		break;
+	case F_BOOL:
+		if (strcmp(v, "true") && strcmp(v, "false")) {
+			snprintf(err, errlen, "recipe setting '%s' needs true or false, got '%s'", key, v);
+			return false;
+		}
+		*(bool *)p = v[0] == 't';
+		break;
+	case F_CHOICE: {
+		size_t n = strlen(v);
+		const char *c = strstr(f->choices, v);
+		if (!n || n >= 16 || !c || (c != f->choices && c[-1] != ' ') || (c[n] != ' ' && c[n] != 0)) {
+			snprintf(err, errlen, "recipe setting '%s' must be one of: %s; got '%s'", key, f->choices, v);
+			return false;
+		}
+		strcpy((char *)p, v);
+		break;
+	}
+	case F_INTLIST: {
+		/* "30,60,90" or "[30, 60, 90]" */
+		r->nmilestones = 0;
+		for (const char *s = v; *s;) {
+			while (*s == ' ' || *s == '[' || *s == ',' || *s == ']')
+				s++;
+			if (!*s)
+				break;
+			char *end;
+			long x = strtol(s, &end, 10);
+			if (end == s || x < 0 || x > 100000 || r->nmilestones == RECIPE_MAX_MILESTONES) {
+				snprintf(err, errlen, "recipe setting '%s' needs up to %d epoch numbers like [100, 150], got '%s'", key,
+					RECIPE_MAX_MILESTONES, v);
+				return false;
+			}
+			r->milestones[r->nmilestones++] = (int)x;
+			s = end;
+		}
+		break;
+	}
+	}
+	const char *bad = check_range(r, key);
+	if (bad) {
+		snprintf(err, errlen, "recipe setting '%s' = %s %s", key, v, bad);
+		return false;
+	}
+	return true;
+}
+
+void
+recipe_print(FILE *out, const Recipe *r, const char *indent)
+{
+	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+		const Field *f = &fields[i];
+		const void *p = (const char *)r + f->off;
+		fprintf(out, "%s%s: ", indent, f->key);
+		switch (f->type) {
+		case F_DOUBLE: fprintf(out, "%.17g", *(const double *)p); break;
+		case F_INT: fprintf(out, "%d", *(const int *)p); break;
+		case F_LONG: fprintf(out, "%ld", *(const long *)p); break;
+		case F_BOOL: fputs(*(const bool *)p ? "true" : "false", out); break;
+		case F_CHOICE: fputs((const char *)p, out); break;
+		case F_INTLIST:
+			fputc('[', out);
+			for (int k = 0; k < r->nmilestones; k++)
+				fprintf(out, "%s%d", k ? ", " : "", r->milestones[k]);
+			fputc(']', out);
+			break;
+		}
+		fputc('\n', out);
+	}
+}
+
+double
+recipe_lr(const Recipe *r, double e)
+{
+	if (r->warmup_epochs > 0 && e < r->warmup_epochs)
+		return r->lr * e / r->warmup_epochs;
+	double span = r->epochs - r->warmup_epochs, t = span > 0 ? (e - r->warmup_epochs) / span : 1;
+	if (t > 1)
+		t = 1;
+	if (!strcmp(r->schedule, "cosine"))
+		return r->lr * 0.5 * (1 + cos(M_PI * t));
+	if (!strcmp(r->schedule, "linear"))
+		return r->lr * (1 - t);
+	if (!strcmp(r->schedule, "step")) {
+		double lr = r->lr;
+		for (int i = 0; i < r->nmilestones; i++)
+			if (e >= r->milestones[i])
+				lr *= r->gamma;
+		return lr;
+	}
+	return r->lr;
+}
+
+/* --- YAML loading ------------------------------------------------------------------------------ */
+
+static bool
+yaml_fail(char *err, size_t errlen, const char *path, yaml_mark_t m, const char *msg)
+{
+	snprintf(err, errlen, "%s:%zu:%zu: error: %s", path, m.line + 1, m.column + 1, msg);
+	return false;
+}
+
+bool
+recipe_load(Recipe *r, const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		snprintf(err, errlen, "%s: error: cannot open recipe: %s", path, strerror(errno));
+		return false;
+	}
+	yaml_parser_t p;
+	yaml_document_t doc;
+	yaml_parser_initialize(&p);
+	yaml_parser_set_input_file(&p, f);
+	bool ok = yaml_parser_load(&p, &doc);
+	if (!ok) {
+		char msg[256];
+		snprintf(msg, sizeof msg, "invalid YAML: %s", p.problem ? p.problem : "parse error");
+		yaml_fail(err, errlen, path, p.problem_mark, msg);
+		yaml_parser_delete(&p);
+		fclose(f);
+		return false;
+	}
+	yaml_node_t *root = yaml_document_get_root_node(&doc);
+	if (!root || root->type != YAML_MAPPING_NODE) {
+		ok = root ? yaml_fail(err, errlen, path, root->start_mark, "a recipe is a mapping of settings (key: value)")
+		          : yaml_fail(err, errlen, path, p.mark, "empty recipe");
+	}
+	/* Walk one level, and one nested level for `augment:`. */
+	for (yaml_node_pair_t *pr = ok ? root->data.mapping.pairs.start : NULL; ok && pr < root->data.mapping.pairs.top; pr++) {
+		yaml_node_t *k = yaml_document_get_node(&doc, pr->key), *v = yaml_document_get_node(&doc, pr->value);
+		if (k->type != YAML_SCALAR_NODE) {
+			ok = yaml_fail(err, errlen, path, k->start_mark, "setting names must be plain words");
+			break;
+		}
+		const char *key = (const char *)k->data.scalar.value;
+		yaml_node_pair_t *inner = NULL, *inner_end = NULL;
+		yaml_node_pair_t one = *pr;
+		if (v->type == YAML_MAPPING_NODE) {
+			inner = v->data.mapping.pairs.start;
+			inner_end = v->data.mapping.pairs.top;
+		} else {
+			inner = &one;
+			inner_end = &one + 1;
+		}
+		for (yaml_node_pair_t *q = inner; ok && q < inner_end; q++) {
+			yaml_node_t *kk = yaml_document_get_node(&doc, q->key), *vv = yaml_document_get_node(&doc, q->value);
+			char full[128], val[512];
+			if (v->type == YAML_MAPPING_NODE)
+				snprintf(full, sizeof full, "%s.%s", key, (const char *)kk->data.scalar.value);
+			else
+				snprintf(full, sizeof full, "%s", key);
+			if (vv->type == YAML_SCALAR_NODE) {
+				snprintf(val, sizeof val, "%s", (const char *)vv->data.scalar.value);
+			} else if (vv->type == YAML_SEQUENCE_NODE) {
+				size_t n = 0;
+				val[0] = 0;
+				for (yaml_node_item_t *it = vv->data.sequence.items.start; it < vv->data.sequence.items.top; it++) {
+					yaml_node_t *e = yaml_document_get_node(&doc, *it);
+					if (e->type == YAML_SCALAR_NODE && n < sizeof val)
+						n += (size_t)snprintf(val + n, sizeof val - n, "%s%s", n ? "," : "", (const char *)e->data.scalar.value);
+				}
+			} else {
+				ok = yaml_fail(err, errlen, path, vv->start_mark, "expected a value");
+				break;
+			}
+			char msg[768];
+			if (!recipe_set(r, full, val, msg, sizeof msg))
+				ok = yaml_fail(err, errlen, path, vv->start_mark, msg);
+		}
+	}
+	yaml_document_delete(&doc);
+	yaml_parser_delete(&p);
+	fclose(f);
+	return ok;
+}
