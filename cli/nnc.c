@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "compiler/irprint.h"
+#include "compiler/lower.h"
 #include "compiler/stats.h"
 #include "passes/pipeline.h"
 
@@ -41,6 +42,7 @@ static const char usage_common[] =
 static const char usage_check[] = "usage: nnc check [options] FILE.nn\n\nParses and type-checks FILE; prints nothing on success.\n\noptions:\n";
 static const char usage_compile[] =
 	"usage: nnc compile [options] FILE.nn\n\nRuns every pass on FILE, verifying the IR after each.\n\noptions:\n"
+	"  -o FILE.plan                   write the execution plan for nnrun\n"
 	"  --recipe R.yaml                training settings (optimizer, schedule, epochs...)\n"
 	"  --set KEY=VALUE                override one recipe setting (repeatable)\n"
 	"  --dump-ir=PASS[,PASS...]|all   print the IR after these passes to stdout\n"
@@ -56,6 +58,7 @@ typedef struct {
 	SemaOpts so;
 	PipelineOpts po;
 	const char *dump_dot;
+	const char *output;
 	bool yaml;
 	const char *incdirs[64];
 	Recipe recipe;
@@ -130,6 +133,10 @@ parse_args(Options *o, int argc, char **argv)
 				return usage_error(o->cmd, "--batch must be an integer from 1 to 1048576, got '%s'", val);
 			o->so.batch = (int)b;
 			o->batch_given = true;
+		} else if (strcmp(o->cmd, "compile") == 0 && (t = take(o, argc, argv, &i, &val, "--output", "-o"))) {
+			if (t < 0)
+				return NNC_EUSAGE;
+			o->output = val;
 		} else if (strcmp(o->cmd, "compile") == 0 && (t = take(o, argc, argv, &i, &val, "--recipe", NULL))) {
 			if (t < 0)
 				return NNC_EUSAGE;
@@ -238,6 +245,31 @@ cmd_version(void)
 	return 0;
 }
 
+/* Writes the plan next to its final name and renames it into place, so a failed or
+ * interrupted compile never leaves a truncated plan behind. */
+static int
+write_plan(const Module *m, const Options *o, Diag *d)
+{
+	Plan plan;
+	if (!lower_module(m, o->file, &plan, d))
+		return NNC_EINTERNAL;
+	char tmp[4096];
+	snprintf(tmp, sizeof tmp, "%s.tmp", o->output);
+	FILE *f = fopen(tmp, "w");
+	if (!f) {
+		fprintf(stderr, "%s: error: cannot write plan: %s\n", o->output, strerror(errno));
+		return NNC_EUSAGE;
+	}
+	bool ok = plan_write(f, &plan);
+	ok = (fclose(f) == 0) && ok;
+	if (!ok || rename(tmp, o->output) != 0) {
+		fprintf(stderr, "%s: error: cannot write plan: %s\n", o->output, strerror(errno));
+		remove(tmp);
+		return NNC_EUSAGE;
+	}
+	return NNC_OK;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -296,6 +328,8 @@ main(int argc, char **argv)
 			}
 		}
 	}
+	if (rc == NNC_OK && o.output)
+		rc = write_plan(&m, &o, &diag);
 	if (rc == NNC_OK && strcmp(cmd, "compile") == 0) {
 		GraphTotals t = graph_totals(g), all = graph_totals(m.main);
 		fprintf(stderr, "nnc: compiled model '%.*s': %d ops, %lld trainable parameters, %.1fM MACs per image",

@@ -33,7 +33,6 @@ rewrite_batchnorm(Graph *g, Diag *d, Inst *bn)
 	Value *upd_args[3] = {rm, rv, s->res};
 	Inst *u = inst_build(g, OP_bn_update, bn, 3, upd_args);
 	inst_set_float(u, "momentum", attr_f(bn, "momentum"));
-	inst_set_int(u, "count", type_numel(&x->type) / x->type.dim[1]);
 	if (!inst_type(g, d, u))
 		return false;
 	value_replace_uses(g, bn->res, y->res);

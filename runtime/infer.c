@@ -418,15 +418,15 @@ infer_bn_stats(const OpSig *in, int batch, InferResult *r)
 {
 	if (!infer_unary(in, batch, r))
 		return false;
-	int64_t d[2] = {2, arg_t(in, 0)->dim[1]};
-	r->out = type_make(DT_F32, LY_KC, 2, d);
+	int64_t d[2] = {3, arg_t(in, 0)->dim[1]};
+	r->out = type_make(arg_t(in, 0)->dtype, LY_KC, 2, d);
 	return true;
 }
 
 static bool
 infer_bn_apply(const OpSig *in, int batch, InferResult *r)
 {
-	if (!infer_unary(in, batch, r) || !channel_vec(in, 1, 2, r))
+	if (!infer_unary(in, batch, r) || !channel_vec(in, 1, 3, r))
 		return false;
 	for (int i = 2; i < in->nin; i++)
 		if (!channel_vec(in, i, 0, r))
@@ -440,7 +440,8 @@ infer_bn_update(const OpSig *in, int batch, InferResult *r)
 	(void)batch;
 	char b[96];
 	const Type *m = arg_t(in, 0);
-	if (m->rank != 1 || !type_eq(m, arg_t(in, 1)) || arg_t(in, 2)->rank != 2 || arg_t(in, 2)->dim[1] != m->dim[0])
+	if (m->rank != 1 || !type_eq(m, arg_t(in, 1)) || arg_t(in, 2)->rank != 2 || arg_t(in, 2)->dim[0] != 3 ||
+	    arg_t(in, 2)->dim[1] != m->dim[0])
 		return fail(r, "bn_update: running statistics %s do not match batch statistics %s", ts(in->in[0], b),
 			ts(in->in[2], b));
 	return true;
@@ -528,7 +529,7 @@ infer_bias_grad(const OpSig *in, int batch, InferResult *r)
 static bool
 infer_bn_bwd_data(const OpSig *in, int batch, InferResult *r)
 {
-	if (!same_as(in, 0, 1, r) || !channel_vec(in, 2, 2, r) || (in->nin == 4 && !channel_vec(in, 3, 0, r)))
+	if (!same_as(in, 0, 1, r) || !channel_vec(in, 2, 3, r) || (in->nin == 4 && !channel_vec(in, 3, 0, r)))
 		return false;
 	return infer_unary(in, batch, r);
 }
@@ -536,7 +537,7 @@ infer_bn_bwd_data(const OpSig *in, int batch, InferResult *r)
 static bool
 infer_bn_bwd_scale(const OpSig *in, int batch, InferResult *r)
 {
-	if (!same_as(in, 0, 1, r) || !channel_vec(in, 2, 2, r))
+	if (!same_as(in, 0, 1, r) || !channel_vec(in, 2, 3, r))
 		return false;
 	return infer_bias_grad(in, batch, r);
 }

@@ -57,7 +57,7 @@ enum {
 	X(bn_update,             3, 3,  OPF_EFFECT | OPF_NORES) \
 	X(dropout_mask,          1, 1,  0) \
 	X(mulv,                  2, 2,  OPF_ELEMWISE) \
-	X(ones,                  0, 0,  OPF_SOURCE) \
+	X(ones,                  0, 0,  0) \
 	/* backward, inserted by the autodiff pass */ \
 	X(conv2d_bwd_data,       2, 2,  OPF_MATMUL) \
 	X(conv2d_bwd_filter,     2, 2,  OPF_MATMUL) \
@@ -120,13 +120,14 @@ typedef enum { AK_INT, AK_INT2, AK_FLOAT, AK_BOOL, AK_STR } AttrKind;
 #define NNC_ATTRS_mul(A) A(scale, AK_FLOAT, 1, 0, NULL)
 #define NNC_ATTRS_softmax(A) A(axis, AK_INT, 0, 1, NULL)
 #define NNC_ATTRS_softmax_cross_entropy(A) A(label_smoothing, AK_FLOAT, 0, 0, NULL)
-/* Training and backward ops. Pooling and conv backward ops repeat the forward geometry and add
+/* Training and backward ops. bn_stats gives [3, C]: the batch mean, 1/sqrt(var + eps) and the
+ * unbiased variance (for the running statistics, as PyTorch keeps them). Pooling and conv backward ops repeat the forward geometry and add
  * the input size they must reproduce. Optimizer hyperparameters (learning rate, momentum, weight
  * decay, betas, eps) are not attributes: the runtime reads them from the run's recipe, so they
  * can be overridden without recompiling; `decay` says whether weight decay applies. */
 #define NNC_ATTRS_bn_stats(A) A(eps, AK_FLOAT, 1, 0, NULL)
 #define NNC_ATTRS_bn_apply(A)
-#define NNC_ATTRS_bn_update(A) A(momentum, AK_FLOAT, 1, 0, NULL) A(count, AK_INT, 1, 0, NULL)
+#define NNC_ATTRS_bn_update(A) A(momentum, AK_FLOAT, 1, 0, NULL)
 #define NNC_ATTRS_dropout_mask(A) A(rate, AK_FLOAT, 1, 0, NULL)
 #define NNC_ATTRS_mulv(A)
 #define NNC_ATTRS_ones(A)

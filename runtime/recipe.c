@@ -1,6 +1,7 @@
 /* Training recipes (see recipe.h). The field table maps each key to its type and storage;
  * parsing, printing and "unknown key" suggestions all walk it. */
 #include "runtime/recipe.h"
+#include "runtime/types.h"
 
 #include <errno.h>
 #include <math.h>
@@ -192,7 +193,11 @@ recipe_print(FILE *out, const Recipe *r, const char *indent)
 		const void *p = (const char *)r + f->off;
 		fprintf(out, "%s%s: ", indent, f->key);
 		switch (f->type) {
-		case F_DOUBLE: fprintf(out, "%.17g", *(const double *)p); break;
+		case F_DOUBLE: {
+			char b[32];
+			fputs(double_str(b, *(const double *)p), out);
+			break;
+		}
 		case F_INT: fprintf(out, "%d", *(const int *)p); break;
 		case F_LONG: fprintf(out, "%ld", *(const long *)p); break;
 		case F_BOOL: fputs(*(const bool *)p ? "true" : "false", out); break;

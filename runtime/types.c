@@ -2,6 +2,7 @@
 #include "runtime/types.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 
 int64_t
 type_numel(const Type *t)
@@ -62,4 +63,15 @@ type_make(DType d, Layout l, int rank, const int64_t *dims)
 	for (int i = 0; i < rank; i++)
 		t.dim[i] = dims[i];
 	return t;
+}
+
+const char *
+double_str(char buf[32], double v)
+{
+	for (int prec = 6; prec <= 17; prec++) {
+		snprintf(buf, 32, "%.*g", prec, v);
+		if (strtod(buf, NULL) == v)
+			break;
+	}
+	return buf;
 }

@@ -13,7 +13,7 @@
 typedef enum { DT_F32, DT_F16, DT_I32, NDTYPE } DType;
 
 /* Layouts name the meaning of each dimension. OIHW/OI are filters, C per-channel vectors. */
-/* KC: per-channel rows, e.g. batch-norm statistics [2, C] (mean, 1/sqrt(var + eps)). */
+/* KC: per-channel rows, e.g. batch-norm statistics [3, C]. */
 typedef enum { LY_SCALAR, LY_N, LY_NC, LY_NCHW, LY_OIHW, LY_OI, LY_C, LY_KC, NLAYOUT } Layout;
 
 enum { NNC_MAXRANK = 4, NNC_MAXARGS = 64 };
@@ -41,5 +41,7 @@ const char *layout_name(Layout l);
 /* Writes e.g. "f32[128,16,32,32]" into buf and returns buf. */
 char *type_str(const Type *t, char *buf, size_t n);
 Type type_make(DType d, Layout l, int rank, const int64_t *dims);
+/* The shortest "%g" text that reads back as exactly V (for plans and recipes). */
+const char *double_str(char buf[32], double v);
 
 #endif

@@ -68,3 +68,12 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 say "building build/ with -j$JOBS"
 cmake --build build -j"$JOBS"
 say "done: build/nnc"
+
+# CIFAR-10 into data/cifar-10-batches-bin/ (git-ignored), checked against the official SHA-256;
+# instant when already there. NNC_SKIP_DATA=1 skips it (the tests never need the real data).
+if [ "${NNC_SKIP_DATA:-0}" = 1 ]; then
+	say "NNC_SKIP_DATA=1: not fetching CIFAR-10"
+else
+	say "CIFAR-10 into data/ (scripts/get-cifar10.sh; NNC_SKIP_DATA=1 skips this)"
+	scripts/get-cifar10.sh
+fi

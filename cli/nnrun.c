@@ -1,0 +1,712 @@
+/* nnrun: runs execution plans written by `nnc compile`.
+ *
+ *   nnrun info PLAN                 validate a plan and summarize it
+ *   nnrun train PLAN --data DIR     train on CIFAR-10 (progress, metrics, checkpoints, resume)
+ *   nnrun eval PLAN --weights W     evaluate a checkpoint or safetensors file on the test set
+ *   nnrun export PLAN --weights CKPT -o W.safetensors
+ *                                   write the model's weights (PyTorch names) for other tools
+ *
+ * Exit codes: 0 success, 1 bad input (plan, data, checkpoint), 2 bad usage, 130 interrupted
+ * (a checkpoint was saved). Only this file exits. */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "runtime/checkpoint.h"
+#include "runtime/cpu/kernels.h"
+#include "runtime/data.h"
+#include "runtime/exec.h"
+#include "runtime/safetensors.h"
+
+enum { EXIT_USER = 1, EXIT_USAGE = 2, EXIT_INTERRUPTED = 130 };
+
+static const char usage[] =
+	"usage: nnrun COMMAND PLAN [options]\n"
+	"\n"
+	"commands:\n"
+	"  info PLAN                       validate the plan and summarize it\n"
+	"  train PLAN --data DIR           train on CIFAR-10\n"
+	"  eval PLAN --weights FILE --data DIR\n"
+	"                                  test accuracy and loss of a checkpoint or .safetensors\n"
+	"  export PLAN --weights CKPT -o OUT.safetensors\n"
+	"                                  the model's parameters under their PyTorch-style names\n"
+	"\n"
+	"options:\n"
+	"  --data DIR            CIFAR-10 binary files (scripts/setup.sh puts them in data/)\n"
+	"  --set KEY=VALUE       override a recipe setting (lr, epochs, seed, augment.flip...)\n"
+	"  --epochs N, --lr X, --seed N   shorthands for --set\n"
+	"  --threads N           worker threads (default: all cores)\n"
+	"  --metrics FILE        per-epoch metrics; .jsonl gives JSON Lines, else CSV\n"
+	"  --checkpoint FILE     where to save checkpoints (default: PLAN.ckpt), each epoch and on Ctrl-C\n"
+	"  --resume FILE         continue a run from its checkpoint (bit-identical on the CPU)\n"
+	"  --weights FILE        start from these weights (.safetensors or a checkpoint)\n"
+	"  --train-limit N       use only the first N training images (quick runs, tests)\n"
+	"  --test-limit N        evaluate on the first N test images only\n"
+	"  --steps N             stop after N training steps (tests); a checkpoint is saved\n"
+	"  --quiet               no progress output\n"
+	"  --allow-edited        load a hand-edited plan (it is still fully validated)\n"
+	"  -h, --help            this help\n";
+
+typedef struct {
+	const char *cmd, *plan_path, *data, *metrics, *checkpoint, *resume, *weights, *output;
+	int threads, train_limit, test_limit;
+	long max_steps;
+	bool quiet, allow_edited;
+	const char *sets[64];
+	int nsets;
+} Opts;
+
+static volatile sig_atomic_t interrupted;
+
+static void
+on_sigint(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+static int
+usage_error(const char *msg, const char *arg)
+{
+	fprintf(stderr, "nnrun: ");
+	fprintf(stderr, msg, arg);
+	fprintf(stderr, "\nTry `nnrun --help`.\n");
+	return EXIT_USAGE;
+}
+
+static bool
+parse_int(const char *s, long lo, long hi, long *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (!*s || *end || errno || v < lo || v > hi)
+		return false;
+	*out = v;
+	return true;
+}
+
+/* Returns -1 to go on, or an exit code. */
+static int
+parse_opts(Opts *o, int argc, char **argv)
+{
+	o->threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	if (o->threads < 1)
+		o->threads = 1;
+	for (int i = 2; i < argc; i++) {
+		const char *a = argv[i];
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+		long n;
+#define VALUE()                                            \
+	do {                                                   \
+		if (!v)                                            \
+			return usage_error("%s needs a value", a);      \
+		i++;                                               \
+	} while (0)
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			fputs(usage, stdout);
+			return 0;
+		} else if (!strcmp(a, "--data")) {
+			VALUE();
+			o->data = v;
+		} else if (!strcmp(a, "--metrics")) {
+			VALUE();
+			o->metrics = v;
+		} else if (!strcmp(a, "--checkpoint")) {
+			VALUE();
+			o->checkpoint = v;
+		} else if (!strcmp(a, "--resume")) {
+			VALUE();
+			o->resume = v;
+		} else if (!strcmp(a, "--weights")) {
+			VALUE();
+			o->weights = v;
+		} else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
+			VALUE();
+			o->output = v;
+		} else if (!strcmp(a, "--set") || !strcmp(a, "--epochs") || !strcmp(a, "--lr") || !strcmp(a, "--seed")) {
+			VALUE();
+			if (o->nsets == 64)
+				return usage_error("too many --set options%s", "");
+			o->sets[o->nsets++] = !strcmp(a, "--set") ? v : NULL;
+			if (strcmp(a, "--set") != 0) {
+				static char buf[64][128];
+				snprintf(buf[o->nsets - 1], sizeof buf[0], "%s=%s", a + 2, v);
+				o->sets[o->nsets - 1] = buf[o->nsets - 1];
+			}
+		} else if (!strcmp(a, "--threads")) {
+			VALUE();
+			if (!parse_int(v, 1, 256, &n))
+				return usage_error("--threads needs a number from 1 to 256, got '%s'", v);
+			o->threads = (int)n;
+		} else if (!strcmp(a, "--train-limit") || !strcmp(a, "--test-limit")) {
+			VALUE();
+			if (!parse_int(v, 1, 50000, &n))
+				return usage_error("the limit needs a number from 1 to 50000, got '%s'", v);
+			*(a[2] == 't' && a[3] == 'r' ? &o->train_limit : &o->test_limit) = (int)n;
+		} else if (!strcmp(a, "--steps")) {
+			VALUE();
+			if (!parse_int(v, 1, 1L << 40, &n))
+				return usage_error("--steps needs a positive number, got '%s'", v);
+			o->max_steps = n;
+		} else if (!strcmp(a, "--quiet")) {
+			o->quiet = true;
+		} else if (!strcmp(a, "--allow-edited")) {
+			o->allow_edited = true;
+		} else if (a[0] == '-') {
+			return usage_error("unknown option '%s'", a);
+		} else if (o->plan_path) {
+			return usage_error("more than one plan ('%s')", a);
+		} else {
+			o->plan_path = a;
+		}
+#undef VALUE
+	}
+	if (!o->plan_path)
+		return usage_error("no plan given%s", "");
+	return -1;
+}
+
+/* --- weights and checkpoints ------------------------------------------------------------------ */
+
+/* The identity a checkpoint records: model name and a hash of every parameter's name and shape,
+ * so a checkpoint resumes with any plan of the same network (recompiled with other settings). */
+static const char *
+plan_identity(const Plan *p, char *buf, size_t n)
+{
+	uint64_t h = PLAN_HASH_INIT;
+	for (int i = 0; i < p->nparams; i++) {
+		const Type *t = &p->values[p->params[i].value];
+		h = plan_hash(h, p->params[i].name, strlen(p->params[i].name) + 1);
+		h = plan_hash(h, t->dim, (size_t)t->rank * sizeof t->dim[0]);
+	}
+	snprintf(buf, n, "%s/%016" PRIx64, p->model, h);
+	return buf;
+}
+
+static StTensor *
+param_tensors(const Exec *e, bool all)
+{
+	const Plan *p = e->plan;
+	StTensor *t = calloc((size_t)p->nparams + 1, sizeof *t);
+	int k = 0;
+	for (int i = 0; t && i < p->nparams; i++) {
+		if (!all && !strncmp(p->params[i].name, "optim.", 6))
+			continue;
+		const Type *ty = &p->values[p->params[i].value];
+		t[k++] = (StTensor){.name = p->params[i].name, .dtype = ST_F32, .rank = ty->rank, .dims = ty->dim,
+			.data = exec_f32(e, p->params[i].value)};
+	}
+	return t;
+}
+
+typedef struct {
+	uint64_t epoch, position;
+} RunState;
+
+static bool
+save_checkpoint(const Exec *e, const char *path, const RunState *rs, char *err, size_t errlen)
+{
+	char id[256];
+	StTensor *t = param_tensors(e, true);
+	if (!t) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		return false;
+	}
+	uint64_t rng[2] = {e->rng.key, e->rng.counter}, order[2] = {rs->epoch, rs->position};
+	CkptInfo info = {.plan = plan_identity(e->plan, id, sizeof id), .epoch = rs->epoch, .step = (uint64_t)e->step,
+		.rng = rng, .nrng = 2, .data_order = order, .norder = 2};
+	int rc = ckpt_save(path, t, (size_t)e->plan->nparams, &info, 0, err, errlen);
+	free(t);
+	return rc == 0;
+}
+
+static bool
+ends_with(const char *s, const char *suffix)
+{
+	size_t a = strlen(s), b = strlen(suffix);
+	return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/* Loads weights by name: from a checkpoint (everything, verified, with its run state) or from
+ * a .safetensors file (model parameters only; missing optimizer state stays zero). */
+static bool
+load_weights(Exec *e, const char *path, bool resume, RunState *rs, char *err, size_t errlen)
+{
+	const Plan *p = e->plan;
+	char id[256];
+	if (resume || !ends_with(path, ".safetensors")) {
+		CkptExpect *ex = calloc((size_t)p->nparams + 1, sizeof *ex);
+		if (!ex) {
+			snprintf(err, errlen, "out of memory");
+			return false;
+		}
+		for (int i = 0; i < p->nparams; i++) {
+			const Type *t = &p->values[p->params[i].value];
+			ex[i] = (CkptExpect){p->params[i].name, ST_F32, t->rank, t->dim, exec_f32(e, p->params[i].value)};
+		}
+		Ckpt c = {0};
+		int rc = ckpt_load(path, plan_identity(p, id, sizeof id), ex, (size_t)p->nparams, &c, err, errlen);
+		free(ex);
+		if (rc != 0)
+			return false;
+		if (resume) {
+			if (c.nrng != 2 || c.norder != 2) {
+				snprintf(err, errlen, "%s: the checkpoint lacks the RNG or data-order state needed to resume", path);
+				ckpt_close(&c);
+				return false;
+			}
+			e->rng.key = c.rng[0];
+			e->rng.counter = c.rng[1];
+			e->step = (long)c.step;
+			rs->epoch = c.data_order[0];
+			rs->position = c.data_order[1];
+		}
+		ckpt_close(&c);
+		return true;
+	}
+	StFile *f;
+	if (st_open(path, &f, err, errlen) != 0)
+		return false;
+	int loaded = 0;
+	for (int i = 0; i < p->nparams; i++) {
+		const PlanParam *q = &p->params[i];
+		const StTensor *t = st_find(f, q->name);
+		if (!t) {
+			if (strncmp(q->name, "optim.", 6) == 0)
+				continue;
+			snprintf(err, errlen, "%s: no tensor '%s' (the model's parameter)", path, q->name);
+			st_close(f);
+			return false;
+		}
+		const Type *ty = &p->values[q->value];
+		bool same = t->dtype == ST_F32 && t->rank == ty->rank;
+		for (int k = 0; same && k < ty->rank; k++)
+			same = t->dims[k] == ty->dim[k];
+		if (!same) {
+			char b[96];
+			snprintf(err, errlen, "%s: tensor '%s' is not F32 %s as the model needs", path, q->name,
+				type_str(ty, b, sizeof b));
+			st_close(f);
+			return false;
+		}
+		memcpy(exec_f32(e, q->value), t->data, (size_t)t->nbytes);
+		loaded++;
+	}
+	st_close(f);
+	if (!e->plan->nparams || !loaded) {
+		snprintf(err, errlen, "%s: no parameters loaded", path);
+		return false;
+	}
+	return true;
+}
+
+/* --- evaluation and progress ------------------------------------------------------------------- */
+
+typedef struct {
+	double loss;
+	long correct, count;
+} Score;
+
+/* Evaluates on every test image (the last, partial batch padded; only its real rows count). */
+static bool
+evaluate(Exec *e, CifarLoader *ld, int64_t n_test, Score *sc, char *err, size_t errlen)
+{
+	const Plan *p = e->plan;
+	const PlanProgram *prog = &p->eval;
+	float *x = exec_f32(e, p->inputs[0].value);
+	int32_t *y = p->inputs[1].value >= 0 ? exec_i32(e, p->inputs[1].value) : NULL;
+	int32_t ybuf[65536];
+	*sc = (Score){0};
+	for (int64_t first = 0; first < n_test; first += p->batch) {
+		int32_t valid = cifar_eval_batch(ld, CIFAR_TEST, first, x, y ? y : ybuf);
+		for (int32_t i = valid; i < p->batch; i++)
+			(y ? y : ybuf)[i] = 0; /* padding rows: any class; they are not counted */
+		if (!exec_run(e, prog, err, errlen))
+			return false;
+		const float *logits = exec_f32(e, prog->logits >= 0 ? prog->logits : p->eval.steps[p->eval.nsteps - 1].out);
+		int k = (int)p->values[prog->logits].dim[1];
+		float l;
+		if (cpu_softmax_xent_forward_f32(logits, y ? y : ybuf, valid, k, 0, &l) != 0) {
+			snprintf(err, errlen, "a test label is outside the model's %d classes", k);
+			return false;
+		}
+		sc->loss += (double)l * valid;
+		sc->correct += cpu_count_correct_f32(logits, y ? y : ybuf, valid, k);
+		sc->count += valid;
+	}
+	sc->loss /= sc->count ? (double)sc->count : 1;
+	return true;
+}
+
+static double
+now(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static void
+progress(bool tty, int epoch, int epochs, int64_t b, int64_t nb, double loss, double acc, double ips, double eta)
+{
+	if (tty) {
+		int width = 24, filled = (int)(width * b / (nb ? nb : 1));
+		fprintf(stderr, "\repoch %d/%d [%.*s%*s] %3d%%  loss %.4f  acc %5.1f%%  %6.0f img/s  ETA %d:%02d ", epoch, epochs,
+			filled, "########################", width - filled, "", (int)(100 * b / (nb ? nb : 1)), loss, acc * 100, ips,
+			(int)eta / 60, (int)eta % 60);
+		fflush(stderr);
+	} else {
+		fprintf(stderr, "epoch %d/%d step %" PRId64 "/%" PRId64 " loss %.4f acc %.1f%% %.0f img/s\n", epoch, epochs, b, nb,
+			loss, acc * 100, ips);
+	}
+}
+
+/* --- commands ------------------------------------------------------------------------------------ */
+
+static bool
+load_plan(const Opts *o, Plan *plan, Arena *a)
+{
+	char err[2048];
+	if (!plan_read(o->plan_path, plan, a, o->allow_edited, err, sizeof err)) {
+		fprintf(stderr, "%s\n", err);
+		return false;
+	}
+	for (int i = 0; i < o->nsets; i++) {
+		char key[128];
+		const char *eq = strchr(o->sets[i], '=');
+		if (!eq || eq == o->sets[i] || (size_t)(eq - o->sets[i]) >= sizeof key) {
+			fprintf(stderr, "nnrun: --set needs KEY=VALUE, got '%s'\n", o->sets[i]);
+			return false;
+		}
+		snprintf(key, sizeof key, "%.*s", (int)(eq - o->sets[i]), o->sets[i]);
+		if (!strcmp(key, "optimizer") || !strcmp(key, "batch") || !strcmp(key, "decay_bn_and_bias")) {
+			fprintf(stderr, "nnrun: '%s' is fixed when the plan is compiled; use nnc compile --set %s\n", key, o->sets[i]);
+			return false;
+		}
+		if (!recipe_set(&plan->recipe, key, eq + 1, err, sizeof err)) {
+			fprintf(stderr, "nnrun: %s\n", err);
+			return false;
+		}
+	}
+	return true;
+}
+
+static int
+cmd_info(const Opts *o)
+{
+	Arena a = {0};
+	Plan p;
+	if (!load_plan(o, &p, &a)) {
+		arena_free(&a);
+		return EXIT_USER;
+	}
+	size_t bytes = 0, params = 0;
+	for (int i = 0; i < p.nvalues; i++)
+		bytes += (size_t)type_numel(&p.values[i]) * dtype_size(p.values[i].dtype);
+	for (int i = 0; i < p.nparams; i++)
+		params += p.params[i].trainable ? (size_t)type_numel(&p.values[p.params[i].value]) : 0;
+	printf("plan %s: model %s from %s, batch %d\n", o->plan_path, p.model, p.source, p.batch);
+	printf("  %d values (%.1f MB unplanned), %d parameters and state tensors, %zu trainable parameters\n", p.nvalues,
+		(double)bytes / 1e6, p.nparams, params);
+	if (p.has_train)
+		printf("  train program: %d steps; eval program: %d steps\n", p.train.nsteps, p.eval.nsteps);
+	else
+		printf("  eval program: %d steps (no training program: the model has no scalar loss output)\n", p.eval.nsteps);
+	printf("  recipe:\n");
+	recipe_print(stdout, &p.recipe, "    ");
+	arena_free(&a);
+	return 0;
+}
+
+static FILE *
+open_metrics(const char *path, bool *jsonl, bool append)
+{
+	*jsonl = ends_with(path, ".jsonl");
+	FILE *f = fopen(path, append ? "a" : "w");
+	if (f && !append && !*jsonl)
+		fprintf(f, "epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,images_per_second\n");
+	return f;
+}
+
+static int
+cmd_train(const Opts *o)
+{
+	char err[2048];
+	Arena a = {0};
+	Plan p;
+	int rc = EXIT_USER;
+	if (!load_plan(o, &p, &a))
+		goto out_arena;
+	if (!p.has_train) {
+		fprintf(stderr, "%s: error: the plan has no training program (its model has no scalar loss output)\n",
+			o->plan_path);
+		goto out_arena;
+	}
+	if (!o->data) {
+		rc = usage_error("train needs --data DIR (CIFAR-10; scripts/setup.sh fetches it into data/)%s", "");
+		goto out_arena;
+	}
+	CifarData data;
+	CifarOpenOptions oo = {.max_train = o->train_limit, .max_test = o->test_limit};
+	if (cifar_open(&data, o->data, &oo, err, sizeof err) != 0) {
+		fprintf(stderr, "%s\n", err);
+		goto out_arena;
+	}
+	if (data.n[CIFAR_TRAIN] < p.batch) {
+		fprintf(stderr, "nnrun: %d training images is fewer than the batch of %d\n", data.n[CIFAR_TRAIN], p.batch);
+		goto out_data;
+	}
+	CifarConfig cfg;
+	cifar_config_default(&cfg, p.batch, (uint64_t)p.recipe.seed);
+	cfg.shuffle = 1;
+	cfg.crop_pad = p.recipe.crop_padding;
+	cfg.flip = p.recipe.flip;
+	cfg.cutout = p.recipe.cutout;
+	CifarLoader ld;
+	if (cifar_loader_init(&ld, &data, &cfg, err, sizeof err) != 0) {
+		fprintf(stderr, "nnrun: %s\n", err);
+		goto out_data;
+	}
+	Exec e;
+	if (!exec_init(&e, &p, o->threads, err, sizeof err)) {
+		fprintf(stderr, "%s: error: %s\n", o->plan_path, err);
+		goto out_loader;
+	}
+	RunState rs = {0, 0};
+	exec_init_params(&e, (uint64_t)p.recipe.seed);
+	if (o->weights && !load_weights(&e, o->weights, false, &rs, err, sizeof err)) {
+		fprintf(stderr, "%s\n", err);
+		goto out_exec;
+	}
+	if (o->resume && !load_weights(&e, o->resume, true, &rs, err, sizeof err)) {
+		fprintf(stderr, "%s\n", err);
+		goto out_exec;
+	}
+	if (cifar_loader_seek(&ld, (CifarOrder){rs.epoch, rs.position}, err, sizeof err) != 0) {
+		fprintf(stderr, "nnrun: %s\n", err);
+		goto out_exec;
+	}
+	char default_ckpt[4096];
+	snprintf(default_ckpt, sizeof default_ckpt, "%s.ckpt", o->plan_path);
+	const char *ckpt_path = o->checkpoint ? o->checkpoint : default_ckpt;
+	bool jsonl = false;
+	FILE *mf = NULL;
+	if (o->metrics && !(mf = open_metrics(o->metrics, &jsonl, o->resume != NULL))) {
+		fprintf(stderr, "%s: error: cannot write metrics: %s\n", o->metrics, strerror(errno));
+		goto out_exec;
+	}
+	struct sigaction sa = {.sa_handler = on_sigint};
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+
+	bool tty = isatty(2) && !o->quiet;
+	int64_t nb = cifar_batches_per_epoch(&ld);
+	int epochs = p.recipe.epochs;
+	float *x = exec_f32(&e, p.inputs[0].value);
+	int32_t *y = exec_i32(&e, p.inputs[1].value);
+	int k = (int)p.values[p.train.logits].dim[1];
+	long steps_run = 0;
+	rc = 0;
+	while ((int)ld.order.epoch < epochs && rc == 0) {
+		int epoch = (int)ld.order.epoch;
+		double t0 = now(), loss_sum = 0;
+		long correct = 0, seen = 0;
+		int64_t b0 = (int64_t)(ld.order.position / (uint64_t)p.batch);
+		for (int64_t b = b0; b < nb; b++) {
+			e.lr = recipe_lr(&p.recipe, epoch + (double)b / (double)nb);
+			cifar_loader_next(&ld, x, y);
+			if (!exec_run(&e, &p.train, err, sizeof err)) {
+				fprintf(stderr, "%snnrun: error: %s\n", tty ? "\n" : "", err);
+				rc = EXIT_USER;
+				break;
+			}
+			float loss = *exec_f32(&e, p.train.loss);
+			if (!isfinite(loss)) {
+				fprintf(stderr, "%snnrun: error: the loss became %f at epoch %d step %" PRId64
+				                "; lower the learning rate (--lr) or check the data\n",
+					tty ? "\n" : "", (double)loss, epoch + 1, b);
+				rc = EXIT_USER;
+				break;
+			}
+			loss_sum += loss * p.batch;
+			correct += cpu_count_correct_f32(exec_f32(&e, p.train.logits), y, p.batch, k);
+			seen += p.batch;
+			steps_run++;
+			double dt = now() - t0;
+			if (!o->quiet && (tty || b + 1 == nb || (b + 1) % (nb / 10 + 1) == 0))
+				progress(tty, epoch + 1, epochs, b + 1, nb, loss_sum / (double)seen, (double)correct / (double)seen,
+					(double)seen / (dt > 0 ? dt : 1e-9), dt / (double)(b + 1 - b0) * (double)(nb - b - 1));
+			if (interrupted || (o->max_steps && steps_run >= o->max_steps)) {
+				rs = (RunState){ld.order.epoch, ld.order.position};
+				if (!save_checkpoint(&e, ckpt_path, &rs, err, sizeof err)) {
+					fprintf(stderr, "%s\n", err);
+					rc = EXIT_USER;
+				} else {
+					if (!o->quiet || interrupted)
+						fprintf(stderr, "%snnrun: %s; checkpoint saved to %s (resume with --resume %s)\n",
+							tty ? "\n" : "", interrupted ? "interrupted" : "step limit reached", ckpt_path, ckpt_path);
+					rc = interrupted ? EXIT_INTERRUPTED : 0;
+				}
+				goto done;
+			}
+		}
+		if (rc)
+			break;
+		double train_secs = now() - t0;
+		Score sc;
+		if (!evaluate(&e, &ld, data.n[CIFAR_TEST], &sc, err, sizeof err)) {
+			fprintf(stderr, "nnrun: error: %s\n", err);
+			rc = EXIT_USER;
+			break;
+		}
+		double secs = now() - t0, ips = (double)seen / (train_secs > 0 ? train_secs : 1e-9);
+		double tl = seen ? loss_sum / (double)seen : 0, ta = seen ? (double)correct / (double)seen : 0;
+		double va = sc.count ? (double)sc.correct / (double)sc.count : 0;
+		if (!o->quiet)
+			fprintf(stderr, "%sepoch %d/%d: train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%% (%ld images) | lr %.4g | %.1f s\n",
+				tty ? "\r" : "", epoch + 1, epochs, tl, ta * 100, sc.loss, va * 100, sc.count, e.lr, secs);
+		if (mf) {
+			if (jsonl)
+				fprintf(mf, "{\"epoch\": %d, \"train_loss\": %.6f, \"train_acc\": %.6f, \"test_loss\": %.6f, \"test_acc\": %.6f, \"lr\": %.6g, \"seconds\": %.3f, \"images_per_second\": %.1f}\n",
+					epoch + 1, tl, ta, sc.loss, va, e.lr, secs, ips);
+			else
+				fprintf(mf, "%d,%.6f,%.6f,%.6f,%.6f,%.6g,%.3f,%.1f\n", epoch + 1, tl, ta, sc.loss, va, e.lr, secs, ips);
+			fflush(mf);
+		}
+		rs = (RunState){ld.order.epoch, ld.order.position};
+		if (!save_checkpoint(&e, ckpt_path, &rs, err, sizeof err)) {
+			fprintf(stderr, "%s\n", err);
+			rc = EXIT_USER;
+		}
+	}
+done:
+	if (mf && fclose(mf) != 0) {
+		fprintf(stderr, "%s: error: cannot write metrics: %s\n", o->metrics, strerror(errno));
+		rc = EXIT_USER;
+	}
+out_exec:
+	exec_free(&e);
+out_loader:
+	cifar_loader_free(&ld);
+out_data:
+	cifar_close(&data);
+out_arena:
+	arena_free(&a);
+	return rc;
+}
+
+static int
+cmd_eval(const Opts *o)
+{
+	char err[2048];
+	Arena a = {0};
+	Plan p;
+	int rc = EXIT_USER;
+	if (!o->weights || !o->data)
+		return usage_error("eval needs --weights FILE and --data DIR%s", "");
+	if (!load_plan(o, &p, &a))
+		goto out;
+	CifarData data;
+	/* The loader needs a training set at least one batch long, though eval reads only the test set. */
+	CifarOpenOptions oo = {.max_train = p.batch, .max_test = o->test_limit};
+	if (cifar_open(&data, o->data, &oo, err, sizeof err) != 0) {
+		fprintf(stderr, "%s\n", err);
+		goto out;
+	}
+	CifarConfig cfg;
+	cifar_config_default(&cfg, p.batch, 0);
+	CifarLoader ld;
+	Exec e;
+	RunState rs;
+	if (cifar_loader_init(&ld, &data, &cfg, err, sizeof err) == 0) {
+		if (exec_init(&e, &p, o->threads, err, sizeof err)) {
+			Score sc;
+			if (load_weights(&e, o->weights, false, &rs, err, sizeof err) &&
+			    evaluate(&e, &ld, data.n[CIFAR_TEST], &sc, err, sizeof err)) {
+				printf("test loss %.4f, accuracy %.2f%% (%ld of %ld images)\n", sc.loss,
+					100.0 * (double)sc.correct / (double)sc.count, sc.correct, sc.count);
+				rc = 0;
+			} else {
+				fprintf(stderr, "%s\n", err);
+			}
+			exec_free(&e);
+		} else {
+			fprintf(stderr, "%s: error: %s\n", o->plan_path, err);
+		}
+		cifar_loader_free(&ld);
+	} else {
+		fprintf(stderr, "nnrun: %s\n", err);
+	}
+	cifar_close(&data);
+out:
+	arena_free(&a);
+	return rc;
+}
+
+static int
+cmd_export(const Opts *o)
+{
+	char err[2048];
+	Arena a = {0};
+	Plan p;
+	int rc = EXIT_USER;
+	if (!o->weights || !o->output)
+		return usage_error("export needs --weights CKPT and -o OUT.safetensors%s", "");
+	if (!load_plan(o, &p, &a))
+		goto out;
+	Exec e;
+	RunState rs;
+	if (!exec_init(&e, &p, 1, err, sizeof err)) {
+		fprintf(stderr, "%s: error: %s\n", o->plan_path, err);
+		goto out;
+	}
+	StTensor *t = param_tensors(&e, false);
+	size_t nt = 0;
+	for (int i = 0; i < p.nparams; i++)
+		nt += strncmp(p.params[i].name, "optim.", 6) != 0;
+	if (t && load_weights(&e, o->weights, false, &rs, err, sizeof err)) {
+		StMeta meta[2] = {{"format", "pt"}, {"nnc.model", p.model}};
+		if (st_write(o->output, t, nt, meta, 2, err, sizeof err) == 0)
+			rc = 0;
+		else
+			fprintf(stderr, "%s\n", err);
+	} else {
+		fprintf(stderr, "%s\n", t ? err : "out of memory");
+	}
+	free(t);
+	exec_free(&e);
+out:
+	arena_free(&a);
+	return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+		fputs(usage, argc < 2 ? stderr : stdout);
+		return argc < 2 ? EXIT_USAGE : 0;
+	}
+	Opts o = {.cmd = argv[1]};
+	int rc = parse_opts(&o, argc, argv);
+	if (rc >= 0)
+		return rc;
+	if (!strcmp(o.cmd, "info"))
+		return cmd_info(&o);
+	if (!strcmp(o.cmd, "train"))
+		return cmd_train(&o);
+	if (!strcmp(o.cmd, "eval"))
+		return cmd_eval(&o);
+	if (!strcmp(o.cmd, "export"))
+		return cmd_export(&o);
+	fprintf(stderr, "nnrun: unknown command '%s'\n\n%s", o.cmd, usage);
+	return EXIT_USAGE;
+}

@@ -1,0 +1,10 @@
+/* The fp32 instantiation of kernels_impl.h: the production kernels, NAME_f32. */
+#include "runtime/cpu/kernels.h"
+
+#include <tgmath.h>
+
+#define REAL float
+#define FN(name) name##_f32
+#define GEMM cblas_sgemm
+
+#include "runtime/cpu/kernels_impl.h"

@@ -1,0 +1,11 @@
+/* The double instantiation of kernels_impl.h: NAME_f64, the reference that gradient checks and
+ * precision comparisons run against. Same code as the fp32 kernels, only the type differs. */
+#include "runtime/cpu/kernels.h"
+
+#include <tgmath.h>
+
+#define REAL double
+#define FN(name) name##_f64
+#define GEMM cblas_dgemm
+
+#include "runtime/cpu/kernels_impl.h"

@@ -1,0 +1,1425 @@
+/* The generic source of every CPU kernel, compiled once per element type: kernels_f32.c and
+ * kernels_f64.c define REAL, FN(name) (the suffixed public name) and GEMM (cblas_sgemm or
+ * cblas_dgemm), include <tgmath.h> so that exp, log, sqrt, erf and tanh follow REAL, and then
+ * include this file. Everything static here is private to its translation unit.
+ *
+ * Parallelism and determinism. Each kernel splits its work into items whose bounds depend
+ * only on the shapes (images, channels, planes, rows, fixed-size blocks of GEMM columns) and
+ * hands them to cpu_parallel_for. One item is always computed by one thread with the same
+ * sequence of operations, and nothing is summed across items, so the result does not depend
+ * on the thread count. Reductions over the batch are done inside an item, in index order.
+ *
+ * conv2d has three algorithms, picked by conv_path:
+ *   - depthwise (groups == c, one input channel per group): direct loops, no workspace;
+ *     forward items are output planes, backward-data items input planes (each gathers the
+ *     planes of its channel multiplier), backward-filter items output channels.
+ *   - pointwise (1x1, stride 1, no padding): the input image [c, h*w] is already the im2col
+ *     matrix, so each group is one GEMM per image, no workspace.
+ *   - im2col: image -> col [c*kh*kw, oh*ow], row (ci, i, j) holding the input tap at kernel
+ *     offset (i, j) for every output position, then per group g a GEMM of the group's weights
+ *     [k/groups, (c/groups)*kh*kw] with the group's rows of col. Forward and backward-data
+ *     items are workspace "slots", each running a contiguous range of images through its own
+ *     full col with single-threaded GEMMs.
+ * Backward-filter on the last two splits the weight gradient, seen as each group's k/groups x
+ * kcol matrix, into column blocks (wgrad_cols wide); an item is one (group, block), and each
+ * slot owns a contiguous range of items. For every image in order, a slot builds just the
+ * im2col rows of each of its blocks (into a block-sized workspace) and adds dy_g . rows^T into
+ * the block (beta 0 for image 0). One dispatch does the whole pass, and every block sums the
+ * batch in image order whatever the slot count.
+ *
+ * OpenBLAS runs single-threaded inside items (cpu_threads_init sets it so); its results for a
+ * given call do not depend on which thread makes it. */
+#include <cblas.h>
+#include <stdint.h>
+#include <string.h>
+
+typedef double Acc;
+
+enum {
+	GRAIN = 16384,   /* elementwise work per parallel chunk, in elements */
+	WGRAD_COLS = 32, /* columns of a dense weight-gradient block */
+	DENSE_ROWS = 16, /* batch rows per dense forward / backward-data GEMM */
+};
+
+static const REAL one = 1, zero = 0;
+
+/* Items per chunk so that a chunk does about GRAIN elements of work. */
+static size_t
+grain_for(size_t work_per_item)
+{
+	if (work_per_item >= GRAIN)
+		return 1;
+	return GRAIN / (work_per_item ? work_per_item : 1);
+}
+
+/* The output positions o in [0, out) whose input tap o*stride - pad + off falls inside
+ * [0, in), as the half-open range [*lo, *hi) (empty when *lo == *hi). */
+static void
+tap_range(int out, int stride, int pad, int off, int in, int *lo, int *hi)
+{
+	int first = pad - off, last = in - 1 + pad - off;
+	int l = first > 0 ? (first + stride - 1) / stride : 0;
+	int h = last < 0 ? 0 : last / stride + 1;
+	if (h > out)
+		h = out;
+	if (l > h)
+		l = h;
+	*lo = l;
+	*hi = h;
+}
+
+static void
+fill(REAL *p, size_t count, REAL v)
+{
+	for (size_t i = 0; i < count; i++)
+		p[i] = v;
+}
+
+/* ---- conv2d ----------------------------------------------------------------------------- */
+
+typedef enum { PATH_IM2COL, PATH_POINTWISE, PATH_DEPTHWISE } ConvPath;
+
+static ConvPath
+conv_path(const CpuConv *cv)
+{
+	if (cv->groups > 1 && cv->groups == cv->c)
+		return PATH_DEPTHWISE;
+	if (cv->kh == 1 && cv->kw == 1 && cv->sh == 1 && cv->sw == 1 && cv->ph == 0 && cv->pw == 0)
+		return PATH_POINTWISE;
+	return PATH_IM2COL;
+}
+
+/* Columns of a weight-gradient block: a function of the shape only, never of the threads. */
+static int
+wgrad_cols(int kcol)
+{
+	return kcol >= 128 ? 32 : 8;
+}
+
+static size_t
+wgrad_items(const CpuConv *cv)
+{
+	int kcol = cv->c / cv->groups * cv->kh * cv->kw;
+	return (size_t)cv->groups * (size_t)((kcol + wgrad_cols(kcol) - 1) / wgrad_cols(kcol));
+}
+
+static size_t
+round64(size_t bytes)
+{
+	return (bytes + 63) & ~(size_t)63;
+}
+
+/* One slot's scratch: a full col for forward and backward-data, one block of col rows for
+ * backward-filter. */
+static size_t
+slot_bytes(const CpuConv *cv, CpuConvPass pass)
+{
+	size_t npos = (size_t)cv->oh * cv->ow;
+	if (pass == CPU_CONV_BACKWARD_FILTER)
+		return round64((size_t)wgrad_cols(cv->c / cv->groups * cv->kh * cv->kw) * npos *
+			sizeof(REAL));
+	return round64((size_t)cv->c * cv->kh * cv->kw * npos * sizeof(REAL));
+}
+
+/* The most slots a pass can use: one per thread, but no more than it has items. */
+static size_t
+max_slots(const CpuConv *cv, CpuConvPass pass, int threads)
+{
+	size_t items = pass == CPU_CONV_BACKWARD_FILTER ? wgrad_items(cv) : (size_t)cv->n;
+	return (size_t)threads < items ? (size_t)threads : items;
+}
+
+size_t
+FN(cpu_conv2d_workspace)(const CpuConv *cv, CpuConvPass pass, int threads)
+{
+	if (conv_path(cv) != PATH_IM2COL)
+		return 0;
+	if (threads <= 0)
+		threads = cpu_threads_count();
+	return max_slots(cv, pass, threads) * slot_bytes(cv, pass);
+}
+
+/* Slots that ws holds for the pass, at most max_slots for the pool; 0 if not even one fits. */
+static int
+ws_slots(const CpuConv *cv, CpuConvPass pass, const void *ws, size_t ws_bytes)
+{
+	if ((uintptr_t)ws % sizeof(REAL) != 0)
+		return 0;
+	size_t s = ws_bytes / slot_bytes(cv, pass), most = max_slots(cv, pass, cpu_threads_count());
+	return (int)(s < most ? s : most);
+}
+
+/* Rows [r0, r1) of the im2col matrix of image x, row r0 first: row r = (ci*kh + i)*kw + j
+ * holds x[ci][oy*sh - ph + i][ox*sw - pw + j] at column oy*ow + ox, and 0 in the padding. */
+static void
+im2col_rows(const CpuConv *cv, const REAL *x, int r0, int r1, REAL *out)
+{
+	const int ow = cv->ow, oh = cv->oh;
+	const size_t npos = (size_t)oh * ow;
+	for (int r = r0; r < r1; r++) {
+		int j = r % cv->kw, i = r / cv->kw % cv->kh, ci = r / (cv->kw * cv->kh);
+		const REAL *plane = x + (size_t)ci * cv->h * cv->w;
+		int oy0, oy1, ox0, ox1;
+		tap_range(oh, cv->sh, cv->ph, i, cv->h, &oy0, &oy1);
+		tap_range(ow, cv->sw, cv->pw, j, cv->w, &ox0, &ox1);
+		REAL *row = out + (size_t)(r - r0) * npos;
+		int shift = j - cv->pw;
+		for (int oy = 0; oy < oh; oy++) {
+			REAL *restrict dst = row + (size_t)oy * ow;
+			if (oy < oy0 || oy >= oy1) {
+				fill(dst, (size_t)ow, zero);
+				continue;
+			}
+			const REAL *restrict src = plane + (size_t)(oy * cv->sh - cv->ph + i) * cv->w;
+			fill(dst, (size_t)ox0, zero);
+			if (cv->sw == 1)
+				for (int ox = ox0; ox < ox1; ox++)
+					dst[ox] = src[ox + shift];
+			else
+				for (int ox = ox0; ox < ox1; ox++)
+					dst[ox] = src[ox * cv->sw + shift];
+			fill(dst + ox1, (size_t)(ow - ox1), zero);
+		}
+	}
+}
+
+static void
+im2col(const CpuConv *cv, const REAL *x, REAL *col)
+{
+	im2col_rows(cv, x, 0, cv->c * cv->kh * cv->kw, col);
+}
+
+/* The adjoint of im2col: each col entry is added back to the input tap it was copied from.
+ * dx must be zeroed; every dx element receives its contributions in (ci, i, j, oy, ox) order. */
+static void
+col2im(const CpuConv *cv, const REAL *col, REAL *dx)
+{
+	const int ow = cv->ow, oh = cv->oh;
+	const size_t npos = (size_t)oh * ow;
+	for (int ci = 0; ci < cv->c; ci++) {
+		REAL *plane = dx + (size_t)ci * cv->h * cv->w;
+		for (int i = 0; i < cv->kh; i++) {
+			int oy0, oy1;
+			tap_range(oh, cv->sh, cv->ph, i, cv->h, &oy0, &oy1);
+			for (int j = 0; j < cv->kw; j++) {
+				int ox0, ox1;
+				tap_range(ow, cv->sw, cv->pw, j, cv->w, &ox0, &ox1);
+				const REAL *row = col + ((size_t)(ci * cv->kh + i) * cv->kw + j) * npos;
+				int shift = j - cv->pw;
+				for (int oy = oy0; oy < oy1; oy++) {
+					const REAL *restrict src = row + (size_t)oy * ow;
+					REAL *restrict dst = plane + (size_t)(oy * cv->sh - cv->ph + i) * cv->w;
+					if (cv->sw == 1)
+						for (int ox = ox0; ox < ox1; ox++)
+							dst[ox + shift] += src[ox];
+					else
+						for (int ox = ox0; ox < ox1; ox++)
+							dst[ox * cv->sw + shift] += src[ox];
+				}
+			}
+		}
+	}
+}
+
+typedef struct {
+	const CpuConv *cv;
+	ConvPath path;
+	const REAL *x, *w, *b, *dy;
+	REAL *y, *dx, *dw;
+	unsigned char *ws;
+	size_t slot_bytes;
+	int slots;
+} ConvArgs;
+
+/* Per-group GEMM dimensions: kg output channels, kcol = (c/groups)*kh*kw col rows, npos
+ * output positions; group g's weights are the kg x kcol matrix at w + g*kg*kcol. */
+typedef struct {
+	int kg, kcol, npos;
+} ConvDims;
+
+static ConvDims
+conv_dims(const CpuConv *cv)
+{
+	return (ConvDims){
+		.kg = cv->k / cv->groups,
+		.kcol = cv->c / cv->groups * cv->kh * cv->kw,
+		.npos = cv->oh * cv->ow,
+	};
+}
+
+static void
+conv_forward_slots(void *ctx, size_t s0, size_t s1)
+{
+	const ConvArgs *a = ctx;
+	const CpuConv *cv = a->cv;
+	ConvDims d = conv_dims(cv);
+	const size_t in_image = (size_t)cv->c * cv->h * cv->w, out_image = (size_t)cv->k * d.npos;
+	for (size_t s = s0; s < s1; s++) {
+		REAL *col = a->path == PATH_IM2COL ? (REAL *)(a->ws + s * a->slot_bytes) : NULL;
+		size_t first = (size_t)cv->n * s / a->slots, end = (size_t)cv->n * (s + 1) / a->slots;
+		for (size_t img = first; img < end; img++) {
+			const REAL *x = a->x + img * in_image;
+			REAL *y = a->y + img * out_image;
+			const REAL *b_mat = x;
+			if (a->path == PATH_IM2COL) {
+				im2col(cv, x, col);
+				b_mat = col;
+			}
+			for (int g = 0; g < cv->groups; g++)
+				GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, d.kg, d.npos, d.kcol, one,
+					a->w + (size_t)g * d.kg * d.kcol, d.kcol,
+					b_mat + (size_t)g * d.kcol * d.npos, d.npos, zero,
+					y + (size_t)g * d.kg * d.npos, d.npos);
+			if (a->b)
+				for (int co = 0; co < cv->k; co++) {
+					REAL *plane = y + (size_t)co * d.npos;
+					for (int p = 0; p < d.npos; p++)
+						plane[p] += a->b[co];
+				}
+		}
+	}
+}
+
+/* Depthwise, output plane (img, co): co reads input channel co / (k/c) through its own
+ * kh x kw filter; the bias starts the sum, then taps in (i, j) order. */
+static void
+dw_forward_planes(void *ctx, size_t p0, size_t p1)
+{
+	const ConvArgs *a = ctx;
+	const CpuConv *cv = a->cv;
+	const int mult = cv->k / cv->c;
+	for (size_t pl = p0; pl < p1; pl++) {
+		int img = (int)(pl / (size_t)cv->k), co = (int)(pl % (size_t)cv->k);
+		const REAL *xp = a->x + ((size_t)img * cv->c + co / mult) * cv->h * cv->w;
+		const REAL *wk = a->w + (size_t)co * cv->kh * cv->kw;
+		REAL *yp = a->y + pl * cv->oh * cv->ow;
+		fill(yp, (size_t)cv->oh * cv->ow, a->b ? a->b[co] : zero);
+		for (int i = 0; i < cv->kh; i++) {
+			int oy0, oy1;
+			tap_range(cv->oh, cv->sh, cv->ph, i, cv->h, &oy0, &oy1);
+			for (int j = 0; j < cv->kw; j++) {
+				int ox0, ox1;
+				tap_range(cv->ow, cv->sw, cv->pw, j, cv->w, &ox0, &ox1);
+				REAL wv = wk[i * cv->kw + j];
+				int shift = j - cv->pw;
+				for (int oy = oy0; oy < oy1; oy++) {
+					const REAL *restrict xr = xp + (size_t)(oy * cv->sh - cv->ph + i) * cv->w;
+					REAL *restrict yr = yp + (size_t)oy * cv->ow;
+					if (cv->sw == 1)
+						for (int ox = ox0; ox < ox1; ox++)
+							yr[ox] += wv * xr[ox + shift];
+					else
+						for (int ox = ox0; ox < ox1; ox++)
+							yr[ox] += wv * xr[ox * cv->sw + shift];
+				}
+			}
+		}
+	}
+}
+
+int
+FN(cpu_conv2d_forward)(const CpuConv *cv, const REAL *x, const REAL *w, const REAL *b, REAL *y,
+	void *ws, size_t ws_bytes)
+{
+	ConvArgs a = {.cv = cv, .path = conv_path(cv), .x = x, .w = w, .b = b, .y = y, .ws = ws};
+	if (a.path == PATH_DEPTHWISE) {
+		size_t planes = (size_t)cv->n * cv->k;
+		cpu_parallel_for(planes, grain_for((size_t)cv->oh * cv->ow * cv->kh * cv->kw),
+			dw_forward_planes, &a);
+		return 0;
+	}
+	if (a.path == PATH_POINTWISE) {
+		a.slots = cv->n;
+	} else {
+		a.slots = ws_slots(cv, CPU_CONV_FORWARD, ws, ws_bytes);
+		a.slot_bytes = slot_bytes(cv, CPU_CONV_FORWARD);
+		if (a.slots == 0)
+			return -1;
+	}
+	cpu_parallel_for((size_t)a.slots, 1, conv_forward_slots, &a);
+	return 0;
+}
+
+static void
+conv_backward_data_slots(void *ctx, size_t s0, size_t s1)
+{
+	const ConvArgs *a = ctx;
+	const CpuConv *cv = a->cv;
+	ConvDims d = conv_dims(cv);
+	const size_t in_image = (size_t)cv->c * cv->h * cv->w, out_image = (size_t)cv->k * d.npos;
+	for (size_t s = s0; s < s1; s++) {
+		REAL *col = a->path == PATH_IM2COL ? (REAL *)(a->ws + s * a->slot_bytes) : NULL;
+		size_t first = (size_t)cv->n * s / a->slots, end = (size_t)cv->n * (s + 1) / a->slots;
+		for (size_t img = first; img < end; img++) {
+			const REAL *dy = a->dy + img * out_image;
+			REAL *dx = a->dx + img * in_image;
+			REAL *dcol = a->path == PATH_IM2COL ? col : dx;
+			for (int g = 0; g < cv->groups; g++)
+				GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, d.kcol, d.npos, d.kg, one,
+					a->w + (size_t)g * d.kg * d.kcol, d.kcol,
+					dy + (size_t)g * d.kg * d.npos, d.npos, zero,
+					dcol + (size_t)g * d.kcol * d.npos, d.npos);
+			if (a->path == PATH_IM2COL) {
+				fill(dx, in_image, zero);
+				col2im(cv, col, dx);
+			}
+		}
+	}
+}
+
+/* Depthwise, input plane (img, ci): every output channel ci*mult + m of the multiplier
+ * scatters dy * w back to the taps it read, in (m, i, j, oy, ox) order. */
+static void
+dw_backward_data_planes(void *ctx, size_t p0, size_t p1)
+{
+	const ConvArgs *a = ctx;
+	const CpuConv *cv = a->cv;
+	const int mult = cv->k / cv->c;
+	for (size_t pl = p0; pl < p1; pl++) {
+		int img = (int)(pl / (size_t)cv->c), ci = (int)(pl % (size_t)cv->c);
+		REAL *dxp = a->dx + pl * cv->h * cv->w;
+		fill(dxp, (size_t)cv->h * cv->w, zero);
+		for (int m = 0; m < mult; m++) {
+			int co = ci * mult + m;
+			const REAL *dyp = a->dy + ((size_t)img * cv->k + co) * cv->oh * cv->ow;
+			const REAL *wk = a->w + (size_t)co * cv->kh * cv->kw;
+			for (int i = 0; i < cv->kh; i++) {
+				int oy0, oy1;
+				tap_range(cv->oh, cv->sh, cv->ph, i, cv->h, &oy0, &oy1);
+				for (int j = 0; j < cv->kw; j++) {
+					int ox0, ox1;
+					tap_range(cv->ow, cv->sw, cv->pw, j, cv->w, &ox0, &ox1);
+					REAL wv = wk[i * cv->kw + j];
+					int shift = j - cv->pw;
+					for (int oy = oy0; oy < oy1; oy++) {
+						REAL *restrict dxr = dxp + (size_t)(oy * cv->sh - cv->ph + i) * cv->w;
+						const REAL *restrict dyr = dyp + (size_t)oy * cv->ow;
+						if (cv->sw == 1)
+							for (int ox = ox0; ox < ox1; ox++)
+								dxr[ox + shift] += wv * dyr[ox];
+						else
+							for (int ox = ox0; ox < ox1; ox++)
+								dxr[ox * cv->sw + shift] += wv * dyr[ox];
+					}
+				}
+			}
+		}
+	}
+}
+
+int
+FN(cpu_conv2d_backward_data)(const CpuConv *cv, const REAL *dy, const REAL *w, REAL *dx,
+	void *ws, size_t ws_bytes)
+{
+	ConvArgs a = {.cv = cv, .path = conv_path(cv), .w = w, .dy = dy, .dx = dx, .ws = ws};
+	if (a.path == PATH_DEPTHWISE) {
+		size_t planes = (size_t)cv->n * cv->c;
+		size_t work = (size_t)cv->oh * cv->ow * cv->kh * cv->kw * (size_t)(cv->k / cv->c);
+		cpu_parallel_for(planes, grain_for(work), dw_backward_data_planes, &a);
+		return 0;
+	}
+	if (a.path == PATH_POINTWISE) {
+		a.slots = cv->n;
+	} else {
+		a.slots = ws_slots(cv, CPU_CONV_BACKWARD_DATA, ws, ws_bytes);
+		a.slot_bytes = slot_bytes(cv, CPU_CONV_BACKWARD_DATA);
+		if (a.slots == 0)
+			return -1;
+	}
+	cpu_parallel_for((size_t)a.slots, 1, conv_backward_data_slots, &a);
+	return 0;
+}
+
+/* Slot s owns items [items*s/slots, items*(s+1)/slots); item t is (group t / nblocks, column
+ * block t % nblocks) of dw seen as the groups' kg x kcol matrices. Images run outermost so
+ * that dy and x of one image stay in cache across the slot's blocks; each block still sums
+ * the batch in image order. */
+static void
+conv_wgrad_slots(void *ctx, size_t s0, size_t s1)
+{
+	const ConvArgs *a = ctx;
+	const CpuConv *cv = a->cv;
+	ConvDims d = conv_dims(cv);
+	const int cols = wgrad_cols(d.kcol), nblocks = (d.kcol + cols - 1) / cols;
+	const size_t items = wgrad_items(cv);
+	const size_t in_image = (size_t)cv->c * cv->h * cv->w, out_image = (size_t)cv->k * d.npos;
+	for (size_t s = s0; s < s1; s++) {
+		REAL *rows = a->path == PATH_IM2COL ? (REAL *)(a->ws + s * a->slot_bytes) : NULL;
+		size_t first = items * s / (size_t)a->slots, end = items * (s + 1) / (size_t)a->slots;
+		for (size_t img = 0; img < (size_t)cv->n; img++) {
+			const REAL *x = a->x + img * in_image, *dy = a->dy + img * out_image;
+			for (size_t t = first; t < end; t++) {
+				int g = (int)(t / (size_t)nblocks), c0 = (int)(t % (size_t)nblocks) * cols;
+				int ncols = d.kcol - c0 < cols ? d.kcol - c0 : cols;
+				int r0 = g * d.kcol + c0;
+				const REAL *b_mat = x + (size_t)r0 * d.npos;
+				if (rows) {
+					im2col_rows(cv, x, r0, r0 + ncols, rows);
+					b_mat = rows;
+				}
+				GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, d.kg, ncols, d.npos, one,
+					dy + (size_t)g * d.kg * d.npos, d.npos, b_mat, d.npos,
+					img == 0 ? zero : one, a->dw + (size_t)g * d.kg * d.kcol + c0, d.kcol);
+			}
+		}
+	}
+}
+
+/* Depthwise, output channel co: dw[co][i][j] = sum over images and output positions of
+ * dy[img][co][oy][ox] * x[img][co / mult][oy*sh - ph + i][ox*sw - pw + j], in that order. */
+static void
+dw_backward_filter_channels(void *ctx, size_t c0, size_t c1)
+{
+	const ConvArgs *a = ctx;
+	const CpuConv *cv = a->cv;
+	const int mult = cv->k / cv->c;
+	for (size_t co = c0; co < c1; co++) {
+		for (int i = 0; i < cv->kh; i++) {
+			int oy0, oy1;
+			tap_range(cv->oh, cv->sh, cv->ph, i, cv->h, &oy0, &oy1);
+			for (int j = 0; j < cv->kw; j++) {
+				int ox0, ox1;
+				tap_range(cv->ow, cv->sw, cv->pw, j, cv->w, &ox0, &ox1);
+				int shift = j - cv->pw;
+				Acc acc = 0;
+				for (int img = 0; img < cv->n; img++) {
+					const REAL *xp = a->x + ((size_t)img * cv->c + co / (size_t)mult) * cv->h * cv->w;
+					const REAL *dyp = a->dy + ((size_t)img * cv->k + co) * cv->oh * cv->ow;
+					for (int oy = oy0; oy < oy1; oy++) {
+						const REAL *xr = xp + (size_t)(oy * cv->sh - cv->ph + i) * cv->w;
+						const REAL *dyr = dyp + (size_t)oy * cv->ow;
+						for (int ox = ox0; ox < ox1; ox++)
+							acc += (Acc)dyr[ox] * xr[ox * cv->sw + shift];
+					}
+				}
+				a->dw[(co * cv->kh + (size_t)i) * cv->kw + j] = (REAL)acc;
+			}
+		}
+	}
+}
+
+int
+FN(cpu_conv2d_backward_filter)(const CpuConv *cv, const REAL *x, const REAL *dy, REAL *dw,
+	void *ws, size_t ws_bytes)
+{
+	ConvArgs a = {.cv = cv, .path = conv_path(cv), .x = x, .dy = dy, .dw = dw, .ws = ws};
+	if (a.path == PATH_DEPTHWISE) {
+		size_t work = (size_t)cv->n * cv->oh * cv->ow * cv->kh * cv->kw;
+		cpu_parallel_for((size_t)cv->k, grain_for(work), dw_backward_filter_channels, &a);
+		return 0;
+	}
+	if (a.path == PATH_POINTWISE) {
+		a.slots = (int)max_slots(cv, CPU_CONV_BACKWARD_FILTER, cpu_threads_count());
+	} else {
+		a.slots = ws_slots(cv, CPU_CONV_BACKWARD_FILTER, ws, ws_bytes);
+		a.slot_bytes = slot_bytes(cv, CPU_CONV_BACKWARD_FILTER);
+		if (a.slots == 0)
+			return -1;
+	}
+	cpu_parallel_for((size_t)a.slots, 1, conv_wgrad_slots, &a);
+	return 0;
+}
+
+typedef struct {
+	const REAL *dy;
+	int n, c, hw;
+	REAL *db;
+} BiasArgs;
+
+/* Channel j sums its n planes of hw values, plane by plane. */
+static void
+bias_channels(void *ctx, size_t c0, size_t c1)
+{
+	const BiasArgs *a = ctx;
+	for (size_t ch = c0; ch < c1; ch++) {
+		Acc s = 0;
+		for (int img = 0; img < a->n; img++) {
+			const REAL *p = a->dy + ((size_t)img * a->c + ch) * a->hw;
+			for (int i = 0; i < a->hw; i++)
+				s += p[i];
+		}
+		a->db[ch] = (REAL)s;
+	}
+}
+
+void
+FN(cpu_bias_backward)(const REAL *dy, int n, int c, int hw, REAL *db)
+{
+	BiasArgs a = {.dy = dy, .n = n, .c = c, .hw = hw, .db = db};
+	cpu_parallel_for((size_t)c, grain_for((size_t)n * hw), bias_channels, &a);
+}
+
+/* ---- batch norm: element (img, ch, i) of [n, c, hw] is at (img*c + ch)*hw + i ------------- */
+
+typedef struct {
+	const REAL *x, *dy, *mean, *invstd, *var, *w, *b;
+	int n, c, hw;
+	double eps;
+	REAL *y, *dx, *var_unbiased, *mean_out, *invstd_out, *dw, *db;
+} BnArgs;
+
+static const REAL *
+bn_plane(const REAL *t, const BnArgs *a, int img, size_t ch)
+{
+	return t + ((size_t)img * a->c + ch) * a->hw;
+}
+
+/* Two passes per channel: the mean, then the sum of squared deviations from it. */
+static void
+bn_stats_channels(void *ctx, size_t c0, size_t c1)
+{
+	const BnArgs *a = ctx;
+	const Acc count = (Acc)a->n * a->hw;
+	for (size_t ch = c0; ch < c1; ch++) {
+		Acc s = 0;
+		for (int img = 0; img < a->n; img++) {
+			const REAL *p = bn_plane(a->x, a, img, ch);
+			for (int i = 0; i < a->hw; i++)
+				s += p[i];
+		}
+		Acc m = s / count, ss = 0;
+		for (int img = 0; img < a->n; img++) {
+			const REAL *p = bn_plane(a->x, a, img, ch);
+			for (int i = 0; i < a->hw; i++) {
+				Acc dev = p[i] - m;
+				ss += dev * dev;
+			}
+		}
+		a->mean_out[ch] = (REAL)m;
+		a->invstd_out[ch] = (REAL)(1 / sqrt(ss / count + a->eps));
+		if (a->var_unbiased)
+			a->var_unbiased[ch] = (REAL)(ss / (count - 1));
+	}
+}
+
+int
+FN(cpu_batchnorm_stats)(const REAL *x, int n, int c, int hw, double eps, REAL *mean,
+	REAL *invstd, REAL *var_unbiased)
+{
+	if (var_unbiased && (size_t)n * hw < 2)
+		return -1;
+	BnArgs a = {.x = x, .n = n, .c = c, .hw = hw, .eps = eps, .mean_out = mean,
+		.invstd_out = invstd, .var_unbiased = var_unbiased};
+	cpu_parallel_for((size_t)c, grain_for((size_t)n * hw), bn_stats_channels, &a);
+	return 0;
+}
+
+/* Plane (img, ch) = item img*c + ch. */
+static void
+bn_apply_planes(void *ctx, size_t p0, size_t p1)
+{
+	const BnArgs *a = ctx;
+	for (size_t pl = p0; pl < p1; pl++) {
+		size_t ch = pl % (size_t)a->c;
+		REAL scale = a->invstd[ch] * (a->w ? a->w[ch] : one), shift = a->b ? a->b[ch] : zero;
+		REAL m = a->mean[ch];
+		const REAL *x = a->x + pl * a->hw;
+		REAL *y = a->y + pl * a->hw;
+		for (int i = 0; i < a->hw; i++)
+			y[i] = (x[i] - m) * scale + shift;
+	}
+}
+
+void
+FN(cpu_batchnorm_apply)(const REAL *x, int n, int c, int hw, const REAL *mean,
+	const REAL *invstd, const REAL *w, const REAL *b, REAL *y)
+{
+	BnArgs a = {.x = x, .n = n, .c = c, .hw = hw, .mean = mean, .invstd = invstd, .w = w,
+		.b = b, .y = y};
+	cpu_parallel_for((size_t)n * c, grain_for((size_t)hw), bn_apply_planes, &a);
+}
+
+/* Per channel: sum(dy) and sum(dy * (x - mean)), then (when dx is wanted) a second pass
+ *   dx = (dy - (x - mean) * sum(dy*(x-mean)) * invstd^2 / count - sum(dy) / count) * invstd * w,
+ * which is the documented formula with xhat expanded, in the form PyTorch's CPU kernel uses. */
+static void
+bn_backward_channels(void *ctx, size_t c0, size_t c1)
+{
+	const BnArgs *a = ctx;
+	const Acc count = (Acc)a->n * a->hw;
+	for (size_t ch = c0; ch < c1; ch++) {
+		REAL m = a->mean[ch];
+		Acc sdy = 0, sdyx = 0;
+		for (int img = 0; img < a->n; img++) {
+			const REAL *x = bn_plane(a->x, a, img, ch), *dy = bn_plane(a->dy, a, img, ch);
+			for (int i = 0; i < a->hw; i++) {
+				sdy += dy[i];
+				sdyx += (Acc)dy[i] * ((Acc)x[i] - m);
+			}
+		}
+		Acc inv = a->invstd[ch];
+		if (a->dw)
+			a->dw[ch] = (REAL)(sdyx * inv);
+		if (a->db)
+			a->db[ch] = (REAL)sdy;
+		if (!a->dx)
+			continue;
+		REAL proj = (REAL)(sdyx * inv * inv / count), gmean = (REAL)(sdy / count);
+		REAL gain = (REAL)(inv * (a->w ? (Acc)a->w[ch] : 1));
+		for (int img = 0; img < a->n; img++) {
+			const REAL *x = bn_plane(a->x, a, img, ch), *dy = bn_plane(a->dy, a, img, ch);
+			REAL *dx = a->dx + ((size_t)img * a->c + ch) * a->hw;
+			for (int i = 0; i < a->hw; i++)
+				dx[i] = (dy[i] - (x[i] - m) * proj - gmean) * gain;
+		}
+	}
+}
+
+void
+FN(cpu_batchnorm_backward_data)(const REAL *dy, const REAL *x, int n, int c, int hw,
+	const REAL *mean, const REAL *invstd, const REAL *w, REAL *dx, REAL *dw, REAL *db)
+{
+	BnArgs a = {.x = x, .dy = dy, .n = n, .c = c, .hw = hw, .mean = mean, .invstd = invstd,
+		.w = w, .dx = dx, .dw = dw, .db = db};
+	cpu_parallel_for((size_t)c, grain_for((size_t)n * hw * 2), bn_backward_channels, &a);
+}
+
+void
+FN(cpu_batchnorm_backward_params)(const REAL *dy, const REAL *x, int n, int c, int hw,
+	const REAL *mean, const REAL *invstd, REAL *dw, REAL *db)
+{
+	BnArgs a = {.x = x, .dy = dy, .n = n, .c = c, .hw = hw, .mean = mean, .invstd = invstd,
+		.dw = dw, .db = db};
+	cpu_parallel_for((size_t)c, grain_for((size_t)n * hw), bn_backward_channels, &a);
+}
+
+void
+FN(cpu_batchnorm_update_running)(int c, double momentum, const REAL *mean,
+	const REAL *var_unbiased, REAL *running_mean, REAL *running_var)
+{
+	for (int ch = 0; ch < c; ch++) {
+		running_mean[ch] = (REAL)(momentum * mean[ch] + (1 - momentum) * running_mean[ch]);
+		running_var[ch] = (REAL)(momentum * var_unbiased[ch] + (1 - momentum) * running_var[ch]);
+	}
+}
+
+/* Plane (img, ch) = item img*c + ch, normalized with the running statistics. */
+static void
+bn_inference_planes(void *ctx, size_t p0, size_t p1)
+{
+	const BnArgs *a = ctx;
+	for (size_t pl = p0; pl < p1; pl++) {
+		size_t ch = pl % (size_t)a->c;
+		Acc inv = 1 / sqrt((Acc)a->var[ch] + a->eps);
+		REAL scale = (REAL)(inv * (a->w ? (Acc)a->w[ch] : 1)), shift = a->b ? a->b[ch] : zero;
+		REAL m = a->mean[ch];
+		const REAL *x = a->x + pl * a->hw;
+		REAL *y = a->y + pl * a->hw;
+		for (int i = 0; i < a->hw; i++)
+			y[i] = (x[i] - m) * scale + shift;
+	}
+}
+
+void
+FN(cpu_batchnorm_inference)(const REAL *x, int n, int c, int hw, const REAL *running_mean,
+	const REAL *running_var, double eps, const REAL *w, const REAL *b, REAL *y)
+{
+	BnArgs a = {.x = x, .n = n, .c = c, .hw = hw, .mean = running_mean, .var = running_var,
+		.eps = eps, .w = w, .b = b, .y = y};
+	cpu_parallel_for((size_t)n * c, grain_for((size_t)hw), bn_inference_planes, &a);
+}
+
+/* ---- elementwise ---------------------------------------------------------------------------- */
+
+typedef struct {
+	const REAL *a, *b;
+	REAL *y;
+	REAL s;
+} EwArgs;
+
+/* Item i: y[i] from a[i] (EW1) or from a[i] and b[i] (EW2). */
+#define EW1(name, expr)                                  \
+	static void                                          \
+	name(void *ctx, size_t i0, size_t i1)                \
+	{                                                    \
+		const EwArgs *e = ctx;                           \
+		for (size_t i = i0; i < i1; i++) {               \
+			REAL a = e->a[i];                            \
+			e->y[i] = (expr);                            \
+		}                                                \
+	}
+#define EW2(name, expr)                                  \
+	static void                                          \
+	name(void *ctx, size_t i0, size_t i1)                \
+	{                                                    \
+		const EwArgs *e = ctx;                           \
+		for (size_t i = i0; i < i1; i++) {               \
+			REAL a = e->a[i], b = e->b[i];               \
+			e->y[i] = (expr);                            \
+		}                                                \
+	}
+
+static const REAL SQRT1_2 = (REAL)0.70710678118654752440L;
+static const REAL INV_SQRT_2PI = (REAL)0.39894228040143267794L;
+static const REAL half = (REAL)0.5, six = 6;
+
+EW1(relu_fwd, a > zero ? a : zero)
+EW2(relu_bwd, a > zero ? b : zero)
+EW1(relu6_fwd, a > zero ? (a < six ? a : six) : zero)
+EW2(relu6_bwd, a > zero && a < six ? b : zero)
+EW1(gelu_fwd, a * half * (one + erf(a * SQRT1_2)))
+EW2(gelu_bwd, b * (half * (one + erf(a * SQRT1_2)) + a * (exp(-half * a * a) * INV_SQRT_2PI)))
+EW1(tanh_fwd, tanh(a))
+EW2(tanh_bwd, b * (one - a * a))
+EW2(mul_ew, a * b)
+EW2(add_ew, a + b)
+EW1(scale_ew, e->s * a)
+
+static void
+elementwise(CpuTask *fn, const REAL *a, const REAL *b, REAL *y, REAL s, size_t count)
+{
+	EwArgs e = {.a = a, .b = b, .y = y, .s = s};
+	cpu_parallel_for(count, GRAIN, fn, &e);
+}
+
+void
+FN(cpu_relu_forward)(const REAL *x, REAL *y, size_t count)
+{
+	elementwise(relu_fwd, x, NULL, y, 0, count);
+}
+
+void
+FN(cpu_relu_backward)(const REAL *x, const REAL *dy, REAL *dx, size_t count)
+{
+	elementwise(relu_bwd, x, dy, dx, 0, count);
+}
+
+void
+FN(cpu_relu6_forward)(const REAL *x, REAL *y, size_t count)
+{
+	elementwise(relu6_fwd, x, NULL, y, 0, count);
+}
+
+void
+FN(cpu_relu6_backward)(const REAL *x, const REAL *dy, REAL *dx, size_t count)
+{
+	elementwise(relu6_bwd, x, dy, dx, 0, count);
+}
+
+void
+FN(cpu_gelu_forward)(const REAL *x, REAL *y, size_t count)
+{
+	elementwise(gelu_fwd, x, NULL, y, 0, count);
+}
+
+void
+FN(cpu_gelu_backward)(const REAL *x, const REAL *dy, REAL *dx, size_t count)
+{
+	elementwise(gelu_bwd, x, dy, dx, 0, count);
+}
+
+void
+FN(cpu_tanh_forward)(const REAL *x, REAL *y, size_t count)
+{
+	elementwise(tanh_fwd, x, NULL, y, 0, count);
+}
+
+void
+FN(cpu_tanh_backward)(const REAL *y, const REAL *dy, REAL *dx, size_t count)
+{
+	elementwise(tanh_bwd, y, dy, dx, 0, count);
+}
+
+void
+FN(cpu_dropout_apply)(const REAL *x, const REAL *mask, REAL *y, size_t count)
+{
+	elementwise(mul_ew, x, mask, y, 0, count);
+}
+
+void
+FN(cpu_add)(const REAL *a, const REAL *b, REAL *y, size_t count)
+{
+	elementwise(add_ew, a, b, y, 0, count);
+}
+
+void
+FN(cpu_scale)(const REAL *x, double s, REAL *y, size_t count)
+{
+	elementwise(scale_ew, x, NULL, y, (REAL)s, count);
+}
+
+/* ---- pooling: plane pl = img*c + ch of x is x + pl*h*w, of y is y + pl*oh*ow --------------- */
+
+typedef struct {
+	const CpuPool *p;
+	const REAL *x, *dy;
+	REAL *y, *dx;
+} PoolArgs;
+
+/* The window of output (oy, ox) clipped to the input: rows [*y0, *y1), columns [*x0, *x1). */
+static void
+pool_window(const CpuPool *p, int oy, int ox, int *y0, int *y1, int *x0, int *x1)
+{
+	int ys = oy * p->sh - p->ph, xs = ox * p->sw - p->pw;
+	*y0 = ys > 0 ? ys : 0;
+	*y1 = ys + p->kh < p->h ? ys + p->kh : p->h;
+	*x0 = xs > 0 ? xs : 0;
+	*x1 = xs + p->kw < p->w ? xs + p->kw : p->w;
+}
+
+/* The offset in the plane of the window's maximum: the first in row-major order, or the last
+ * NaN; -1 for a window entirely in padding. */
+static ptrdiff_t
+window_argmax(const CpuPool *p, const REAL *plane, int oy, int ox)
+{
+	int y0, y1, x0, x1;
+	pool_window(p, oy, ox, &y0, &y1, &x0, &x1);
+	ptrdiff_t arg = -1;
+	REAL best = -INFINITY;
+	for (int iy = y0; iy < y1; iy++)
+		for (int ix = x0; ix < x1; ix++) {
+			REAL v = plane[(size_t)iy * p->w + ix];
+			if (v > best || isnan(v) || arg < 0) {
+				best = v;
+				arg = (ptrdiff_t)iy * p->w + ix;
+			}
+		}
+	return arg;
+}
+
+static void
+maxpool_fwd_planes(void *ctx, size_t p0, size_t p1)
+{
+	const PoolArgs *a = ctx;
+	const CpuPool *p = a->p;
+	for (size_t pl = p0; pl < p1; pl++) {
+		const REAL *x = a->x + pl * p->h * p->w;
+		REAL *y = a->y + pl * p->oh * p->ow;
+		for (int oy = 0; oy < p->oh; oy++)
+			for (int ox = 0; ox < p->ow; ox++) {
+				ptrdiff_t arg = window_argmax(p, x, oy, ox);
+				y[oy * p->ow + ox] = arg < 0 ? -INFINITY : x[arg];
+			}
+	}
+}
+
+static void
+maxpool_bwd_planes(void *ctx, size_t p0, size_t p1)
+{
+	const PoolArgs *a = ctx;
+	const CpuPool *p = a->p;
+	for (size_t pl = p0; pl < p1; pl++) {
+		const REAL *x = a->x + pl * p->h * p->w, *dy = a->dy + pl * p->oh * p->ow;
+		REAL *dx = a->dx + pl * p->h * p->w;
+		fill(dx, (size_t)p->h * p->w, zero);
+		for (int oy = 0; oy < p->oh; oy++)
+			for (int ox = 0; ox < p->ow; ox++) {
+				ptrdiff_t arg = window_argmax(p, x, oy, ox);
+				if (arg >= 0)
+					dx[arg] += dy[oy * p->ow + ox];
+			}
+	}
+}
+
+/* PyTorch's divisor with count_include_pad: the window clipped to the padded input, before
+ * clipping to the input itself (kh*kw whenever ceil_mode is off, as here). */
+static int
+avg_divisor(const CpuPool *p, int oy, int ox)
+{
+	int ys = oy * p->sh - p->ph, xs = ox * p->sw - p->pw;
+	int ye = ys + p->kh < p->h + p->ph ? ys + p->kh : p->h + p->ph;
+	int xe = xs + p->kw < p->w + p->pw ? xs + p->kw : p->w + p->pw;
+	return (ye - ys) * (xe - xs);
+}
+
+static void
+avgpool_fwd_planes(void *ctx, size_t p0, size_t p1)
+{
+	const PoolArgs *a = ctx;
+	const CpuPool *p = a->p;
+	for (size_t pl = p0; pl < p1; pl++) {
+		const REAL *x = a->x + pl * p->h * p->w;
+		REAL *y = a->y + pl * p->oh * p->ow;
+		for (int oy = 0; oy < p->oh; oy++)
+			for (int ox = 0; ox < p->ow; ox++) {
+				int y0, y1, x0, x1;
+				pool_window(p, oy, ox, &y0, &y1, &x0, &x1);
+				Acc s = 0;
+				for (int iy = y0; iy < y1; iy++)
+					for (int ix = x0; ix < x1; ix++)
+						s += x[(size_t)iy * p->w + ix];
+				y[oy * p->ow + ox] = (REAL)(s / avg_divisor(p, oy, ox));
+			}
+	}
+}
+
+static void
+avgpool_bwd_planes(void *ctx, size_t p0, size_t p1)
+{
+	const PoolArgs *a = ctx;
+	const CpuPool *p = a->p;
+	for (size_t pl = p0; pl < p1; pl++) {
+		const REAL *dy = a->dy + pl * p->oh * p->ow;
+		REAL *dx = a->dx + pl * p->h * p->w;
+		fill(dx, (size_t)p->h * p->w, zero);
+		for (int oy = 0; oy < p->oh; oy++)
+			for (int ox = 0; ox < p->ow; ox++) {
+				int y0, y1, x0, x1;
+				pool_window(p, oy, ox, &y0, &y1, &x0, &x1);
+				REAL g = dy[oy * p->ow + ox] / (REAL)avg_divisor(p, oy, ox);
+				for (int iy = y0; iy < y1; iy++)
+					for (int ix = x0; ix < x1; ix++)
+						dx[(size_t)iy * p->w + ix] += g;
+			}
+	}
+}
+
+static void
+pool_run(CpuTask *fn, const CpuPool *p, const REAL *x, const REAL *dy, REAL *y, REAL *dx)
+{
+	PoolArgs a = {.p = p, .x = x, .dy = dy, .y = y, .dx = dx};
+	size_t work = (size_t)p->oh * p->ow * p->kh * p->kw;
+	cpu_parallel_for((size_t)p->n * p->c, grain_for(work), fn, &a);
+}
+
+void
+FN(cpu_maxpool2d_forward)(const CpuPool *p, const REAL *x, REAL *y)
+{
+	pool_run(maxpool_fwd_planes, p, x, NULL, y, NULL);
+}
+
+void
+FN(cpu_maxpool2d_backward)(const CpuPool *p, const REAL *x, const REAL *dy, REAL *dx)
+{
+	pool_run(maxpool_bwd_planes, p, x, dy, NULL, dx);
+}
+
+void
+FN(cpu_avgpool2d_forward)(const CpuPool *p, const REAL *x, REAL *y)
+{
+	pool_run(avgpool_fwd_planes, p, x, NULL, y, NULL);
+}
+
+void
+FN(cpu_avgpool2d_backward)(const CpuPool *p, const REAL *dy, REAL *dx)
+{
+	pool_run(avgpool_bwd_planes, p, NULL, dy, NULL, dx);
+}
+
+typedef struct {
+	const REAL *x;
+	REAL *y;
+	int hw;
+} GapArgs;
+
+/* Item pl = img*c + ch: the mean of plane pl (forward) or its gradient spread (backward). */
+static void
+gap_fwd_planes(void *ctx, size_t p0, size_t p1)
+{
+	const GapArgs *a = ctx;
+	for (size_t pl = p0; pl < p1; pl++) {
+		const REAL *x = a->x + pl * a->hw;
+		Acc s = 0;
+		for (int i = 0; i < a->hw; i++)
+			s += x[i];
+		a->y[pl] = (REAL)(s / a->hw);
+	}
+}
+
+static void
+gap_bwd_planes(void *ctx, size_t p0, size_t p1)
+{
+	const GapArgs *a = ctx;
+	for (size_t pl = p0; pl < p1; pl++)
+		fill(a->y + pl * a->hw, (size_t)a->hw, a->x[pl] / (REAL)a->hw);
+}
+
+void
+FN(cpu_global_avgpool_forward)(const REAL *x, int n, int c, int hw, REAL *y)
+{
+	GapArgs a = {.x = x, .y = y, .hw = hw};
+	cpu_parallel_for((size_t)n * c, grain_for((size_t)hw), gap_fwd_planes, &a);
+}
+
+void
+FN(cpu_global_avgpool_backward)(const REAL *dy, int n, int c, int hw, REAL *dx)
+{
+	GapArgs a = {.x = dy, .y = dx, .hw = hw};
+	cpu_parallel_for((size_t)n * c, grain_for((size_t)hw), gap_bwd_planes, &a);
+}
+
+/* ---- dense ------------------------------------------------------------------------------------ */
+
+typedef struct {
+	const REAL *x, *w, *b, *dy;
+	REAL *y, *dx, *dw;
+	int n, f, u;
+} DenseArgs;
+
+/* Item t: batch rows [t*DENSE_ROWS, ...) of y = x . w^T (+ b). */
+static void
+dense_fwd_blocks(void *ctx, size_t t0, size_t t1)
+{
+	const DenseArgs *a = ctx;
+	for (size_t t = t0; t < t1; t++) {
+		int r0 = (int)t * DENSE_ROWS, rows = a->n - r0 < DENSE_ROWS ? a->n - r0 : DENSE_ROWS;
+		REAL *y = a->y + (size_t)r0 * a->u;
+		GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, rows, a->u, a->f, one,
+			a->x + (size_t)r0 * a->f, a->f, a->w, a->f, zero, y, a->u);
+		if (a->b)
+			for (int r = 0; r < rows; r++)
+				for (int j = 0; j < a->u; j++)
+					y[(size_t)r * a->u + j] += a->b[j];
+	}
+}
+
+/* Item t: batch rows [t*DENSE_ROWS, ...) of dx = dy . w. */
+static void
+dense_bwd_data_blocks(void *ctx, size_t t0, size_t t1)
+{
+	const DenseArgs *a = ctx;
+	for (size_t t = t0; t < t1; t++) {
+		int r0 = (int)t * DENSE_ROWS, rows = a->n - r0 < DENSE_ROWS ? a->n - r0 : DENSE_ROWS;
+		GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, a->f, a->u, one,
+			a->dy + (size_t)r0 * a->u, a->u, a->w, a->f, zero, a->dx + (size_t)r0 * a->f, a->f);
+	}
+}
+
+/* Item t: feature columns [t*WGRAD_COLS, ...) of dw = dy^T . x, the batch summed inside one GEMM. */
+static void
+dense_wgrad_blocks(void *ctx, size_t t0, size_t t1)
+{
+	const DenseArgs *a = ctx;
+	for (size_t t = t0; t < t1; t++) {
+		int c0 = (int)t * WGRAD_COLS, ncols = a->f - c0 < WGRAD_COLS ? a->f - c0 : WGRAD_COLS;
+		GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, a->u, ncols, a->n, one, a->dy, a->u,
+			a->x + c0, a->f, zero, a->dw + c0, a->f);
+	}
+}
+
+void
+FN(cpu_dense_forward)(const REAL *x, const REAL *w, const REAL *b, int n, int f, int u, REAL *y)
+{
+	DenseArgs a = {.x = x, .w = w, .b = b, .y = y, .n = n, .f = f, .u = u};
+	cpu_parallel_for((size_t)(n + DENSE_ROWS - 1) / DENSE_ROWS, 1, dense_fwd_blocks, &a);
+}
+
+void
+FN(cpu_dense_backward_data)(const REAL *dy, const REAL *w, int n, int f, int u, REAL *dx)
+{
+	DenseArgs a = {.w = w, .dy = dy, .dx = dx, .n = n, .f = f, .u = u};
+	cpu_parallel_for((size_t)(n + DENSE_ROWS - 1) / DENSE_ROWS, 1, dense_bwd_data_blocks, &a);
+}
+
+void
+FN(cpu_dense_backward_weight)(const REAL *dy, const REAL *x, int n, int f, int u, REAL *dw)
+{
+	DenseArgs a = {.x = x, .dy = dy, .dw = dw, .n = n, .f = f, .u = u};
+	cpu_parallel_for((size_t)(f + WGRAD_COLS - 1) / WGRAD_COLS, 1, dense_wgrad_blocks, &a);
+}
+
+/* ---- dropout ---------------------------------------------------------------------------------- */
+
+typedef struct {
+	const CpuRng *rng;
+	uint64_t threshold; /* drop when the 32-bit output is below it */
+	REAL keep;
+	REAL *mask;
+} DropArgs;
+
+/* mask[i] comes from stream output rng->counter + i; a Philox block serves four neighbours. */
+static void
+dropout_mask_range(void *ctx, size_t i0, size_t i1)
+{
+	const DropArgs *a = ctx;
+	uint32_t block[4];
+	for (size_t i = i0; i < i1; i++) {
+		uint64_t idx = a->rng->counter + i;
+		if (i == i0 || (idx & 3) == 0)
+			cpu_rng_block(a->rng, idx >> 2, block);
+		a->mask[i] = block[idx & 3] >= a->threshold ? a->keep : zero;
+	}
+}
+
+void
+FN(cpu_dropout_mask)(CpuRng *rng, double p, REAL *mask, size_t count)
+{
+	DropArgs a = {.rng = rng, .mask = mask};
+	if (p >= 1) {
+		a.threshold = (uint64_t)1 << 32;
+		a.keep = 0;
+	} else {
+		a.threshold = p > 0 ? (uint64_t)(p * 4294967296.0) : 0;
+		a.keep = (REAL)(1 / (1 - (p > 0 ? p : 0)));
+	}
+	cpu_parallel_for(count, GRAIN, dropout_mask_range, &a);
+	cpu_rng_skip(rng, count);
+}
+
+/* ---- concat along axis 1: item (img, i) copies input i's [cs[i], hw] block of image img ---- */
+
+typedef struct {
+	int k, hw;
+	const int *cs;
+	int ctotal;
+	const REAL *const *xs;
+	REAL *const *dxs;
+	const REAL *dy;
+	REAL *y;
+} ConcatArgs;
+
+static void
+concat_items(void *ctx, size_t t0, size_t t1)
+{
+	const ConcatArgs *a = ctx;
+	for (size_t t = t0; t < t1; t++) {
+		size_t img = t / (size_t)a->k;
+		int in = (int)(t % (size_t)a->k), offset = 0;
+		for (int j = 0; j < in; j++)
+			offset += a->cs[j];
+		size_t len = (size_t)a->cs[in] * a->hw;
+		size_t whole = ((size_t)img * a->ctotal + offset) * a->hw, part = img * len;
+		if (a->y)
+			memcpy(a->y + whole, a->xs[in] + part, len * sizeof(REAL));
+		else
+			memcpy(a->dxs[in] + part, a->dy + whole, len * sizeof(REAL));
+	}
+}
+
+static void
+concat_run(ConcatArgs *a, int n)
+{
+	if (a->k < 1)
+		return;
+	a->ctotal = 0;
+	for (int j = 0; j < a->k; j++)
+		a->ctotal += a->cs[j];
+	size_t avg = (size_t)a->ctotal * a->hw / (size_t)a->k;
+	cpu_parallel_for((size_t)n * a->k, grain_for(avg), concat_items, a);
+}
+
+void
+FN(cpu_concat_forward)(int k, const REAL *const *xs, const int *cs, int n, int hw, REAL *y)
+{
+	ConcatArgs a = {.k = k, .hw = hw, .cs = cs, .xs = xs, .y = y};
+	concat_run(&a, n);
+}
+
+void
+FN(cpu_concat_backward)(int k, const REAL *dy, const int *cs, int n, int hw, REAL *const *dxs)
+{
+	ConcatArgs a = {.k = k, .hw = hw, .cs = cs, .dxs = dxs, .dy = dy};
+	concat_run(&a, n);
+}
+
+/* ---- softmax and cross-entropy: row r of [n, k] is at r*k ------------------------------- */
+
+typedef struct {
+	const REAL *x, *dy;
+	const int32_t *labels;
+	REAL *y;
+	int k;
+	Acc eps, scale;
+} RowArgs;
+
+static REAL
+row_max(const REAL *x, int k)
+{
+	REAL m = x[0];
+	for (int j = 1; j < k; j++)
+		if (x[j] > m)
+			m = x[j];
+	return m;
+}
+
+/* Sum over the row of exp(x - m), in Acc. */
+static Acc
+row_expsum(const REAL *x, int k, REAL m)
+{
+	Acc s = 0;
+	for (int j = 0; j < k; j++)
+		s += exp((Acc)x[j] - m);
+	return s;
+}
+
+static void
+softmax_fwd_rows(void *ctx, size_t r0, size_t r1)
+{
+	const RowArgs *a = ctx;
+	for (size_t r = r0; r < r1; r++) {
+		const REAL *x = a->x + r * a->k;
+		REAL *y = a->y + r * a->k;
+		REAL m = row_max(x, a->k);
+		Acc s = row_expsum(x, a->k, m);
+		for (int j = 0; j < a->k; j++)
+			y[j] = (REAL)(exp((Acc)x[j] - m) / s);
+	}
+}
+
+static void
+softmax_bwd_rows(void *ctx, size_t r0, size_t r1)
+{
+	const RowArgs *a = ctx;
+	for (size_t r = r0; r < r1; r++) {
+		const REAL *y = a->x + r * a->k, *dy = a->dy + r * a->k;
+		REAL *dx = a->y + r * a->k;
+		Acc dot = 0;
+		for (int j = 0; j < a->k; j++)
+			dot += (Acc)dy[j] * y[j];
+		for (int j = 0; j < a->k; j++)
+			dx[j] = y[j] * (dy[j] - (REAL)dot);
+	}
+}
+
+void
+FN(cpu_softmax_forward)(const REAL *x, int n, int k, REAL *y)
+{
+	RowArgs a = {.x = x, .y = y, .k = k};
+	cpu_parallel_for((size_t)n, grain_for((size_t)k * 4), softmax_fwd_rows, &a);
+}
+
+void
+FN(cpu_softmax_backward)(const REAL *y, const REAL *dy, int n, int k, REAL *dx)
+{
+	RowArgs a = {.x = y, .dy = dy, .y = dx, .k = k};
+	cpu_parallel_for((size_t)n, grain_for((size_t)k * 2), softmax_bwd_rows, &a);
+}
+
+static bool
+labels_valid(const int32_t *labels, int n, int k)
+{
+	for (int r = 0; r < n; r++)
+		if (labels[r] < 0 || labels[r] >= k)
+			return false;
+	return true;
+}
+
+/* Per row, with lse = log sum exp: -log p_label = lse - x_label and
+ * mean_j -log p_j = lse - mean_j x_j. */
+int
+FN(cpu_softmax_xent_forward)(const REAL *logits, const int32_t *labels, int n, int k, double eps,
+	REAL *loss)
+{
+	if (!labels_valid(labels, n, k))
+		return -1;
+	Acc total = 0;
+	for (int r = 0; r < n; r++) {
+		const REAL *x = logits + (size_t)r * k;
+		REAL m = row_max(x, k);
+		Acc lse = m + log(row_expsum(x, k, m)), xsum = 0;
+		for (int j = 0; j < k; j++)
+			xsum += x[j];
+		Acc nll = lse - x[labels[r]], smooth = lse - xsum / k;
+		total += (1 - eps) * nll + eps * smooth;
+	}
+	*loss = (REAL)(total / n);
+	return 0;
+}
+
+static void
+xent_bwd_rows(void *ctx, size_t r0, size_t r1)
+{
+	const RowArgs *a = ctx;
+	const Acc uniform = a->eps / a->k;
+	for (size_t r = r0; r < r1; r++) {
+		const REAL *x = a->x + r * a->k;
+		REAL *dx = a->y + r * a->k;
+		REAL m = row_max(x, a->k);
+		Acc s = row_expsum(x, a->k, m);
+		for (int j = 0; j < a->k; j++) {
+			Acc target = uniform + (j == a->labels[r] ? 1 - a->eps : 0);
+			dx[j] = (REAL)(a->scale * (exp((Acc)x[j] - m) / s - target));
+		}
+	}
+}
+
+int
+FN(cpu_softmax_xent_backward)(const REAL *logits, const int32_t *labels, int n, int k,
+	double eps, double dloss, REAL *dlogits)
+{
+	if (!labels_valid(labels, n, k))
+		return -1;
+	RowArgs a = {.x = logits, .labels = labels, .y = dlogits, .k = k, .eps = eps,
+		.scale = dloss / n};
+	cpu_parallel_for((size_t)n, grain_for((size_t)k * 4), xent_bwd_rows, &a);
+	return 0;
+}
+
+long
+FN(cpu_count_correct)(const REAL *logits, const int32_t *labels, int n, int k)
+{
+	if (!labels_valid(labels, n, k))
+		return -1;
+	long correct = 0;
+	for (int r = 0; r < n; r++) {
+		const REAL *x = logits + (size_t)r * k;
+		int best = 0;
+		for (int j = 1; j < k; j++)
+			if (x[j] > x[best])
+				best = j;
+		correct += best == labels[r];
+	}
+	return correct;
+}
+
+/* ---- optimizers --------------------------------------------------------------------------------
+ * Scalars are formed in double, as PyTorch forms them in Python, and rounded to REAL where
+ * PyTorch passes them to a tensor op; tensor arithmetic follows PyTorch's operation order:
+ *   add(t, alpha=a)   self + a*t          lerp(end, w)   self + w*(end-self) if |w| < 0.5,
+ *   addcmul(t1,t2,v)  self + v*t1*t2                     else end - (end-self)*(1-w)
+ *   addcdiv(t1,t2,v)  self + v*t1/t2      (left to right). */
+
+typedef struct {
+	REAL *p, *buf, *m, *v;
+	const REAL *g;
+	bool first, nesterov, decoupled;
+	REAL lr_neg, momentum, wd, decay, w1, beta2, w2, bc2_sqrt, eps, step_neg;
+} OptArgs;
+
+static void
+sgd_range(void *ctx, size_t i0, size_t i1)
+{
+	const OptArgs *o = ctx;
+	for (size_t i = i0; i < i1; i++) {
+		REAL d = o->g[i];
+		if (o->wd != 0)
+			d = d + o->wd * o->p[i];
+		if (o->buf) {
+			o->buf[i] = o->first ? d : o->buf[i] * o->momentum + d;
+			d = o->nesterov ? d + o->momentum * o->buf[i] : o->buf[i];
+		}
+		o->p[i] = o->p[i] + o->lr_neg * d;
+	}
+}
+
+void
+FN(cpu_sgd_step)(const CpuSgd *s, long step, REAL *p, const REAL *g, REAL *buf, size_t count)
+{
+	OptArgs o = {.p = p, .g = g, .buf = s->momentum != 0 ? buf : NULL, .first = step <= 1,
+		.nesterov = s->nesterov, .lr_neg = (REAL)-s->lr, .momentum = (REAL)s->momentum,
+		.wd = (REAL)s->weight_decay};
+	cpu_parallel_for(count, GRAIN, sgd_range, &o);
+}
+
+static void
+adam_range(void *ctx, size_t i0, size_t i1)
+{
+	const OptArgs *o = ctx;
+	for (size_t i = i0; i < i1; i++) {
+		REAL g = o->g[i], p = o->p[i];
+		if (o->decoupled)
+			p = p * o->decay;
+		else if (o->wd != 0)
+			g = g + o->wd * p;
+		REAL m = o->m[i];
+		m = o->w1 < half ? m + o->w1 * (g - m) : g - (g - m) * (one - o->w1);
+		REAL v = o->v[i] * o->beta2;
+		v = v + o->w2 * g * g;
+		REAL denom = sqrt(v) / o->bc2_sqrt + o->eps;
+		o->m[i] = m;
+		o->v[i] = v;
+		o->p[i] = p + o->step_neg * m / denom;
+	}
+}
+
+void
+FN(cpu_adam_step)(const CpuAdam *a, long step, REAL *p, const REAL *g, REAL *m, REAL *v,
+	size_t count)
+{
+	double bc1 = 1 - pow(a->beta1, (double)step), bc2 = 1 - pow(a->beta2, (double)step);
+	OptArgs o = {.p = p, .g = g, .m = m, .v = v, .decoupled = a->decoupled,
+		.wd = (REAL)a->weight_decay, .decay = (REAL)(1 - a->lr * a->weight_decay),
+		.w1 = (REAL)(1 - a->beta1), .beta2 = (REAL)a->beta2, .w2 = (REAL)(1 - a->beta2),
+		.bc2_sqrt = (REAL)sqrt(bc2), .eps = (REAL)a->eps, .step_neg = (REAL)-(a->lr / bc1)};
+	cpu_parallel_for(count, GRAIN, adam_range, &o);
+}

@@ -1,0 +1,56 @@
+/* The CPU executor: runs a validated Plan's programs with the kernels of runtime/cpu/.
+ *
+ * Memory is allocated once, at exec_init: every value of the plan gets a fixed region of one
+ * buffer (4-byte elements: f32, or i32 for labels), plus one convolution workspace sized for
+ * the largest convolution step and a little per-channel scratch. Nothing is allocated while
+ * programs run. (The memory-planning pass will later let values share regions; the executor
+ * only ever sees offsets.)
+ *
+ * Kernels are dispatched through a table generated from the op table (one k_<op> per op,
+ * static_asserted to cover them all). Optimizer hyperparameters and the learning rate come
+ * from Exec.recipe and Exec.lr, which the caller may change between steps. */
+#ifndef NNC_EXEC_H
+#define NNC_EXEC_H
+
+#include "runtime/cpu/rng.h"
+#include "runtime/plan.h"
+
+typedef struct {
+	const Plan *plan;
+	float *mem;          /* all values */
+	size_t *off;         /* element offset of each value in mem */
+	size_t mem_elems;
+	void *ws;            /* convolution workspace */
+	size_t ws_bytes;
+	float *scratch;      /* per-channel scratch (unused kernel outputs) */
+	int threads;
+	Recipe recipe;       /* effective settings of this run */
+	double lr;           /* learning rate of the next update */
+	long step;           /* optimizer updates done so far */
+	CpuRng rng;          /* dropout masks */
+	int failed_step;     /* index of the step that failed, or -1 */
+} Exec;
+
+/* Allocates everything for PLAN and starts THREADS worker threads. Returns false with a
+ * message naming the plan and the bytes needed when memory is short. */
+bool exec_init(Exec *e, const Plan *plan, int threads, char *err, size_t errlen);
+void exec_free(Exec *e);
+/* Fills every parameter from its initializer, deterministically from SEED. */
+void exec_init_params(Exec *e, uint64_t seed);
+/* Runs every step of PROG in order. Returns false with the failing step, its kernel and its
+ * .nn source location in err (e.g. a label outside the model's classes). */
+bool exec_run(Exec *e, const PlanProgram *prog, char *err, size_t errlen);
+
+static inline float *
+exec_f32(const Exec *e, int value)
+{
+	return e->mem + e->off[value];
+}
+
+static inline int32_t *
+exec_i32(const Exec *e, int value)
+{
+	return (int32_t *)(e->mem + e->off[value]);
+}
+
+#endif

@@ -1,0 +1,30 @@
+# nnc_io: safetensors files and training checkpoints (runtime/safetensors.c,
+# runtime/checkpoint.c), and their tests in tests/io/. Included from the root CMakeLists.txt
+# after nnc_runtime is defined. Tests:
+#   io_safetensors  writer/reader round trips, hand-built reference files, every error path
+#   io_checkpoint   SHA-256 vectors, round trip, corruption, version/plan/shape checks, atomicity
+#   io_python       an independent Python (struct + json + hashlib) reader and writer agree
+#                   with ours, byte for byte; registered only where /usr/bin/python3 exists
+#   io_torch        the same through torch.frombuffer; skips (77) where torch is not installed
+add_library(nnc_io STATIC
+  ${CMAKE_SOURCE_DIR}/runtime/safetensors.c
+  ${CMAKE_SOURCE_DIR}/runtime/checkpoint.c)
+target_link_libraries(nnc_io PUBLIC nnc_runtime)
+
+add_executable(test_io_safetensors ${CMAKE_SOURCE_DIR}/tests/io/test_safetensors.c)
+target_link_libraries(test_io_safetensors PRIVATE nnc_io)
+add_test(NAME io_safetensors COMMAND test_io_safetensors)
+
+add_executable(test_io_checkpoint ${CMAKE_SOURCE_DIR}/tests/io/test_checkpoint.c)
+target_link_libraries(test_io_checkpoint PRIVATE nnc_io)
+add_test(NAME io_checkpoint COMMAND test_io_checkpoint)
+
+add_executable(io_tool ${CMAKE_SOURCE_DIR}/tests/io/io_tool.c)
+target_link_libraries(io_tool PRIVATE nnc_io)
+if(EXISTS /usr/bin/python3)
+  add_test(NAME io_python
+    COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/io/crosscheck.py $<TARGET_FILE:io_tool>)
+  add_test(NAME io_torch
+    COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/io/crosscheck.py --torch $<TARGET_FILE:io_tool>)
+  set_tests_properties(io_torch PROPERTIES SKIP_RETURN_CODE 77)
+endif()

@@ -1,0 +1,638 @@
+/* Plan files (see plan.h): the YAML writer, the reader (libyaml's document API) and the
+ * validator. The writer renders the whole plan into memory first so the checksum line can
+ * cover every byte before it; the reader recomputes it over the same bytes. */
+#include "runtime/plan.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "runtime/infer.h"
+
+uint64_t
+plan_hash(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 0x100000001b3ull;
+	return h;
+}
+
+/* --- writing ------------------------------------------------------------------------------- */
+
+static void
+put_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; s && *s; s++) {
+		if (*s == '"' || *s == '\\')
+			fputc('\\', f);
+		if ((unsigned char)*s < 32)
+			fprintf(f, "\\x%02x", (unsigned char)*s);
+		else
+			fputc(*s, f);
+	}
+	fputc('"', f);
+}
+
+static void
+put_type(FILE *f, const Type *t)
+{
+	fprintf(f, "[%s, %s, [", dtype_name(t->dtype), layout_name(t->layout));
+	for (int i = 0; i < t->rank; i++)
+		fprintf(f, "%s%" PRId64, i ? ", " : "", t->dim[i]);
+	fputs("]]", f);
+}
+
+static void
+put_attrs(FILE *f, Op op, const AttrVal *attr)
+{
+	const OpInfo *oi = &nnc_ops[op];
+	fputs("{", f);
+	for (int i = 0; i < oi->nattrs; i++) {
+		const AttrVal *a = &attr[i];
+		fprintf(f, "%s%s: ", i ? ", " : "", oi->attrs[i].name);
+		switch (oi->attrs[i].kind) {
+		case AK_INT: fprintf(f, "%" PRId64, a->i[0]); break;
+		case AK_INT2: fprintf(f, "[%" PRId64 ", %" PRId64 "]", a->i[0], a->i[1]); break;
+		case AK_FLOAT: {
+			char b[32];
+			fputs(double_str(b, a->f), f);
+			break;
+		}
+		case AK_BOOL: fputs(a->i[0] ? "true" : "false", f); break;
+		case AK_STR: put_str(f, a->s); break;
+		}
+	}
+	fputs("}", f);
+}
+
+static void
+put_program(FILE *f, const char *name, const PlanProgram *p)
+{
+	fprintf(f, "%s:\n  loss: %d\n  logits: %d\n  steps:\n", name, p->loss, p->logits);
+	for (int i = 0; i < p->nsteps; i++) {
+		const PlanStep *s = &p->steps[i];
+		fprintf(f, "    - {kernel: %s, out: %d, in: [", nnc_ops[s->op].name, s->out);
+		for (int k = 0; k < s->nin; k++)
+			fprintf(f, "%s%d", k ? ", " : "", s->in[k]);
+		fputs("], attrs: ", f);
+		put_attrs(f, s->op, s->attr);
+		fputs(", name: ", f);
+		put_str(f, s->name);
+		fputs(", loc: ", f);
+		put_str(f, s->loc);
+		fputs("}\n", f);
+	}
+}
+
+bool
+plan_write(FILE *out, const Plan *p)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
+		return false;
+	fprintf(f, "# nnc execution plan (format: docs/plan.md). The checksum at the end covers every byte\n"
+	           "# before it; nnrun refuses an edited plan unless given --allow-edited.\n");
+	fprintf(f, "nnc_plan: %d\nmodel: ", PLAN_VERSION);
+	put_str(f, p->model);
+	fputs("\nsource: ", f);
+	put_str(f, p->source);
+	fprintf(f, "\nbatch: %d\nrecipe:\n", p->batch);
+	recipe_print(f, &p->recipe, "  ");
+	fputs("inputs:\n", f);
+	for (int i = 0; i < 2; i++)
+		if (p->inputs[i].value >= 0) {
+			fputs("  - {name: ", f);
+			put_str(f, p->inputs[i].name);
+			fprintf(f, ", kind: %s, value: %d}\n", p->inputs[i].kind, p->inputs[i].value);
+		}
+	fputs("values:\n", f);
+	for (int i = 0; i < p->nvalues; i++) {
+		fputs("  - ", f);
+		put_type(f, &p->values[i]);
+		fprintf(f, "  # %%%d\n", i);
+	}
+	fputs("params:\n", f);
+	for (int i = 0; i < p->nparams; i++) {
+		const PlanParam *q = &p->params[i];
+		fputs("  - {name: ", f);
+		put_str(f, q->name);
+		fprintf(f, ", kind: %s, init: %s, value: %d, trainable: %s, fan_in: %" PRId64 ", fan_out: %" PRId64 "}\n",
+			q->kind, q->init, q->value, q->trainable ? "true" : "false", q->fan_in, q->fan_out);
+	}
+	if (p->has_train)
+		put_program(f, "train", &p->train);
+	put_program(f, "eval", &p->eval);
+	if (fclose(f) != 0) {
+		free(buf);
+		return false;
+	}
+	bool ok = fwrite(buf, 1, len, out) == len &&
+	          fprintf(out, "checksum: %016" PRIx64 "\n", plan_hash(PLAN_HASH_INIT, buf, len)) > 0;
+	free(buf);
+	return ok;
+}
+
+/* --- reading --------------------------------------------------------------------------------- */
+
+typedef struct {
+	yaml_document_t *doc;
+	const char *path;
+	char *err;
+	size_t errlen;
+	Arena *a;
+	bool failed;
+} Reader;
+
+static bool
+rfail(Reader *r, const yaml_node_t *n, const char *fmt, ...)
+{
+	if (r->failed)
+		return false;
+	r->failed = true;
+	int k = n ? snprintf(r->err, r->errlen, "%s:%zu: error: ", r->path, n->start_mark.line + 1)
+	          : snprintf(r->err, r->errlen, "%s: error: ", r->path);
+	va_list ap;
+	va_start(ap, fmt);
+	if (k > 0 && (size_t)k < r->errlen)
+		vsnprintf(r->err + k, r->errlen - (size_t)k, fmt, ap);
+	va_end(ap);
+	return false;
+}
+
+static yaml_node_t *
+get(Reader *r, yaml_node_t *map, const char *key, bool required)
+{
+	if (!map || map->type != YAML_MAPPING_NODE) {
+		if (required)
+			rfail(r, map, "expected a mapping holding '%s'", key);
+		return NULL;
+	}
+	for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+		yaml_node_t *k = yaml_document_get_node(r->doc, p->key);
+		if (k && k->type == YAML_SCALAR_NODE && strcmp((const char *)k->data.scalar.value, key) == 0)
+			return yaml_document_get_node(r->doc, p->value);
+	}
+	if (required)
+		rfail(r, map, "missing '%s' (the plan is truncated or was not written by nnc)", key);
+	return NULL;
+}
+
+static const char *
+scalar(Reader *r, yaml_node_t *n, const char *what)
+{
+	if (!n || n->type != YAML_SCALAR_NODE) {
+		rfail(r, n, "%s must be a single value", what);
+		return "";
+	}
+	return (const char *)n->data.scalar.value;
+}
+
+static int64_t
+integer(Reader *r, yaml_node_t *n, const char *what)
+{
+	const char *s = scalar(r, n, what);
+	char *end;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (!*s || *end || errno) {
+		rfail(r, n, "%s must be an integer, got '%s'", what, s);
+		return 0;
+	}
+	return v;
+}
+
+static int
+seq_len(Reader *r, yaml_node_t *n, const char *what)
+{
+	if (!n || n->type != YAML_SEQUENCE_NODE) {
+		rfail(r, n, "%s must be a list", what);
+		return 0;
+	}
+	return (int)(n->data.sequence.items.top - n->data.sequence.items.start);
+}
+
+static yaml_node_t *
+item(Reader *r, yaml_node_t *seq, int i)
+{
+	return yaml_document_get_node(r->doc, seq->data.sequence.items.start[i]);
+}
+
+static bool
+boolean(Reader *r, yaml_node_t *n, const char *what)
+{
+	const char *s = scalar(r, n, what);
+	if (strcmp(s, "true") && strcmp(s, "false"))
+		rfail(r, n, "%s must be true or false, got '%s'", what, s);
+	return s[0] == 't';
+}
+
+static int
+lookup_name(Reader *r, yaml_node_t *n, const char *s, const char *const *names, int count, const char *what)
+{
+	for (int i = 0; i < count; i++)
+		if (strcmp(names[i], s) == 0)
+			return i;
+	rfail(r, n, "unknown %s '%s'", what, s);
+	return 0;
+}
+
+static void
+read_type(Reader *r, yaml_node_t *n, Type *t)
+{
+	static const char *dts[NDTYPE], *lys[NLAYOUT];
+	for (int i = 0; i < NDTYPE; i++)
+		dts[i] = dtype_name((DType)i);
+	for (int i = 0; i < NLAYOUT; i++)
+		lys[i] = layout_name((Layout)i);
+	if (seq_len(r, n, "a value's type") != 3) {
+		rfail(r, n, "a value's type is [dtype, layout, [dims]]");
+		return;
+	}
+	t->dtype = (DType)lookup_name(r, n, scalar(r, item(r, n, 0), "dtype"), dts, NDTYPE, "dtype");
+	t->layout = (Layout)lookup_name(r, n, scalar(r, item(r, n, 1), "layout"), lys, NLAYOUT, "layout");
+	yaml_node_t *dims = item(r, n, 2);
+	int rank = seq_len(r, dims, "dims");
+	if (rank > NNC_MAXRANK) {
+		rfail(r, n, "rank %d exceeds %d", rank, NNC_MAXRANK);
+		return;
+	}
+	t->rank = rank;
+	for (int i = 0; i < rank && !r->failed; i++)
+		t->dim[i] = integer(r, item(r, dims, i), "a dimension");
+}
+
+static void
+read_attrs(Reader *r, yaml_node_t *n, PlanStep *s)
+{
+	const OpInfo *oi = &nnc_ops[s->op];
+	for (int i = 0; i < oi->nattrs && !r->failed; i++) {
+		yaml_node_t *v = get(r, n, oi->attrs[i].name, true);
+		AttrVal *a = &s->attr[i];
+		if (!v)
+			return;
+		a->set = true;
+		switch (oi->attrs[i].kind) {
+		case AK_INT: a->i[0] = a->i[1] = integer(r, v, oi->attrs[i].name); a->f = (double)a->i[0]; break;
+		case AK_INT2:
+			if (seq_len(r, v, oi->attrs[i].name) != 2) {
+				rfail(r, v, "attribute '%s' must be [h, w]", oi->attrs[i].name);
+				return;
+			}
+			a->i[0] = integer(r, item(r, v, 0), oi->attrs[i].name);
+			a->i[1] = integer(r, item(r, v, 1), oi->attrs[i].name);
+			break;
+		case AK_FLOAT: {
+			const char *t = scalar(r, v, oi->attrs[i].name);
+			char *end;
+			a->f = strtod(t, &end);
+			if (!*t || *end)
+				rfail(r, v, "attribute '%s' must be a number, got '%s'", oi->attrs[i].name, t);
+			break;
+		}
+		case AK_BOOL: a->i[0] = a->i[1] = boolean(r, v, oi->attrs[i].name); break;
+		case AK_STR:
+			a->s = v->type == YAML_SCALAR_NODE && v->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+			               strcmp((const char *)v->data.scalar.value, "null") == 0
+			           ? NULL
+			           : arena_strdup(r->a, scalar(r, v, oi->attrs[i].name));
+			break;
+		}
+	}
+}
+
+static void
+read_program(Reader *r, yaml_node_t *n, PlanProgram *p)
+{
+	p->loss = (int)integer(r, get(r, n, "loss", true), "loss");
+	p->logits = (int)integer(r, get(r, n, "logits", true), "logits");
+	yaml_node_t *steps = get(r, n, "steps", true);
+	p->nsteps = r->failed ? 0 : seq_len(r, steps, "steps");
+	p->steps = arena_alloc(r->a, (size_t)(p->nsteps + 1) * sizeof *p->steps);
+	for (int i = 0; i < p->nsteps && !r->failed; i++) {
+		yaml_node_t *sn = item(r, steps, i);
+		PlanStep *s = &p->steps[i];
+		const char *k = scalar(r, get(r, sn, "kernel", true), "kernel");
+		s->op = NOP;
+		for (int o = 0; o < NOP; o++)
+			if (strcmp(nnc_ops[o].name, k) == 0)
+				s->op = (Op)o;
+		if (s->op == NOP) {
+			rfail(r, sn, "unknown kernel '%s'", k);
+			return;
+		}
+		s->out = (int)integer(r, get(r, sn, "out", true), "out");
+		yaml_node_t *in = get(r, sn, "in", true);
+		s->nin = r->failed ? 0 : seq_len(r, in, "in");
+		if (s->nin > NNC_MAXARGS) {
+			rfail(r, in, "too many operands (%d)", s->nin);
+			return;
+		}
+		s->in = arena_alloc(r->a, (size_t)(s->nin + 1) * sizeof *s->in);
+		for (int k2 = 0; k2 < s->nin && !r->failed; k2++)
+			s->in[k2] = (int)integer(r, item(r, in, k2), "an operand");
+		read_attrs(r, get(r, sn, "attrs", true), s);
+		s->name = arena_strdup(r->a, scalar(r, get(r, sn, "name", true), "name"));
+		s->loc = arena_strdup(r->a, scalar(r, get(r, sn, "loc", true), "loc"));
+	}
+}
+
+/* Finds the checksum line, checks it against the bytes before it, returns the body length. */
+static bool
+check_sum(const char *text, size_t len, bool allow_edited, const char *path, char *err, size_t errlen)
+{
+	const char *tag = "\nchecksum: ";
+	const char *p = NULL;
+	for (const char *q = text; (q = strstr(q, tag)) != NULL; q++)
+		p = q;
+	if (!p) {
+		snprintf(err, errlen, "%s: error: no checksum line at the end: the plan is truncated or not an nnc plan", path);
+		return false;
+	}
+	size_t body = (size_t)(p - text) + 1;
+	char *end;
+	uint64_t want = strtoull(p + strlen(tag), &end, 16);
+	while (*end == '\n' || *end == '\r' || *end == ' ')
+		end++;
+	if ((size_t)(end - text) != len) {
+		snprintf(err, errlen, "%s: error: text after the checksum line: the plan is corrupt", path);
+		return false;
+	}
+	if (!allow_edited && plan_hash(PLAN_HASH_INIT, text, body) != want) {
+		snprintf(err, errlen,
+			"%s: error: checksum mismatch: the plan was corrupted or edited after nnc wrote it; recompile it, or "
+			"pass --allow-edited to load a hand-edited plan (it is still fully validated)",
+			path);
+		return false;
+	}
+	return true;
+}
+
+bool
+plan_read(const char *path, Plan *p, Arena *a, bool allow_edited, char *err, size_t errlen)
+{
+	memset(p, 0, sizeof *p);
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		snprintf(err, errlen, "%s: error: cannot open plan: %s", path, strerror(errno));
+		return false;
+	}
+	size_t cap = 1 << 16, len = 0;
+	char *text = malloc(cap + 1);
+	for (size_t n; text && (n = fread(text + len, 1, cap - len, f)) > 0;) {
+		len += n;
+		if (len == cap) {
+			char *t = cap < (size_t)1 << 30 ? realloc(text, cap * 2 + 1) : NULL;
+			if (!t) {
+				free(text);
+				text = NULL;
+				break;
+			}
+			text = t;
+			cap *= 2;
+		}
+	}
+	fclose(f);
+	if (!text) {
+		snprintf(err, errlen, "%s: error: cannot read plan (too large or out of memory)", path);
+		return false;
+	}
+	text[len] = 0;
+	if (memchr(text, 0, len) || !check_sum(text, len, allow_edited, path, err, errlen)) {
+		if (memchr(text, 0, len))
+			snprintf(err, errlen, "%s: error: binary data in the plan: it is corrupt", path);
+		free(text);
+		return false;
+	}
+	yaml_parser_t parser;
+	yaml_document_t doc;
+	yaml_parser_initialize(&parser);
+	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+	if (!yaml_parser_load(&parser, &doc)) {
+		snprintf(err, errlen, "%s:%zu: error: not valid YAML (%s): the plan is corrupt", path,
+			parser.problem_mark.line + 1, parser.problem ? parser.problem : "parse error");
+		yaml_parser_delete(&parser);
+		free(text);
+		return false;
+	}
+	Reader r = {&doc, path, err, errlen, a, false};
+	yaml_node_t *root = yaml_document_get_root_node(&doc);
+	int64_t version = integer(&r, get(&r, root, "nnc_plan", true), "nnc_plan");
+	if (!r.failed && version != PLAN_VERSION)
+		rfail(&r, root, "plan format version %lld, but this nnrun reads version %d; recompile the model with this nnc",
+			(long long)version, PLAN_VERSION);
+	if (!r.failed) {
+		p->version = (int)version;
+		p->model = arena_strdup(a, scalar(&r, get(&r, root, "model", true), "model"));
+		p->source = arena_strdup(a, scalar(&r, get(&r, root, "source", true), "source"));
+		p->batch = (int)integer(&r, get(&r, root, "batch", true), "batch");
+		recipe_defaults(&p->recipe);
+		yaml_node_t *rec = get(&r, root, "recipe", true);
+		for (yaml_node_pair_t *q = rec && rec->type == YAML_MAPPING_NODE ? rec->data.mapping.pairs.start : NULL;
+		     q && q < rec->data.mapping.pairs.top && !r.failed; q++) {
+			yaml_node_t *k = yaml_document_get_node(&doc, q->key), *v = yaml_document_get_node(&doc, q->value);
+			char msg[512], val[256] = "";
+			if (v->type == YAML_SEQUENCE_NODE) {
+				size_t n = 0;
+				for (int i = 0; i < seq_len(&r, v, "a list") && n < sizeof val; i++)
+					n += (size_t)snprintf(val + n, sizeof val - n, "%s%s", i ? "," : "", scalar(&r, item(&r, v, i), "a list item"));
+			} else {
+				snprintf(val, sizeof val, "%s", scalar(&r, v, "a recipe setting"));
+			}
+			if (!r.failed && !recipe_set(&p->recipe, scalar(&r, k, "a recipe key"), val, msg, sizeof msg))
+				rfail(&r, v, "%s", msg);
+		}
+	}
+	yaml_node_t *vals = r.failed ? NULL : get(&r, root, "values", true);
+	p->nvalues = vals ? seq_len(&r, vals, "values") : 0;
+	p->values = arena_alloc(a, (size_t)(p->nvalues + 1) * sizeof *p->values);
+	for (int i = 0; i < p->nvalues && !r.failed; i++)
+		read_type(&r, item(&r, vals, i), &p->values[i]);
+	yaml_node_t *ins = r.failed ? NULL : get(&r, root, "inputs", true);
+	p->inputs[0].value = p->inputs[1].value = -1;
+	for (int i = 0; ins && i < seq_len(&r, ins, "inputs") && !r.failed; i++) {
+		yaml_node_t *n = item(&r, ins, i);
+		const char *kind = scalar(&r, get(&r, n, "kind", true), "kind");
+		int slot = strcmp(kind, "image") == 0 ? 0 : strcmp(kind, "labels") == 0 ? 1 : -1;
+		if (slot < 0 || p->inputs[slot].value >= 0) {
+			rfail(&r, n, "inputs must be one image and at most one labels input");
+			break;
+		}
+		p->inputs[slot].kind = slot ? "labels" : "image";
+		p->inputs[slot].name = arena_strdup(a, scalar(&r, get(&r, n, "name", true), "name"));
+		p->inputs[slot].value = (int)integer(&r, get(&r, n, "value", true), "value");
+	}
+	yaml_node_t *params = r.failed ? NULL : get(&r, root, "params", true);
+	p->nparams = params ? seq_len(&r, params, "params") : 0;
+	p->params = arena_alloc(a, (size_t)(p->nparams + 1) * sizeof *p->params);
+	for (int i = 0; i < p->nparams && !r.failed; i++) {
+		yaml_node_t *n = item(&r, params, i);
+		PlanParam *q = &p->params[i];
+		q->name = arena_strdup(a, scalar(&r, get(&r, n, "name", true), "name"));
+		q->kind = arena_strdup(a, scalar(&r, get(&r, n, "kind", true), "kind"));
+		q->init = arena_strdup(a, scalar(&r, get(&r, n, "init", true), "init"));
+		q->value = (int)integer(&r, get(&r, n, "value", true), "value");
+		q->trainable = boolean(&r, get(&r, n, "trainable", true), "trainable");
+		q->fan_in = integer(&r, get(&r, n, "fan_in", true), "fan_in");
+		q->fan_out = integer(&r, get(&r, n, "fan_out", true), "fan_out");
+	}
+	yaml_node_t *train = r.failed ? NULL : get(&r, root, "train", false);
+	if (train) {
+		p->has_train = true;
+		read_program(&r, train, &p->train);
+	}
+	if (!r.failed)
+		read_program(&r, get(&r, root, "eval", true), &p->eval);
+	yaml_document_delete(&doc);
+	yaml_parser_delete(&parser);
+	free(text);
+	if (r.failed)
+		return false;
+	char msg[768];
+	if (!plan_validate(p, msg, sizeof msg)) {
+		snprintf(err, errlen, "%s: error: inconsistent plan: %s", path, msg);
+		return false;
+	}
+	return true;
+}
+
+/* --- validation ------------------------------------------------------------------------------ */
+
+static bool
+vfail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return false;
+}
+
+static bool
+validate_program(const Plan *p, const PlanProgram *prog, const char *pname, const unsigned char *predef, char *err,
+	size_t errlen)
+{
+	unsigned char *def = malloc((size_t)p->nvalues + 1);
+	if (!def)
+		return vfail(err, errlen, "out of memory");
+	memcpy(def, predef, (size_t)p->nvalues);
+	bool ok = true;
+	for (int i = 0; i < prog->nsteps && ok; i++) {
+		const PlanStep *s = &prog->steps[i];
+		const OpInfo *oi = &nnc_ops[s->op];
+		char where[256];
+		snprintf(where, sizeof where, "%s step %d (%s at %s)", pname, i, oi->name, s->loc);
+		if (oi->flags & OPF_SOURCE) {
+			ok = vfail(err, errlen, "%s: %s is not a kernel", where, oi->name);
+			break;
+		}
+		for (int k = 0; k < s->nin && ok; k++)
+			if (s->in[k] < 0 || s->in[k] >= p->nvalues || !def[s->in[k]])
+				ok = vfail(err, errlen, "%s: operand %d is %%%d, which is not defined before it", where, k, s->in[k]);
+		bool nores = oi->flags & OPF_NORES;
+		if (ok && (nores ? s->out != -1 : (s->out < 0 || s->out >= p->nvalues || def[s->out])))
+			ok = vfail(err, errlen, "%s: result %%%d is out of range or defined twice", where, s->out);
+		for (int k = 0; k < oi->nattrs && ok; k++)
+			if (!s->attr[k].set)
+				ok = vfail(err, errlen, "%s: attribute '%s' is missing", where, oi->attrs[k].name);
+		if (!ok)
+			break;
+		int user = (oi->flags & OPF_PARAMS) && s->nin > oi->max_in ? oi->max_in : s->nin;
+		if (user < oi->min_in || (oi->max_in >= 0 && user > oi->max_in)) {
+			ok = vfail(err, errlen, "%s: %d operands do not fit the kernel", where, s->nin);
+			break;
+		}
+		OpSig sig = {.op = s->op, .nin = user, .attr = s->attr};
+		for (int k = 0; k < user; k++)
+			sig.in[k] = &p->values[s->in[k]];
+		InferResult r;
+		if (!infer_op(&sig, p->batch, &r)) {
+			ok = vfail(err, errlen, "%s: %s", where, r.err);
+			break;
+		}
+		if (s->nin - user != r.nparams) {
+			ok = vfail(err, errlen, "%s: %d parameter operands, the kernel needs %d", where, s->nin - user, r.nparams);
+			break;
+		}
+		for (int k = 0; k < r.nparams && ok; k++)
+			if (!type_eq(&p->values[s->in[user + k]], &r.params[k].type))
+				ok = vfail(err, errlen, "%s: parameter operand %%%d does not have the %s's shape", where, s->in[user + k],
+					r.params[k].suffix);
+		if (ok && !nores && !type_eq(&p->values[s->out], &r.out)) {
+			char a[96], b[96];
+			ok = vfail(err, errlen, "%s: result %%%d is declared %s but the kernel produces %s", where, s->out,
+				type_str(&p->values[s->out], a, sizeof a), type_str(&r.out, b, sizeof b));
+		}
+		if (ok && !nores)
+			def[s->out] = 1;
+	}
+	if (ok && prog->loss >= 0 && (prog->loss >= p->nvalues || !def[prog->loss] || p->values[prog->loss].rank != 0))
+		ok = vfail(err, errlen, "%s: loss %%%d is not a scalar the program computes", pname, prog->loss);
+	if (ok && prog->logits >= 0 && (prog->logits >= p->nvalues || !def[prog->logits] || p->values[prog->logits].rank != 2))
+		ok = vfail(err, errlen, "%s: logits %%%d are not [N, classes] values the program computes", pname, prog->logits);
+	free(def);
+	return ok;
+}
+
+bool
+plan_validate(const Plan *p, char *err, size_t errlen)
+{
+	if (p->batch <= 0 || p->nvalues <= 0 || p->nparams < 0)
+		return vfail(err, errlen, "batch %d, %d values, %d parameters", p->batch, p->nvalues, p->nparams);
+	for (int i = 0; i < p->nvalues; i++) {
+		const Type *t = &p->values[i];
+		for (int k = 0; k < t->rank; k++)
+			if (t->dim[k] <= 0 || t->dim[k] > ((int64_t)1 << 40))
+				return vfail(err, errlen, "value %%%d has dimension %lld", i, (long long)t->dim[k]);
+	}
+	unsigned char *predef = calloc((size_t)p->nvalues + 1, 1);
+	if (!predef)
+		return vfail(err, errlen, "out of memory");
+	bool ok = true;
+	for (int i = 0; i < p->nparams && ok; i++) {
+		const PlanParam *q = &p->params[i];
+		bool known = false;
+		for (int k = 0; nnc_initializers[k]; k++)
+			known |= strcmp(nnc_initializers[k], q->init) == 0;
+		if (q->value < 0 || q->value >= p->nvalues || predef[q->value])
+			ok = vfail(err, errlen, "parameter '%s' refers to value %%%d, out of range or used twice", q->name, q->value);
+		else if (!known)
+			ok = vfail(err, errlen, "parameter '%s' has unknown initializer '%s'", q->name, q->init);
+		else if (q->fan_in < 0 || q->fan_out < 0)
+			ok = vfail(err, errlen, "parameter '%s' has negative fans", q->name);
+		else
+			predef[q->value] = 1;
+		for (int k = 0; k < i && ok; k++)
+			if (strcmp(p->params[k].name, q->name) == 0)
+				ok = vfail(err, errlen, "parameter name '%s' is used twice", q->name);
+	}
+	for (int i = 0; i < 2 && ok; i++) {
+		const PlanInput *in = &p->inputs[i];
+		if (in->value < 0)
+			continue;
+		const Type *t = in->value < p->nvalues ? &p->values[in->value] : NULL;
+		bool shape_ok = t && (i == 0 ? t->dtype == DT_F32 && t->rank == 4 : t->dtype == DT_I32 && t->rank == 1) &&
+		                t->dim[0] == p->batch && !predef[in->value];
+		if (!shape_ok)
+			ok = vfail(err, errlen, "%s input '%s' (%%%d) is not a batch of %s", in->kind, in->name, in->value,
+				i == 0 ? "f32 images [N, C, H, W]" : "i32 labels [N]");
+		else
+			predef[in->value] = 1;
+	}
+	if (ok && p->inputs[0].value < 0)
+		ok = vfail(err, errlen, "the plan has no image input");
+	if (ok && p->has_train && (p->inputs[1].value < 0 || p->train.loss < 0 || p->train.logits < 0))
+		ok = vfail(err, errlen, "a training program needs a labels input, a loss and logits");
+	if (ok && p->has_train)
+		ok = validate_program(p, &p->train, "train", predef, err, errlen);
+	if (ok)
+		ok = validate_program(p, &p->eval, "eval", predef, err, errlen);
+	free(predef);
+	return ok;
+}

@@ -1,0 +1,83 @@
+/* Execution plans: what `nnc compile` writes and `nnrun` runs.
+ *
+ * A plan holds one table of values (every tensor of both programs: inputs, parameters and
+ * optimizer state, activations, gradients) with their types; the parameters with name, role,
+ * initializer and fans; and ordered programs -- `train` (one whole training step: forward,
+ * backward, update) and `eval` (inference) -- whose steps name a kernel (an op of
+ * runtime/ops.h), operand and result values, all attributes, the op's hierarchical name and its
+ * .nn source location. The training settings (a Recipe) travel with it.
+ *
+ * The file is YAML (docs/plan.md), versioned, and ends with a checksum of everything before
+ * it. plan_read validates everything: version, structure, value references and SSA order, every
+ * step's kernel and attributes against the op table, and every result type by re-running shape
+ * inference, so a truncated, corrupt or inconsistently edited plan is rejected with a message
+ * naming the file and the problem. */
+#ifndef NNC_PLAN_H
+#define NNC_PLAN_H
+
+#include <stdio.h>
+
+#include "runtime/arena.h"
+#include "runtime/recipe.h"
+#include "runtime/types.h"
+
+enum { PLAN_VERSION = 1 };
+
+typedef struct {
+	const char *name; /* e.g. "layer1.0.conv1.weight", "optim.linear.bias.momentum_buffer" */
+	const char *kind; /* weight, bias, scale, shift, running_mean, running_var, momentum_buffer... */
+	const char *init; /* initializer (runtime/infer.h: nnc_initializers) */
+	int value;
+	bool trainable;
+	int64_t fan_in, fan_out;
+} PlanParam;
+
+typedef struct {
+	const char *name;
+	const char *kind; /* image | labels */
+	int value;
+} PlanInput;
+
+typedef struct {
+	Op op;
+	int out; /* value id, or -1 for ops without a result */
+	int nin;
+	int *in;
+	AttrVal attr[NNC_MAXATTR];
+	const char *name; /* hierarchical scope, may be "" */
+	const char *loc;  /* "file:line:col" */
+} PlanStep;
+
+typedef struct {
+	PlanStep *steps;
+	int nsteps;
+	int loss, logits; /* value ids, -1 if absent */
+} PlanProgram;
+
+typedef struct {
+	int version;
+	const char *model;
+	const char *source;
+	int batch;
+	Recipe recipe;
+	Type *values;
+	int nvalues;
+	PlanParam *params;
+	int nparams;
+	PlanInput inputs[2]; /* image, labels (value -1 when absent) */
+	PlanProgram train, eval;
+	bool has_train;
+} Plan;
+
+/* Writes PLAN as YAML with a trailing checksum line. Returns false on a write error. */
+bool plan_write(FILE *out, const Plan *plan);
+/* Reads and validates PATH into PLAN (allocated in A). ALLOW_EDITED skips the checksum
+ * comparison (the plan is still fully validated). Returns false with "PATH: error: ..." in err. */
+bool plan_read(const char *path, Plan *plan, Arena *a, bool allow_edited, char *err, size_t errlen);
+/* Re-checks a plan in memory (also used by plan_read). */
+bool plan_validate(const Plan *plan, char *err, size_t errlen);
+/* 64-bit FNV-1a over N bytes, continuing from H (start with PLAN_HASH_INIT). */
+#define PLAN_HASH_INIT 0xcbf29ce484222325ull
+uint64_t plan_hash(uint64_t h, const void *p, size_t n);
+
+#endif

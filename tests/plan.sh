@@ -1,0 +1,65 @@
+#!/bin/sh
+# Plan files: nnc writes them, nnrun validates them. A good plan loads; a truncated, corrupted,
+# wrong-version or inconsistently hand-edited one is refused with a message naming the file and
+# the problem. Run from the repository root: tests/plan.sh PATH/TO/nnc PATH/TO/nnrun
+nnc=${1:?usage: plan.sh NNC NNRUN}
+nnrun=${2:?usage: plan.sh NNC NNRUN}
+tmp=$(mktemp -d) || exit 2
+trap 'rm -rf "$tmp"' EXIT
+fail=0 pass=0
+
+expect() {
+	name=$1 want=$2 pat=$3
+	shift 4
+	timeout 60 "$@" >"$tmp/out" 2>&1
+	rc=$?
+	if [ $rc != "$want" ] || ! grep -q -- "$pat" "$tmp/out"; then
+		echo "FAIL $name: exit $rc (want $want), output:"; head -c 1500 "$tmp/out"; echo
+		fail=$((fail + 1))
+	else
+		pass=$((pass + 1))
+	fi
+}
+
+plan=$tmp/tiny.plan
+expect compile 0 "compiled model 'tiny'" -- "$nnc" compile --batch 16 models/tiny.nn -o "$plan"
+expect info 0 "train program: 38 steps" -- "$nnrun" info "$plan"
+expect info-recipe 0 "optimizer: sgd" -- "$nnrun" info "$plan"
+for m in resnet20 mobilenet_v2 airbench94 alexnet; do
+	expect "roundtrip-$m" 0 "train program" -- sh -c "'$nnc' compile --batch 8 models/$m.nn -o '$tmp/$m.plan' && '$nnrun' info '$tmp/$m.plan'"
+done
+expect inference-only 0 "no training program" -- sh -c "'$nnc' compile tests/golden/import_ok.nn -o '$tmp/inf.plan' && '$nnrun' info '$tmp/inf.plan'"
+expect recipe 0 "optimizer: adamw" -- sh -c "printf 'optimizer: adamw\nlr: 0.001\naugment:\n  cutout: 8\n' >'$tmp/r.yaml' && '$nnc' compile --recipe '$tmp/r.yaml' models/tiny.nn -o '$tmp/adam.plan' && '$nnrun' info '$tmp/adam.plan'"
+expect recipe-adam-ops 0 "adam_update" -- grep -m1 adam_update "$tmp/adam.plan"
+printf 'optimizer: rmsprop\n' >"$tmp/bad.yaml"
+expect recipe-bad 1 "bad.yaml:1:12: error: recipe setting 'optimizer' must be one of: sgd adam adamw" -- "$nnc" compile --recipe "$tmp/bad.yaml" models/tiny.nn
+printf 'lr: [1, 2\n' >"$tmp/broken.yaml"
+expect recipe-yaml 1 "broken.yaml:2:1: error: invalid YAML" -- "$nnc" compile --recipe "$tmp/broken.yaml" models/tiny.nn
+expect set-bad 2 "unknown recipe setting 'lrate'" -- "$nnc" compile --set lrate=1 models/tiny.nn
+
+# Damage.
+size=$(wc -c <"$plan")
+head -c $((size / 2)) "$plan" >"$tmp/trunc.plan"
+expect truncated 1 "trunc.plan: error: no checksum line" -- "$nnrun" info "$tmp/trunc.plan"
+head -n 40 "$plan" >"$tmp/cut.plan"
+tail -n 1 "$plan" >>"$tmp/cut.plan"
+expect cut-lines 1 "cut.plan: error: checksum mismatch" -- "$nnrun" info "$tmp/cut.plan"
+expect cut-lines-edited 1 "cut.plan:[0-9]*: error: missing '" -- "$nnrun" info --allow-edited "$tmp/cut.plan"
+sed 's/lr: 0.1$/lr: 0.2/' "$plan" >"$tmp/edited.plan"
+expect edited 1 "checksum mismatch" -- "$nnrun" info "$tmp/edited.plan"
+expect edited-allowed 0 "lr: 0.2" -- "$nnrun" info --allow-edited "$tmp/edited.plan"
+sed 's/^nnc_plan: 1$/nnc_plan: 7/' "$plan" >"$tmp/version.plan"
+expect version 1 "plan format version 7, but this nnrun reads version 1" -- "$nnrun" info --allow-edited "$tmp/version.plan"
+sed '0,/  - \[f32, nchw, \[16, 8, 16, 16\]\]/s//  - [f32, nchw, [16, 8, 15, 16]]/' "$plan" >"$tmp/shape.plan"
+expect inconsistent-shape 1 "inconsistent plan: train step 0 (conv2d at models/tiny.nn:8:9): result %[0-9]* is declared f32\[16,8,15,16\] but the kernel produces f32\[16,8,16,16\]" -- "$nnrun" info --allow-edited "$tmp/shape.plan"
+sed 's/kernel: relu, out: \([0-9]*\), in: \[\([0-9]*\)\]/kernel: relu, out: \1, in: [999]/' "$plan" >"$tmp/ref.plan"
+expect bad-operand 1 "operand 0 is %999, which is not defined before it" -- "$nnrun" info --allow-edited "$tmp/ref.plan"
+sed 's/kernel: gelu_bwd/kernel: gelu_backwards/; s/kernel: relu_bwd/kernel: relu_backwards/' "$plan" >"$tmp/kernel.plan"
+expect unknown-kernel 1 "unknown kernel 'relu_backwards'" -- "$nnrun" info --allow-edited "$tmp/kernel.plan"
+printf '\0\1\2garbage' >"$tmp/binary.plan"
+expect binary 1 "binary.plan: error" -- "$nnrun" info "$tmp/binary.plan"
+expect missing 1 "no-such.plan: error: cannot open plan: No such file or directory" -- "$nnrun" info "$tmp/no-such.plan"
+expect not-yaml 1 "error" -- sh -c "printf 'a: [\nchecksum: 0\n' >'$tmp/y.plan'; '$nnrun' info --allow-edited '$tmp/y.plan'"
+
+echo "plan: $pass passed, $fail failed"
+[ $fail = 0 ]

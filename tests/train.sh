@@ -1,0 +1,92 @@
+#!/bin/sh
+# End-to-end training on a CIFAR-10 subset with the tiny model: metrics, checkpoints, bit-identical
+# resume (stopped mid-epoch by --steps and by Ctrl-C), weight export/import, evaluation, and bad
+# inputs (missing or damaged data, corrupt checkpoints). Needs the dataset in data/ (fetched by
+# scripts/setup.sh); skips (77) without it. Run from the repository root:
+#   tests/train.sh PATH/TO/nnc PATH/TO/nnrun
+nnc=${1:?usage: train.sh NNC NNRUN}
+nnrun=${2:?usage: train.sh NNC NNRUN}
+data=${NNC_DATA:-data}
+[ -f "$data/cifar-10-batches-bin/test_batch.bin" ] || [ -f "$data/test_batch.bin" ] || {
+	echo "skipped: no CIFAR-10 in $data (scripts/setup.sh fetches it)"; exit 77; }
+tmp=$(mktemp -d) || exit 2
+trap 'rm -rf "$tmp"' EXIT
+fail=0 pass=0
+
+expect() {
+	name=$1 want=$2 pat=$3
+	shift 4
+	timeout 120 "$@" >"$tmp/out" 2>&1
+	rc=$?
+	if [ $rc != "$want" ] || { [ -n "$pat" ] && ! grep -q -- "$pat" "$tmp/out"; }; then
+		echo "FAIL $name: exit $rc (want $want), output:"; head -c 2000 "$tmp/out"; echo
+		fail=$((fail + 1))
+	else
+		pass=$((pass + 1))
+	fi
+}
+same() {
+	if cmp -s "$2" "$3"; then pass=$((pass + 1)); else echo "FAIL $1: $2 and $3 differ"; fail=$((fail + 1)); fi
+}
+
+plan=$tmp/tiny.plan
+"$nnc" compile --batch 64 --set epochs=2 models/tiny.nn -o "$plan" 2>/dev/null || { echo "FAIL compile"; exit 1; }
+run="$nnrun train $plan --data $data --train-limit 1280 --test-limit 300 --quiet --threads 2"
+
+# A whole run: metrics (CSV and JSON Lines), every test image evaluated, a final checkpoint.
+expect full 0 "" -- $run --checkpoint "$tmp/full.ckpt" --metrics "$tmp/full.csv"
+expect csv 0 "^2,[0-9.]*,[0-9.]*,[0-9.]*,[0-9.]*," -- cat "$tmp/full.csv"
+expect jsonl 0 '' -- $run --checkpoint "$tmp/j.ckpt" --metrics "$tmp/m.jsonl" --set epochs=1
+expect jsonl-content 0 '"epoch": 1, "train_loss": [0-9.]*, "train_acc"' -- cat "$tmp/m.jsonl"
+expect learns 0 "" -- awk -F, 'NR == 2 { a = $2 } NR == 3 { exit !($2 < a) }' "$tmp/full.csv"
+expect eval-all 0 "(.* of 300 images)" -- "$nnrun" eval "$plan" --weights "$tmp/full.ckpt" --data "$data" --test-limit 300
+
+# Resume mid-epoch (step limit) gives a bit-identical final checkpoint.
+expect stop 0 "" -- $run --checkpoint "$tmp/part.ckpt" --steps 7
+expect resume 0 "" -- $run --checkpoint "$tmp/part.ckpt" --resume "$tmp/part.ckpt"
+same resume-identical "$tmp/full.ckpt" "$tmp/part.ckpt"
+
+# Ctrl-C saves a checkpoint and exits 130; resuming finishes identically.
+$run --checkpoint "$tmp/int.ckpt" --set epochs=40 >"$tmp/int.log" 2>&1 &
+pid=$!
+sleep 1
+kill -INT $pid
+wait $pid
+rc=$?
+if [ $rc = 130 ] && grep -q "interrupted; checkpoint saved" "$tmp/int.log" && [ -s "$tmp/int.ckpt" ]; then pass=$((pass + 1)); else echo "FAIL ctrl-c: exit $rc"; cat "$tmp/int.log"; fail=$((fail + 1)); fi
+expect int-resume 0 "" -- $run --checkpoint "$tmp/int.ckpt" --resume "$tmp/int.ckpt" --set epochs=40 --steps 3
+
+# Export to safetensors with PyTorch-style names, evaluate from it, start training from it.
+expect export 0 "" -- "$nnrun" export "$plan" --weights "$tmp/full.ckpt" -o "$tmp/w.safetensors"
+expect export-names 0 "conv1.weight" -- grep -a -o "conv1.weight" "$tmp/w.safetensors"
+expect export-no-optim 1 "" -- grep -a -q "momentum_buffer" "$tmp/w.safetensors"
+expect eval-safetensors 0 "accuracy" -- "$nnrun" eval "$plan" --weights "$tmp/w.safetensors" --data "$data" --test-limit 300
+expect start-from 0 "" -- $run --weights "$tmp/w.safetensors" --checkpoint "$tmp/w.ckpt" --set epochs=1
+
+# Bad inputs: each names the file and the problem.
+expect no-data 1 "nowhere: no such folder" -- $run --data "$tmp/nowhere"
+mkdir -p "$tmp/short"
+for f in data_batch_1 data_batch_2 data_batch_3 data_batch_4 data_batch_5 test_batch; do
+	src=$data/cifar-10-batches-bin/$f.bin
+	[ -f "$src" ] || src=$data/$f.bin
+	cp "$src" "$tmp/short/$f.bin"
+done
+head -c 3073000 "$data/cifar-10-batches-bin/data_batch_1.bin" >"$tmp/short/data_batch_1.bin" 2>/dev/null ||
+	head -c 3073000 "$data/data_batch_1.bin" >"$tmp/short/data_batch_1.bin"
+expect truncated-data 1 "data_batch_1.bin: truncated: expected 30730000 bytes" -- "$nnrun" train "$plan" --data "$tmp/short" --quiet
+printf '\012' | dd of="$tmp/short/test_batch.bin" bs=1 seek=3073 conv=notrunc 2>/dev/null
+cp "$tmp/short/data_batch_2.bin" "$tmp/short/data_batch_1.bin"
+expect bad-label 1 "test_batch.bin: record 1: label 10 is outside 0-9" -- "$nnrun" train "$plan" --data "$tmp/short" --quiet
+head -c 1000 "$tmp/full.ckpt" >"$tmp/trunc.ckpt"
+expect trunc-ckpt 1 "trunc.ckpt" -- $run --resume "$tmp/trunc.ckpt" --checkpoint "$tmp/x.ckpt"
+cp "$tmp/full.ckpt" "$tmp/flip.ckpt"
+size=$(wc -c <"$tmp/flip.ckpt")
+printf 'X' | dd of="$tmp/flip.ckpt" bs=1 seek=$((size - 100)) conv=notrunc 2>/dev/null
+expect corrupt-ckpt 1 "flip.ckpt: .*checksum" -- $run --resume "$tmp/flip.ckpt" --checkpoint "$tmp/x.ckpt"
+"$nnc" compile --batch 64 models/resnet20.nn -o "$tmp/r20.plan" 2>/dev/null
+expect wrong-plan 1 "full.ckpt" -- "$nnrun" train "$tmp/r20.plan" --data "$data" --resume "$tmp/full.ckpt" --quiet --train-limit 128
+expect fixed-setting 1 "'optimizer' is fixed when the plan is compiled" -- $run --set optimizer=adam
+expect bad-set 1 "recipe setting 'lr' needs a number" -- $run --set lr=fast
+
+echo "train: $pass passed, $fail failed"
+[ $fail = 0 ]
