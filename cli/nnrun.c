@@ -36,6 +36,11 @@ static const char usage[] =
 	"                                  test accuracy and loss of a checkpoint or .safetensors\n"
 	"  export PLAN --weights CKPT -o OUT.safetensors\n"
 	"                                  the model's parameters under their PyTorch-style names\n"
+	"  step PLAN --weights W --input BATCH.safetensors -o OUT.safetensors [--steps N]\n"
+	"       [--optimizer-step K]      N training steps on one given batch, as update K+1...;\n"
+	"                                  writes the first step's loss, logits and gradients\n"
+	"                                  (grad.NAME) and every parameter and optimizer state\n"
+	"                                  after N steps (for checks against PyTorch)\n"
 	"\n"
 	"options:\n"
 	"  --data DIR            CIFAR-10 binary files (scripts/setup.sh puts them in data/)\n"
@@ -54,9 +59,9 @@ static const char usage[] =
 	"  -h, --help            this help\n";
 
 typedef struct {
-	const char *cmd, *plan_path, *data, *metrics, *checkpoint, *resume, *weights, *output;
+	const char *cmd, *plan_path, *data, *metrics, *checkpoint, *resume, *weights, *output, *input;
 	int threads, train_limit, test_limit;
-	long max_steps;
+	long max_steps, optimizer_step;
 	bool quiet, allow_edited;
 	const char *sets[64];
 	int nsets;
@@ -127,6 +132,9 @@ parse_opts(Opts *o, int argc, char **argv)
 		} else if (!strcmp(a, "--weights")) {
 			VALUE();
 			o->weights = v;
+		} else if (!strcmp(a, "--input")) {
+			VALUE();
+			o->input = v;
 		} else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
 			VALUE();
 			o->output = v;
@@ -155,6 +163,11 @@ parse_opts(Opts *o, int argc, char **argv)
 			if (!parse_int(v, 1, 1L << 40, &n))
 				return usage_error("--steps needs a positive number, got '%s'", v);
 			o->max_steps = n;
+		} else if (!strcmp(a, "--optimizer-step")) {
+			VALUE();
+			if (!parse_int(v, 0, 1L << 40, &n))
+				return usage_error("--optimizer-step needs a number >= 0, got '%s'", v);
+			o->optimizer_step = n;
 		} else if (!strcmp(a, "--quiet")) {
 			o->quiet = true;
 		} else if (!strcmp(a, "--allow-edited")) {
@@ -688,6 +701,114 @@ out:
 	return rc;
 }
 
+/* Copies input tensor NAME (dtype DT, the value's shape) from F into the executor. */
+static bool
+load_input(Exec *e, StFile *f, const PlanInput *in, StDtype dt, char *err, size_t errlen)
+{
+	const Type *ty = &e->plan->values[in->value];
+	const StTensor *t = st_find(f, in->name);
+	bool ok = t && t->dtype == dt && t->rank == ty->rank;
+	for (int k = 0; ok && k < ty->rank; k++)
+		ok = t->dims[k] == ty->dim[k];
+	if (!ok) {
+		char b[96];
+		snprintf(err, errlen, "%s: needs tensor '%s' of shape %s", st_file_path(f), in->name, type_str(ty, b, sizeof b));
+		return false;
+	}
+	memcpy(exec_f32(e, in->value), t->data, (size_t)t->nbytes);
+	return true;
+}
+
+static int
+cmd_step(const Opts *o)
+{
+	char err[2048];
+	Arena a = {0};
+	Plan p;
+	int rc = EXIT_USER;
+	if (!o->weights || !o->input || !o->output)
+		return usage_error("step needs --weights W, --input BATCH.safetensors and -o OUT.safetensors%s", "");
+	if (!load_plan(o, &p, &a))
+		goto out;
+	if (!p.has_train) {
+		fprintf(stderr, "%s: error: the plan has no training program\n", o->plan_path);
+		goto out;
+	}
+	Exec e;
+	RunState rs;
+	if (!exec_init(&e, &p, o->threads, err, sizeof err)) {
+		fprintf(stderr, "%s: error: %s\n", o->plan_path, err);
+		goto out;
+	}
+	StFile *in = NULL;
+	StTensor *t = calloc((size_t)(3 * p.nparams + 4), sizeof *t);
+	float *saved = NULL;
+	size_t nsaved = 0;
+	for (int i = 0; i < p.train.nsteps; i++)
+		if (p.train.steps[i].op == OP_sgd_update || p.train.steps[i].op == OP_adam_update)
+			nsaved += (size_t)type_numel(&p.values[p.train.steps[i].in[1]]);
+	nsaved += (size_t)type_numel(&p.values[p.train.logits]) + 1;
+	saved = malloc(nsaved * sizeof *saved);
+	if (!t || !saved || !load_weights(&e, o->weights, false, &rs, err, sizeof err) ||
+	    st_open(o->input, &in, err, sizeof err) != 0 || !load_input(&e, in, &p.inputs[0], ST_F32, err, sizeof err) ||
+	    !load_input(&e, in, &p.inputs[1], ST_I32, err, sizeof err)) {
+		fprintf(stderr, "%s\n", t && saved ? err : "out of memory");
+		goto done;
+	}
+	long steps = o->max_steps ? o->max_steps : 1;
+	size_t nt = 0, at = 0;
+	e.step = o->optimizer_step;
+	for (long s = 0; s < steps; s++) {
+		e.lr = p.recipe.lr;
+		if (!exec_run(&e, &p.train, err, sizeof err)) {
+			fprintf(stderr, "nnrun: error: %s\n", err);
+			goto done;
+		}
+		if (s > 0)
+			continue;
+		/* After the first step: the loss, the logits and every gradient, copied before they change. */
+		static const int64_t scalar_dims[1];
+		saved[at] = *exec_f32(&e, p.train.loss);
+		t[nt++] = (StTensor){.name = "loss", .dtype = ST_F32, .rank = 0, .dims = scalar_dims, .data = &saved[at++]};
+		const Type *lt = &p.values[p.train.logits];
+		memcpy(saved + at, exec_f32(&e, p.train.logits), (size_t)type_numel(lt) * sizeof *saved);
+		t[nt++] = (StTensor){.name = "logits", .dtype = ST_F32, .rank = lt->rank, .dims = lt->dim, .data = saved + at};
+		at += (size_t)type_numel(lt);
+		for (int i = 0; i < p.train.nsteps; i++) {
+			const PlanStep *u = &p.train.steps[i];
+			if (u->op != OP_sgd_update && u->op != OP_adam_update)
+				continue;
+			const Type *gt = &p.values[u->in[1]];
+			const char *name = "?";
+			for (int k = 0; k < p.nparams; k++)
+				if (p.params[k].value == u->in[0])
+					name = p.params[k].name;
+			memcpy(saved + at, exec_f32(&e, u->in[1]), (size_t)type_numel(gt) * sizeof *saved);
+			t[nt++] = (StTensor){.name = arena_printf(&a, "grad.%s", name), .dtype = ST_F32, .rank = gt->rank,
+				.dims = gt->dim, .data = saved + at};
+			at += (size_t)type_numel(gt);
+		}
+	}
+	for (int i = 0; i < p.nparams; i++) {
+		const Type *ty = &p.values[p.params[i].value];
+		t[nt++] = (StTensor){.name = p.params[i].name, .dtype = ST_F32, .rank = ty->rank, .dims = ty->dim,
+			.data = exec_f32(&e, p.params[i].value)};
+	}
+	if (st_write(o->output, t, nt, NULL, 0, err, sizeof err) == 0)
+		rc = 0;
+	else
+		fprintf(stderr, "%s\n", err);
+done:
+	if (in)
+		st_close(in);
+	free(t);
+	free(saved);
+	exec_free(&e);
+out:
+	arena_free(&a);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -707,6 +828,8 @@ main(int argc, char **argv)
 		return cmd_eval(&o);
 	if (!strcmp(o.cmd, "export"))
 		return cmd_export(&o);
+	if (!strcmp(o.cmd, "step"))
+		return cmd_step(&o);
 	fprintf(stderr, "nnrun: unknown command '%s'\n\n%s", o.cmd, usage);
 	return EXIT_USAGE;
 }

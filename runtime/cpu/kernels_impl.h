@@ -75,7 +75,7 @@ fill(REAL *p, size_t count, REAL v)
 		p[i] = v;
 }
 
-/* ---- conv2d ----------------------------------------------------------------------------- */
+/* ---- conv2d ------------------------------------------------------------------------------ */
 
 typedef enum { PATH_IM2COL, PATH_POINTWISE, PATH_DEPTHWISE } ConvPath;
 
@@ -549,7 +549,7 @@ FN(cpu_bias_backward)(const REAL *dy, int n, int c, int hw, REAL *db)
 	cpu_parallel_for((size_t)c, grain_for((size_t)n * hw), bias_channels, &a);
 }
 
-/* ---- batch norm: element (img, ch, i) of [n, c, hw] is at (img*c + ch)*hw + i ------------- */
+/* ---- batch norm: element (img, ch, i) of [n, c, hw] is at (img*c + ch)*hw + i ------------ */
 
 typedef struct {
 	const REAL *x, *dy, *mean, *invstd, *var, *w, *b;
@@ -719,7 +719,7 @@ FN(cpu_batchnorm_inference)(const REAL *x, int n, int c, int hw, const REAL *run
 	cpu_parallel_for((size_t)n * c, grain_for((size_t)hw), bn_inference_planes, &a);
 }
 
-/* ---- elementwise ---------------------------------------------------------------------------- */
+/* ---- elementwise ------------------------------------------------------------------------- */
 
 typedef struct {
 	const REAL *a, *b;
@@ -838,7 +838,7 @@ FN(cpu_scale)(const REAL *x, double s, REAL *y, size_t count)
 	elementwise(scale_ew, x, NULL, y, (REAL)s, count);
 }
 
-/* ---- pooling: plane pl = img*c + ch of x is x + pl*h*w, of y is y + pl*oh*ow --------------- */
+/* ---- pooling: plane pl = img*c + ch of x is x + pl*h*w, of y is y + pl*oh*ow ------------- */
 
 typedef struct {
 	const CpuPool *p;
@@ -1038,7 +1038,7 @@ FN(cpu_global_avgpool_backward)(const REAL *dy, int n, int c, int hw, REAL *dx)
 	cpu_parallel_for((size_t)n * c, grain_for((size_t)hw), gap_bwd_planes, &a);
 }
 
-/* ---- dense ------------------------------------------------------------------------------------ */
+/* ---- dense ------------------------------------------------------------------------------- */
 
 typedef struct {
 	const REAL *x, *w, *b, *dy;
@@ -1075,7 +1075,8 @@ dense_bwd_data_blocks(void *ctx, size_t t0, size_t t1)
 	}
 }
 
-/* Item t: feature columns [t*WGRAD_COLS, ...) of dw = dy^T . x, the batch summed inside one GEMM. */
+/* Item t: feature columns [t*WGRAD_COLS, ...) of dw = dy^T . x, the batch summed inside one
+ * GEMM. */
 static void
 dense_wgrad_blocks(void *ctx, size_t t0, size_t t1)
 {
@@ -1108,7 +1109,7 @@ FN(cpu_dense_backward_weight)(const REAL *dy, const REAL *x, int n, int f, int u
 	cpu_parallel_for((size_t)(f + WGRAD_COLS - 1) / WGRAD_COLS, 1, dense_wgrad_blocks, &a);
 }
 
-/* ---- dropout ---------------------------------------------------------------------------------- */
+/* ---- dropout ----------------------------------------------------------------------------- */
 
 typedef struct {
 	const CpuRng *rng;
@@ -1146,7 +1147,7 @@ FN(cpu_dropout_mask)(CpuRng *rng, double p, REAL *mask, size_t count)
 	cpu_rng_skip(rng, count);
 }
 
-/* ---- concat along axis 1: item (img, i) copies input i's [cs[i], hw] block of image img ---- */
+/* ---- concat along axis 1: item (img, i) copies input i's [cs[i], hw] block of image img --- */
 
 typedef struct {
 	int k, hw;
@@ -1202,7 +1203,7 @@ FN(cpu_concat_backward)(int k, const REAL *dy, const int *cs, int n, int hw, REA
 	concat_run(&a, n);
 }
 
-/* ---- softmax and cross-entropy: row r of [n, k] is at r*k ------------------------------- */
+/* ---- softmax and cross-entropy: row r of [n, k] is at r*k -------------------------------- */
 
 typedef struct {
 	const REAL *x, *dy;

@@ -125,7 +125,7 @@ expect_close(const char *what, const double *got, const double *want, size_t cou
 			got[at], want[at], worst, scale);
 }
 
-/* ---- shapes and cases ------------------------------------------------------------------- */
+/* ---- shapes and cases -------------------------------------------------------------------- */
 
 typedef struct {
 	const char *name;
@@ -301,7 +301,7 @@ naive_pool(const CpuPool *p, const double *x, bool max, double *y, long *argmax)
 			}
 }
 
-/* ---- rng ---------------------------------------------------------------------------------- */
+/* ---- rng --------------------------------------------------------------------------------- */
 
 static void
 test_rng(void)
@@ -362,7 +362,7 @@ test_rng(void)
 	tfree_all();
 }
 
-/* ---- reference ---------------------------------------------------------------------------- */
+/* ---- reference --------------------------------------------------------------------------- */
 
 static void
 test_reference(void)
@@ -566,7 +566,7 @@ test_reference(void)
 	tfree_all();
 }
 
-/* ---- gradcheck ---------------------------------------------------------------------------- */
+/* ---- gradcheck --------------------------------------------------------------------------- */
 
 typedef void ForwardFn(void *ctx, double *y);
 
@@ -939,7 +939,7 @@ test_gradcheck(void)
 	tfree_all();
 }
 
-/* ---- precision: f32 against f64 ------------------------------------------------------------ */
+/* ---- precision: f32 against f64 ---------------------------------------------------------- */
 
 static const double PREC_TOL = 1e-5;
 
@@ -1160,7 +1160,8 @@ prec_pool_dense_loss(void)
 	CHECK(cpu_softmax_xent_backward_f32(logits.f, labels, N, U, 0.1, 1, dp.f) == 0);
 	CHECK(cpu_softmax_xent_backward_f64(logits.d, labels, N, U, 0.1, 1, dp.d) == 0);
 	pair_check("softmax_xent_backward", dp);
-	CHECK(cpu_count_correct_f32(logits.f, labels, N, U) == cpu_count_correct_f64(logits.d, labels, N, U));
+	CHECK(cpu_count_correct_f32(logits.f, labels, N, U) ==
+		cpu_count_correct_f64(logits.d, labels, N, U));
 }
 
 static void
@@ -1196,7 +1197,7 @@ test_precision(void)
 	tfree_all();
 }
 
-/* ---- optimizers against hand-computed values ------------------------------------------------- */
+/* ---- optimizers against hand-computed values --------------------------------------------- */
 
 /* Runs three steps on one parameter starting at 1 with the gradients g[t] and checks p after
  * each step, in both precisions (f64 to 1e-13, f32 to 1e-6 relative). */
@@ -1291,7 +1292,7 @@ test_optim(void)
 	tfree_all();
 }
 
-/* ---- determinism ----------------------------------------------------------------------------- */
+/* ---- determinism ------------------------------------------------------------------------- */
 
 enum { MAX_OUTS = 64 };
 
@@ -1445,7 +1446,7 @@ test_determinism(void)
 	tfree_all();
 }
 
-/* ---- workspace ------------------------------------------------------------------------------- */
+/* ---- workspace --------------------------------------------------------------------------- */
 
 static void
 test_workspace(void)
@@ -1525,7 +1526,7 @@ test_workspace(void)
 	tfree_all();
 }
 
-/* ---- driver ---------------------------------------------------------------------------------- */
+/* ---- driver ------------------------------------------------------------------------------ */
 
 static const struct {
 	const char *name;

@@ -10,7 +10,9 @@
  * Invariants: calls from inside a running task run inline (no nested parallelism); calls from
  * two application threads at once are serialized; without an initialized pool everything runs
  * inline on the caller. cpu_threads_init also sets OpenBLAS to one thread, because the kernels
- * issue their GEMMs from inside pool tasks and the pool is what supplies the parallelism. */
+ * issue their GEMMs from inside pool tasks and the pool is what supplies the parallelism; it
+ * is process-wide, so call it once at start-up, before any kernel (without it the kernels run
+ * on the caller and OpenBLAS keeps its own default threading). */
 #ifndef NNC_CPU_THREADS_H
 #define NNC_CPU_THREADS_H
 
