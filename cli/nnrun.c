@@ -36,6 +36,8 @@ static const char usage[] =
 	"                                  test accuracy and loss of a checkpoint or .safetensors\n"
 	"  export PLAN --weights CKPT -o OUT.safetensors\n"
 	"                                  the model's parameters under their PyTorch-style names\n"
+	"  bench PLAN [--steps N]          time N training steps on synthetic data (after 2 warm-up\n"
+	"                                  steps): milliseconds per step and images per second\n"
 	"  step PLAN --weights W --input BATCH.safetensors -o OUT.safetensors [--steps N]\n"
 	"       [--optimizer-step K]      N training steps on one given batch, as update K+1...;\n"
 	"                                  writes the first step's loss, logits and gradients\n"
@@ -809,6 +811,53 @@ out:
 	return rc;
 }
 
+/* Times the training program alone (no data loading) on fixed synthetic inputs. */
+static int
+cmd_bench(const Opts *o)
+{
+	char err[2048];
+	Arena a = {0};
+	Plan p;
+	int rc = EXIT_USER;
+	if (!load_plan(o, &p, &a))
+		goto out;
+	const PlanProgram *prog = p.has_train ? &p.train : &p.eval;
+	Exec e;
+	if (!exec_init(&e, &p, o->threads, err, sizeof err)) {
+		fprintf(stderr, "%s: error: %s\n", o->plan_path, err);
+		goto out;
+	}
+	exec_init_params(&e, 1);
+	CpuRng r;
+	cpu_rng_seed(&r, 7);
+	float *x = exec_f32(&e, p.inputs[0].value);
+	for (int64_t i = 0; i < type_numel(&p.values[p.inputs[0].value]); i++)
+		x[i] = (float)(2 * cpu_rng_uniform(&r) - 1);
+	if (p.inputs[1].value >= 0)
+		for (int i = 0; i < p.batch; i++)
+			exec_i32(&e, p.inputs[1].value)[i] = i % 10;
+	long steps = o->max_steps ? o->max_steps : 20;
+	e.lr = 0.01;
+	double t0 = 0;
+	for (long s = -2; s < steps; s++) {
+		if (s == 0)
+			t0 = now();
+		if (!exec_run(&e, prog, err, sizeof err)) {
+			fprintf(stderr, "nnrun: error: %s\n", err);
+			goto done;
+		}
+	}
+	double dt = (now() - t0) / (double)steps;
+	printf("%s %s: batch %d, %d threads, %ld steps: %.2f ms/step, %.1f images/s\n", p.model,
+		prog == &p.train ? "training step" : "inference", p.batch, o->threads, steps, dt * 1e3, p.batch / dt);
+	rc = 0;
+done:
+	exec_free(&e);
+out:
+	arena_free(&a);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -830,6 +879,8 @@ main(int argc, char **argv)
 		return cmd_export(&o);
 	if (!strcmp(o.cmd, "step"))
 		return cmd_step(&o);
+	if (!strcmp(o.cmd, "bench"))
+		return cmd_bench(&o);
 	fprintf(stderr, "nnrun: unknown command '%s'\n\n%s", o.cmd, usage);
 	return EXIT_USAGE;
 }
