@@ -221,8 +221,12 @@ param_tensors(const Exec *e, bool all)
 	return t;
 }
 
+/* Where a run is: the data order, and the running sums of the epoch in progress (so a resumed
+ * epoch reports the same metrics as an uninterrupted one). */
 typedef struct {
 	uint64_t epoch, position;
+	double loss_sum, seconds;
+	long correct, seen;
 } RunState;
 
 static bool
@@ -235,8 +239,15 @@ save_checkpoint(const Exec *e, const char *path, const RunState *rs, char *err, 
 		return false;
 	}
 	uint64_t rng[2] = {e->rng.key, e->rng.counter}, order[2] = {rs->epoch, rs->position};
+	char sums[4][40];
+	snprintf(sums[0], sizeof sums[0], "%a", rs->loss_sum);
+	snprintf(sums[1], sizeof sums[1], "%ld", rs->correct);
+	snprintf(sums[2], sizeof sums[2], "%ld", rs->seen);
+	snprintf(sums[3], sizeof sums[3], "%a", rs->seconds);
+	StMeta extra[4] = {{"run.loss_sum", sums[0]}, {"run.correct", sums[1]}, {"run.seen", sums[2]},
+		{"run.seconds", sums[3]}};
 	CkptInfo info = {.plan = plan_identity(e->plan, id, sizeof id), .epoch = rs->epoch, .step = (uint64_t)e->step,
-		.rng = rng, .nrng = 2, .data_order = order, .norder = 2};
+		.rng = rng, .nrng = 2, .data_order = order, .norder = 2, .extra = extra, .nextra = 4};
 	int rc = ckpt_save(path, t, (size_t)e->plan->nparams, &info, 0, err, errlen);
 	free(t);
 	return rc == 0;
@@ -282,6 +293,15 @@ load_weights(Exec *e, const char *path, bool resume, RunState *rs, char *err, si
 			e->step = (long)c.step;
 			rs->epoch = c.data_order[0];
 			rs->position = c.data_order[1];
+			const char *v;
+			if ((v = st_meta_get(c.file, "run.loss_sum")))
+				rs->loss_sum = strtod(v, NULL);
+			if ((v = st_meta_get(c.file, "run.correct")))
+				rs->correct = strtol(v, NULL, 10);
+			if ((v = st_meta_get(c.file, "run.seen")))
+				rs->seen = strtol(v, NULL, 10);
+			if ((v = st_meta_get(c.file, "run.seconds")))
+				rs->seconds = strtod(v, NULL);
 		}
 		ckpt_close(&c);
 		return true;
@@ -494,7 +514,7 @@ cmd_train(const Opts *o)
 		fprintf(stderr, "%s: error: %s\n", o->plan_path, err);
 		goto out_loader;
 	}
-	RunState rs = {0, 0};
+	RunState rs = {0};
 	exec_init_params(&e, (uint64_t)p.recipe.seed);
 	if (o->weights && !load_weights(&e, o->weights, false, &rs, err, sizeof err)) {
 		fprintf(stderr, "%s\n", err);
@@ -532,8 +552,11 @@ cmd_train(const Opts *o)
 	rc = 0;
 	while ((int)ld.order.epoch < epochs && rc == 0) {
 		int epoch = (int)ld.order.epoch;
-		double t0 = now(), loss_sum = 0;
-		long correct = 0, seen = 0;
+		/* A resumed epoch continues the sums saved with its checkpoint. */
+		double t0 = now() - rs.seconds, loss_sum = rs.loss_sum;
+		long correct = rs.correct, seen = rs.seen;
+		rs.loss_sum = rs.seconds = 0;
+		rs.correct = rs.seen = 0;
 		int64_t b0 = (int64_t)(ld.order.position / (uint64_t)p.batch);
 		for (int64_t b = b0; b < nb; b++) {
 			e.lr = recipe_lr(&p.recipe, epoch + (double)b / (double)nb);
@@ -560,7 +583,9 @@ cmd_train(const Opts *o)
 				progress(tty, epoch + 1, epochs, b + 1, nb, loss_sum / (double)seen, (double)correct / (double)seen,
 					(double)seen / (dt > 0 ? dt : 1e-9), dt / (double)(b + 1 - b0) * (double)(nb - b - 1));
 			if (interrupted || (o->max_steps && steps_run >= o->max_steps)) {
-				rs = (RunState){ld.order.epoch, ld.order.position};
+				rs = (RunState){ld.order.epoch, ld.order.position, loss_sum, now() - t0, correct, seen};
+				if (ld.order.position == 0) /* the step ended an epoch: its sums belong to no epoch now */
+					rs.loss_sum = rs.seconds = 0, rs.correct = rs.seen = 0;
 				if (!save_checkpoint(&e, ckpt_path, &rs, err, sizeof err)) {
 					fprintf(stderr, "%s\n", err);
 					rc = EXIT_USER;
@@ -596,7 +621,7 @@ cmd_train(const Opts *o)
 				fprintf(mf, "%d,%.6f,%.6f,%.6f,%.6f,%.6g,%.3f,%.1f\n", epoch + 1, tl, ta, sc.loss, va, e.lr, secs, ips);
 			fflush(mf);
 		}
-		rs = (RunState){ld.order.epoch, ld.order.position};
+		rs = (RunState){ld.order.epoch, ld.order.position, 0, 0, 0, 0};
 		if (!save_checkpoint(&e, ckpt_path, &rs, err, sizeof err)) {
 			fprintf(stderr, "%s\n", err);
 			rc = EXIT_USER;

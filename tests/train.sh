@@ -42,9 +42,12 @@ expect learns 0 "" -- awk -F, 'NR == 2 { a = $2 } NR == 3 { exit !($2 < a) }' "$
 expect eval-all 0 "(.* of 300 images)" -- "$nnrun" eval "$plan" --weights "$tmp/full.ckpt" --data "$data" --test-limit 300
 
 # Resume mid-epoch (step limit) gives a bit-identical final checkpoint.
-expect stop 0 "" -- $run --checkpoint "$tmp/part.ckpt" --steps 7
-expect resume 0 "" -- $run --checkpoint "$tmp/part.ckpt" --resume "$tmp/part.ckpt"
+expect stop 0 "" -- $run --checkpoint "$tmp/part.ckpt" --steps 7 --metrics "$tmp/part.csv"
+expect resume 0 "" -- $run --checkpoint "$tmp/part.ckpt" --resume "$tmp/part.ckpt" --metrics "$tmp/part.csv"
 same resume-identical "$tmp/full.ckpt" "$tmp/part.ckpt"
+cut -d, -f1-5 "$tmp/full.csv" >"$tmp/full.metrics"
+cut -d, -f1-5 "$tmp/part.csv" >"$tmp/part.metrics"
+same resume-metrics "$tmp/full.metrics" "$tmp/part.metrics"
 
 # Ctrl-C saves a checkpoint and exits 130; resuming finishes identically.
 $run --checkpoint "$tmp/int.ckpt" --set epochs=40 >"$tmp/int.log" 2>&1 &

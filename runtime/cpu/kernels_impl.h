@@ -75,6 +75,76 @@ fill(REAL *p, size_t count, REAL v)
 		p[i] = v;
 }
 
+/* Deterministic sums of many elements. A channel's values are added into LANES independent
+ * Acc accumulators (element e of a run goes to lane e % LANES, runs start at lane 0), which
+ * the compiler turns into vector adds, and the lanes are then combined by a fixed pairwise
+ * tree. The order depends only on the sizes, never on the threads. */
+enum { LANES = 16 };
+
+static void
+lanes_clear(Acc *l)
+{
+	for (int k = 0; k < LANES; k++)
+		l[k] = 0;
+}
+
+static Acc
+lanes_total(const Acc *l)
+{
+	Acc t[LANES];
+	for (int k = 0; k < LANES; k++)
+		t[k] = l[k];
+	for (int w = LANES / 2; w >= 1; w /= 2)
+		for (int k = 0; k < w; k++)
+			t[k] = t[k] + t[k + w];
+	return t[0];
+}
+
+/* l[e % LANES] += p[e] for e in [0, n). */
+static inline void
+lanes_sum(Acc *restrict l, const REAL *restrict p, int n)
+{
+	int e = 0;
+	for (; e + LANES <= n; e += LANES)
+		for (int k = 0; k < LANES; k++)
+			l[k] += p[e + k];
+	for (int k = 0; e + k < n; k++)
+		l[k] += p[e + k];
+}
+
+/* l[e % LANES] += (p[e] - m)^2. */
+static inline void
+lanes_sqdev(Acc *restrict l, const REAL *restrict p, Acc m, int n)
+{
+	int e = 0;
+	for (; e + LANES <= n; e += LANES)
+		for (int k = 0; k < LANES; k++) {
+			Acc d = p[e + k] - m;
+			l[k] += d * d;
+		}
+	for (int k = 0; e + k < n; k++) {
+		Acc d = p[e + k] - m;
+		l[k] += d * d;
+	}
+}
+
+/* ls[e % LANES] += dy[e]; lp[e % LANES] += dy[e] * (x[e] - m). */
+static inline void
+lanes_dot(Acc *restrict ls, Acc *restrict lp, const REAL *restrict dy, const REAL *restrict x,
+	Acc m, int n)
+{
+	int e = 0;
+	for (; e + LANES <= n; e += LANES)
+		for (int k = 0; k < LANES; k++) {
+			ls[k] += dy[e + k];
+			lp[k] += (Acc)dy[e + k] * ((Acc)x[e + k] - m);
+		}
+	for (int k = 0; e + k < n; k++) {
+		ls[k] += dy[e + k];
+		lp[k] += (Acc)dy[e + k] * ((Acc)x[e + k] - m);
+	}
+}
+
 /* ---- conv2d ------------------------------------------------------------------------------ */
 
 typedef enum { PATH_IM2COL, PATH_POINTWISE, PATH_DEPTHWISE } ConvPath;
@@ -149,36 +219,81 @@ ws_slots(const CpuConv *cv, CpuConvPass pass, const void *ws, size_t ws_bytes)
 	return (int)(s < most ? s : most);
 }
 
+/* Stride 1 in both directions with an output as wide as the input (3x3 pad 1, 5x5 pad 2, ...):
+ * then col row (ci, i, j) at column q is the input plane at q + (i - ph)*w + (j - pw), so
+ * the valid taps of the whole row are one contiguous run of the plane; only the columns
+ * whose tap wraps into the neighbouring input row (ox outside [ox0, ox1)) differ. */
+static bool
+same_width_s1(const CpuConv *cv)
+{
+	return cv->sh == 1 && cv->sw == 1 && cv->ow == cv->w;
+}
+
+/* Row (ci, i, j) of image x's im2col matrix into dst: x[ci][oy*sh - ph + i][ox*sw - pw + j]
+ * at column oy*ow + ox, 0 in the padding. */
+static void
+im2col_row(const CpuConv *cv, const REAL *x, int ci, int i, int j, REAL *restrict dst)
+{
+	const int ow = cv->ow, oh = cv->oh, sw = cv->sw;
+	const REAL *plane = x + (size_t)ci * cv->h * cv->w;
+	int oy0, oy1, ox0, ox1;
+	tap_range(oh, cv->sh, cv->ph, i, cv->h, &oy0, &oy1);
+	tap_range(ow, sw, cv->pw, j, cv->w, &ox0, &ox1);
+	const int shift = j - cv->pw;
+	if (oy0 >= oy1 || ox0 >= ox1) {
+		fill(dst, (size_t)oh * ow, zero);
+		return;
+	}
+	fill(dst, (size_t)oy0 * ow, zero);
+	fill(dst + (size_t)oy1 * ow, (size_t)(oh - oy1) * ow, zero);
+	if (same_width_s1(cv)) {
+		/* One run from the first valid tap to the last, then zero the wrapped columns. */
+		size_t q0 = (size_t)oy0 * ow + ox0, q1 = (size_t)(oy1 - 1) * ow + ox1;
+		ptrdiff_t off = (ptrdiff_t)(i - cv->ph) * cv->w + shift;
+		memcpy(dst + q0, plane + (ptrdiff_t)q0 + off, (q1 - q0) * sizeof(REAL));
+		if (ox0 > 0 || ox1 < ow)
+			for (int oy = oy0; oy < oy1; oy++) {
+				REAL *d = dst + (size_t)oy * ow;
+				for (int ox = 0; ox < ox0; ox++)
+					d[ox] = zero;
+				for (int ox = ox1; ox < ow; ox++)
+					d[ox] = zero;
+			}
+		return;
+	}
+	for (int oy = oy0; oy < oy1; oy++) {
+		REAL *restrict d = dst + (size_t)oy * ow;
+		const REAL *restrict src = plane + (size_t)(oy * cv->sh - cv->ph + i) * cv->w + shift;
+		for (int ox = 0; ox < ox0; ox++)
+			d[ox] = zero;
+		if (sw == 1)
+			memcpy(d + ox0, src + ox0, (size_t)(ox1 - ox0) * sizeof(REAL));
+		else if (sw == 2)
+			for (int ox = ox0; ox < ox1; ox++)
+				d[ox] = src[2 * ox];
+		else
+			for (int ox = ox0; ox < ox1; ox++)
+				d[ox] = src[ox * sw];
+		for (int ox = ox1; ox < ow; ox++)
+			d[ox] = zero;
+	}
+}
+
 /* Rows [r0, r1) of the im2col matrix of image x, row r0 first: row r = (ci*kh + i)*kw + j
  * holds x[ci][oy*sh - ph + i][ox*sw - pw + j] at column oy*ow + ox, and 0 in the padding. */
 static void
 im2col_rows(const CpuConv *cv, const REAL *x, int r0, int r1, REAL *out)
 {
-	const int ow = cv->ow, oh = cv->oh;
-	const size_t npos = (size_t)oh * ow;
+	const size_t npos = (size_t)cv->oh * cv->ow;
+	int j = r0 % cv->kw, i = r0 / cv->kw % cv->kh, ci = r0 / (cv->kw * cv->kh);
 	for (int r = r0; r < r1; r++) {
-		int j = r % cv->kw, i = r / cv->kw % cv->kh, ci = r / (cv->kw * cv->kh);
-		const REAL *plane = x + (size_t)ci * cv->h * cv->w;
-		int oy0, oy1, ox0, ox1;
-		tap_range(oh, cv->sh, cv->ph, i, cv->h, &oy0, &oy1);
-		tap_range(ow, cv->sw, cv->pw, j, cv->w, &ox0, &ox1);
-		REAL *row = out + (size_t)(r - r0) * npos;
-		int shift = j - cv->pw;
-		for (int oy = 0; oy < oh; oy++) {
-			REAL *restrict dst = row + (size_t)oy * ow;
-			if (oy < oy0 || oy >= oy1) {
-				fill(dst, (size_t)ow, zero);
-				continue;
+		im2col_row(cv, x, ci, i, j, out + (size_t)(r - r0) * npos);
+		if (++j == cv->kw) {
+			j = 0;
+			if (++i == cv->kh) {
+				i = 0;
+				ci++;
 			}
-			const REAL *restrict src = plane + (size_t)(oy * cv->sh - cv->ph + i) * cv->w;
-			fill(dst, (size_t)ox0, zero);
-			if (cv->sw == 1)
-				for (int ox = ox0; ox < ox1; ox++)
-					dst[ox] = src[ox + shift];
-			else
-				for (int ox = ox0; ox < ox1; ox++)
-					dst[ox] = src[ox * cv->sw + shift];
-			fill(dst + ox1, (size_t)(ow - ox1), zero);
 		}
 	}
 }
@@ -190,12 +305,15 @@ im2col(const CpuConv *cv, const REAL *x, REAL *col)
 }
 
 /* The adjoint of im2col: each col entry is added back to the input tap it was copied from.
- * dx must be zeroed; every dx element receives its contributions in (ci, i, j, oy, ox) order. */
+ * dx must be zeroed; every dx element receives its contributions in (ci, i, j, oy, ox) order.
+ * col is scratch: the stride-1 same-width path zeroes its wrapped columns and then adds whole
+ * runs (a +0 changes no sum). */
 static void
-col2im(const CpuConv *cv, const REAL *col, REAL *dx)
+col2im(const CpuConv *cv, REAL *col, REAL *dx)
 {
-	const int ow = cv->ow, oh = cv->oh;
+	const int ow = cv->ow, oh = cv->oh, sw = cv->sw;
 	const size_t npos = (size_t)oh * ow;
+	const bool flat = same_width_s1(cv);
 	for (int ci = 0; ci < cv->c; ci++) {
 		REAL *plane = dx + (size_t)ci * cv->h * cv->w;
 		for (int i = 0; i < cv->kh; i++) {
@@ -203,18 +321,36 @@ col2im(const CpuConv *cv, const REAL *col, REAL *dx)
 			tap_range(oh, cv->sh, cv->ph, i, cv->h, &oy0, &oy1);
 			for (int j = 0; j < cv->kw; j++) {
 				int ox0, ox1;
-				tap_range(ow, cv->sw, cv->pw, j, cv->w, &ox0, &ox1);
-				const REAL *row = col + ((size_t)(ci * cv->kh + i) * cv->kw + j) * npos;
+				tap_range(ow, sw, cv->pw, j, cv->w, &ox0, &ox1);
+				if (oy0 >= oy1 || ox0 >= ox1)
+					continue;
+				REAL *row = col + ((size_t)(ci * cv->kh + i) * cv->kw + j) * npos;
 				int shift = j - cv->pw;
+				if (flat) {
+					size_t q0 = (size_t)oy0 * ow + ox0, q1 = (size_t)(oy1 - 1) * ow + ox1;
+					if (ox0 > 0 || ox1 < ow)
+						for (int oy = oy0; oy < oy1; oy++) {
+							REAL *r = row + (size_t)oy * ow;
+							for (int ox = 0; ox < ox0; ox++)
+								r[ox] = zero;
+							for (int ox = ox1; ox < ow; ox++)
+								r[ox] = zero;
+						}
+					REAL *restrict dst = plane + (ptrdiff_t)q0 + (ptrdiff_t)(i - cv->ph) * cv->w + shift;
+					const REAL *restrict src = row + q0;
+					for (size_t q = 0; q < q1 - q0; q++)
+						dst[q] += src[q];
+					continue;
+				}
 				for (int oy = oy0; oy < oy1; oy++) {
 					const REAL *restrict src = row + (size_t)oy * ow;
-					REAL *restrict dst = plane + (size_t)(oy * cv->sh - cv->ph + i) * cv->w;
-					if (cv->sw == 1)
+					REAL *restrict dst = plane + (size_t)(oy * cv->sh - cv->ph + i) * cv->w + shift;
+					if (sw == 1)
 						for (int ox = ox0; ox < ox1; ox++)
-							dst[ox + shift] += src[ox];
+							dst[ox] += src[ox];
 					else
 						for (int ox = ox0; ox < ox1; ox++)
-							dst[ox * cv->sw + shift] += src[ox];
+							dst[ox * sw] += src[ox];
 				}
 			}
 		}
@@ -526,19 +662,17 @@ typedef struct {
 	REAL *db;
 } BiasArgs;
 
-/* Channel j sums its n planes of hw values, plane by plane. */
+/* Channel j sums its n planes of hw values, plane by plane, into lanes. */
 static void
 bias_channels(void *ctx, size_t c0, size_t c1)
 {
 	const BiasArgs *a = ctx;
+	Acc l[LANES];
 	for (size_t ch = c0; ch < c1; ch++) {
-		Acc s = 0;
-		for (int img = 0; img < a->n; img++) {
-			const REAL *p = a->dy + ((size_t)img * a->c + ch) * a->hw;
-			for (int i = 0; i < a->hw; i++)
-				s += p[i];
-		}
-		a->db[ch] = (REAL)s;
+		lanes_clear(l);
+		for (int img = 0; img < a->n; img++)
+			lanes_sum(l, a->dy + ((size_t)img * a->c + ch) * a->hw, a->hw);
+		a->db[ch] = (REAL)lanes_total(l);
 	}
 }
 
@@ -570,21 +704,16 @@ bn_stats_channels(void *ctx, size_t c0, size_t c1)
 {
 	const BnArgs *a = ctx;
 	const Acc count = (Acc)a->n * a->hw;
+	Acc l[LANES];
 	for (size_t ch = c0; ch < c1; ch++) {
-		Acc s = 0;
-		for (int img = 0; img < a->n; img++) {
-			const REAL *p = bn_plane(a->x, a, img, ch);
-			for (int i = 0; i < a->hw; i++)
-				s += p[i];
-		}
-		Acc m = s / count, ss = 0;
-		for (int img = 0; img < a->n; img++) {
-			const REAL *p = bn_plane(a->x, a, img, ch);
-			for (int i = 0; i < a->hw; i++) {
-				Acc dev = p[i] - m;
-				ss += dev * dev;
-			}
-		}
+		lanes_clear(l);
+		for (int img = 0; img < a->n; img++)
+			lanes_sum(l, bn_plane(a->x, a, img, ch), a->hw);
+		Acc m = lanes_total(l) / count;
+		lanes_clear(l);
+		for (int img = 0; img < a->n; img++)
+			lanes_sqdev(l, bn_plane(a->x, a, img, ch), m, a->hw);
+		Acc ss = lanes_total(l);
 		a->mean_out[ch] = (REAL)m;
 		a->invstd_out[ch] = (REAL)(1 / sqrt(ss / count + a->eps));
 		if (a->var_unbiased)
@@ -639,14 +768,12 @@ bn_backward_channels(void *ctx, size_t c0, size_t c1)
 	const Acc count = (Acc)a->n * a->hw;
 	for (size_t ch = c0; ch < c1; ch++) {
 		REAL m = a->mean[ch];
-		Acc sdy = 0, sdyx = 0;
-		for (int img = 0; img < a->n; img++) {
-			const REAL *x = bn_plane(a->x, a, img, ch), *dy = bn_plane(a->dy, a, img, ch);
-			for (int i = 0; i < a->hw; i++) {
-				sdy += dy[i];
-				sdyx += (Acc)dy[i] * ((Acc)x[i] - m);
-			}
-		}
+		Acc ls[LANES], lp[LANES];
+		lanes_clear(ls);
+		lanes_clear(lp);
+		for (int img = 0; img < a->n; img++)
+			lanes_dot(ls, lp, bn_plane(a->dy, a, img, ch), bn_plane(a->x, a, img, ch), m, a->hw);
+		Acc sdy = lanes_total(ls), sdyx = lanes_total(lp);
 		Acc inv = a->invstd[ch];
 		if (a->dw)
 			a->dw[ch] = (REAL)(sdyx * inv);
