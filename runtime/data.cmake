@@ -19,10 +19,11 @@ add_test(NAME data_loader COMMAND test_data)
 
 add_executable(test_png2bin ${CMAKE_SOURCE_DIR}/tests/data/test_png2bin.c)
 target_link_libraries(test_png2bin PRIVATE PNG::PNG)
+target_include_directories(test_png2bin PRIVATE ${CMAKE_SOURCE_DIR})
 add_test(NAME data_png2bin COMMAND test_png2bin $<TARGET_FILE:cifar_png2bin>)
 
 add_executable(test_data_real ${CMAKE_SOURCE_DIR}/tests/data/test_data_real.c)
-target_link_libraries(test_data_real PRIVATE nnc_data m)
+target_link_libraries(test_data_real PRIVATE nnc_data nnc_io m)
 add_test(NAME data_real_sha256 COMMAND test_data_real ${CMAKE_SOURCE_DIR}/data/cifar-10-batches-bin)
 set_tests_properties(data_real_sha256 PROPERTIES SKIP_RETURN_CODE 77)
 set_tests_properties(data_loader data_png2bin data_real_sha256 PROPERTIES LABELS data TIMEOUT 60)

@@ -5,27 +5,8 @@
 #   tests/cli.sh PATH/TO/nnc
 nnc=${1:?usage: cli.sh PATH/TO/nnc}
 case $nnc in /*) ;; *) nnc=$(pwd)/$nnc ;; esac
-tmp=$(mktemp -d) || exit 2
-trap 'rm -rf "$tmp"' EXIT
-fail=0 pass=0
+. "$(dirname "$0")/lib.sh"
 
-# expect NAME RC PATTERN -- CMD...: CMD exits RC within 30 s and its output matches PATTERN.
-expect() {
-	name=$1 want=$2 pat=$3
-	shift 4
-	timeout 30 "$@" >"$tmp/out" 2>&1
-	rc=$?
-	if [ $rc != "$want" ]; then
-		echo "FAIL $name: exit $rc, expected $want"; head -c 2000 "$tmp/out"; fail=$((fail + 1)); return
-	fi
-	if ! grep -q -- "$pat" "$tmp/out"; then
-		echo "FAIL $name: output does not match '$pat'"; head -c 2000 "$tmp/out"; fail=$((fail + 1)); return
-	fi
-	if grep -q "internal error" "$tmp/out"; then
-		echo "FAIL $name: internal error"; head -c 2000 "$tmp/out"; fail=$((fail + 1)); return
-	fi
-	pass=$((pass + 1))
-}
 
 # --- help, usage errors and exit codes ---------------------------------------------------------
 expect help 0 "commands:" -- "$nnc" --help
@@ -119,5 +100,4 @@ model m {
 NN
 expect huge-model 1 "model too large" -- "$nnc" check "$tmp/wide.nn"
 
-echo "cli: $pass passed, $fail failed"
-[ $fail = 0 ]
+finish cli

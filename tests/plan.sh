@@ -4,22 +4,8 @@
 # the problem. Run from the repository root: tests/plan.sh PATH/TO/nnc PATH/TO/nnrun
 nnc=${1:?usage: plan.sh NNC NNRUN}
 nnrun=${2:?usage: plan.sh NNC NNRUN}
-tmp=$(mktemp -d) || exit 2
-trap 'rm -rf "$tmp"' EXIT
-fail=0 pass=0
+. "$(dirname "$0")/lib.sh"
 
-expect() {
-	name=$1 want=$2 pat=$3
-	shift 4
-	timeout 60 "$@" >"$tmp/out" 2>&1
-	rc=$?
-	if [ $rc != "$want" ] || ! grep -q -- "$pat" "$tmp/out"; then
-		echo "FAIL $name: exit $rc (want $want), output:"; head -c 1500 "$tmp/out"; echo
-		fail=$((fail + 1))
-	else
-		pass=$((pass + 1))
-	fi
-}
 
 plan=$tmp/tiny.plan
 expect compile 0 "compiled model 'tiny'" -- "$nnc" compile --batch 16 models/tiny.nn -o "$plan"
@@ -61,5 +47,4 @@ expect binary 1 "binary.plan: error" -- "$nnrun" info "$tmp/binary.plan"
 expect missing 1 "no-such.plan: error: cannot open plan: No such file or directory" -- "$nnrun" info "$tmp/no-such.plan"
 expect not-yaml 1 "error" -- sh -c "printf 'a: [\nchecksum: 0\n' >'$tmp/y.plan'; '$nnrun' info --allow-edited '$tmp/y.plan'"
 
-echo "plan: $pass passed, $fail failed"
-[ $fail = 0 ]
+finish plan

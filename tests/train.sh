@@ -9,25 +9,9 @@ nnrun=${2:?usage: train.sh NNC NNRUN}
 data=${NNC_DATA:-data}
 [ -f "$data/cifar-10-batches-bin/test_batch.bin" ] || [ -f "$data/test_batch.bin" ] || {
 	echo "skipped: no CIFAR-10 in $data (scripts/setup.sh fetches it)"; exit 77; }
-tmp=$(mktemp -d) || exit 2
-trap 'rm -rf "$tmp"' EXIT
-fail=0 pass=0
+TIMEOUT=120
+. "$(dirname "$0")/lib.sh"
 
-expect() {
-	name=$1 want=$2 pat=$3
-	shift 4
-	timeout 120 "$@" >"$tmp/out" 2>&1
-	rc=$?
-	if [ $rc != "$want" ] || { [ -n "$pat" ] && ! grep -q -- "$pat" "$tmp/out"; }; then
-		echo "FAIL $name: exit $rc (want $want), output:"; head -c 2000 "$tmp/out"; echo
-		fail=$((fail + 1))
-	else
-		pass=$((pass + 1))
-	fi
-}
-same() {
-	if cmp -s "$2" "$3"; then pass=$((pass + 1)); else echo "FAIL $1: $2 and $3 differ"; fail=$((fail + 1)); fi
-}
 
 plan=$tmp/tiny.plan
 "$nnc" compile --batch 64 --set epochs=2 models/tiny.nn -o "$plan" 2>/dev/null || { echo "FAIL compile"; exit 1; }
@@ -91,5 +75,4 @@ expect wrong-plan 1 "full.ckpt" -- "$nnrun" train "$tmp/r20.plan" --data "$data"
 expect fixed-setting 1 "'optimizer' is fixed when the plan is compiled" -- $run --set optimizer=adam
 expect bad-set 1 "recipe setting 'lr' needs a number" -- $run --set lr=fast
 
-echo "train: $pass passed, $fail failed"
-[ $fail = 0 ]
+finish train

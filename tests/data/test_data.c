@@ -13,27 +13,9 @@
 #include <unistd.h>
 
 #include "runtime/data.h"
+#include "tests/check.h"
 
-static int failures, checks;
 
-#define CHECK(cond)                                                                \
-	do {                                                                           \
-		checks++;                                                                  \
-		if (!(cond)) {                                                             \
-			failures++;                                                            \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-		}                                                                          \
-	} while (0)
-
-#define CHECK_STR(got, want)                                                               \
-	do {                                                                                   \
-		checks++;                                                                          \
-		if (strcmp((got), (want)) != 0) {                                                  \
-			failures++;                                                                    \
-			fprintf(stderr, "%s:%d: got  \"%s\"\n%*swant \"%s\"\n", __FILE__, __LINE__, (got), \
-				(int)strlen(__FILE__) + 8, "", (want));                                \
-		}                                                                                  \
-	} while (0)
 
 enum { R = 7 }; /* records per synthetic file: 35 training, 7 test images */
 
@@ -770,6 +752,5 @@ main(void)
 	if (rmdir(tmpdir) != 0)
 		fprintf(stderr, "note: %s not empty\n", tmpdir);
 
-	printf("%d checks, %d failed\n", checks, failures);
-	return failures ? 1 : 0;
+	return check_exit("data_loader");
 }

@@ -14,26 +14,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int failures, checks;
+#include "tests/check.h"
 
-#define CHECK(cond)                                                                \
-	do {                                                                           \
-		checks++;                                                                  \
-		if (!(cond)) {                                                             \
-			failures++;                                                            \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-		}                                                                          \
-	} while (0)
 
-#define CHECK_STR(got, want)                                                               \
-	do {                                                                                   \
-		checks++;                                                                          \
-		if (strcmp((got), (want)) != 0) {                                                  \
-			failures++;                                                                    \
-			fprintf(stderr, "%s:%d: got  \"%s\"\n%*swant \"%s\"\n", __FILE__, __LINE__, (got), \
-				(int)strlen(__FILE__) + 8, "", (want));                                \
-		}                                                                                  \
-	} while (0)
 
 enum { W = 1024, ROWS = 3, REC = 3073 };
 
@@ -341,6 +324,5 @@ main(int argc, char **argv)
 	remove(path_err);
 	if (rmdir(dir) != 0)
 		fprintf(stderr, "note: %s not empty\n", dir);
-	printf("%d checks, %d failed\n", checks, failures);
-	return failures ? 1 : 0;
+	return check_exit("data_png2bin");
 }

@@ -23,28 +23,11 @@
 
 #include "runtime/checkpoint.h"
 
-static int failures, checks;
+#include "tests/check.h"
+
 static char dir[512]; /* this run's scratch directory */
 
-#define CHECK(cond)                                                                \
-	do {                                                                           \
-		checks++;                                                                  \
-		if (!(cond)) {                                                             \
-			failures++;                                                            \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-		}                                                                          \
-	} while (0)
-
-static void
-check_msg(const char *msg, const char *want, int line)
-{
-	checks++;
-	if (!strstr(msg, want)) {
-		failures++;
-		fprintf(stderr, "%s:%d: message\n    %s\nlacks\n    %s\n", __FILE__, line, msg, want);
-	}
-}
-#define MSG(msg, want) check_msg(msg, want, __LINE__)
+#define MSG(msg, want) CHECK_MSG(msg, want)
 
 static char *
 path_in(char *buf, size_t n, const char *name)
@@ -276,7 +259,7 @@ load_fails(const char *path, const char *plan, const CkptExpect *e, size_t ne, c
 		ckpt_close(&c);
 		return;
 	}
-	check_msg(err, want, line);
+	check_msg_at(err, want, __FILE__, line);
 	CHECK(c.file == NULL && c.rng == NULL && c.data_order == NULL && c.plan == NULL);
 	unsigned char aa[sizeof dst];
 	memset(aa, 0xaa, sizeof aa);

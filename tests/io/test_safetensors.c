@@ -15,27 +15,9 @@
 
 #include "runtime/safetensors.h"
 
-static int failures, checks;
+#include "tests/check.h"
 
-#define CHECK(cond)                                                                \
-	do {                                                                           \
-		checks++;                                                                  \
-		if (!(cond)) {                                                             \
-			failures++;                                                            \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-		}                                                                          \
-	} while (0)
 
-/* Checks that MSG contains WANT; reports both if not. */
-static void
-check_msg(const char *msg, const char *want, int line)
-{
-	checks++;
-	if (!strstr(msg, want)) {
-		failures++;
-		fprintf(stderr, "%s:%d: message\n    %s\nlacks\n    %s\n", __FILE__, line, msg, want);
-	}
-}
 
 /* A file image: the 8-byte length of JSON, JSON, then DATALEN bytes of data (value k & 0xff). */
 static unsigned char *
@@ -67,7 +49,7 @@ bad_header(const char *json, size_t datalen, const char *want, int line)
 		fprintf(stderr, "%s:%d: header was accepted: %s\n", __FILE__, line, json);
 		st_close(f);
 	} else {
-		check_msg(err, want, line);
+		check_msg_at(err, want, __FILE__, line);
 	}
 	free(b);
 }
@@ -483,17 +465,17 @@ test_reader_errors(void)
 
 	/* Sizes and lengths. */
 	CHECK(st_parse("", 0, "x.safetensors", &f, err, sizeof err) == -1);
-	check_msg(err, "x.safetensors: file is empty: truncated", __LINE__);
+	CHECK_MSG(err, "x.safetensors: file is empty: truncated");
 	CHECK(st_parse("\x10\0\0", 3, "x.safetensors", &f, err, sizeof err) == -1);
-	check_msg(err, "truncated: 3 bytes, shorter than the 8-byte header length", __LINE__);
+	CHECK_MSG(err, "truncated: 3 bytes, shorter than the 8-byte header length");
 	CHECK(st_parse("\x00\xc2\xeb\x0b\0\0\0\0{}", 10, "x.safetensors", &f, err, sizeof err) == -1);
-	check_msg(err, "header length 200000000 exceeds the 100000000-byte limit", __LINE__);
+	CHECK_MSG(err, "header length 200000000 exceeds the 100000000-byte limit");
 	CHECK(st_parse("\xff\xff\xff\xff\xff\xff\xff\xff{}", 10, "x.safetensors", &f, err, sizeof err) == -1);
-	check_msg(err, "header length 18446744073709551615 exceeds", __LINE__);
+	CHECK_MSG(err, "header length 18446744073709551615 exceeds");
 	CHECK(st_parse("\x03\0\0\0\0\0\0\0{}", 10, "x.safetensors", &f, err, sizeof err) == -1);
-	check_msg(err, "truncated: header length 3 exceeds the 2 bytes after it", __LINE__);
+	CHECK_MSG(err, "truncated: header length 3 exceeds the 2 bytes after it");
 	CHECK(st_parse("\0\0\0\0\0\0\0\0", 8, "x.safetensors", &f, err, sizeof err) == -1);
-	check_msg(err, "byte 8: the header does not start with '{'", __LINE__);
+	CHECK_MSG(err, "byte 8: the header does not start with '{'");
 
 	/* JSON syntax, with the file offset of the offending byte. */
 	BAD(" {}", 0, "byte 8: the header does not start with '{'");
@@ -529,7 +511,7 @@ test_reader_errors(void)
 	BAD("{\"a\xe2\x82\":1}", 0, "invalid UTF-8"); /* cut short */
 	BAD("{}x", 0, "byte 10: unexpected data after the header object");
 	CHECK(st_parse("\x03\0\0\0\0\0\0\0{}\0", 11, "x.safetensors", &f, err, sizeof err) == -1);
-	check_msg(err, "byte 10: unexpected data after the header object", __LINE__);
+	CHECK_MSG(err, "byte 10: unexpected data after the header object");
 	{
 		char deep[200] = "{\"a\":";
 		for (int i = 0; i < 70; i++)
@@ -621,9 +603,9 @@ test_reader_errors(void)
 
 	/* Files that do not exist, or are directories. */
 	CHECK(st_open("/nonexistent/dir/x.safetensors", &f, err, sizeof err) == -1 && f == NULL);
-	check_msg(err, "/nonexistent/dir/x.safetensors: cannot open: No such file or directory", __LINE__);
+	CHECK_MSG(err, "/nonexistent/dir/x.safetensors: cannot open: No such file or directory");
 	CHECK(st_open("/", &f, err, sizeof err) == -1);
-	check_msg(err, "/: not a regular file", __LINE__);
+	CHECK_MSG(err, "/: not a regular file");
 	/* A NULL error buffer is allowed. */
 	CHECK(st_parse("", 0, "x", &f, NULL, 0) == -1);
 	/* A tiny error buffer truncates cleanly. */
@@ -649,7 +631,7 @@ test_truncation(void)
 	for (size_t n = 0; n < len; n++) {
 		StFile *f = NULL;
 		CHECK(st_parse(mem, n, "t.safetensors", &f, err, sizeof err) == -1);
-		check_msg(err, "truncated", __LINE__);
+		CHECK_MSG(err, "truncated");
 	}
 	free(mem);
 }
@@ -671,7 +653,7 @@ bad_write(const StTensor *t, size_t nt, const StMeta *m, size_t nm, const char *
 			free(mem);
 		return;
 	}
-	check_msg(err, want, line);
+	check_msg_at(err, want, __FILE__, line);
 }
 
 #define BADW(t, nt, m, nm, want) bad_write(t, nt, m, nm, want, __LINE__)
@@ -741,11 +723,11 @@ test_writer_errors(const char *dir)
 	char path[512];
 	snprintf(path, sizeof path, "%s/no/such/dir/x.safetensors", dir);
 	CHECK(st_write(path, &ok, 1, NULL, 0, err, sizeof err) == -1);
-	check_msg(err, "/no/such/dir/x.safetensors: cannot create: No such file or directory", __LINE__);
+	CHECK_MSG(err, "/no/such/dir/x.safetensors: cannot create: No such file or directory");
 	snprintf(path, sizeof path, "%s/bad.safetensors", dir);
 	t[0] = t[1] = ok;
 	CHECK(st_write(path, t, 2, NULL, 0, err, sizeof err) == -1);
-	check_msg(err, "bad.safetensors: duplicate tensor name 'ok'", __LINE__);
+	CHECK_MSG(err, "bad.safetensors: duplicate tensor name 'ok'");
 	CHECK(access(path, F_OK) == -1 && errno == ENOENT);
 }
 

@@ -10,17 +10,8 @@
 #include "compiler/verify.h"
 #include "passes/pipeline.h"
 #include "runtime/strmap.h"
+#include "tests/check.h"
 
-static int failures, checks;
-
-#define CHECK(cond)                                                                \
-	do {                                                                           \
-		checks++;                                                                  \
-		if (!(cond)) {                                                             \
-			failures++;                                                            \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-		}                                                                          \
-	} while (0)
 
 static void
 test_arena_strmap(void)
@@ -248,6 +239,5 @@ main(void)
 	test_infer();
 	test_verifier();
 	test_sema_api();
-	printf("unit_frontend: %d checks, %d failed\n", checks, failures);
-	return failures != 0;
+	return check_exit("unit_frontend");
 }
