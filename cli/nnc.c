@@ -44,6 +44,8 @@ static const char usage_compile[] =
 	"usage: nnc compile [options] FILE.nn\n\nRuns every pass on FILE, verifying the IR after each.\n\noptions:\n"
 	"  -o FILE.plan                   write the execution plan for nnrun\n"
 	"  --recipe R.yaml                training settings (optimizer, schedule, epochs...)\n"
+	"  --precision fp32|fp16|mixed|POLICY.yaml\n"
+	"                                 storage and accumulation dtypes (default fp32)\n"
 	"  --set KEY=VALUE                override one recipe setting (repeatable)\n"
 	"  --dump-ir=PASS[,PASS...]|all   print the IR after these passes to stdout\n"
 	"  --dump-dir DIR                 write the IR after every pass to DIR/NN-PASS.ir\n"
@@ -62,6 +64,8 @@ typedef struct {
 	bool yaml;
 	const char *incdirs[64];
 	Recipe recipe;
+	Precision precision;
+	Arena *arena;
 	bool batch_given;
 } Options;
 
@@ -137,6 +141,15 @@ parse_args(Options *o, int argc, char **argv)
 			if (t < 0)
 				return NNC_EUSAGE;
 			o->output = val;
+		} else if (strcmp(o->cmd, "compile") == 0 && (t = take(o, argc, argv, &i, &val, "--precision", NULL))) {
+			if (t < 0)
+				return NNC_EUSAGE;
+			char err[1024];
+			if (!precision_parse(val, &o->precision, o->arena, err, sizeof err)) {
+				fprintf(stderr, "%s\n", err);
+				return NNC_EUSER;
+			}
+			o->po.precision = &o->precision;
 		} else if (strcmp(o->cmd, "compile") == 0 && (t = take(o, argc, argv, &i, &val, "--recipe", NULL))) {
 			if (t < 0)
 				return NNC_EUSAGE;
@@ -295,12 +308,14 @@ main(int argc, char **argv)
 		fprintf(stderr, "nnc: unknown command '%s'\n\n%s", cmd, usage_main);
 		return NNC_EUSAGE;
 	}
-	Options o = {.cmd = cmd};
-	int rc = parse_args(&o, argc, argv);
-	if (rc >= 0)
-		return rc;
-
 	Arena arena = {0};
+	Options o = {.cmd = cmd, .arena = &arena};
+	int rc = parse_args(&o, argc, argv);
+	if (rc >= 0) {
+		arena_free(&arena);
+		return rc;
+	}
+
 	Diag diag;
 	diag_init(&diag, stderr);
 	Module m;

@@ -22,6 +22,7 @@
 #include "runtime/cpu/kernels.h"
 #include "runtime/data.h"
 #include "runtime/exec.h"
+#include "runtime/half.h"
 #include "runtime/safetensors.h"
 
 enum { EXIT_USER = 1, EXIT_USAGE = 2, EXIT_INTERRUPTED = 130 };
@@ -215,8 +216,8 @@ param_tensors(const Exec *e, bool all)
 		if (!all && !strncmp(p->params[i].name, "optim.", 6))
 			continue;
 		const Type *ty = &p->values[p->params[i].value];
-		t[k++] = (StTensor){.name = p->params[i].name, .dtype = ST_F32, .rank = ty->rank, .dims = ty->dim,
-			.data = exec_f32(e, p->params[i].value)};
+		t[k++] = (StTensor){.name = p->params[i].name, .dtype = ty->dtype == DT_F16 ? ST_F16 : ST_F32,
+			.rank = ty->rank, .dims = ty->dim, .data = exec_f32(e, p->params[i].value)};
 	}
 	return t;
 }
@@ -239,15 +240,19 @@ save_checkpoint(const Exec *e, const char *path, const RunState *rs, char *err, 
 		return false;
 	}
 	uint64_t rng[2] = {e->rng.key, e->rng.counter}, order[2] = {rs->epoch, rs->position};
-	char sums[4][40];
+	char sums[7][40];
 	snprintf(sums[0], sizeof sums[0], "%a", rs->loss_sum);
 	snprintf(sums[1], sizeof sums[1], "%ld", rs->correct);
 	snprintf(sums[2], sizeof sums[2], "%ld", rs->seen);
 	snprintf(sums[3], sizeof sums[3], "%a", rs->seconds);
-	StMeta extra[4] = {{"run.loss_sum", sums[0]}, {"run.correct", sums[1]}, {"run.seen", sums[2]},
-		{"run.seconds", sums[3]}};
+	snprintf(sums[4], sizeof sums[4], "%a", e->loss_scale);
+	snprintf(sums[5], sizeof sums[5], "%ld", e->clean_steps);
+	snprintf(sums[6], sizeof sums[6], "%ld", e->skipped_steps);
+	StMeta extra[7] = {{"run.loss_sum", sums[0]}, {"run.correct", sums[1]}, {"run.seen", sums[2]},
+		{"run.seconds", sums[3]}, {"run.loss_scale", sums[4]}, {"run.clean_steps", sums[5]},
+		{"run.skipped_steps", sums[6]}};
 	CkptInfo info = {.plan = plan_identity(e->plan, id, sizeof id), .epoch = rs->epoch, .step = (uint64_t)e->step,
-		.rng = rng, .nrng = 2, .data_order = order, .norder = 2, .extra = extra, .nextra = 4};
+		.rng = rng, .nrng = 2, .data_order = order, .norder = 2, .extra = extra, .nextra = 7};
 	int rc = ckpt_save(path, t, (size_t)e->plan->nparams, &info, 0, err, errlen);
 	free(t);
 	return rc == 0;
@@ -275,7 +280,8 @@ load_weights(Exec *e, const char *path, bool resume, RunState *rs, char *err, si
 		}
 		for (int i = 0; i < p->nparams; i++) {
 			const Type *t = &p->values[p->params[i].value];
-			ex[i] = (CkptExpect){p->params[i].name, ST_F32, t->rank, t->dim, exec_f32(e, p->params[i].value)};
+			ex[i] = (CkptExpect){p->params[i].name, t->dtype == DT_F16 ? ST_F16 : ST_F32, t->rank, t->dim,
+				exec_f32(e, p->params[i].value)};
 		}
 		Ckpt c = {0};
 		int rc = ckpt_load(path, plan_identity(p, id, sizeof id), ex, (size_t)p->nparams, &c, err, errlen);
@@ -302,6 +308,12 @@ load_weights(Exec *e, const char *path, bool resume, RunState *rs, char *err, si
 				rs->seen = strtol(v, NULL, 10);
 			if ((v = st_meta_get(c.file, "run.seconds")))
 				rs->seconds = strtod(v, NULL);
+			if ((v = st_meta_get(c.file, "run.loss_scale")))
+				e->loss_scale = strtod(v, NULL);
+			if ((v = st_meta_get(c.file, "run.clean_steps")))
+				e->clean_steps = strtol(v, NULL, 10);
+			if ((v = st_meta_get(c.file, "run.skipped_steps")))
+				e->skipped_steps = strtol(v, NULL, 10);
 		}
 		ckpt_close(&c);
 		return true;
@@ -321,17 +333,25 @@ load_weights(Exec *e, const char *path, bool resume, RunState *rs, char *err, si
 			return false;
 		}
 		const Type *ty = &p->values[q->value];
-		bool same = t->dtype == ST_F32 && t->rank == ty->rank;
+		bool same = (t->dtype == ST_F32 || t->dtype == ST_F16) && t->rank == ty->rank;
 		for (int k = 0; same && k < ty->rank; k++)
 			same = t->dims[k] == ty->dim[k];
 		if (!same) {
 			char b[96];
-			snprintf(err, errlen, "%s: tensor '%s' is not F32 %s as the model needs", path, q->name,
+			snprintf(err, errlen, "%s: tensor '%s' is not F32 or F16 %s as the model needs", path, q->name,
 				type_str(ty, b, sizeof b));
 			st_close(f);
 			return false;
 		}
-		memcpy(exec_f32(e, q->value), t->data, (size_t)t->nbytes);
+		/* Weights convert to the plan's storage dtype (f32 <-> f16, rounding to nearest even). */
+		size_t n = (size_t)type_numel(ty);
+		void *dst = exec_f32(e, q->value);
+		if ((t->dtype == ST_F16) == (ty->dtype == DT_F16))
+			memcpy(dst, t->data, (size_t)t->nbytes);
+		else if (ty->dtype == DT_F16)
+			half_from_float_n(t->data, dst, n);
+		else
+			half_to_float_n(t->data, dst, n);
 		loaded++;
 	}
 	st_close(f);
@@ -365,7 +385,7 @@ evaluate(Exec *e, CifarLoader *ld, int64_t n_test, Score *sc, char *err, size_t 
 			(y ? y : ybuf)[i] = 0; /* padding rows: any class; they are not counted */
 		if (!exec_run(e, prog, err, errlen))
 			return false;
-		const float *logits = exec_f32(e, prog->logits >= 0 ? prog->logits : p->eval.steps[p->eval.nsteps - 1].out);
+		const float *logits = exec_view_f32(e, prog->logits);
 		int k = (int)p->values[prog->logits].dim[1];
 		float l;
 		if (cpu_softmax_xent_forward_f32(logits, y ? y : ybuf, valid, k, 0, &l) != 0) {
@@ -466,7 +486,7 @@ open_metrics(const char *path, bool *jsonl, bool append)
 	*jsonl = ends_with(path, ".jsonl");
 	FILE *f = fopen(path, append ? "a" : "w");
 	if (f && !append && !*jsonl)
-		fprintf(f, "epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,images_per_second\n");
+		fprintf(f, "epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,images_per_second,loss_scale,skipped_steps\n");
 	return f;
 }
 
@@ -566,7 +586,7 @@ cmd_train(const Opts *o)
 				rc = EXIT_USER;
 				break;
 			}
-			float loss = *exec_f32(&e, p.train.loss);
+			float loss = *exec_view_f32(&e, p.train.loss);
 			if (!isfinite(loss)) {
 				fprintf(stderr, "%snnrun: error: the loss became %f at epoch %d step %" PRId64
 				                "; lower the learning rate (--lr) or check the data\n",
@@ -575,7 +595,7 @@ cmd_train(const Opts *o)
 				break;
 			}
 			loss_sum += loss * p.batch;
-			correct += cpu_count_correct_f32(exec_f32(&e, p.train.logits), y, p.batch, k);
+			correct += cpu_count_correct_f32(exec_view_f32(&e, p.train.logits), y, p.batch, k);
 			seen += p.batch;
 			steps_run++;
 			double dt = now() - t0;
@@ -615,10 +635,11 @@ cmd_train(const Opts *o)
 				tty ? "\r" : "", epoch + 1, epochs, tl, ta * 100, sc.loss, va * 100, sc.count, e.lr, secs);
 		if (mf) {
 			if (jsonl)
-				fprintf(mf, "{\"epoch\": %d, \"train_loss\": %.6f, \"train_acc\": %.6f, \"test_loss\": %.6f, \"test_acc\": %.6f, \"lr\": %.6g, \"seconds\": %.3f, \"images_per_second\": %.1f}\n",
-					epoch + 1, tl, ta, sc.loss, va, e.lr, secs, ips);
+				fprintf(mf, "{\"epoch\": %d, \"train_loss\": %.6f, \"train_acc\": %.6f, \"test_loss\": %.6f, \"test_acc\": %.6f, \"lr\": %.6g, \"seconds\": %.3f, \"images_per_second\": %.1f, \"loss_scale\": %g, \"skipped_steps\": %ld}\n",
+					epoch + 1, tl, ta, sc.loss, va, e.lr, secs, ips, e.loss_scale, e.skipped_steps);
 			else
-				fprintf(mf, "%d,%.6f,%.6f,%.6f,%.6f,%.6g,%.3f,%.1f\n", epoch + 1, tl, ta, sc.loss, va, e.lr, secs, ips);
+				fprintf(mf, "%d,%.6f,%.6f,%.6f,%.6f,%.6g,%.3f,%.1f,%g,%ld\n", epoch + 1, tl, ta, sc.loss, va, e.lr, secs, ips,
+					e.loss_scale, e.skipped_steps);
 			fflush(mf);
 		}
 		rs = (RunState){ld.order.epoch, ld.order.position, 0, 0, 0, 0};
@@ -795,10 +816,10 @@ cmd_step(const Opts *o)
 			continue;
 		/* After the first step: the loss, the logits and every gradient, copied before they change. */
 		static const int64_t scalar_dims[1];
-		saved[at] = *exec_f32(&e, p.train.loss);
+		saved[at] = *exec_view_f32(&e, p.train.loss);
 		t[nt++] = (StTensor){.name = "loss", .dtype = ST_F32, .rank = 0, .dims = scalar_dims, .data = &saved[at++]};
 		const Type *lt = &p.values[p.train.logits];
-		memcpy(saved + at, exec_f32(&e, p.train.logits), (size_t)type_numel(lt) * sizeof *saved);
+		memcpy(saved + at, exec_view_f32(&e, p.train.logits), (size_t)type_numel(lt) * sizeof *saved);
 		t[nt++] = (StTensor){.name = "logits", .dtype = ST_F32, .rank = lt->rank, .dims = lt->dim, .data = saved + at};
 		at += (size_t)type_numel(lt);
 		for (int i = 0; i < p.train.nsteps; i++) {
@@ -810,7 +831,7 @@ cmd_step(const Opts *o)
 			for (int k = 0; k < p.nparams; k++)
 				if (p.params[k].value == u->in[0])
 					name = p.params[k].name;
-			memcpy(saved + at, exec_f32(&e, u->in[1]), (size_t)type_numel(gt) * sizeof *saved);
+			memcpy(saved + at, exec_view_f32(&e, u->in[1]), (size_t)type_numel(gt) * sizeof *saved);
 			t[nt++] = (StTensor){.name = arena_printf(&a, "grad.%s", name), .dtype = ST_F32, .rank = gt->rank,
 				.dims = gt->dim, .data = saved + at};
 			at += (size_t)type_numel(gt);
@@ -818,8 +839,8 @@ cmd_step(const Opts *o)
 	}
 	for (int i = 0; i < p.nparams; i++) {
 		const Type *ty = &p.values[p.params[i].value];
-		t[nt++] = (StTensor){.name = p.params[i].name, .dtype = ST_F32, .rank = ty->rank, .dims = ty->dim,
-			.data = exec_f32(&e, p.params[i].value)};
+		t[nt++] = (StTensor){.name = p.params[i].name, .dtype = ty->dtype == DT_F16 ? ST_F16 : ST_F32,
+			.rank = ty->rank, .dims = ty->dim, .data = exec_f32(&e, p.params[i].value)};
 	}
 	if (st_write(o->output, t, nt, NULL, 0, err, sizeof err) == 0)
 		rc = 0;

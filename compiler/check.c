@@ -31,6 +31,7 @@ inst_build(Graph *g, Op op, const Inst *like, int nargs, Value *const *args)
 	for (int i = 0; i < nargs; i++)
 		in->args[i] = args[i];
 	in->scope = like->scope;
+	in->origin = like->origin;
 	return in;
 }
 

@@ -45,6 +45,8 @@ inst_new(Graph *g, Op op, Loc loc, int nargs, Type t)
 		in->res->def = in;
 	}
 	in->phase = g->phase;
+	in->origin = op;
+	in->acc = DT_F32;
 	if (nnc_ops[op].flags & OPF_SOURCE) {
 		link_after(g, g->head_end, in);
 		g->head_end = in;

@@ -39,6 +39,8 @@ struct Inst {
 	const char *scope; /* hierarchical name of ops with parameters, e.g. "stage2.block3.conv1" */
 	int64_t macs;      /* forward multiply-accumulates per image, from shape inference */
 	Phase phase;
+	Op origin;         /* the source-level op this Inst implements part of (its own op for those) */
+	DType acc;         /* accumulation dtype (the storage dtype is its result's, or operands') */
 	Inst *prev, *next;
 };
 
@@ -56,6 +58,25 @@ typedef struct {
 	int ngrads;
 } Graph;
 
+/* Precision policy (passes/precision.c, docs/precision.md): the storage dtype of activations
+ * and gradients, of parameters (master weights) and of state (optimizer, batch-norm running
+ * statistics), the accumulation dtype, overrides per op kind and per layer (scope prefix), and
+ * loss scaling. */
+enum { PREC_MAX_OVERRIDES = 32 };
+typedef struct {
+	const char *name;          /* fp32, fp16, mixed, or the policy file */
+	DType act, param, state, acc;
+	struct {
+		const char *what;      /* op kind (e.g. "softmax_cross_entropy") or layer scope prefix */
+		bool layer;
+		DType store, acc;
+	} over[PREC_MAX_OVERRIDES];
+	int nover;
+	int loss_scaling;          /* 0 none, 1 static, 2 dynamic */
+	double scale_init;
+	int scale_interval;
+} Precision;
+
 /* A compilation's graphs. sema builds `main` (the forward graph); when the model has a scalar
  * loss output, the split pass derives `eval` (inference mode) from it and the training passes
  * turn `main` into the whole training step; otherwise `main` stays the inference graph. */
@@ -63,6 +84,7 @@ typedef struct {
 	Graph *main;
 	Graph *eval;
 	const Recipe *recipe;   /* training settings: optimizer, decay policy, batch */
+	const Precision *precision; /* dtypes and loss scaling (passes/precision.c) */
 	bool training;
 } Module;
 

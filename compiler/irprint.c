@@ -71,6 +71,9 @@ ir_print(FILE *out, const Graph *g)
 		print_attrs(out, in);
 		if (in->res)
 			fprintf(out, " : %s %s", type_str(&in->res->type, b, sizeof b), layout_name(in->res->type.layout));
+		/* The accumulation dtype, where it is not the storage dtype (f16 storage, f32 sums). */
+		if (in->res && (nnc_ops[in->op].flags & OPF_ACC) && in->acc != in->res->type.dtype)
+			fprintf(out, " acc=%s", dtype_name(in->acc));
 		if (in->scope && in->scope[0] && in->op != OP_param && in->op != OP_input && in->op != OP_output)
 			fprintf(out, "  @%s", in->scope);
 		if (in->loc.file)

@@ -21,7 +21,8 @@ fans(const Graph *g, const Inst *p, int64_t *fan_in, int64_t *fan_out)
 		if (in->op != OP_conv2d && in->op != OP_dense)
 			continue;
 		for (int i = in->nin; i < in->nargs; i++) {
-			if (in->args[i] != p->res)
+			const Value *a = in->args[i];
+			if (a != p->res && !(a->def->op == OP_cast && a->def->args[0] == p->res))
 				continue;
 			const Type *w = &in->args[in->nin]->type;
 			int64_t rf = w->rank == 4 ? w->dim[2] * w->dim[3] : 1;
@@ -58,6 +59,7 @@ lower_program(const Module *m, const Graph *g, const int *map, PlanProgram *prog
 			s->in[i] = map[in->args[i]->id];
 		memcpy(s->attr, in->attr, sizeof s->attr);
 		s->name = in->scope ? in->scope : "";
+		s->acc = in->acc;
 		s->loc = loc_text(a, in->loc);
 	}
 	if (loss) {

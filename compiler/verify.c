@@ -75,10 +75,14 @@ check_inst(Check *c, const Inst *in, const unsigned char *defined, StrMap *names
 		return;
 	}
 	for (int i = 0; i < r.nparams; i++) {
+		/* A parameter operand is the parameter, or a cast of it (the precision pass); its
+		 * storage dtype is the precision policy's, so only shape and layout must match. */
 		const Value *p = in->args[in->nin + i];
-		if (p->def->op != OP_param || !type_eq(&p->type, &r.params[i].type) ||
-		    strcmp(attr_s(p->def, "kind"), r.params[i].kind) != 0 ||
-		    attr_i(p->def, "trainable") != r.params[i].trainable)
+		const Inst *src = p->def->op == OP_cast ? p->def->args[0]->def : p->def;
+		Type want = r.params[i].type;
+		want.dtype = p->type.dtype;
+		if (src->op != OP_param || !type_eq(&p->type, &want) || strcmp(attr_s(src, "kind"), r.params[i].kind) != 0 ||
+		    attr_i(src, "trainable") != r.params[i].trainable)
 			bad(c, in, "parameter operand %d (%%%d) does not match its declaration '%s'", i, p->id, r.params[i].suffix);
 	}
 }

@@ -272,6 +272,17 @@ grad_none(Ctx *c, Inst *f, Value *dy)
 #define grad_sce_bwd grad_none
 #define grad_sgd_update grad_none
 #define grad_adam_update grad_none
+#define grad_loss_scale grad_none
+#define grad_grad_check grad_none
+
+/* Casts are normally inserted after autodiff; differentiating one casts the gradient back. */
+static void
+grad_cast(Ctx *c, Inst *f, Value *dy)
+{
+	Inst *in = bwd(c, OP_cast, f, 1, dy, NULL, NULL, NULL);
+	inst_set_str(in, "to", f->args[0]->type.dtype == DT_F16 ? "f16" : "f32");
+	acc(c, f, 0, typed(c, in));
+}
 
 #define X(name, ...) grad_##name,
 static GradFn *const rules[NOP] = {NNC_OPS(X)};

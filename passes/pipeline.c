@@ -15,6 +15,7 @@ const Pass nnc_passes[] = {
 	{"trainmode", pass_trainmode, "batchnorm -> batch statistics + apply + running update; dropout -> mask + multiply"},
 	{"autodiff", pass_autodiff, "append the backward pass from each op's gradient rule"},
 	{"optimizer", pass_optimizer, "append the optimizer's state and parameter updates (sgd, adam, adamw)"},
+	{"precision", pass_precision, "storage and accumulation dtypes from the policy, casts at boundaries, loss scaling"},
 };
 const int nnc_npasses = sizeof nnc_passes / sizeof nnc_passes[0];
 
@@ -110,11 +111,12 @@ int
 pipeline_run(Arena *a, Diag *d, const SemaOpts *so, const PipelineOpts *po, const Recipe *recipe, Module *out)
 {
 	memset(out, 0, sizeof *out);
+	static const Precision fp32 = {.name = "fp32", .act = DT_F32, .param = DT_F32, .state = DT_F32, .acc = DT_F32};
 	if (po->dump_dir && mkdir(po->dump_dir, 0777) != 0 && errno != EEXIST) {
 		diag_file_error(d, po->dump_dir, "cannot create dump directory: %s", strerror(errno));
 		return NNC_EUSAGE;
 	}
-	Module m = {.recipe = recipe};
+	Module m = {.recipe = recipe, .precision = po->precision ? po->precision : &fp32};
 	m.main = sema_build(a, d, so);
 	if (!m.main)
 		return NNC_EUSER;

@@ -24,6 +24,7 @@ typedef struct {
 	const char *dump_ir;  /* "all", or comma-separated pass names; NULL: none */
 	const char *dump_dir; /* one numbered file per pass, e.g. 01-sema.ir; NULL: none */
 	FILE *out;            /* where --dump-ir goes */
+	const Precision *precision; /* NULL: fp32 */
 } PipelineOpts;
 
 enum { NNC_OK = 0, NNC_EUSER = 1, NNC_EUSAGE = 2, NNC_EINTERNAL = 3 };
@@ -41,6 +42,11 @@ bool pass_split(Module *m, Diag *d);
 bool pass_trainmode(Module *m, Diag *d);
 bool pass_autodiff(Module *m, Diag *d);
 bool pass_optimizer(Module *m, Diag *d);
+bool pass_precision(Module *m, Diag *d);
+
+/* Reads a precision policy: "fp32", "fp16", "mixed", or a YAML policy file (docs/precision.md).
+ * Returns false with "file:line:col: error: ..." in err. */
+bool precision_parse(const char *spec, Precision *p, Arena *a, char *err, size_t errlen);
 
 /* The loss output of a forward graph (see split.c), or NULL; REPORT: diagnose ambiguity. */
 Value *module_loss(const Graph *g, Diag *d, bool report);

@@ -10,12 +10,17 @@
 #include <string.h>
 
 #include "runtime/cpu/kernels.h"
+#include "runtime/half.h"
 
+/* A step being run: its operands and result as f32 arrays (the values themselves, or widened
+ * copies of f16 values in Exec.wide). */
 typedef struct {
 	Exec *e;
 	const PlanStep *s;
 	char *err;
 	size_t errlen;
+	float *in[NNC_MAXARGS];
+	float *out;
 } K;
 
 typedef bool KernelFn(K *k);
@@ -29,13 +34,13 @@ T(K *k, int i)
 static float *
 IN(K *k, int i)
 {
-	return exec_f32(k->e, k->s->in[i]);
+	return k->in[i];
 }
 
 static float *
 OUT(K *k)
 {
-	return exec_f32(k->e, k->s->out);
+	return k->out;
 }
 
 static const AttrVal *
@@ -321,6 +326,29 @@ k_copy(K *k)
 #define k_dropout k_copy
 #define k_flatten k_copy
 #define k_unflatten k_copy
+#define k_cast k_copy
+
+static bool
+k_loss_scale(K *k)
+{
+	*OUT(k) = (float)k->e->loss_scale;
+	return true;
+}
+
+/* Looks at every gradient before the updates; one inf or NaN skips this step's updates. */
+static bool
+k_grad_check(K *k)
+{
+	bool bad = false;
+	for (int i = 0; i < k->s->nin && !bad; i++) {
+		const float *g = IN(k, i);
+		size_t n = numel(T(k, i));
+		for (size_t j = 0; j < n && !bad; j++)
+			bad = !isfinite(g[j]);
+	}
+	k->e->skip_update = bad;
+	return true;
+}
 
 static bool
 k_dropout_mask(K *k)
@@ -430,9 +458,24 @@ k_sce_bwd(K *k)
 	       kfail(k, "a label is outside the model's classes");
 }
 
+/* With loss scaling, the gradient is divided by the scale (in place: it is the update's own
+ * widened copy, or a value nothing else reads), and a step grad_check rejected is skipped. */
+static bool
+unscaled(K *k)
+{
+	if (!A(k, "unscale")->i[0])
+		return true;
+	if (k->e->skip_update)
+		return false;
+	cpu_scale_f32(IN(k, 1), 1.0 / k->e->loss_scale, IN(k, 1), numel(T(k, 1)));
+	return true;
+}
+
 static bool
 k_sgd_update(K *k)
 {
+	if (!unscaled(k))
+		return true;
 	const Recipe *r = &k->e->recipe;
 	CpuSgd o = {.lr = k->e->lr, .momentum = r->momentum, .weight_decay = A(k, "decay")->i[0] ? r->weight_decay : 0,
 		.nesterov = r->nesterov};
@@ -443,11 +486,72 @@ k_sgd_update(K *k)
 static bool
 k_adam_update(K *k)
 {
+	if (!unscaled(k))
+		return true;
 	const Recipe *r = &k->e->recipe;
 	CpuAdam o = {.lr = k->e->lr, .beta1 = r->beta1, .beta2 = r->beta2, .eps = r->eps,
 		.weight_decay = A(k, "decay")->i[0] ? r->weight_decay : 0, .decoupled = A(k, "decoupled")->i[0]};
 	cpu_adam_step_f32(&o, k->e->step + 1, IN(k, 0), IN(k, 1), IN(k, 2), IN(k, 3), numel(T(k, 0)));
 	return true;
+}
+
+/* Points k->in and k->out at f32 data: the values themselves, or for f16 values widened copies
+ * in Exec.wide (the result's, and in-place operands', are rounded back by narrow()). */
+static void
+widen(K *k)
+{
+	const Plan *p = k->e->plan;
+	size_t at = 0;
+	for (int i = 0; i < k->s->nin; i++) {
+		const Type *t = &p->values[k->s->in[i]];
+		if (t->dtype != DT_F16) {
+			k->in[i] = exec_f32(k->e, k->s->in[i]);
+			continue;
+		}
+		k->in[i] = k->e->wide + at;
+		half_to_float_n((const nnc_half *)exec_f32(k->e, k->s->in[i]), k->in[i], numel(t));
+		at += (numel(t) + 15) & ~(size_t)15;
+	}
+	if (k->s->out >= 0)
+		k->out = p->values[k->s->out].dtype == DT_F16 ? k->e->wide + at : exec_f32(k->e, k->s->out);
+}
+
+/* Operands an op writes in place (updates, running statistics). */
+static bool
+written(Op op, int i)
+{
+	return ((op == OP_sgd_update || op == OP_adam_update) && i != 1) || (op == OP_bn_update && i < 2);
+}
+
+static void
+narrow(K *k)
+{
+	const Plan *p = k->e->plan;
+	if (k->s->out >= 0 && p->values[k->s->out].dtype == DT_F16)
+		half_from_float_n(k->out, (nnc_half *)exec_f32(k->e, k->s->out), numel(&p->values[k->s->out]));
+	for (int i = 0; i < k->s->nin; i++)
+		if (written(k->s->op, i) && p->values[k->s->in[i]].dtype == DT_F16)
+			half_from_float_n(k->in[i], (nnc_half *)exec_f32(k->e, k->s->in[i]), numel(&p->values[k->s->in[i]]));
+}
+
+const float *
+exec_view_f32(Exec *e, int value)
+{
+	const Type *t = &e->plan->values[value];
+	if (t->dtype != DT_F16)
+		return exec_f32(e, value);
+	half_to_float_n((const nnc_half *)exec_f32(e, value), e->view, numel(t));
+	return e->view;
+}
+
+void
+exec_store_f32(Exec *e, int value, const float *src)
+{
+	const Type *t = &e->plan->values[value];
+	if (t->dtype == DT_F16)
+		half_from_float_n(src, (nnc_half *)exec_f32(e, value), numel(t));
+	else if (exec_f32(e, value) != src)
+		memcpy(exec_f32(e, value), src, numel(t) * sizeof(float));
 }
 
 #define X(name, ...) k_##name,
@@ -460,17 +564,38 @@ exec_run(Exec *e, const PlanProgram *prog, char *err, size_t errlen)
 {
 	e->failed_step = -1;
 	bool updated = false;
+	bool scaled = false;
+	e->skip_update = false;
 	for (int i = 0; i < prog->nsteps; i++) {
 		const PlanStep *s = &prog->steps[i];
 		char msg[256] = "";
-		K k = {e, s, msg, sizeof msg};
+		K k = {.e = e, .s = s, .err = msg, .errlen = sizeof msg};
+		widen(&k);
 		if (!kernels[s->op](&k)) {
 			e->failed_step = i;
 			snprintf(err, errlen, "%s: step %d, %s%s%s: %s", s->loc, i, nnc_ops[s->op].name, s->name[0] ? " " : "",
 				s->name, msg);
 			return false;
 		}
+		narrow(&k);
 		updated |= s->op == OP_sgd_update || s->op == OP_adam_update;
+		scaled |= s->op == OP_loss_scale && A(&k, "dynamic")->i[0];
+		if (s->op == OP_loss_scale && !e->loss_scale_interval) {
+			e->loss_scale_interval = A(&k, "interval")->i[0];
+			e->loss_scale_growth = A(&k, "growth")->f;
+			e->loss_scale_backoff = A(&k, "backoff")->f;
+		}
+	}
+	if (e->skip_update) {
+		e->skipped_steps++;
+		e->clean_steps = 0;
+		if (scaled)
+			e->loss_scale *= e->loss_scale_backoff;
+		return true; /* a skipped step: no optimizer step is counted, as GradScaler does */
+	}
+	if (scaled && ++e->clean_steps >= e->loss_scale_interval) {
+		e->loss_scale *= e->loss_scale_growth;
+		e->clean_steps = 0;
 	}
 	if (updated)
 		e->step++;
@@ -492,6 +617,18 @@ exec_init(Exec *e, const Plan *p, int threads, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot start %d worker threads", threads);
 		return false;
 	}
+	const PlanProgram *all[2] = {p->has_train ? &p->train : NULL, &p->eval};
+	for (int g = 0; g < 2; g++)
+		for (int i = 0; all[g] && i < all[g]->nsteps; i++) {
+			const PlanStep *s = &all[g]->steps[i];
+			if (s->acc == DT_F16 && (nnc_ops[s->op].flags & OPF_ACC)) {
+				snprintf(err, errlen,
+					"%s (%s %s): true fp16 accumulation is not implemented on the CPU backend yet; compile with "
+					"accumulate: f32 (fp16 storage, f32 sums)",
+					s->loc, nnc_ops[s->op].name, s->name);
+				return false;
+			}
+		}
 	e->off = calloc((size_t)p->nvalues + 1, sizeof *e->off);
 	size_t total = 0, maxc = 1;
 	for (int i = 0; e->off && i < p->nvalues; i++) {
@@ -509,7 +646,7 @@ exec_init(Exec *e, const Plan *p, int threads, char *err, size_t errlen)
 			if (s->op != OP_conv2d && s->op != OP_conv2d_bwd_data && s->op != OP_conv2d_bwd_filter)
 				continue;
 			char msg[64];
-			K k = {e, s, msg, sizeof msg};
+			K k = {.e = e, .s = s, .err = msg, .errlen = sizeof msg};
 			CpuConv cv;
 			const Type *x = s->op == OP_conv2d ? T(&k, 0) : s->op == OP_conv2d_bwd_filter ? T(&k, 1) : NULL;
 			Type xb;
@@ -529,11 +666,36 @@ exec_init(Exec *e, const Plan *p, int threads, char *err, size_t errlen)
 			if (need > e->ws_bytes)
 				e->ws_bytes = need;
 		}
+	/* The widening area: for each step, room for every f16 operand and result in f32. */
+	size_t wide = 16, view = 16;
+	for (int g = 0; g < 2; g++)
+		for (int i = 0; progs[g] && i < progs[g]->nsteps; i++) {
+			const PlanStep *s = &progs[g]->steps[i];
+			size_t need = 0;
+			for (int k2 = 0; k2 <= s->nin; k2++) {
+				int v = k2 < s->nin ? s->in[k2] : s->out;
+				if (v >= 0 && p->values[v].dtype == DT_F16)
+					need += ((size_t)type_numel(&p->values[v]) + 15) & ~(size_t)15;
+			}
+			if (need > wide)
+				wide = need;
+		}
+	for (int i = 0; i < p->nvalues; i++)
+		if ((size_t)type_numel(&p->values[i]) > view)
+			view = (size_t)type_numel(&p->values[i]);
+	e->wide_elems = wide;
+	e->wide = aligned_alloc(64, ((wide * sizeof(float)) + 63) & ~(size_t)63);
+	e->view = aligned_alloc(64, ((view * sizeof(float)) + 63) & ~(size_t)63);
+	e->loss_scale = 1;
+	for (int g = 0; g < 2; g++)
+		for (int i = 0; progs[g] && i < progs[g]->nsteps; i++)
+			if (progs[g]->steps[i].op == OP_loss_scale)
+				e->loss_scale = progs[g]->steps[i].attr[nnc_attr_index(OP_loss_scale, "init")].f;
 	e->mem_elems = total;
 	e->mem = e->off ? aligned_alloc(64, (total ? total : 16) * sizeof(float)) : NULL;
 	e->ws = aligned_alloc(64, ((e->ws_bytes + 63) & ~(size_t)63) + 64);
 	e->scratch = aligned_alloc(64, ((maxc * sizeof(float) + 63) & ~(size_t)63));
-	if (!e->mem || !e->ws || !e->scratch) {
+	if (!e->mem || !e->ws || !e->scratch || !e->wide || !e->view) {
 		snprintf(err, errlen, "out of memory: the plan needs %.1f MB for its values and %.1f MB of workspace",
 			(double)total * 4 / 1e6, (double)e->ws_bytes / 1e6);
 		exec_free(e);
@@ -551,6 +713,9 @@ exec_free(Exec *e)
 	free(e->off);
 	free(e->ws);
 	free(e->scratch);
+	free(e->wide);
+	free(e->view);
+	e->wide = e->view = NULL;
 	e->mem = NULL;
 	e->off = NULL;
 	e->ws = NULL;
@@ -588,6 +753,10 @@ exec_init_params(Exec *e, uint64_t seed)
 		double fi = q->fan_in > 0 ? (double)q->fan_in : 1, fo = q->fan_out > 0 ? (double)q->fan_out : 1;
 		bool is_bias = strcmp(q->kind, "bias") == 0;
 		const char *init = q->init;
+		float *dst = v;
+		bool half = p->values[q->value].dtype == DT_F16;
+		if (half)
+			v = e->view; /* initialise in f32, then round into the f16 storage */
 		for (size_t k = 0; k < n; k++) {
 			double x;
 			if (!strcmp(init, "zeros"))
@@ -606,5 +775,7 @@ exec_init_params(Exec *e, uint64_t seed)
 				x = (2 * uniform01(&r) - 1) * (is_bias ? 1 / sqrt(fi) : sqrt(6 / (6 * fi)));
 			v[k] = (float)x;
 		}
+		if (half)
+			half_from_float_n(v, (nnc_half *)dst, n);
 	}
 }

@@ -29,6 +29,16 @@ typedef struct {
 	long step;           /* optimizer updates done so far */
 	CpuRng rng;          /* dropout masks */
 	int failed_step;     /* index of the step that failed, or -1 */
+	/* fp16: operands stored in f16 are widened into `wide` for the f32 kernels and results
+	 * rounded back (fp16 storage, f32 accumulation); `view` serves exec_view_f32. */
+	float *wide, *view;
+	size_t wide_elems;
+	/* loss scaling (plans with a loss_scale step) */
+	double loss_scale;
+	long clean_steps, skipped_steps;
+	long loss_scale_interval;
+	double loss_scale_growth, loss_scale_backoff;
+	bool skip_update;    /* set by grad_check for this step */
 } Exec;
 
 /* Allocates everything for PLAN and starts THREADS worker threads. Returns false with a
@@ -40,6 +50,11 @@ void exec_init_params(Exec *e, uint64_t seed);
 /* Runs every step of PROG in order. Returns false with the failing step, its kernel and its
  * .nn source location in err (e.g. a label outside the model's classes). */
 bool exec_run(Exec *e, const PlanProgram *prog, char *err, size_t errlen);
+
+/* VALUE as f32: its storage if it is f32, else a converted copy (valid until the next call). */
+const float *exec_view_f32(Exec *e, int value);
+/* Writes N floats into VALUE (converting to its storage dtype). */
+void exec_store_f32(Exec *e, int value, const float *src);
 
 static inline float *
 exec_f32(const Exec *e, int value)

@@ -382,7 +382,7 @@ infer_softmax_cross_entropy(const OpSig *in, int batch, InferResult *r)
 	double ls = attr_f(in, "label_smoothing");
 	if (!(ls >= 0 && ls < 1))
 		return fail(r, "softmax_cross_entropy: label_smoothing must be in [0, 1), got %g", ls);
-	r->out = type_make(DT_F32, LY_SCALAR, 0, NULL);
+	r->out = type_make(x->dtype, LY_SCALAR, 0, NULL);
 	return true;
 }
 
@@ -703,6 +703,44 @@ infer_update(const OpSig *in, int batch, InferResult *r)
 
 #define infer_sgd_update infer_update
 #define infer_adam_update infer_update
+
+static bool
+infer_cast(const OpSig *in, int batch, InferResult *r)
+{
+	(void)batch;
+	char b[96];
+	const char *to = attr_s(in, "to");
+	if (!is_float(arg_t(in, 0)))
+		return fail(r, "cast expects a float tensor, got %s", ts(in->in[0], b));
+	r->out = *arg_t(in, 0);
+	if (!to || (strcmp(to, "f16") && strcmp(to, "f32")))
+		return fail(r, "cast: 'to' must be \"f16\" or \"f32\", got \"%s\"", to ? to : "");
+	r->out.dtype = to[1] == '1' ? DT_F16 : DT_F32;
+	return true;
+}
+
+static bool
+infer_loss_scale(const OpSig *in, int batch, InferResult *r)
+{
+	(void)batch;
+	double init = attr_f(in, "init");
+	if (!(init > 0 && init < 1e30) || !(attr_f(in, "growth") >= 1) || !(attr_f(in, "backoff") > 0 && attr_f(in, "backoff") <= 1) ||
+	    attr_i(in, "interval") < 1)
+		return fail(r, "loss_scale: needs init > 0, growth >= 1, 0 < backoff <= 1 and interval >= 1");
+	r->out = type_make(DT_F32, LY_SCALAR, 0, NULL);
+	return true;
+}
+
+static bool
+infer_grad_check(const OpSig *in, int batch, InferResult *r)
+{
+	(void)batch;
+	char b[96];
+	for (int i = 0; i < in->nin; i++)
+		if (!is_float(arg_t(in, i)))
+			return fail(r, "grad_check: operand %d is %s, not a float tensor", i + 1, ts(in->in[i], b));
+	return true;
+}
 
 #define X(name, ...) infer_##name,
 static InferFn *const rules[NOP] = {NNC_OPS(X)};

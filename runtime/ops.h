@@ -18,7 +18,8 @@
  *   ELEMWISE output[i] depends only on input[i] of each operand (same shape in, same shape out)
  *   PARAMS   declares trainable parameters or state (its inference returns ParamDecls)
  *   MATMUL   multiply-accumulate bound (conv, dense): reported in MAC counts
- *   USER     callable from .nn source (internal ops such as param/input/output are not) */
+ *   USER     callable from .nn source (internal ops such as param/input/output are not)
+ *   ACC      sums many products or values per output (its accumulation dtype matters) */
 enum {
 	OPF_SOURCE = 1 << 0,
 	OPF_EFFECT = 1 << 1,
@@ -27,6 +28,7 @@ enum {
 	OPF_PARAMS = 1 << 4,
 	OPF_MATMUL = 1 << 5,
 	OPF_USER = 1 << 6,
+	OPF_ACC = 1 << 7,
 };
 
 /* Columns: name, min tensor inputs, max tensor inputs (-1: any), flags. */
@@ -34,52 +36,56 @@ enum {
 	X(input,                 0, 0,  OPF_SOURCE) \
 	X(param,                 0, 0,  OPF_SOURCE) \
 	X(output,                1, 1,  OPF_EFFECT | OPF_NORES) \
-	X(conv2d,                1, 1,  OPF_USER | OPF_PARAMS | OPF_MATMUL) \
-	X(batchnorm,             1, 1,  OPF_USER | OPF_PARAMS) \
+	X(conv2d,                1, 1,  OPF_USER | OPF_PARAMS | OPF_MATMUL | OPF_ACC) \
+	X(batchnorm,             1, 1,  OPF_USER | OPF_PARAMS | OPF_ACC) \
 	X(relu,                  1, 1,  OPF_USER | OPF_ELEMWISE) \
 	X(relu6,                 1, 1,  OPF_USER | OPF_ELEMWISE) \
 	X(gelu,                  1, 1,  OPF_USER | OPF_ELEMWISE) \
 	X(tanh,                  1, 1,  OPF_USER | OPF_ELEMWISE) \
 	X(maxpool,               1, 1,  OPF_USER) \
-	X(avgpool,               1, 1,  OPF_USER) \
-	X(global_avgpool,        1, 1,  OPF_USER) \
-	X(dense,                 1, 1,  OPF_USER | OPF_PARAMS | OPF_MATMUL) \
+	X(avgpool,               1, 1,  OPF_USER | OPF_ACC) \
+	X(global_avgpool,        1, 1,  OPF_USER | OPF_ACC) \
+	X(dense,                 1, 1,  OPF_USER | OPF_PARAMS | OPF_MATMUL | OPF_ACC) \
 	X(dropout,               1, 1,  OPF_USER | OPF_ELEMWISE) \
 	X(flatten,               1, 1,  OPF_USER) \
 	X(add,                   2, 2,  OPF_USER | OPF_ELEMWISE) \
 	X(concat,                2, -1, OPF_USER) \
 	X(mul,                   1, 1,  OPF_USER | OPF_ELEMWISE) \
-	X(softmax,               1, 1,  OPF_USER) \
-	X(softmax_cross_entropy, 2, 2,  OPF_USER) \
+	X(softmax,               1, 1,  OPF_USER | OPF_ACC) \
+	X(softmax_cross_entropy, 2, 2,  OPF_USER | OPF_ACC) \
 	/* training-mode forward, inserted by the trainmode pass */ \
-	X(bn_stats,              1, 1,  0) \
+	X(bn_stats,              1, 1,  OPF_ACC) \
 	X(bn_apply,              2, 4,  0) \
 	X(bn_update,             3, 3,  OPF_EFFECT | OPF_NORES) \
 	X(dropout_mask,          1, 1,  0) \
 	X(mulv,                  2, 2,  OPF_ELEMWISE) \
 	X(ones,                  0, 0,  0) \
 	/* backward, inserted by the autodiff pass */ \
-	X(conv2d_bwd_data,       2, 2,  OPF_MATMUL) \
-	X(conv2d_bwd_filter,     2, 2,  OPF_MATMUL) \
-	X(bias_grad,             1, 1,  0) \
-	X(bn_bwd_data,           3, 4,  0) \
-	X(bn_bwd_scale,          3, 3,  0) \
+	X(conv2d_bwd_data,       2, 2,  OPF_MATMUL | OPF_ACC) \
+	X(conv2d_bwd_filter,     2, 2,  OPF_MATMUL | OPF_ACC) \
+	X(bias_grad,             1, 1,  OPF_ACC) \
+	X(bn_bwd_data,           3, 4,  OPF_ACC) \
+	X(bn_bwd_scale,          3, 3,  OPF_ACC) \
 	X(relu_bwd,              2, 2,  OPF_ELEMWISE) \
 	X(relu6_bwd,             2, 2,  OPF_ELEMWISE) \
 	X(gelu_bwd,              2, 2,  OPF_ELEMWISE) \
 	X(tanh_bwd,              2, 2,  OPF_ELEMWISE) \
 	X(maxpool_bwd,           2, 2,  0) \
-	X(avgpool_bwd,           1, 1,  0) \
+	X(avgpool_bwd,           1, 1,  OPF_ACC) \
 	X(global_avgpool_bwd,    1, 1,  0) \
-	X(dense_bwd_data,        2, 2,  OPF_MATMUL) \
-	X(dense_bwd_weight,      2, 2,  OPF_MATMUL) \
+	X(dense_bwd_data,        2, 2,  OPF_MATMUL | OPF_ACC) \
+	X(dense_bwd_weight,      2, 2,  OPF_MATMUL | OPF_ACC) \
 	X(unflatten,             1, 1,  0) \
 	X(slice,                 1, 1,  0) \
-	X(softmax_bwd,           2, 2,  0) \
-	X(sce_bwd,               3, 3,  0) \
+	X(softmax_bwd,           2, 2,  OPF_ACC) \
+	X(sce_bwd,               3, 3,  OPF_ACC) \
 	/* optimizer updates, inserted by the optimizer pass; they write their first operands */ \
 	X(sgd_update,            3, 3,  OPF_EFFECT | OPF_NORES) \
-	X(adam_update,           4, 4,  OPF_EFFECT | OPF_NORES)
+	X(adam_update,           4, 4,  OPF_EFFECT | OPF_NORES) \
+	/* precision, inserted by the precision pass */ \
+	X(cast,                  1, 1,  OPF_ELEMWISE) \
+	X(loss_scale,            0, 0,  0) \
+	X(grad_check,            1, -1, OPF_EFFECT | OPF_NORES)
 
 /* Attribute kinds. INT2 is an int or a two-element [h, w] list (kernel, stride, padding). */
 typedef enum { AK_INT, AK_INT2, AK_FLOAT, AK_BOOL, AK_STR } AttrKind;
@@ -151,8 +157,19 @@ typedef enum { AK_INT, AK_INT2, AK_FLOAT, AK_BOOL, AK_STR } AttrKind;
 #define NNC_ATTRS_slice(A) A(axis, AK_INT, 1, 0, NULL) A(start, AK_INT, 1, 0, NULL) A(size, AK_INT, 1, 0, NULL)
 #define NNC_ATTRS_softmax_bwd(A)
 #define NNC_ATTRS_sce_bwd(A) A(label_smoothing, AK_FLOAT, 1, 0, NULL)
-#define NNC_ATTRS_sgd_update(A) A(decay, AK_BOOL, 0, 1, NULL)
-#define NNC_ATTRS_adam_update(A) A(decoupled, AK_BOOL, 0, 0, NULL) A(decay, AK_BOOL, 0, 1, NULL)
+#define NNC_ATTRS_sgd_update(A) A(decay, AK_BOOL, 0, 1, NULL) A(unscale, AK_BOOL, 0, 0, NULL)
+#define NNC_ATTRS_adam_update(A) \
+	A(decoupled, AK_BOOL, 0, 0, NULL) A(decay, AK_BOOL, 0, 1, NULL) A(unscale, AK_BOOL, 0, 0, NULL)
+/* cast converts storage dtype ("f16" or "f32", round to nearest even). loss_scale is the seed of
+ * the backward pass when the loss is scaled: the current scale S (static: `init` forever;
+ * dynamic: PyTorch GradScaler's rule, x`growth` after `interval` clean steps, x`backoff` and the
+ * step skipped on inf/NaN). grad_check looks at every gradient before the updates; updates with
+ * unscale=true divide their gradient by S and are skipped when grad_check found inf/NaN. */
+#define NNC_ATTRS_cast(A) A(to, AK_STR, 1, 0, NULL)
+#define NNC_ATTRS_loss_scale(A) \
+	A(dynamic, AK_BOOL, 1, 0, NULL) A(init, AK_FLOAT, 1, 0, NULL) A(growth, AK_FLOAT, 0, 2, NULL) \
+	A(backoff, AK_FLOAT, 0, 0.5, NULL) A(interval, AK_INT, 0, 2000, NULL)
+#define NNC_ATTRS_grad_check(A)
 
 typedef enum {
 #define X(name, ...) OP_##name,

@@ -85,7 +85,7 @@ put_program(FILE *f, const char *name, const PlanProgram *p)
 		put_str(f, s->name);
 		fputs(", loc: ", f);
 		put_str(f, s->loc);
-		fputs("}\n", f);
+		fprintf(f, ", acc: %s}\n", dtype_name(s->acc));
 	}
 }
 
@@ -340,6 +340,10 @@ read_program(Reader *r, yaml_node_t *n, PlanProgram *p)
 		read_attrs(r, get(r, sn, "attrs", true), s);
 		s->name = arena_strdup(r->a, scalar(r, get(r, sn, "name", true), "name"));
 		s->loc = arena_strdup(r->a, scalar(r, get(r, sn, "loc", true), "loc"));
+		const char *acc = scalar(r, get(r, sn, "acc", true), "acc");
+		if (!r->failed && strcmp(acc, "f32") && strcmp(acc, "f16"))
+			rfail(r, sn, "acc must be f16 or f32, got '%s'", acc);
+		s->acc = acc[1] == '1' ? DT_F16 : DT_F32;
 	}
 }
 
@@ -560,10 +564,13 @@ validate_program(const Plan *p, const PlanProgram *prog, const char *pname, cons
 			ok = vfail(err, errlen, "%s: %d parameter operands, the kernel needs %d", where, s->nin - user, r.nparams);
 			break;
 		}
-		for (int k = 0; k < r.nparams && ok; k++)
-			if (!type_eq(&p->values[s->in[user + k]], &r.params[k].type))
+		for (int k = 0; k < r.nparams && ok; k++) {
+			Type want = r.params[k].type; /* storage dtype: the precision policy's */
+			want.dtype = p->values[s->in[user + k]].dtype;
+			if (!type_eq(&p->values[s->in[user + k]], &want))
 				ok = vfail(err, errlen, "%s: parameter operand %%%d does not have the %s's shape", where, s->in[user + k],
 					r.params[k].suffix);
+		}
 		if (ok && !nores && !type_eq(&p->values[s->out], &r.out)) {
 			char a[96], b[96];
 			ok = vfail(err, errlen, "%s: result %%%d is declared %s but the kernel produces %s", where, s->out,

@@ -46,6 +46,7 @@ typedef struct {
 	AttrVal attr[NNC_MAXATTR];
 	const char *name; /* hierarchical scope, may be "" */
 	const char *loc;  /* "file:line:col" */
+	DType acc;        /* accumulation dtype */
 } PlanStep;
 
 typedef struct {

@@ -6,6 +6,7 @@
 #   x.nn + x.stats : `nnc stats --batch 2 x.nn` must exit 0 and print x.stats
 # With --update, every expectation is rewritten from the compiler's output (a new x.nn gets
 # x.err if it fails to check, else x.ir); review the result with `git diff tests/golden`.
+# A line "# args: ..." in x.nn adds those options (e.g. "# args: --precision mixed").
 # Files under inc/ are helpers for imports, not tests.
 update=0
 if [ "$1" = "--update" ]; then update=1; shift; fi
@@ -25,9 +26,11 @@ for src in *.nn; do
 		echo "FAIL $src: no expectation (.err, .ir or .stats); run with --update"
 		fail=$((fail + 1)); continue
 	fi
+	args=$(sed -n 's/^# args: //p' "$src" | head -n 1)
 	case $mode in
 	err) timeout 20 "$nnc" check "$src" >/dev/null 2>"$tmp"; rc=$?; want=1 ;;
-	ir) timeout 20 "$nnc" compile --batch 2 --dump-ir=all "$src" >"$tmp.out" 2>"$tmp"; rc=$?; want=0 ;;
+	# shellcheck disable=SC2086 # the args line is split into options on purpose
+	ir) timeout 20 "$nnc" compile --batch 2 $args --dump-ir=all "$src" >"$tmp.out" 2>"$tmp"; rc=$?; want=0 ;;
 	stats) timeout 20 "$nnc" stats --batch 2 "$src" >"$tmp.out" 2>"$tmp"; rc=$?; want=0 ;;
 	esac
 	[ $mode = err ] || { cat "$tmp.out" >>"$tmp"; rm -f "$tmp.out"; }

@@ -35,6 +35,21 @@
 
 typedef double Acc;
 
+/* The reductions below are bandwidth- and latency-bound loops that GCC vectorizes; on x86-64
+ * they are also built for AVX2 and picked at load time (function multiversioning). The C
+ * standard mode keeps -ffp-contract=off and nothing is reassociated, so both versions give
+ * the same bits. */
+#ifndef NNC_MULTIVERSION
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define NNC_MULTIVERSION __attribute__((target_clones("avx2", "default")))
+#endif
+#endif
+#endif
+#ifndef NNC_MULTIVERSION
+#define NNC_MULTIVERSION
+#endif
+
 enum {
 	GRAIN = 16384,   /* elementwise work per parallel chunk, in elements */
 	WGRAD_COLS = 32, /* columns of a dense weight-gradient block */
@@ -179,23 +194,61 @@ round64(size_t bytes)
 	return (bytes + 63) & ~(size_t)63;
 }
 
-/* One slot's scratch: a full col for forward and backward-data, one block of col rows for
- * backward-filter. */
+/* Backward-data as a forward convolution: with stride 1 and padding below the kernel size,
+ * dx is dy convolved (padding kh-1-ph, kw-1-pw) with the weights flipped in space and with
+ * their in/out channels swapped. That is one well-shaped GEMM per image instead of a GEMM
+ * with only k/groups of depth followed by a scatter-add. Sets *t to that convolution. */
+static bool
+bwd_flip(const CpuConv *cv, CpuConv *t)
+{
+	if (cv->sh != 1 || cv->sw != 1 || cv->ph >= cv->kh || cv->pw >= cv->kw)
+		return false;
+	*t = (CpuConv){.n = cv->n, .c = cv->k, .h = cv->oh, .w = cv->ow, .k = cv->c, .kh = cv->kh,
+		.kw = cv->kw, .sh = 1, .sw = 1, .ph = cv->kh - 1 - cv->ph, .pw = cv->kw - 1 - cv->pw,
+		.groups = cv->groups};
+	return cpu_conv_setup(t) == 0 && t->oh == cv->h && t->ow == cv->w;
+}
+
+/* Backward-filter on the im2col path sums the batch in WGRAD_GROUPS (at most) fixed ranges
+ * of images: range 0 straight into dw, each later one into its own partial, then the
+ * partials are added to dw in range order. */
+enum { WGRAD_GROUPS = 8 };
+
+static int
+wgrad_groups(const CpuConv *cv)
+{
+	return cv->n < WGRAD_GROUPS ? cv->n : WGRAD_GROUPS;
+}
+
+/* Bytes at the start of the workspace shared by all slots: the flipped weights of the
+ * backward-data flip path, or the partial weight gradients of backward-filter. */
+static size_t
+fixed_bytes(const CpuConv *cv, CpuConvPass pass)
+{
+	CpuConv t;
+	size_t wsize = (size_t)cv->k * (cv->c / cv->groups) * cv->kh * cv->kw * sizeof(REAL);
+	if (pass == CPU_CONV_BACKWARD_DATA && bwd_flip(cv, &t))
+		return round64(wsize);
+	if (pass == CPU_CONV_BACKWARD_FILTER)
+		return (size_t)(wgrad_groups(cv) - 1) * round64(wsize);
+	return 0;
+}
+
+/* One slot's scratch: a full col (of the flipped convolution on the flip path). */
 static size_t
 slot_bytes(const CpuConv *cv, CpuConvPass pass)
 {
-	size_t npos = (size_t)cv->oh * cv->ow;
-	if (pass == CPU_CONV_BACKWARD_FILTER)
-		return round64((size_t)wgrad_cols(cv->c / cv->groups * cv->kh * cv->kw) * npos *
-			sizeof(REAL));
-	return round64((size_t)cv->c * cv->kh * cv->kw * npos * sizeof(REAL));
+	CpuConv t;
+	if (pass == CPU_CONV_BACKWARD_DATA && bwd_flip(cv, &t))
+		cv = &t;
+	return round64((size_t)cv->c * cv->kh * cv->kw * cv->oh * cv->ow * sizeof(REAL));
 }
 
 /* The most slots a pass can use: one per thread, but no more than it has items. */
 static size_t
 max_slots(const CpuConv *cv, CpuConvPass pass, int threads)
 {
-	size_t items = pass == CPU_CONV_BACKWARD_FILTER ? wgrad_items(cv) : (size_t)cv->n;
+	size_t items = pass == CPU_CONV_BACKWARD_FILTER ? (size_t)wgrad_groups(cv) : (size_t)cv->n;
 	return (size_t)threads < items ? (size_t)threads : items;
 }
 
@@ -206,16 +259,18 @@ FN(cpu_conv2d_workspace)(const CpuConv *cv, CpuConvPass pass, int threads)
 		return 0;
 	if (threads <= 0)
 		threads = cpu_threads_count();
-	return max_slots(cv, pass, threads) * slot_bytes(cv, pass);
+	return fixed_bytes(cv, pass) + max_slots(cv, pass, threads) * slot_bytes(cv, pass);
 }
 
 /* Slots that ws holds for the pass, at most max_slots for the pool; 0 if not even one fits. */
 static int
 ws_slots(const CpuConv *cv, CpuConvPass pass, const void *ws, size_t ws_bytes)
 {
-	if ((uintptr_t)ws % sizeof(REAL) != 0)
+	size_t fixed = fixed_bytes(cv, pass);
+	if ((uintptr_t)ws % sizeof(REAL) != 0 || ws_bytes < fixed)
 		return 0;
-	size_t s = ws_bytes / slot_bytes(cv, pass), most = max_slots(cv, pass, cpu_threads_count());
+	size_t s = (ws_bytes - fixed) / slot_bytes(cv, pass);
+	size_t most = max_slots(cv, pass, cpu_threads_count());
 	return (int)(s < most ? s : most);
 }
 
@@ -561,15 +616,35 @@ FN(cpu_conv2d_backward_data)(const CpuConv *cv, const REAL *dy, const REAL *w, R
 		a.slot_bytes = slot_bytes(cv, CPU_CONV_BACKWARD_DATA);
 		if (a.slots == 0)
 			return -1;
+		CpuConv t;
+		if (bwd_flip(cv, &t)) {
+			/* wf[ci][col][i][j] = w[g*kg + col][ci - g*cg][kh-1-i][kw-1-j], ci in group g. */
+			REAL *wf = ws;
+			const int cg = cv->c / cv->groups, kg = cv->k / cv->groups, taps = cv->kh * cv->kw;
+			for (int ci = 0; ci < cv->c; ci++) {
+				int g = ci / cg;
+				for (int col = 0; col < kg; col++) {
+					const REAL *src = w + ((size_t)(g * kg + col) * cg + (ci - g * cg)) * taps;
+					REAL *dst = wf + ((size_t)ci * kg + col) * taps;
+					for (int q = 0; q < taps; q++)
+						dst[q] = src[taps - 1 - q];
+				}
+			}
+			ConvArgs f = {.cv = &t, .path = PATH_IM2COL, .x = dy, .w = wf, .y = dx,
+				.ws = (unsigned char *)ws + fixed_bytes(cv, CPU_CONV_BACKWARD_DATA),
+				.slot_bytes = a.slot_bytes, .slots = a.slots};
+			cpu_parallel_for((size_t)a.slots, 1, conv_forward_slots, &f);
+			return 0;
+		}
 	}
 	cpu_parallel_for((size_t)a.slots, 1, conv_backward_data_slots, &a);
 	return 0;
 }
 
-/* Slot s owns items [items*s/slots, items*(s+1)/slots); item t is (group t / nblocks, column
- * block t % nblocks) of dw seen as the groups' kg x kcol matrices. Images run outermost so
- * that dy and x of one image stay in cache across the slot's blocks; each block still sums
- * the batch in image order. */
+/* The pointwise path (the input image is its own col): slot s owns items
+ * [items*s/slots, items*(s+1)/slots); item t is (group t / nblocks, column block t % nblocks)
+ * of dw seen as the groups' kg x kcol matrices. Images run outermost so that dy and x of one
+ * image stay in cache across the slot's blocks; each block sums the batch in image order. */
 static void
 conv_wgrad_slots(void *ctx, size_t s0, size_t s1)
 {
@@ -580,7 +655,6 @@ conv_wgrad_slots(void *ctx, size_t s0, size_t s1)
 	const size_t items = wgrad_items(cv);
 	const size_t in_image = (size_t)cv->c * cv->h * cv->w, out_image = (size_t)cv->k * d.npos;
 	for (size_t s = s0; s < s1; s++) {
-		REAL *rows = a->path == PATH_IM2COL ? (REAL *)(a->ws + s * a->slot_bytes) : NULL;
 		size_t first = items * s / (size_t)a->slots, end = items * (s + 1) / (size_t)a->slots;
 		for (size_t img = 0; img < (size_t)cv->n; img++) {
 			const REAL *x = a->x + img * in_image, *dy = a->dy + img * out_image;
@@ -589,15 +663,60 @@ conv_wgrad_slots(void *ctx, size_t s0, size_t s1)
 				int ncols = d.kcol - c0 < cols ? d.kcol - c0 : cols;
 				int r0 = g * d.kcol + c0;
 				const REAL *b_mat = x + (size_t)r0 * d.npos;
-				if (rows) {
-					im2col_rows(cv, x, r0, r0 + ncols, rows);
-					b_mat = rows;
-				}
 				GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, d.kg, ncols, d.npos, one,
 					dy + (size_t)g * d.kg * d.npos, d.npos, b_mat, d.npos,
 					img == 0 ? zero : one, a->dw + (size_t)g * d.kg * d.kcol + c0, d.kcol);
 			}
 		}
+	}
+}
+
+/* The im2col path: slot s owns image ranges [G*s/slots, G*(s+1)/slots) of the G fixed ones;
+ * range q covers images [n*q/G, n*(q+1)/G) and sums them in order, one full-width GEMM per
+ * image and group, into dw (q == 0) or its partial (q - 1 of the fixed workspace). */
+static void
+conv_wgrad_ranges(void *ctx, size_t s0, size_t s1)
+{
+	const ConvArgs *a = ctx;
+	const CpuConv *cv = a->cv;
+	ConvDims d = conv_dims(cv);
+	const size_t G = (size_t)wgrad_groups(cv), wsize = (size_t)cv->k * d.kcol;
+	const size_t in_image = (size_t)cv->c * cv->h * cv->w, out_image = (size_t)cv->k * d.npos;
+	const size_t part_bytes = round64(wsize * sizeof(REAL));
+	for (size_t s = s0; s < s1; s++) {
+		REAL *col = (REAL *)(a->ws + (G - 1) * part_bytes + s * a->slot_bytes);
+		for (size_t q = G * s / (size_t)a->slots; q < G * (s + 1) / (size_t)a->slots; q++) {
+			REAL *dst = q == 0 ? a->dw : (REAL *)(a->ws + (q - 1) * part_bytes);
+			size_t first = (size_t)cv->n * q / G, end = (size_t)cv->n * (q + 1) / G;
+			for (size_t img = first; img < end; img++) {
+				const REAL *x = a->x + img * in_image, *dy = a->dy + img * out_image;
+				im2col(cv, x, col);
+				for (int g = 0; g < cv->groups; g++)
+					GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, d.kg, d.kcol, d.npos, one,
+						dy + (size_t)g * d.kg * d.npos, d.npos, col + (size_t)g * d.kcol * d.npos,
+						d.npos, img == first ? zero : one, dst + (size_t)g * d.kg * d.kcol, d.kcol);
+			}
+		}
+	}
+}
+
+typedef struct {
+	REAL *dw;
+	const unsigned char *parts;
+	size_t part_bytes;
+	int nparts;
+} PartArgs;
+
+/* dw[e] += partial 0, then partial 1, ... */
+static void
+wgrad_add_parts(void *ctx, size_t e0, size_t e1)
+{
+	const PartArgs *p = ctx;
+	for (int q = 0; q < p->nparts; q++) {
+		const REAL *restrict src = (const REAL *)(p->parts + (size_t)q * p->part_bytes);
+		REAL *restrict dst = p->dw;
+		for (size_t e = e0; e < e1; e++)
+			dst[e] += src[e];
 	}
 }
 
@@ -645,14 +764,21 @@ FN(cpu_conv2d_backward_filter)(const CpuConv *cv, const REAL *x, const REAL *dy,
 		return 0;
 	}
 	if (a.path == PATH_POINTWISE) {
-		a.slots = (int)max_slots(cv, CPU_CONV_BACKWARD_FILTER, cpu_threads_count());
-	} else {
-		a.slots = ws_slots(cv, CPU_CONV_BACKWARD_FILTER, ws, ws_bytes);
-		a.slot_bytes = slot_bytes(cv, CPU_CONV_BACKWARD_FILTER);
-		if (a.slots == 0)
-			return -1;
+		a.slots = (int)(wgrad_items(cv) < (size_t)cpu_threads_count() ? wgrad_items(cv)
+			: (size_t)cpu_threads_count());
+		cpu_parallel_for((size_t)a.slots, 1, conv_wgrad_slots, &a);
+		return 0;
 	}
-	cpu_parallel_for((size_t)a.slots, 1, conv_wgrad_slots, &a);
+	a.slots = ws_slots(cv, CPU_CONV_BACKWARD_FILTER, ws, ws_bytes);
+	a.slot_bytes = slot_bytes(cv, CPU_CONV_BACKWARD_FILTER);
+	if (a.slots == 0)
+		return -1;
+	cpu_parallel_for((size_t)a.slots, 1, conv_wgrad_ranges, &a);
+	size_t wsize = (size_t)cv->k * (cv->c / cv->groups) * cv->kh * cv->kw;
+	PartArgs p = {.dw = dw, .parts = ws, .part_bytes = round64(wsize * sizeof(REAL)),
+		.nparts = wgrad_groups(cv) - 1};
+	if (p.nparts > 0)
+		cpu_parallel_for(wsize, GRAIN, wgrad_add_parts, &p);
 	return 0;
 }
 
@@ -663,7 +789,7 @@ typedef struct {
 } BiasArgs;
 
 /* Channel j sums its n planes of hw values, plane by plane, into lanes. */
-static void
+NNC_MULTIVERSION static void
 bias_channels(void *ctx, size_t c0, size_t c1)
 {
 	const BiasArgs *a = ctx;
@@ -699,7 +825,7 @@ bn_plane(const REAL *t, const BnArgs *a, int img, size_t ch)
 }
 
 /* Two passes per channel: the mean, then the sum of squared deviations from it. */
-static void
+NNC_MULTIVERSION static void
 bn_stats_channels(void *ctx, size_t c0, size_t c1)
 {
 	const BnArgs *a = ctx;
@@ -761,7 +887,7 @@ FN(cpu_batchnorm_apply)(const REAL *x, int n, int c, int hw, const REAL *mean,
 /* Per channel: sum(dy) and sum(dy * (x - mean)), then (when dx is wanted) a second pass
  *   dx = (dy - (x - mean) * sum(dy*(x-mean)) * invstd^2 / count - sum(dy) / count) * invstd * w,
  * which is the documented formula with xhat expanded, in the form PyTorch's CPU kernel uses. */
-static void
+NNC_MULTIVERSION static void
 bn_backward_channels(void *ctx, size_t c0, size_t c1)
 {
 	const BnArgs *a = ctx;

@@ -1468,16 +1468,21 @@ test_workspace(void)
 				bool pointwise = cv.kh == 1 && cv.kw == 1 && cv.sh == 1 && cv.sw == 1 &&
 					cv.ph == 0 && cv.pw == 0;
 				CHECK((bytes == 0) == (direct || pointwise));
-				/* Forward and backward-data: a full im2col matrix per slot, a slot per thread up
-				 * to the batch. Backward-filter: a block of 8 or 32 of its rows per slot, a slot
-				 * per thread up to the number of (group, block) items. */
-				size_t npos = (size_t)cv.oh * cv.ow, kcol = (size_t)cv.c / cv.groups * cv.kh * cv.kw;
-				size_t cols = kcol >= 128 ? 32 : 8, items = cv.groups * ((kcol + cols - 1) / cols);
-				size_t slot = ps < 2 ? (size_t)cv.c * cv.kh * cv.kw * npos * sizeof(float)
-					: cols * npos * sizeof(float);
-				size_t most = ps < 2 ? (size_t)cv.n : items;
+				/* A full im2col matrix per slot, a slot per thread up to the batch (forward,
+				 * backward-data) or up to min(n, 8) image ranges (backward-filter). Backward-data
+				 * with stride 1 and padding below the kernel runs as a forward convolution of dy:
+				 * its col is that of the flipped convolution, and the flipped weights come
+				 * first; backward-filter keeps a partial gradient per image range but the first. */
+				size_t npos = (size_t)cv.oh * cv.ow, hw = (size_t)cv.h * cv.w;
+				size_t wbytes = (conv_wsize(&cv) * sizeof(float) + 63) / 64 * 64;
+				bool flip = cv.sh == 1 && cv.sw == 1 && cv.ph < cv.kh && cv.pw < cv.kw;
+				size_t groups = cv.n < 8 ? (size_t)cv.n : 8;
+				size_t slot = ps == 1 && flip ? (size_t)cv.k * cv.kh * cv.kw * hw * sizeof(float)
+					: (size_t)cv.c * cv.kh * cv.kw * npos * sizeof(float);
+				size_t fixed = ps == 1 && flip ? wbytes : ps == 2 ? (groups - 1) * wbytes : 0;
+				size_t most = ps < 2 ? (size_t)cv.n : groups;
 				size_t slots = (size_t)threads < most ? (size_t)threads : most;
-				CHECK(bytes == 0 || bytes == slots * ((slot + 63) / 64 * 64));
+				CHECK(bytes == 0 || bytes == fixed + slots * ((slot + 63) / 64 * 64));
 
 				/* Exactly the reported size: malloc'd to the byte, so ASan sees any overrun. */
 				unsigned char *ws = bytes ? malloc(bytes) : NULL;
