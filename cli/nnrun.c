@@ -59,13 +59,15 @@ static const char usage[] =
 	"  --steps N             stop after N training steps (tests); a checkpoint is saved\n"
 	"  --quiet               no progress output\n"
 	"  --allow-edited        load a hand-edited plan (it is still fully validated)\n"
+	"  --check-numerics      count NaN/Inf, fp16 overflow and underflow per op; stop at the\n"
+	"                        first NaN/Inf with the op and its .nn source line\n"
 	"  -h, --help            this help\n";
 
 typedef struct {
 	const char *cmd, *plan_path, *data, *metrics, *checkpoint, *resume, *weights, *output, *input;
 	int threads, train_limit, test_limit;
 	long max_steps, optimizer_step;
-	bool quiet, allow_edited;
+	bool quiet, allow_edited, check_numerics;
 	const char *sets[64];
 	int nsets;
 } Opts;
@@ -173,6 +175,8 @@ parse_opts(Opts *o, int argc, char **argv)
 			o->optimizer_step = n;
 		} else if (!strcmp(a, "--quiet")) {
 			o->quiet = true;
+		} else if (!strcmp(a, "--check-numerics")) {
+			o->check_numerics = true;
 		} else if (!strcmp(a, "--allow-edited")) {
 			o->allow_edited = true;
 		} else if (a[0] == '-') {
@@ -480,6 +484,34 @@ cmd_info(const Opts *o)
 	return 0;
 }
 
+/* Optimizer numerics in fp16 parameters and state, reported before training: an Adam epsilon
+ * below what fp16 can hold (its second-moment estimate underflows long before; the executor
+ * raises epsilon, see exec.c), and weight-decay steps too small to change any fp16 weight. */
+static void
+warn_fp16_optimizer(const Plan *p)
+{
+	bool half_params = false, half_state = false;
+	for (int i = 0; i < p->nparams; i++) {
+		DType dt = p->values[p->params[i].value].dtype;
+		if (p->params[i].trainable)
+			half_params |= dt == DT_F16;
+		else if (!strncmp(p->params[i].name, "optim.", 6))
+			half_state |= dt == DT_F16;
+	}
+	const Recipe *r = &p->recipe;
+	if (half_state && strcmp(r->optimizer, "sgd") != 0 && r->eps < EXEC_ADAM_MIN_EPS_F16)
+		fprintf(stderr,
+			"nnrun: warning: Adam eps %g is below what fp16 state can support (the second moment underflows below "
+			"%g, so sqrt(v) cannot resolve under %.3g); using eps %.3g\n",
+			r->eps, (double)HALF_MIN_SUBNORMAL, EXEC_ADAM_MIN_EPS_F16, EXEC_ADAM_MIN_EPS_F16);
+	double step = r->lr * r->weight_decay;
+	if (half_params && r->weight_decay > 0 && step < 0x1p-11)
+		fprintf(stderr,
+			"nnrun: warning: weight-decay steps lr * weight_decay = %.3g are below half an fp16 ulp (%.3g relative): "
+			"decay alone cannot change any fp16 weight\n",
+			step, 0x1p-11);
+}
+
 static FILE *
 open_metrics(const char *path, bool *jsonl, bool append)
 {
@@ -535,6 +567,11 @@ cmd_train(const Opts *o)
 		goto out_loader;
 	}
 	RunState rs = {0};
+	if (o->check_numerics && !exec_check_numerics(&e)) {
+		fprintf(stderr, "nnrun: out of memory for --check-numerics\n");
+		goto out_exec;
+	}
+	warn_fp16_optimizer(&p);
 	exec_init_params(&e, (uint64_t)p.recipe.seed);
 	if (o->weights && !load_weights(&e, o->weights, false, &rs, err, sizeof err)) {
 		fprintf(stderr, "%s\n", err);
@@ -649,6 +686,8 @@ cmd_train(const Opts *o)
 		}
 	}
 done:
+	if (o->check_numerics)
+		exec_numerics_report(&e, stderr);
 	if (mf && fclose(mf) != 0) {
 		fprintf(stderr, "%s: error: cannot write metrics: %s\n", o->metrics, strerror(errno));
 		rc = EXIT_USER;

@@ -489,7 +489,10 @@ k_adam_update(K *k)
 	if (!unscaled(k))
 		return true;
 	const Recipe *r = &k->e->recipe;
-	CpuAdam o = {.lr = k->e->lr, .beta1 = r->beta1, .beta2 = r->beta2, .eps = r->eps,
+	double eps = r->eps;
+	if (T(k, 3)->dtype == DT_F16 && eps < EXEC_ADAM_MIN_EPS_F16)
+		eps = EXEC_ADAM_MIN_EPS_F16;
+	CpuAdam o = {.lr = k->e->lr, .beta1 = r->beta1, .beta2 = r->beta2, .eps = eps,
 		.weight_decay = A(k, "decay")->i[0] ? r->weight_decay : 0, .decoupled = A(k, "decoupled")->i[0]};
 	cpu_adam_step_f32(&o, k->e->step + 1, IN(k, 0), IN(k, 1), IN(k, 2), IN(k, 3), numel(T(k, 0)));
 	return true;
@@ -534,6 +537,75 @@ narrow(K *k)
 			half_from_float_n(k->in[i], (nnc_half *)exec_f32(k->e, k->s->in[i]), numel(&p->values[k->s->in[i]]));
 }
 
+/* Classifies a step's result (and an update's parameter) into its counters; the first NaN or
+ * Inf is an error naming the op and its source line -- except in the backward pass of a plan
+ * with loss scaling, where overflow is expected and grad_check skips the step. */
+static bool
+numerics(K *k, HalfStats *st, bool scaled_backward, char *err, size_t errlen)
+{
+	const float *x = NULL;
+	size_t n = 0;
+	if (k->s->out >= 0 && k->e->plan->values[k->s->out].dtype != DT_I32) {
+		x = k->out;
+		n = numel(&k->e->plan->values[k->s->out]);
+	} else if (k->s->op == OP_sgd_update || k->s->op == OP_adam_update) {
+		x = k->in[0];
+		n = numel(T(k, 0));
+	}
+	if (!x)
+		return true;
+	uint64_t bad = st->nan + st->inf;
+	half_classify_n(x, n, st);
+	if (st->nan + st->inf > bad && !scaled_backward) {
+		snprintf(err, errlen, "%s: %s%s%s produced %llu NaN and %llu Inf values (first non-finite result of the run)",
+			k->s->loc, nnc_ops[k->s->op].name, k->s->name[0] ? " " : "", k->s->name,
+			(unsigned long long)(st->nan), (unsigned long long)(st->inf));
+		return false;
+	}
+	return true;
+}
+
+bool
+exec_check_numerics(Exec *e)
+{
+	const Plan *p = e->plan;
+	e->numerics[0] = calloc((size_t)(p->has_train ? p->train.nsteps : 0) + 1, sizeof(HalfStats));
+	e->numerics[1] = calloc((size_t)p->eval.nsteps + 1, sizeof(HalfStats));
+	e->check_numerics = e->numerics[0] && e->numerics[1];
+	return e->check_numerics;
+}
+
+void
+exec_numerics_report(const Exec *e, FILE *out)
+{
+	const Plan *p = e->plan;
+	if (!e->check_numerics)
+		return;
+	int shown = 0;
+	fprintf(out, "numerics (--check-numerics): results that held NaN/Inf, or overflowed or underflowed to zero "
+	             "when stored in fp16\n");
+	fprintf(out, "  %-8s %-22s %-28s %12s %12s %12s %12s  %s\n", "program", "op", "name", "nan", "inf", "overflow",
+		"underflow", "source");
+	for (int g = 0; g < 2; g++) {
+		const PlanProgram *prog = g ? &p->eval : &p->train;
+		for (int i = 0; (g || p->has_train) && i < prog->nsteps; i++) {
+			const HalfStats *s = &e->numerics[g][i];
+			const PlanStep *st = &prog->steps[i];
+			bool half = st->out >= 0 ? p->values[st->out].dtype == DT_F16
+			                         : st->nin && p->values[st->in[0]].dtype == DT_F16;
+			uint64_t ov = half ? s->overflow : 0, un = half ? s->underflow_to_zero : 0;
+			if (!s->nan && !s->inf && !ov && !un)
+				continue;
+			fprintf(out, "  %-8s %-22s %-28.28s %12llu %12llu %12llu %12llu  %s\n", g ? "eval" : "train",
+				nnc_ops[st->op].name, st->name, (unsigned long long)s->nan, (unsigned long long)s->inf,
+				(unsigned long long)ov, (unsigned long long)un, st->loc);
+			shown++;
+		}
+	}
+	if (!shown)
+		fprintf(out, "  none: every result was finite and representable\n");
+}
+
 const float *
 exec_view_f32(Exec *e, int value)
 {
@@ -564,8 +636,9 @@ exec_run(Exec *e, const PlanProgram *prog, char *err, size_t errlen)
 {
 	e->failed_step = -1;
 	bool updated = false;
-	bool scaled = false;
+	bool scaled = false, backward = false;
 	e->skip_update = false;
+	HalfStats *counts = e->check_numerics ? e->numerics[prog == &e->plan->eval] : NULL;
 	for (int i = 0; i < prog->nsteps; i++) {
 		const PlanStep *s = &prog->steps[i];
 		char msg[256] = "";
@@ -577,6 +650,11 @@ exec_run(Exec *e, const PlanProgram *prog, char *err, size_t errlen)
 				s->name, msg);
 			return false;
 		}
+		if (counts && !numerics(&k, &counts[i], backward, err, errlen)) {
+			e->failed_step = i;
+			return false;
+		}
+		backward |= s->op == OP_loss_scale;
 		narrow(&k);
 		updated |= s->op == OP_sgd_update || s->op == OP_adam_update;
 		scaled |= s->op == OP_loss_scale && A(&k, "dynamic")->i[0];
@@ -715,6 +793,9 @@ exec_free(Exec *e)
 	free(e->scratch);
 	free(e->wide);
 	free(e->view);
+	free(e->numerics[0]);
+	free(e->numerics[1]);
+	e->numerics[0] = e->numerics[1] = NULL;
 	e->wide = e->view = NULL;
 	e->mem = NULL;
 	e->off = NULL;

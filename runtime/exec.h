@@ -13,7 +13,15 @@
 #define NNC_EXEC_H
 
 #include "runtime/cpu/rng.h"
+#include "runtime/half.h"
+#include <stdio.h>
+
 #include "runtime/plan.h"
+
+/* Adam with fp16 state: v = E[g^2] underflows below 2^-24, so sqrt(v) resolves nothing under
+ * 2^-12; a smaller epsilon would divide by an unrepresentable quantity. The executor uses at
+ * least this epsilon for updates whose state is stored in fp16. */
+#define EXEC_ADAM_MIN_EPS_F16 0x1p-12
 
 typedef struct {
 	const Plan *plan;
@@ -39,12 +47,22 @@ typedef struct {
 	long loss_scale_interval;
 	double loss_scale_growth, loss_scale_backoff;
 	bool skip_update;    /* set by grad_check for this step */
+	/* --check-numerics: per step of each program (0 train, 1 eval), what its results hold and
+	 * what storing them in fp16 does (overflow and underflow count for f16 results only). */
+	bool check_numerics;
+	HalfStats *numerics[2];
 } Exec;
 
 /* Allocates everything for PLAN and starts THREADS worker threads. Returns false with a
  * message naming the plan and the bytes needed when memory is short. */
 bool exec_init(Exec *e, const Plan *plan, int threads, char *err, size_t errlen);
 void exec_free(Exec *e);
+/* Turns on numerics monitoring (allocates its counters; call before running). */
+bool exec_check_numerics(Exec *e);
+/* Prints the steps whose results overflowed, underflowed to zero or held NaN/Inf, with their
+ * source lines, most affected first. */
+void exec_numerics_report(const Exec *e, FILE *out);
+
 /* Fills every parameter from its initializer, deterministically from SEED. */
 void exec_init_params(Exec *e, uint64_t seed);
 /* Runs every step of PROG in order. Returns false with the failing step, its kernel and its

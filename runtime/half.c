@@ -27,8 +27,8 @@
 
 /* Float bit patterns of |x| used as thresholds below. */
 enum {
-	F32_INF = 0x7f800000,      /* +inf */
-	F32_OVERFLOW = 0x477ff000, /* 65520 = 65504 + 16: the tie that rounds (to even) to inf */
+	F32_INF = 0x7f800000,        /* +inf */
+	F32_OVERFLOW = 0x477ff000,   /* 65520 = 65504 + 16: the tie that rounds (to even) to inf */
 	F32_MIN_NORMAL = 0x38800000, /* 2^-14: smallest value with a normal fp16 result */
 	F32_HALF_TINY = 0x33000000,  /* 2^-25: at or below it everything rounds to zero */
 	F32_SUB_LIMIT = 0x387fe000,  /* 1023.5 * 2^-24: from it on results round to 2^-14 */

@@ -17,7 +17,8 @@
  *   - Work runs on the thread pool of threads.h (cpu_threads_init once at start-up). Results are
  *     bit-identical for any thread count: every output element is computed by one task with a
  *     fixed sequence of operations, reductions (batch-norm statistics, bias and weight
- *     gradients, the loss) are never split across threads, and GEMMs are issued over blocks
+ *     gradients, the loss) are either done by one task or split into partial sums over
+ *     ranges fixed by the shapes and added in a fixed order, and GEMMs are issued over blocks
  *     whose bounds depend only on the shapes.
  *   - Sums over many elements (statistics, bias gradients, pooling, softmax) accumulate in
  *     double in both variants, as PyTorch's CPU batch norm does for float.

@@ -4,10 +4,11 @@
  * include this file. Everything static here is private to its translation unit.
  *
  * Parallelism and determinism. Each kernel splits its work into items whose bounds depend
- * only on the shapes (images, channels, planes, rows, fixed-size blocks of GEMM columns) and
- * hands them to cpu_parallel_for. One item is always computed by one thread with the same
- * sequence of operations, and nothing is summed across items, so the result does not depend
- * on the thread count. Reductions over the batch are done inside an item, in index order.
+ * only on the shapes (images, channels, planes, rows, fixed-size blocks of GEMM columns, fixed
+ * ranges of images) and hands them to cpu_parallel_for. One item is always computed by one
+ * thread with the same sequence of operations, and where items are summed (the partial
+ * weight gradients below) they are added in item order, so the result does not depend on the
+ * thread count. Long sums run in LANES interleaved accumulators combined by a fixed tree.
  *
  * conv2d has three algorithms, picked by conv_path:
  *   - depthwise (groups == c, one input channel per group): direct loops, no workspace;
@@ -19,13 +20,16 @@
  *     offset (i, j) for every output position, then per group g a GEMM of the group's weights
  *     [k/groups, (c/groups)*kh*kw] with the group's rows of col. Forward and backward-data
  *     items are workspace "slots", each running a contiguous range of images through its own
- *     full col with single-threaded GEMMs.
- * Backward-filter on the last two splits the weight gradient, seen as each group's k/groups x
- * kcol matrix, into column blocks (wgrad_cols wide); an item is one (group, block), and each
- * slot owns a contiguous range of items. For every image in order, a slot builds just the
- * im2col rows of each of its blocks (into a block-sized workspace) and adds dy_g . rows^T into
- * the block (beta 0 for image 0). One dispatch does the whole pass, and every block sums the
- * batch in image order whatever the slot count.
+ *     full col with single-threaded GEMMs. Backward-data with stride 1 (and padding below the
+ *     kernel size) is the forward pass of the flipped convolution of dy (bwd_flip); otherwise
+ *     it is a GEMM into col and a scatter-add (col2im).
+ * Backward-filter on the pointwise path splits the weight gradient, seen as each group's
+ * k/groups x kcol matrix, into column blocks (wgrad_cols wide); an item is one (group, block),
+ * each slot owns a contiguous range of items and sums the batch into its blocks in image
+ * order. On the im2col path the batch is cut into at most WGRAD_GROUPS fixed image ranges;
+ * each slot owns whole ranges and sums each range's images in order (full im2col, one GEMM per
+ * image and group) into dw or the range's partial, and the partials are then added to dw in
+ * range order.
  *
  * OpenBLAS runs single-threaded inside items (cpu_threads_init sets it so); its results for a
  * given call do not depend on which thread makes it. */

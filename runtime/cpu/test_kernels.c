@@ -154,6 +154,12 @@ static const ConvCase conv_cases[] = {
 		.sw = 1, .groups = 2}, false},
 	{"1x1 s2 projection", {.n = 3, .c = 3, .h = 6, .w = 5, .k = 4, .kh = 1, .kw = 1, .sh = 2,
 		.sw = 2, .groups = 1}, false},
+	/* More images than the 8 fixed ranges of backward-filter; the flipped backward-data
+	 * convolution with a non-square plane, and with padding 0 (its own padding 2). */
+	{"3x3 s1 p1 batch 10", {.n = 10, .c = 2, .h = 4, .w = 5, .k = 3, .kh = 3, .kw = 3,
+		.sh = 1, .sw = 1, .ph = 1, .pw = 1, .groups = 1}, false},
+	{"3x3 s1 p0", {.n = 2, .c = 2, .h = 5, .w = 6, .k = 3, .kh = 3, .kw = 3, .sh = 1,
+		.sw = 1, .groups = 1}, true},
 };
 enum { NCONV = sizeof conv_cases / sizeof conv_cases[0] };
 
