@@ -37,6 +37,11 @@ static const char usage[] =
 	"                                  test accuracy and loss of a checkpoint or .safetensors\n"
 	"  export PLAN --weights CKPT -o OUT.safetensors\n"
 	"                                  the model's parameters under their PyTorch-style names\n"
+	"  compare A.plan B.plan --weights W --data DIR [--csv FILE]\n"
+	"                                  the same weights through two plans (e.g. fp32 and fp16)\n"
+	"                                  on the test set: per image delta = max |pA - pB| and\n"
+	"                                  Gamma = top-1 - top-2 of pA; Lemma 3.3 of the paper says\n"
+	"                                  Gamma >= 2 delta guarantees the same prediction\n"
 	"  bench PLAN [--steps N]          time N training steps on synthetic data (after 2 warm-up\n"
 	"                                  steps): milliseconds per step and images per second\n"
 	"  step PLAN --weights W --input BATCH.safetensors -o OUT.safetensors [--steps N]\n"
@@ -64,7 +69,7 @@ static const char usage[] =
 	"  -h, --help            this help\n";
 
 typedef struct {
-	const char *cmd, *plan_path, *data, *metrics, *checkpoint, *resume, *weights, *output, *input;
+	const char *cmd, *plan_path, *plan_b, *data, *metrics, *checkpoint, *resume, *weights, *output, *input, *csv;
 	int threads, train_limit, test_limit;
 	long max_steps, optimizer_step;
 	bool quiet, allow_edited, check_numerics;
@@ -137,6 +142,9 @@ parse_opts(Opts *o, int argc, char **argv)
 		} else if (!strcmp(a, "--weights")) {
 			VALUE();
 			o->weights = v;
+		} else if (!strcmp(a, "--csv")) {
+			VALUE();
+			o->csv = v;
 		} else if (!strcmp(a, "--input")) {
 			VALUE();
 			o->input = v;
@@ -181,6 +189,8 @@ parse_opts(Opts *o, int argc, char **argv)
 			o->allow_edited = true;
 		} else if (a[0] == '-') {
 			return usage_error("unknown option '%s'", a);
+		} else if (o->plan_path && !strcmp(o->cmd, "compare") && !o->plan_b) {
+			o->plan_b = a;
 		} else if (o->plan_path) {
 			return usage_error("more than one plan ('%s')", a);
 		} else {
@@ -672,10 +682,10 @@ cmd_train(const Opts *o)
 				tty ? "\r" : "", epoch + 1, epochs, tl, ta * 100, sc.loss, va * 100, sc.count, e.lr, secs);
 		if (mf) {
 			if (jsonl)
-				fprintf(mf, "{\"epoch\": %d, \"train_loss\": %.6f, \"train_acc\": %.6f, \"test_loss\": %.6f, \"test_acc\": %.6f, \"lr\": %.6g, \"seconds\": %.3f, \"images_per_second\": %.1f, \"loss_scale\": %g, \"skipped_steps\": %ld}\n",
+				fprintf(mf, "{\"epoch\": %d, \"train_loss\": %.6f, \"train_acc\": %.6f, \"test_loss\": %.6f, \"test_acc\": %.6f, \"lr\": %.6g, \"seconds\": %.3f, \"images_per_second\": %.1f, \"loss_scale\": %.17g, \"skipped_steps\": %ld}\n",
 					epoch + 1, tl, ta, sc.loss, va, e.lr, secs, ips, e.loss_scale, e.skipped_steps);
 			else
-				fprintf(mf, "%d,%.6f,%.6f,%.6f,%.6f,%.6g,%.3f,%.1f,%g,%ld\n", epoch + 1, tl, ta, sc.loss, va, e.lr, secs, ips,
+				fprintf(mf, "%d,%.6f,%.6f,%.6f,%.6f,%.6g,%.3f,%.1f,%.17g,%ld\n", epoch + 1, tl, ta, sc.loss, va, e.lr, secs, ips,
 					e.loss_scale, e.skipped_steps);
 			fflush(mf);
 		}
@@ -847,6 +857,7 @@ cmd_step(const Opts *o)
 	e.step = o->optimizer_step;
 	for (long s = 0; s < steps; s++) {
 		e.lr = p.recipe.lr;
+		double scale = e.loss_scale; /* gradients are reported unscaled */
 		if (!exec_run(&e, &p.train, err, sizeof err)) {
 			fprintf(stderr, "nnrun: error: %s\n", err);
 			goto done;
@@ -871,6 +882,8 @@ cmd_step(const Opts *o)
 				if (p.params[k].value == u->in[0])
 					name = p.params[k].name;
 			memcpy(saved + at, exec_view_f32(&e, u->in[1]), (size_t)type_numel(gt) * sizeof *saved);
+			for (int64_t j = 0; scale != 1 && j < type_numel(gt); j++)
+				saved[at + (size_t)j] = (float)(saved[at + (size_t)j] / scale);
 			t[nt++] = (StTensor){.name = arena_printf(&a, "grad.%s", name), .dtype = ST_F32, .rank = gt->rank,
 				.dims = gt->dim, .data = saved + at};
 			at += (size_t)type_numel(gt);
@@ -891,6 +904,153 @@ done:
 	free(t);
 	free(saved);
 	exec_free(&e);
+out:
+	arena_free(&a);
+	return rc;
+}
+
+/* Softmax probabilities of N rows of K logits into P (f64, stable). */
+static void
+softmax_rows(const float *logits, int n, int k, double *p)
+{
+	for (int i = 0; i < n; i++) {
+		const float *z = logits + (size_t)i * k;
+		double m = z[0], s = 0;
+		for (int j = 1; j < k; j++)
+			m = z[j] > m ? z[j] : m;
+		for (int j = 0; j < k; j++)
+			s += p[(size_t)i * k + j] = exp((double)z[j] - m);
+		for (int j = 0; j < k; j++)
+			p[(size_t)i * k + j] /= s;
+	}
+}
+
+static int
+argmax(const double *p, int k)
+{
+	int best = 0;
+	for (int j = 1; j < k; j++)
+		if (p[j] > p[best])
+			best = j;
+	return best;
+}
+
+/* The tolerance analysis of Lemma 3.3 ("Revisiting 16-bit Neural Network Training"): with
+ * pA, pB the softmax outputs of the two plans for one image, delta = max_c |pA_c - pB_c| and
+ * Gamma = top-1 minus top-2 probability of A; if Gamma >= 2 delta both must predict the same
+ * class. A disagreement despite Gamma >= 2 delta would be a bug, and fails the command. */
+static int
+cmd_compare(const Opts *o)
+{
+	char err[2048];
+	Arena a = {0};
+	Plan pa, pb;
+	int rc = EXIT_USER;
+	if (!o->plan_b || !o->weights || !o->data)
+		return usage_error("compare needs two plans, --weights W and --data DIR%s", "");
+	Opts ob = *o;
+	ob.plan_path = o->plan_b;
+	if (!load_plan(o, &pa, &a) || !load_plan(&ob, &pb, &a))
+		goto out;
+	char ida[256], idb[256];
+	if (strcmp(plan_identity(&pa, ida, sizeof ida), plan_identity(&pb, idb, sizeof idb)) != 0) {
+		fprintf(stderr, "nnrun: %s and %s are not the same network (parameters differ)\n", o->plan_path, o->plan_b);
+		goto out;
+	}
+	int k = (int)pa.values[pa.eval.logits].dim[1];
+	CifarData data;
+	int maxb = pa.batch > pb.batch ? pa.batch : pb.batch;
+	CifarOpenOptions oo = {.max_train = maxb, .max_test = o->test_limit};
+	if (cifar_open(&data, o->data, &oo, err, sizeof err) != 0) {
+		fprintf(stderr, "%s\n", err);
+		goto out;
+	}
+	int n = data.n[CIFAR_TEST];
+	double *prob[2] = {malloc((size_t)n * k * sizeof(double)), malloc((size_t)n * k * sizeof(double))};
+	int32_t *labels = malloc((size_t)n * sizeof *labels);
+	const Plan *plans[2] = {&pa, &pb};
+	RunState rs;
+	bool ok = prob[0] && prob[1] && labels;
+	for (int w = 0; ok && w < 2; w++) {
+		const Plan *p = plans[w];
+		CifarConfig cfg;
+		cifar_config_default(&cfg, p->batch, 0);
+		CifarLoader ld;
+		Exec e;
+		ok = cifar_loader_init(&ld, &data, &cfg, err, sizeof err) == 0;
+		if (!ok)
+			break;
+		ok = exec_init(&e, p, o->threads, err, sizeof err) && load_weights(&e, o->weights, false, &rs, err, sizeof err);
+		double *lbuf = ok ? malloc((size_t)p->batch * k * sizeof(double)) : NULL;
+		for (int64_t first = 0; ok && first < n; first += p->batch) {
+			int32_t *y = exec_i32(&e, p->inputs[1].value);
+			int32_t valid = cifar_eval_batch(&ld, CIFAR_TEST, first, exec_f32(&e, p->inputs[0].value), y);
+			for (int32_t i = valid; i < p->batch; i++)
+				y[i] = 0;
+			ok = exec_run(&e, &p->eval, err, sizeof err);
+			if (!ok)
+				break;
+			softmax_rows(exec_view_f32(&e, p->eval.logits), valid, k, prob[w] + (size_t)first * k);
+			if (w == 0)
+				memcpy(labels + first, y, (size_t)valid * sizeof *labels);
+		}
+		free(lbuf);
+		exec_free(&e);
+		cifar_loader_free(&ld);
+	}
+	if (!ok) {
+		fprintf(stderr, "nnrun: %s\n", err[0] ? err : "out of memory");
+		goto done;
+	}
+	FILE *csv = o->csv ? fopen(o->csv, "w") : NULL;
+	if (o->csv && !csv) {
+		fprintf(stderr, "%s: error: cannot write: %s\n", o->csv, strerror(errno));
+		goto done;
+	}
+	if (csv)
+		fprintf(csv, "image,label,pred_a,pred_b,gamma,delta,guaranteed\n");
+	long guaranteed = 0, agree = 0, violations = 0, correct[2] = {0, 0};
+	double max_delta = 0;
+	for (int i = 0; i < n; i++) {
+		const double *a0 = prob[0] + (size_t)i * k, *b0 = prob[1] + (size_t)i * k;
+		double delta = 0, top1 = -1, top2 = -1;
+		for (int j = 0; j < k; j++) {
+			double d = fabs(a0[j] - b0[j]);
+			delta = d > delta ? d : delta;
+			if (a0[j] > top1) {
+				top2 = top1;
+				top1 = a0[j];
+			} else if (a0[j] > top2) {
+				top2 = a0[j];
+			}
+		}
+		double gamma = top1 - top2;
+		int ca = argmax(a0, k), cb = argmax(b0, k);
+		bool g = gamma >= 2 * delta;
+		guaranteed += g;
+		agree += ca == cb;
+		violations += g && ca != cb;
+		correct[0] += ca == labels[i];
+		correct[1] += cb == labels[i];
+		max_delta = delta > max_delta ? delta : max_delta;
+		if (csv)
+			fprintf(csv, "%d,%d,%d,%d,%.9g,%.9g,%d\n", i, labels[i], ca, cb, gamma, delta, g);
+	}
+	if (csv && fclose(csv) != 0) {
+		fprintf(stderr, "%s: error: cannot write: %s\n", o->csv, strerror(errno));
+		goto done;
+	}
+	printf("compare %s (A) with %s (B) on %d test images, same weights (%s)\n", o->plan_path, o->plan_b, n, o->weights);
+	printf("  accuracy A %.2f%%, B %.2f%%; largest delta %.3g\n", 100.0 * correct[0] / n, 100.0 * correct[1] / n, max_delta);
+	printf("  Gamma >= 2 delta (same class guaranteed): %ld (%.2f%%)\n", guaranteed, 100.0 * guaranteed / n);
+	printf("  predictions agree: %ld (%.2f%%), disagree: %ld\n", agree, 100.0 * agree / n, n - agree);
+	printf("  disagree despite Gamma >= 2 delta: %ld%s\n", violations, violations ? "  <-- impossible by Lemma 3.3: a bug" : "");
+	rc = violations ? EXIT_USER : 0;
+done:
+	free(prob[0]);
+	free(prob[1]);
+	free(labels);
+	cifar_close(&data);
 out:
 	arena_free(&a);
 	return rc;
@@ -966,6 +1126,8 @@ main(int argc, char **argv)
 		return cmd_step(&o);
 	if (!strcmp(o.cmd, "bench"))
 		return cmd_bench(&o);
+	if (!strcmp(o.cmd, "compare"))
+		return cmd_compare(&o);
 	fprintf(stderr, "nnrun: unknown command '%s'\n\n%s", o.cmd, usage);
 	return EXIT_USAGE;
 }

@@ -458,8 +458,8 @@ k_sce_bwd(K *k)
 	       kfail(k, "a label is outside the model's classes");
 }
 
-/* With loss scaling, the gradient is divided by the scale (in place: it is the update's own
- * widened copy, or a value nothing else reads), and a step grad_check rejected is skipped. */
+/* With loss scaling, the update reads its gradient divided by the scale (a copy in Exec.view:
+ * the gradient value itself stays as computed), and a step grad_check rejected is skipped. */
 static bool
 unscaled(K *k)
 {
@@ -467,7 +467,8 @@ unscaled(K *k)
 		return true;
 	if (k->e->skip_update)
 		return false;
-	cpu_scale_f32(IN(k, 1), 1.0 / k->e->loss_scale, IN(k, 1), numel(T(k, 1)));
+	cpu_scale_f32(IN(k, 1), 1.0 / k->e->loss_scale, k->e->view, numel(T(k, 1)));
+	k->in[1] = k->e->view;
 	return true;
 }
 
