@@ -47,7 +47,7 @@ md=$out/precision-$model-cpu-$day.md
 	echo "## Lemma 3.3: the fp16-trained weights through the fp32 and fp16 plans"
 	echo
 	echo '```'
-	cat "$tmp/compare.txt"
+	sed "s#$tmp/##g" "$tmp/compare.txt"
 	echo '```'
 	echo
 	echo "Per image: compare-$model-fp32-fp16-$day.csv; plot: compare-$model-fp32-fp16-$day.png."
