@@ -6,6 +6,11 @@
 bool
 infer_inst(const Inst *in, int batch, InferResult *r)
 {
+	if (in->nin > NNC_MAXARGS) {
+		snprintf(r->err, sizeof r->err, "%s: %d operands, more than the %d an op may have", nnc_ops[in->op].name, in->nin,
+			NNC_MAXARGS);
+		return false;
+	}
 	OpSig sig = {.op = in->op, .nin = in->nin, .attr = in->attr, .res = in->res ? &in->res->type : NULL};
 	for (int i = 0; i < in->nin; i++)
 		sig.in[i] = &in->args[i]->type;

@@ -28,6 +28,8 @@
 #include "compiler/check.h"
 #include "passes/pipeline.h"
 
+enum { GRAD_CHECK_CHUNK = 48 };
+
 typedef struct {
 	Graph *g;
 	Diag *d;
@@ -180,12 +182,19 @@ add_loss_scaling(Ctx *c)
 			grads[n++] = in->args[1];
 			inst_set_bool(in, "unscale", true);
 		}
+	/* One grad_check per chunk of gradients (an op has at most NNC_MAXARGS operands); any of
+	 * them finding inf/NaN skips the step. */
 	c->g->cursor = first_update;
-	Inst *gc = inst_build(c->g, OP_grad_check, first_update, n, grads);
-	gc->phase = PH_UPDATE;
-	gc->scope = "";
+	for (int at = 0; at < n; at += GRAD_CHECK_CHUNK) {
+		int k = n - at < GRAD_CHECK_CHUNK ? n - at : GRAD_CHECK_CHUNK;
+		Inst *gc = inst_build(c->g, OP_grad_check, first_update, k, grads + at);
+		gc->phase = PH_UPDATE;
+		gc->scope = "";
+		if (!inst_type(c->g, c->d, gc))
+			return false;
+	}
 	c->g->cursor = NULL;
-	return inst_type(c->g, c->d, gc);
+	return true;
 }
 
 static bool

@@ -346,7 +346,7 @@ k_grad_check(K *k)
 		for (size_t j = 0; j < n && !bad; j++)
 			bad = !isfinite(g[j]);
 	}
-	k->e->skip_update = bad;
+	k->e->skip_update |= bad;
 	return true;
 }
 

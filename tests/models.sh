@@ -102,6 +102,17 @@ for f in "$models"/*.nn; do
 	fi
 done
 
+# Every model compiles, training step included, in each precision and under a policy file.
+for f in "$models"/*.nn; do
+	name=$(basename "$f" .nn)
+	for prec in fp16 mixed tests/golden/inc/policy.yaml; do
+		if ! out=$("$nnc" compile --batch 8 --precision "$prec" "$f" 2>&1); then
+			fail "$name: does not compile with --precision $prec:
+$out"
+		fi
+	done
+done
+
 # Every model in the table must still exist.
 for name in $(echo "$expected" | awk 'NF { print $1 }'); do
 	if [ ! -e "$models/$name.nn" ]; then
