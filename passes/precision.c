@@ -216,10 +216,32 @@ run(Graph *g, Diag *d, const Precision *p, bool training)
 	return !training || !p->loss_scaling || add_loss_scaling(&c);
 }
 
+/* Optimizer numerics that fp16 storage breaks, reported when the plan is compiled (nnrun
+ * reports them again for settings overridden at run time). */
+static void
+warn_optimizer(const Module *m, Diag *d)
+{
+	const Precision *p = m->precision;
+	const Recipe *r = m->recipe;
+	Loc at = {0}; /* about the recipe, not a line of the model */
+	if (p->state == DT_F16 && strcmp(r->optimizer, "sgd") != 0 && r->eps < 0x1p-12)
+		diag_warning(d, at,
+			"Adam eps %g underflows in fp16 state (smallest subnormal 5.96e-08; v = E[g^2] underflows long before, so "
+			"sqrt(v) resolves nothing under 2^-12): nnrun will use eps 2^-12 = 2.44e-04",
+			r->eps);
+	if (p->param == DT_F16 && r->weight_decay > 0 && r->lr * r->weight_decay < 0x1p-11)
+		diag_warning(d, at,
+			"weight-decay steps lr * weight_decay = %g are below half an fp16 ulp (2^-11 relative): decay alone cannot "
+			"change any fp16 weight",
+			r->lr * r->weight_decay);
+}
+
 bool
 pass_precision(Module *m, Diag *d)
 {
 	const Precision *p = m->precision;
+	if (p && m->training && m->recipe)
+		warn_optimizer(m, d);
 	if (!p || (p->act == DT_F32 && p->param == DT_F32 && p->state == DT_F32 && p->nover == 0 && !p->loss_scaling))
 		return true;
 	if (!run(m->main, d, p, m->training))
