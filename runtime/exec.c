@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/cpu/acc16.h"
 #include "runtime/cpu/kernels.h"
 #include "runtime/half.h"
 
@@ -21,7 +22,11 @@ typedef struct {
 	size_t errlen;
 	float *in[NNC_MAXARGS];
 	float *out;
+	bool acc16; /* the step accumulates in fp16: use the runtime/cpu/acc16.h kernel */
 } K;
+
+/* The kernel for this step's accumulation dtype: F(args) in f32, or cpu_acc16_F(args16). */
+#define ACC(k, f32call, acc16call) ((k)->acc16 ? (acc16call) : (f32call))
 
 typedef bool KernelFn(K *k);
 
@@ -96,7 +101,8 @@ k_conv2d(K *k)
 	if (!conv_from(k, &cv, T(k, 0), (int)A(k, "channels")->i[0]))
 		return false;
 	const float *b = A(k, "bias")->i[0] ? IN(k, 2) : NULL;
-	return cpu_conv2d_forward_f32(&cv, IN(k, 0), IN(k, 1), b, OUT(k), k->e->ws, k->e->ws_bytes) == 0 ||
+	return ACC(k, cpu_conv2d_forward_f32(&cv, IN(k, 0), IN(k, 1), b, OUT(k), k->e->ws, k->e->ws_bytes),
+	           cpu_acc16_conv2d_forward(&cv, IN(k, 0), IN(k, 1), b, OUT(k))) == 0 ||
 	       kfail(k, "convolution failed (workspace too small)");
 }
 
@@ -109,7 +115,8 @@ k_conv2d_bwd_data(K *k)
 	CpuConv cv;
 	if (!conv_from(k, &cv, &x, (int)dy->dim[1]))
 		return false;
-	return cpu_conv2d_backward_data_f32(&cv, IN(k, 0), IN(k, 1), OUT(k), k->e->ws, k->e->ws_bytes) == 0 ||
+	return ACC(k, cpu_conv2d_backward_data_f32(&cv, IN(k, 0), IN(k, 1), OUT(k), k->e->ws, k->e->ws_bytes),
+	           cpu_acc16_conv2d_backward_data(&cv, IN(k, 0), IN(k, 1), OUT(k))) == 0 ||
 	       kfail(k, "convolution backward failed (workspace too small)");
 }
 
@@ -119,7 +126,8 @@ k_conv2d_bwd_filter(K *k)
 	CpuConv cv;
 	if (!conv_from(k, &cv, T(k, 1), (int)T(k, 0)->dim[1]))
 		return false;
-	return cpu_conv2d_backward_filter_f32(&cv, IN(k, 1), IN(k, 0), OUT(k), k->e->ws, k->e->ws_bytes) == 0 ||
+	return ACC(k, cpu_conv2d_backward_filter_f32(&cv, IN(k, 1), IN(k, 0), OUT(k), k->e->ws, k->e->ws_bytes),
+	           cpu_acc16_conv2d_backward_filter(&cv, IN(k, 1), IN(k, 0), OUT(k))) == 0 ||
 	       kfail(k, "convolution backward failed (workspace too small)");
 }
 
@@ -127,7 +135,8 @@ static bool
 k_bias_grad(K *k)
 {
 	const Type *t = T(k, 0);
-	cpu_bias_backward_f32(IN(k, 0), (int)t->dim[0], (int)t->dim[1], hw(t), OUT(k));
+	ACC(k, cpu_bias_backward_f32(IN(k, 0), (int)t->dim[0], (int)t->dim[1], hw(t), OUT(k)),
+	    cpu_acc16_bias_backward(IN(k, 0), (int)t->dim[0], (int)t->dim[1], hw(t), OUT(k)));
 	return true;
 }
 
@@ -138,7 +147,8 @@ k_bn_stats(K *k)
 	const Type *t = T(k, 0);
 	int c = (int)t->dim[1];
 	float *s = OUT(k);
-	return cpu_batchnorm_stats_f32(IN(k, 0), (int)t->dim[0], c, hw(t), A(k, "eps")->f, s, s + c, s + 2 * c) == 0 ||
+	return ACC(k, cpu_batchnorm_stats_f32(IN(k, 0), (int)t->dim[0], c, hw(t), A(k, "eps")->f, s, s + c, s + 2 * c),
+	           cpu_acc16_batchnorm_stats(IN(k, 0), (int)t->dim[0], c, hw(t), A(k, "eps")->f, s, s + c, s + 2 * c)) == 0 ||
 	       kfail(k, "batch norm needs more than one value per channel in training (batch too small)");
 }
 
@@ -180,8 +190,9 @@ k_bn_bwd_data(K *k)
 	const Type *t = T(k, 0);
 	int c = (int)t->dim[1];
 	const float *s = IN(k, 2);
-	cpu_batchnorm_backward_data_f32(IN(k, 0), IN(k, 1), (int)t->dim[0], c, hw(t), s, s + c,
-		k->s->nin > 3 ? IN(k, 3) : NULL, OUT(k), NULL, NULL);
+	const float *w = k->s->nin > 3 ? IN(k, 3) : NULL;
+	ACC(k, cpu_batchnorm_backward_data_f32(IN(k, 0), IN(k, 1), (int)t->dim[0], c, hw(t), s, s + c, w, OUT(k), NULL, NULL),
+		cpu_acc16_batchnorm_backward_data(IN(k, 0), IN(k, 1), (int)t->dim[0], c, hw(t), s, s + c, w, OUT(k), NULL, NULL));
 	return true;
 }
 
@@ -191,7 +202,8 @@ k_bn_bwd_scale(K *k)
 	const Type *t = T(k, 0);
 	int c = (int)t->dim[1];
 	const float *s = IN(k, 2);
-	cpu_batchnorm_backward_params_f32(IN(k, 0), IN(k, 1), (int)t->dim[0], c, hw(t), s, s + c, OUT(k), k->e->scratch);
+	ACC(k, cpu_batchnorm_backward_params_f32(IN(k, 0), IN(k, 1), (int)t->dim[0], c, hw(t), s, s + c, OUT(k), k->e->scratch),
+		cpu_acc16_batchnorm_backward_params(IN(k, 0), IN(k, 1), (int)t->dim[0], c, hw(t), s, s + c, OUT(k), k->e->scratch));
 	return true;
 }
 
@@ -246,7 +258,7 @@ k_avgpool(K *k)
 	CpuPool p;
 	if (!pool_from(k, &p, T(k, 0)))
 		return false;
-	cpu_avgpool2d_forward_f32(&p, IN(k, 0), OUT(k));
+	ACC(k, cpu_avgpool2d_forward_f32(&p, IN(k, 0), OUT(k)), cpu_acc16_avgpool2d_forward(&p, IN(k, 0), OUT(k)));
 	return true;
 }
 
@@ -269,7 +281,7 @@ k_avgpool_bwd(K *k)
 	CpuPool p;
 	if (!pool_from(k, &p, &x))
 		return false;
-	cpu_avgpool2d_backward_f32(&p, IN(k, 0), OUT(k));
+	ACC(k, cpu_avgpool2d_backward_f32(&p, IN(k, 0), OUT(k)), cpu_acc16_avgpool2d_backward(&p, IN(k, 0), OUT(k)));
 	return true;
 }
 
@@ -277,7 +289,8 @@ static bool
 k_global_avgpool(K *k)
 {
 	const Type *t = T(k, 0);
-	cpu_global_avgpool_forward_f32(IN(k, 0), (int)t->dim[0], (int)t->dim[1], hw(t), OUT(k));
+	ACC(k, cpu_global_avgpool_forward_f32(IN(k, 0), (int)t->dim[0], (int)t->dim[1], hw(t), OUT(k)),
+		cpu_acc16_global_avgpool_forward(IN(k, 0), (int)t->dim[0], (int)t->dim[1], hw(t), OUT(k)));
 	return true;
 }
 
@@ -294,8 +307,10 @@ static bool
 k_dense(K *k)
 {
 	const Type *x = T(k, 0);
-	cpu_dense_forward_f32(IN(k, 0), IN(k, 1), A(k, "bias")->i[0] ? IN(k, 2) : NULL, (int)x->dim[0], (int)x->dim[1],
-		(int)A(k, "units")->i[0], OUT(k));
+	const float *b = A(k, "bias")->i[0] ? IN(k, 2) : NULL;
+	int n = (int)x->dim[0], f = (int)x->dim[1], u = (int)A(k, "units")->i[0];
+	ACC(k, cpu_dense_forward_f32(IN(k, 0), IN(k, 1), b, n, f, u, OUT(k)),
+		cpu_acc16_dense_forward(IN(k, 0), IN(k, 1), b, n, f, u, OUT(k)));
 	return true;
 }
 
@@ -303,7 +318,8 @@ static bool
 k_dense_bwd_data(K *k)
 {
 	const Type *dy = T(k, 0), *w = T(k, 1);
-	cpu_dense_backward_data_f32(IN(k, 0), IN(k, 1), (int)dy->dim[0], (int)w->dim[1], (int)w->dim[0], OUT(k));
+	ACC(k, cpu_dense_backward_data_f32(IN(k, 0), IN(k, 1), (int)dy->dim[0], (int)w->dim[1], (int)w->dim[0], OUT(k)),
+		cpu_acc16_dense_backward_data(IN(k, 0), IN(k, 1), (int)dy->dim[0], (int)w->dim[1], (int)w->dim[0], OUT(k)));
 	return true;
 }
 
@@ -311,7 +327,8 @@ static bool
 k_dense_bwd_weight(K *k)
 {
 	const Type *dy = T(k, 0), *x = T(k, 1);
-	cpu_dense_backward_weight_f32(IN(k, 0), IN(k, 1), (int)dy->dim[0], (int)x->dim[1], (int)dy->dim[1], OUT(k));
+	ACC(k, cpu_dense_backward_weight_f32(IN(k, 0), IN(k, 1), (int)dy->dim[0], (int)x->dim[1], (int)dy->dim[1], OUT(k)),
+		cpu_acc16_dense_backward_weight(IN(k, 0), IN(k, 1), (int)dy->dim[0], (int)x->dim[1], (int)dy->dim[1], OUT(k)));
 	return true;
 }
 
@@ -422,14 +439,16 @@ k_slice(K *k)
 static bool
 k_softmax(K *k)
 {
-	cpu_softmax_forward_f32(IN(k, 0), (int)T(k, 0)->dim[0], (int)T(k, 0)->dim[1], OUT(k));
+	ACC(k, cpu_softmax_forward_f32(IN(k, 0), (int)T(k, 0)->dim[0], (int)T(k, 0)->dim[1], OUT(k)),
+		cpu_acc16_softmax_forward(IN(k, 0), (int)T(k, 0)->dim[0], (int)T(k, 0)->dim[1], OUT(k)));
 	return true;
 }
 
 static bool
 k_softmax_bwd(K *k)
 {
-	cpu_softmax_backward_f32(IN(k, 1), IN(k, 0), (int)T(k, 0)->dim[0], (int)T(k, 0)->dim[1], OUT(k));
+	ACC(k, cpu_softmax_backward_f32(IN(k, 1), IN(k, 0), (int)T(k, 0)->dim[0], (int)T(k, 0)->dim[1], OUT(k)),
+		cpu_acc16_softmax_backward(IN(k, 1), IN(k, 0), (int)T(k, 0)->dim[0], (int)T(k, 0)->dim[1], OUT(k)));
 	return true;
 }
 
@@ -444,8 +463,10 @@ static bool
 k_softmax_cross_entropy(K *k)
 {
 	const Type *t = T(k, 0);
-	return cpu_softmax_xent_forward_f32(IN(k, 0), exec_i32(k->e, k->s->in[1]), (int)t->dim[0], (int)t->dim[1],
-	               smoothing(k), OUT(k)) == 0 ||
+	const int32_t *y = exec_i32(k->e, k->s->in[1]);
+	int n = (int)t->dim[0], c = (int)t->dim[1];
+	return ACC(k, cpu_softmax_xent_forward_f32(IN(k, 0), y, n, c, smoothing(k), OUT(k)),
+	               cpu_acc16_softmax_xent_forward(IN(k, 0), y, n, c, smoothing(k), OUT(k))) == 0 ||
 	       kfail(k, "a label is outside the model's classes");
 }
 
@@ -453,8 +474,10 @@ static bool
 k_sce_bwd(K *k)
 {
 	const Type *t = T(k, 0);
-	return cpu_softmax_xent_backward_f32(IN(k, 0), exec_i32(k->e, k->s->in[1]), (int)t->dim[0], (int)t->dim[1],
-	               smoothing(k), *IN(k, 2), OUT(k)) == 0 ||
+	const int32_t *y = exec_i32(k->e, k->s->in[1]);
+	int n = (int)t->dim[0], c = (int)t->dim[1];
+	return ACC(k, cpu_softmax_xent_backward_f32(IN(k, 0), y, n, c, smoothing(k), *IN(k, 2), OUT(k)),
+	               cpu_acc16_softmax_xent_backward(IN(k, 0), y, n, c, smoothing(k), *IN(k, 2), OUT(k))) == 0 ||
 	       kfail(k, "a label is outside the model's classes");
 }
 
@@ -643,7 +666,7 @@ exec_run(Exec *e, const PlanProgram *prog, char *err, size_t errlen)
 	for (int i = 0; i < prog->nsteps; i++) {
 		const PlanStep *s = &prog->steps[i];
 		char msg[256] = "";
-		K k = {.e = e, .s = s, .err = msg, .errlen = sizeof msg};
+		K k = {.e = e, .s = s, .err = msg, .errlen = sizeof msg, .acc16 = s->acc == DT_F16};
 		widen(&k);
 		if (!kernels[s->op](&k)) {
 			e->failed_step = i;
@@ -696,18 +719,6 @@ exec_init(Exec *e, const Plan *p, int threads, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot start %d worker threads", threads);
 		return false;
 	}
-	const PlanProgram *all[2] = {p->has_train ? &p->train : NULL, &p->eval};
-	for (int g = 0; g < 2; g++)
-		for (int i = 0; all[g] && i < all[g]->nsteps; i++) {
-			const PlanStep *s = &all[g]->steps[i];
-			if (s->acc == DT_F16 && (nnc_ops[s->op].flags & OPF_ACC)) {
-				snprintf(err, errlen,
-					"%s (%s %s): true fp16 accumulation is not implemented on the CPU backend yet; compile with "
-					"accumulate: f32 (fp16 storage, f32 sums)",
-					s->loc, nnc_ops[s->op].name, s->name);
-				return false;
-			}
-		}
 	e->off = calloc((size_t)p->nvalues + 1, sizeof *e->off);
 	size_t total = 0, maxc = 1;
 	for (int i = 0; e->off && i < p->nvalues; i++) {

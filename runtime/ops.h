@@ -37,7 +37,7 @@ enum {
 	X(param,                 0, 0,  OPF_SOURCE) \
 	X(output,                1, 1,  OPF_EFFECT | OPF_NORES) \
 	X(conv2d,                1, 1,  OPF_USER | OPF_PARAMS | OPF_MATMUL | OPF_ACC) \
-	X(batchnorm,             1, 1,  OPF_USER | OPF_PARAMS | OPF_ACC) \
+	X(batchnorm,             1, 1,  OPF_USER | OPF_PARAMS) \
 	X(relu,                  1, 1,  OPF_USER | OPF_ELEMWISE) \
 	X(relu6,                 1, 1,  OPF_USER | OPF_ELEMWISE) \
 	X(gelu,                  1, 1,  OPF_USER | OPF_ELEMWISE) \

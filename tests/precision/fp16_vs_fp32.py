@@ -12,7 +12,13 @@ dozen layers):
              conv bias right before batch norm does, is rounding noise in both)
 
 Mixed keeps the loss and batch statistics in fp32 and should be at least as close; it reports
-gradients unscaled. usage: fp16_vs_fp32.py NNC NNRUN
+gradients unscaled. `acc16` (pure fp16 with every sum accumulated in fp16, rounded at each
+add: tests/precision/acc16.yaml) really loses precision -- a sum of K terms in fp16 carries an
+error growing like K u, and weight gradients sum over batch and image (K ~ 1000) -- so its loss
+and logits get four times the tolerances and its gradients must keep their direction: cosine
+similarity with fp32 >= 0.9 (the fp16 accumulation kernels themselves are checked bit for bit
+against an independent model of fp16 arithmetic in runtime/cpu/test_acc16.c).
+usage: fp16_vs_fp32.py NNC NNRUN
 """
 import math
 import os
@@ -75,9 +81,10 @@ def main():
             open(b, "wb").write(serialize({"image": ("F32", [BATCH, 3, h, h], struct.pack("<%df" % len(image), *image)),
                                            "label": ("I32", [BATCH], struct.pack("<%di" % BATCH, *labels))}, {}))
             out = {}
-            for prec in ("fp32", "fp16", "mixed"):
+            for prec in ("fp32", "fp16", "mixed", "acc16"):
                 plan = os.path.join(d, prec + ".plan")
-                subprocess.run([nnc, "compile", "--batch", str(BATCH), "--precision", prec, "--set", "lr=0", model,
+                spec = os.path.join(here, "acc16.yaml") if prec == "acc16" else prec
+                subprocess.run([nnc, "compile", "--batch", str(BATCH), "--precision", spec, "--set", "lr=0", model,
                                 "-o", plan], check=True, capture_output=True)
                 if prec == "fp32":
                     w = os.path.join(d, "w.safetensors")
@@ -89,14 +96,22 @@ def main():
                     raise SystemExit("nnrun step failed: " + r.stderr)
                 out[prec] = {k: floats(v) for k, v in read(o)[3].items()}
             ref = out["fp32"]
-            for prec in ("fp16", "mixed"):
+            for prec in ("fp16", "mixed", "acc16"):
                 o = out[prec]
-                worst = {"loss": abs(o["loss"][0] - ref["loss"][0]) / abs(ref["loss"][0]) / 2e-2,
+                widen = 4 if prec == "acc16" else 1
+                worst = {"loss": abs(o["loss"][0] - ref["loss"][0]) / abs(ref["loss"][0]) / (2e-2 * widen),
                          "logits": max(abs(a - b) for a, b in zip(o["logits"], ref["logits"]))
-                         / (3e-2 * max(abs(x) for x in ref["logits"]))}
+                         / (3e-2 * widen * max(abs(x) for x in ref["logits"]))}
                 norms = {k: math.sqrt(sum(b * b for b in v)) for k, v in ref.items() if k.startswith("grad.")}
                 big = max(norms.values())
                 for k, n in norms.items():
+                    if prec == "acc16":
+                        if n < 1e-2 * big:
+                            continue  # vanishes in exact arithmetic: no direction to keep
+                        dot = sum(a * b for a, b in zip(o[k], ref[k]))
+                        mine = math.sqrt(sum(a * a for a in o[k])) or 1e-30
+                        worst[k] = (1 - dot / (mine * n)) / 0.1
+                        continue
                     num = math.sqrt(sum((a - b) ** 2 for a, b in zip(o[k], ref[k])))
                     worst[k] = num / max(n, 1e-2 * big) / 5e-2
                 top = sorted(worst.items(), key=lambda kv: -kv[1])
@@ -106,7 +121,7 @@ def main():
     if bad:
         print("MISMATCH:\n  " + "\n  ".join(bad))
         return 1
-    print("ok: fp16 and mixed agree with fp32 within fp16 tolerances")
+    print("ok: fp16, mixed and fp16-accumulating plans agree with fp32 within fp16 tolerances")
     return 0
 
 
