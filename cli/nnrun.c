@@ -1093,8 +1093,11 @@ cmd_bench(const Opts *o)
 		}
 	}
 	double dt = (now() - t0) / (double)steps;
-	printf("%s %s: batch %d, %d threads, %ld steps: %.2f ms/step, %.1f images/s\n", p.model,
+	printf("%s %s: batch %d, %d threads, %ld steps: %.2f ms/step, %.1f images/s", p.model,
 		prog == &p.train ? "training step" : "inference", p.batch, o->threads, steps, dt * 1e3, p.batch / dt);
+	if (prog->loss >= 0)
+		printf(", loss %.4g", (double)*exec_view_f32(&e, prog->loss));
+	printf("\n");
 	rc = 0;
 done:
 	exec_free(&e);
