@@ -23,10 +23,17 @@ typedef struct Inst Inst;
 /* Which part of a training step an Inst belongs to; dumps separate the parts. */
 typedef enum { PH_FORWARD, PH_BACKWARD, PH_UPDATE } Phase;
 
+/* Memory arenas (passes/memplan.c): parameters and optimizer state live for the whole run;
+ * the image and label inputs are written by the data loader before each program; everything
+ * else is transient and shares the activation arena. */
+typedef enum { AR_NONE, AR_PARAM, AR_IO, AR_ACT, NARENA } MemArena;
+
 struct Value {
 	int id;
 	Type type;
 	Inst *def;
+	int arena;      /* MemArena, set by memplan */
+	int64_t offset; /* bytes into the arena */
 };
 
 struct Inst {
@@ -56,6 +63,8 @@ typedef struct {
 	/* Set by autodiff: each trainable parameter with its gradient, for the optimizer pass. */
 	Value **grad_of, **grads;
 	int ngrads;
+	int64_t arena_bytes[NARENA]; /* set by memplan: each arena's size for this graph */
+	int64_t naive_bytes;         /* what every value in its own buffer would take */
 } Graph;
 
 /* Precision policy (passes/precision.c, docs/precision.md): the storage dtype of activations

@@ -74,12 +74,20 @@ ir_print(FILE *out, const Graph *g)
 		/* The accumulation dtype, where it is not the storage dtype (f16 storage, f32 sums). */
 		if (in->res && (nnc_ops[in->op].flags & OPF_ACC) && in->acc != in->res->type.dtype)
 			fprintf(out, " acc=%s", dtype_name(in->acc));
+		if (in->res && in->res->arena != AR_NONE) {
+			static const char *arenas[NARENA] = {"", "param", "io", "act"};
+			fprintf(out, " mem=%s+%lld", arenas[in->res->arena], (long long)in->res->offset);
+		}
 		if (in->scope && in->scope[0] && in->op != OP_param && in->op != OP_input && in->op != OP_output)
 			fprintf(out, "  @%s", in->scope);
 		if (in->loc.file)
 			fprintf(out, "  # %s:%d:%d", in->loc.file->path, in->loc.line, in->loc.col);
 		fputc('\n', out);
 	}
+	if (g->arena_bytes[AR_ACT] || g->arena_bytes[AR_PARAM])
+		fprintf(out, "  ; memory: param %lld B, io %lld B, act %lld B (every value in its own buffer: %lld B)\n",
+			(long long)g->arena_bytes[AR_PARAM], (long long)g->arena_bytes[AR_IO], (long long)g->arena_bytes[AR_ACT],
+			(long long)g->naive_bytes);
 	fputs("}\n", out);
 }
 

@@ -85,6 +85,12 @@ lower_module(const Module *m, const char *source, Plan *p, Diag *d)
 	const Graph *first = train ? train : eval;
 	int nv = first->nvalues + (train ? eval->nvalues : 0);
 	p->values = arena_alloc(a, (size_t)(nv + 1) * sizeof *p->values);
+	p->arena = arena_alloc(a, (size_t)(nv + 1) * sizeof *p->arena);
+	p->offset = arena_alloc(a, (size_t)(nv + 1) * sizeof *p->offset);
+	for (int k = 0; k < PLAN_NARENA; k++) {
+		int64_t t = first->arena_bytes[k + 1], e = train ? eval->arena_bytes[k + 1] : 0;
+		p->arena_bytes[k] = t > e ? t : e;
+	}
 	int *tmap = arena_alloc(a, (size_t)(first->nvalues + 1) * sizeof *tmap);
 	int *emap = arena_alloc(a, (size_t)(eval->nvalues + 1) * sizeof *emap);
 	StrMap by_name;
@@ -100,6 +106,8 @@ lower_module(const Module *m, const char *source, Plan *p, Diag *d)
 		int id = p->nvalues++;
 		tmap[in->res->id] = id;
 		p->values[id] = in->res->type;
+		p->arena[id] = in->res->arena - 1;
+		p->offset[id] = in->res->offset;
 		if (in->op == OP_param) {
 			PlanParam *q = &p->params[p->nparams++];
 			q->name = attr_s(in, "name");
@@ -127,6 +135,8 @@ lower_module(const Module *m, const char *source, Plan *p, Diag *d)
 				emap[in->res->id] = (int)shared - 1;
 			} else {
 				emap[in->res->id] = p->nvalues;
+				p->arena[p->nvalues] = in->res->arena - 1;
+				p->offset[p->nvalues] = in->res->offset;
 				p->values[p->nvalues++] = in->res->type;
 			}
 		}

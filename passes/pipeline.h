@@ -43,6 +43,7 @@ bool pass_trainmode(Module *m, Diag *d);
 bool pass_autodiff(Module *m, Diag *d);
 bool pass_optimizer(Module *m, Diag *d);
 bool pass_precision(Module *m, Diag *d);
+bool pass_memplan(Module *m, Diag *d);
 
 /* Reads a precision policy: "fp32", "fp16", "mixed", or a YAML policy file (docs/precision.md).
  * Returns false with "file:line:col: error: ..." in err. */

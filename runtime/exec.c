@@ -719,11 +719,8 @@ exec_init(Exec *e, const Plan *p, int threads, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot start %d worker threads", threads);
 		return false;
 	}
-	e->off = calloc((size_t)p->nvalues + 1, sizeof *e->off);
-	size_t total = 0, maxc = 1;
-	for (int i = 0; e->off && i < p->nvalues; i++) {
-		e->off[i] = total;
-		total += ((size_t)type_numel(&p->values[i]) + 15) & ~(size_t)15; /* 64-byte aligned regions */
+	size_t maxc = 1;
+	for (int i = 0; i < p->nvalues; i++) {
 		if (p->values[i].rank >= 2 && (size_t)p->values[i].dim[1] > maxc)
 			maxc = (size_t)p->values[i].dim[1];
 		if (p->values[i].rank == 1 && (size_t)p->values[i].dim[0] > maxc)
@@ -781,17 +778,25 @@ exec_init(Exec *e, const Plan *p, int threads, char *err, size_t errlen)
 		for (int i = 0; progs[g] && i < progs[g]->nsteps; i++)
 			if (progs[g]->steps[i].op == OP_loss_scale)
 				e->loss_scale = progs[g]->steps[i].attr[nnc_attr_index(OP_loss_scale, "init")].f;
-	e->mem_elems = total;
-	e->mem = e->off ? aligned_alloc(64, (total ? total : 16) * sizeof(float)) : NULL;
+	bool arenas_ok = true;
+	for (int k = 0; k < PLAN_NARENA; k++) {
+		size_t n = ((size_t)p->arena_bytes[k] + 63) / 64 * 64 + 64;
+		e->base[k] = aligned_alloc(64, n);
+		arenas_ok &= e->base[k] != NULL;
+		if (e->base[k])
+			memset(e->base[k], 0, n);
+	}
 	e->ws = aligned_alloc(64, ((e->ws_bytes + 63) & ~(size_t)63) + 64);
 	e->scratch = aligned_alloc(64, ((maxc * sizeof(float) + 63) & ~(size_t)63));
-	if (!e->mem || !e->ws || !e->scratch || !e->wide || !e->view) {
-		snprintf(err, errlen, "out of memory: the plan needs %.1f MB for its values and %.1f MB of workspace",
-			(double)total * 4 / 1e6, (double)e->ws_bytes / 1e6);
+	if (!arenas_ok || !e->ws || !e->scratch || !e->wide || !e->view) {
+		snprintf(err, errlen,
+			"out of memory: the plan needs %.1f MB (parameters %.1f, inputs %.1f, activations %.1f) and %.1f MB of "
+			"workspace",
+			(double)(p->arena_bytes[0] + p->arena_bytes[1] + p->arena_bytes[2]) / 1e6, (double)p->arena_bytes[0] / 1e6,
+			(double)p->arena_bytes[1] / 1e6, (double)p->arena_bytes[2] / 1e6, (double)e->ws_bytes / 1e6);
 		exec_free(e);
 		return false;
 	}
-	memset(e->mem, 0, total * sizeof(float));
 	cpu_rng_seed(&e->rng, (uint64_t)p->recipe.seed ^ 0x64726f706f7574ull);
 	return true;
 }
@@ -799,8 +804,10 @@ exec_init(Exec *e, const Plan *p, int threads, char *err, size_t errlen)
 void
 exec_free(Exec *e)
 {
-	free(e->mem);
-	free(e->off);
+	for (int k = 0; k < PLAN_NARENA; k++) {
+		free(e->base[k]);
+		e->base[k] = NULL;
+	}
 	free(e->ws);
 	free(e->scratch);
 	free(e->wide);
@@ -809,8 +816,6 @@ exec_free(Exec *e)
 	free(e->numerics[1]);
 	e->numerics[0] = e->numerics[1] = NULL;
 	e->wide = e->view = NULL;
-	e->mem = NULL;
-	e->off = NULL;
 	e->ws = NULL;
 	e->scratch = NULL;
 	cpu_threads_shutdown();

@@ -1,10 +1,9 @@
 /* The CPU executor: runs a validated Plan's programs with the kernels of runtime/cpu/.
  *
- * Memory is allocated once, at exec_init: every value of the plan gets a fixed region of one
- * buffer (4-byte elements: f32, or i32 for labels), plus one convolution workspace sized for
- * the largest convolution step and a little per-channel scratch. Nothing is allocated while
- * programs run. (The memory-planning pass will later let values share regions; the executor
- * only ever sees offsets.)
+ * Memory is allocated once, at exec_init: the plan's three arenas (parameters and state,
+ * inputs, transients -- the memory plan decides where each value lives and which values share
+ * memory), one convolution workspace sized for the largest convolution step, the fp16 widening
+ * area and a little per-channel scratch. Nothing is allocated while programs run.
  *
  * Kernels are dispatched through a table generated from the op table (one k_<op> per op,
  * static_asserted to cover them all). Optimizer hyperparameters and the learning rate come
@@ -25,9 +24,7 @@
 
 typedef struct {
 	const Plan *plan;
-	float *mem;          /* all values */
-	size_t *off;         /* element offset of each value in mem */
-	size_t mem_elems;
+	unsigned char *base[PLAN_NARENA]; /* the plan's arenas; value v lives at base[arena[v]] + offset[v] */
 	void *ws;            /* convolution workspace */
 	size_t ws_bytes;
 	float *scratch;      /* per-channel scratch (unused kernel outputs) */
@@ -77,13 +74,13 @@ void exec_store_f32(Exec *e, int value, const float *src);
 static inline float *
 exec_f32(const Exec *e, int value)
 {
-	return e->mem + e->off[value];
+	return (float *)(e->base[e->plan->arena[value]] + e->plan->offset[value]);
 }
 
 static inline int32_t *
 exec_i32(const Exec *e, int value)
 {
-	return (int32_t *)(e->mem + e->off[value]);
+	return (int32_t *)(e->base[e->plan->arena[value]] + e->plan->offset[value]);
 }
 
 #endif

@@ -38,13 +38,14 @@ put_str(FILE *f, const char *s)
 	fputc('"', f);
 }
 
+/* [dtype, layout, [dims], arena, offset] */
 static void
-put_type(FILE *f, const Type *t)
+put_value(FILE *f, const Type *t, const char *arena, int64_t offset)
 {
 	fprintf(f, "[%s, %s, [", dtype_name(t->dtype), layout_name(t->layout));
 	for (int i = 0; i < t->rank; i++)
 		fprintf(f, "%s%" PRId64, i ? ", " : "", t->dim[i]);
-	fputs("]]", f);
+	fprintf(f, "], %s, %" PRId64 "]", arena, offset);
 }
 
 static void
@@ -112,10 +113,13 @@ plan_write(FILE *out, const Plan *p)
 			put_str(f, p->inputs[i].name);
 			fprintf(f, ", kind: %s, value: %d}\n", p->inputs[i].kind, p->inputs[i].value);
 		}
-	fputs("values:\n", f);
+	static const char *arenas[PLAN_NARENA] = {"param", "io", "act"};
+	fprintf(f, "arenas: {param: %" PRId64 ", io: %" PRId64 ", act: %" PRId64 "}\n", p->arena_bytes[0], p->arena_bytes[1],
+		p->arena_bytes[2]);
+	fputs("values:             # [dtype, layout, [dims], arena, byte offset]\n", f);
 	for (int i = 0; i < p->nvalues; i++) {
 		fputs("  - ", f);
-		put_type(f, &p->values[i]);
+		put_value(f, &p->values[i], arenas[p->arena[i]], p->offset[i]);
 		fprintf(f, "  # %%%d\n", i);
 	}
 	fputs("params:\n", f);
@@ -244,17 +248,20 @@ lookup_name(Reader *r, yaml_node_t *n, const char *s, const char *const *names, 
 }
 
 static void
-read_type(Reader *r, yaml_node_t *n, Type *t)
+read_type(Reader *r, yaml_node_t *n, Type *t, int *arena, int64_t *offset)
 {
 	static const char *dts[NDTYPE], *lys[NLAYOUT];
 	for (int i = 0; i < NDTYPE; i++)
 		dts[i] = dtype_name((DType)i);
 	for (int i = 0; i < NLAYOUT; i++)
 		lys[i] = layout_name((Layout)i);
-	if (seq_len(r, n, "a value's type") != 3) {
-		rfail(r, n, "a value's type is [dtype, layout, [dims]]");
+	if (seq_len(r, n, "a value") != 5) {
+		rfail(r, n, "a value is [dtype, layout, [dims], arena, offset]");
 		return;
 	}
+	static const char *arenas[PLAN_NARENA] = {"param", "io", "act"};
+	*arena = lookup_name(r, n, scalar(r, item(r, n, 3), "arena"), arenas, PLAN_NARENA, "arena");
+	*offset = integer(r, item(r, n, 4), "offset");
 	t->dtype = (DType)lookup_name(r, n, scalar(r, item(r, n, 0), "dtype"), dts, NDTYPE, "dtype");
 	t->layout = (Layout)lookup_name(r, n, scalar(r, item(r, n, 1), "layout"), lys, NLAYOUT, "layout");
 	yaml_node_t *dims = item(r, n, 2);
@@ -456,8 +463,14 @@ plan_read(const char *path, Plan *p, Arena *a, bool allow_edited, char *err, siz
 	yaml_node_t *vals = r.failed ? NULL : get(&r, root, "values", true);
 	p->nvalues = vals ? seq_len(&r, vals, "values") : 0;
 	p->values = arena_alloc(a, (size_t)(p->nvalues + 1) * sizeof *p->values);
+	p->arena = arena_alloc(a, (size_t)(p->nvalues + 1) * sizeof *p->arena);
+	p->offset = arena_alloc(a, (size_t)(p->nvalues + 1) * sizeof *p->offset);
 	for (int i = 0; i < p->nvalues && !r.failed; i++)
-		read_type(&r, item(&r, vals, i), &p->values[i]);
+		read_type(&r, item(&r, vals, i), &p->values[i], &p->arena[i], &p->offset[i]);
+	yaml_node_t *ar = r.failed ? NULL : get(&r, root, "arenas", true);
+	static const char *anames[PLAN_NARENA] = {"param", "io", "act"};
+	for (int i = 0; ar && i < PLAN_NARENA && !r.failed; i++)
+		p->arena_bytes[i] = integer(&r, get(&r, ar, anames[i], true), anames[i]);
 	yaml_node_t *ins = r.failed ? NULL : get(&r, root, "inputs", true);
 	p->inputs[0].value = p->inputs[1].value = -1;
 	for (int i = 0; ins && i < seq_len(&r, ins, "inputs") && !r.failed; i++) {
@@ -516,6 +529,58 @@ vfail(char *err, size_t errlen, const char *fmt, ...)
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
 	return false;
+}
+
+/* The memory plan of one program: no two values alive at the same time overlap. A value is
+ * alive from the step that defines it (inputs and parameters: from the start) to its last
+ * reader; the loss, the logits and the gradients updates read stay alive to the end (nnrun
+ * reads them after the run). Parameters and inputs must not overlap anything at all. */
+static bool
+check_memory(const Plan *p, const PlanProgram *prog, const char *pname, char *err, size_t errlen)
+{
+	int n = p->nvalues;
+	int *def = malloc((size_t)n * sizeof *def), *last = malloc((size_t)n * sizeof *last);
+	bool ok = def && last;
+	for (int v = 0; ok && v < n; v++) {
+		def[v] = p->arena[v] == PLAN_ARENA_ACT ? -2 : -1; /* -2: not used by this program */
+		last[v] = p->arena[v] == PLAN_ARENA_ACT ? -2 : prog->nsteps;
+	}
+	for (int i = 0; ok && i < prog->nsteps; i++) {
+		const PlanStep *s = &prog->steps[i];
+		for (int k = 0; k < s->nin; k++)
+			if (p->arena[s->in[k]] == PLAN_ARENA_ACT)
+				last[s->in[k]] = (s->op == OP_sgd_update || s->op == OP_adam_update) && k == 1 ? prog->nsteps : i;
+		if (s->out >= 0 && p->arena[s->out] == PLAN_ARENA_ACT)
+			def[s->out] = last[s->out] = i;
+	}
+	if (ok && prog->loss >= 0)
+		last[prog->loss] = prog->nsteps;
+	if (ok && prog->logits >= 0)
+		last[prog->logits] = prog->nsteps;
+	for (int a = 0; ok && a < n; a++) {
+		if (def[a] == -2)
+			continue;
+		int64_t sa = type_numel(&p->values[a]) * (int64_t)dtype_size(p->values[a].dtype);
+		for (int b = a + 1; ok && b < n; b++) {
+			if (def[b] == -2 || p->arena[a] != p->arena[b])
+				continue;
+			int64_t sb = type_numel(&p->values[b]) * (int64_t)dtype_size(p->values[b].dtype);
+			bool together = def[a] <= last[b] && def[b] <= last[a];
+			bool overlap = p->offset[a] < p->offset[b] + sb && p->offset[b] < p->offset[a] + sa && sa && sb;
+			if (together && overlap)
+				ok = vfail(err, errlen,
+					"%s: values %%%d and %%%d are alive at the same time but overlap in the %s arena ([%lld, %lld) and "
+					"[%lld, %lld))",
+					pname, a, b, p->arena[a] == PLAN_ARENA_ACT ? "act" : p->arena[a] == PLAN_ARENA_IO ? "io" : "param",
+					(long long)p->offset[a], (long long)(p->offset[a] + sa), (long long)p->offset[b],
+					(long long)(p->offset[b] + sb));
+		}
+	}
+	if (!def || !last)
+		ok = vfail(err, errlen, "out of memory");
+	free(def);
+	free(last);
+	return ok;
 }
 
 static bool
@@ -598,6 +663,13 @@ plan_validate(const Plan *p, char *err, size_t errlen)
 			if (t->dim[k] <= 0 || t->dim[k] > ((int64_t)1 << 40))
 				return vfail(err, errlen, "value %%%d has dimension %lld", i, (long long)t->dim[k]);
 	}
+	for (int i = 0; i < p->nvalues; i++) {
+		int64_t size = type_numel(&p->values[i]) * (int64_t)dtype_size(p->values[i].dtype);
+		if (p->arena[i] < 0 || p->arena[i] >= PLAN_NARENA || p->offset[i] < 0 || p->offset[i] % 64 ||
+		    p->offset[i] + size > p->arena_bytes[p->arena[i]])
+			return vfail(err, errlen, "value %%%d is placed outside its arena (offset %lld, %lld bytes, arena of %lld)", i,
+				(long long)p->offset[i], (long long)size, (long long)p->arena_bytes[p->arena[i]]);
+	}
 	unsigned char *predef = calloc((size_t)p->nvalues + 1, 1);
 	if (!predef)
 		return vfail(err, errlen, "out of memory");
@@ -636,10 +708,16 @@ plan_validate(const Plan *p, char *err, size_t errlen)
 		ok = vfail(err, errlen, "the plan has no image input");
 	if (ok && p->has_train && (p->inputs[1].value < 0 || p->train.loss < 0 || p->train.logits < 0))
 		ok = vfail(err, errlen, "a training program needs a labels input, a loss and logits");
+	for (int i = 0; ok && i < p->nparams; i++)
+		if (p->arena[p->params[i].value] != PLAN_ARENA_PARAM)
+			ok = vfail(err, errlen, "parameter '%s' is not in the param arena", p->params[i].name);
+	for (int i = 0; ok && i < 2; i++)
+		if (p->inputs[i].value >= 0 && p->arena[p->inputs[i].value] != PLAN_ARENA_IO)
+			ok = vfail(err, errlen, "input '%s' is not in the io arena", p->inputs[i].name);
 	if (ok && p->has_train)
-		ok = validate_program(p, &p->train, "train", predef, err, errlen);
+		ok = validate_program(p, &p->train, "train", predef, err, errlen) && check_memory(p, &p->train, "train", err, errlen);
 	if (ok)
-		ok = validate_program(p, &p->eval, "eval", predef, err, errlen);
+		ok = validate_program(p, &p->eval, "eval", predef, err, errlen) && check_memory(p, &p->eval, "eval", err, errlen);
 	free(predef);
 	return ok;
 }

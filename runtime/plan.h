@@ -7,6 +7,9 @@
  * runtime/ops.h), operand and result values, all attributes, the op's hierarchical name and its
  * .nn source location. The training settings (a Recipe) travel with it.
  *
+ * Every value has a place: an arena and a byte offset (the memory plan); the plan loader checks
+ * that no two values alive at the same time in a program overlap.
+ *
  * The file is YAML (docs/plan.md), versioned, and ends with a checksum of everything before
  * it. plan_read validates everything: version, structure, value references and SSA order, every
  * step's kernel and attributes against the op table, and every result type by re-running shape
@@ -21,7 +24,10 @@
 #include "runtime/recipe.h"
 #include "runtime/types.h"
 
-enum { PLAN_VERSION = 1 };
+enum { PLAN_VERSION = 2 };
+
+/* Memory arenas of a plan (see passes/memplan.c): parameters and state, inputs, transients. */
+enum { PLAN_ARENA_PARAM, PLAN_ARENA_IO, PLAN_ARENA_ACT, PLAN_NARENA };
 
 typedef struct {
 	const char *name; /* e.g. "layer1.0.conv1.weight", "optim.linear.bias.momentum_buffer" */
@@ -63,6 +69,9 @@ typedef struct {
 	Recipe recipe;
 	Type *values;
 	int nvalues;
+	int *arena;        /* per value: PLAN_ARENA_* */
+	int64_t *offset;   /* per value: bytes into its arena */
+	int64_t arena_bytes[PLAN_NARENA];
 	PlanParam *params;
 	int nparams;
 	PlanInput inputs[2]; /* image, labels (value -1 when absent) */

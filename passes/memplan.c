@@ -1,0 +1,169 @@
+/* memplan: places every value in an arena, at an offset, so that values alive at the same time
+ * never overlap, and values whose lives do not intersect share memory.
+ *
+ * Arenas: AR_PARAM (parameters, batch-norm statistics, optimizer state: alive for the whole
+ * run, laid out one after another), AR_IO (the image and label inputs, which the data loader
+ * fills before each program), AR_ACT (every other value; transient). The training and
+ * evaluation programs never run at the same time, so they share the activation arena (its size
+ * is the larger of the two) and the parameter and input placements.
+ *
+ * Liveness: over the program order of a graph, a value occupies its memory from the step that
+ * defines it to its last reader; the values nnrun reads after a program (outputs, the logits the
+ * loss is computed from, the gradients updates read) stay alive to the end. Placement is greedy by decreasing size
+ * (the classic best-fit-by-size heuristic for interval packing): each value takes the lowest
+ * 64-byte-aligned offset at which it overlaps no already placed value whose life intersects
+ * its own. The plan loader re-checks the result (runtime/plan.c), so a planner bug cannot make
+ * values collide silently. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "passes/pipeline.h"
+
+enum { ALIGN = 64 };
+
+typedef struct {
+	Value *v;
+	int def, last;
+	int64_t size;
+} Live;
+
+static int64_t
+bytes_of(const Value *v)
+{
+	return (type_numel(&v->type) * (int64_t)dtype_size(v->type.dtype) + ALIGN - 1) / ALIGN * ALIGN;
+}
+
+static int
+by_size(const void *a, const void *b)
+{
+	const Live *x = a, *y = b;
+	if (x->size != y->size)
+		return x->size < y->size ? 1 : -1;
+	return x->def - y->def;
+}
+
+/* Places transient values of G in AR_ACT; returns the arena size needed. */
+static int64_t
+place_act(Graph *g, Diag *d)
+{
+	int n = 0, nsteps = 0;
+	for (Inst *in = g->first; in; in = in->next)
+		if (!(nnc_ops[in->op].flags & OPF_SOURCE))
+			nsteps++;
+	int *def = calloc((size_t)g->nvalues + 1, sizeof *def), *last = calloc((size_t)g->nvalues + 1, sizeof *last);
+	Live *live = calloc((size_t)g->nvalues + 1, sizeof *live);
+	if (!def || !last || !live) {
+		free(def), free(last), free(live);
+		diag_internal(d, (Loc){0}, "memplan: out of memory");
+		return -1;
+	}
+	int step = 0;
+	for (Inst *in = g->first; in; in = in->next) {
+		if (nnc_ops[in->op].flags & OPF_SOURCE)
+			continue;
+		for (int i = 0; i < in->nargs; i++) {
+			Value *a = in->args[i];
+			/* what nnrun reads after a run stays: outputs, the logits the loss is computed from
+			 * (the plan's `logits`), and the gradients updates read */
+			bool to_end = in->op == OP_output || (in->op == OP_softmax_cross_entropy && i == 0) ||
+			              ((in->op == OP_sgd_update || in->op == OP_adam_update) && i == 1);
+			int until = to_end ? nsteps : step;
+			if (until > last[a->id])
+				last[a->id] = until;
+		}
+		if (in->res) {
+			def[in->res->id] = step;
+			last[in->res->id] = step;
+		}
+		step++;
+	}
+	for (Inst *in = g->first; in; in = in->next)
+		if (in->res && in->res->arena == AR_ACT)
+			live[n++] = (Live){in->res, def[in->res->id], last[in->res->id], bytes_of(in->res)};
+	qsort(live, (size_t)n, sizeof *live, by_size);
+	int64_t top = 0;
+	/* Offsets of the values placed so far whose lives intersect the current one, kept sorted. */
+	int64_t(*busy)[2] = malloc(((size_t)n + 1) * sizeof *busy);
+	for (int i = 0; busy && i < n; i++) {
+		int nb = 0;
+		for (int j = 0; j < i; j++)
+			if (live[j].def <= live[i].last && live[i].def <= live[j].last) {
+				int k = nb++;
+				while (k > 0 && busy[k - 1][0] > live[j].v->offset) {
+					busy[k][0] = busy[k - 1][0];
+					busy[k][1] = busy[k - 1][1];
+					k--;
+				}
+				busy[k][0] = live[j].v->offset;
+				busy[k][1] = live[j].v->offset + live[j].size;
+			}
+		int64_t at = 0;
+		for (int k = 0; k < nb; k++) {
+			if (busy[k][0] >= at + live[i].size)
+				break;
+			if (busy[k][1] > at)
+				at = busy[k][1];
+		}
+		live[i].v->offset = at;
+		if (at + live[i].size > top)
+			top = at + live[i].size;
+	}
+	if (!busy && n)
+		diag_internal(d, (Loc){0}, "memplan: out of memory");
+	free(busy);
+	free(def);
+	free(last);
+	free(live);
+	return busy || !n ? top : -1;
+}
+
+static int64_t
+place_sources(Graph *g, Graph *from, int arena)
+{
+	int64_t top = 0;
+	for (Inst *in = g->first; in; in = in->next) {
+		if (!in->res || in->res->arena != arena)
+			continue;
+		/* The eval graph shares the training graph's parameters and inputs: same names. */
+		const Inst *twin = NULL;
+		for (const Inst *t = from ? from->first : NULL; t && !twin; t = t->next)
+			if (t->op == in->op && t->res && t->res->arena == arena &&
+			    strcmp(attr_s(t, "name"), attr_s(in, "name")) == 0)
+				twin = t;
+		if (twin) {
+			in->res->offset = twin->res->offset;
+		} else {
+			in->res->offset = top;
+			top += bytes_of(in->res);
+		}
+	}
+	return top;
+}
+
+static bool
+plan_graph(Graph *g, Graph *from, Diag *d)
+{
+	g->naive_bytes = 0;
+	for (Inst *in = g->first; in; in = in->next) {
+		if (!in->res)
+			continue;
+		in->res->arena = in->op == OP_param ? AR_PARAM : in->op == OP_input ? AR_IO : AR_ACT;
+		g->naive_bytes += bytes_of(in->res);
+	}
+	g->arena_bytes[AR_PARAM] = place_sources(g, from, AR_PARAM);
+	g->arena_bytes[AR_IO] = place_sources(g, from, AR_IO);
+	if (from) {
+		g->arena_bytes[AR_PARAM] = from->arena_bytes[AR_PARAM];
+		g->arena_bytes[AR_IO] = from->arena_bytes[AR_IO];
+	}
+	g->arena_bytes[AR_ACT] = place_act(g, d);
+	return g->arena_bytes[AR_ACT] >= 0;
+}
+
+bool
+pass_memplan(Module *m, Diag *d)
+{
+	if (!plan_graph(m->main, NULL, d))
+		return false;
+	return !m->eval || plan_graph(m->eval, m->main, d);
+}
