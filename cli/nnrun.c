@@ -482,8 +482,9 @@ cmd_info(const Opts *o)
 	for (int i = 0; i < p.nparams; i++)
 		params += p.params[i].trainable ? (size_t)type_numel(&p.values[p.params[i].value]) : 0;
 	printf("plan %s: model %s from %s, batch %d\n", o->plan_path, p.model, p.source, p.batch);
-	printf("  %d values (%.1f MB unplanned), %d parameters and state tensors, %zu trainable parameters\n", p.nvalues,
-		(double)bytes / 1e6, p.nparams, params);
+	printf("  %d values, %d parameters and state tensors, %zu trainable parameters\n", p.nvalues, p.nparams, params);
+	printf("  memory: param %.2f MB, io %.2f MB, act %.2f MB (one buffer per value: %.1f MB)\n", p.arena_bytes[0] / 1e6,
+		p.arena_bytes[1] / 1e6, p.arena_bytes[2] / 1e6, (double)bytes / 1e6);
 	if (p.has_train)
 		printf("  train program: %d steps; eval program: %d steps\n", p.train.nsteps, p.eval.nsteps);
 	else

@@ -27,6 +27,17 @@ typedef struct {
 	int64_t size;
 } Live;
 
+typedef struct {
+	int64_t begin, end;
+} Span;
+
+static int
+by_start(const void *a, const void *b)
+{
+	const Span *x = a, *y = b;
+	return (x->begin > y->begin) - (x->begin < y->begin);
+}
+
 static int64_t
 bytes_of(const Value *v)
 {
@@ -82,27 +93,21 @@ place_act(Graph *g, Diag *d)
 			live[n++] = (Live){in->res, def[in->res->id], last[in->res->id], bytes_of(in->res)};
 	qsort(live, (size_t)n, sizeof *live, by_size);
 	int64_t top = 0;
-	/* Offsets of the values placed so far whose lives intersect the current one, kept sorted. */
-	int64_t(*busy)[2] = malloc(((size_t)n + 1) * sizeof *busy);
+	/* The placed values whose lives intersect the current one's, sorted by offset; the gaps
+	 * between them are where it may go. O(n^2 log n) over a graph's values. */
+	Span *busy = malloc(((size_t)n + 1) * sizeof *busy);
 	for (int i = 0; busy && i < n; i++) {
 		int nb = 0;
 		for (int j = 0; j < i; j++)
-			if (live[j].def <= live[i].last && live[i].def <= live[j].last) {
-				int k = nb++;
-				while (k > 0 && busy[k - 1][0] > live[j].v->offset) {
-					busy[k][0] = busy[k - 1][0];
-					busy[k][1] = busy[k - 1][1];
-					k--;
-				}
-				busy[k][0] = live[j].v->offset;
-				busy[k][1] = live[j].v->offset + live[j].size;
-			}
+			if (live[j].def <= live[i].last && live[i].def <= live[j].last)
+				busy[nb++] = (Span){live[j].v->offset, live[j].v->offset + live[j].size};
+		qsort(busy, (size_t)nb, sizeof *busy, by_start);
 		int64_t at = 0;
 		for (int k = 0; k < nb; k++) {
-			if (busy[k][0] >= at + live[i].size)
+			if (busy[k].begin >= at + live[i].size)
 				break;
-			if (busy[k][1] > at)
-				at = busy[k][1];
+			if (busy[k].end > at)
+				at = busy[k].end;
 		}
 		live[i].v->offset = at;
 		if (at + live[i].size > top)
