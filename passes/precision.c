@@ -112,11 +112,11 @@ retype_params(Ctx *c)
 	for (Inst *in = c->g->first; in; in = in->next) {
 		if (in->op != OP_param || in->res->type.dtype == DT_I32)
 			continue;
-		bool trainable = attr_i(in, "trainable");
+		/* State: running statistics and optimizer state. Frozen weights and scales are parameters. */
 		const char *kind = attr_s(in, "kind");
-		bool state = !trainable && strcmp(kind, "scale") != 0;
+		bool state = !strcmp(kind, "running_mean") || !strcmp(kind, "running_var") ||
+		             !strcmp(kind, "momentum_buffer") || !strcmp(kind, "exp_avg") || !strcmp(kind, "exp_avg_sq");
 		in->res->type.dtype = state ? c->p->state : c->p->param;
-		(void)kind;
 	}
 	return true;
 }
