@@ -16,9 +16,14 @@ static int64_t
 inst_params(const Inst *in, bool trainable)
 {
 	int64_t n = 0;
-	for (int i = in->nin; i < in->nargs; i++)
-		if ((attr_i(in->args[i]->def, "trainable") != 0) == trainable)
+	for (int i = in->nin; i < in->nargs; i++) {
+		/* a parameter operand is the parameter or, under a precision policy, a cast of it */
+		const Inst *p = in->args[i]->def;
+		if (p->op == OP_cast)
+			p = p->args[0]->def;
+		if ((attr_i(p, "trainable") != 0) == trainable)
 			n += type_numel(&in->args[i]->type);
+	}
 	return n;
 }
 
