@@ -1,6 +1,9 @@
 /* CPU executor (see exec.h). Each k_<op> reads its step's operands and attributes, sets up the
- * kernel's shape struct, and calls the f32 kernel. Shapes were validated when the plan was
- * read, so a kernel's own -1 return means bad data (a label out of range), not a bad plan. */
+ * kernel's shape struct, and calls the kernel for the step's accumulation dtype: the f32
+ * kernels of runtime/cpu/kernels.h, or for acc=f16 the fp16-accumulating ones of acc16.h.
+ * Operands stored in fp16 are widened to f32 before a step and its result rounded back after
+ * (widen/narrow). Shapes were validated when the plan was read, so a kernel's own -1 return
+ * means bad data (a label out of range), not a bad plan. */
 #include "runtime/exec.h"
 
 #include <assert.h>

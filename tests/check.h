@@ -1,10 +1,12 @@
 /* The C tests' tiny harness: CHECK counts a condition and reports a failing one with its file
  * and line; CHECK_STR compares strings exactly and CHECK_MSG requires a substring (error
- * messages), each showing both texts; check_exit prints the tally and gives the exit status.
+ * messages), each showing both texts; check_fail reports a failure with its own message;
+ * check_exit prints the tally and gives the exit status.
  * Include it once per test program. */
 #ifndef NNC_TESTS_CHECK_H
 #define NNC_TESTS_CHECK_H
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -18,6 +20,19 @@ static int failures, checks;
 			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
 		}                                                                          \
 	} while (0)
+
+/* Reports a failure described printf-style (for checks that compute their own message). */
+static inline void __attribute__((format(printf, 1, 2)))
+check_fail(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "FAIL: ");
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, "\n");
+	va_end(ap);
+	failures++;
+}
 
 #define CHECK_STR(got, want) check_str_at((got), (want), __FILE__, __LINE__)
 #define CHECK_MSG(msg, want) check_msg_at((msg), (want), __FILE__, __LINE__)

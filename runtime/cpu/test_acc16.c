@@ -31,27 +31,8 @@
 
 #include "runtime/cpu/acc16.h"
 #include "runtime/half.h"
+#include "tests/check.h"
 
-static int failures, checks;
-
-static void __attribute__((format(printf, 1, 2)))
-fail(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fprintf(stderr, "FAIL: ");
-	vfprintf(stderr, fmt, ap);
-	fprintf(stderr, "\n");
-	va_end(ap);
-	failures++;
-}
-
-#define CHECK(cond)                                                           \
-	do {                                                                      \
-		checks++;                                                             \
-		if (!(cond))                                                          \
-			fail("%s:%d: check failed: %s", __FILE__, __LINE__, #cond);      \
-	} while (0)
 
 static uint32_t
 fbits(float x)
@@ -181,7 +162,7 @@ same_bits(const char *what, const float *got, const float *want, size_t count)
 	checks++;
 	for (size_t i = 0; i < count; i++)
 		if (fbits(got[i]) != fbits(want[i])) {
-			fail("%s: element %zu is %.9g (0x%08x), the reference %.9g (0x%08x)", what, i,
+			check_fail("%s: element %zu is %.9g (0x%08x), the reference %.9g (0x%08x)", what, i,
 				got[i], (unsigned)fbits(got[i]), want[i], (unsigned)fbits(want[i]));
 			return;
 		}
@@ -195,7 +176,7 @@ static void
 check_round_f(float x)
 {
 	if (fbits(cpu_acc16_round(x)) != fbits(hround(x)) && round_mismatches++ < 5)
-		fail("cpu_acc16_round(%a = 0x%08x) = 0x%08x, half.h gives 0x%08x", x,
+		check_fail("cpu_acc16_round(%a = 0x%08x) = 0x%08x, half.h gives 0x%08x", x,
 			(unsigned)fbits(x), (unsigned)fbits(cpu_acc16_round(x)),
 			(unsigned)fbits(hround(x)));
 }
@@ -204,7 +185,7 @@ static void
 check_round_d(double d)
 {
 	if (fbits(cpu_acc16_round_double(d)) != fbits(ref_round(d)) && round_mismatches++ < 5)
-		fail("cpu_acc16_round_double(%a) = %a, the reference gives %a", d,
+		check_fail("cpu_acc16_round_double(%a) = %a, the reference gives %a", d,
 			cpu_acc16_round_double(d), ref_round(d));
 }
 
@@ -256,7 +237,7 @@ test_round(bool all)
 	}
 	checks++;
 	if (round_mismatches)
-		fail("round: %ld mismatches", round_mismatches);
+		check_fail("round: %ld mismatches", round_mismatches);
 }
 
 /* ---- naive references ------------------------------------------------------------------- */
@@ -811,7 +792,7 @@ workload(size_t *count)
 	cpu_acc16_softmax_xent_forward(dl, lab, n, k, 0.1, o), o += 1;
 	cpu_acc16_softmax_xent_backward(dl, lab, n, k, 0.1, 1, o), o += (size_t)n * k;
 	if ((size_t)(o - out) != total)
-		fail("workload: wrote %zu of %zu outputs", (size_t)(o - out), total);
+		check_fail("workload: wrote %zu of %zu outputs", (size_t)(o - out), total);
 	void *ps[] = {x, w, b, dy, dx2, dx, dw, dl, dg, lab};
 	for (size_t i = 0; i < sizeof ps / sizeof *ps; i++)
 		free(ps[i]);
@@ -856,7 +837,7 @@ within_bound(const char *what, const float *got, const float *f32, const double 
 		if (bound > 0 && err / bound > worst_ratio)
 			worst_ratio = err / bound;
 		if (!(err <= bound)) {
-			fail("%s: element %zu: acc16 %.9g, f32 %.9g, error %.3g > bound %.3g", what, i,
+			check_fail("%s: element %zu: acc16 %.9g, f32 %.9g, error %.3g > bound %.3g", what, i,
 				got[i], f32[i], err, bound);
 			return;
 		}

@@ -28,28 +28,9 @@
 #include <time.h>
 
 #include "runtime/cpu/kernels.h"
+#include "tests/check.h"
 
-static int failures, checks;
 static bool verbose; /* NNC_TEST_VERBOSE set: print each gradcheck's worst error */
-
-static void __attribute__((format(printf, 1, 2)))
-fail(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fprintf(stderr, "FAIL: ");
-	vfprintf(stderr, fmt, ap);
-	fprintf(stderr, "\n");
-	va_end(ap);
-	failures++;
-}
-
-#define CHECK(cond)                                                  \
-	do {                                                             \
-		checks++;                                                    \
-		if (!(cond))                                                 \
-			fail("%s:%d: check failed: %s", __FILE__, __LINE__, #cond); \
-	} while (0)
 
 /* Test memory: every allocation is recorded and released at the end of each group. */
 enum { MAX_ALLOCS = 8192 };
@@ -121,7 +102,7 @@ expect_close(const char *what, const double *got, const double *want, size_t cou
 	}
 	checks++;
 	if (!(worst <= tol * (scale > 1e-300 ? scale : 1e-300)))
-		fail("%s: element %zu: got %.10g, want %.10g (error %.3g, scale %.3g)", what, at,
+		check_fail("%s: element %zu: got %.10g, want %.10g (error %.3g, scale %.3g)", what, at,
 			got[at], want[at], worst, scale);
 }
 
@@ -209,7 +190,7 @@ conv_case(int i)
 {
 	CpuConv cv = conv_cases[i].cv;
 	if (cpu_conv_setup(&cv) != 0) {
-		fail("conv case %s: cpu_conv_setup refused it", conv_cases[i].name);
+		check_fail("conv case %s: cpu_conv_setup refused it", conv_cases[i].name);
 		exit(1);
 	}
 	return cv;
@@ -236,7 +217,7 @@ pool_case(int i)
 {
 	CpuPool p = pool_cases[i].p;
 	if (cpu_pool_setup(&p) != 0) {
-		fail("pool case %s: cpu_pool_setup refused it", pool_cases[i].name);
+		check_fail("pool case %s: cpu_pool_setup refused it", pool_cases[i].name);
 		exit(1);
 	}
 	return p;
@@ -612,7 +593,7 @@ gradcheck(const char *kernel, const char *tensor, ForwardFn *fwd, void *ctx, siz
 	if (verbose)
 		printf("  gradcheck %-60s d%-6s worst relative error %.2e\n", kernel, tensor, worst);
 	if (!(worst <= GRAD_TOL))
-		fail("gradcheck %s d%s: worst element %zu of %zu: analytic %.12g, numeric %.12g, "
+		check_fail("gradcheck %s d%s: worst element %zu of %zu: analytic %.12g, numeric %.12g, "
 			"relative error %.3g > %.0e", kernel, tensor, at, nx, analytic[at], num[at], worst,
 			GRAD_TOL);
 }
@@ -635,7 +616,7 @@ conv_fwd(void *ctx, double *y)
 {
 	ConvCtx *c = ctx;
 	if (cpu_conv2d_forward_f64(c->cv, c->x, c->w, c->b, y, c->ws, c->wsb) != 0)
-		fail("conv2d_forward_f64 refused its workspace");
+		check_fail("conv2d_forward_f64 refused its workspace");
 }
 
 static void
@@ -835,7 +816,7 @@ xent_fwd(void *ctx, double *y)
 {
 	XentCtx *c = ctx;
 	if (cpu_softmax_xent_forward_f64(c->x, c->labels, c->n, c->k, c->eps, y) != 0)
-		fail("softmax_xent_forward_f64 refused valid labels");
+		check_fail("softmax_xent_forward_f64 refused valid labels");
 }
 
 static void
@@ -1226,7 +1207,7 @@ expect_steps(const char *what, const CpuSgd *sgd, const CpuAdam *adam, const dou
 		checks++;
 		if (!(fabs(pd - want[t]) <= 1e-13 * fabs(want[t])) ||
 			!(fabs(pf - want[t]) <= 1e-6 * fabs(want[t])))
-			fail("%s: step %d: f64 %.15g, f32 %.9g, want %.15g", what, t + 1, pd, (double)pf,
+			check_fail("%s: step %d: f64 %.15g, f32 %.9g, want %.15g", what, t + 1, pd, (double)pf,
 				want[t]);
 	}
 }
@@ -1441,7 +1422,7 @@ test_determinism(void)
 				size_t at = 0;
 				while (at < ref.n[i] && memcmp(&ref.data[i][at], &got.data[i][at], sizeof(float)) == 0)
 					at++;
-				fail("determinism: %s differs with %d threads%s at element %zu: %.9g vs %.9g "
+				check_fail("determinism: %s differs with %d threads%s at element %zu: %.9g vs %.9g "
 					"(1 thread)", ref.name[i], cpu_threads_count(),
 					one_slot ? " and a one-slot workspace" : "", at, (double)got.data[i][at],
 					(double)ref.data[i][at]);
@@ -1498,7 +1479,7 @@ test_workspace(void)
 					: cpu_conv2d_backward_filter_f32(&cv, x, dy, out, ws, bytes);
 				checks++;
 				if (rc != 0)
-					fail("workspace: conv2d_%s [%s] refused its reported workspace of %zu bytes",
+					check_fail("workspace: conv2d_%s [%s] refused its reported workspace of %zu bytes",
 						pass_names[ps], conv_cases[t].name, bytes);
 				/* The same with a generous workspace gives the same bits. */
 				size_t big = bytes * 4 + 4096;
@@ -1527,7 +1508,7 @@ test_workspace(void)
 						untouched = untouched && out[i] == 12345.0f;
 					checks++;
 					if (rc != -1 || !untouched)
-						fail("workspace: conv2d_%s [%s] accepted a %s workspace", pass_names[ps],
+						check_fail("workspace: conv2d_%s [%s] accepted a %s workspace", pass_names[ps],
 							conv_cases[t].name, bad == 0 ? "too small" : "misaligned");
 				}
 			}
