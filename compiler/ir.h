@@ -94,6 +94,7 @@ typedef struct {
 	Graph *eval;
 	const Recipe *recipe;   /* training settings: optimizer, decay policy, batch */
 	const Precision *precision; /* dtypes and loss scaling (passes/precision.c) */
+	bool no_reuse;              /* memplan: one region per value (for comparisons) */
 	bool training;
 } Module;
 

@@ -53,10 +53,20 @@ by_size(const void *a, const void *b)
 	return x->def - y->def;
 }
 
-/* Places transient values of G in AR_ACT; returns the arena size needed. */
+/* Places transient values of G in AR_ACT; returns the arena size needed. NO_REUSE: one region
+ * per value, in program order (the reference the planned layout is compared with). */
 static int64_t
-place_act(Graph *g, Diag *d)
+place_act(Graph *g, Diag *d, bool no_reuse)
 {
+	if (no_reuse) {
+		int64_t top = 0;
+		for (Inst *in = g->first; in; in = in->next)
+			if (in->res && in->res->arena == AR_ACT) {
+				in->res->offset = top;
+				top += bytes_of(in->res);
+			}
+		return top;
+	}
 	int n = 0, nsteps = 0;
 	for (Inst *in = g->first; in; in = in->next)
 		if (!(nnc_ops[in->op].flags & OPF_SOURCE))
@@ -146,7 +156,7 @@ place_sources(Graph *g, Graph *from, int arena)
 }
 
 static bool
-plan_graph(Graph *g, Graph *from, Diag *d)
+plan_graph(Graph *g, Graph *from, Diag *d, bool no_reuse)
 {
 	g->naive_bytes = 0;
 	for (Inst *in = g->first; in; in = in->next) {
@@ -161,14 +171,14 @@ plan_graph(Graph *g, Graph *from, Diag *d)
 		g->arena_bytes[AR_PARAM] = from->arena_bytes[AR_PARAM];
 		g->arena_bytes[AR_IO] = from->arena_bytes[AR_IO];
 	}
-	g->arena_bytes[AR_ACT] = place_act(g, d);
+	g->arena_bytes[AR_ACT] = place_act(g, d, no_reuse);
 	return g->arena_bytes[AR_ACT] >= 0;
 }
 
 bool
 pass_memplan(Module *m, Diag *d)
 {
-	if (!plan_graph(m->main, NULL, d))
+	if (!plan_graph(m->main, NULL, d, m->no_reuse))
 		return false;
-	return !m->eval || plan_graph(m->eval, m->main, d);
+	return !m->eval || plan_graph(m->eval, m->main, d, m->no_reuse);
 }

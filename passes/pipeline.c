@@ -117,7 +117,7 @@ pipeline_run(Arena *a, Diag *d, const SemaOpts *so, const PipelineOpts *po, cons
 		diag_file_error(d, po->dump_dir, "cannot create dump directory: %s", strerror(errno));
 		return NNC_EUSAGE;
 	}
-	Module m = {.recipe = recipe, .precision = po->precision ? po->precision : &fp32};
+	Module m = {.recipe = recipe, .precision = po->precision ? po->precision : &fp32, .no_reuse = po->no_reuse};
 	m.main = sema_build(a, d, so);
 	if (!m.main)
 		return NNC_EUSER;

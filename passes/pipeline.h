@@ -25,6 +25,7 @@ typedef struct {
 	const char *dump_dir; /* one numbered file per pass, e.g. 01-sema.ir; NULL: none */
 	FILE *out;            /* where --dump-ir goes */
 	const Precision *precision; /* NULL: fp32 */
+	bool no_reuse;        /* memplan gives every value its own memory (nnc --no-reuse) */
 } PipelineOpts;
 
 enum { NNC_OK = 0, NNC_EUSER = 1, NNC_EUSAGE = 2, NNC_EINTERNAL = 3 };
