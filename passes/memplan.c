@@ -12,8 +12,10 @@
  * loss is computed from, the gradients updates read) stay alive to the end. Placement is greedy by decreasing size
  * (the classic best-fit-by-size heuristic for interval packing): each value takes the lowest
  * 64-byte-aligned offset at which it overlaps no already placed value whose life intersects
- * its own. The plan loader re-checks the result (runtime/plan.c), so a planner bug cannot make
- * values collide silently. */
+ * its own. An elementwise op may write its result in place over an operand whose last reader it
+ * is (the kernels allow exact aliasing there); such chains are placed as one region. The plan
+ * loader re-checks the result (runtime/plan.c), so a planner bug cannot make values collide
+ * silently. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -98,8 +100,35 @@ place_act(Graph *g, Diag *d, bool no_reuse)
 		}
 		step++;
 	}
+	/* In place: an elementwise op may write its result over an operand it is the last reader
+	 * of (same size); such chains share one region, placed as one value living from the first
+	 * definition to the last reader of the chain. */
+	int *root = malloc(((size_t)g->nvalues + 1) * sizeof *root);
+	if (!root) {
+		free(def), free(last), free(live);
+		diag_internal(d, (Loc){0}, "memplan: out of memory");
+		return -1;
+	}
+	for (int v = 0; v < g->nvalues; v++)
+		root[v] = v;
+	step = 0;
+	for (Inst *in = g->first; in; in = in->next) {
+		if (nnc_ops[in->op].flags & OPF_SOURCE)
+			continue;
+		Value *r = in->res;
+		for (int i = 0; r && r->arena == AR_ACT && (nnc_ops[in->op].flags & OPF_ELEMWISE) && i < in->nargs; i++) {
+			Value *a = in->args[i];
+			if (a->arena != AR_ACT || last[a->id] != step || a->type.dtype != r->type.dtype ||
+			    type_numel(&a->type) != type_numel(&r->type) || root[r->id] != r->id)
+				continue;
+			root[r->id] = root[a->id];
+			if (last[r->id] > last[root[a->id]])
+				last[root[a->id]] = last[r->id];
+		}
+		step++;
+	}
 	for (Inst *in = g->first; in; in = in->next)
-		if (in->res && in->res->arena == AR_ACT)
+		if (in->res && in->res->arena == AR_ACT && root[in->res->id] == in->res->id)
 			live[n++] = (Live){in->res, def[in->res->id], last[in->res->id], bytes_of(in->res)};
 	qsort(live, (size_t)n, sizeof *live, by_size);
 	int64_t top = 0;
@@ -125,6 +154,18 @@ place_act(Graph *g, Diag *d, bool no_reuse)
 	}
 	if (!busy && n)
 		diag_internal(d, (Loc){0}, "memplan: out of memory");
+	/* Members of an in-place chain take their root's region (roots precede their members). */
+	Value **byid = calloc((size_t)g->nvalues + 1, sizeof *byid);
+	for (Inst *in = g->first; byid && in; in = in->next)
+		if (in->res)
+			byid[in->res->id] = in->res;
+	for (Inst *in = g->first; busy && byid && in; in = in->next)
+		if (in->res && in->res->arena == AR_ACT && root[in->res->id] != in->res->id)
+			in->res->offset = byid[root[in->res->id]]->offset;
+	if (!byid)
+		diag_internal(d, (Loc){0}, "memplan: out of memory");
+	free(byid);
+	free(root);
 	free(busy);
 	free(def);
 	free(last);

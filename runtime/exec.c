@@ -335,11 +335,12 @@ k_dense_bwd_weight(K *k)
 	return true;
 }
 
-/* Inference dropout is the identity; reshapes copy (values never alias). */
+/* Inference dropout is the identity, reshapes and casts copy; an in-place identity may have
+ * its output on its input (memmove). */
 static bool
 k_copy(K *k)
 {
-	memcpy(OUT(k), IN(k, 0), numel(T(k, 0)) * sizeof(float));
+	memmove(OUT(k), IN(k, 0), numel(T(k, 0)) * sizeof(float));
 	return true;
 }
 

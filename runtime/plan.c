@@ -531,7 +531,29 @@ vfail(char *err, size_t errlen, const char *fmt, ...)
 	return false;
 }
 
-/* The memory plan of one program: no two values alive at the same time overlap. A value is
+/* Whether value X's region may hold value Y from Y's defining step on: that step is elementwise,
+ * reads X, and is X's last reader (an in-place write; the kernels allow exact aliasing), or the
+ * other way round. */
+static bool
+in_place(const Plan *p, const PlanProgram *prog, int a, int b, const int *def, const int *last)
+{
+	(void)p;
+	for (int k = 0; k < 2; k++) {
+		int x = k ? b : a, y = k ? a : b;
+		if (def[y] < 0 || last[x] != def[y])
+			continue;
+		const PlanStep *s = &prog->steps[def[y]];
+		if (!(nnc_ops[s->op].flags & OPF_ELEMWISE) || s->out != y)
+			continue;
+		for (int i = 0; i < s->nin; i++)
+			if (s->in[i] == x)
+				return true;
+	}
+	return false;
+}
+
+/* The memory plan of one program: no two values alive at the same time overlap, except an
+ * elementwise step writing in place over an operand it reads last. A value is
  * alive from the step that defines it (inputs and parameters: from the start) to its last
  * reader; the loss, the logits and the gradients updates read stay alive to the end (nnrun
  * reads them after the run). Parameters and inputs must not overlap anything at all. */
@@ -567,6 +589,8 @@ check_memory(const Plan *p, const PlanProgram *prog, const char *pname, char *er
 			int64_t sb = type_numel(&p->values[b]) * (int64_t)dtype_size(p->values[b].dtype);
 			bool together = def[a] <= last[b] && def[b] <= last[a];
 			bool overlap = p->offset[a] < p->offset[b] + sb && p->offset[b] < p->offset[a] + sa && sa && sb;
+			if (together && overlap && p->offset[a] == p->offset[b] && sa == sb && in_place(p, prog, a, b, def, last))
+				continue;
 			if (together && overlap)
 				ok = vfail(err, errlen,
 					"%s: values %%%d and %%%d are alive at the same time but overlap in the %s arena ([%lld, %lld) and "
