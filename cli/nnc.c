@@ -44,6 +44,7 @@ static const char usage_compile[] =
 	"usage: nnc compile [options] FILE.nn\n\nRuns every pass on FILE, verifying the IR after each.\n\noptions:\n"
 	"  -o FILE.plan                   write the execution plan for nnrun\n"
 	"  --no-reuse                     give every value its own memory (no memory reuse)\n"
+	"  --no-fuse                      keep every relu a separate kernel (no fusion)\n"
 	"  --recipe R.yaml                training settings (optimizer, schedule, epochs...)\n"
 	"  --precision fp32|fp16|mixed|POLICY.yaml\n"
 	"                                 storage and accumulation dtypes (default fp32)\n"
@@ -196,6 +197,8 @@ parse_args(Options *o, int argc, char **argv)
 			o->dump_dot = val;
 		} else if (strcmp(a, "--no-reuse") == 0 && strcmp(o->cmd, "check") != 0) {
 			o->po.no_reuse = true;
+		} else if (strcmp(a, "--no-fuse") == 0 && strcmp(o->cmd, "check") != 0) {
+			o->po.no_fuse = true;
 		} else if (strcmp(o->cmd, "stats") == 0 && strcmp(a, "--yaml") == 0) {
 			o->yaml = true;
 		} else if (a[0] == '-' && a[1]) {

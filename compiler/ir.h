@@ -48,6 +48,7 @@ struct Inst {
 	Phase phase;
 	Op origin;         /* the source-level op this Inst implements part of (its own op for those) */
 	DType acc;         /* accumulation dtype (the storage dtype is its result's, or operands') */
+	bool relu;         /* set by fuse (OPF_RELU ops): the kernel applies relu to its result */
 	Inst *prev, *next;
 };
 
@@ -95,6 +96,7 @@ typedef struct {
 	const Recipe *recipe;   /* training settings: optimizer, decay policy, batch */
 	const Precision *precision; /* dtypes and loss scaling (passes/precision.c) */
 	bool no_reuse;              /* memplan: one region per value (for comparisons) */
+	bool no_fuse;               /* skip the fuse pass (for comparisons) */
 	bool training;
 } Module;
 

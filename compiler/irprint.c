@@ -66,6 +66,8 @@ ir_print(FILE *out, const Graph *g)
 		if (in->res)
 			fprintf(out, "%%%d = ", in->res->id);
 		fputs(nnc_ops[in->op].name, out);
+		if (in->relu)
+			fputs("+relu", out);
 		for (int i = 0; i < in->nargs; i++)
 			fprintf(out, "%s%%%d", i ? ", " : " ", in->args[i]->id);
 		print_attrs(out, in);

@@ -16,6 +16,7 @@ const Pass nnc_passes[] = {
 	{"autodiff", pass_autodiff, "append the backward pass from each op's gradient rule"},
 	{"optimizer", pass_optimizer, "append the optimizer's state and parameter updates (sgd, adam, adamw)"},
 	{"precision", pass_precision, "storage and accumulation dtypes from the policy, casts at boundaries, loss scaling"},
+	{"fuse", pass_fuse, "fold a relu into the batch norm or add that feeds it (one pass over memory instead of two)"},
 	{"memplan", pass_memplan, "arenas and offsets: values alive at once never overlap, the others share memory"},
 };
 const int nnc_npasses = sizeof nnc_passes / sizeof nnc_passes[0];
@@ -117,7 +118,8 @@ pipeline_run(Arena *a, Diag *d, const SemaOpts *so, const PipelineOpts *po, cons
 		diag_file_error(d, po->dump_dir, "cannot create dump directory: %s", strerror(errno));
 		return NNC_EUSAGE;
 	}
-	Module m = {.recipe = recipe, .precision = po->precision ? po->precision : &fp32, .no_reuse = po->no_reuse};
+	Module m = {.recipe = recipe, .precision = po->precision ? po->precision : &fp32, .no_reuse = po->no_reuse,
+		.no_fuse = po->no_fuse};
 	m.main = sema_build(a, d, so);
 	if (!m.main)
 		return NNC_EUSER;

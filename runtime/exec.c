@@ -162,7 +162,7 @@ k_bn_apply(K *k)
 	int c = (int)t->dim[1];
 	const float *s = IN(k, 1);
 	cpu_batchnorm_apply_f32(IN(k, 0), (int)t->dim[0], c, hw(t), s, s + c, k->s->nin > 2 ? IN(k, 2) : NULL,
-		k->s->nin > 3 ? IN(k, 3) : NULL, OUT(k));
+		k->s->nin > 3 ? IN(k, 3) : NULL, OUT(k), k->s->relu);
 	return true;
 }
 
@@ -183,7 +183,7 @@ k_batchnorm(K *k)
 	bool affine = A(k, "affine")->i[0];
 	int r = affine ? 3 : 1;
 	cpu_batchnorm_inference_f32(IN(k, 0), (int)t->dim[0], (int)t->dim[1], hw(t), IN(k, r), IN(k, r + 1), A(k, "eps")->f,
-		affine ? IN(k, 1) : NULL, affine ? IN(k, 2) : NULL, OUT(k));
+		affine ? IN(k, 1) : NULL, affine ? IN(k, 2) : NULL, OUT(k), k->s->relu);
 	return true;
 }
 
@@ -395,7 +395,7 @@ k_ones(K *k)
 static bool
 k_add(K *k)
 {
-	cpu_add_f32(IN(k, 0), IN(k, 1), OUT(k), numel(T(k, 0)));
+	(k->s->relu ? cpu_add_relu_f32 : cpu_add_f32)(IN(k, 0), IN(k, 1), OUT(k), numel(T(k, 0)));
 	return true;
 }
 

@@ -19,7 +19,9 @@
  *   PARAMS   declares trainable parameters or state (its inference returns ParamDecls)
  *   MATMUL   multiply-accumulate bound (conv, dense): reported in MAC counts
  *   USER     callable from .nn source (internal ops such as param/input/output are not)
- *   ACC      sums many products or values per output (its accumulation dtype matters) */
+ *   ACC      sums many products or values per output (its accumulation dtype matters)
+ *   RELU     its kernel can apply relu to its result in the same pass (the fuse pass's
+ *            epilogue: `+relu` in dumps, `relu: true` in plans) */
 enum {
 	OPF_SOURCE = 1 << 0,
 	OPF_EFFECT = 1 << 1,
@@ -29,6 +31,7 @@ enum {
 	OPF_MATMUL = 1 << 5,
 	OPF_USER = 1 << 6,
 	OPF_ACC = 1 << 7,
+	OPF_RELU = 1 << 8,
 };
 
 /* Columns: name, min tensor inputs, max tensor inputs (-1: any), flags. */
@@ -37,7 +40,7 @@ enum {
 	X(param,                 0, 0,  OPF_SOURCE) \
 	X(output,                1, 1,  OPF_EFFECT | OPF_NORES) \
 	X(conv2d,                1, 1,  OPF_USER | OPF_PARAMS | OPF_MATMUL | OPF_ACC) \
-	X(batchnorm,             1, 1,  OPF_USER | OPF_PARAMS) \
+	X(batchnorm,             1, 1,  OPF_USER | OPF_PARAMS | OPF_RELU) \
 	X(relu,                  1, 1,  OPF_USER | OPF_ELEMWISE) \
 	X(relu6,                 1, 1,  OPF_USER | OPF_ELEMWISE) \
 	X(gelu,                  1, 1,  OPF_USER | OPF_ELEMWISE) \
@@ -48,14 +51,14 @@ enum {
 	X(dense,                 1, 1,  OPF_USER | OPF_PARAMS | OPF_MATMUL | OPF_ACC) \
 	X(dropout,               1, 1,  OPF_USER | OPF_ELEMWISE) \
 	X(flatten,               1, 1,  OPF_USER) \
-	X(add,                   2, 2,  OPF_USER | OPF_ELEMWISE) \
+	X(add,                   2, 2,  OPF_USER | OPF_ELEMWISE | OPF_RELU) \
 	X(concat,                2, -1, OPF_USER) \
 	X(mul,                   1, 1,  OPF_USER | OPF_ELEMWISE) \
 	X(softmax,               1, 1,  OPF_USER | OPF_ACC) \
 	X(softmax_cross_entropy, 2, 2,  OPF_USER | OPF_ACC) \
 	/* training-mode forward, inserted by the trainmode pass */ \
 	X(bn_stats,              1, 1,  OPF_ACC) \
-	X(bn_apply,              2, 4,  0) \
+	X(bn_apply,              2, 4,  OPF_RELU) \
 	X(bn_update,             3, 3,  OPF_EFFECT | OPF_NORES) \
 	X(dropout_mask,          1, 1,  0) \
 	X(mulv,                  2, 2,  OPF_ELEMWISE) \

@@ -86,7 +86,7 @@ put_program(FILE *f, const char *name, const PlanProgram *p)
 		put_str(f, s->name);
 		fputs(", loc: ", f);
 		put_str(f, s->loc);
-		fprintf(f, ", acc: %s}\n", dtype_name(s->acc));
+		fprintf(f, ", acc: %s%s}\n", dtype_name(s->acc), s->relu ? ", relu: true" : "");
 	}
 }
 
@@ -351,6 +351,8 @@ read_program(Reader *r, yaml_node_t *n, PlanProgram *p)
 		if (!r->failed && strcmp(acc, "f32") && strcmp(acc, "f16"))
 			rfail(r, sn, "acc must be f16 or f32, got '%s'", acc);
 		s->acc = acc[1] == '1' ? DT_F16 : DT_F32;
+		yaml_node_t *relu = get(r, sn, "relu", false);
+		s->relu = relu && boolean(r, relu, "relu");
 	}
 }
 
@@ -634,6 +636,8 @@ validate_program(const Plan *p, const PlanProgram *prog, const char *pname, cons
 		for (int k = 0; k < oi->nattrs && ok; k++)
 			if (!s->attr[k].set)
 				ok = vfail(err, errlen, "%s: attribute '%s' is missing", where, oi->attrs[k].name);
+		if (ok && s->relu && !(oi->flags & OPF_RELU))
+			ok = vfail(err, errlen, "%s: relu: true, but the %s kernel has no relu epilogue", where, oi->name);
 		if (!ok)
 			break;
 		int user = (oi->flags & OPF_PARAMS) && s->nin > oi->max_in ? oi->max_in : s->nin;

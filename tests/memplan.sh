@@ -1,7 +1,8 @@
 #!/bin/sh
-# The memory plan changes where values live, never what is computed: for several models and
-# every precision, plans with memory reuse and without (--no-reuse) train a few steps to
-# bit-identical weights and evaluate identically. (The plan loader separately checks that no
+# The memory plan and fusion change where values live and how many kernels run, never what is
+# computed: for several models and every precision, the default plan, a plan without memory
+# reuse (--no-reuse) and a plan without fusion (--no-fuse) train a few steps to bit-identical
+# weights and evaluate identically. (The plan loader separately checks that no
 # two live values overlap, on every plan every test loads.) Needs data/.
 #   tests/memplan.sh PATH/TO/nnc PATH/TO/nnrun
 nnc=${1:?usage: memplan.sh NNC NNRUN}
@@ -13,8 +14,8 @@ TIMEOUT=300
 run="--data $data --train-limit 512 --test-limit 100 --quiet --threads 2"
 for m in tiny resnet20 mobilenet_v2; do
 	for p in fp32 fp16 mixed; do
-		for mode in reuse no-reuse; do
-			flag=$([ $mode = no-reuse ] && echo --no-reuse)
+		for mode in reuse no-reuse no-fuse; do
+			flag=$([ $mode = reuse ] || echo --$mode)
 			id=$m-$p-$mode
 			expect "compile-$id" 0 "" -- "$nnc" compile --batch 16 --precision $p $flag "models/$m.nn" -o "$tmp/$id.plan"
 			expect "train-$id" 0 "" -- "$nnrun" train "$tmp/$id.plan" $run --steps 3 --checkpoint "$tmp/$id.ckpt"
@@ -22,8 +23,10 @@ for m in tiny resnet20 mobilenet_v2; do
 			expect "eval-$id" 0 "accuracy" -- "$nnrun" eval "$tmp/$id.plan" --weights "$tmp/$id.safetensors" $run
 			cp "$tmp/out" "$tmp/$id.eval"
 		done
-		same "weights-$m-$p" "$tmp/$m-$p-reuse.safetensors" "$tmp/$m-$p-no-reuse.safetensors"
-		same "eval-$m-$p" "$tmp/$m-$p-reuse.eval" "$tmp/$m-$p-no-reuse.eval"
+		for mode in no-reuse no-fuse; do
+			same "weights-$m-$p-$mode" "$tmp/$m-$p-reuse.safetensors" "$tmp/$m-$p-$mode.safetensors"
+			same "eval-$m-$p-$mode" "$tmp/$m-$p-reuse.eval" "$tmp/$m-$p-$mode.eval"
+		done
 	done
 done
 finish memplan

@@ -9,7 +9,7 @@ nnrun=${2:?usage: plan.sh NNC NNRUN}
 
 plan=$tmp/tiny.plan
 expect compile 0 "compiled model 'tiny'" -- "$nnc" compile --batch 16 models/tiny.nn -o "$plan"
-expect info 0 "train program: 38 steps" -- "$nnrun" info "$plan"
+expect info 0 "train program: 36 steps" -- "$nnrun" info "$plan"
 expect info-recipe 0 "optimizer: sgd" -- "$nnrun" info "$plan"
 for m in resnet20 mobilenet_v2 airbench94 alexnet; do
 	expect "roundtrip-$m" 0 "train program" -- sh -c "'$nnc' compile --batch 8 models/$m.nn -o '$tmp/$m.plan' && '$nnrun' info '$tmp/$m.plan'"
@@ -38,8 +38,10 @@ sed 's/^nnc_plan: 2$/nnc_plan: 7/' "$plan" >"$tmp/version.plan"
 expect version 1 "plan format version 7, but this nnrun reads version 2" -- "$nnrun" info --allow-edited "$tmp/version.plan"
 sed '0,/  - \[f32, nchw, \[16, 8, 16, 16\], /s//  - [f32, nchw, [16, 8, 15, 16], /' "$plan" >"$tmp/shape.plan"
 expect inconsistent-shape 1 "inconsistent plan: train step 0 (conv2d at models/tiny.nn:8:9): result %[0-9]* is declared f32\[16,8,15,16\] but the kernel produces f32\[16,8,16,16\]" -- "$nnrun" info --allow-edited "$tmp/shape.plan"
-sed 's/kernel: relu, out: \([0-9]*\), in: \[\([0-9]*\)\]/kernel: relu, out: \1, in: [999]/' "$plan" >"$tmp/ref.plan"
+sed 's/kernel: bn_stats, out: \([0-9]*\), in: \[\([0-9]*\)\]/kernel: bn_stats, out: \1, in: [999]/' "$plan" >"$tmp/ref.plan"
 expect bad-operand 1 "operand 0 is %999, which is not defined before it" -- "$nnrun" info --allow-edited "$tmp/ref.plan"
+sed 's/acc: f32}/acc: f32, relu: true}/' "$plan" >"$tmp/epilogue.plan"
+expect bad-epilogue 1 "relu: true, but the conv2d kernel has no relu epilogue" -- "$nnrun" info --allow-edited "$tmp/epilogue.plan"
 sed 's/kernel: gelu_bwd/kernel: gelu_backwards/; s/kernel: relu_bwd/kernel: relu_backwards/' "$plan" >"$tmp/kernel.plan"
 expect unknown-kernel 1 "unknown kernel 'relu_backwards'" -- "$nnrun" info --allow-edited "$tmp/kernel.plan"
 # The memory plan is checked too: every activation at offset 0 collides.

@@ -820,7 +820,16 @@ typedef struct {
 	int n, c, hw;
 	double eps;
 	REAL *y, *dx, *var_unbiased, *mean_out, *invstd_out, *dw, *db;
+	bool relu; /* epilogue: y = max(y, 0) on each plane while it is in cache */
 } BnArgs;
+
+/* The relu epilogue, with relu_fwd's expression so fused and unfused results are identical. */
+static void
+relu_plane(REAL *y, int hw)
+{
+	for (int i = 0; i < hw; i++)
+		y[i] = y[i] > zero ? y[i] : zero;
+}
 
 static const REAL *
 bn_plane(const REAL *t, const BnArgs *a, int img, size_t ch)
@@ -876,15 +885,17 @@ bn_apply_planes(void *ctx, size_t p0, size_t p1)
 		REAL *y = a->y + pl * a->hw;
 		for (int i = 0; i < a->hw; i++)
 			y[i] = (x[i] - m) * scale + shift;
+		if (a->relu)
+			relu_plane(y, a->hw);
 	}
 }
 
 void
 FN(cpu_batchnorm_apply)(const REAL *x, int n, int c, int hw, const REAL *mean,
-	const REAL *invstd, const REAL *w, const REAL *b, REAL *y)
+	const REAL *invstd, const REAL *w, const REAL *b, REAL *y, bool relu)
 {
 	BnArgs a = {.x = x, .n = n, .c = c, .hw = hw, .mean = mean, .invstd = invstd, .w = w,
-		.b = b, .y = y};
+		.b = b, .y = y, .relu = relu};
 	cpu_parallel_for((size_t)n * c, grain_for((size_t)hw), bn_apply_planes, &a);
 }
 
@@ -964,15 +975,17 @@ bn_inference_planes(void *ctx, size_t p0, size_t p1)
 		REAL *y = a->y + pl * a->hw;
 		for (int i = 0; i < a->hw; i++)
 			y[i] = (x[i] - m) * scale + shift;
+		if (a->relu)
+			relu_plane(y, a->hw);
 	}
 }
 
 void
 FN(cpu_batchnorm_inference)(const REAL *x, int n, int c, int hw, const REAL *running_mean,
-	const REAL *running_var, double eps, const REAL *w, const REAL *b, REAL *y)
+	const REAL *running_var, double eps, const REAL *w, const REAL *b, REAL *y, bool relu)
 {
 	BnArgs a = {.x = x, .n = n, .c = c, .hw = hw, .mean = running_mean, .var = running_var,
-		.eps = eps, .w = w, .b = b, .y = y};
+		.eps = eps, .w = w, .b = b, .y = y, .relu = relu};
 	cpu_parallel_for((size_t)n * c, grain_for((size_t)hw), bn_inference_planes, &a);
 }
 
@@ -1020,6 +1033,7 @@ EW1(tanh_fwd, tanh(a))
 EW2(tanh_bwd, b * (one - a * a))
 EW2(mul_ew, a * b)
 EW2(add_ew, a + b)
+EW2(add_relu_ew, a + b > zero ? a + b : zero)
 EW1(scale_ew, e->s * a)
 
 static void
@@ -1087,6 +1101,12 @@ void
 FN(cpu_add)(const REAL *a, const REAL *b, REAL *y, size_t count)
 {
 	elementwise(add_ew, a, b, y, 0, count);
+}
+
+void
+FN(cpu_add_relu)(const REAL *a, const REAL *b, REAL *y, size_t count)
+{
+	elementwise(add_relu_ew, a, b, y, 0, count);
 }
 
 void

@@ -167,7 +167,7 @@ find(Graph *g, Op op)
 static void
 test_verifier(void)
 {
-	for (int k = 0; k < 6; k++) {
+	for (int k = 0; k < 7; k++) {
 		Arena a = {0};
 		Diag d;
 		FILE *sink = fopen("/dev/null", "w");
@@ -180,14 +180,15 @@ test_verifier(void)
 			continue;
 		}
 		CHECK(ir_verify(g, &d, "unit"));
-		Inst *conv = find(g, OP_conv2d), *dense = find(g, OP_dense), *relu = find(g, OP_relu);
+		Inst *conv = find(g, OP_conv2d), *dense = find(g, OP_dense);
 		switch (k) {
 		case 0: conv->res->type.dim[1] = 5; break;                 /* wrong result type */
-		case 1: relu->args[0] = dense->res; break;                  /* use before definition */
+		case 1: conv->args[0] = dense->res; break;                  /* use before definition */
 		case 2: conv->nargs--; break;                               /* missing parameter operand */
 		case 3: conv->attr[nnc_attr_index(OP_conv2d, "kernel")].set = false; break; /* unset attribute */
 		case 4: inst_set_str(find(g, OP_param)->next->next, "name", attr_s(find(g, OP_param), "name")); break;
 		case 5: inst_remove(g, find(g, OP_output)); inst_remove(g, find(g, OP_output)); break; /* no outputs */
+		case 6: conv->relu = true; break;                           /* an epilogue conv2d has not */
 		}
 		CHECK(!ir_verify(g, &d, "unit"));
 		fclose(sink);
