@@ -48,7 +48,7 @@ struct Inst {
 	Phase phase;
 	Op origin;         /* the source-level op this Inst implements part of (its own op for those) */
 	DType acc;         /* accumulation dtype (the storage dtype is its result's, or operands') */
-	bool relu;         /* set by fuse (OPF_RELU ops): the kernel applies relu to its result */
+	Epilogue epi;      /* set by fuse (OPF_EPI ops): the activation the kernel applies last */
 	Inst *prev, *next;
 };
 

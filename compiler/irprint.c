@@ -66,8 +66,8 @@ ir_print(FILE *out, const Graph *g)
 		if (in->res)
 			fprintf(out, "%%%d = ", in->res->id);
 		fputs(nnc_ops[in->op].name, out);
-		if (in->relu)
-			fputs("+relu", out);
+		if (in->epi)
+			fprintf(out, "+%s", nnc_ops[nnc_epilogue_op[in->epi]].name);
 		for (int i = 0; i < in->nargs; i++)
 			fprintf(out, "%s%%%d", i ? ", " : " ", in->args[i]->id);
 		print_attrs(out, in);

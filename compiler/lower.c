@@ -60,7 +60,7 @@ lower_program(const Module *m, const Graph *g, const int *map, PlanProgram *prog
 		memcpy(s->attr, in->attr, sizeof s->attr);
 		s->name = in->scope ? in->scope : "";
 		s->acc = in->acc;
-		s->relu = in->relu;
+		s->epi = in->epi;
 		s->loc = loc_text(a, in->loc);
 	}
 	if (loss) {

@@ -41,8 +41,8 @@ check_inst(Check *c, const Inst *in, const unsigned char *defined, StrMap *names
 		bad(c, in, "%d tensor inputs / %d operands do not fit the op's arity", in->nin, in->nargs);
 	if (!(oi->flags & OPF_NORES) != (in->res != NULL))
 		bad(c, in, "result presence does not match the op table");
-	if (in->relu && !(oi->flags & OPF_RELU))
-		bad(c, in, "a relu epilogue on an op whose kernel has none");
+	if (in->epi && (in->epi >= NEPI || !(oi->flags & OPF_EPI)))
+		bad(c, in, "an epilogue on an op whose kernel has none");
 	for (int i = 0; i < in->nargs; i++) {
 		const Value *v = in->args[i];
 		if (!v || !v->def) {

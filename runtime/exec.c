@@ -162,7 +162,7 @@ k_bn_apply(K *k)
 	int c = (int)t->dim[1];
 	const float *s = IN(k, 1);
 	cpu_batchnorm_apply_f32(IN(k, 0), (int)t->dim[0], c, hw(t), s, s + c, k->s->nin > 2 ? IN(k, 2) : NULL,
-		k->s->nin > 3 ? IN(k, 3) : NULL, OUT(k), k->s->relu);
+		k->s->nin > 3 ? IN(k, 3) : NULL, OUT(k), (CpuAct)k->s->epi);
 	return true;
 }
 
@@ -183,7 +183,7 @@ k_batchnorm(K *k)
 	bool affine = A(k, "affine")->i[0];
 	int r = affine ? 3 : 1;
 	cpu_batchnorm_inference_f32(IN(k, 0), (int)t->dim[0], (int)t->dim[1], hw(t), IN(k, r), IN(k, r + 1), A(k, "eps")->f,
-		affine ? IN(k, 1) : NULL, affine ? IN(k, 2) : NULL, OUT(k), k->s->relu);
+		affine ? IN(k, 1) : NULL, affine ? IN(k, 2) : NULL, OUT(k), (CpuAct)k->s->epi);
 	return true;
 }
 
@@ -395,7 +395,7 @@ k_ones(K *k)
 static bool
 k_add(K *k)
 {
-	(k->s->relu ? cpu_add_relu_f32 : cpu_add_f32)(IN(k, 0), IN(k, 1), OUT(k), numel(T(k, 0)));
+	cpu_add_act_f32(IN(k, 0), IN(k, 1), OUT(k), numel(T(k, 0)), (CpuAct)k->s->epi);
 	return true;
 }
 
@@ -658,6 +658,8 @@ exec_store_f32(Exec *e, int value, const float *src)
 static KernelFn *const kernels[NOP] = {NNC_OPS(X)};
 #undef X
 static_assert(sizeof kernels / sizeof kernels[0] == NOP, "an op has no CPU kernel entry");
+static_assert((int)CPU_ACT_NONE == EPI_NONE && (int)CPU_ACT_RELU == EPI_RELU && (int)CPU_ACT_RELU6 == EPI_RELU6 &&
+	NEPI == 3, "the CPU kernels' CpuAct must number the epilogues as ops.h does");
 
 bool
 exec_run(Exec *e, const PlanProgram *prog, char *err, size_t errlen)

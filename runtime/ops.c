@@ -23,6 +23,17 @@ NNC_OPS(X)
 #undef X
 #undef A
 
+const Op nnc_epilogue_op[NEPI] = {[EPI_NONE] = NOP, [EPI_RELU] = OP_relu, [EPI_RELU6] = OP_relu6};
+
+Epilogue
+nnc_epilogue_of(Op op)
+{
+	for (int e = 1; e < NEPI; e++)
+		if (nnc_epilogue_op[e] == op)
+			return (Epilogue)e;
+	return EPI_NONE;
+}
+
 Op
 nnc_op_lookup(const char *name)
 {

@@ -20,8 +20,8 @@
  *   MATMUL   multiply-accumulate bound (conv, dense): reported in MAC counts
  *   USER     callable from .nn source (internal ops such as param/input/output are not)
  *   ACC      sums many products or values per output (its accumulation dtype matters)
- *   RELU     its kernel can apply relu to its result in the same pass (the fuse pass's
- *            epilogue: `+relu` in dumps, `relu: true` in plans) */
+ *   EPI      its kernel can apply an epilogue activation (relu, relu6) to its result in the
+ *            same pass (the fuse pass: `+relu` in dumps, `epilogue: relu` in plans) */
 enum {
 	OPF_SOURCE = 1 << 0,
 	OPF_EFFECT = 1 << 1,
@@ -31,7 +31,7 @@ enum {
 	OPF_MATMUL = 1 << 5,
 	OPF_USER = 1 << 6,
 	OPF_ACC = 1 << 7,
-	OPF_RELU = 1 << 8,
+	OPF_EPI = 1 << 8,
 };
 
 /* Columns: name, min tensor inputs, max tensor inputs (-1: any), flags. */
@@ -40,7 +40,7 @@ enum {
 	X(param,                 0, 0,  OPF_SOURCE) \
 	X(output,                1, 1,  OPF_EFFECT | OPF_NORES) \
 	X(conv2d,                1, 1,  OPF_USER | OPF_PARAMS | OPF_MATMUL | OPF_ACC) \
-	X(batchnorm,             1, 1,  OPF_USER | OPF_PARAMS | OPF_RELU) \
+	X(batchnorm,             1, 1,  OPF_USER | OPF_PARAMS | OPF_EPI) \
 	X(relu,                  1, 1,  OPF_USER | OPF_ELEMWISE) \
 	X(relu6,                 1, 1,  OPF_USER | OPF_ELEMWISE) \
 	X(gelu,                  1, 1,  OPF_USER | OPF_ELEMWISE) \
@@ -51,14 +51,14 @@ enum {
 	X(dense,                 1, 1,  OPF_USER | OPF_PARAMS | OPF_MATMUL | OPF_ACC) \
 	X(dropout,               1, 1,  OPF_USER | OPF_ELEMWISE) \
 	X(flatten,               1, 1,  OPF_USER) \
-	X(add,                   2, 2,  OPF_USER | OPF_ELEMWISE | OPF_RELU) \
+	X(add,                   2, 2,  OPF_USER | OPF_ELEMWISE | OPF_EPI) \
 	X(concat,                2, -1, OPF_USER) \
 	X(mul,                   1, 1,  OPF_USER | OPF_ELEMWISE) \
 	X(softmax,               1, 1,  OPF_USER | OPF_ACC) \
 	X(softmax_cross_entropy, 2, 2,  OPF_USER | OPF_ACC) \
 	/* training-mode forward, inserted by the trainmode pass */ \
 	X(bn_stats,              1, 1,  OPF_ACC) \
-	X(bn_apply,              2, 4,  OPF_RELU) \
+	X(bn_apply,              2, 4,  OPF_EPI) \
 	X(bn_update,             3, 3,  OPF_EFFECT | OPF_NORES) \
 	X(dropout_mask,          1, 1,  0) \
 	X(mulv,                  2, 2,  OPF_ELEMWISE) \
@@ -200,6 +200,13 @@ typedef struct {
 } OpInfo;
 
 extern const OpInfo nnc_ops[NOP];
+
+/* Epilogues: the activation an OPF_EPI kernel applies to its result in the same pass, named
+ * after the op it replaces (passes/fuse.c). The CPU kernels' CpuAct has the same numbering. */
+typedef enum { EPI_NONE, EPI_RELU, EPI_RELU6, NEPI } Epilogue;
+extern const Op nnc_epilogue_op[NEPI]; /* EPI_NONE: NOP */
+/* The epilogue that replaces OP, or EPI_NONE. */
+Epilogue nnc_epilogue_of(Op op);
 
 /* Returns the op called NAME among the user-callable ops, or NOP. */
 Op nnc_op_lookup(const char *name);

@@ -86,7 +86,10 @@ put_program(FILE *f, const char *name, const PlanProgram *p)
 		put_str(f, s->name);
 		fputs(", loc: ", f);
 		put_str(f, s->loc);
-		fprintf(f, ", acc: %s%s}\n", dtype_name(s->acc), s->relu ? ", relu: true" : "");
+		fprintf(f, ", acc: %s", dtype_name(s->acc));
+		if (s->epi)
+			fprintf(f, ", epilogue: %s", nnc_ops[nnc_epilogue_op[s->epi]].name);
+		fputs("}\n", f);
 	}
 }
 
@@ -351,8 +354,15 @@ read_program(Reader *r, yaml_node_t *n, PlanProgram *p)
 		if (!r->failed && strcmp(acc, "f32") && strcmp(acc, "f16"))
 			rfail(r, sn, "acc must be f16 or f32, got '%s'", acc);
 		s->acc = acc[1] == '1' ? DT_F16 : DT_F32;
-		yaml_node_t *relu = get(r, sn, "relu", false);
-		s->relu = relu && boolean(r, relu, "relu");
+		yaml_node_t *epi = get(r, sn, "epilogue", false);
+		if (epi && !r->failed) {
+			const char *e = scalar(r, epi, "epilogue");
+			for (int k2 = 1; k2 < NEPI && !r->failed && !s->epi; k2++)
+				if (strcmp(e, nnc_ops[nnc_epilogue_op[k2]].name) == 0)
+					s->epi = (Epilogue)k2;
+			if (!r->failed && !s->epi)
+				rfail(r, epi, "unknown epilogue '%s' (relu or relu6)", e);
+		}
 	}
 }
 
@@ -636,8 +646,8 @@ validate_program(const Plan *p, const PlanProgram *prog, const char *pname, cons
 		for (int k = 0; k < oi->nattrs && ok; k++)
 			if (!s->attr[k].set)
 				ok = vfail(err, errlen, "%s: attribute '%s' is missing", where, oi->attrs[k].name);
-		if (ok && s->relu && !(oi->flags & OPF_RELU))
-			ok = vfail(err, errlen, "%s: relu: true, but the %s kernel has no relu epilogue", where, oi->name);
+		if (ok && s->epi && !(oi->flags & OPF_EPI))
+			ok = vfail(err, errlen, "%s: the %s kernel has no epilogue", where, oi->name);
 		if (!ok)
 			break;
 		int user = (oi->flags & OPF_PARAMS) && s->nin > oi->max_in ? oi->max_in : s->nin;

@@ -53,7 +53,7 @@ typedef struct {
 	const char *name; /* hierarchical scope, may be "" */
 	const char *loc;  /* "file:line:col" */
 	DType acc;        /* accumulation dtype */
-	bool relu;        /* relu applied to the result by the same kernel (OPF_RELU ops only) */
+	Epilogue epi;     /* activation applied to the result by the same kernel (OPF_EPI ops) */
 } PlanStep;
 
 typedef struct {

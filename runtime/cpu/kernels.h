@@ -53,6 +53,10 @@ typedef struct {
  * reach INT_MAX elements, or a tensor 2^40. */
 int cpu_conv_setup(CpuConv *cv);
 
+/* The activation a kernel can apply to its result in the same pass (an epilogue), bit-identical
+ * to the separate activation kernel: none, relu, relu6 (min(max(y, 0), 6)). */
+typedef enum { CPU_ACT_NONE, CPU_ACT_RELU, CPU_ACT_RELU6 } CpuAct;
+
 /* The three convolution kernels, for sizing their workspaces. */
 typedef enum {
 	CPU_CONV_FORWARD,

@@ -46,10 +46,9 @@ void NNC_FN(cpu_bias_backward)(const NNC_REAL *dy, int n, int c, int hw, NNC_REA
 int NNC_FN(cpu_batchnorm_stats)(const NNC_REAL *x, int n, int c, int hw, double eps,
 	NNC_REAL *mean, NNC_REAL *invstd, NNC_REAL *var_unbiased);
 
-/* y = (x - mean) * invstd * w + b per channel; w and b may be NULL (no affine: 1 and 0).
- * With relu, y = max(y, 0) in the same pass, bit-identical to a following cpu_relu_forward. */
+/* y = act((x - mean) * invstd * w + b) per channel; w and b may be NULL (no affine: 1 and 0). */
 void NNC_FN(cpu_batchnorm_apply)(const NNC_REAL *x, int n, int c, int hw, const NNC_REAL *mean,
-	const NNC_REAL *invstd, const NNC_REAL *w, const NNC_REAL *b, NNC_REAL *y, bool relu);
+	const NNC_REAL *invstd, const NNC_REAL *w, const NNC_REAL *b, NNC_REAL *y, CpuAct act);
 
 /* Training-mode input gradient, with the batch statistics depending on x:
  *   dx = w * invstd * (dy - mean(dy) - xhat * mean(dy * xhat)),  xhat = (x - mean) * invstd,
@@ -69,11 +68,10 @@ void NNC_FN(cpu_batchnorm_backward_params)(const NNC_REAL *dy, const NNC_REAL *x
 void NNC_FN(cpu_batchnorm_update_running)(int c, double momentum, const NNC_REAL *mean,
 	const NNC_REAL *var_unbiased, NNC_REAL *running_mean, NNC_REAL *running_var);
 
-/* Inference: y = (x - running_mean) / sqrt(running_var + eps) * w + b; w, b may be NULL.
- * relu as in cpu_batchnorm_apply. */
+/* Inference: y = act((x - running_mean) / sqrt(running_var + eps) * w + b); w, b may be NULL. */
 void NNC_FN(cpu_batchnorm_inference)(const NNC_REAL *x, int n, int c, int hw,
 	const NNC_REAL *running_mean, const NNC_REAL *running_var, double eps, const NNC_REAL *w,
-	const NNC_REAL *b, NNC_REAL *y, bool relu);
+	const NNC_REAL *b, NNC_REAL *y, CpuAct act);
 
 /* ---- activations, elementwise over count elements ---------------------------------------- */
 
@@ -138,8 +136,8 @@ void NNC_FN(cpu_dropout_apply)(const NNC_REAL *x, const NNC_REAL *mask, NNC_REAL
 
 /* y = a + b. Its backward is the identity for both operands. */
 void NNC_FN(cpu_add)(const NNC_REAL *a, const NNC_REAL *b, NNC_REAL *y, size_t count);
-/* y = max(a + b, 0): add with a relu epilogue (a residual join). */
-void NNC_FN(cpu_add_relu)(const NNC_REAL *a, const NNC_REAL *b, NNC_REAL *y, size_t count);
+/* y = act(a + b): add with an epilogue (a residual join followed by its activation). */
+void NNC_FN(cpu_add_act)(const NNC_REAL *a, const NNC_REAL *b, NNC_REAL *y, size_t count, CpuAct act);
 
 /* y = s * x: the mul op, and its backward (dx = s * dy). */
 void NNC_FN(cpu_scale)(const NNC_REAL *x, double s, NNC_REAL *y, size_t count);

@@ -820,15 +820,21 @@ typedef struct {
 	int n, c, hw;
 	double eps;
 	REAL *y, *dx, *var_unbiased, *mean_out, *invstd_out, *dw, *db;
-	bool relu; /* epilogue: y = max(y, 0) on each plane while it is in cache */
+	CpuAct act; /* epilogue, applied to each plane while it is in cache */
 } BnArgs;
 
-/* The relu epilogue, with relu_fwd's expression so fused and unfused results are identical. */
+/* The epilogue, with relu_fwd's and relu6_fwd's expressions so fused and unfused results are
+ * identical. */
 static void
-relu_plane(REAL *y, int hw)
+act_plane(REAL *y, size_t count, CpuAct act)
 {
-	for (int i = 0; i < hw; i++)
-		y[i] = y[i] > zero ? y[i] : zero;
+	static const REAL six_ = 6;
+	if (act == CPU_ACT_RELU)
+		for (size_t i = 0; i < count; i++)
+			y[i] = y[i] > zero ? y[i] : zero;
+	else if (act == CPU_ACT_RELU6)
+		for (size_t i = 0; i < count; i++)
+			y[i] = y[i] > zero ? (y[i] < six_ ? y[i] : six_) : zero;
 }
 
 static const REAL *
@@ -885,17 +891,16 @@ bn_apply_planes(void *ctx, size_t p0, size_t p1)
 		REAL *y = a->y + pl * a->hw;
 		for (int i = 0; i < a->hw; i++)
 			y[i] = (x[i] - m) * scale + shift;
-		if (a->relu)
-			relu_plane(y, a->hw);
+		act_plane(y, (size_t)a->hw, a->act);
 	}
 }
 
 void
 FN(cpu_batchnorm_apply)(const REAL *x, int n, int c, int hw, const REAL *mean,
-	const REAL *invstd, const REAL *w, const REAL *b, REAL *y, bool relu)
+	const REAL *invstd, const REAL *w, const REAL *b, REAL *y, CpuAct act)
 {
 	BnArgs a = {.x = x, .n = n, .c = c, .hw = hw, .mean = mean, .invstd = invstd, .w = w,
-		.b = b, .y = y, .relu = relu};
+		.b = b, .y = y, .act = act};
 	cpu_parallel_for((size_t)n * c, grain_for((size_t)hw), bn_apply_planes, &a);
 }
 
@@ -975,17 +980,16 @@ bn_inference_planes(void *ctx, size_t p0, size_t p1)
 		REAL *y = a->y + pl * a->hw;
 		for (int i = 0; i < a->hw; i++)
 			y[i] = (x[i] - m) * scale + shift;
-		if (a->relu)
-			relu_plane(y, a->hw);
+		act_plane(y, (size_t)a->hw, a->act);
 	}
 }
 
 void
 FN(cpu_batchnorm_inference)(const REAL *x, int n, int c, int hw, const REAL *running_mean,
-	const REAL *running_var, double eps, const REAL *w, const REAL *b, REAL *y, bool relu)
+	const REAL *running_var, double eps, const REAL *w, const REAL *b, REAL *y, CpuAct act)
 {
 	BnArgs a = {.x = x, .n = n, .c = c, .hw = hw, .mean = running_mean, .var = running_var,
-		.eps = eps, .w = w, .b = b, .y = y, .relu = relu};
+		.eps = eps, .w = w, .b = b, .y = y, .act = act};
 	cpu_parallel_for((size_t)n * c, grain_for((size_t)hw), bn_inference_planes, &a);
 }
 
@@ -1033,7 +1037,6 @@ EW1(tanh_fwd, tanh(a))
 EW2(tanh_bwd, b * (one - a * a))
 EW2(mul_ew, a * b)
 EW2(add_ew, a + b)
-EW2(add_relu_ew, a + b > zero ? a + b : zero)
 EW1(scale_ew, e->s * a)
 
 static void
@@ -1103,10 +1106,20 @@ FN(cpu_add)(const REAL *a, const REAL *b, REAL *y, size_t count)
 	elementwise(add_ew, a, b, y, 0, count);
 }
 
-void
-FN(cpu_add_relu)(const REAL *a, const REAL *b, REAL *y, size_t count)
+/* Items [i0, i1): the sum, then the epilogue on that block while it is in cache. */
+static void
+add_act_ew(void *ctx, size_t i0, size_t i1)
 {
-	elementwise(add_relu_ew, a, b, y, 0, count);
+	const EwArgs *e = ctx;
+	for (size_t i = i0; i < i1; i++)
+		e->y[i] = e->a[i] + e->b[i];
+	act_plane(e->y + i0, i1 - i0, (CpuAct)e->s);
+}
+
+void
+FN(cpu_add_act)(const REAL *a, const REAL *b, REAL *y, size_t count, CpuAct act)
+{
+	elementwise(add_act_ew, a, b, y, (REAL)act, count);
 }
 
 void

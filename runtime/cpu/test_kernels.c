@@ -428,9 +428,9 @@ test_reference(void)
 					want_y[e] = (x[e] - m) / sqrt(var + 1e-5) * w[c] + b[c];
 				}
 		}
-		cpu_batchnorm_apply_f64(x, N, C, HW, mean, invstd, w, b, y, false);
+		cpu_batchnorm_apply_f64(x, N, C, HW, mean, invstd, w, b, y, CPU_ACT_NONE);
 		expect_close("batchnorm_apply_f64 vs definition", y, want_y, N * C * HW, 1e-13);
-		cpu_batchnorm_inference_f64(x, N, C, HW, rm, rv, 1e-3, NULL, NULL, y, false);
+		cpu_batchnorm_inference_f64(x, N, C, HW, rm, rv, 1e-3, NULL, NULL, y, CPU_ACT_NONE);
 		for (int e = 0; e < N * C * HW; e++)
 			want_y[e] = (x[e] - rm[e / HW % C]) / sqrt(rv[e / HW % C] + 1e-3);
 		expect_close("batchnorm_inference_f64 (no affine) vs definition", y, want_y, N * C * HW,
@@ -656,7 +656,7 @@ bn_fwd(void *ctx, double *y)
 {
 	BnCtx *c = ctx;
 	cpu_batchnorm_stats_f64(c->x, c->n, c->c, c->hw, 1e-5, c->mean, c->invstd, NULL);
-	cpu_batchnorm_apply_f64(c->x, c->n, c->c, c->hw, c->mean, c->invstd, c->w, c->b, y, false);
+	cpu_batchnorm_apply_f64(c->x, c->n, c->c, c->hw, c->mean, c->invstd, c->w, c->b, y, CPU_ACT_NONE);
 }
 
 static void
@@ -1006,8 +1006,8 @@ prec_batchnorm(void)
 	pair_check("batchnorm_stats mean", mean);
 	pair_check("batchnorm_stats invstd", invstd);
 	pair_check("batchnorm_stats var_unbiased", varu);
-	cpu_batchnorm_apply_f32(x.f, N, C, HW, mean.f, invstd.f, w.f, b.f, y.f, false);
-	cpu_batchnorm_apply_f64(x.d, N, C, HW, mean.d, invstd.d, w.d, b.d, y.d, false);
+	cpu_batchnorm_apply_f32(x.f, N, C, HW, mean.f, invstd.f, w.f, b.f, y.f, CPU_ACT_NONE);
+	cpu_batchnorm_apply_f64(x.d, N, C, HW, mean.d, invstd.d, w.d, b.d, y.d, CPU_ACT_NONE);
 	pair_check("batchnorm_apply", y);
 	cpu_batchnorm_backward_data_f32(dy.f, x.f, N, C, HW, mean.f, invstd.f, w.f, dx.f, NULL, NULL);
 	cpu_batchnorm_backward_data_f64(dy.d, x.d, N, C, HW, mean.d, invstd.d, w.d, dx.d, NULL, NULL);
@@ -1020,26 +1020,28 @@ prec_batchnorm(void)
 	cpu_batchnorm_update_running_f64(C, 0.1, mean.d, varu.d, rm.d, rv.d);
 	pair_check("batchnorm_update_running mean", rm);
 	pair_check("batchnorm_update_running var", rv);
-	cpu_batchnorm_inference_f32(x.f, N, C, HW, rm.f, rv.f, 1e-5, w.f, b.f, y.f, false);
-	cpu_batchnorm_inference_f64(x.d, N, C, HW, rm.d, rv.d, 1e-5, w.d, b.d, y.d, false);
+	cpu_batchnorm_inference_f32(x.f, N, C, HW, rm.f, rv.f, 1e-5, w.f, b.f, y.f, CPU_ACT_NONE);
+	cpu_batchnorm_inference_f64(x.d, N, C, HW, rm.d, rv.d, 1e-5, w.d, b.d, y.d, CPU_ACT_NONE);
 	pair_check("batchnorm_inference", y);
 
-	/* The relu epilogue (the fuse pass) is bit-identical to a separate relu kernel. */
+	/* Each epilogue (the fuse pass) is bit-identical to the separate activation kernel. */
 	Pair fused = pair_out(CNT);
-	for (int inference = 0; inference < 2; inference++) {
+	for (int t = 0; t < 4; t++) {
+		bool inference = t & 1;
+		CpuAct act = t & 2 ? CPU_ACT_RELU6 : CPU_ACT_RELU;
 		if (inference) {
-			cpu_batchnorm_inference_f32(x.f, N, C, HW, rm.f, rv.f, 1e-5, w.f, b.f, y.f, false);
-			cpu_batchnorm_inference_f32(x.f, N, C, HW, rm.f, rv.f, 1e-5, w.f, b.f, fused.f, true);
+			cpu_batchnorm_inference_f32(x.f, N, C, HW, rm.f, rv.f, 1e-5, w.f, b.f, y.f, CPU_ACT_NONE);
+			cpu_batchnorm_inference_f32(x.f, N, C, HW, rm.f, rv.f, 1e-5, w.f, b.f, fused.f, act);
 		} else {
-			cpu_batchnorm_apply_f32(x.f, N, C, HW, mean.f, invstd.f, w.f, b.f, y.f, false);
-			cpu_batchnorm_apply_f32(x.f, N, C, HW, mean.f, invstd.f, w.f, b.f, fused.f, true);
+			cpu_batchnorm_apply_f32(x.f, N, C, HW, mean.f, invstd.f, w.f, b.f, y.f, CPU_ACT_NONE);
+			cpu_batchnorm_apply_f32(x.f, N, C, HW, mean.f, invstd.f, w.f, b.f, fused.f, act);
 		}
-		cpu_relu_forward_f32(y.f, y.f, CNT);
+		(act == CPU_ACT_RELU ? cpu_relu_forward_f32 : cpu_relu6_forward_f32)(y.f, y.f, CNT);
 		int zeros = 0;
 		for (int i = 0; i < CNT; i++)
 			zeros += fused.f[i] == 0;
 		CHECK(memcmp(y.f, fused.f, CNT * sizeof(float)) == 0);
-		CHECK(zeros > 0 && zeros < CNT); /* the relu clipped some values, not all */
+		CHECK(zeros > 0 && zeros < CNT); /* the activation clipped some values, not all */
 	}
 }
 
@@ -1066,11 +1068,19 @@ prec_elementwise(void)
 	cpu_add_f32(x.f, x2.f, y.f, N);
 	cpu_add_f64(x.d, x2.d, y.d, N);
 	pair_check("add", y);
-	cpu_add_relu_f32(x.f, x2.f, dx.f, N);
-	cpu_relu_forward_f32(y.f, y.f, N);
-	CHECK(memcmp(y.f, dx.f, N * sizeof(float)) == 0); /* fused add+relu == add then relu */
-	cpu_add_relu_f64(x.d, x2.d, y.d, N);
-	pair_check("add_relu", y);
+	for (int t = 0; t < 2; t++) { /* fused add+act == add, then the activation kernel */
+		CpuAct act = t ? CPU_ACT_RELU6 : CPU_ACT_RELU;
+		int clipped = 0;
+		cpu_add_f32(x.f, x2.f, y.f, N);
+		cpu_add_act_f32(x.f, x2.f, dx.f, N, act);
+		for (int i = 0; i < N; i++)
+			clipped += y.f[i] < 0 || (act == CPU_ACT_RELU6 && y.f[i] > 6);
+		(t ? cpu_relu6_forward_f32 : cpu_relu_forward_f32)(y.f, y.f, N);
+		CHECK(memcmp(y.f, dx.f, N * sizeof(float)) == 0);
+		CHECK(clipped > 0);
+		cpu_add_act_f64(x.d, x2.d, y.d, N, act);
+		pair_check(t ? "add_act relu6" : "add_act relu", y);
+	}
 	cpu_scale_f32(x.f, 0.3, y.f, N);
 	cpu_scale_f64(x.d, 0.3, y.d, N);
 	pair_check("scale", y);
@@ -1381,7 +1391,7 @@ det_workload(Outs *o, bool one_slot)
 	float *w = frand_fixed(3, C, 0.5, 1.5), *b = frand_fixed(4, C, -1, 1);
 	float *mean = out_new(o, "bn mean", C), *invstd = out_new(o, "bn invstd", C);
 	CHECK(cpu_batchnorm_stats_f32(x, N, C, HW, 1e-5, mean, invstd, out_new(o, "bn varu", C)) == 0);
-	cpu_batchnorm_apply_f32(x, N, C, HW, mean, invstd, w, b, out_new(o, "bn y", CNT), false);
+	cpu_batchnorm_apply_f32(x, N, C, HW, mean, invstd, w, b, out_new(o, "bn y", CNT), CPU_ACT_NONE);
 	cpu_batchnorm_backward_data_f32(dy, x, N, C, HW, mean, invstd, w, out_new(o, "bn dx", CNT),
 		out_new(o, "bn dw", C), out_new(o, "bn db", C));
 	cpu_gelu_forward_f32(x, out_new(o, "gelu y", CNT), CNT);
