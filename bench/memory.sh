@@ -12,7 +12,8 @@ trap 'rm -rf "$tmp"' EXIT
 	echo "# Memory planning: arena sizes with reuse vs one region per value ($(date -u +%Y-%m-%d))"
 	echo
 	echo "Batch 128, MB (10^6 bytes) of the act arena, which holds every transient value; parameters,"
-	echo "optimizer state and inputs are the same either way (bench/memory.sh, nnc compile [--no-reuse])."
+	echo "optimizer state and inputs are the same either way (bench/memory.sh, nnc compile [--no-reuse];
+fusion on, the default: bench/results/fusion-*.md shows what it saves)."
 	echo
 	echo "| model | precision | training step, reuse | no reuse | ratio | inference, reuse | no reuse | ratio |"
 	echo "|---|---|---|---|---|---|---|---|"
