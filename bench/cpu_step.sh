@@ -9,11 +9,7 @@ cd "$(dirname "$0")/.."
 out=""
 if [ "${1:-}" = "-o" ]; then out=$2; shift 2; fi
 models=${*:-"resnet20 resnet56"}
-threads=${NNC_THREADS:-$(nproc)}
-rounds=${ROUNDS:-3}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+. bench/lib.sh
 table="| model | nnrun ms/step | PyTorch ms/step | speed-up (PyTorch / nnrun) |\n|---|---|---|---|\n"
 for m in $models; do
 	depth=${m#resnet}
@@ -21,9 +17,9 @@ for m in $models; do
 	: >"$tmp/n" ; : >"$tmp/p"
 	for r in $(seq "$rounds"); do
 		build/nnrun bench "$tmp/$m.plan" --steps 10 --threads "$threads" | tee /dev/stderr |
-			sed 's/.*: \([0-9.]*\) ms\/step.*/\1/' >>"$tmp/n"
+			ms_per_step >>"$tmp/n"
 		/usr/bin/python3 bench/torch_step.py --depth "$depth" --steps 10 --threads "$threads" | tee /dev/stderr |
-			sed 's/.*: \([0-9.]*\) ms\/step.*/\1/' >>"$tmp/p"
+			ms_per_step >>"$tmp/p"
 	done
 	n=$(median <"$tmp/n")
 	p=$(median <"$tmp/p")

@@ -10,12 +10,8 @@ cd "$(dirname "$0")/.."
 out=""
 if [ "${1:-}" = "-o" ]; then out=$2; shift 2; fi
 models=${*:-"resnet20 resnet56"}
-threads=${NNC_THREADS:-$(nproc)}
-rounds=${ROUNDS:-3}
 precisions=${PRECISIONS:-"fp32 fp16"}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+. bench/lib.sh
 act() { build/nnrun info "$1" | sed -n 's/.*act \([0-9.]*\) MB.*/\1/p'; }
 table="| model | precision | fused ms/step | unfused ms/step | speed-up | fused act MB | unfused act MB | kernels fused / unfused |\n|---|---|---|---|---|---|---|---|\n"
 for m in $models; do
@@ -26,7 +22,7 @@ for m in $models; do
 		for r in $(seq "$rounds"); do
 			for v in f u; do
 				build/nnrun bench "$tmp/$v.plan" --steps 10 --threads "$threads" |
-					sed 's/.*: \([0-9.]*\) ms\/step.*/\1/' >>"$tmp/$v"
+					ms_per_step >>"$tmp/$v"
 			done
 		done
 		f=$(median <"$tmp/f")
