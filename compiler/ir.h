@@ -49,6 +49,7 @@ struct Inst {
 	Op origin;         /* the source-level op this Inst implements part of (its own op for those) */
 	DType acc;         /* accumulation dtype (the storage dtype is its result's, or operands') */
 	Epilogue epi;      /* set by fuse (OPF_EPI ops): the activation the kernel applies last */
+	Loc epi_loc;       /* the source location of the activation op it absorbed */
 	Inst *prev, *next;
 };
 

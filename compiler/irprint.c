@@ -84,6 +84,9 @@ ir_print(FILE *out, const Graph *g)
 			fprintf(out, "  @%s", in->scope);
 		if (in->loc.file)
 			fprintf(out, "  # %s:%d:%d", in->loc.file->path, in->loc.line, in->loc.col);
+		if (in->epi && in->epi_loc.file)
+			fprintf(out, " +%s %s:%d:%d", nnc_ops[nnc_epilogue_op[in->epi]].name, in->epi_loc.file->path,
+				in->epi_loc.line, in->epi_loc.col);
 		fputc('\n', out);
 	}
 	if (g->arena_bytes[AR_ACT] || g->arena_bytes[AR_PARAM])

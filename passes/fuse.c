@@ -50,6 +50,7 @@ fuse_graph(Graph *g, Diag *d)
 		if (!r || r == (Inst *)-1 || uses[y->id] != 1 + saved[y->id] || r->res->type.dtype != y->type.dtype)
 			continue;
 		in->epi = nnc_epilogue_of(r->op);
+		in->epi_loc = r->loc;
 		value_replace_uses(g, r->res, y);
 		inst_remove(g, r);
 		fused++;
