@@ -1,6 +1,6 @@
 #!/bin/sh
 # The memory plan and fusion change where values live and how many kernels run, never what is
-# computed: for several models and every precision, the default plan, a plan without memory
+# computed: for every model (see below for precisions), the default plan, a plan without memory
 # reuse (--no-reuse) and a plan without fusion (--no-fuse) train a few steps to bit-identical
 # weights and evaluate identically. (The plan loader separately checks that no
 # two live values overlap, on every plan every test loads.) Needs data/.
@@ -12,8 +12,11 @@ data=${NNC_DATA:-data}
 TIMEOUT=300
 . "$(dirname "$0")/lib.sh"
 run="--data $data --train-limit 512 --test-limit 100 --quiet --threads 2"
-for m in tiny resnet20 mobilenet_v2; do
-	for p in fp32 fp16 mixed; do
+# Every model in fp32; three representative ones (plain, residual, depthwise with relu6) in
+# every precision, which keeps the test near a minute (MEMPLAN_MODELS narrows the list).
+for m in ${MEMPLAN_MODELS:-$(cd models && ls *.nn | sed "s/\.nn$//")}; do
+	case $m in tiny | resnet20 | mobilenet_v2) precisions="fp32 fp16 mixed" ;; *) precisions=fp32 ;; esac
+	for p in $precisions; do
 		for mode in reuse no-reuse no-fuse; do
 			flag=$([ $mode = reuse ] || echo --$mode)
 			id=$m-$p-$mode
