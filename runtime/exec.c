@@ -104,9 +104,13 @@ k_conv2d(K *k)
 	if (!conv_from(k, &cv, T(k, 0), (int)A(k, "channels")->i[0]))
 		return false;
 	const float *b = A(k, "bias")->i[0] ? IN(k, 2) : NULL;
-	return ACC(k, cpu_conv2d_forward_f32(&cv, IN(k, 0), IN(k, 1), b, OUT(k), k->e->ws, k->e->ws_bytes),
-	           cpu_acc16_conv2d_forward(&cv, IN(k, 0), IN(k, 1), b, OUT(k))) == 0 ||
-	       kfail(k, "convolution failed (workspace too small)");
+	CpuAct act = (CpuAct)k->s->epi;
+	if (ACC(k, cpu_conv2d_forward_act_f32(&cv, IN(k, 0), IN(k, 1), b, OUT(k), k->e->ws, k->e->ws_bytes, act),
+	        cpu_acc16_conv2d_forward(&cv, IN(k, 0), IN(k, 1), b, OUT(k))) != 0)
+		return kfail(k, "convolution failed (workspace too small)");
+	if (k->acc16)
+		cpu_act_f32(OUT(k), numel(&k->e->plan->values[k->s->out]), act);
+	return true;
 }
 
 static bool
@@ -312,8 +316,11 @@ k_dense(K *k)
 	const Type *x = T(k, 0);
 	const float *b = A(k, "bias")->i[0] ? IN(k, 2) : NULL;
 	int n = (int)x->dim[0], f = (int)x->dim[1], u = (int)A(k, "units")->i[0];
-	ACC(k, cpu_dense_forward_f32(IN(k, 0), IN(k, 1), b, n, f, u, OUT(k)),
+	CpuAct act = (CpuAct)k->s->epi;
+	ACC(k, cpu_dense_forward_act_f32(IN(k, 0), IN(k, 1), b, n, f, u, OUT(k), act),
 		cpu_acc16_dense_forward(IN(k, 0), IN(k, 1), b, n, f, u, OUT(k)));
+	if (k->acc16)
+		cpu_act_f32(OUT(k), (size_t)n * u, act);
 	return true;
 }
 

@@ -21,7 +21,7 @@
  *   USER     callable from .nn source (internal ops such as param/input/output are not)
  *   ACC      sums many products or values per output (its accumulation dtype matters)
  *   EPI      its kernel can apply an epilogue activation (relu, relu6) to its result in the
- *            same pass (the fuse pass: `+relu` in dumps, `epilogue: relu` in plans) */
+ *            same pass (conv and dense after their bias, batch norm, add) (the fuse pass: `+relu` in dumps, `epilogue: relu` in plans) */
 enum {
 	OPF_SOURCE = 1 << 0,
 	OPF_EFFECT = 1 << 1,
@@ -39,7 +39,7 @@ enum {
 	X(input,                 0, 0,  OPF_SOURCE) \
 	X(param,                 0, 0,  OPF_SOURCE) \
 	X(output,                1, 1,  OPF_EFFECT | OPF_NORES) \
-	X(conv2d,                1, 1,  OPF_USER | OPF_PARAMS | OPF_MATMUL | OPF_ACC) \
+	X(conv2d,                1, 1,  OPF_USER | OPF_PARAMS | OPF_MATMUL | OPF_ACC | OPF_EPI) \
 	X(batchnorm,             1, 1,  OPF_USER | OPF_PARAMS | OPF_EPI) \
 	X(relu,                  1, 1,  OPF_USER | OPF_ELEMWISE) \
 	X(relu6,                 1, 1,  OPF_USER | OPF_ELEMWISE) \
@@ -48,7 +48,7 @@ enum {
 	X(maxpool,               1, 1,  OPF_USER) \
 	X(avgpool,               1, 1,  OPF_USER | OPF_ACC) \
 	X(global_avgpool,        1, 1,  OPF_USER | OPF_ACC) \
-	X(dense,                 1, 1,  OPF_USER | OPF_PARAMS | OPF_MATMUL | OPF_ACC) \
+	X(dense,                 1, 1,  OPF_USER | OPF_PARAMS | OPF_MATMUL | OPF_ACC | OPF_EPI) \
 	X(dropout,               1, 1,  OPF_USER | OPF_ELEMWISE) \
 	X(flatten,               1, 1,  OPF_USER) \
 	X(add,                   2, 2,  OPF_USER | OPF_ELEMWISE | OPF_EPI) \

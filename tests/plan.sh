@@ -41,7 +41,7 @@ expect inconsistent-shape 1 "inconsistent plan: train step 0 (conv2d at models/t
 sed 's/kernel: bn_stats, out: \([0-9]*\), in: \[\([0-9]*\)\]/kernel: bn_stats, out: \1, in: [999]/' "$plan" >"$tmp/ref.plan"
 expect bad-operand 1 "operand 0 is %999, which is not defined before it" -- "$nnrun" info --allow-edited "$tmp/ref.plan"
 sed 's/acc: f32}/acc: f32, epilogue: relu}/' "$plan" >"$tmp/epilogue.plan"
-expect bad-epilogue 1 "train step 0 (conv2d at models/tiny.nn:8:9): the conv2d kernel has no epilogue" -- "$nnrun" info --allow-edited "$tmp/epilogue.plan"
+expect bad-epilogue 1 "train step 1 (bn_stats at models/tiny.nn:9:14): the bn_stats kernel has no epilogue" -- "$nnrun" info --allow-edited "$tmp/epilogue.plan"
 sed 's/epilogue: relu}/epilogue: gelu}/' "$plan" >"$tmp/epilogue2.plan"
 expect unknown-epilogue 1 "unknown epilogue 'gelu' (relu or relu6)" -- "$nnrun" info --allow-edited "$tmp/epilogue2.plan"
 sed 's/kernel: gelu_bwd/kernel: gelu_backwards/; s/kernel: relu_bwd/kernel: relu_backwards/' "$plan" >"$tmp/kernel.plan"

@@ -23,6 +23,10 @@ size_t NNC_FN(cpu_conv2d_workspace)(const CpuConv *cv, CpuConvPass pass, int thr
  * y [n, k, oh, ow]. */
 int NNC_FN(cpu_conv2d_forward)(const CpuConv *cv, const NNC_REAL *x, const NNC_REAL *w,
 	const NNC_REAL *b, NNC_REAL *y, void *ws, size_t ws_bytes);
+/* y = act(conv(x, w) + b): the same with an epilogue, applied to each image's output right
+ * after its GEMM and bias while it is in cache (conv2d+relu in dumps). */
+int NNC_FN(cpu_conv2d_forward_act)(const CpuConv *cv, const NNC_REAL *x, const NNC_REAL *w,
+	const NNC_REAL *b, NNC_REAL *y, void *ws, size_t ws_bytes, CpuAct act);
 
 /* dx = gradient of the loss with respect to x, given dy [n, k, oh, ow] and w. */
 int NNC_FN(cpu_conv2d_backward_data)(const CpuConv *cv, const NNC_REAL *dy, const NNC_REAL *w,
@@ -115,6 +119,9 @@ void NNC_FN(cpu_global_avgpool_backward)(const NNC_REAL *dy, int n, int c, int h
 
 void NNC_FN(cpu_dense_forward)(const NNC_REAL *x, const NNC_REAL *w, const NNC_REAL *b, int n,
 	int f, int u, NNC_REAL *y);
+/* y = act(x . w^T + b), the epilogue applied to each block of rows after its bias. */
+void NNC_FN(cpu_dense_forward_act)(const NNC_REAL *x, const NNC_REAL *w, const NNC_REAL *b, int n,
+	int f, int u, NNC_REAL *y, CpuAct act);
 /* dx [n, f] = dy . w */
 void NNC_FN(cpu_dense_backward_data)(const NNC_REAL *dy, const NNC_REAL *w, int n, int f, int u,
 	NNC_REAL *dx);
@@ -138,6 +145,9 @@ void NNC_FN(cpu_dropout_apply)(const NNC_REAL *x, const NNC_REAL *mask, NNC_REAL
 void NNC_FN(cpu_add)(const NNC_REAL *a, const NNC_REAL *b, NNC_REAL *y, size_t count);
 /* y = act(a + b): add with an epilogue (a residual join followed by its activation). */
 void NNC_FN(cpu_add_act)(const NNC_REAL *a, const NNC_REAL *b, NNC_REAL *y, size_t count, CpuAct act);
+/* y = act(y) in place: the epilogue alone, for kernels that cannot apply it in their own pass
+ * (the fp16-accumulating reference kernels of acc16.h). */
+void NNC_FN(cpu_act)(NNC_REAL *y, size_t count, CpuAct act);
 
 /* y = s * x: the mul op, and its backward (dx = s * dy). */
 void NNC_FN(cpu_scale)(const NNC_REAL *x, double s, NNC_REAL *y, size_t count);

@@ -416,6 +416,20 @@ col2im(const CpuConv *cv, REAL *col, REAL *dx)
 	}
 }
 
+/* The epilogue, with relu_fwd's and relu6_fwd's expressions so fused and unfused results are
+ * identical. */
+static void
+act_plane(REAL *y, size_t count, CpuAct act)
+{
+	static const REAL six_ = 6;
+	if (act == CPU_ACT_RELU)
+		for (size_t i = 0; i < count; i++)
+			y[i] = y[i] > zero ? y[i] : zero;
+	else if (act == CPU_ACT_RELU6)
+		for (size_t i = 0; i < count; i++)
+			y[i] = y[i] > zero ? (y[i] < six_ ? y[i] : six_) : zero;
+}
+
 typedef struct {
 	const CpuConv *cv;
 	ConvPath path;
@@ -424,6 +438,7 @@ typedef struct {
 	unsigned char *ws;
 	size_t slot_bytes;
 	int slots;
+	CpuAct act; /* forward epilogue, applied to each image's output while it is in cache */
 } ConvArgs;
 
 /* Per-group GEMM dimensions: kg output channels, kcol = (c/groups)*kh*kw col rows, npos
@@ -471,6 +486,7 @@ conv_forward_slots(void *ctx, size_t s0, size_t s1)
 					for (int p = 0; p < d.npos; p++)
 						plane[p] += a->b[co];
 				}
+			act_plane(y, out_image, a->act);
 		}
 	}
 }
@@ -509,6 +525,7 @@ dw_forward_planes(void *ctx, size_t p0, size_t p1)
 				}
 			}
 		}
+		act_plane(yp, (size_t)cv->oh * cv->ow, a->act);
 	}
 }
 
@@ -516,7 +533,14 @@ int
 FN(cpu_conv2d_forward)(const CpuConv *cv, const REAL *x, const REAL *w, const REAL *b, REAL *y,
 	void *ws, size_t ws_bytes)
 {
-	ConvArgs a = {.cv = cv, .path = conv_path(cv), .x = x, .w = w, .b = b, .y = y, .ws = ws};
+	return FN(cpu_conv2d_forward_act)(cv, x, w, b, y, ws, ws_bytes, CPU_ACT_NONE);
+}
+
+int
+FN(cpu_conv2d_forward_act)(const CpuConv *cv, const REAL *x, const REAL *w, const REAL *b, REAL *y,
+	void *ws, size_t ws_bytes, CpuAct act)
+{
+	ConvArgs a = {.cv = cv, .path = conv_path(cv), .x = x, .w = w, .b = b, .y = y, .ws = ws, .act = act};
 	if (a.path == PATH_DEPTHWISE) {
 		size_t planes = (size_t)cv->n * cv->k;
 		cpu_parallel_for(planes, grain_for((size_t)cv->oh * cv->ow * cv->kh * cv->kw),
@@ -823,20 +847,6 @@ typedef struct {
 	CpuAct act; /* epilogue, applied to each plane while it is in cache */
 } BnArgs;
 
-/* The epilogue, with relu_fwd's and relu6_fwd's expressions so fused and unfused results are
- * identical. */
-static void
-act_plane(REAL *y, size_t count, CpuAct act)
-{
-	static const REAL six_ = 6;
-	if (act == CPU_ACT_RELU)
-		for (size_t i = 0; i < count; i++)
-			y[i] = y[i] > zero ? y[i] : zero;
-	else if (act == CPU_ACT_RELU6)
-		for (size_t i = 0; i < count; i++)
-			y[i] = y[i] > zero ? (y[i] < six_ ? y[i] : six_) : zero;
-}
-
 static const REAL *
 bn_plane(const REAL *t, const BnArgs *a, int img, size_t ch)
 {
@@ -1122,6 +1132,20 @@ FN(cpu_add_act)(const REAL *a, const REAL *b, REAL *y, size_t count, CpuAct act)
 	elementwise(add_act_ew, a, b, y, (REAL)act, count);
 }
 
+static void
+act_ew(void *ctx, size_t i0, size_t i1)
+{
+	const EwArgs *e = ctx;
+	act_plane(e->y + i0, i1 - i0, (CpuAct)e->s);
+}
+
+void
+FN(cpu_act)(REAL *y, size_t count, CpuAct act)
+{
+	if (act != CPU_ACT_NONE)
+		elementwise(act_ew, NULL, NULL, y, (REAL)act, count);
+}
+
 void
 FN(cpu_scale)(const REAL *x, double s, REAL *y, size_t count)
 {
@@ -1334,6 +1358,7 @@ typedef struct {
 	const REAL *x, *w, *b, *dy;
 	REAL *y, *dx, *dw;
 	int n, f, u;
+	CpuAct act; /* forward epilogue, applied to each block of rows after its bias */
 } DenseArgs;
 
 /* Item t: batch rows [t*DENSE_ROWS, ...) of y = x . w^T (+ b). */
@@ -1350,6 +1375,7 @@ dense_fwd_blocks(void *ctx, size_t t0, size_t t1)
 			for (int r = 0; r < rows; r++)
 				for (int j = 0; j < a->u; j++)
 					y[(size_t)r * a->u + j] += a->b[j];
+		act_plane(y, (size_t)rows * a->u, a->act);
 	}
 }
 
@@ -1381,7 +1407,14 @@ dense_wgrad_blocks(void *ctx, size_t t0, size_t t1)
 void
 FN(cpu_dense_forward)(const REAL *x, const REAL *w, const REAL *b, int n, int f, int u, REAL *y)
 {
-	DenseArgs a = {.x = x, .w = w, .b = b, .y = y, .n = n, .f = f, .u = u};
+	FN(cpu_dense_forward_act)(x, w, b, n, f, u, y, CPU_ACT_NONE);
+}
+
+void
+FN(cpu_dense_forward_act)(const REAL *x, const REAL *w, const REAL *b, int n, int f, int u, REAL *y,
+	CpuAct act)
+{
+	DenseArgs a = {.x = x, .w = w, .b = b, .y = y, .n = n, .f = f, .u = u, .act = act};
 	cpu_parallel_for((size_t)(n + DENSE_ROWS - 1) / DENSE_ROWS, 1, dense_fwd_blocks, &a);
 }
 

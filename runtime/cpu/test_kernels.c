@@ -990,6 +990,22 @@ prec_conv(void)
 		pair_check(name, dw);
 		snprintf(name, sizeof name, "bias_backward [%s]", conv_cases[t].name);
 		pair_check(name, db);
+		/* The epilogue (conv2d+relu) == conv, then the activation kernel, bit for bit, on every
+		 * path (im2col, pointwise, depthwise); some outputs must be clipped for this to bite. */
+		for (int a = 0; a < 2; a++) {
+			CpuAct act = a ? CPU_ACT_RELU6 : CPU_ACT_RELU;
+			float *fused = talloc(conv_out(&cv) * sizeof *fused), *sep = talloc(conv_out(&cv) * sizeof *sep);
+			for (size_t i = 0; i < conv_out(&cv); i++)
+				sep[i] = y.f[i] * 8;
+			CHECK(cpu_conv2d_forward_act_f32(&cv, x.f, w.f, b.f, fused, wsf, wf, act) == 0);
+			CHECK(cpu_conv2d_forward_f32(&cv, x.f, w.f, b.f, sep, wsf, wf) == 0);
+			(a ? cpu_relu6_forward_f32 : cpu_relu_forward_f32)(sep, sep, conv_out(&cv));
+			size_t zeros = 0;
+			for (size_t i = 0; i < conv_out(&cv); i++)
+				zeros += fused[i] == 0;
+			CHECK(zeros > 0);
+			CHECK(memcmp(fused, sep, conv_out(&cv) * sizeof *fused) == 0);
+		}
 	}
 }
 
@@ -1153,6 +1169,23 @@ prec_pool_dense_loss(void)
 	cpu_dense_forward_f32(x.f, w.f, b.f, N, F, U, y.f);
 	cpu_dense_forward_f64(x.d, w.d, b.d, N, F, U, y.d);
 	pair_check("dense_forward", y);
+	for (int a = 0; a < 2; a++) { /* dense+act == dense, then the activation kernel */
+		CpuAct act = a ? CPU_ACT_RELU6 : CPU_ACT_RELU;
+		float fused[N * U], sep[N * U];
+		for (int i = 0; i < N * U; i++)
+			fused[i] = y.f[i] * 4; /* bigger than relu6's bound in places */
+		cpu_act_f32(fused, N * U, act);
+		size_t zeros = 0, six = 0;
+		for (int i = 0; i < N * U; i++) {
+			zeros += fused[i] == 0;
+			six += fused[i] == 6;
+		}
+		CHECK(zeros > 0 && (a == 0 || six > 0));
+		cpu_dense_forward_act_f32(x.f, w.f, b.f, N, F, U, fused, act);
+		cpu_dense_forward_f32(x.f, w.f, b.f, N, F, U, sep);
+		(a ? cpu_relu6_forward_f32 : cpu_relu_forward_f32)(sep, sep, N * U);
+		CHECK(memcmp(fused, sep, sizeof fused) == 0);
+	}
 	cpu_dense_backward_data_f32(dy.f, w.f, N, F, U, dx.f);
 	cpu_dense_backward_data_f64(dy.d, w.d, N, F, U, dx.d);
 	pair_check("dense_backward_data", dx);

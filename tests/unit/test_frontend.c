@@ -188,7 +188,7 @@ test_verifier(void)
 		case 3: conv->attr[nnc_attr_index(OP_conv2d, "kernel")].set = false; break; /* unset attribute */
 		case 4: inst_set_str(find(g, OP_param)->next->next, "name", attr_s(find(g, OP_param), "name")); break;
 		case 5: inst_remove(g, find(g, OP_output)); inst_remove(g, find(g, OP_output)); break; /* no outputs */
-		case 6: conv->epi = EPI_RELU; break;                       /* an epilogue conv2d has not */
+		case 6: find(g, OP_flatten)->epi = EPI_RELU; break;        /* an epilogue flatten has not */
 		}
 		CHECK(!ir_verify(g, &d, "unit"));
 		fclose(sink);
