@@ -327,7 +327,7 @@ main(int argc, char **argv)
 	Module m;
 	rc = pipeline_run(&arena, &diag, &o.so, &o.po, &o.recipe, &m);
 	/* Statistics describe the network (the inference graph), not the training step. */
-	Graph *g = m.eval ? m.eval : m.main;
+	Graph *g = m.network ? m.network : m.eval ? m.eval : m.main;
 	if (rc == NNC_OK && strcmp(cmd, "stats") == 0) {
 		if (o.yaml) {
 			if (!stats_print_yaml(stdout, g))

@@ -740,14 +740,18 @@ cmd_eval(const Opts *o)
 	if (cifar_loader_init(&ld, &data, &cfg, err, sizeof err) == 0) {
 		if (exec_init(&e, &p, o->threads, err, sizeof err)) {
 			Score sc;
-			if (load_weights(&e, o->weights, false, &rs, err, sizeof err) &&
-			    evaluate(&e, &ld, data.n[CIFAR_TEST], &sc, err, sizeof err)) {
+			if (o->check_numerics && !exec_check_numerics(&e)) {
+				snprintf(err, sizeof err, "nnrun: out of memory for --check-numerics");
+			} else if (load_weights(&e, o->weights, false, &rs, err, sizeof err) &&
+			           evaluate(&e, &ld, data.n[CIFAR_TEST], &sc, err, sizeof err)) {
 				printf("test loss %.4f, accuracy %.2f%% (%ld of %ld images)\n", sc.loss,
 					100.0 * (double)sc.correct / (double)sc.count, sc.correct, sc.count);
 				rc = 0;
-			} else {
-				fprintf(stderr, "%s\n", err);
 			}
+			if (rc)
+				fprintf(stderr, "%s\n", err);
+			if (o->check_numerics)
+				exec_numerics_report(&e, stderr);
 			exec_free(&e);
 		} else {
 			fprintf(stderr, "%s: error: %s\n", o->plan_path, err);
@@ -1010,13 +1014,18 @@ cmd_compare(const Opts *o)
 	}
 	if (csv)
 		fprintf(csv, "image,label,pred_a,pred_b,gamma,delta,guaranteed\n");
-	long guaranteed = 0, agree = 0, violations = 0, correct[2] = {0, 0};
+	long guaranteed = 0, agree = 0, violations = 0, correct[2] = {0, 0}, nonfinite[2] = {0, 0};
 	double max_delta = 0;
 	for (int i = 0; i < n; i++) {
 		const double *a0 = prob[0] + (size_t)i * k, *b0 = prob[1] + (size_t)i * k;
 		double delta = 0, top1 = -1, top2 = -1;
+		bool bad[2] = {false, false};
 		for (int j = 0; j < k; j++) {
-			double d = fabs(a0[j] - b0[j]);
+			/* A NaN or Inf output (an fp16 overflow) is infinitely far from anything: no
+			 * guarantee holds for its image. */
+			bad[0] |= !isfinite(a0[j]);
+			bad[1] |= !isfinite(b0[j]);
+			double d = bad[0] || bad[1] ? INFINITY : fabs(a0[j] - b0[j]);
 			delta = d > delta ? d : delta;
 			if (a0[j] > top1) {
 				top2 = top1;
@@ -1029,6 +1038,8 @@ cmd_compare(const Opts *o)
 		int ca = argmax(a0, k), cb = argmax(b0, k);
 		bool g = gamma >= 2 * delta;
 		guaranteed += g;
+		nonfinite[0] += bad[0];
+		nonfinite[1] += bad[1];
 		agree += ca == cb;
 		violations += g && ca != cb;
 		correct[0] += ca == labels[i];
@@ -1043,6 +1054,9 @@ cmd_compare(const Opts *o)
 	}
 	printf("compare %s (A) with %s (B) on %d test images, same weights (%s)\n", o->plan_path, o->plan_b, n, o->weights);
 	printf("  accuracy A %.2f%%, B %.2f%%; largest delta %.3g\n", 100.0 * correct[0] / n, 100.0 * correct[1] / n, max_delta);
+	if (nonfinite[0] || nonfinite[1])
+		printf("  images with NaN or Inf outputs: A %ld, B %ld (run `nnrun eval --check-numerics` to find the op)\n",
+			nonfinite[0], nonfinite[1]);
 	printf("  Gamma >= 2 delta (same class guaranteed): %ld (%.2f%%)\n", guaranteed, 100.0 * guaranteed / n);
 	printf("  predictions agree: %ld (%.2f%%), disagree: %ld\n", agree, 100.0 * agree / n, n - agree);
 	printf("  disagree despite Gamma >= 2 delta: %ld%s\n", violations, violations ? "  <-- impossible by Lemma 3.3: a bug" : "");

@@ -20,6 +20,8 @@
 typedef struct Value Value;
 typedef struct Inst Inst;
 
+enum { NNC_MAXPARTS = 3 };
+
 /* Which part of a training step an Inst belongs to; dumps separate the parts. */
 typedef enum { PH_FORWARD, PH_BACKWARD, PH_UPDATE } Phase;
 
@@ -49,7 +51,13 @@ struct Inst {
 	Op origin;         /* the source-level op this Inst implements part of (its own op for those) */
 	DType acc;         /* accumulation dtype (the storage dtype is its result's, or operands') */
 	Epilogue epi;      /* set by fuse (OPF_EPI ops): the activation the kernel applies last */
-	Loc epi_loc;       /* the source location of the activation op it absorbed */
+	/* Set by fuse: the source ops this Inst absorbed, in order (a batch norm folded into a
+	 * conv, then the epilogue's activation), shown in dumps as conv2d+batchnorm+relu. */
+	struct {
+		Op op;
+		Loc loc;
+	} part[NNC_MAXPARTS];
+	int nparts;
 	Inst *prev, *next;
 };
 
@@ -94,6 +102,9 @@ typedef struct {
 typedef struct {
 	Graph *main;
 	Graph *eval;
+	/* The inference graph before fusion (a copy the fuse pass keeps): the network as written,
+	 * for statistics and summaries; NULL when nothing was fused (use eval, or main). */
+	Graph *network;
 	const Recipe *recipe;   /* training settings: optimizer, decay policy, batch */
 	const Precision *precision; /* dtypes and loss scaling (passes/precision.c) */
 	bool no_reuse;              /* memplan: one region per value (for comparisons) */

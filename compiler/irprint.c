@@ -66,8 +66,8 @@ ir_print(FILE *out, const Graph *g)
 		if (in->res)
 			fprintf(out, "%%%d = ", in->res->id);
 		fputs(nnc_ops[in->op].name, out);
-		if (in->epi)
-			fprintf(out, "+%s", nnc_ops[nnc_epilogue_op[in->epi]].name);
+		for (int i = 0; i < in->nparts; i++)
+			fprintf(out, "+%s", nnc_ops[in->part[i].op].name);
 		for (int i = 0; i < in->nargs; i++)
 			fprintf(out, "%s%%%d", i ? ", " : " ", in->args[i]->id);
 		print_attrs(out, in);
@@ -84,9 +84,10 @@ ir_print(FILE *out, const Graph *g)
 			fprintf(out, "  @%s", in->scope);
 		if (in->loc.file)
 			fprintf(out, "  # %s:%d:%d", in->loc.file->path, in->loc.line, in->loc.col);
-		if (in->epi && in->epi_loc.file)
-			fprintf(out, " +%s %s:%d:%d", nnc_ops[nnc_epilogue_op[in->epi]].name, in->epi_loc.file->path,
-				in->epi_loc.line, in->epi_loc.col);
+		for (int i = 0; i < in->nparts; i++)
+			if (in->part[i].loc.file)
+				fprintf(out, " +%s %s:%d:%d", nnc_ops[in->part[i].op].name, in->part[i].loc.file->path,
+					in->part[i].loc.line, in->part[i].loc.col);
 		fputc('\n', out);
 	}
 	if (g->arena_bytes[AR_ACT] || g->arena_bytes[AR_PARAM])

@@ -43,6 +43,8 @@ check_inst(Check *c, const Inst *in, const unsigned char *defined, StrMap *names
 		bad(c, in, "result presence does not match the op table");
 	if (in->epi && (in->epi >= NEPI || !(oi->flags & OPF_EPI)))
 		bad(c, in, "an epilogue on an op whose kernel has none");
+	if (in->epi && in->epi < NEPI && (in->nparts < 1 || in->part[in->nparts - 1].op != nnc_epilogue_op[in->epi]))
+		bad(c, in, "an epilogue that is not the last part the op absorbed");
 	for (int i = 0; i < in->nargs; i++) {
 		const Value *v = in->args[i];
 		if (!v || !v->def) {
@@ -77,14 +79,19 @@ check_inst(Check *c, const Inst *in, const unsigned char *defined, StrMap *names
 		return;
 	}
 	for (int i = 0; i < r.nparams; i++) {
-		/* A parameter operand is the parameter, or a cast of it (the precision pass); its
+		/* A parameter operand is the parameter, or a cast of it (the precision pass), or a
+		 * folded batch norm's weight (of the parameter or its cast) or bias (fuse); its
 		 * storage dtype is the precision policy's, so only shape and layout must match. */
 		const Value *p = in->args[in->nin + i];
-		const Inst *src = p->def->op == OP_cast ? p->def->args[0]->def : p->def;
+		const Inst *src = p->def;
+		while (src->op == OP_cast || src->op == OP_bn_fold_weight)
+			src = src->args[0]->def;
 		Type want = r.params[i].type;
 		want.dtype = p->type.dtype;
-		if (src->op != OP_param || !type_eq(&p->type, &want) || strcmp(attr_s(src, "kind"), r.params[i].kind) != 0 ||
-		    attr_i(src, "trainable") != r.params[i].trainable)
+		bool folded_bias = src->op == OP_bn_fold_bias;
+		if (!type_eq(&p->type, &want) ||
+		    (!folded_bias && (src->op != OP_param || strcmp(attr_s(src, "kind"), r.params[i].kind) != 0 ||
+		                         attr_i(src, "trainable") != r.params[i].trainable)))
 			bad(c, in, "parameter operand %d (%%%d) does not match its declaration '%s'", i, p->id, r.params[i].suffix);
 	}
 }

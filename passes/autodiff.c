@@ -252,6 +252,8 @@ grad_none(Ctx *c, Inst *f, Value *dy)
 #define grad_bn_update grad_none
 #define grad_dropout_mask grad_none
 #define grad_ones grad_none
+#define grad_bn_fold_weight grad_none
+#define grad_bn_fold_bias grad_none
 #define grad_conv2d_bwd_data grad_none
 #define grad_conv2d_bwd_filter grad_none
 #define grad_bias_grad grad_none

@@ -1,26 +1,139 @@
-/* Fusion: folds an activation (relu, relu6: the Epilogue list in ops.h) into the op that
- * feeds it when that op's kernel can apply it to its result in the same pass (OPF_EPI: batch
- * norm, its training-mode apply, add), so the tensor crosses memory once instead of three
- * times (write, read, write) and the pre-activation value disappears from the plan.
+/* Fusion, in two table-driven steps over each graph.
  *
- *   y = bn_apply(x, s, ...); z = relu(y)          =>  z = bn_apply+relu(x, s, ...)
- *   ... dx = relu_bwd(dz, y)                      =>  ... dx = relu_bwd(dz, z)
+ * 1. Batch-norm folding (inference graphs: the eval program). An inference batchnorm whose
+ *    input is the result of an OPF_FOLDBN op (conv2d, dense), used by nothing else, folds into
+ *    that op's weight and bias, computed per output channel by two small ops before it:
  *
- * The pre-activation y may be used only by the activation and by its backward op as the saved
- * operand: the backward masks y > 0 (relu) and 0 < y < 6 (relu6) equal z > 0 and 0 < z < 6
- * bit for bit (z = y inside the range, a bound outside it; a NaN gives 0 both ways; fp16
- * rounding is monotone and keeps 0 and 6), so the backward op reads the output instead, as
- * PyTorch's in-place relu does. Any other user of y (a cast, a residual branch) needs the
- * value before the activation and blocks fusion, as does a dtype change between them.
+ *      y = conv2d(x, w [, b]); z = batchnorm(y, [scale, shift,] mean, var)
+ *        =>  w' = bn_fold_weight(w, var [, scale]); b' = bn_fold_bias(mean, var [, scale,
+ *            shift] [, b]); z = conv2d+batchnorm(x, w', b')
  *
- * Fused and unfused plans compute bit-identical results (tests/memplan.sh compares them);
- * `nnc compile --no-fuse` skips this pass for that comparison and for benchmarks. */
+ *    (in mixed precision from the fp32 master weight, cast to fp16 after folding).
+ *    so the normalized tensor is produced by the convolution itself (and cuDNN can run
+ *    conv + bias + activation as one call). The arithmetic changes (a(w.x) becomes (aw).x):
+ *    results agree within rounding, not bit for bit; tests/memplan.sh bounds the difference.
+ *
+ * 2. Epilogues. An activation (relu, relu6: the Epilogue list in ops.h) folds into the op that
+ *    feeds it when that op's kernel can apply it to its result in the same pass (OPF_EPI:
+ *    conv2d and dense after their bias, batch norm, its training-mode apply, add), so the
+ *    tensor crosses memory once instead of three times and the pre-activation value leaves the
+ *    plan.
+ *
+ *      y = bn_apply(x, s, ...); z = relu(y)          =>  z = bn_apply+relu(x, s, ...)
+ *      ... dx = relu_bwd(dz, y)                      =>  ... dx = relu_bwd(dz, z)
+ *
+ *    The pre-activation y may be used only by the activation and by its backward op as the
+ *    saved operand: the backward masks y > 0 (relu) and 0 < y < 6 (relu6) equal z > 0 and
+ *    0 < z < 6 bit for bit (z = y inside the range, a bound outside it; a NaN gives 0 both
+ *    ways; fp16 rounding is monotone and keeps 0 and 6), so the backward op reads the output
+ *    instead, as PyTorch's in-place relu does. Any other user of y (a cast, a residual branch)
+ *    needs the value before the activation and blocks fusion, as does a dtype change between
+ *    them. Epilogue fusion is bit-identical to the unfused plan.
+ *
+ * A fused op records the ops it absorbed with their source locations (Inst.part), so dumps show
+ * `conv2d+batchnorm+relu ... # a.nn:3:9 +batchnorm a.nn:4:9 +relu a.nn:4:4`.
+ * `nnc compile --no-fuse` skips this pass (tests/memplan.sh compares the two plans). */
 #include <stdlib.h>
 
+#include "compiler/check.h"
 #include "passes/pipeline.h"
 
+static void
+absorb(Inst *in, Op op, Loc loc)
+{
+	if (in->nparts < NNC_MAXPARTS) {
+		in->part[in->nparts].op = op;
+		in->part[in->nparts++].loc = loc;
+	}
+}
+
+/* Folds batchnorm BN into the OPF_FOLDBN op P that defines its input (step 1 above). */
+static bool
+fold_bn(Graph *g, Diag *d, Inst *p, Inst *bn, const int *uses)
+{
+	bool affine = attr_i(bn, "affine"), has_bias = p->nargs > p->nin + 1;
+	Value *w = p->args[p->nin], *scale = affine ? bn->args[1] : NULL, *shift = affine ? bn->args[2] : NULL;
+	/* A weight cast to 16 bits (mixed precision) is folded from its master copy and cast
+	 * after, so the folded weight is rounded once. */
+	Inst *cast = w->def->op == OP_cast ? w->def : NULL;
+	Value *master = cast ? cast->args[0] : w;
+	Value *mean = bn->args[bn->nargs - 2], *var = bn->args[bn->nargs - 1];
+	Phase phase = g->phase;
+	g->cursor = p;
+	g->phase = p->phase;
+	Value *wa[3] = {master, var, scale};
+	Inst *fw = inst_build(g, OP_bn_fold_weight, bn, affine ? 3 : 2, wa);
+	inst_set_float(fw, "eps", attr_f(bn, "eps"));
+	Value *ba[5] = {mean, var};
+	int nb = 2;
+	if (affine) {
+		ba[nb++] = scale;
+		ba[nb++] = shift;
+	}
+	if (has_bias)
+		ba[nb++] = p->args[p->nin + 1];
+	Inst *fb = inst_build(g, OP_bn_fold_bias, bn, nb, ba);
+	inst_set_float(fb, "eps", attr_f(bn, "eps"));
+	inst_set_bool(fb, "affine", affine);
+	inst_set_bool(fb, "bias", has_bias);
+	inst_set_str(fb, "to", dtype_name(master->type.dtype));
+	if (!inst_type(g, d, fw) || !inst_type(g, d, fb))
+		return false;
+	Value *folded = fw->res;
+	if (cast) {
+		Inst *c = inst_build(g, OP_cast, cast, 1, &folded);
+		inst_set_str(c, "to", attr_s(cast, "to"));
+		if (!inst_type(g, d, c))
+			return false;
+		folded = c->res;
+		if (uses[w->id] == 1)
+			inst_remove(g, cast);
+	}
+	g->cursor = NULL;
+	g->phase = phase;
+	if (!has_bias) {
+		Value **args = arena_alloc(g->arena, (size_t)(p->nargs + 1) * sizeof *args);
+		for (int i = 0; i < p->nargs; i++)
+			args[i] = p->args[i];
+		p->args = args;
+		p->nargs++;
+		inst_set_bool(p, "bias", true);
+	}
+	p->args[p->nin] = folded;
+	p->args[p->nin + 1] = fb->res;
+	absorb(p, OP_batchnorm, bn->loc);
+	value_replace_uses(g, bn->res, p->res);
+	inst_remove(g, bn);
+	return true;
+}
+
+/* Step 1: returns the number of batch norms folded, or -1. */
 static int
-fuse_graph(Graph *g, Diag *d)
+fold_graph(Graph *g, Diag *d)
+{
+	int *uses = calloc((size_t)g->nvalues + 1, sizeof *uses), folded = 0;
+	if (!uses) {
+		diag_error(d, (Loc){0}, "out of memory in fuse");
+		return -1;
+	}
+	for (Inst *in = g->first; in; in = in->next)
+		for (int i = 0; i < in->nargs; i++)
+			uses[in->args[i]->id]++;
+	for (Inst *in = g->first, *next; in && folded >= 0; in = next) {
+		next = in->next;
+		Inst *p = in->op == OP_batchnorm ? in->args[0]->def : NULL;
+		if (!p || !(nnc_ops[p->op].flags & OPF_FOLDBN) || p->nparts || uses[p->res->id] != 1 ||
+		    p->res->type.dtype != in->res->type.dtype)
+			continue;
+		folded = fold_bn(g, d, p, in, uses) ? folded + 1 : -1;
+	}
+	free(uses);
+	return folded;
+}
+
+/* Step 2: returns the number of activations fused, or -1. */
+static int
+epilogue_graph(Graph *g, Diag *d)
 {
 	size_t n = (size_t)g->nvalues + 1;
 	int *uses = calloc(n, sizeof *uses), *saved = calloc(n, sizeof *saved);
@@ -50,7 +163,7 @@ fuse_graph(Graph *g, Diag *d)
 		if (!r || r == (Inst *)-1 || uses[y->id] != 1 + saved[y->id] || r->res->type.dtype != y->type.dtype)
 			continue;
 		in->epi = nnc_epilogue_of(r->op);
-		in->epi_loc = r->loc;
+		absorb(in, r->op, r->loc);
 		value_replace_uses(g, r->res, y);
 		inst_remove(g, r);
 		fused++;
@@ -61,10 +174,18 @@ fuse_graph(Graph *g, Diag *d)
 	return fused;
 }
 
+static bool
+fuse_graph(Graph *g, Diag *d)
+{
+	return fold_graph(g, d) >= 0 && epilogue_graph(g, d) >= 0;
+}
+
 bool
 pass_fuse(Module *m, Diag *d)
 {
 	if (m->no_fuse)
 		return true;
-	return fuse_graph(m->main, d) >= 0 && (!m->eval || fuse_graph(m->eval, d) >= 0);
+	Graph *net = m->eval ? m->eval : m->main;
+	m->network = graph_clone(net, net->name);
+	return fuse_graph(m->main, d) && (!m->eval || fuse_graph(m->eval, d));
 }

@@ -191,6 +191,27 @@ k_batchnorm(K *k)
 	return true;
 }
 
+/* Operands w, running_var [, scale]. */
+static bool
+k_bn_fold_weight(K *k)
+{
+	const Type *w = T(k, 0);
+	int out = (int)w->dim[0];
+	cpu_batchnorm_fold_weight_f32(IN(k, 0), out, numel(w) / (size_t)out, IN(k, 1), A(k, "eps")->f,
+		k->s->nin > 2 ? IN(k, 2) : NULL, OUT(k));
+	return true;
+}
+
+/* Operands running_mean, running_var [, scale, shift] [, bias]. */
+static bool
+k_bn_fold_bias(K *k)
+{
+	bool affine = A(k, "affine")->i[0], bias = A(k, "bias")->i[0];
+	cpu_batchnorm_fold_bias_f32((int)T(k, 0)->dim[0], IN(k, 0), IN(k, 1), A(k, "eps")->f, affine ? IN(k, 2) : NULL,
+		affine ? IN(k, 3) : NULL, bias ? IN(k, 2 + 2 * affine) : NULL, OUT(k));
+	return true;
+}
+
 static bool
 k_bn_bwd_data(K *k)
 {

@@ -434,6 +434,55 @@ infer_bn_apply(const OpSig *in, int batch, InferResult *r)
 	return true;
 }
 
+/* Per-output-channel vectors of bn_fold_*: operand I must be [C]. */
+static bool
+out_channel_vec(const OpSig *in, int i, int64_t c, InferResult *r)
+{
+	char b[96];
+	const Type *v = arg_t(in, i);
+	if (v->rank != 1 || v->dim[0] != c || !is_float(v))
+		return fail(r, "%s: operand %d is %s, not a vector of %lld output channels", nnc_ops[in->op].name, i + 1,
+			ts(in->in[i], b), (long long)c);
+	return true;
+}
+
+static bool
+infer_bn_fold_weight(const OpSig *in, int batch, InferResult *r)
+{
+	(void)batch;
+	char b[96];
+	const Type *w = arg_t(in, 0);
+	if (w->rank < 2 || !is_float(w))
+		return fail(r, "bn_fold_weight expects a weight [out, ...], got %s", ts(in->in[0], b));
+	for (int i = 1; i < in->nin; i++)
+		if (!out_channel_vec(in, i, w->dim[0], r))
+			return false;
+	if (!(attr_f(in, "eps") > 0))
+		return fail(r, "bn_fold_weight: eps must be positive");
+	r->out = *w;
+	return true;
+}
+
+static bool
+infer_bn_fold_bias(const OpSig *in, int batch, InferResult *r)
+{
+	(void)batch;
+	const char *to = attr_s(in, "to");
+	int want = 2 + 2 * (int)attr_i(in, "affine") + (int)attr_i(in, "bias");
+	if (in->nin != want)
+		return fail(r, "bn_fold_bias: %d operands, but affine and bias say %d", in->nin, want);
+	int64_t c = arg_t(in, 0)->dim[0];
+	for (int i = 0; i < in->nin; i++)
+		if (!out_channel_vec(in, i, c, r))
+			return false;
+	if (!(attr_f(in, "eps") > 0))
+		return fail(r, "bn_fold_bias: eps must be positive");
+	if (!to || (strcmp(to, "f16") && strcmp(to, "f32")))
+		return fail(r, "bn_fold_bias: 'to' must be \"f16\" or \"f32\", got \"%s\"", to ? to : "");
+	r->out = type_make(to[1] == '1' ? DT_F16 : DT_F32, LY_C, 1, &c);
+	return true;
+}
+
 static bool
 infer_bn_update(const OpSig *in, int batch, InferResult *r)
 {

@@ -21,7 +21,10 @@
  *   USER     callable from .nn source (internal ops such as param/input/output are not)
  *   ACC      sums many products or values per output (its accumulation dtype matters)
  *   EPI      its kernel can apply an epilogue activation (relu, relu6) to its result in the
- *            same pass (conv and dense after their bias, batch norm, add) (the fuse pass: `+relu` in dumps, `epilogue: relu` in plans) */
+ *            same pass (conv and dense after their bias, batch norm, add; the fuse pass:
+ *            `+relu` in dumps, `epilogue: relu` in plans)
+ *   FOLDBN   operands (x, weight [, bias]) with weight rows the output channels: an inference
+ *            batch norm of its result folds into its weight and bias (the fuse pass) */
 enum {
 	OPF_SOURCE = 1 << 0,
 	OPF_EFFECT = 1 << 1,
@@ -32,6 +35,7 @@ enum {
 	OPF_USER = 1 << 6,
 	OPF_ACC = 1 << 7,
 	OPF_EPI = 1 << 8,
+	OPF_FOLDBN = 1 << 9,
 };
 
 /* Columns: name, min tensor inputs, max tensor inputs (-1: any), flags. */
@@ -39,7 +43,7 @@ enum {
 	X(input,                 0, 0,  OPF_SOURCE) \
 	X(param,                 0, 0,  OPF_SOURCE) \
 	X(output,                1, 1,  OPF_EFFECT | OPF_NORES) \
-	X(conv2d,                1, 1,  OPF_USER | OPF_PARAMS | OPF_MATMUL | OPF_ACC | OPF_EPI) \
+	X(conv2d,                1, 1,  OPF_USER | OPF_PARAMS | OPF_MATMUL | OPF_ACC | OPF_EPI | OPF_FOLDBN) \
 	X(batchnorm,             1, 1,  OPF_USER | OPF_PARAMS | OPF_EPI) \
 	X(relu,                  1, 1,  OPF_USER | OPF_ELEMWISE) \
 	X(relu6,                 1, 1,  OPF_USER | OPF_ELEMWISE) \
@@ -48,7 +52,7 @@ enum {
 	X(maxpool,               1, 1,  OPF_USER) \
 	X(avgpool,               1, 1,  OPF_USER | OPF_ACC) \
 	X(global_avgpool,        1, 1,  OPF_USER | OPF_ACC) \
-	X(dense,                 1, 1,  OPF_USER | OPF_PARAMS | OPF_MATMUL | OPF_ACC | OPF_EPI) \
+	X(dense,                 1, 1,  OPF_USER | OPF_PARAMS | OPF_MATMUL | OPF_ACC | OPF_EPI | OPF_FOLDBN) \
 	X(dropout,               1, 1,  OPF_USER | OPF_ELEMWISE) \
 	X(flatten,               1, 1,  OPF_USER) \
 	X(add,                   2, 2,  OPF_USER | OPF_ELEMWISE | OPF_EPI) \
@@ -63,6 +67,9 @@ enum {
 	X(dropout_mask,          1, 1,  0) \
 	X(mulv,                  2, 2,  OPF_ELEMWISE) \
 	X(ones,                  0, 0,  0) \
+	/* inference batch norm folded into the weights before it, inserted by the fuse pass */ \
+	X(bn_fold_weight,        2, 3,  0) \
+	X(bn_fold_bias,          2, 5,  0) \
 	/* backward, inserted by the autodiff pass */ \
 	X(conv2d_bwd_data,       2, 2,  OPF_MATMUL | OPF_ACC) \
 	X(conv2d_bwd_filter,     2, 2,  OPF_MATMUL | OPF_ACC) \
@@ -140,6 +147,13 @@ typedef enum { AK_INT, AK_INT2, AK_FLOAT, AK_BOOL, AK_STR } AttrKind;
 #define NNC_ATTRS_dropout_mask(A) A(rate, AK_FLOAT, 1, 0, NULL)
 #define NNC_ATTRS_mulv(A)
 #define NNC_ATTRS_ones(A)
+/* Folding y = batchnorm(conv(x, w) + b) into conv(x, w', b'), per output channel o with
+ * a = scale[o] / sqrt(var[o] + eps) (scale = 1 without affine): w'[o] = a * w[o] from operands
+ * (w, var [, scale]); b'[o] = shift[o] + a * (b[o] - mean[o]) from operands (mean, var
+ * [, scale, shift] [, b]), stored as `to` (the weight's dtype). */
+#define NNC_ATTRS_bn_fold_weight(A) A(eps, AK_FLOAT, 1, 0, NULL)
+#define NNC_ATTRS_bn_fold_bias(A) \
+	A(eps, AK_FLOAT, 1, 0, NULL) A(affine, AK_BOOL, 1, 0, NULL) A(bias, AK_BOOL, 1, 0, NULL) A(to, AK_STR, 1, 0, NULL)
 #define NNC_CONV_GEOMETRY(A) \
 	A(kernel, AK_INT2, 1, 0, NULL) A(stride, AK_INT2, 1, 0, NULL) A(padding, AK_INT2, 1, 0, NULL)
 #define NNC_ATTRS_conv2d_bwd_data(A) NNC_CONV_GEOMETRY(A) A(groups, AK_INT, 1, 0, NULL) A(input, AK_INT2, 1, 0, NULL)

@@ -77,6 +77,15 @@ void NNC_FN(cpu_batchnorm_inference)(const NNC_REAL *x, int n, int c, int hw,
 	const NNC_REAL *running_mean, const NNC_REAL *running_var, double eps, const NNC_REAL *w,
 	const NNC_REAL *b, NNC_REAL *y, CpuAct act);
 
+/* Batch norm folded into the op before it, per output channel o with a = scale[o] /
+ * sqrt(var[o] + eps) computed as cpu_batchnorm_inference does (scale NULL: 1): wf[o, :] =
+ * a * w[o, :] over per_out weights per channel, and bf[o] = (bias[o] - mean[o]) * a + shift[o]
+ * (bias, shift NULL: 0). */
+void NNC_FN(cpu_batchnorm_fold_weight)(const NNC_REAL *w, int out, size_t per_out,
+	const NNC_REAL *var, double eps, const NNC_REAL *scale, NNC_REAL *wf);
+void NNC_FN(cpu_batchnorm_fold_bias)(int out, const NNC_REAL *mean, const NNC_REAL *var, double eps,
+	const NNC_REAL *scale, const NNC_REAL *shift, const NNC_REAL *bias, NNC_REAL *bf);
+
 /* ---- activations, elementwise over count elements ---------------------------------------- */
 
 /* relu: y = max(x, 0); backward given x: dx = dy where x > 0, else 0. */

@@ -1003,6 +1003,35 @@ FN(cpu_batchnorm_inference)(const REAL *x, int n, int c, int hw, const REAL *run
 	cpu_parallel_for((size_t)n * c, grain_for((size_t)hw), bn_inference_planes, &a);
 }
 
+/* The inference batch norm's per-channel factor, as bn_inference_planes computes it. */
+static REAL
+bn_fold_factor(const REAL *var, const REAL *scale, double eps, int o)
+{
+	Acc inv = 1 / sqrt((Acc)var[o] + eps);
+	return (REAL)(inv * (scale ? (Acc)scale[o] : 1));
+}
+
+void
+FN(cpu_batchnorm_fold_weight)(const REAL *w, int out, size_t per_out, const REAL *var, double eps,
+	const REAL *scale, REAL *wf)
+{
+	for (int o = 0; o < out; o++) {
+		REAL a = bn_fold_factor(var, scale, eps, o);
+		for (size_t i = 0; i < per_out; i++)
+			wf[(size_t)o * per_out + i] = w[(size_t)o * per_out + i] * a;
+	}
+}
+
+void
+FN(cpu_batchnorm_fold_bias)(int out, const REAL *mean, const REAL *var, double eps, const REAL *scale,
+	const REAL *shift, const REAL *bias, REAL *bf)
+{
+	for (int o = 0; o < out; o++) {
+		REAL a = bn_fold_factor(var, scale, eps, o);
+		bf[o] = ((bias ? bias[o] : zero) - mean[o]) * a + (shift ? shift[o] : zero);
+	}
+}
+
 /* ---- elementwise ------------------------------------------------------------------------- */
 
 typedef struct {

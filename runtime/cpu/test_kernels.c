@@ -3,7 +3,8 @@
  *                and restored generator and a mask drawn in pieces reproduce the same bits
  *   reference    the f64 forward kernels against naive loops written here from the
  *                definitions (convolution, pooling with padding and ties, batch norm, dense,
- *                softmax cross-entropy with label smoothing, concat, dropout statistics)
+ *                softmax cross-entropy with label smoothing, concat, dropout statistics);
+ *                batch norm folded into a convolution's weights against the batch norm
  *   gradcheck    every backward kernel, in double, against central differences of its
  *                forward kernel: dL/dx of L = sum(y * r) for a fixed random r, step 1e-5;
  *                the worst relative error max|a - n| / max(|a|, |n|, 1e-3 * max|n|) must be
@@ -366,6 +367,21 @@ test_reference(void)
 		naive_conv(&cv, x, w, b, want);
 		snprintf(what, sizeof what, "conv2d_forward_f64 [%s] vs naive", conv_cases[t].name);
 		expect_close(what, y, want, conv_out(&cv), 1e-13);
+		/* Batch norm folded into the weights and bias == the inference batch norm of the
+		 * convolution (with and without affine parameters). */
+		double *rm = drand((size_t)cv.k, -1, 1), *rv = drand((size_t)cv.k, 0.1, 2);
+		double *sc = drand((size_t)cv.k, 0.5, 1.5), *sh = drand((size_t)cv.k, -1, 1);
+		double *wf = DNEW(conv_wsize(&cv)), *bf = DNEW(cv.k), *folded = DNEW(conv_out(&cv));
+		for (int affine = 0; affine < 2; affine++) {
+			const double *s = affine ? sc : NULL, *h = affine ? sh : NULL;
+			cpu_batchnorm_inference_f64(y, cv.n, cv.k, cv.oh * cv.ow, rm, rv, 1e-3, s, h, want, CPU_ACT_NONE);
+			cpu_batchnorm_fold_weight_f64(w, cv.k, conv_wsize(&cv) / (size_t)cv.k, rv, 1e-3, s, wf);
+			cpu_batchnorm_fold_bias_f64(cv.k, rm, rv, 1e-3, s, h, b, bf);
+			CHECK(cpu_conv2d_forward_f64(&cv, x, wf, bf, folded, ws, wsb) == 0);
+			snprintf(what, sizeof what, "conv2d with batch norm folded [%s]%s", conv_cases[t].name,
+				affine ? " affine" : "");
+			expect_close(what, folded, want, conv_out(&cv), 1e-12);
+		}
 	}
 
 	for (int t = 0; t < NPOOL; t++) {
