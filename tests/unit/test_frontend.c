@@ -140,7 +140,7 @@ build(Arena *a, Diag *d, const char *src)
 	recipe_defaults(&recipe);
 	Module m;
 	int rc = pipeline_run(a, d, &so, &po, &recipe, &m);
-	return rc == NNC_OK ? (m.eval ? m.eval : m.main) : NULL;
+	return rc == NNC_OK ? (m.network ? m.network : m.eval ? m.eval : m.main) : NULL;
 }
 
 static const char *model_src =
