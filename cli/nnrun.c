@@ -485,6 +485,11 @@ cmd_info(const Opts *o)
 	printf("  %d values, %d parameters and state tensors, %zu trainable parameters\n", p.nvalues, p.nparams, params);
 	printf("  memory: param %.2f MB, io %.2f MB, act %.2f MB (one buffer per value: %.1f MB)\n", p.arena_bytes[0] / 1e6,
 		p.arena_bytes[1] / 1e6, p.arena_bytes[2] / 1e6, (double)bytes / 1e6);
+	int threads = o->threads > 0 ? o->threads : 1;
+	ExecWorkspace w = exec_workspace(&p, threads);
+	printf("  cpu workspace with %d threads: %.2f MB (convolution %.2f, fp16 widening %.2f, value view %.2f, "
+	       "per-channel %.3f)\n",
+		threads, w.total / 1e6, w.conv / 1e6, w.wide / 1e6, w.view / 1e6, w.scratch / 1e6);
 	if (p.has_train)
 		printf("  train program: %d steps; eval program: %d steps\n", p.train.nsteps, p.eval.nsteps);
 	else

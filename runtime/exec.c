@@ -740,19 +740,16 @@ exec_run(Exec *e, const PlanProgram *prog, char *err, size_t errlen)
 
 /* --- set-up -------------------------------------------------------------------------------- */
 
-bool
-exec_init(Exec *e, const Plan *p, int threads, char *err, size_t errlen)
+static size_t
+round64(size_t bytes)
 {
-	memset(e, 0, sizeof *e);
-	e->plan = p;
-	e->recipe = p->recipe;
-	e->lr = p->recipe.lr;
-	e->threads = threads;
-	e->failed_step = -1;
-	if (cpu_threads_init(threads) != 0) {
-		snprintf(err, errlen, "cannot start %d worker threads", threads);
-		return false;
-	}
+	return (bytes + 63) & ~(size_t)63;
+}
+
+ExecWorkspace
+exec_workspace(const Plan *p, int threads)
+{
+	ExecWorkspace w = {0};
 	size_t maxc = 1;
 	for (int i = 0; i < p->nvalues; i++) {
 		if (p->values[i].rank >= 2 && (size_t)p->values[i].dim[1] > maxc)
@@ -760,6 +757,8 @@ exec_init(Exec *e, const Plan *p, int threads, char *err, size_t errlen)
 		if (p->values[i].rank == 1 && (size_t)p->values[i].dim[0] > maxc)
 			maxc = (size_t)p->values[i].dim[0];
 	}
+	/* K needs an Exec only for T() and A(), which read the plan. */
+	Exec e = {.plan = p};
 	const PlanProgram *progs[2] = {p->has_train ? &p->train : NULL, &p->eval};
 	for (int g = 0; g < 2; g++)
 		for (int i = 0; progs[g] && i < progs[g]->nsteps; i++) {
@@ -767,13 +766,13 @@ exec_init(Exec *e, const Plan *p, int threads, char *err, size_t errlen)
 			if (s->op != OP_conv2d && s->op != OP_conv2d_bwd_data && s->op != OP_conv2d_bwd_filter)
 				continue;
 			char msg[64];
-			K k = {.e = e, .s = s, .err = msg, .errlen = sizeof msg};
+			K k = {.e = &e, .s = s, .err = msg, .errlen = sizeof msg};
 			CpuConv cv;
 			const Type *x = s->op == OP_conv2d ? T(&k, 0) : s->op == OP_conv2d_bwd_filter ? T(&k, 1) : NULL;
 			Type xb;
 			if (!x) {
-				const Type *dy = T(&k, 0), *w = T(&k, 1);
-				xb = (Type){.rank = 4, .dim = {dy->dim[0], w->dim[1] * A(&k, "groups")->i[0], A(&k, "input")->i[0],
+				const Type *dy = T(&k, 0), *wt = T(&k, 1);
+				xb = (Type){.rank = 4, .dim = {dy->dim[0], wt->dim[1] * A(&k, "groups")->i[0], A(&k, "input")->i[0],
 				                               A(&k, "input")->i[1]}};
 				x = &xb;
 			}
@@ -784,8 +783,8 @@ exec_init(Exec *e, const Plan *p, int threads, char *err, size_t errlen)
 			                   : s->op == OP_conv2d_bwd_data ? CPU_CONV_BACKWARD_DATA
 			                                                 : CPU_CONV_BACKWARD_FILTER;
 			size_t need = cpu_conv2d_workspace_f32(&cv, pass, threads);
-			if (need > e->ws_bytes)
-				e->ws_bytes = need;
+			if (need > w.conv)
+				w.conv = need;
 		}
 	/* The widening area: for each step, room for every f16 operand and result in f32. */
 	size_t wide = 16, view = 16;
@@ -804,9 +803,31 @@ exec_init(Exec *e, const Plan *p, int threads, char *err, size_t errlen)
 	for (int i = 0; i < p->nvalues; i++)
 		if ((size_t)type_numel(&p->values[i]) > view)
 			view = (size_t)type_numel(&p->values[i]);
-	e->wide_elems = wide;
-	e->wide = aligned_alloc(64, ((wide * sizeof(float)) + 63) & ~(size_t)63);
-	e->view = aligned_alloc(64, ((view * sizeof(float)) + 63) & ~(size_t)63);
+	w.conv = round64(w.conv);
+	w.wide = round64(wide * sizeof(float));
+	w.view = round64(view * sizeof(float));
+	w.scratch = round64(maxc * sizeof(float));
+	w.total = w.conv + w.wide + w.view + w.scratch + 64;
+	return w;
+}
+
+bool
+exec_init(Exec *e, const Plan *p, int threads, char *err, size_t errlen)
+{
+	memset(e, 0, sizeof *e);
+	e->plan = p;
+	e->recipe = p->recipe;
+	e->lr = p->recipe.lr;
+	e->threads = threads;
+	e->failed_step = -1;
+	if (cpu_threads_init(threads) != 0) {
+		snprintf(err, errlen, "cannot start %d worker threads", threads);
+		return false;
+	}
+	ExecWorkspace w = exec_workspace(p, threads);
+	e->ws_bytes = w.conv;
+	e->wide_elems = w.wide / sizeof(float);
+	const PlanProgram *progs[2] = {p->has_train ? &p->train : NULL, &p->eval};
 	e->loss_scale = 1;
 	for (int g = 0; g < 2; g++)
 		for (int i = 0; progs[g] && i < progs[g]->nsteps; i++)
@@ -820,17 +841,20 @@ exec_init(Exec *e, const Plan *p, int threads, char *err, size_t errlen)
 		if (e->base[k])
 			memset(e->base[k], 0, n);
 	}
-	e->ws = aligned_alloc(64, ((e->ws_bytes + 63) & ~(size_t)63) + 64);
-	e->scratch = aligned_alloc(64, ((maxc * sizeof(float) + 63) & ~(size_t)63));
-	if (!arenas_ok || !e->ws || !e->scratch || !e->wide || !e->view) {
+	e->work = aligned_alloc(64, w.total);
+	if (!arenas_ok || !e->work) {
 		snprintf(err, errlen,
 			"out of memory: the plan needs %.1f MB (parameters %.1f, inputs %.1f, activations %.1f) and %.1f MB of "
 			"workspace",
 			(double)(p->arena_bytes[0] + p->arena_bytes[1] + p->arena_bytes[2]) / 1e6, (double)p->arena_bytes[0] / 1e6,
-			(double)p->arena_bytes[1] / 1e6, (double)p->arena_bytes[2] / 1e6, (double)e->ws_bytes / 1e6);
+			(double)p->arena_bytes[1] / 1e6, (double)p->arena_bytes[2] / 1e6, (double)w.total / 1e6);
 		exec_free(e);
 		return false;
 	}
+	e->ws = e->work;
+	e->wide = (float *)(e->work + w.conv);
+	e->view = (float *)(e->work + w.conv + w.wide);
+	e->scratch = (float *)(e->work + w.conv + w.wide + w.view);
 	cpu_rng_seed(&e->rng, (uint64_t)p->recipe.seed ^ 0x64726f706f7574ull);
 	return true;
 }
@@ -842,10 +866,8 @@ exec_free(Exec *e)
 		free(e->base[k]);
 		e->base[k] = NULL;
 	}
-	free(e->ws);
-	free(e->scratch);
-	free(e->wide);
-	free(e->view);
+	free(e->work);
+	e->work = NULL;
 	free(e->numerics[0]);
 	free(e->numerics[1]);
 	e->numerics[0] = e->numerics[1] = NULL;

@@ -2,8 +2,10 @@
  *
  * Memory is allocated once, at exec_init: the plan's three arenas (parameters and state,
  * inputs, transients -- the memory plan decides where each value lives and which values share
- * memory), one convolution workspace sized for the largest convolution step, the fp16 widening
- * area and a little per-channel scratch. Nothing is allocated while programs run.
+ * memory) and a fourth, the workspace arena, which the backend sizes at load time because it
+ * depends on the backend and the thread count: the convolution scratch of the largest
+ * convolution step, the fp16 widening area and a little per-channel scratch, at offsets into
+ * one allocation. Nothing is allocated while programs run.
  *
  * Kernels are dispatched through a table generated from the op table (one k_<op> per op,
  * static_asserted to cover them all). Optimizer hyperparameters and the learning rate come
@@ -22,9 +24,22 @@
  * least this epsilon for updates whose state is stored in fp16. */
 #define EXEC_ADAM_MIN_EPS_F16 0x1p-12
 
+/* The workspace arena's parts, in bytes (each a multiple of 64). */
+typedef struct {
+	size_t conv;    /* im2col and partial-sum slots of the largest convolution step */
+	size_t wide;    /* fp16 operands and result of any one step, widened to f32 */
+	size_t view;    /* one value as f32 (exec_view_f32, the unscaled gradient of an update) */
+	size_t scratch; /* one float per channel of the widest tensor */
+	size_t total;
+} ExecWorkspace;
+
+/* The workspace arena PLAN needs with THREADS worker threads. */
+ExecWorkspace exec_workspace(const Plan *plan, int threads);
+
 typedef struct {
 	const Plan *plan;
 	unsigned char *base[PLAN_NARENA]; /* the plan's arenas; value v lives at base[arena[v]] + offset[v] */
+	unsigned char *work; /* the workspace arena (ExecWorkspace): ws, wide, view, scratch */
 	void *ws;            /* convolution workspace */
 	size_t ws_bytes;
 	float *scratch;      /* per-channel scratch (unused kernel outputs) */
