@@ -14,6 +14,14 @@ infer_inst(const Inst *in, int batch, InferResult *r)
 	OpSig sig = {.op = in->op, .nin = in->nin, .attr = in->attr, .res = in->res ? &in->res->type : NULL};
 	for (int i = 0; i < in->nin; i++)
 		sig.in[i] = &in->args[i]->type;
+	if (in->pro) { /* the prologue's saved activation output: shaped as the gradient it masks */
+		if (in->nin < 2 || !type_eq(sig.in[in->nin - 1], sig.in[0])) {
+			snprintf(r->err, sizeof r->err, "%s: a prologue's last operand must have the incoming gradient's type",
+				nnc_ops[in->op].name);
+			return false;
+		}
+		sig.nin--;
+	}
 	if (!infer_op(&sig, batch, r))
 		return false;
 	if (in->op == OP_softmax_cross_entropy && in->args[1]->def->op == OP_input) {

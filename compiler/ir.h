@@ -51,6 +51,8 @@ struct Inst {
 	Op origin;         /* the source-level op this Inst implements part of (its own op for those) */
 	DType acc;         /* accumulation dtype (the storage dtype is its result's, or operands') */
 	Epilogue epi;      /* set by fuse (OPF_EPI ops): the activation the kernel applies last */
+	Epilogue pro;      /* set by fuse (OPF_PRO ops): the activation whose backward the kernel
+	                    * applies to operand 0 first; that activation's output is the last operand */
 	/* Set by fuse: the source ops this Inst absorbed, in order (a batch norm folded into a
 	 * conv, then the epilogue's activation), shown in dumps as conv2d+batchnorm+relu. */
 	struct {

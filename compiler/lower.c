@@ -61,6 +61,7 @@ lower_program(const Module *m, const Graph *g, const int *map, PlanProgram *prog
 		s->name = in->scope ? in->scope : "";
 		s->acc = in->acc;
 		s->epi = in->epi;
+		s->pro = in->pro;
 		s->loc = loc_text(a, in->loc);
 	}
 	if (loss) {

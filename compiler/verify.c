@@ -37,12 +37,15 @@ check_inst(Check *c, const Inst *in, const unsigned char *defined, StrMap *names
 		bad(c, in, "op number %d out of range", (int)in->op);
 		return;
 	}
-	if (in->nin < oi->min_in || (oi->max_in >= 0 && in->nin > oi->max_in) || in->nargs < in->nin)
+	int nin = in->nin - (in->pro ? 1 : 0);
+	if (nin < oi->min_in || (oi->max_in >= 0 && nin > oi->max_in) || in->nargs < in->nin)
 		bad(c, in, "%d tensor inputs / %d operands do not fit the op's arity", in->nin, in->nargs);
 	if (!(oi->flags & OPF_NORES) != (in->res != NULL))
 		bad(c, in, "result presence does not match the op table");
 	if (in->epi && (in->epi >= NEPI || !(oi->flags & OPF_EPI)))
 		bad(c, in, "an epilogue on an op whose kernel has none");
+	if (in->pro && (in->pro >= NEPI || !(oi->flags & OPF_PRO)))
+		bad(c, in, "a prologue on an op whose kernel has none");
 	if (in->epi && in->epi < NEPI && (in->nparts < 1 || in->part[in->nparts - 1].op != nnc_epilogue_op[in->epi]))
 		bad(c, in, "an epilogue that is not the last part the op absorbed");
 	for (int i = 0; i < in->nargs; i++) {

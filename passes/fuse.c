@@ -174,10 +174,55 @@ epilogue_graph(Graph *g, Diag *d)
 	return fused;
 }
 
+/* Step 3: returns the number of activation backward ops folded into their users, or -1. */
+static int
+prologue_graph(Graph *g, Diag *d)
+{
+	int fused = 0;
+	for (Inst *r = g->first, *next; r; r = next) {
+		next = r->next;
+		Epilogue e = nnc_prologue_of(r->op);
+		if (!e)
+			continue;
+		Value *dy = r->res, *dz = r->args[0], *y = r->args[1];
+		int users = 0;
+		bool ok = true;
+		for (Inst *u = r->next; u && ok; u = u->next)
+			for (int i = 0; i < u->nargs && ok; i++)
+				if (u->args[i] == dy) {
+					ok = i == 0 && (nnc_ops[u->op].flags & OPF_PRO) && !u->pro && u->nin == u->nargs;
+					users++;
+				}
+		if (!ok || !users)
+			continue;
+		for (Inst *u = r->next; u; u = u->next) {
+			if (u->nargs == 0 || u->args[0] != dy)
+				continue;
+			Value **args = arena_alloc(g->arena, (size_t)(u->nargs + 1) * sizeof *args);
+			if (!args) {
+				diag_error(d, (Loc){0}, "out of memory in fuse");
+				return -1;
+			}
+			args[0] = dz;
+			for (int i = 1; i < u->nargs; i++)
+				args[i] = u->args[i];
+			args[u->nargs] = y;
+			u->args = args;
+			u->nargs++;
+			u->nin++;
+			u->pro = e;
+			absorb(u, r->op, r->loc);
+		}
+		inst_remove(g, r);
+		fused++;
+	}
+	return fused;
+}
+
 static bool
 fuse_graph(Graph *g, Diag *d)
 {
-	return fold_graph(g, d) >= 0 && epilogue_graph(g, d) >= 0;
+	return fold_graph(g, d) >= 0 && epilogue_graph(g, d) >= 0 && prologue_graph(g, d) >= 0;
 }
 
 bool

@@ -138,12 +138,38 @@ k_conv2d_bwd_filter(K *k)
 	       kfail(k, "convolution backward failed (workspace too small)");
 }
 
+/* A step with a prologue (OPF_PRO) reads operand 0 through the backward of the activation
+ * whose output is its last operand. The f32 kernels mask as they read; for the fp16-accumulating
+ * reference kernels the masked gradient is made first, in Exec.view. */
+static const float *
+grad_in(K *k)
+{
+	if (!k->s->pro || !k->acc16)
+		return IN(k, 0);
+	size_t n = numel(T(k, 0));
+	(k->s->pro == EPI_RELU ? cpu_relu_backward_f32 : cpu_relu6_backward_f32)(IN(k, k->s->nin - 1), IN(k, 0), k->e->view,
+		n);
+	return k->e->view;
+}
+
+static const float *
+act_y(K *k)
+{
+	return k->s->pro ? IN(k, k->s->nin - 1) : NULL;
+}
+
+static int
+own_nin(K *k)
+{
+	return k->s->nin - (k->s->pro ? 1 : 0);
+}
+
 static bool
 k_bias_grad(K *k)
 {
 	const Type *t = T(k, 0);
-	ACC(k, cpu_bias_backward_f32(IN(k, 0), (int)t->dim[0], (int)t->dim[1], hw(t), OUT(k)),
-	    cpu_acc16_bias_backward(IN(k, 0), (int)t->dim[0], (int)t->dim[1], hw(t), OUT(k)));
+	ACC(k, cpu_bias_backward_pro_f32(IN(k, 0), act_y(k), (CpuAct)k->s->pro, (int)t->dim[0], (int)t->dim[1], hw(t), OUT(k)),
+	    cpu_acc16_bias_backward(grad_in(k), (int)t->dim[0], (int)t->dim[1], hw(t), OUT(k)));
 	return true;
 }
 
@@ -218,9 +244,10 @@ k_bn_bwd_data(K *k)
 	const Type *t = T(k, 0);
 	int c = (int)t->dim[1];
 	const float *s = IN(k, 2);
-	const float *w = k->s->nin > 3 ? IN(k, 3) : NULL;
-	ACC(k, cpu_batchnorm_backward_data_f32(IN(k, 0), IN(k, 1), (int)t->dim[0], c, hw(t), s, s + c, w, OUT(k), NULL, NULL),
-		cpu_acc16_batchnorm_backward_data(IN(k, 0), IN(k, 1), (int)t->dim[0], c, hw(t), s, s + c, w, OUT(k), NULL, NULL));
+	const float *w = own_nin(k) > 3 ? IN(k, 3) : NULL;
+	ACC(k, cpu_batchnorm_backward_data_pro_f32(IN(k, 0), act_y(k), (CpuAct)k->s->pro, IN(k, 1), (int)t->dim[0], c, hw(t), s,
+	           s + c, w, OUT(k), NULL, NULL),
+		cpu_acc16_batchnorm_backward_data(grad_in(k), IN(k, 1), (int)t->dim[0], c, hw(t), s, s + c, w, OUT(k), NULL, NULL));
 	return true;
 }
 
@@ -230,8 +257,10 @@ k_bn_bwd_scale(K *k)
 	const Type *t = T(k, 0);
 	int c = (int)t->dim[1];
 	const float *s = IN(k, 2);
-	ACC(k, cpu_batchnorm_backward_params_f32(IN(k, 0), IN(k, 1), (int)t->dim[0], c, hw(t), s, s + c, OUT(k), k->e->scratch),
-		cpu_acc16_batchnorm_backward_params(IN(k, 0), IN(k, 1), (int)t->dim[0], c, hw(t), s, s + c, OUT(k), k->e->scratch));
+	ACC(k, cpu_batchnorm_backward_params_pro_f32(IN(k, 0), act_y(k), (CpuAct)k->s->pro, IN(k, 1), (int)t->dim[0], c, hw(t),
+	           s, s + c, OUT(k), k->e->scratch),
+		cpu_acc16_batchnorm_backward_params(grad_in(k), IN(k, 1), (int)t->dim[0], c, hw(t), s, s + c, OUT(k),
+			k->e->scratch));
 	return true;
 }
 

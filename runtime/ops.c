@@ -24,6 +24,16 @@ NNC_OPS(X)
 #undef A
 
 const Op nnc_epilogue_op[NEPI] = {[EPI_NONE] = NOP, [EPI_RELU] = OP_relu, [EPI_RELU6] = OP_relu6};
+const Op nnc_epilogue_bwd_op[NEPI] = {[EPI_NONE] = NOP, [EPI_RELU] = OP_relu_bwd, [EPI_RELU6] = OP_relu6_bwd};
+
+Epilogue
+nnc_prologue_of(Op op)
+{
+	for (int e = 1; e < NEPI; e++)
+		if (nnc_epilogue_bwd_op[e] == op)
+			return (Epilogue)e;
+	return EPI_NONE;
+}
 
 Epilogue
 nnc_epilogue_of(Op op)

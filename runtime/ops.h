@@ -24,7 +24,10 @@
  *            same pass (conv and dense after their bias, batch norm, add; the fuse pass:
  *            `+relu` in dumps, `epilogue: relu` in plans)
  *   FOLDBN   operands (x, weight [, bias]) with weight rows the output channels: an inference
- *            batch norm of its result folds into its weight and bias (the fuse pass) */
+ *            batch norm of its result folds into its weight and bias (the fuse pass)
+ *   PRO      its kernel can apply an activation's backward to its incoming gradient (operand 0)
+ *            as it reads it, given the activation's output as one more, last operand (a
+ *            prologue: bn_bwd_data+relu_bwd in dumps, `prologue: relu` in plans) */
 enum {
 	OPF_SOURCE = 1 << 0,
 	OPF_EFFECT = 1 << 1,
@@ -36,6 +39,7 @@ enum {
 	OPF_ACC = 1 << 7,
 	OPF_EPI = 1 << 8,
 	OPF_FOLDBN = 1 << 9,
+	OPF_PRO = 1 << 10,
 };
 
 /* Columns: name, min tensor inputs, max tensor inputs (-1: any), flags. */
@@ -73,9 +77,9 @@ enum {
 	/* backward, inserted by the autodiff pass */ \
 	X(conv2d_bwd_data,       2, 2,  OPF_MATMUL | OPF_ACC) \
 	X(conv2d_bwd_filter,     2, 2,  OPF_MATMUL | OPF_ACC) \
-	X(bias_grad,             1, 1,  OPF_ACC) \
-	X(bn_bwd_data,           3, 4,  OPF_ACC) \
-	X(bn_bwd_scale,          3, 3,  OPF_ACC) \
+	X(bias_grad,             1, 1,  OPF_ACC | OPF_PRO) \
+	X(bn_bwd_data,           3, 4,  OPF_ACC | OPF_PRO) \
+	X(bn_bwd_scale,          3, 3,  OPF_ACC | OPF_PRO) \
 	X(relu_bwd,              2, 2,  OPF_ELEMWISE) \
 	X(relu6_bwd,             2, 2,  OPF_ELEMWISE) \
 	X(gelu_bwd,              2, 2,  OPF_ELEMWISE) \
@@ -219,8 +223,12 @@ extern const OpInfo nnc_ops[NOP];
  * after the op it replaces (passes/fuse.c). The CPU kernels' CpuAct has the same numbering. */
 typedef enum { EPI_NONE, EPI_RELU, EPI_RELU6, NEPI } Epilogue;
 extern const Op nnc_epilogue_op[NEPI]; /* EPI_NONE: NOP */
+/* The backward op of each epilogue's activation (relu_bwd, relu6_bwd): a prologue. */
+extern const Op nnc_epilogue_bwd_op[NEPI];
 /* The epilogue that replaces OP, or EPI_NONE. */
 Epilogue nnc_epilogue_of(Op op);
+/* The activation whose backward op is OP (as a prologue), or EPI_NONE. */
+Epilogue nnc_prologue_of(Op op);
 
 /* Returns the op called NAME among the user-callable ops, or NOP. */
 Op nnc_op_lookup(const char *name);

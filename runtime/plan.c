@@ -89,6 +89,8 @@ put_program(FILE *f, const char *name, const PlanProgram *p)
 		fprintf(f, ", acc: %s", dtype_name(s->acc));
 		if (s->epi)
 			fprintf(f, ", epilogue: %s", nnc_ops[nnc_epilogue_op[s->epi]].name);
+		if (s->pro)
+			fprintf(f, ", prologue: %s", nnc_ops[nnc_epilogue_op[s->pro]].name);
 		fputs("}\n", f);
 	}
 }
@@ -362,6 +364,15 @@ read_program(Reader *r, yaml_node_t *n, PlanProgram *p)
 					s->epi = (Epilogue)k2;
 			if (!r->failed && !s->epi)
 				rfail(r, epi, "unknown epilogue '%s' (relu or relu6)", e);
+		}
+		yaml_node_t *pro = get(r, sn, "prologue", false);
+		if (pro && !r->failed) {
+			const char *e = scalar(r, pro, "prologue");
+			for (int k2 = 1; k2 < NEPI && !r->failed && !s->pro; k2++)
+				if (strcmp(e, nnc_ops[nnc_epilogue_op[k2]].name) == 0)
+					s->pro = (Epilogue)k2;
+			if (!r->failed && !s->pro)
+				rfail(r, pro, "unknown prologue '%s' (relu or relu6)", e);
 		}
 	}
 }
@@ -648,9 +659,15 @@ validate_program(const Plan *p, const PlanProgram *prog, const char *pname, cons
 				ok = vfail(err, errlen, "%s: attribute '%s' is missing", where, oi->attrs[k].name);
 		if (ok && s->epi && !(oi->flags & OPF_EPI))
 			ok = vfail(err, errlen, "%s: the %s kernel has no epilogue", where, oi->name);
+		if (ok && s->pro && !(oi->flags & OPF_PRO))
+			ok = vfail(err, errlen, "%s: the %s kernel has no prologue", where, oi->name);
+		if (ok && s->pro && (s->nin < 2 || !type_eq(&p->values[s->in[s->nin - 1]], &p->values[s->in[0]])))
+			ok = vfail(err, errlen, "%s: the prologue's last operand does not have the gradient's type", where);
 		if (!ok)
 			break;
-		int user = (oi->flags & OPF_PARAMS) && s->nin > oi->max_in ? oi->max_in : s->nin;
+		/* The prologue's operand is not the kernel's own; its inference sees the rest. */
+		int nin = s->nin - (s->pro ? 1 : 0);
+		int user = (oi->flags & OPF_PARAMS) && nin > oi->max_in ? oi->max_in : nin;
 		if (user < oi->min_in || (oi->max_in >= 0 && user > oi->max_in)) {
 			ok = vfail(err, errlen, "%s: %d operands do not fit the kernel", where, s->nin);
 			break;
@@ -663,8 +680,8 @@ validate_program(const Plan *p, const PlanProgram *prog, const char *pname, cons
 			ok = vfail(err, errlen, "%s: %s", where, r.err);
 			break;
 		}
-		if (s->nin - user != r.nparams) {
-			ok = vfail(err, errlen, "%s: %d parameter operands, the kernel needs %d", where, s->nin - user, r.nparams);
+		if (nin - user != r.nparams) {
+			ok = vfail(err, errlen, "%s: %d parameter operands, the kernel needs %d", where, nin - user, r.nparams);
 			break;
 		}
 		for (int k = 0; k < r.nparams && ok; k++) {

@@ -54,6 +54,7 @@ typedef struct {
 	const char *loc;  /* "file:line:col" */
 	DType acc;        /* accumulation dtype */
 	Epilogue epi;     /* activation applied to the result by the same kernel (OPF_EPI ops) */
+	Epilogue pro;     /* activation whose backward masks operand 0, its output the last operand */
 } PlanStep;
 
 typedef struct {

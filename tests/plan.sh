@@ -9,7 +9,7 @@ nnrun=${2:?usage: plan.sh NNC NNRUN}
 
 plan=$tmp/tiny.plan
 expect compile 0 "compiled model 'tiny'" -- "$nnc" compile --batch 16 models/tiny.nn -o "$plan"
-expect info 0 "train program: 36 steps" -- "$nnrun" info "$plan"
+expect info 0 "train program: 34 steps; eval program: 9 steps" -- "$nnrun" info "$plan"
 expect info-recipe 0 "optimizer: sgd" -- "$nnrun" info "$plan"
 for m in resnet20 mobilenet_v2 airbench94 alexnet; do
 	expect "roundtrip-$m" 0 "train program" -- sh -c "'$nnc' compile --batch 8 models/$m.nn -o '$tmp/$m.plan' && '$nnrun' info '$tmp/$m.plan'"
@@ -44,8 +44,16 @@ sed 's/acc: f32}/acc: f32, epilogue: relu}/' "$plan" >"$tmp/epilogue.plan"
 expect bad-epilogue 1 "train step 1 (bn_stats at models/tiny.nn:9:14): the bn_stats kernel has no epilogue" -- "$nnrun" info --allow-edited "$tmp/epilogue.plan"
 sed 's/epilogue: relu}/epilogue: gelu}/' "$plan" >"$tmp/epilogue2.plan"
 expect unknown-epilogue 1 "unknown epilogue 'gelu' (relu or relu6)" -- "$nnrun" info --allow-edited "$tmp/epilogue2.plan"
-sed 's/kernel: gelu_bwd/kernel: gelu_backwards/; s/kernel: relu_bwd/kernel: relu_backwards/' "$plan" >"$tmp/kernel.plan"
-expect unknown-kernel 1 "unknown kernel 'relu_backwards'" -- "$nnrun" info --allow-edited "$tmp/kernel.plan"
+# Prologues (relu_bwd folded into a batch-norm backward kernel): only on kernels that have one,
+# only known activations, and the operand they add is required.
+sed 's/acc: f32, epilogue: relu}/acc: f32, epilogue: relu, prologue: relu}/' "$plan" >"$tmp/prologue.plan"
+expect bad-prologue 1 "(bn_apply at models/tiny.nn:9:14): the bn_apply kernel has no prologue" -- "$nnrun" info --allow-edited "$tmp/prologue.plan"
+sed 's/prologue: relu}/prologue: tanh}/' "$plan" >"$tmp/prologue2.plan"
+expect unknown-prologue 1 "unknown prologue 'tanh' (relu or relu6)" -- "$nnrun" info --allow-edited "$tmp/prologue2.plan"
+sed '/kernel: bias_grad/s/, prologue: relu}/}/' "$plan" >"$tmp/prologue3.plan"
+expect prologue-dropped 1 "(bias_grad at models/tiny.nn:[0-9:]*): 2 operands do not fit the kernel" -- "$nnrun" info --allow-edited "$tmp/prologue3.plan"
+sed 's/kernel: bn_bwd_scale/kernel: bn_backward_scale/' "$plan" >"$tmp/kernel.plan"
+expect unknown-kernel 1 "unknown kernel 'bn_backward_scale'" -- "$nnrun" info --allow-edited "$tmp/kernel.plan"
 # The memory plan is checked too: every activation at offset 0 collides.
 sed 's/, act, [0-9]*\]/, act, 0]/' "$plan" >"$tmp/overlap.plan"
 expect overlap 1 "are alive at the same time but overlap in the act arena" -- "$nnrun" info --allow-edited "$tmp/overlap.plan"

@@ -40,6 +40,11 @@ int NNC_FN(cpu_conv2d_backward_filter)(const CpuConv *cv, const NNC_REAL *x, con
 /* db[j] = sum over n and hw of dy[n, j, hw]: the bias gradient of conv2d (hw = oh * ow) and of
  * dense (dy [n, u], c = u, hw = 1), and batch norm's shift gradient. */
 void NNC_FN(cpu_bias_backward)(const NNC_REAL *dy, int n, int c, int hw, NNC_REAL *db);
+/* The _pro variants here and below take, instead of dy, the gradient dz of an activation's
+ * output act_y (dy = dz where relu's act_y > 0, or relu6's 0 < act_y < 6, else 0), masked as
+ * it is read: relu_bwd fused in (bit-identical to running cpu_relu_backward first). */
+void NNC_FN(cpu_bias_backward_pro)(const NNC_REAL *dz, const NNC_REAL *act_y, CpuAct pro, int n, int c,
+	int hw, NNC_REAL *db);
 
 /* ---- batch norm (training mode unless stated), over [n, c, hw] --------------------------- */
 
@@ -62,10 +67,16 @@ void NNC_FN(cpu_batchnorm_apply)(const NNC_REAL *x, int n, int c, int hw, const 
 void NNC_FN(cpu_batchnorm_backward_data)(const NNC_REAL *dy, const NNC_REAL *x, int n, int c,
 	int hw, const NNC_REAL *mean, const NNC_REAL *invstd, const NNC_REAL *w, NNC_REAL *dx,
 	NNC_REAL *dw, NNC_REAL *db);
+void NNC_FN(cpu_batchnorm_backward_data_pro)(const NNC_REAL *dz, const NNC_REAL *act_y, CpuAct pro,
+	const NNC_REAL *x, int n, int c, int hw, const NNC_REAL *mean, const NNC_REAL *invstd,
+	const NNC_REAL *w, NNC_REAL *dx, NNC_REAL *dw, NNC_REAL *db);
 
 /* dw[c] = sum(dy * xhat), db[c] = sum(dy): the scale and shift gradients. */
 void NNC_FN(cpu_batchnorm_backward_params)(const NNC_REAL *dy, const NNC_REAL *x, int n, int c,
 	int hw, const NNC_REAL *mean, const NNC_REAL *invstd, NNC_REAL *dw, NNC_REAL *db);
+void NNC_FN(cpu_batchnorm_backward_params_pro)(const NNC_REAL *dz, const NNC_REAL *act_y, CpuAct pro,
+	const NNC_REAL *x, int n, int c, int hw, const NNC_REAL *mean, const NNC_REAL *invstd, NNC_REAL *dw,
+	NNC_REAL *db);
 
 /* running = momentum * batch + (1 - momentum) * running, for the mean and (with the unbiased
  * batch variance) the variance, in PyTorch's order of operations. */

@@ -430,6 +430,24 @@ act_plane(REAL *y, size_t count, CpuAct act)
 			y[i] = y[i] > zero ? (y[i] < six_ ? y[i] : six_) : zero;
 }
 
+/* A prologue: g[e] = the gradient dz[e] through the activation whose output was y[e], with
+ * relu_bwd's and relu6_bwd's expressions, so fused and unfused results are identical. Kernels
+ * that reduce the masked gradient do it in runs of MASK_RUN elements (a multiple of LANES, so
+ * every element keeps its lane and the sums their order). */
+enum { MASK_RUN = 1024 };
+
+static void
+act_grad_run(REAL *restrict g, const REAL *restrict dz, const REAL *restrict y, int n, CpuAct pro)
+{
+	static const REAL six_ = 6;
+	if (pro == CPU_ACT_RELU)
+		for (int e = 0; e < n; e++)
+			g[e] = y[e] > zero ? dz[e] : zero;
+	else
+		for (int e = 0; e < n; e++)
+			g[e] = y[e] > zero && y[e] < six_ ? dz[e] : zero;
+}
+
 typedef struct {
 	const CpuConv *cv;
 	ConvPath path;
@@ -814,6 +832,8 @@ typedef struct {
 	const REAL *dy;
 	int n, c, hw;
 	REAL *db;
+	CpuAct pro; /* prologue: dy is the gradient of act_y = pro(...), masked as it is read */
+	const REAL *act_y;
 } BiasArgs;
 
 /* Channel j sums its n planes of hw values, plane by plane, into lanes. */
@@ -824,8 +844,19 @@ bias_channels(void *ctx, size_t c0, size_t c1)
 	Acc l[LANES];
 	for (size_t ch = c0; ch < c1; ch++) {
 		lanes_clear(l);
-		for (int img = 0; img < a->n; img++)
-			lanes_sum(l, a->dy + ((size_t)img * a->c + ch) * a->hw, a->hw);
+		for (int img = 0; img < a->n; img++) {
+			size_t at = ((size_t)img * a->c + ch) * a->hw;
+			if (!a->pro) {
+				lanes_sum(l, a->dy + at, a->hw);
+				continue;
+			}
+			REAL g[MASK_RUN];
+			for (int e0 = 0; e0 < a->hw; e0 += MASK_RUN) {
+				int len = a->hw - e0 < MASK_RUN ? a->hw - e0 : MASK_RUN;
+				act_grad_run(g, a->dy + at + e0, a->act_y + at + e0, len, a->pro);
+				lanes_sum(l, g, len);
+			}
+		}
 		a->db[ch] = (REAL)lanes_total(l);
 	}
 }
@@ -833,7 +864,13 @@ bias_channels(void *ctx, size_t c0, size_t c1)
 void
 FN(cpu_bias_backward)(const REAL *dy, int n, int c, int hw, REAL *db)
 {
-	BiasArgs a = {.dy = dy, .n = n, .c = c, .hw = hw, .db = db};
+	FN(cpu_bias_backward_pro)(dy, NULL, CPU_ACT_NONE, n, c, hw, db);
+}
+
+void
+FN(cpu_bias_backward_pro)(const REAL *dz, const REAL *act_y, CpuAct pro, int n, int c, int hw, REAL *db)
+{
+	BiasArgs a = {.dy = dz, .n = n, .c = c, .hw = hw, .db = db, .pro = pro, .act_y = act_y};
 	cpu_parallel_for((size_t)c, grain_for((size_t)n * hw), bias_channels, &a);
 }
 
@@ -845,6 +882,8 @@ typedef struct {
 	double eps;
 	REAL *y, *dx, *var_unbiased, *mean_out, *invstd_out, *dw, *db;
 	CpuAct act; /* epilogue, applied to each plane while it is in cache */
+	CpuAct pro; /* prologue: dy is the gradient of act_y = pro(...), masked as it is read */
+	const REAL *act_y;
 } BnArgs;
 
 static const REAL *
@@ -927,8 +966,20 @@ bn_backward_channels(void *ctx, size_t c0, size_t c1)
 		Acc ls[LANES], lp[LANES];
 		lanes_clear(ls);
 		lanes_clear(lp);
-		for (int img = 0; img < a->n; img++)
-			lanes_dot(ls, lp, bn_plane(a->dy, a, img, ch), bn_plane(a->x, a, img, ch), m, a->hw);
+		for (int img = 0; img < a->n; img++) {
+			const REAL *dy = bn_plane(a->dy, a, img, ch), *x = bn_plane(a->x, a, img, ch);
+			if (!a->pro) {
+				lanes_dot(ls, lp, dy, x, m, a->hw);
+				continue;
+			}
+			const REAL *y = bn_plane(a->act_y, a, img, ch);
+			REAL g[MASK_RUN];
+			for (int e0 = 0; e0 < a->hw; e0 += MASK_RUN) {
+				int len = a->hw - e0 < MASK_RUN ? a->hw - e0 : MASK_RUN;
+				act_grad_run(g, dy + e0, y + e0, len, a->pro);
+				lanes_dot(ls, lp, g, x + e0, m, len);
+			}
+		}
 		Acc sdy = lanes_total(ls), sdyx = lanes_total(lp);
 		Acc inv = a->invstd[ch];
 		if (a->dw)
@@ -942,8 +993,19 @@ bn_backward_channels(void *ctx, size_t c0, size_t c1)
 		for (int img = 0; img < a->n; img++) {
 			const REAL *x = bn_plane(a->x, a, img, ch), *dy = bn_plane(a->dy, a, img, ch);
 			REAL *dx = a->dx + ((size_t)img * a->c + ch) * a->hw;
-			for (int i = 0; i < a->hw; i++)
-				dx[i] = (dy[i] - (x[i] - m) * proj - gmean) * gain;
+			if (!a->pro) {
+				for (int i = 0; i < a->hw; i++)
+					dx[i] = (dy[i] - (x[i] - m) * proj - gmean) * gain;
+				continue;
+			}
+			const REAL *y = bn_plane(a->act_y, a, img, ch);
+			REAL g[MASK_RUN];
+			for (int e0 = 0; e0 < a->hw; e0 += MASK_RUN) {
+				int len = a->hw - e0 < MASK_RUN ? a->hw - e0 : MASK_RUN;
+				act_grad_run(g, dy + e0, y + e0, len, a->pro);
+				for (int i = 0; i < len; i++)
+					dx[e0 + i] = (g[i] - (x[e0 + i] - m) * proj - gmean) * gain;
+			}
 		}
 	}
 }
@@ -952,8 +1014,15 @@ void
 FN(cpu_batchnorm_backward_data)(const REAL *dy, const REAL *x, int n, int c, int hw,
 	const REAL *mean, const REAL *invstd, const REAL *w, REAL *dx, REAL *dw, REAL *db)
 {
-	BnArgs a = {.x = x, .dy = dy, .n = n, .c = c, .hw = hw, .mean = mean, .invstd = invstd,
-		.w = w, .dx = dx, .dw = dw, .db = db};
+	FN(cpu_batchnorm_backward_data_pro)(dy, NULL, CPU_ACT_NONE, x, n, c, hw, mean, invstd, w, dx, dw, db);
+}
+
+void
+FN(cpu_batchnorm_backward_data_pro)(const REAL *dz, const REAL *act_y, CpuAct pro, const REAL *x, int n,
+	int c, int hw, const REAL *mean, const REAL *invstd, const REAL *w, REAL *dx, REAL *dw, REAL *db)
+{
+	BnArgs a = {.x = x, .dy = dz, .n = n, .c = c, .hw = hw, .mean = mean, .invstd = invstd,
+		.w = w, .dx = dx, .dw = dw, .db = db, .pro = pro, .act_y = act_y};
 	cpu_parallel_for((size_t)c, grain_for((size_t)n * hw * 2), bn_backward_channels, &a);
 }
 
@@ -961,8 +1030,15 @@ void
 FN(cpu_batchnorm_backward_params)(const REAL *dy, const REAL *x, int n, int c, int hw,
 	const REAL *mean, const REAL *invstd, REAL *dw, REAL *db)
 {
-	BnArgs a = {.x = x, .dy = dy, .n = n, .c = c, .hw = hw, .mean = mean, .invstd = invstd,
-		.dw = dw, .db = db};
+	FN(cpu_batchnorm_backward_params_pro)(dy, NULL, CPU_ACT_NONE, x, n, c, hw, mean, invstd, dw, db);
+}
+
+void
+FN(cpu_batchnorm_backward_params_pro)(const REAL *dz, const REAL *act_y, CpuAct pro, const REAL *x,
+	int n, int c, int hw, const REAL *mean, const REAL *invstd, REAL *dw, REAL *db)
+{
+	BnArgs a = {.x = x, .dy = dz, .n = n, .c = c, .hw = hw, .mean = mean, .invstd = invstd,
+		.dw = dw, .db = db, .pro = pro, .act_y = act_y};
 	cpu_parallel_for((size_t)c, grain_for((size_t)n * hw), bn_backward_channels, &a);
 }
 

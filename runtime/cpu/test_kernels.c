@@ -11,7 +11,8 @@
  *                at most 1e-6
  *   precision    every kernel in f32 against f64 on the same (float-representable) inputs:
  *                max|f32 - f64| <= 1e-5 * max|f64| per output (float rounding over the short
- *                sums here is ~1e-7 of the magnitude; an indexing error is of order 1)
+ *                sums here is ~1e-7 of the magnitude; an indexing error is of order 1); and
+ *                every fused kernel (epilogue, prologue) against its unfused kernels, bit for bit
  *   optim        SGD (momentum, Nesterov, weight decay), Adam, AdamW against values worked
  *                out by hand (derivations beside them), in both precisions
  *   determinism  a workload of every parallel kernel run with 1, 2 and 3 threads, and with a
@@ -1255,11 +1256,48 @@ prec_optim(void)
 	pair_check("adam_step (3 AdamW steps) exp_avg_sq", v);
 }
 
+/* Prologues: the _pro kernels, given dz and the activation's output y, equal the activation
+ * backward kernel followed by the plain kernel, bit for bit -- on planes shorter and longer
+ * than a masking run (hw 20 and 2500), for relu and relu6, with y in both masked ranges and
+ * exactly on their bounds (0, 6). */
+static void
+prec_prologue(void)
+{
+	static const int hws[2] = {20, 2500};
+	for (int t = 0; t < 4; t++) {
+		int n = 3, c = 2, hw = hws[t & 1];
+		CpuAct act = t & 2 ? CPU_ACT_RELU6 : CPU_ACT_RELU;
+		size_t cnt = (size_t)n * c * hw;
+		Pair x = pair_rand(cnt, -2, 5), dz = pair_rand(cnt, -1, 1), y = pair_rand(cnt, -3, 9);
+		Pair st = pair_rand((size_t)2 * c, 0.5, 1.5), w = pair_rand((size_t)c, 0.5, 1.5);
+		for (size_t i = 0; i < cnt; i += 7) /* the mask's boundaries exactly */
+			y.f[i] = i % 2 ? 0 : 6;
+		float *dy = FNEW(cnt), *dx0 = FNEW(cnt), *dx1 = FNEW(cnt);
+		float db0[2], db1[2], dw0[2], dw1[2], dwb0[2], dwb1[2], s0[2], s1[2];
+		(act == CPU_ACT_RELU ? cpu_relu_backward_f32 : cpu_relu6_backward_f32)(y.f, dz.f, dy, cnt);
+		cpu_bias_backward_f32(dy, n, c, hw, db0);
+		cpu_bias_backward_pro_f32(dz.f, y.f, act, n, c, hw, db1);
+		cpu_batchnorm_backward_params_f32(dy, x.f, n, c, hw, st.f, st.f + c, dw0, s0);
+		cpu_batchnorm_backward_params_pro_f32(dz.f, y.f, act, x.f, n, c, hw, st.f, st.f + c, dw1, s1);
+		cpu_batchnorm_backward_data_f32(dy, x.f, n, c, hw, st.f, st.f + c, w.f, dx0, dwb0, NULL);
+		cpu_batchnorm_backward_data_pro_f32(dz.f, y.f, act, x.f, n, c, hw, st.f, st.f + c, w.f, dx1, dwb1, NULL);
+		size_t masked = 0;
+		for (size_t i = 0; i < cnt; i++)
+			masked += dy[i] == 0;
+		CHECK(masked > 0 && masked < cnt);
+		CHECK(memcmp(db0, db1, sizeof db0) == 0);
+		CHECK(memcmp(dw0, dw1, sizeof dw0) == 0 && memcmp(s0, s1, sizeof s0) == 0);
+		CHECK(memcmp(dwb0, dwb1, sizeof dwb0) == 0);
+		CHECK(memcmp(dx0, dx1, cnt * sizeof *dx0) == 0);
+	}
+}
+
 static void
 test_precision(void)
 {
 	prec_conv();
 	prec_batchnorm();
+	prec_prologue();
 	prec_elementwise();
 	prec_pool_dense_loss();
 	prec_optim();
