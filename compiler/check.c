@@ -14,6 +14,18 @@ infer_inst(const Inst *in, int batch, InferResult *r)
 	OpSig sig = {.op = in->op, .nin = in->nin, .attr = in->attr, .res = in->res ? &in->res->type : NULL};
 	for (int i = 0; i < in->nin; i++)
 		sig.in[i] = &in->args[i]->type;
+	if (in->nchain) { /* elementwise all through: every operand has the result's type */
+		int taken = nnc_chain_operands(in->chain, in->nchain);
+		for (int i = 0; i < in->nin; i++)
+			if (!in->res || !type_eq(sig.in[i], &in->res->type) || taken >= in->nin) {
+				snprintf(r->err, sizeof r->err, "%s: a chain's operands must all have the result's type",
+					nnc_ops[in->op].name);
+				return false;
+			}
+		sig.nin = in->nin - taken + 1;
+		for (int i = 1; i < sig.nin; i++)
+			sig.in[i] = sig.in[taken + i - 1];
+	}
 	if (in->pro) { /* the prologue's saved activation output: shaped as the gradient it masks */
 		if (in->nin < 2 || !type_eq(sig.in[in->nin - 1], sig.in[0])) {
 			snprintf(r->err, sizeof r->err, "%s: a prologue's last operand must have the incoming gradient's type",

@@ -53,6 +53,9 @@ struct Inst {
 	Epilogue epi;      /* set by fuse (OPF_EPI ops): the activation the kernel applies last */
 	Epilogue pro;      /* set by fuse (OPF_PRO ops): the activation whose backward the kernel
 	                    * applies to operand 0 first; that activation's output is the last operand */
+	Op chain[NNC_MAXCHAIN]; /* set by fuse (OPF_CHAIN ops): elementwise ops run before this one,
+	                         * feeding it (see nnc_chain_operands in ops.h) */
+	int nchain;
 	/* Set by fuse: the source ops this Inst absorbed, in order (a batch norm folded into a
 	 * conv, then the epilogue's activation), shown in dumps as conv2d+batchnorm+relu. */
 	struct {

@@ -65,8 +65,11 @@ ir_print(FILE *out, const Graph *g)
 		fputs("  ", out);
 		if (in->res)
 			fprintf(out, "%%%d = ", in->res->id);
+		/* A fused op's parts in execution order: a chain's ops run before the op itself. */
+		for (int i = 0; i < in->nchain && i < in->nparts; i++)
+			fprintf(out, "%s+", nnc_ops[in->part[i].op].name);
 		fputs(nnc_ops[in->op].name, out);
-		for (int i = 0; i < in->nparts; i++)
+		for (int i = in->nchain; i < in->nparts; i++)
 			fprintf(out, "+%s", nnc_ops[in->part[i].op].name);
 		for (int i = 0; i < in->nargs; i++)
 			fprintf(out, "%s%%%d", i ? ", " : " ", in->args[i]->id);

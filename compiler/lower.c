@@ -62,6 +62,9 @@ lower_program(const Module *m, const Graph *g, const int *map, PlanProgram *prog
 		s->acc = in->acc;
 		s->epi = in->epi;
 		s->pro = in->pro;
+		s->nchain = in->nchain;
+		for (int j = 0; j < in->nchain; j++)
+			s->chain[j] = in->chain[j];
 		s->loc = loc_text(a, in->loc);
 	}
 	if (loss) {

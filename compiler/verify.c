@@ -38,6 +38,16 @@ check_inst(Check *c, const Inst *in, const unsigned char *defined, StrMap *names
 		return;
 	}
 	int nin = in->nin - (in->pro ? 1 : 0);
+	if (in->nchain > 0 && in->nchain <= NNC_MAXCHAIN) {
+		for (int j = 0; j < in->nchain; j++)
+			if (in->chain[j] >= NOP || !(nnc_ops[in->chain[j]].flags & OPF_CHAIN))
+				bad(c, in, "a chain holds an op that cannot chain");
+		if (!(oi->flags & OPF_CHAIN) || in->epi || in->pro)
+			bad(c, in, "a chain on an op that cannot end one");
+		nin -= nnc_chain_operands(in->chain, in->nchain) - 1;
+	} else if (in->nchain) {
+		bad(c, in, "a chain of %d ops", in->nchain);
+	}
 	if (nin < oi->min_in || (oi->max_in >= 0 && nin > oi->max_in) || in->nargs < in->nin)
 		bad(c, in, "%d tensor inputs / %d operands do not fit the op's arity", in->nin, in->nargs);
 	if (!(oi->flags & OPF_NORES) != (in->res != NULL))

@@ -219,10 +219,72 @@ prologue_graph(Graph *g, Diag *d)
 	return fused;
 }
 
+/* Step 4: returns the number of elementwise ops absorbed into chains, or -1. */
+static int
+chain_graph(Graph *g, Diag *d)
+{
+	int *uses = calloc((size_t)g->nvalues + 1, sizeof *uses), fused = 0;
+	if (!uses) {
+		diag_error(d, (Loc){0}, "out of memory in fuse");
+		return -1;
+	}
+	for (Inst *in = g->first; in; in = in->next)
+		for (int i = 0; i < in->nargs; i++)
+			uses[in->args[i]->id]++;
+	for (Inst *c = g->first; c; c = c->next) {
+		if (!(nnc_ops[c->op].flags & OPF_CHAIN) || c->epi || c->pro || c->nchain || !c->nargs)
+			continue;
+		/* A commutative op chains through either operand: the one a chainable op alone feeds. */
+		if ((nnc_ops[c->op].flags & OPF_COMMUTES) && uses[c->args[0]->id] != 1 && uses[c->args[1]->id] == 1 &&
+		    (nnc_ops[c->args[1]->def->op].flags & OPF_CHAIN)) {
+			Value *t = c->args[0];
+			c->args[0] = c->args[1];
+			c->args[1] = t;
+		}
+		Inst *p = c->args[0]->def;
+		if (!(nnc_ops[p->op].flags & OPF_CHAIN) || p->epi || p->pro || uses[p->res->id] != 1 ||
+		    p->nchain + 1 > NNC_MAXCHAIN || p->nparts + 1 + c->nparts > NNC_MAXPARTS ||
+		    p->nargs + c->nargs - 1 > NNC_MAXARGS || !type_eq(&p->res->type, &c->res->type))
+			continue;
+		bool same = true;
+		for (int i = 0; i < p->nargs; i++)
+			same &= type_eq(&p->args[i]->type, &c->res->type);
+		for (int i = 1; i < c->nargs; i++)
+			same &= type_eq(&c->args[i]->type, &c->res->type);
+		if (!same)
+			continue;
+		Value **args = arena_alloc(g->arena, (size_t)(p->nargs + c->nargs - 1) * sizeof *args);
+		int n = 0;
+		for (int i = 0; i < p->nargs; i++)
+			args[n++] = p->args[i];
+		for (int i = 1; i < c->nargs; i++)
+			args[n++] = c->args[i];
+		c->args = args;
+		c->nargs = c->nin = n;
+		for (int j = 0; j < p->nchain; j++)
+			c->chain[j] = p->chain[j];
+		c->chain[p->nchain] = p->op;
+		c->nchain = p->nchain + 1;
+		/* parts: P's absorbed ops, P, then C's own (their locations, in execution order) */
+		int np = c->nparts;
+		for (int i = np - 1; i >= 0; i--)
+			c->part[i + p->nparts + 1] = c->part[i];
+		for (int i = 0; i < p->nparts; i++)
+			c->part[i] = p->part[i];
+		c->part[p->nparts].op = p->op;
+		c->part[p->nparts].loc = p->loc;
+		c->nparts = np + p->nparts + 1;
+		inst_remove(g, p);
+		fused++;
+	}
+	free(uses);
+	return fused;
+}
+
 static bool
 fuse_graph(Graph *g, Diag *d)
 {
-	return fold_graph(g, d) >= 0 && epilogue_graph(g, d) >= 0 && prologue_graph(g, d) >= 0;
+	return fold_graph(g, d) >= 0 && epilogue_graph(g, d) >= 0 && prologue_graph(g, d) >= 0 && chain_graph(g, d) >= 0;
 }
 
 bool

@@ -16,7 +16,7 @@ const Pass nnc_passes[] = {
 	{"autodiff", pass_autodiff, "append the backward pass from each op's gradient rule"},
 	{"optimizer", pass_optimizer, "append the optimizer's state and parameter updates (sgd, adam, adamw)"},
 	{"precision", pass_precision, "storage and accumulation dtypes from the policy, casts at boundaries, loss scaling"},
-	{"fuse", pass_fuse, "fold a relu into the batch norm or add that feeds it (one pass over memory instead of two)"},
+	{"fuse", pass_fuse, "fold batch norms into conv/dense weights (eval), activations into their producer's kernel, relu_bwd into batch-norm backward"},
 	{"memplan", pass_memplan, "arenas and offsets: values alive at once never overlap, the others share memory"},
 };
 const int nnc_npasses = sizeof nnc_passes / sizeof nnc_passes[0];

@@ -711,6 +711,84 @@ exec_store_f32(Exec *e, int value, const float *src)
 		memcpy(exec_f32(e, value), src, numel(t) * sizeof(float));
 }
 
+/* --- chains (OPF_CHAIN ops fused by passes/fuse.c) ------------------------------------------
+ * A chain step runs its ops block by block: CHAIN_BLOCK elements of each op's result, the
+ * previous op's block feeding the next, so the intermediate values never leave the cache. Each
+ * block kernel is the whole-tensor kernel's own expression (cpu_ew_range), and an intermediate
+ * stored in fp16 in the unfused plan is rounded to fp16 here too, so chains are bit-identical
+ * to the ops run one by one. Backward activations take (saved, dy) in the kernels, (dy, saved)
+ * as operands. */
+enum { CHAIN_BLOCK = 1024 };
+
+static const struct {
+	bool ok;
+	CpuEw ew;
+	bool swap; /* the kernel's (a, b) are operands (1, 0) */
+} chain_kernel[NOP] = {
+	[OP_relu] = {true, CPU_EW_RELU, false}, [OP_relu6] = {true, CPU_EW_RELU6, false},
+	[OP_gelu] = {true, CPU_EW_GELU, false}, [OP_tanh] = {true, CPU_EW_TANH, false},
+	[OP_add] = {true, CPU_EW_ADD, false}, [OP_mulv] = {true, CPU_EW_MUL, false},
+	[OP_relu_bwd] = {true, CPU_EW_RELU_BWD, true}, [OP_relu6_bwd] = {true, CPU_EW_RELU6_BWD, true},
+	[OP_gelu_bwd] = {true, CPU_EW_GELU_BWD, true}, [OP_tanh_bwd] = {true, CPU_EW_TANH_BWD, true},
+};
+
+typedef struct {
+	K *k;
+	size_t n;
+	bool f16; /* intermediates are stored in fp16 in the unfused plan */
+} ChainArgs;
+
+static void
+chain_blocks(void *ctx, size_t b0, size_t b1)
+{
+	const ChainArgs *c = ctx;
+	K *k = c->k;
+	const PlanStep *s = k->s;
+	float buf[2][CHAIN_BLOCK];
+	nnc_half h[CHAIN_BLOCK];
+	for (size_t b = b0; b < b1; b++) {
+		size_t i0 = b * CHAIN_BLOCK, len = c->n - i0 < CHAIN_BLOCK ? c->n - i0 : CHAIN_BLOCK;
+		const float *prev = NULL;
+		int next = 0;
+		for (int j = 0; j <= s->nchain; j++) {
+			Op op = j < s->nchain ? s->chain[j] : s->op;
+			const float *x, *y = NULL;
+			if (j == 0) {
+				x = IN(k, 0) + i0;
+				next = 1;
+			} else {
+				x = prev;
+			}
+			if (nnc_ops[op].min_in > 1)
+				y = IN(k, next++) + i0;
+			bool last = j == s->nchain;
+			float *dst = last ? OUT(k) + i0 : buf[j & 1];
+			if (chain_kernel[op].swap)
+				cpu_ew_range_f32(chain_kernel[op].ew, y, x, dst, 0, len);
+			else
+				cpu_ew_range_f32(chain_kernel[op].ew, x, y, dst, 0, len);
+			if (!last && c->f16) {
+				half_from_float_n(dst, h, len);
+				half_to_float_n(h, dst, len);
+			}
+			prev = dst;
+		}
+	}
+}
+
+static bool
+run_chain(K *k)
+{
+	const PlanStep *s = k->s;
+	for (int j = 0; j <= s->nchain; j++)
+		if (!chain_kernel[j < s->nchain ? s->chain[j] : s->op].ok)
+			return kfail(k, "an op in this chain has no block kernel");
+	const Type *t = &k->e->plan->values[s->out];
+	ChainArgs c = {.k = k, .n = numel(t), .f16 = t->dtype == DT_F16};
+	cpu_parallel_for((c.n + CHAIN_BLOCK - 1) / CHAIN_BLOCK, 16, chain_blocks, &c);
+	return true;
+}
+
 #define X(name, ...) k_##name,
 static KernelFn *const kernels[NOP] = {NNC_OPS(X)};
 #undef X
@@ -731,7 +809,7 @@ exec_run(Exec *e, const PlanProgram *prog, char *err, size_t errlen)
 		char msg[256] = "";
 		K k = {.e = e, .s = s, .err = msg, .errlen = sizeof msg, .acc16 = s->acc == DT_F16};
 		widen(&k);
-		if (!kernels[s->op](&k)) {
+		if (!(s->nchain ? run_chain(&k) : kernels[s->op](&k))) {
 			e->failed_step = i;
 			snprintf(err, errlen, "%s: step %d, %s%s%s: %s", s->loc, i, nnc_ops[s->op].name, s->name[0] ? " " : "",
 				s->name, msg);

@@ -44,6 +44,15 @@ nnc_epilogue_of(Op op)
 	return EPI_NONE;
 }
 
+int
+nnc_chain_operands(const Op *chain, int nchain)
+{
+	int n = 0;
+	for (int j = 0; j < nchain; j++)
+		n += nnc_ops[chain[j]].min_in - (j > 0);
+	return n;
+}
+
 Op
 nnc_op_lookup(const char *name)
 {

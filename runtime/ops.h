@@ -27,7 +27,11 @@
  *            batch norm of its result folds into its weight and bias (the fuse pass)
  *   PRO      its kernel can apply an activation's backward to its incoming gradient (operand 0)
  *            as it reads it, given the activation's output as one more, last operand (a
- *            prologue: bn_bwd_data+relu_bwd in dumps, `prologue: relu` in plans) */
+ *            prologue: bn_bwd_data+relu_bwd in dumps, `prologue: relu` in plans)
+ *   CHAIN    elementwise without attributes, with a CPU block kernel: a chain of such ops, each
+ *            feeding the next's operand 0, runs as one kernel over blocks of elements (the
+ *            fuse pass: add+relu_bwd in dumps, `chain: [add]` in plans)
+ *   COMMUTES two operands that may be swapped, bit for bit (IEEE a + b == b + a, a * b == b * a) */
 enum {
 	OPF_SOURCE = 1 << 0,
 	OPF_EFFECT = 1 << 1,
@@ -40,6 +44,8 @@ enum {
 	OPF_EPI = 1 << 8,
 	OPF_FOLDBN = 1 << 9,
 	OPF_PRO = 1 << 10,
+	OPF_CHAIN = 1 << 11,
+	OPF_COMMUTES = 1 << 12,
 };
 
 /* Columns: name, min tensor inputs, max tensor inputs (-1: any), flags. */
@@ -49,17 +55,17 @@ enum {
 	X(output,                1, 1,  OPF_EFFECT | OPF_NORES) \
 	X(conv2d,                1, 1,  OPF_USER | OPF_PARAMS | OPF_MATMUL | OPF_ACC | OPF_EPI | OPF_FOLDBN) \
 	X(batchnorm,             1, 1,  OPF_USER | OPF_PARAMS | OPF_EPI) \
-	X(relu,                  1, 1,  OPF_USER | OPF_ELEMWISE) \
-	X(relu6,                 1, 1,  OPF_USER | OPF_ELEMWISE) \
-	X(gelu,                  1, 1,  OPF_USER | OPF_ELEMWISE) \
-	X(tanh,                  1, 1,  OPF_USER | OPF_ELEMWISE) \
+	X(relu,                  1, 1,  OPF_USER | OPF_ELEMWISE | OPF_CHAIN) \
+	X(relu6,                 1, 1,  OPF_USER | OPF_ELEMWISE | OPF_CHAIN) \
+	X(gelu,                  1, 1,  OPF_USER | OPF_ELEMWISE | OPF_CHAIN) \
+	X(tanh,                  1, 1,  OPF_USER | OPF_ELEMWISE | OPF_CHAIN) \
 	X(maxpool,               1, 1,  OPF_USER) \
 	X(avgpool,               1, 1,  OPF_USER | OPF_ACC) \
 	X(global_avgpool,        1, 1,  OPF_USER | OPF_ACC) \
 	X(dense,                 1, 1,  OPF_USER | OPF_PARAMS | OPF_MATMUL | OPF_ACC | OPF_EPI | OPF_FOLDBN) \
 	X(dropout,               1, 1,  OPF_USER | OPF_ELEMWISE) \
 	X(flatten,               1, 1,  OPF_USER) \
-	X(add,                   2, 2,  OPF_USER | OPF_ELEMWISE | OPF_EPI) \
+	X(add,                   2, 2,  OPF_USER | OPF_ELEMWISE | OPF_EPI | OPF_CHAIN | OPF_COMMUTES) \
 	X(concat,                2, -1, OPF_USER) \
 	X(mul,                   1, 1,  OPF_USER | OPF_ELEMWISE) \
 	X(softmax,               1, 1,  OPF_USER | OPF_ACC) \
@@ -69,7 +75,7 @@ enum {
 	X(bn_apply,              2, 4,  OPF_EPI) \
 	X(bn_update,             3, 3,  OPF_EFFECT | OPF_NORES) \
 	X(dropout_mask,          1, 1,  0) \
-	X(mulv,                  2, 2,  OPF_ELEMWISE) \
+	X(mulv,                  2, 2,  OPF_ELEMWISE | OPF_CHAIN | OPF_COMMUTES) \
 	X(ones,                  0, 0,  0) \
 	/* inference batch norm folded into the weights before it, inserted by the fuse pass */ \
 	X(bn_fold_weight,        2, 3,  0) \
@@ -80,10 +86,10 @@ enum {
 	X(bias_grad,             1, 1,  OPF_ACC | OPF_PRO) \
 	X(bn_bwd_data,           3, 4,  OPF_ACC | OPF_PRO) \
 	X(bn_bwd_scale,          3, 3,  OPF_ACC | OPF_PRO) \
-	X(relu_bwd,              2, 2,  OPF_ELEMWISE) \
-	X(relu6_bwd,             2, 2,  OPF_ELEMWISE) \
-	X(gelu_bwd,              2, 2,  OPF_ELEMWISE) \
-	X(tanh_bwd,              2, 2,  OPF_ELEMWISE) \
+	X(relu_bwd,              2, 2,  OPF_ELEMWISE | OPF_CHAIN) \
+	X(relu6_bwd,             2, 2,  OPF_ELEMWISE | OPF_CHAIN) \
+	X(gelu_bwd,              2, 2,  OPF_ELEMWISE | OPF_CHAIN) \
+	X(tanh_bwd,              2, 2,  OPF_ELEMWISE | OPF_CHAIN) \
 	X(maxpool_bwd,           2, 2,  0) \
 	X(avgpool_bwd,           1, 1,  OPF_ACC) \
 	X(global_avgpool_bwd,    1, 1,  0) \
@@ -229,6 +235,13 @@ extern const Op nnc_epilogue_bwd_op[NEPI];
 Epilogue nnc_epilogue_of(Op op);
 /* The activation whose backward op is OP (as a prologue), or EPI_NONE. */
 Epilogue nnc_prologue_of(Op op);
+
+/* Chains (OPF_CHAIN): at most NNC_MAXCHAIN ops run before a step's own op. The first takes
+ * its operands from the start of the step's operand list; each later op, and then the step's
+ * own op, takes the previous result as operand 0 and its other operands from the list in turn.
+ * Returns how many of the step's operands the chain ops take. */
+enum { NNC_MAXCHAIN = 4 };
+int nnc_chain_operands(const Op *chain, int nchain);
 
 /* Returns the op called NAME among the user-callable ops, or NOP. */
 Op nnc_op_lookup(const char *name);

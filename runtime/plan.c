@@ -91,6 +91,10 @@ put_program(FILE *f, const char *name, const PlanProgram *p)
 			fprintf(f, ", epilogue: %s", nnc_ops[nnc_epilogue_op[s->epi]].name);
 		if (s->pro)
 			fprintf(f, ", prologue: %s", nnc_ops[nnc_epilogue_op[s->pro]].name);
+		for (int j = 0; j < s->nchain; j++)
+			fprintf(f, "%s%s", j ? ", " : ", chain: [", nnc_ops[s->chain[j]].name);
+		if (s->nchain)
+			fputc(']', f);
 		fputs("}\n", f);
 	}
 }
@@ -364,6 +368,21 @@ read_program(Reader *r, yaml_node_t *n, PlanProgram *p)
 					s->epi = (Epilogue)k2;
 			if (!r->failed && !s->epi)
 				rfail(r, epi, "unknown epilogue '%s' (relu or relu6)", e);
+		}
+		yaml_node_t *chain = get(r, sn, "chain", false);
+		if (chain && !r->failed) {
+			s->nchain = seq_len(r, chain, "chain");
+			if (!r->failed && (s->nchain < 1 || s->nchain > NNC_MAXCHAIN))
+				rfail(r, chain, "a chain of %d ops (1 to %d)", s->nchain, NNC_MAXCHAIN);
+			for (int j = 0; j < s->nchain && !r->failed; j++) {
+				const char *c = scalar(r, item(r, chain, j), "chain");
+				s->chain[j] = NOP;
+				for (int o = 0; o < NOP && !r->failed; o++)
+					if (strcmp(nnc_ops[o].name, c) == 0)
+						s->chain[j] = (Op)o;
+				if (!r->failed && s->chain[j] == NOP)
+					rfail(r, chain, "unknown kernel '%s' in chain", c);
+			}
 		}
 		yaml_node_t *pro = get(r, sn, "prologue", false);
 		if (pro && !r->failed) {
@@ -663,10 +682,22 @@ validate_program(const Plan *p, const PlanProgram *prog, const char *pname, cons
 			ok = vfail(err, errlen, "%s: the %s kernel has no prologue", where, oi->name);
 		if (ok && s->pro && (s->nin < 2 || !type_eq(&p->values[s->in[s->nin - 1]], &p->values[s->in[0]])))
 			ok = vfail(err, errlen, "%s: the prologue's last operand does not have the gradient's type", where);
+		int taken = s->nchain ? nnc_chain_operands(s->chain, s->nchain) : 0;
+		for (int j = 0; j < s->nchain && ok; j++)
+			if (!(nnc_ops[s->chain[j]].flags & OPF_CHAIN))
+				ok = vfail(err, errlen, "%s: %s cannot be part of a chain", where, nnc_ops[s->chain[j]].name);
+		if (ok && s->nchain && (!(oi->flags & OPF_CHAIN) || s->epi || s->pro || nores))
+			ok = vfail(err, errlen, "%s: the %s kernel cannot end a chain", where, oi->name);
+		if (ok && s->nchain && taken >= s->nin)
+			ok = vfail(err, errlen, "%s: %d operands are too few for the chain", where, s->nin);
+		for (int k = 0; k < s->nin && ok && s->nchain; k++)
+			if (!type_eq(&p->values[s->in[k]], &p->values[s->out]))
+				ok = vfail(err, errlen, "%s: chain operand %d does not have the result's type", where, k);
 		if (!ok)
 			break;
-		/* The prologue's operand is not the kernel's own; its inference sees the rest. */
-		int nin = s->nin - (s->pro ? 1 : 0);
+		/* The prologue's operand is not the kernel's own, nor are the chain's (but for the
+		 * chained value, operand 0 as inference sees it); inference sees the rest. */
+		int nin = s->nin - (s->pro ? 1 : 0) - (taken ? taken - 1 : 0);
 		int user = (oi->flags & OPF_PARAMS) && nin > oi->max_in ? oi->max_in : nin;
 		if (user < oi->min_in || (oi->max_in >= 0 && user > oi->max_in)) {
 			ok = vfail(err, errlen, "%s: %d operands do not fit the kernel", where, s->nin);
@@ -674,7 +705,7 @@ validate_program(const Plan *p, const PlanProgram *prog, const char *pname, cons
 		}
 		OpSig sig = {.op = s->op, .nin = user, .attr = s->attr};
 		for (int k = 0; k < user; k++)
-			sig.in[k] = &p->values[s->in[k]];
+			sig.in[k] = &p->values[s->in[k == 0 || !taken ? k : k + taken - 1]];
 		InferResult r;
 		if (!infer_op(&sig, p->batch, &r)) {
 			ok = vfail(err, errlen, "%s: %s", where, r.err);

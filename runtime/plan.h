@@ -55,6 +55,8 @@ typedef struct {
 	DType acc;        /* accumulation dtype */
 	Epilogue epi;     /* activation applied to the result by the same kernel (OPF_EPI ops) */
 	Epilogue pro;     /* activation whose backward masks operand 0, its output the last operand */
+	Op chain[NNC_MAXCHAIN]; /* elementwise ops run first, feeding this one (ops.h) */
+	int nchain;
 } PlanStep;
 
 typedef struct {

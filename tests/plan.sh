@@ -52,6 +52,14 @@ sed 's/prologue: relu}/prologue: tanh}/' "$plan" >"$tmp/prologue2.plan"
 expect unknown-prologue 1 "unknown prologue 'tanh' (relu or relu6)" -- "$nnrun" info --allow-edited "$tmp/prologue2.plan"
 sed '/kernel: bias_grad/s/, prologue: relu}/}/' "$plan" >"$tmp/prologue3.plan"
 expect prologue-dropped 1 "(bias_grad at models/tiny.nn:[0-9:]*): 2 operands do not fit the kernel" -- "$nnrun" info --allow-edited "$tmp/prologue3.plan"
+# Chains (elementwise ops fused into one block-by-block kernel): known, chainable ops only,
+# ending in a chainable op.
+sed 's/acc: f32, epilogue: relu}/acc: f32, epilogue: relu, chain: [relu]}/' "$plan" >"$tmp/chain.plan"
+expect chain-end 1 "(bn_apply at models/tiny.nn:9:14): the bn_apply kernel cannot end a chain" -- "$nnrun" info --allow-edited "$tmp/chain.plan"
+sed 's/chain: \[relu\]}/chain: [conv2d]}/' "$tmp/chain.plan" >"$tmp/chain2.plan"
+expect chain-op 1 "conv2d cannot be part of a chain" -- "$nnrun" info --allow-edited "$tmp/chain2.plan"
+sed 's/chain: \[relu\]}/chain: [relu_backwards]}/' "$tmp/chain.plan" >"$tmp/chain3.plan"
+expect chain-unknown 1 "unknown kernel 'relu_backwards' in chain" -- "$nnrun" info --allow-edited "$tmp/chain3.plan"
 sed 's/kernel: bn_bwd_scale/kernel: bn_backward_scale/' "$plan" >"$tmp/kernel.plan"
 expect unknown-kernel 1 "unknown kernel 'bn_backward_scale'" -- "$nnrun" info --allow-edited "$tmp/kernel.plan"
 # The memory plan is checked too: every activation at offset 0 collides.

@@ -57,6 +57,13 @@ int cpu_conv_setup(CpuConv *cv);
  * to the separate activation kernel: none, relu, relu6 (min(max(y, 0), 6)). */
 typedef enum { CPU_ACT_NONE, CPU_ACT_RELU, CPU_ACT_RELU6 } CpuAct;
 
+/* The elementwise kernels by name, for running a chain of them over one block of elements at
+ * a time (cpu_ew_range). Backward ones take (a, b) = (saved, dy), as the kernels below do. */
+typedef enum {
+	CPU_EW_RELU, CPU_EW_RELU6, CPU_EW_GELU, CPU_EW_TANH, CPU_EW_ADD, CPU_EW_MUL,
+	CPU_EW_RELU_BWD, CPU_EW_RELU6_BWD, CPU_EW_GELU_BWD, CPU_EW_TANH_BWD, CPU_NEW
+} CpuEw;
+
 /* The three convolution kernels, for sizing their workspaces. */
 typedef enum {
 	CPU_CONV_FORWARD,

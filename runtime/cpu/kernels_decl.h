@@ -165,6 +165,11 @@ void NNC_FN(cpu_dropout_apply)(const NNC_REAL *x, const NNC_REAL *mask, NNC_REAL
 void NNC_FN(cpu_add)(const NNC_REAL *a, const NNC_REAL *b, NNC_REAL *y, size_t count);
 /* y = act(a + b): add with an epilogue (a residual join followed by its activation). */
 void NNC_FN(cpu_add_act)(const NNC_REAL *a, const NNC_REAL *b, NNC_REAL *y, size_t count, CpuAct act);
+/* Elements [i0, i1) of the elementwise kernel OP (b unused by one-operand ones), on the
+ * calling thread, with the same expression as the whole-tensor kernel: a building block for
+ * running a chain of elementwise ops block by block while each block is in cache. */
+void NNC_FN(cpu_ew_range)(CpuEw op, const NNC_REAL *a, const NNC_REAL *b, NNC_REAL *y, size_t i0,
+	size_t i1);
 /* y = act(y) in place: the epilogue alone, for kernels that cannot apply it in their own pass
  * (the fp16-accumulating reference kernels of acc16.h). */
 void NNC_FN(cpu_act)(NNC_REAL *y, size_t count, CpuAct act);

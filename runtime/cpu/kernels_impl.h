@@ -1154,6 +1154,19 @@ EW2(mul_ew, a * b)
 EW2(add_ew, a + b)
 EW1(scale_ew, e->s * a)
 
+void
+FN(cpu_ew_range)(CpuEw op, const REAL *a, const REAL *b, REAL *y, size_t i0, size_t i1)
+{
+	static CpuTask *const fns[CPU_NEW] = {
+		[CPU_EW_RELU] = relu_fwd, [CPU_EW_RELU6] = relu6_fwd, [CPU_EW_GELU] = gelu_fwd,
+		[CPU_EW_TANH] = tanh_fwd, [CPU_EW_ADD] = add_ew, [CPU_EW_MUL] = mul_ew,
+		[CPU_EW_RELU_BWD] = relu_bwd, [CPU_EW_RELU6_BWD] = relu6_bwd, [CPU_EW_GELU_BWD] = gelu_bwd,
+		[CPU_EW_TANH_BWD] = tanh_bwd,
+	};
+	EwArgs e = {.a = a, .b = b, .y = y};
+	fns[op](&e, i0, i1);
+}
+
 static void
 elementwise(CpuTask *fn, const REAL *a, const REAL *b, REAL *y, REAL s, size_t count)
 {

@@ -1292,12 +1292,41 @@ prec_prologue(void)
 	}
 }
 
+/* cpu_ew_range, the block kernels of fused chains, over pieces of a tensor equals each
+ * whole-tensor elementwise kernel, bit for bit. */
+static void
+prec_ew_range(void)
+{
+	enum { N = 3000 };
+	Pair a = pair_rand(N, -3, 9), b = pair_rand(N, -2, 2);
+	float *whole = FNEW(N), *parts = FNEW(N);
+	for (int op = 0; op < CPU_NEW; op++) {
+		switch ((CpuEw)op) {
+		case CPU_EW_RELU: cpu_relu_forward_f32(a.f, whole, N); break;
+		case CPU_EW_RELU6: cpu_relu6_forward_f32(a.f, whole, N); break;
+		case CPU_EW_GELU: cpu_gelu_forward_f32(a.f, whole, N); break;
+		case CPU_EW_TANH: cpu_tanh_forward_f32(a.f, whole, N); break;
+		case CPU_EW_ADD: cpu_add_f32(a.f, b.f, whole, N); break;
+		case CPU_EW_MUL: cpu_dropout_apply_f32(a.f, b.f, whole, N); break;
+		case CPU_EW_RELU_BWD: cpu_relu_backward_f32(a.f, b.f, whole, N); break;
+		case CPU_EW_RELU6_BWD: cpu_relu6_backward_f32(a.f, b.f, whole, N); break;
+		case CPU_EW_GELU_BWD: cpu_gelu_backward_f32(a.f, b.f, whole, N); break;
+		case CPU_EW_TANH_BWD: cpu_tanh_backward_f32(a.f, b.f, whole, N); break;
+		case CPU_NEW: break;
+		}
+		for (size_t i0 = 0; i0 < N; i0 += 1000)
+			cpu_ew_range_f32((CpuEw)op, a.f, b.f, parts, i0, i0 + 1000);
+		CHECK(memcmp(whole, parts, N * sizeof *whole) == 0);
+	}
+}
+
 static void
 test_precision(void)
 {
 	prec_conv();
 	prec_batchnorm();
 	prec_prologue();
+	prec_ew_range();
 	prec_elementwise();
 	prec_pool_dense_loss();
 	prec_optim();
