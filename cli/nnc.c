@@ -337,9 +337,11 @@ main(int argc, char **argv)
 			const Graph *gs[2] = {m.training ? m.main : NULL, m.eval ? m.eval : m.main};
 			for (int i = 0; i < 2; i++)
 				if (gs[i])
-					printf("%-24s param %.2f MB, io %.2f MB, act %.2f MB (without reuse: %.2f MB)\n",
+					printf("%-24s param %.2f MB, io %.2f MB, act %.2f MB (most alive at once %.2f MB, without reuse "
+					       "%.2f MB)\n",
 						i == 0 ? "memory, training step:" : "memory, inference:", gs[i]->arena_bytes[AR_PARAM] / 1e6,
-						gs[i]->arena_bytes[AR_IO] / 1e6, gs[i]->arena_bytes[AR_ACT] / 1e6, gs[i]->naive_bytes / 1e6);
+						gs[i]->arena_bytes[AR_IO] / 1e6, gs[i]->arena_bytes[AR_ACT] / 1e6, gs[i]->live_peak / 1e6,
+						gs[i]->naive_bytes / 1e6);
 		}
 	}
 	if (rc == NNC_OK && o.dump_dot) {

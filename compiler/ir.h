@@ -80,6 +80,7 @@ typedef struct {
 	int ngrads;
 	int64_t arena_bytes[NARENA]; /* set by memplan: each arena's size for this graph */
 	int64_t naive_bytes;         /* what every value in its own buffer would take */
+	int64_t live_peak;           /* the most activation bytes alive at one step (a lower bound) */
 } Graph;
 
 /* Precision policy (passes/precision.c, docs/precision.md): the storage dtype of activations

@@ -93,10 +93,13 @@ ir_print(FILE *out, const Graph *g)
 					in->part[i].loc.line, in->part[i].loc.col);
 		fputc('\n', out);
 	}
-	if (g->arena_bytes[AR_ACT] || g->arena_bytes[AR_PARAM])
-		fprintf(out, "  ; memory: param %lld B, io %lld B, act %lld B (every value in its own buffer: %lld B)\n",
-			(long long)g->arena_bytes[AR_PARAM], (long long)g->arena_bytes[AR_IO], (long long)g->arena_bytes[AR_ACT],
-			(long long)g->naive_bytes);
+	if (g->arena_bytes[AR_ACT] || g->arena_bytes[AR_PARAM]) {
+		fprintf(out, "  ; memory: param %lld B, io %lld B, act %lld B (", (long long)g->arena_bytes[AR_PARAM],
+			(long long)g->arena_bytes[AR_IO], (long long)g->arena_bytes[AR_ACT]);
+		if (g->live_peak)
+			fprintf(out, "most alive at once: %lld B; ", (long long)g->live_peak);
+		fprintf(out, "every value in its own buffer: %lld B)\n", (long long)g->naive_bytes);
+	}
 	fputs("}\n", out);
 }
 

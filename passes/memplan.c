@@ -130,6 +130,23 @@ place_act(Graph *g, Diag *d, bool no_reuse)
 	for (Inst *in = g->first; in; in = in->next)
 		if (in->res && in->res->arena == AR_ACT && root[in->res->id] == in->res->id)
 			live[n++] = (Live){in->res, def[in->res->id], last[in->res->id], bytes_of(in->res)};
+	/* The most bytes alive at one step: no placement can use less (nor any order of these
+	 * steps without recomputation, when the peak is where the backward pass starts). */
+	int64_t *delta = calloc((size_t)nsteps + 2, sizeof *delta);
+	if (delta) {
+		for (int i = 0; i < n; i++) {
+			delta[live[i].def] += live[i].size;
+			delta[live[i].last + 1] -= live[i].size;
+		}
+		int64_t cur = 0;
+		g->live_peak = 0;
+		for (int s = 0; s <= nsteps; s++) {
+			cur += delta[s];
+			if (cur > g->live_peak)
+				g->live_peak = cur;
+		}
+		free(delta);
+	}
 	qsort(live, (size_t)n, sizeof *live, by_size);
 	int64_t top = 0;
 	/* The placed values whose lives intersect the current one's, sorted by offset; the gaps
