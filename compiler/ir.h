@@ -56,6 +56,9 @@ struct Inst {
 	Op chain[NNC_MAXCHAIN]; /* set by fuse (OPF_CHAIN ops): elementwise ops run before this one,
 	                         * feeding it (see nnc_chain_operands in ops.h) */
 	int nchain;
+	int group; /* set by fuse on a bn_bwd_data with a prologue: 3 when the next two ops are the
+	            * bn_bwd_scale and bias_grad reading the same gradient, statistics and input,
+	            * which a backend may compute in the same pass (one kernel for the three) */
 	/* Set by fuse: the source ops this Inst absorbed, in order (a batch norm folded into a
 	 * conv, then the epilogue's activation), shown in dumps as conv2d+batchnorm+relu. */
 	struct {

@@ -79,6 +79,8 @@ ir_print(FILE *out, const Graph *g)
 		/* The accumulation dtype, where it is not the storage dtype (f16 storage, f32 sums). */
 		if (in->res && (nnc_ops[in->op].flags & OPF_ACC) && in->acc != in->res->type.dtype)
 			fprintf(out, " acc=%s", dtype_name(in->acc));
+		if (in->group) /* this op and the next group-1 run as one kernel (a backward group) */
+			fprintf(out, " group=%d", in->group);
 		if (in->res && in->res->arena != AR_NONE) {
 			static const char *arenas[NARENA] = {"", "param", "io", "act"};
 			fprintf(out, " mem=%s+%lld", arenas[in->res->arena], (long long)in->res->offset);

@@ -63,6 +63,7 @@ lower_program(const Module *m, const Graph *g, const int *map, PlanProgram *prog
 		s->epi = in->epi;
 		s->pro = in->pro;
 		s->nchain = in->nchain;
+		s->group = in->group;
 		for (int j = 0; j < in->nchain; j++)
 			s->chain[j] = in->chain[j];
 		s->loc = loc_text(a, in->loc);

@@ -174,7 +174,8 @@ epilogue_graph(Graph *g, Diag *d)
 	return fused;
 }
 
-/* Step 3: returns the number of activation backward ops folded into their users, or -1. */
+/* Step 3: prologues. Returns the number of activation backward ops folded into their users,
+ * or -1. */
 static int
 prologue_graph(Graph *g, Diag *d)
 {
@@ -219,7 +220,70 @@ prologue_graph(Graph *g, Diag *d)
 	return fused;
 }
 
-/* Step 4: returns the number of elementwise ops absorbed into chains, or -1. */
+static void
+move_after(Graph *g, Inst *in, Inst *after)
+{
+	if (in == after || in->prev == after)
+		return;
+	if (in->prev)
+		in->prev->next = in->next;
+	else
+		g->first = in->next;
+	if (in->next)
+		in->next->prev = in->prev;
+	else
+		g->last = in->prev;
+	in->prev = after;
+	in->next = after->next;
+	if (after->next)
+		after->next->prev = in;
+	else
+		g->last = in;
+	after->next = in;
+}
+
+/* Whether S (bn_bwd_scale) and B (bias_grad) form a backward group with D (bn_bwd_data): the
+ * same prologue over the same gradient, input, statistics and activation output. */
+static bool
+group_of(const Inst *d, const Inst *s, const Inst *b)
+{
+	return d->op == OP_bn_bwd_data && s->op == OP_bn_bwd_scale && b->op == OP_bias_grad && d->pro && s->pro == d->pro &&
+	       b->pro == d->pro && s->nargs == 4 && b->nargs == 2 && s->args[0] == d->args[0] && s->args[1] == d->args[1] &&
+	       s->args[2] == d->args[2] && s->args[3] == d->args[d->nargs - 1] && b->args[0] == d->args[0] &&
+	       b->args[1] == d->args[d->nargs - 1];
+}
+
+/* Step 4: backward groups. The three batch-norm backward ops that read one gradient through
+ * one prologue (step 3) are placed together, bn_bwd_data first, and marked as a group: a
+ * backend computes them in one pass (on the CPU, the reductions that give dx give the scale's
+ * and shift's gradients too; cuDNN's batch-norm backward returns all three). Unmarked, each
+ * would read the gradient, the input and the activation output again. Moving the two later
+ * ops up to the first is legal: their operands are the first's. Returns the groups formed. */
+static int
+group_graph(Graph *g)
+{
+	int formed = 0;
+	for (Inst *d = g->first; d; d = d->next) {
+		if (d->op != OP_bn_bwd_data || !d->pro)
+			continue;
+		Inst *s = NULL, *b = NULL;
+		for (Inst *in = d->next; in && (!s || !b); in = in->next) {
+			if (!s && in->op == OP_bn_bwd_scale && in->args[0] == d->args[0])
+				s = in;
+			else if (!b && in->op == OP_bias_grad && in->args[0] == d->args[0])
+				b = in;
+		}
+		if (!s || !b || !group_of(d, s, b))
+			continue;
+		move_after(g, s, d);
+		move_after(g, b, s);
+		d->group = 3;
+		formed++;
+	}
+	return formed;
+}
+
+/* Step 5: returns the number of elementwise ops absorbed into chains, or -1. */
 static int
 chain_graph(Graph *g, Diag *d)
 {
@@ -284,7 +348,10 @@ chain_graph(Graph *g, Diag *d)
 static bool
 fuse_graph(Graph *g, Diag *d)
 {
-	return fold_graph(g, d) >= 0 && epilogue_graph(g, d) >= 0 && prologue_graph(g, d) >= 0 && chain_graph(g, d) >= 0;
+	if (fold_graph(g, d) < 0 || epilogue_graph(g, d) < 0 || prologue_graph(g, d) < 0)
+		return false;
+	group_graph(g);
+	return chain_graph(g, d) >= 0;
 }
 
 bool

@@ -80,23 +80,30 @@ place_act(Graph *g, Diag *d, bool no_reuse)
 		diag_internal(d, (Loc){0}, "memplan: out of memory");
 		return -1;
 	}
-	int step = 0;
+	/* A backward group (fuse) runs as one kernel: its results are all written, and its operands
+	 * all read, from its first step to its last. */
+	int step = 0, g0 = -1, g1 = -1;
 	for (Inst *in = g->first; in; in = in->next) {
 		if (nnc_ops[in->op].flags & OPF_SOURCE)
 			continue;
+		if (in->group > 1) {
+			g0 = step;
+			g1 = step + in->group - 1;
+		}
+		bool grouped = step >= g0 && step <= g1;
 		for (int i = 0; i < in->nargs; i++) {
 			Value *a = in->args[i];
 			/* what nnrun reads after a run stays: outputs, the logits the loss is computed from
 			 * (the plan's `logits`), and the gradients updates read */
 			bool to_end = in->op == OP_output || (in->op == OP_softmax_cross_entropy && i == 0) ||
 			              ((in->op == OP_sgd_update || in->op == OP_adam_update) && i == 1);
-			int until = to_end ? nsteps : step;
+			int until = to_end ? nsteps : grouped ? g1 : step;
 			if (until > last[a->id])
 				last[a->id] = until;
 		}
 		if (in->res) {
-			def[in->res->id] = step;
-			last[in->res->id] = step;
+			def[in->res->id] = grouped ? g0 : step;
+			last[in->res->id] = grouped ? g0 : step;
 		}
 		step++;
 	}

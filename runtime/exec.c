@@ -789,6 +789,34 @@ run_chain(K *k)
 	return true;
 }
 
+/* A backward group (passes/fuse.c): this bn_bwd_data step with a prologue, then the
+ * bn_bwd_scale and bias_grad steps SCALE and SHIFT reading the same gradient, input, statistics
+ * and activation output, computed in one kernel call: the reductions that give dx also give
+ * the scale's and the shift's gradients (the very sums bn_bwd_scale and bias_grad form, so the
+ * results are bit-identical). Their fp16 results go through the scratch area. */
+static bool
+run_bn_group(K *k, const PlanStep *scale, const PlanStep *shift, float **dw, float **db)
+{
+	const Plan *p = k->e->plan;
+	const Type *t = T(k, 0);
+	int c = (int)t->dim[1];
+	const float *s = IN(k, 2);
+	const float *w = own_nin(k) > 3 ? IN(k, 3) : NULL;
+	*dw = p->values[scale->out].dtype == DT_F16 ? k->e->scratch + c : exec_f32(k->e, scale->out);
+	*db = p->values[shift->out].dtype == DT_F16 ? k->e->scratch + 2 * c : exec_f32(k->e, shift->out);
+	cpu_batchnorm_backward_data_pro_f32(IN(k, 0), act_y(k), (CpuAct)k->s->pro, IN(k, 1), (int)t->dim[0], c, hw(t), s,
+		s + c, w, OUT(k), *dw, *db);
+	return true;
+}
+
+static void
+store_group_result(Exec *e, const PlanStep *s, const float *v)
+{
+	const Type *t = &e->plan->values[s->out];
+	if (t->dtype == DT_F16)
+		half_from_float_n(v, (nnc_half *)exec_f32(e, s->out), numel(t));
+}
+
 #define X(name, ...) k_##name,
 static KernelFn *const kernels[NOP] = {NNC_OPS(X)};
 #undef X
@@ -809,6 +837,26 @@ exec_run(Exec *e, const PlanProgram *prog, char *err, size_t errlen)
 		char msg[256] = "";
 		K k = {.e = e, .s = s, .err = msg, .errlen = sizeof msg, .acc16 = s->acc == DT_F16};
 		widen(&k);
+		if (s->group == 3 && !k.acc16 && i + 2 < prog->nsteps) {
+			const PlanStep *sib[2] = {&prog->steps[i + 1], &prog->steps[i + 2]};
+			float *res[2];
+			run_bn_group(&k, sib[0], sib[1], &res[0], &res[1]);
+			for (int j = 0; j < 2; j++) {
+				K ks = {.e = e, .s = sib[j], .err = msg, .errlen = sizeof msg, .out = res[j]};
+				if (counts && !numerics(&ks, &counts[i + 1 + j], backward, err, errlen)) {
+					e->failed_step = i + 1 + j;
+					return false;
+				}
+				store_group_result(e, sib[j], res[j]);
+			}
+			if (counts && !numerics(&k, &counts[i], backward, err, errlen)) {
+				e->failed_step = i;
+				return false;
+			}
+			narrow(&k);
+			i += 2;
+			continue;
+		}
 		if (!(s->nchain ? run_chain(&k) : kernels[s->op](&k))) {
 			e->failed_step = i;
 			snprintf(err, errlen, "%s: step %d, %s%s%s: %s", s->loc, i, nnc_ops[s->op].name, s->name[0] ? " " : "",
@@ -913,7 +961,7 @@ exec_workspace(const Plan *p, int threads)
 	w.conv = round64(w.conv);
 	w.wide = round64(wide * sizeof(float));
 	w.view = round64(view * sizeof(float));
-	w.scratch = round64(maxc * sizeof(float));
+	w.scratch = round64(3 * maxc * sizeof(float)); /* bn_bwd_scale's unused half; a group's dw, db */
 	w.total = w.conv + w.wide + w.view + w.scratch + 64;
 	return w;
 }

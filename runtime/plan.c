@@ -91,6 +91,8 @@ put_program(FILE *f, const char *name, const PlanProgram *p)
 			fprintf(f, ", epilogue: %s", nnc_ops[nnc_epilogue_op[s->epi]].name);
 		if (s->pro)
 			fprintf(f, ", prologue: %s", nnc_ops[nnc_epilogue_op[s->pro]].name);
+		if (s->group)
+			fprintf(f, ", group: %d", s->group);
 		for (int j = 0; j < s->nchain; j++)
 			fprintf(f, "%s%s", j ? ", " : ", chain: [", nnc_ops[s->chain[j]].name);
 		if (s->nchain)
@@ -369,6 +371,9 @@ read_program(Reader *r, yaml_node_t *n, PlanProgram *p)
 			if (!r->failed && !s->epi)
 				rfail(r, epi, "unknown epilogue '%s' (relu or relu6)", e);
 		}
+		yaml_node_t *group = get(r, sn, "group", false);
+		if (group && !r->failed)
+			s->group = (int)integer(r, group, "group");
 		yaml_node_t *chain = get(r, sn, "chain", false);
 		if (chain && !r->failed) {
 			s->nchain = seq_len(r, chain, "chain");
@@ -598,7 +603,9 @@ in_place(const Plan *p, const PlanProgram *prog, int a, int b, const int *def, c
  * elementwise step writing in place over an operand it reads last. A value is
  * alive from the step that defines it (inputs and parameters: from the start) to its last
  * reader; the loss, the logits and the gradients updates read stay alive to the end (nnrun
- * reads them after the run). Parameters and inputs must not overlap anything at all. */
+ * reads them after the run). Parameters and inputs must not overlap anything at all. The steps
+ * of a backward group run as one kernel: all their results are written, and all their operands
+ * read, from the group's first step to its last. */
 static bool
 check_memory(const Plan *p, const PlanProgram *prog, const char *pname, char *err, size_t errlen)
 {
@@ -609,13 +616,23 @@ check_memory(const Plan *p, const PlanProgram *prog, const char *pname, char *er
 		def[v] = p->arena[v] == PLAN_ARENA_ACT ? -2 : -1; /* -2: not used by this program */
 		last[v] = p->arena[v] == PLAN_ARENA_ACT ? -2 : prog->nsteps;
 	}
-	for (int i = 0; ok && i < prog->nsteps; i++) {
+	for (int i = 0, g0 = -1, g1 = -1; ok && i < prog->nsteps; i++) {
 		const PlanStep *s = &prog->steps[i];
+		if (s->group > 1) {
+			g0 = i;
+			g1 = i + s->group - 1;
+		}
+		bool grouped = i >= g0 && i <= g1;
 		for (int k = 0; k < s->nin; k++)
-			if (p->arena[s->in[k]] == PLAN_ARENA_ACT)
-				last[s->in[k]] = (s->op == OP_sgd_update || s->op == OP_adam_update) && k == 1 ? prog->nsteps : i;
+			if (p->arena[s->in[k]] == PLAN_ARENA_ACT) {
+				int until = (s->op == OP_sgd_update || s->op == OP_adam_update) && k == 1 ? prog->nsteps
+				            : grouped                                                    ? g1
+				                                                                         : i;
+				if (until > last[s->in[k]])
+					last[s->in[k]] = until;
+			}
 		if (s->out >= 0 && p->arena[s->out] == PLAN_ARENA_ACT)
-			def[s->out] = last[s->out] = i;
+			def[s->out] = last[s->out] = grouped ? g0 : i;
 	}
 	if (ok && prog->loss >= 0)
 		last[prog->loss] = prog->nsteps;
@@ -682,6 +699,18 @@ validate_program(const Plan *p, const PlanProgram *prog, const char *pname, cons
 			ok = vfail(err, errlen, "%s: the %s kernel has no prologue", where, oi->name);
 		if (ok && s->pro && (s->nin < 2 || !type_eq(&p->values[s->in[s->nin - 1]], &p->values[s->in[0]])))
 			ok = vfail(err, errlen, "%s: the prologue's last operand does not have the gradient's type", where);
+		if (ok && s->group) {
+			/* bn_bwd_data, bn_bwd_scale, bias_grad over one gradient, input, statistics and
+			 * activation output, through one prologue: what the executor runs as one kernel */
+			const PlanStep *sc = i + 2 < prog->nsteps ? &prog->steps[i + 1] : NULL, *sh = sc ? sc + 1 : NULL;
+			bool fits = s->group == 3 && s->op == OP_bn_bwd_data && s->pro && sc && sc->op == OP_bn_bwd_scale &&
+			            sh->op == OP_bias_grad && sc->pro == s->pro && sh->pro == s->pro && sc->nin == 4 && sh->nin == 2 &&
+			            s->nin >= 4 && sc->in[0] == s->in[0] && sc->in[1] == s->in[1] && sc->in[2] == s->in[2] &&
+			            sc->in[3] == s->in[s->nin - 1] && sh->in[0] == s->in[0] && sh->in[1] == s->in[s->nin - 1];
+			if (!fits)
+				ok = vfail(err, errlen, "%s: group %d is not a bn_bwd_data followed by its bn_bwd_scale and bias_grad",
+					where, s->group);
+		}
 		int taken = s->nchain ? nnc_chain_operands(s->chain, s->nchain) : 0;
 		for (int j = 0; j < s->nchain && ok; j++)
 			if (!(nnc_ops[s->chain[j]].flags & OPF_CHAIN))

@@ -57,6 +57,7 @@ typedef struct {
 	Epilogue pro;     /* activation whose backward masks operand 0, its output the last operand */
 	Op chain[NNC_MAXCHAIN]; /* elementwise ops run first, feeding this one (ops.h) */
 	int nchain;
+	int group;        /* 3: this bn_bwd_data and the next two steps are one backward group */
 } PlanStep;
 
 typedef struct {

@@ -50,8 +50,16 @@ sed 's/acc: f32, epilogue: relu}/acc: f32, epilogue: relu, prologue: relu}/' "$p
 expect bad-prologue 1 "(bn_apply at models/tiny.nn:9:14): the bn_apply kernel has no prologue" -- "$nnrun" info --allow-edited "$tmp/prologue.plan"
 sed 's/prologue: relu}/prologue: tanh}/' "$plan" >"$tmp/prologue2.plan"
 expect unknown-prologue 1 "unknown prologue 'tanh' (relu or relu6)" -- "$nnrun" info --allow-edited "$tmp/prologue2.plan"
-sed '/kernel: bias_grad/s/, prologue: relu}/}/' "$plan" >"$tmp/prologue3.plan"
+sed '/kernel: bias_grad/s/, prologue: relu}/}/; s/, group: 3}/}/' "$plan" >"$tmp/prologue3.plan"
 expect prologue-dropped 1 "(bias_grad at models/tiny.nn:[0-9:]*): 2 operands do not fit the kernel" -- "$nnrun" info --allow-edited "$tmp/prologue3.plan"
+# Backward groups: only a bn_bwd_data followed by its bn_bwd_scale and bias_grad; and since the
+# three run as one kernel, bn1's shift gradient (%44) may not take the place of its batch
+# statistics (%23), which the group still reads, though separate steps would allow it.
+sed 's/acc: f32, epilogue: relu}/acc: f32, epilogue: relu, group: 3}/' "$plan" >"$tmp/group.plan"
+expect group-members 1 "(bn_apply at models/tiny.nn:9:14): group 3 is not a bn_bwd_data followed by its bn_bwd_scale and bias_grad" -- "$nnrun" info --allow-edited "$tmp/group.plan"
+stats=$(sed -n 's/.*, act, \([0-9]*\)\]  # %23$/\1/p' "$plan")
+sed "s/\(- \[f32, c, \[8\], act, \)[0-9]*\(\]  # %44\)$/\1$stats\2/" "$plan" >"$tmp/group2.plan"
+expect group-overlap 1 "values %23 and %44 are alive at the same time but overlap" -- "$nnrun" info --allow-edited "$tmp/group2.plan"
 # Chains (elementwise ops fused into one block-by-block kernel): known, chainable ops only,
 # ending in a chainable op.
 sed 's/acc: f32, epilogue: relu}/acc: f32, epilogue: relu, chain: [relu]}/' "$plan" >"$tmp/chain.plan"

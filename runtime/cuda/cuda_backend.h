@@ -1,10 +1,20 @@
 /* C interface of the CUDA backend. Nothing outside runtime/cuda/ includes CUDA headers; the
- * rest of nnc calls these functions, which report failures as text instead of exiting. The
- * backend is built only where nvcc, cuBLAS and cuDNN are found (NNC_HAVE_CUDA). */
+ * rest of nnc calls these functions, which report failures as text (the failing call, its file
+ * and line, and the plan step with its .nn location) instead of exiting. The backend is built
+ * only where nvcc, cuBLAS and cuDNN are found (NNC_HAVE_CUDA).
+ *
+ * Execution model: a CudaExec holds a plan's arenas in device memory (parameters and state,
+ * inputs, activations, workspace), allocated once when it is made, and for every step its
+ * prepared launch: device pointers, cuDNN descriptors and the convolution algorithm chosen once
+ * per shape. Running a program launches its steps in order on one stream; nothing is allocated
+ * and nothing is copied between host and device while it runs. The host keeps the run's scalar
+ * state (learning rate, optimizer step, loss scale) and passes it to the update kernels; the
+ * inf/NaN flag of grad_check stays on the device, where the updates read it. */
 #ifndef NNC_CUDA_BACKEND_H
 #define NNC_CUDA_BACKEND_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -18,6 +28,53 @@ int nnc_cuda_device_count(char *msg, size_t msglen);
 /* Creates and destroys cuBLAS and cuDNN handles on device 0, proving the libraries load and
  * link. Returns 0, or -1 with the failing call, file and line in msg. */
 int nnc_cuda_selftest(char *msg, size_t msglen);
+
+struct Plan;
+typedef struct CudaExec CudaExec;
+
+typedef struct {
+	int device;          /* CUDA device ordinal */
+	int deterministic;   /* only deterministic cuDNN algorithms (bit-identical repeats) */
+	size_t workspace_max; /* bytes of convolution workspace to allow at most (0: 256 MiB) */
+} CudaOptions;
+
+/* What the host keeps between steps and passes to a run (see exec.h's Exec for the CPU's). */
+typedef struct {
+	double lr;          /* learning rate of this step's updates */
+	long step;          /* optimizer updates done so far (Adam's bias correction uses step + 1) */
+	double loss_scale;  /* the current loss scale S (1 without scaling) */
+	uint64_t rng_key, rng_counter; /* dropout masks: Philox4x32-10, as runtime/cpu/rng.h; the
+	                                * run advances rng_counter by the elements it draws */
+	/* recipe values the update kernels read */
+	double momentum, weight_decay, beta1, beta2, eps, label_smoothing;
+	int nesterov;
+} CudaRunState;
+
+/* Makes the device-side executor for PLAN. Returns NULL with a message naming what failed:
+ * no device, too little memory (the bytes the plan needs against the bytes free), a step the
+ * backend cannot run (naming the step's op and .nn location). */
+CudaExec *nnc_cuda_exec_new(const struct Plan *plan, const CudaOptions *o, char *err, size_t errlen);
+void nnc_cuda_exec_free(CudaExec *e);
+
+/* Copies value V's storage (type_numel * dtype size bytes) between HOST and the device. */
+int nnc_cuda_upload(CudaExec *e, int v, const void *host, char *err, size_t errlen);
+int nnc_cuda_download(CudaExec *e, int v, void *host, char *err, size_t errlen);
+/* Copies arena K (PlanArena order: param, io, act) as a whole, bytes [0, plan arena size). */
+int nnc_cuda_upload_arena(CudaExec *e, int k, const void *host, char *err, size_t errlen);
+int nnc_cuda_download_arena(CudaExec *e, int k, void *host, char *err, size_t errlen);
+/* Fills every byte of the activation arena with 0xFF (NaN in f32 and f16): results that a
+ * step does not write show up as NaN in comparisons. */
+int nnc_cuda_poison(CudaExec *e, char *err, size_t errlen);
+
+/* Runs steps [first, last) of program PROG (0: train, 1: eval) and waits for them. Updates
+ * ST->rng_counter. *SKIPPED (may be NULL) is set when grad_check found inf/NaN this step (the
+ * updates were skipped). Returns 0, or -1 with the failing call and the step's op and .nn
+ * location in err. */
+int nnc_cuda_run(CudaExec *e, int prog, int first, int last, CudaRunState *st, int *skipped, char *err,
+	size_t errlen);
+
+/* Bytes of device memory the executor holds: arenas plus workspace. */
+size_t nnc_cuda_bytes(const CudaExec *e);
 
 #ifdef __cplusplus
 }
