@@ -24,6 +24,9 @@
 #include "runtime/exec.h"
 #include "runtime/half.h"
 #include "runtime/safetensors.h"
+#ifdef NNC_HAVE_CUDA
+#include "runtime/cuda/cuda_backend.h"
+#endif
 
 enum { EXIT_USER = 1, EXIT_USAGE = 2, EXIT_INTERRUPTED = 130 };
 
@@ -55,6 +58,9 @@ static const char usage[] =
 	"  --set KEY=VALUE       override a recipe setting (lr, epochs, seed, augment.flip...)\n"
 	"  --epochs N, --lr X, --seed N   shorthands for --set\n"
 	"  --threads N           worker threads (default: all cores)\n"
+	"  --device cpu|cuda     where train, eval and bench run (default: cuda when a usable GPU is\n"
+	"                        present, else cpu; the NNC_DEVICE environment variable sets it too)\n"
+	"  --deterministic       on the GPU, only deterministic cuDNN algorithms (bit-identical repeats)\n"
 	"  --metrics FILE        per-epoch metrics; .jsonl gives JSON Lines, else CSV\n"
 	"  --checkpoint FILE     where to save checkpoints (default: PLAN.ckpt), each epoch and on Ctrl-C\n"
 	"  --resume FILE         continue a run from its checkpoint (bit-identical on the CPU)\n"
@@ -72,7 +78,8 @@ typedef struct {
 	const char *cmd, *plan_path, *plan_b, *data, *metrics, *checkpoint, *resume, *weights, *output, *input, *csv;
 	int threads, train_limit, test_limit;
 	long max_steps, optimizer_step;
-	bool quiet, allow_edited, check_numerics;
+	bool quiet, allow_edited, check_numerics, deterministic;
+	const char *device; /* "cpu", "cuda" or NULL: automatic */
 	const char *sets[64];
 	int nsets;
 } Opts;
@@ -114,6 +121,9 @@ parse_opts(Opts *o, int argc, char **argv)
 	o->threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
 	if (o->threads < 1)
 		o->threads = 1;
+	o->device = getenv("NNC_DEVICE");
+	if (o->device && strcmp(o->device, "cpu") && strcmp(o->device, "cuda"))
+		return usage_error("NNC_DEVICE must be cpu or cuda, got '%s'", o->device);
 	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -161,6 +171,13 @@ parse_opts(Opts *o, int argc, char **argv)
 				snprintf(buf[o->nsets - 1], sizeof buf[0], "%s=%s", a + 2, v);
 				o->sets[o->nsets - 1] = buf[o->nsets - 1];
 			}
+		} else if (!strcmp(a, "--device")) {
+			VALUE();
+			if (strcmp(v, "cpu") && strcmp(v, "cuda"))
+				return usage_error("--device must be cpu or cuda, got '%s'", v);
+			o->device = v;
+		} else if (!strcmp(a, "--deterministic")) {
+			o->deterministic = true;
 		} else if (!strcmp(a, "--threads")) {
 			VALUE();
 			if (!parse_int(v, 1, 256, &n))
@@ -384,8 +401,120 @@ typedef struct {
 } Score;
 
 /* Evaluates on every test image (the last, partial batch padded; only its real rows count). */
+/* --- devices ------------------------------------------------------------------------------------
+ * The host Exec always holds the run: parameters (what checkpoints and exports read), the batch
+ * the data loader writes, and the scalars (learning rate, step, loss scale). On the GPU,
+ * dev_open uploads the parameters once; each dev_run sends the batch (inputs arena), runs the
+ * program there and brings back only the loss and the logits the metrics need; dev_sync brings
+ * the parameters home before a checkpoint or an export. */
+typedef struct {
+#ifdef NNC_HAVE_CUDA
+	CudaExec *gpu;
+#endif
+	int unused;
+} Device;
+
+/* Chooses the device (--device, NNC_DEVICE, else a usable GPU if any). Returns false with a
+ * message printed when the choice cannot be honoured. */
 static bool
-evaluate(Exec *e, CifarLoader *ld, int64_t n_test, Score *sc, char *err, size_t errlen)
+dev_open(Device *d, const Opts *o, Exec *e)
+{
+	memset(d, 0, sizeof *d);
+	bool want = o->device && !strcmp(o->device, "cuda");
+	if (o->check_numerics) { /* the per-op counters are the CPU executor's */
+		if (want)
+			fprintf(stderr, "nnrun: --check-numerics runs on the CPU backend only (drop --device cuda)\n");
+		return !want;
+	}
+#ifdef NNC_HAVE_CUDA
+	if (o->device && !strcmp(o->device, "cpu"))
+		return true;
+	char msg[1024];
+	int n = nnc_cuda_device_count(msg, sizeof msg);
+	if (n <= 0) {
+		if (want)
+			fprintf(stderr, "nnrun: --device cuda: no usable GPU (%s); run with --device cpu\n", n < 0 ? msg : "none found");
+		return !want;
+	}
+	CudaOptions co = {.device = 0, .deterministic = o->deterministic};
+	char err[2048];
+	d->gpu = nnc_cuda_exec_new(e->plan, &co, err, sizeof err);
+	if (!d->gpu) {
+		fprintf(stderr, "%s: error: %s\n", o->plan_path, err);
+		return false;
+	}
+	if (nnc_cuda_upload_arena(d->gpu, PLAN_ARENA_PARAM, e->base[PLAN_ARENA_PARAM], err, sizeof err) != 0) {
+		fprintf(stderr, "nnrun: %s\n", err);
+		nnc_cuda_exec_free(d->gpu);
+		d->gpu = NULL;
+		return false;
+	}
+	if (!o->quiet)
+		fprintf(stderr, "nnrun: running on the GPU: %s\n", msg);
+	return true;
+#else
+	(void)e;
+	if (want)
+		fprintf(stderr, "nnrun: --device cuda: this nnrun was built without the CUDA backend (nvcc, cuBLAS and cuDNN "
+		                "were not found when it was built); run with --device cpu\n");
+	return !want;
+#endif
+}
+
+static void
+dev_close(Device *d)
+{
+#ifdef NNC_HAVE_CUDA
+	nnc_cuda_exec_free(d->gpu);
+	d->gpu = NULL;
+#else
+	(void)d;
+#endif
+}
+
+/* Brings the parameters and optimizer state home from the GPU (before checkpoints, exports). */
+static bool
+dev_sync(Device *d, Exec *e, char *err, size_t errlen)
+{
+#ifdef NNC_HAVE_CUDA
+	if (d->gpu)
+		return nnc_cuda_download_arena(d->gpu, PLAN_ARENA_PARAM, e->base[PLAN_ARENA_PARAM], err, errlen) == 0;
+#else
+	(void)d, (void)e, (void)err, (void)errlen;
+#endif
+	return true;
+}
+
+static bool
+dev_run(Device *d, Exec *e, const PlanProgram *prog, char *err, size_t errlen)
+{
+#ifdef NNC_HAVE_CUDA
+	if (d->gpu) {
+		const Plan *p = e->plan;
+		CudaRunState st = {.lr = e->lr, .step = e->step, .loss_scale = e->loss_scale, .rng_key = e->rng.key,
+			.rng_counter = e->rng.counter, .momentum = e->recipe.momentum, .weight_decay = e->recipe.weight_decay,
+			.beta1 = e->recipe.beta1, .beta2 = e->recipe.beta2, .eps = e->recipe.eps,
+			.label_smoothing = e->recipe.label_smoothing, .nesterov = e->recipe.nesterov};
+		int skipped = 0;
+		if (nnc_cuda_upload_arena(d->gpu, PLAN_ARENA_IO, e->base[PLAN_ARENA_IO], err, errlen) != 0 ||
+		    nnc_cuda_run(d->gpu, prog == &p->eval, 0, prog->nsteps, &st, &skipped, err, errlen) != 0)
+			return false;
+		e->rng.counter = st.rng_counter;
+		if ((prog->loss >= 0 && nnc_cuda_download(d->gpu, prog->loss, exec_f32(e, prog->loss), err, errlen) != 0) ||
+		    (prog->logits >= 0 && nnc_cuda_download(d->gpu, prog->logits, exec_f32(e, prog->logits), err, errlen) != 0))
+			return false;
+		if (prog == &p->train)
+			exec_finish_step(e, prog, skipped != 0);
+		return true;
+	}
+#else
+	(void)d;
+#endif
+	return exec_run(e, prog, err, errlen);
+}
+
+static bool
+evaluate(Device *dev, Exec *e, CifarLoader *ld, int64_t n_test, Score *sc, char *err, size_t errlen)
 {
 	const Plan *p = e->plan;
 	const PlanProgram *prog = &p->eval;
@@ -397,7 +526,7 @@ evaluate(Exec *e, CifarLoader *ld, int64_t n_test, Score *sc, char *err, size_t 
 		int32_t valid = cifar_eval_batch(ld, CIFAR_TEST, first, x, y ? y : ybuf);
 		for (int32_t i = valid; i < p->batch; i++)
 			(y ? y : ybuf)[i] = 0; /* padding rows: any class; they are not counted */
-		if (!exec_run(e, prog, err, errlen))
+		if (!dev_run(dev, e, prog, err, errlen))
 			return false;
 		const float *logits = exec_view_f32(e, prog->logits);
 		int k = (int)p->values[prog->logits].dim[1];
@@ -601,6 +730,9 @@ cmd_train(const Opts *o)
 		fprintf(stderr, "nnrun: %s\n", err);
 		goto out_exec;
 	}
+	Device dev;
+	if (!dev_open(&dev, o, &e))
+		goto out_exec;
 	char default_ckpt[4096];
 	snprintf(default_ckpt, sizeof default_ckpt, "%s.ckpt", o->plan_path);
 	const char *ckpt_path = o->checkpoint ? o->checkpoint : default_ckpt;
@@ -608,7 +740,7 @@ cmd_train(const Opts *o)
 	FILE *mf = NULL;
 	if (o->metrics && !(mf = open_metrics(o->metrics, &jsonl, o->resume != NULL))) {
 		fprintf(stderr, "%s: error: cannot write metrics: %s\n", o->metrics, strerror(errno));
-		goto out_exec;
+		goto out_dev;
 	}
 	struct sigaction sa = {.sa_handler = on_sigint};
 	sigemptyset(&sa.sa_mask);
@@ -634,7 +766,7 @@ cmd_train(const Opts *o)
 		for (int64_t b = b0; b < nb; b++) {
 			e.lr = recipe_lr(&p.recipe, epoch + (double)b / (double)nb);
 			cifar_loader_next(&ld, x, y);
-			if (!exec_run(&e, &p.train, err, sizeof err)) {
+			if (!dev_run(&dev, &e, &p.train, err, sizeof err)) {
 				fprintf(stderr, "%snnrun: error: %s\n", tty ? "\n" : "", err);
 				rc = EXIT_USER;
 				break;
@@ -659,7 +791,7 @@ cmd_train(const Opts *o)
 				rs = (RunState){ld.order.epoch, ld.order.position, loss_sum, now() - t0, correct, seen};
 				if (ld.order.position == 0) /* the step ended an epoch: its sums belong to no epoch now */
 					rs.loss_sum = rs.seconds = 0, rs.correct = rs.seen = 0;
-				if (!save_checkpoint(&e, ckpt_path, &rs, err, sizeof err)) {
+				if (!dev_sync(&dev, &e, err, sizeof err) || !save_checkpoint(&e, ckpt_path, &rs, err, sizeof err)) {
 					fprintf(stderr, "%s\n", err);
 					rc = EXIT_USER;
 				} else {
@@ -675,7 +807,7 @@ cmd_train(const Opts *o)
 			break;
 		double train_secs = now() - t0;
 		Score sc;
-		if (!evaluate(&e, &ld, data.n[CIFAR_TEST], &sc, err, sizeof err)) {
+		if (!evaluate(&dev, &e, &ld, data.n[CIFAR_TEST], &sc, err, sizeof err)) {
 			fprintf(stderr, "nnrun: error: %s\n", err);
 			rc = EXIT_USER;
 			break;
@@ -696,7 +828,7 @@ cmd_train(const Opts *o)
 			fflush(mf);
 		}
 		rs = (RunState){ld.order.epoch, ld.order.position, 0, 0, 0, 0};
-		if (!save_checkpoint(&e, ckpt_path, &rs, err, sizeof err)) {
+		if (!dev_sync(&dev, &e, err, sizeof err) || !save_checkpoint(&e, ckpt_path, &rs, err, sizeof err)) {
 			fprintf(stderr, "%s\n", err);
 			rc = EXIT_USER;
 		}
@@ -708,6 +840,8 @@ done:
 		fprintf(stderr, "%s: error: cannot write metrics: %s\n", o->metrics, strerror(errno));
 		rc = EXIT_USER;
 	}
+out_dev:
+	dev_close(&dev);
 out_exec:
 	exec_free(&e);
 out_loader:
@@ -742,21 +876,24 @@ cmd_eval(const Opts *o)
 	CifarLoader ld;
 	Exec e;
 	RunState rs;
+	Device dev = {0};
 	if (cifar_loader_init(&ld, &data, &cfg, err, sizeof err) == 0) {
 		if (exec_init(&e, &p, o->threads, err, sizeof err)) {
 			Score sc;
+			err[0] = 0;
 			if (o->check_numerics && !exec_check_numerics(&e)) {
 				snprintf(err, sizeof err, "nnrun: out of memory for --check-numerics");
-			} else if (load_weights(&e, o->weights, false, &rs, err, sizeof err) &&
-			           evaluate(&e, &ld, data.n[CIFAR_TEST], &sc, err, sizeof err)) {
+			} else if (load_weights(&e, o->weights, false, &rs, err, sizeof err) && dev_open(&dev, o, &e) &&
+			           evaluate(&dev, &e, &ld, data.n[CIFAR_TEST], &sc, err, sizeof err)) {
 				printf("test loss %.4f, accuracy %.2f%% (%ld of %ld images)\n", sc.loss,
 					100.0 * (double)sc.correct / (double)sc.count, sc.correct, sc.count);
 				rc = 0;
 			}
-			if (rc)
+			if (rc && err[0])
 				fprintf(stderr, "%s\n", err);
 			if (o->check_numerics)
 				exec_numerics_report(&e, stderr);
+			dev_close(&dev);
 			exec_free(&e);
 		} else {
 			fprintf(stderr, "%s: error: %s\n", o->plan_path, err);
@@ -1104,17 +1241,28 @@ cmd_bench(const Opts *o)
 	long steps = o->max_steps ? o->max_steps : 20;
 	e.lr = 0.01;
 	double t0 = 0;
+	Device dev;
+	if (!dev_open(&dev, o, &e))
+		goto done;
 	for (long s = -2; s < steps; s++) {
 		if (s == 0)
 			t0 = now();
-		if (!exec_run(&e, prog, err, sizeof err)) {
+		if (!dev_run(&dev, &e, prog, err, sizeof err)) {
 			fprintf(stderr, "nnrun: error: %s\n", err);
+			dev_close(&dev);
 			goto done;
 		}
 	}
 	double dt = (now() - t0) / (double)steps;
-	printf("%s %s: batch %d, %d threads, %ld steps: %.2f ms/step, %.1f images/s", p.model,
-		prog == &p.train ? "training step" : "inference", p.batch, o->threads, steps, dt * 1e3, p.batch / dt);
+	char where[64];
+	snprintf(where, sizeof where, "%d threads", o->threads);
+#ifdef NNC_HAVE_CUDA
+	if (dev.gpu)
+		snprintf(where, sizeof where, "GPU");
+#endif
+	dev_close(&dev);
+	printf("%s %s: batch %d, %s, %ld steps: %.2f ms/step, %.1f images/s", p.model,
+		prog == &p.train ? "training step" : "inference", p.batch, where, steps, dt * 1e3, p.batch / dt);
 	if (prog->loss >= 0)
 		printf(", loss %.4g", (double)*exec_view_f32(&e, prog->loss));
 	printf("\n");

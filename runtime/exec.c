@@ -824,20 +824,87 @@ static_assert(sizeof kernels / sizeof kernels[0] == NOP, "an op has no CPU kerne
 static_assert((int)CPU_ACT_NONE == EPI_NONE && (int)CPU_ACT_RELU == EPI_RELU && (int)CPU_ACT_RELU6 == EPI_RELU6 &&
 	NEPI == 3, "the CPU kernels' CpuAct must number the epilogues as ops.h does");
 
+static bool run_steps(Exec *e, const PlanProgram *prog, int first, int last, bool *updated, bool *scaled, char *err,
+	size_t errlen);
+static void finish_step(Exec *e, bool updated, bool scaled);
+
 bool
 exec_run(Exec *e, const PlanProgram *prog, char *err, size_t errlen)
 {
-	e->failed_step = -1;
-	bool updated = false;
-	bool scaled = false, backward = false;
+	bool updated = false, scaled = false;
 	e->skip_update = false;
-	HalfStats *counts = e->check_numerics ? e->numerics[prog == &e->plan->eval] : NULL;
+	if (!run_steps(e, prog, 0, prog->nsteps, &updated, &scaled, err, errlen))
+		return false;
+	finish_step(e, updated, scaled);
+	return true;
+}
+
+void
+exec_finish_step(Exec *e, const PlanProgram *prog, bool skipped)
+{
+	bool updated = false, scaled = false;
 	for (int i = 0; i < prog->nsteps; i++) {
+		const PlanStep *s = &prog->steps[i];
+		updated |= s->op == OP_sgd_update || s->op == OP_adam_update;
+		if (s->op != OP_loss_scale)
+			continue;
+		scaled |= s->attr[nnc_attr_index(OP_loss_scale, "dynamic")].i[0] != 0;
+		if (!e->loss_scale_interval) {
+			e->loss_scale_interval = s->attr[nnc_attr_index(OP_loss_scale, "interval")].i[0];
+			e->loss_scale_growth = s->attr[nnc_attr_index(OP_loss_scale, "growth")].f;
+			e->loss_scale_backoff = s->attr[nnc_attr_index(OP_loss_scale, "backoff")].f;
+		}
+	}
+	e->skip_update = skipped;
+	finish_step(e, updated, scaled);
+}
+
+/* After a run: a step grad_check rejected backs the loss scale off and counts no optimizer
+ * step; a clean one may grow the scale. */
+static void
+finish_step(Exec *e, bool updated, bool scaled)
+{
+	if (e->skip_update) {
+		e->skipped_steps++;
+		e->clean_steps = 0;
+		if (scaled)
+			e->loss_scale *= e->loss_scale_backoff;
+		return; /* a skipped step: no optimizer step is counted, as GradScaler does */
+	}
+	if (scaled && ++e->clean_steps >= e->loss_scale_interval) {
+		e->loss_scale *= e->loss_scale_growth;
+		e->clean_steps = 0;
+	}
+	if (updated)
+		e->step++;
+}
+
+bool
+exec_run_steps(Exec *e, const PlanProgram *prog, int first, int last, char *err, size_t errlen)
+{
+	bool updated = false, scaled = false;
+	if (first == 0)
+		e->skip_update = false;
+	return run_steps(e, prog, first, last < prog->nsteps ? last : prog->nsteps, &updated, &scaled, err, errlen);
+}
+
+/* Runs steps [first, last) of PROG: the loop of exec_run, without the end-of-step bookkeeping
+ * (loss scale, optimizer step count). */
+static bool
+run_steps(Exec *e, const PlanProgram *prog, int first, int last, bool *updated_, bool *scaled_, char *err,
+	size_t errlen)
+{
+	e->failed_step = -1;
+	bool updated = false, scaled = false, backward = false;
+	for (int i = 0; i < first; i++)
+		backward |= prog->steps[i].op == OP_loss_scale;
+	HalfStats *counts = e->check_numerics ? e->numerics[prog == &e->plan->eval] : NULL;
+	for (int i = first; i < last; i++) {
 		const PlanStep *s = &prog->steps[i];
 		char msg[256] = "";
 		K k = {.e = e, .s = s, .err = msg, .errlen = sizeof msg, .acc16 = s->acc == DT_F16};
 		widen(&k);
-		if (s->group == 3 && !k.acc16 && i + 2 < prog->nsteps) {
+		if (s->group == 3 && !k.acc16 && i + 2 < last) {
 			const PlanStep *sib[2] = {&prog->steps[i + 1], &prog->steps[i + 2]};
 			float *res[2];
 			run_bn_group(&k, sib[0], sib[1], &res[0], &res[1]);
@@ -877,19 +944,8 @@ exec_run(Exec *e, const PlanProgram *prog, char *err, size_t errlen)
 			e->loss_scale_backoff = A(&k, "backoff")->f;
 		}
 	}
-	if (e->skip_update) {
-		e->skipped_steps++;
-		e->clean_steps = 0;
-		if (scaled)
-			e->loss_scale *= e->loss_scale_backoff;
-		return true; /* a skipped step: no optimizer step is counted, as GradScaler does */
-	}
-	if (scaled && ++e->clean_steps >= e->loss_scale_interval) {
-		e->loss_scale *= e->loss_scale_growth;
-		e->clean_steps = 0;
-	}
-	if (updated)
-		e->step++;
+	*updated_ = updated;
+	*scaled_ = scaled;
 	return true;
 }
 

@@ -81,6 +81,13 @@ void exec_init_params(Exec *e, uint64_t seed);
  * .nn source location in err (e.g. a label outside the model's classes). */
 bool exec_run(Exec *e, const PlanProgram *prog, char *err, size_t errlen);
 
+/* The end-of-step bookkeeping of exec_run (loss scale, optimizer step count) for a run done
+ * elsewhere (the CUDA backend): SKIPPED says grad_check found inf/NaN. */
+void exec_finish_step(Exec *e, const PlanProgram *prog, bool skipped);
+/* Runs steps [first, last) of PROG only (first == 0 clears the inf/NaN flag), without the
+ * end-of-step bookkeeping of exec_run: for comparing backends step by step. */
+bool exec_run_steps(Exec *e, const PlanProgram *prog, int first, int last, char *err, size_t errlen);
+
 /* VALUE as f32: its storage if it is f32, else a converted copy (valid until the next call). */
 const float *exec_view_f32(Exec *e, int value);
 /* Writes N floats into VALUE (converting to its storage dtype). */

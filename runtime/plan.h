@@ -66,7 +66,7 @@ typedef struct {
 	int loss, logits; /* value ids, -1 if absent */
 } PlanProgram;
 
-typedef struct {
+typedef struct Plan {
 	int version;
 	const char *model;
 	const char *source;

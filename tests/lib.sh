@@ -4,6 +4,8 @@
 #                                      output mentioning "internal error" always fails
 #   same NAME FILE1 FILE2              the two files are identical
 #   finish LABEL                       prints the tally; exit status 0 when nothing failed
+# The CPU backend's tests stay on the CPU on machines with a GPU too (nnrun's default device).
+export NNC_DEVICE=cpu
 tmp=$(mktemp -d) || exit 2
 trap 'rm -rf "$tmp"' EXIT
 fail=0 pass=0

@@ -80,4 +80,15 @@ expect binary 1 "binary.plan: error" -- "$nnrun" info "$tmp/binary.plan"
 expect missing 1 "no-such.plan: error: cannot open plan: No such file or directory" -- "$nnrun" info "$tmp/no-such.plan"
 expect not-yaml 1 "error" -- sh -c "printf 'a: [\nchecksum: 0\n' >'$tmp/y.plan'; '$nnrun' info --allow-edited '$tmp/y.plan'"
 
+# Devices: a bad --device or NNC_DEVICE is a usage error; --device cuda either runs on a GPU
+# or, without one (or without the CUDA backend built in), says so and suggests --device cpu.
+expect device-bad 2 "--device must be cpu or cuda, got 'tpu'" -- "$nnrun" bench "$plan" --steps 1 --device tpu
+expect device-env-bad 2 "NNC_DEVICE must be cpu or cuda, got 'gpu'" -- env NNC_DEVICE=gpu "$nnrun" bench "$plan" --steps 1
+"$nnrun" bench "$plan" --steps 1 --device cuda >"$tmp/out" 2>&1
+case $?:$(cat "$tmp/out") in
+0:*GPU*) pass=$((pass + 1)) ;;
+1:*"--device cuda: "*"run with --device cpu"*) pass=$((pass + 1)) ;;
+*) echo "FAIL device-cuda: $(cat "$tmp/out")"; fail=$((fail + 1)) ;;
+esac
+expect device-cpu 0 "2 threads" -- "$nnrun" bench "$plan" --steps 1 --device cpu --threads 2
 finish plan

@@ -1,0 +1,1006 @@
+/* The CUDA executor (cuda_backend.h): runs a validated Plan's programs on one GPU.
+ *
+ * Memory: the plan's three arenas and one workspace are cudaMalloc'ed once, in
+ * nnc_cuda_exec_new; value v lives at base[arena[v]] + offset[v], as on the CPU, so the memory
+ * plan (and its overlap checker) holds on the device unchanged. Convolutions go to cuDNN
+ * (forward, backward-data, backward-filter) with descriptors made and an algorithm chosen once
+ * per step at load, through cuDNN's heuristics, cached per shape, restricted to deterministic
+ * algorithms with CudaOptions.deterministic; dense layers to cuBLAS (cublasGemmEx, fp32
+ * compute, IEEE fp32 for f32 data: no TF32); everything else to kernels.cu, which mirror the
+ * CPU kernels. Dispatch goes through one table generated from the op table (static_asserted).
+ *
+ * Not supported on the GPU (refused at load, naming the step): steps that accumulate in fp16
+ * (acc: f16, the CPU's bit-exact reference kernels), and concat or slice along an axis other
+ * than channels (the CPU refuses those too). */
+#include "runtime/cuda/cuda_backend.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "runtime/cuda/check.h"
+#include "runtime/cuda/kernels.cuh"
+
+extern "C" {
+#include "runtime/plan.h"
+}
+
+namespace {
+
+/* Adam with fp16 state: the smallest epsilon that means anything (exec.h's EXEC_ADAM_MIN_EPS_F16). */
+const double ADAM_MIN_EPS_F16 = 0x1p-12;
+const size_t DEFAULT_WORKSPACE = (size_t)256 << 20;
+
+/* A convolution step's cuDNN state. */
+struct Conv {
+	cudnnTensorDescriptor_t x = nullptr, y = nullptr;
+	cudnnFilterDescriptor_t w = nullptr;
+	cudnnConvolutionDescriptor_t c = nullptr;
+	int algo = -1;
+	size_t ws = 0;
+};
+
+/* An algorithm chosen for a convolution shape, reused by steps of the same shape. */
+struct AlgoCache {
+	int key[20];
+	int algo;
+	size_t ws;
+};
+
+} // namespace
+
+struct CudaExec {
+	const Plan *p = nullptr;
+	unsigned char *base[PLAN_NARENA] = {};
+	size_t bytes[PLAN_NARENA] = {};
+	void *ws = nullptr;
+	size_t ws_bytes = 0;
+	int *bad = nullptr; /* grad_check's inf/NaN flag */
+	cublasHandle_t blas = nullptr;
+	cudnnHandle_t dnn = nullptr;
+	cudaStream_t st = nullptr;
+	Conv *conv[2] = {};
+	AlgoCache cache[256];
+	int ncache = 0;
+	bool deterministic = false;
+	size_t ws_max = 0;
+};
+
+namespace {
+
+const PlanProgram *
+program(const CudaExec *e, int g)
+{
+	return g ? &e->p->eval : &e->p->train;
+}
+
+const Type *
+vt(const CudaExec *e, int v)
+{
+	return &e->p->values[v];
+}
+
+Buf
+buf(const CudaExec *e, int v)
+{
+	return Buf{e->base[e->p->arena[v]] + e->p->offset[v], e->p->values[v].dtype == DT_F16};
+}
+
+const Buf NONE = {nullptr, false};
+
+long long
+numel(const Type *t)
+{
+	return (long long)type_numel(t);
+}
+
+int
+hw_of(const Type *t)
+{
+	return t->rank == 4 ? (int)(t->dim[2] * t->dim[3]) : 1;
+}
+
+const AttrVal *
+attr(const PlanStep *s, const char *name)
+{
+	return &s->attr[nnc_attr_index(s->op, name)];
+}
+
+/* The step being run: its executor, plan step, run state and error buffer. */
+struct Ctx {
+	CudaExec *e;
+	const PlanStep *s;
+	Conv *cv;
+	CudaRunState *rs;
+	int index;
+	ErrBuf eb;
+	Buf in(int i) const { return buf(e, s->in[i]); }
+	Buf out() const { return buf(e, s->out); }
+	const Type *t(int i) const { return vt(e, s->in[i]); }
+	/* the step's own operand count, without a prologue's extra operand */
+	int own() const { return s->nin - (s->pro ? 1 : 0); }
+};
+
+int
+fail(Ctx &c, const char *what)
+{
+	snprintf(c.eb.msg, c.eb.len, "%s", what);
+	return -1;
+}
+
+#define LAUNCH(c, call)                                                                                          \
+	do {                                                                                                         \
+		cudaError_t e_ = (call);                                                                                 \
+		if (e_ != cudaSuccess) {                                                                                 \
+			snprintf((c).eb.msg, (c).eb.len, "%s failed at %s:%d: %s", #call, __FILE__, __LINE__, cudaGetErrorString(e_)); \
+			return -1;                                                                                           \
+		}                                                                                                        \
+	} while (0)
+
+#define CUDNN_CHECK_C(c, call)                                                                          \
+	do {                                                                                                     \
+		cudnnStatus_t s_ = (call);                                                                           \
+		if (s_ != CUDNN_STATUS_SUCCESS) {                                                                    \
+			snprintf((c).eb.msg, (c).eb.len, "%s failed at %s:%d: %s", #call, __FILE__, __LINE__, cudnnGetErrorString(s_)); \
+			return -1;                                                                                       \
+		}                                                                                                    \
+	} while (0)
+
+#define CUBLAS_CHECK_C(c, call)                                                                         \
+	do {                                                                                                     \
+		cublasStatus_t s_ = (call);                                                                          \
+		if (s_ != CUBLAS_STATUS_SUCCESS) {                                                                   \
+			snprintf((c).eb.msg, (c).eb.len, "%s failed at %s:%d: %s", #call, __FILE__, __LINE__, cublasGetStatusString(s_)); \
+			return -1;                                                                                       \
+		}                                                                                                    \
+	} while (0)
+
+/* ---- elementwise ops and chains ---- */
+
+int
+ew_of(Op op)
+{
+	switch (op) {
+	case OP_relu: return EW_RELU;
+	case OP_relu6: return EW_RELU6;
+	case OP_gelu: return EW_GELU;
+	case OP_tanh: return EW_TANH;
+	case OP_add: return EW_ADD;
+	case OP_mulv: return EW_MUL;
+	case OP_relu_bwd: return EW_RELU_BWD;
+	case OP_relu6_bwd: return EW_RELU6_BWD;
+	case OP_gelu_bwd: return EW_GELU_BWD;
+	case OP_tanh_bwd: return EW_TANH_BWD;
+	default: return -1;
+	}
+}
+
+/* The step (with its chain, passes/fuse.c) as one elementwise program: the first op takes its
+ * operands from the start, each later op the previous result as operand 0 and its others in
+ * turn; backward activations take (saved, dy) in the formulas, (dy, saved) as operands. */
+int
+r_ew(Ctx &c)
+{
+	const PlanStep *s = c.s;
+	EwProgram p = {};
+	if (s->nin > EW_MAXIN || s->nchain + 1 > EW_MAXOPS)
+		return fail(c, "too many operands for one elementwise kernel");
+	p.nops = s->nchain + 1;
+	int next = 0;
+	for (int j = 0; j < p.nops; j++) {
+		Op op = j < s->nchain ? s->chain[j] : s->op;
+		int x = j == 0 ? next++ : EW_PREV, y = nnc_ops[op].min_in > 1 ? next++ : EW_NONE;
+		bool swap = op == OP_relu_bwd || op == OP_relu6_bwd || op == OP_gelu_bwd || op == OP_tanh_bwd;
+		p.op[j] = ew_of(op);
+		p.a[j] = swap ? y : x;
+		p.b[j] = swap ? x : y;
+		if (p.op[j] < 0)
+			return fail(c, "an op in this chain has no elementwise kernel");
+	}
+	for (int i = 0; i < s->nin; i++)
+		p.in[i] = c.in(i);
+	p.out = c.out();
+	p.act = (int)s->epi;
+	p.n = numel(vt(c.e, s->out));
+	LAUNCH(c, ew_run(p, c.e->st));
+	return 0;
+}
+
+#define r_relu r_ew
+#define r_relu6 r_ew
+#define r_gelu r_ew
+#define r_tanh r_ew
+#define r_add r_ew
+#define r_mulv r_ew
+#define r_relu_bwd r_ew
+#define r_relu6_bwd r_ew
+#define r_gelu_bwd r_ew
+#define r_tanh_bwd r_ew
+
+int
+r_none(Ctx &c)
+{
+	return fail(c, "not an executable kernel");
+}
+
+#define r_input r_none
+#define r_param r_none
+#define r_output r_none
+
+/* Copies and conversions: inference dropout, flatten, unflatten, cast. */
+int
+r_copy(Ctx &c)
+{
+	LAUNCH(c, scale_copy(c.in(0), c.out(), 1.0f, numel(c.t(0)), c.e->st));
+	return 0;
+}
+
+#define r_dropout r_copy
+#define r_flatten r_copy
+#define r_unflatten r_copy
+#define r_cast r_copy
+
+int
+r_mul(Ctx &c)
+{
+	LAUNCH(c, scale_copy(c.in(0), c.out(), (float)attr(c.s, "scale")->f, numel(c.t(0)), c.e->st));
+	return 0;
+}
+
+/* ---- convolutions (cuDNN) ---- */
+
+const float ONE = 1.0f, ZERO = 0.0f;
+
+int
+r_conv2d(Ctx &c)
+{
+	CudaExec *e = c.e;
+	const Type *y = vt(e, c.s->out);
+	CUDNN_CHECK_C(c, cudnnConvolutionForward(e->dnn, &ONE, c.cv->x, c.in(0).p, c.cv->w, c.in(1).p, c.cv->c,
+		(cudnnConvolutionFwdAlgo_t)c.cv->algo, e->ws, c.cv->ws, &ZERO, c.cv->y, c.out().p));
+	bool bias = attr(c.s, "bias")->i[0];
+	if (bias || c.s->epi)
+		LAUNCH(c, bias_act(c.out(), bias ? c.in(2) : NONE, numel(y), (int)y->dim[1], hw_of(y), (int)c.s->epi, e->st));
+	return 0;
+}
+
+int
+r_conv2d_bwd_data(Ctx &c)
+{
+	CudaExec *e = c.e;
+	CUDNN_CHECK_C(c, cudnnConvolutionBackwardData(e->dnn, &ONE, c.cv->w, c.in(1).p, c.cv->y, c.in(0).p, c.cv->c,
+		(cudnnConvolutionBwdDataAlgo_t)c.cv->algo, e->ws, c.cv->ws, &ZERO, c.cv->x, c.out().p));
+	return 0;
+}
+
+int
+r_conv2d_bwd_filter(Ctx &c)
+{
+	CudaExec *e = c.e;
+	CUDNN_CHECK_C(c, cudnnConvolutionBackwardFilter(e->dnn, &ONE, c.cv->x, c.in(1).p, c.cv->y, c.in(0).p, c.cv->c,
+		(cudnnConvolutionBwdFilterAlgo_t)c.cv->algo, e->ws, c.cv->ws, &ZERO, c.cv->w, c.out().p));
+	return 0;
+}
+
+/* ---- dense (cuBLAS, column-major: a row-major [r, k] matrix is a column-major [k, r]) ---- */
+
+cudaDataType_t
+cuda_type(const Type *t)
+{
+	return t->dtype == DT_F16 ? CUDA_R_16F : CUDA_R_32F;
+}
+
+/* y [n, u] = x [n, f] . w [u, f]^T: column-major y^T [u, n] = op_T(w^T [f, u]) . x^T [f, n]. */
+int
+r_dense(Ctx &c)
+{
+	CudaExec *e = c.e;
+	const Type *x = c.t(0), *w = c.t(1), *y = vt(e, c.s->out);
+	int n = (int)x->dim[0], f = (int)x->dim[1], u = (int)y->dim[1];
+	CUBLAS_CHECK_C(c, cublasGemmEx(e->blas, CUBLAS_OP_T, CUBLAS_OP_N, u, n, f, &ONE, c.in(1).p, cuda_type(w), f, c.in(0).p,
+		cuda_type(x), f, &ZERO, c.out().p, cuda_type(y), u, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+	bool bias = attr(c.s, "bias")->i[0];
+	if (bias || c.s->epi)
+		LAUNCH(c, bias_act(c.out(), bias ? c.in(2) : NONE, numel(y), u, 1, (int)c.s->epi, e->st));
+	return 0;
+}
+
+/* dx [n, f] = dy [n, u] . w [u, f]: dx^T [f, n] = w^T [f, u] . dy^T [u, n]. */
+int
+r_dense_bwd_data(Ctx &c)
+{
+	CudaExec *e = c.e;
+	const Type *dy = c.t(0), *w = c.t(1), *dx = vt(e, c.s->out);
+	int n = (int)dy->dim[0], u = (int)dy->dim[1], f = (int)w->dim[1];
+	CUBLAS_CHECK_C(c, cublasGemmEx(e->blas, CUBLAS_OP_N, CUBLAS_OP_N, f, n, u, &ONE, c.in(1).p, cuda_type(w), f, c.in(0).p,
+		cuda_type(dy), u, &ZERO, c.out().p, cuda_type(dx), f, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+	return 0;
+}
+
+/* dw [u, f] = dy^T [u, n] . x [n, f]: dw^T [f, u] = x^T [f, n] . op_T(dy^T [u, n]). */
+int
+r_dense_bwd_weight(Ctx &c)
+{
+	CudaExec *e = c.e;
+	const Type *dy = c.t(0), *x = c.t(1), *dw = vt(e, c.s->out);
+	int n = (int)dy->dim[0], u = (int)dy->dim[1], f = (int)x->dim[1];
+	CUBLAS_CHECK_C(c, cublasGemmEx(e->blas, CUBLAS_OP_N, CUBLAS_OP_T, f, u, n, &ONE, c.in(1).p, cuda_type(x), f, c.in(0).p,
+		cuda_type(dy), u, &ZERO, c.out().p, cuda_type(dw), f, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+	return 0;
+}
+
+/* ---- batch norm ---- */
+
+void
+nchw(const Type *t, int *n, int *ch, int *hw)
+{
+	*n = (int)t->dim[0];
+	*ch = (int)t->dim[1];
+	*hw = hw_of(t);
+}
+
+int
+r_bn_stats(Ctx &c)
+{
+	int n, ch, hw;
+	nchw(c.t(0), &n, &ch, &hw);
+	if ((long long)n * hw < 2)
+		return fail(c, "batch norm needs more than one value per channel in training (batch too small)");
+	LAUNCH(c, bn_stats(c.in(0), n, ch, hw, attr(c.s, "eps")->f, c.out(), c.e->st));
+	return 0;
+}
+
+int
+r_bn_apply(Ctx &c)
+{
+	int n, ch, hw;
+	nchw(c.t(0), &n, &ch, &hw);
+	bool affine = c.s->nin > 2;
+	LAUNCH(c, bn_apply(c.in(0), c.in(1), affine ? c.in(2) : NONE, affine ? c.in(3) : NONE, c.out(), n, ch, hw,
+		(int)c.s->epi, c.e->st));
+	return 0;
+}
+
+int
+r_bn_update(Ctx &c)
+{
+	LAUNCH(c, bn_update(c.in(0), c.in(1), c.in(2), (int)c.t(0)->dim[0], attr(c.s, "momentum")->f, c.e->st));
+	return 0;
+}
+
+/* Inference: operands x, [scale, shift,] running_mean, running_var. */
+int
+r_batchnorm(Ctx &c)
+{
+	int n, ch, hw;
+	nchw(c.t(0), &n, &ch, &hw);
+	bool affine = attr(c.s, "affine")->i[0];
+	int r = affine ? 3 : 1;
+	LAUNCH(c, bn_infer(c.in(0), c.in(r), c.in(r + 1), attr(c.s, "eps")->f, affine ? c.in(1) : NONE,
+		affine ? c.in(2) : NONE, c.out(), n, ch, hw, (int)c.s->epi, c.e->st));
+	return 0;
+}
+
+Buf
+act_y(const Ctx &c)
+{
+	return c.s->pro ? c.in(c.s->nin - 1) : NONE;
+}
+
+/* Operands dz, x, stats [, scale] [, act_y]. A backward group (group: 3) also writes the next
+ * two steps' results, the scale's and the shift's gradients, and the run skips them. */
+int
+r_bn_bwd_data(Ctx &c)
+{
+	int n, ch, hw;
+	nchw(c.t(0), &n, &ch, &hw);
+	Buf dw = NONE, db = NONE;
+	if (c.s->group == 3) {
+		dw = buf(c.e, c.s[1].out);
+		db = buf(c.e, c.s[2].out);
+	}
+	LAUNCH(c, bn_backward(c.in(0), act_y(c), (int)c.s->pro, c.in(1), c.in(2), c.own() > 3 ? c.in(3) : NONE, c.out(), dw,
+		db, n, ch, hw, c.e->st));
+	return 0;
+}
+
+int
+r_bn_bwd_scale(Ctx &c)
+{
+	int n, ch, hw;
+	nchw(c.t(0), &n, &ch, &hw);
+	LAUNCH(c, bn_backward(c.in(0), act_y(c), (int)c.s->pro, c.in(1), c.in(2), NONE, NONE, c.out(), NONE, n, ch, hw,
+		c.e->st));
+	return 0;
+}
+
+int
+r_bias_grad(Ctx &c)
+{
+	int n, ch, hw;
+	nchw(c.t(0), &n, &ch, &hw);
+	LAUNCH(c, bn_backward(c.in(0), act_y(c), (int)c.s->pro, NONE, NONE, NONE, NONE, NONE, c.out(), n, ch, hw, c.e->st));
+	return 0;
+}
+
+int
+r_bn_fold_weight(Ctx &c)
+{
+	const Type *w = c.t(0);
+	int out = (int)w->dim[0];
+	LAUNCH(c, bn_fold_weight(c.in(0), out, numel(w) / out, c.in(1), attr(c.s, "eps")->f, c.s->nin > 2 ? c.in(2) : NONE,
+		c.out(), c.e->st));
+	return 0;
+}
+
+int
+r_bn_fold_bias(Ctx &c)
+{
+	bool affine = attr(c.s, "affine")->i[0], bias = attr(c.s, "bias")->i[0];
+	LAUNCH(c, bn_fold_bias((int)c.t(0)->dim[0], c.in(0), c.in(1), attr(c.s, "eps")->f, affine ? c.in(2) : NONE,
+		affine ? c.in(3) : NONE, bias ? c.in(2 + 2 * affine) : NONE, c.out(), c.e->st));
+	return 0;
+}
+
+/* ---- pooling ---- */
+
+Pool
+pool_of(const PlanStep *s, const Type *x, const Type *y)
+{
+	const AttrVal *k = attr(s, "kernel"), *st = attr(s, "stride"), *pa = attr(s, "padding");
+	Pool p = {(int)x->dim[0], (int)x->dim[1], (int)x->dim[2], (int)x->dim[3], (int)k->i[0], (int)k->i[1],
+		(int)(st->i[0] ? st->i[0] : k->i[0]), (int)(st->i[1] ? st->i[1] : k->i[1]), (int)pa->i[0], (int)pa->i[1],
+		(int)y->dim[2], (int)y->dim[3]};
+	return p;
+}
+
+int
+r_maxpool(Ctx &c)
+{
+	LAUNCH(c, maxpool_fwd(pool_of(c.s, c.t(0), vt(c.e, c.s->out)), c.in(0), c.out(), c.e->st));
+	return 0;
+}
+
+int
+r_avgpool(Ctx &c)
+{
+	LAUNCH(c, avgpool_fwd(pool_of(c.s, c.t(0), vt(c.e, c.s->out)), c.in(0), c.out(), c.e->st));
+	return 0;
+}
+
+/* Operands dy, x. */
+int
+r_maxpool_bwd(Ctx &c)
+{
+	LAUNCH(c, maxpool_bwd(pool_of(c.s, c.t(1), c.t(0)), c.in(1), c.in(0), c.out(), c.e->st));
+	return 0;
+}
+
+int
+r_avgpool_bwd(Ctx &c)
+{
+	LAUNCH(c, avgpool_bwd(pool_of(c.s, vt(c.e, c.s->out), c.t(0)), c.in(0), c.out(), c.e->st));
+	return 0;
+}
+
+int
+r_global_avgpool(Ctx &c)
+{
+	int n, ch, hw;
+	nchw(c.t(0), &n, &ch, &hw);
+	LAUNCH(c, gap_fwd(c.in(0), n, ch, hw, c.out(), c.e->st));
+	return 0;
+}
+
+int
+r_global_avgpool_bwd(Ctx &c)
+{
+	const Type *dx = vt(c.e, c.s->out);
+	LAUNCH(c, gap_bwd(c.in(0), (int)dx->dim[0], (int)dx->dim[1], hw_of(dx), c.out(), c.e->st));
+	return 0;
+}
+
+/* ---- rows, losses ---- */
+
+int
+r_softmax(Ctx &c)
+{
+	LAUNCH(c, softmax_fwd(c.in(0), (int)c.t(0)->dim[0], (int)c.t(0)->dim[1], c.out(), c.e->st));
+	return 0;
+}
+
+/* Operands dy, y. */
+int
+r_softmax_bwd(Ctx &c)
+{
+	LAUNCH(c, softmax_bwd(c.in(1), c.in(0), (int)c.t(0)->dim[0], (int)c.t(0)->dim[1], c.out(), c.e->st));
+	return 0;
+}
+
+double
+smoothing(const Ctx &c)
+{
+	double r = c.rs->label_smoothing;
+	return r >= 0 ? r : attr(c.s, "label_smoothing")->f;
+}
+
+int
+r_softmax_cross_entropy(Ctx &c)
+{
+	const int32_t *labels = static_cast<const int32_t *>(c.in(1).p);
+	LAUNCH(c, xent_fwd(c.in(0), labels, (int)c.t(0)->dim[0], (int)c.t(0)->dim[1], smoothing(c), c.out(), c.e->st));
+	return 0;
+}
+
+int
+r_sce_bwd(Ctx &c)
+{
+	const int32_t *labels = static_cast<const int32_t *>(c.in(1).p);
+	LAUNCH(c, xent_bwd(c.in(0), labels, (int)c.t(0)->dim[0], (int)c.t(0)->dim[1], smoothing(c), c.in(2), c.out(),
+		c.e->st));
+	return 0;
+}
+
+/* ---- channels ---- */
+
+int
+r_concat(Ctx &c)
+{
+	int64_t axis = attr(c.s, "axis")->i[0];
+	if (axis < 0)
+		axis += c.t(0)->rank;
+	if (axis != 1)
+		return fail(c, "concat is implemented along the channel axis only");
+	Buf xs[NNC_MAXARGS];
+	int cs[NNC_MAXARGS];
+	for (int i = 0; i < c.s->nin; i++) {
+		xs[i] = c.in(i);
+		cs[i] = (int)c.t(i)->dim[1];
+	}
+	LAUNCH(c, concat(xs, cs, c.s->nin, (int)c.t(0)->dim[0], hw_of(c.t(0)), c.out(), c.e->st));
+	return 0;
+}
+
+int
+r_slice(Ctx &c)
+{
+	if (attr(c.s, "axis")->i[0] != 1)
+		return fail(c, "slice is implemented along the channel axis only");
+	const Type *t = c.t(0);
+	LAUNCH(c, slice(c.in(0), (int)t->dim[0], (int)t->dim[1], hw_of(t), (int)attr(c.s, "start")->i[0],
+		(int)attr(c.s, "size")->i[0], c.out(), c.e->st));
+	return 0;
+}
+
+/* ---- randomness, scalars ---- */
+
+int
+r_dropout_mask(Ctx &c)
+{
+	long long n = numel(vt(c.e, c.s->out));
+	LAUNCH(c, dropout_mask(c.rs->rng_key, c.rs->rng_counter, attr(c.s, "rate")->f, c.out(), n, c.e->st));
+	c.rs->rng_counter += (uint64_t)n;
+	return 0;
+}
+
+int
+r_ones(Ctx &c)
+{
+	LAUNCH(c, fill1(c.out(), 1.0f, c.e->st));
+	return 0;
+}
+
+int
+r_loss_scale(Ctx &c)
+{
+	LAUNCH(c, fill1(c.out(), (float)c.rs->loss_scale, c.e->st));
+	return 0;
+}
+
+int
+r_grad_check(Ctx &c)
+{
+	for (int i = 0; i < c.s->nin; i++)
+		LAUNCH(c, grad_check(c.in(i), numel(c.t(i)), c.e->bad, c.e->st));
+	return 0;
+}
+
+/* ---- optimizer ---- */
+
+int
+r_sgd_update(Ctx &c)
+{
+	const CudaRunState *r = c.rs;
+	Sgd o;
+	o.lr_neg = (float)-r->lr;
+	o.momentum = (float)r->momentum;
+	o.wd = (float)(attr(c.s, "decay")->i[0] ? r->weight_decay : 0);
+	o.nesterov = r->nesterov != 0;
+	o.first = r->step + 1 <= 1;
+	o.has_buf = r->momentum != 0;
+	bool unscale = attr(c.s, "unscale")->i[0];
+	LAUNCH(c, sgd(o, c.in(0), c.in(1), c.in(2), numel(c.t(0)), unscale ? c.e->bad : nullptr, unscale,
+		(float)(1.0 / r->loss_scale), c.e->st));
+	return 0;
+}
+
+int
+r_adam_update(Ctx &c)
+{
+	const CudaRunState *r = c.rs;
+	double eps = r->eps;
+	if (c.t(3)->dtype == DT_F16 && eps < ADAM_MIN_EPS_F16)
+		eps = ADAM_MIN_EPS_F16;
+	double wd = attr(c.s, "decay")->i[0] ? r->weight_decay : 0, step = (double)(r->step + 1);
+	double bc1 = 1 - pow(r->beta1, step), bc2 = 1 - pow(r->beta2, step);
+	Adam o;
+	o.decoupled = attr(c.s, "decoupled")->i[0] != 0;
+	o.wd = (float)wd;
+	o.decay = (float)(1 - r->lr * wd);
+	o.w1 = (float)(1 - r->beta1);
+	o.beta2 = (float)r->beta2;
+	o.w2 = (float)(1 - r->beta2);
+	o.bc2_sqrt = (float)sqrt(bc2);
+	o.eps = (float)eps;
+	o.step_neg = (float)-(r->lr / bc1);
+	bool unscale = attr(c.s, "unscale")->i[0];
+	LAUNCH(c, adam(o, c.in(0), c.in(1), c.in(2), c.in(3), numel(c.t(0)), unscale ? c.e->bad : nullptr, unscale,
+		(float)(1.0 / r->loss_scale), c.e->st));
+	return 0;
+}
+
+typedef int Runner(Ctx &c);
+#define X(name, ...) r_##name,
+Runner *const runners[NOP] = {NNC_OPS(X)};
+#undef X
+static_assert(sizeof runners / sizeof runners[0] == NOP, "an op has no CUDA runner entry");
+
+/* ---- set-up ---- */
+
+cudnnDataType_t
+dnn_type(const Type *t)
+{
+	return t->dtype == DT_F16 ? CUDNN_DATA_HALF : CUDNN_DATA_FLOAT;
+}
+
+int
+tensor4(cudnnTensorDescriptor_t *d, const Type *t, const int64_t *dims, ErrBuf eb)
+{
+	CUDNN_CHECK(cudnnCreateTensorDescriptor(d));
+	CUDNN_CHECK(cudnnSetTensor4dDescriptor(*d, CUDNN_TENSOR_NCHW, dnn_type(t), (int)dims[0], (int)dims[1], (int)dims[2],
+		(int)dims[3]));
+	return 0;
+}
+
+/* Descriptors and algorithm for convolution step S (forward, backward data or filter). */
+int
+prepare_conv(CudaExec *e, const PlanStep *s, Conv *cv, ErrBuf eb)
+{
+	const Type *x, *w, *y;
+	int64_t xdims[4];
+	if (s->op == OP_conv2d) {
+		x = vt(e, s->in[0]);
+		w = vt(e, s->in[1]);
+		y = vt(e, s->out);
+		memcpy(xdims, x->dim, sizeof xdims);
+	} else if (s->op == OP_conv2d_bwd_data) {
+		y = vt(e, s->in[0]);
+		w = vt(e, s->in[1]);
+		x = vt(e, s->out);
+		memcpy(xdims, x->dim, sizeof xdims);
+	} else {
+		y = vt(e, s->in[0]);
+		x = vt(e, s->in[1]);
+		w = vt(e, s->out);
+		memcpy(xdims, x->dim, sizeof xdims);
+	}
+	if (x->dtype != w->dtype || x->dtype != y->dtype) {
+		snprintf(eb.msg, eb.len, "the convolution's operands mix fp16 and fp32 (cuDNN needs one type)");
+		return -1;
+	}
+	if (tensor4(&cv->x, x, xdims, eb) || tensor4(&cv->y, y, y->dim, eb))
+		return -1;
+	CUDNN_CHECK(cudnnCreateFilterDescriptor(&cv->w));
+	CUDNN_CHECK(cudnnSetFilter4dDescriptor(cv->w, dnn_type(w), CUDNN_TENSOR_NCHW, (int)w->dim[0], (int)w->dim[1],
+		(int)w->dim[2], (int)w->dim[3]));
+	const AttrVal *st = attr(s, "stride"), *pa = attr(s, "padding");
+	int groups = (int)attr(s, "groups")->i[0];
+	CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&cv->c));
+	CUDNN_CHECK(cudnnSetConvolution2dDescriptor(cv->c, (int)pa->i[0], (int)pa->i[1], (int)st->i[0], (int)st->i[1], 1, 1,
+		CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+	CUDNN_CHECK(cudnnSetConvolutionGroupCount(cv->c, groups));
+	/* fp32 stays IEEE fp32 (no TF32); fp16 may use tensor cores, accumulating in fp32 */
+	CUDNN_CHECK(cudnnSetConvolutionMathType(cv->c, x->dtype == DT_F16 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH));
+
+	AlgoCache key = {};
+	int k = 0;
+	key.key[k++] = (int)s->op;
+	for (int i = 0; i < 4; i++) {
+		key.key[k++] = (int)xdims[i];
+		key.key[k++] = (int)w->dim[i];
+	}
+	key.key[k++] = (int)y->dim[1];
+	key.key[k++] = (int)y->dim[2];
+	key.key[k++] = (int)y->dim[3];
+	key.key[k++] = (int)pa->i[0];
+	key.key[k++] = (int)pa->i[1];
+	key.key[k++] = (int)st->i[0];
+	key.key[k++] = (int)st->i[1];
+	key.key[k++] = groups;
+	key.key[k++] = (int)x->dtype;
+	for (int i = 0; i < e->ncache; i++)
+		if (memcmp(e->cache[i].key, key.key, sizeof key.key) == 0) {
+			cv->algo = e->cache[i].algo;
+			cv->ws = e->cache[i].ws;
+			return 0;
+		}
+	enum { N = 16 };
+	int got = 0;
+	cv->algo = -1;
+	if (s->op == OP_conv2d) {
+		cudnnConvolutionFwdAlgoPerf_t perf[N];
+		CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(e->dnn, cv->x, cv->w, cv->c, cv->y, N, &got, perf));
+		for (int i = 0; i < got && cv->algo < 0; i++)
+			if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= e->ws_max &&
+			    (!e->deterministic || perf[i].determinism == CUDNN_DETERMINISTIC)) {
+				cv->algo = perf[i].algo;
+				cv->ws = perf[i].memory;
+			}
+	} else if (s->op == OP_conv2d_bwd_data) {
+		cudnnConvolutionBwdDataAlgoPerf_t perf[N];
+		CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(e->dnn, cv->w, cv->y, cv->c, cv->x, N, &got, perf));
+		for (int i = 0; i < got && cv->algo < 0; i++)
+			if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= e->ws_max &&
+			    (!e->deterministic || perf[i].determinism == CUDNN_DETERMINISTIC)) {
+				cv->algo = perf[i].algo;
+				cv->ws = perf[i].memory;
+			}
+	} else {
+		cudnnConvolutionBwdFilterAlgoPerf_t perf[N];
+		CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(e->dnn, cv->x, cv->y, cv->c, cv->w, N, &got, perf));
+		for (int i = 0; i < got && cv->algo < 0; i++)
+			if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= e->ws_max &&
+			    (!e->deterministic || perf[i].determinism == CUDNN_DETERMINISTIC)) {
+				cv->algo = perf[i].algo;
+				cv->ws = perf[i].memory;
+			}
+	}
+	if (cv->algo < 0) {
+		snprintf(eb.msg, eb.len, "cuDNN offers no %salgorithm for this convolution within %zu MB of workspace",
+			e->deterministic ? "deterministic " : "", e->ws_max >> 20);
+		return -1;
+	}
+	if (e->ncache < (int)(sizeof e->cache / sizeof e->cache[0])) {
+		key.algo = cv->algo;
+		key.ws = cv->ws;
+		e->cache[e->ncache++] = key;
+	}
+	return 0;
+}
+
+void
+free_conv(Conv *cv)
+{
+	if (cv->x)
+		cudnnDestroyTensorDescriptor(cv->x);
+	if (cv->y)
+		cudnnDestroyTensorDescriptor(cv->y);
+	if (cv->w)
+		cudnnDestroyFilterDescriptor(cv->w);
+	if (cv->c)
+		cudnnDestroyConvolutionDescriptor(cv->c);
+}
+
+/* "PROGRAM step I (op name at loc): " */
+void
+where(const CudaExec *e, int g, int i, char *buf, size_t len)
+{
+	const PlanStep *s = &program(e, g)->steps[i];
+	snprintf(buf, len, "%s step %d (%s%s%s at %s)", g ? "eval" : "train", i, nnc_ops[s->op].name, s->name[0] ? " " : "",
+		s->name, s->loc);
+}
+
+int
+setup(CudaExec *e, const Plan *p, const CudaOptions *o, ErrBuf eb)
+{
+	e->p = p;
+	e->deterministic = o && o->deterministic;
+	e->ws_max = o && o->workspace_max ? o->workspace_max : DEFAULT_WORKSPACE;
+	int count = 0;
+	CUDA_CHECK(cudaGetDeviceCount(&count));
+	int dev = o ? o->device : 0;
+	if (dev < 0 || dev >= count) {
+		snprintf(eb.msg, eb.len, "no CUDA device %d (%d found)", dev, count);
+		return -1;
+	}
+	CUDA_CHECK(cudaSetDevice(dev));
+	size_t free_b = 0, total_b = 0, need = 0;
+	CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+	for (int k = 0; k < PLAN_NARENA; k++) {
+		e->bytes[k] = ((size_t)p->arena_bytes[k] + 255) / 256 * 256 + 256;
+		need += e->bytes[k];
+	}
+	if (need > free_b) {
+		snprintf(eb.msg, eb.len, "out of GPU memory: the plan needs %.1f MB, %.1f MB of %.1f MB are free", need / 1e6,
+			free_b / 1e6, total_b / 1e6);
+		return -1;
+	}
+	for (int k = 0; k < PLAN_NARENA; k++) {
+		CUDA_CHECK(cudaMalloc((void **)&e->base[k], e->bytes[k]));
+		CUDA_CHECK(cudaMemset(e->base[k], 0, e->bytes[k]));
+	}
+	CUDA_CHECK(cudaMalloc((void **)&e->bad, sizeof(int)));
+	CUDA_CHECK(cudaStreamCreate(&e->st));
+	CUBLAS_CHECK(cublasCreate(&e->blas));
+	CUBLAS_CHECK(cublasSetStream(e->blas, e->st));
+	CUDNN_CHECK(cudnnCreate(&e->dnn));
+	CUDNN_CHECK(cudnnSetStream(e->dnn, e->st));
+	for (int g = 0; g < 2; g++) {
+		const PlanProgram *prog = program(e, g);
+		if (g == 0 && !p->has_train)
+			continue;
+		e->conv[g] = new Conv[prog->nsteps > 0 ? prog->nsteps : 1];
+		for (int i = 0; i < prog->nsteps; i++) {
+			const PlanStep *s = &prog->steps[i];
+			char at[512], msg[512];
+			ErrBuf sub = {msg, sizeof msg};
+			msg[0] = 0;
+			int rc = 0;
+			if (s->acc == DT_F16 && (nnc_ops[s->op].flags & OPF_ACC)) {
+				snprintf(msg, sizeof msg, "fp16 accumulation (acc: f16) runs on the CPU only (nnrun --device cpu)");
+				rc = -1;
+			} else if (s->op == OP_conv2d || s->op == OP_conv2d_bwd_data || s->op == OP_conv2d_bwd_filter)
+				rc = prepare_conv(e, s, &e->conv[g][i], sub);
+			if (rc) {
+				where(e, g, i, at, sizeof at);
+				snprintf(eb.msg, eb.len, "%s: %s", at, msg);
+				return -1;
+			}
+			if (e->conv[g][i].ws > e->ws_bytes)
+				e->ws_bytes = e->conv[g][i].ws;
+		}
+	}
+	if (e->ws_bytes) {
+		CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+		if (e->ws_bytes > free_b) {
+			snprintf(eb.msg, eb.len, "out of GPU memory: the convolution workspace needs %.1f MB, %.1f MB are free",
+				e->ws_bytes / 1e6, free_b / 1e6);
+			return -1;
+		}
+		CUDA_CHECK(cudaMalloc(&e->ws, e->ws_bytes));
+	}
+	return 0;
+}
+
+} // namespace
+
+extern "C" CudaExec *
+nnc_cuda_exec_new(const Plan *p, const CudaOptions *o, char *err, size_t errlen)
+{
+	CudaExec *e = new CudaExec;
+	ErrBuf eb = {err, errlen};
+	err[0] = 0;
+	if (setup(e, p, o, eb) != 0) {
+		nnc_cuda_exec_free(e);
+		return nullptr;
+	}
+	return e;
+}
+
+extern "C" void
+nnc_cuda_exec_free(CudaExec *e)
+{
+	if (!e)
+		return;
+	for (int g = 0; g < 2; g++) {
+		if (!e->conv[g])
+			continue;
+		const PlanProgram *prog = program(e, g);
+		for (int i = 0; i < prog->nsteps; i++)
+			free_conv(&e->conv[g][i]);
+		delete[] e->conv[g];
+	}
+	if (e->dnn)
+		cudnnDestroy(e->dnn);
+	if (e->blas)
+		cublasDestroy(e->blas);
+	if (e->st)
+		cudaStreamDestroy(e->st);
+	for (int k = 0; k < PLAN_NARENA; k++)
+		cudaFree(e->base[k]);
+	cudaFree(e->ws);
+	cudaFree(e->bad);
+	delete e;
+}
+
+extern "C" int
+nnc_cuda_upload(CudaExec *e, int v, const void *host, char *err, size_t errlen)
+{
+	ErrBuf eb = {err, errlen};
+	const Type *t = vt(e, v);
+	CUDA_CHECK(cudaMemcpy(buf(e, v).p, host, (size_t)numel(t) * dtype_size(t->dtype), cudaMemcpyHostToDevice));
+	return 0;
+}
+
+extern "C" int
+nnc_cuda_download(CudaExec *e, int v, void *host, char *err, size_t errlen)
+{
+	ErrBuf eb = {err, errlen};
+	const Type *t = vt(e, v);
+	CUDA_CHECK(cudaMemcpy(host, buf(e, v).p, (size_t)numel(t) * dtype_size(t->dtype), cudaMemcpyDeviceToHost));
+	return 0;
+}
+
+extern "C" int
+nnc_cuda_upload_arena(CudaExec *e, int k, const void *host, char *err, size_t errlen)
+{
+	ErrBuf eb = {err, errlen};
+	CUDA_CHECK(cudaMemcpy(e->base[k], host, (size_t)e->p->arena_bytes[k], cudaMemcpyHostToDevice));
+	return 0;
+}
+
+extern "C" int
+nnc_cuda_download_arena(CudaExec *e, int k, void *host, char *err, size_t errlen)
+{
+	ErrBuf eb = {err, errlen};
+	CUDA_CHECK(cudaMemcpy(host, e->base[k], (size_t)e->p->arena_bytes[k], cudaMemcpyDeviceToHost));
+	return 0;
+}
+
+extern "C" int
+nnc_cuda_poison(CudaExec *e, char *err, size_t errlen)
+{
+	ErrBuf eb = {err, errlen};
+	CUDA_CHECK(cudaMemset(e->base[PLAN_ARENA_ACT], 0xFF, e->bytes[PLAN_ARENA_ACT]));
+	return 0;
+}
+
+extern "C" int
+nnc_cuda_run(CudaExec *e, int g, int first, int last, CudaRunState *rs, int *skipped, char *err, size_t errlen)
+{
+	ErrBuf eb = {err, errlen};
+	const PlanProgram *prog = program(e, g);
+	if (g == 0 && !e->p->has_train) {
+		snprintf(err, errlen, "the plan has no training program");
+		return -1;
+	}
+	if (last > prog->nsteps)
+		last = prog->nsteps;
+	bool checks = false;
+	for (int i = first; i < last; i++)
+		checks |= prog->steps[i].op == OP_grad_check;
+	if (checks)
+		CUDA_CHECK(cudaMemsetAsync(e->bad, 0, sizeof(int), e->st));
+	for (int i = first; i < last; i++) {
+		const PlanStep *s = &prog->steps[i];
+		char msg[512] = "";
+		Ctx c = {e, s, &e->conv[g][i], rs, i, {msg, sizeof msg}};
+		int rc = s->nchain ? r_ew(c) : runners[s->op](c);
+		if (rc != 0) {
+			char at[512];
+			where(e, g, i, at, sizeof at);
+			snprintf(err, errlen, "%s: %s", at, msg);
+			return -1;
+		}
+		if (s->group == 3)
+			i += 2; /* the group's other two steps are done */
+	}
+	CUDA_CHECK(cudaStreamSynchronize(e->st));
+	if (skipped) {
+		int bad = 0;
+		if (checks)
+			CUDA_CHECK(cudaMemcpy(&bad, e->bad, sizeof bad, cudaMemcpyDeviceToHost));
+		*skipped = bad;
+	}
+	return 0;
+}
+
+extern "C" size_t
+nnc_cuda_bytes(const CudaExec *e)
+{
+	size_t n = e->ws_bytes;
+	for (int k = 0; k < PLAN_NARENA; k++)
+		n += e->bytes[k];
+	return n;
+}

@@ -1,0 +1,804 @@
+/* The CUDA backend's own kernels (see kernels.cuh). Indexing: a tensor [n, c, hw] is NCHW, so
+ * element e of channel ch in image img sits at (img * c + ch) * hw + e. Elementwise kernels use
+ * a grid-stride loop, one thread per element. Per-channel reductions (batch norm) use one block
+ * per channel: thread t sums elements t, t + blockDim, ... of the channel's n * hw in double,
+ * then a shared-memory tree adds the partial sums in a fixed order. Per-row kernels (softmax,
+ * cross-entropy) use one thread per row of k classes. Pooling backward gathers: one thread per
+ * input element adds, in the CPU's scatter order (output windows in row-major order), the
+ * gradients of the windows that select it, so no atomics are needed. The formulas, including
+ * where they widen to double, follow runtime/cpu/kernels_impl.h line by line. */
+#include "runtime/cuda/kernels.cuh"
+
+#include <cuda_fp16.h>
+
+namespace {
+
+const int THREADS = 256;
+
+int
+blocks_for(long long n)
+{
+	long long b = (n + THREADS - 1) / THREADS;
+	return (int)(b < 1 ? 1 : b > 4096 ? 4096 : b);
+}
+
+__device__ __forceinline__ float
+ld(Buf b, long long i)
+{
+	return b.f16 ? __half2float(static_cast<const __half *>(b.p)[i]) : static_cast<const float *>(b.p)[i];
+}
+
+__device__ __forceinline__ void
+st(Buf b, long long i, float v)
+{
+	if (b.f16)
+		static_cast<__half *>(b.p)[i] = __float2half_rn(v);
+	else
+		static_cast<float *>(b.p)[i] = v;
+}
+
+__device__ __forceinline__ float
+act(float y, int a)
+{
+	if (a == 1)
+		return y > 0.0f ? y : 0.0f;
+	if (a == 2)
+		return y > 0.0f ? (y < 6.0f ? y : 6.0f) : 0.0f;
+	return y;
+}
+
+/* The activation backward as a prologue: dz through the activation whose output was y. */
+__device__ __forceinline__ float
+act_grad(float dz, float y, int pro)
+{
+	if (pro == 1)
+		return y > 0.0f ? dz : 0.0f;
+	if (pro == 2)
+		return y > 0.0f && y < 6.0f ? dz : 0.0f;
+	return dz;
+}
+
+#define GRID_LOOP(i, n) for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (n); i += (long long)gridDim.x * blockDim.x)
+
+/* ---- elementwise programs (cpu_ew_range's expressions; erf, tanh, exp in double as the CPU's
+ * float kernels call the double functions) ---- */
+
+__device__ float
+ew1(int op, float a, float b)
+{
+	const float half = 0.5f, one = 1.0f, six = 6.0f;
+	const float SQRT1_2 = 0.70710678118654752440f, INV_SQRT_2PI = 0.39894228040143267794f;
+	switch (op) {
+	case EW_RELU: return a > 0.0f ? a : 0.0f;
+	case EW_RELU6: return a > 0.0f ? (a < six ? a : six) : 0.0f;
+	case EW_GELU: return (float)(a * half * (one + erf((double)(a * SQRT1_2))));
+	case EW_TANH: return (float)tanh((double)a);
+	case EW_ADD: return a + b;
+	case EW_MUL: return a * b;
+	case EW_RELU_BWD: return a > 0.0f ? b : 0.0f;
+	case EW_RELU6_BWD: return a > 0.0f && a < six ? b : 0.0f;
+	case EW_GELU_BWD:
+		return (float)(b * (half * (one + erf((double)(a * SQRT1_2))) + a * (exp((double)(-half * a * a)) * INV_SQRT_2PI)));
+	case EW_TANH_BWD: return b * (one - a * a);
+	}
+	return 0.0f;
+}
+
+__global__ void
+k_ew(EwProgram p)
+{
+	GRID_LOOP(i, p.n)
+	{
+		float prev = 0.0f;
+		for (int j = 0; j < p.nops; j++) {
+			float a = p.a[j] == EW_PREV ? prev : p.a[j] >= 0 ? ld(p.in[p.a[j]], i) : 0.0f;
+			float b = p.b[j] == EW_PREV ? prev : p.b[j] >= 0 ? ld(p.in[p.b[j]], i) : 0.0f;
+			float r = ew1(p.op[j], a, b);
+			if (j + 1 < p.nops && p.out.f16) /* an intermediate the unfused plan stores in fp16 */
+				r = __half2float(__float2half_rn(r));
+			prev = r;
+		}
+		st(p.out, i, act(prev, p.act));
+	}
+}
+
+__global__ void
+k_scale_copy(Buf x, Buf y, float s, long long n)
+{
+	GRID_LOOP(i, n)
+	st(y, i, s == 1.0f ? ld(x, i) : s * ld(x, i));
+}
+
+/* y[(img * c + ch) * hw + e] = act(y + b[ch]) */
+__global__ void
+k_bias_act(Buf y, Buf b, long long n, int c, int hw, int a)
+{
+	GRID_LOOP(i, n)
+	{
+		float v = ld(y, i);
+		if (b.p)
+			v += ld(b, (i / hw) % c);
+		st(y, i, act(v, a));
+	}
+}
+
+/* ---- batch norm: one block per channel ---- */
+
+__device__ double
+block_sum(double v, double *sh)
+{
+	sh[threadIdx.x] = v;
+	__syncthreads();
+	for (int w = blockDim.x / 2; w > 0; w /= 2) {
+		if (threadIdx.x < w)
+			sh[threadIdx.x] += sh[threadIdx.x + w];
+		__syncthreads();
+	}
+	double t = sh[0];
+	__syncthreads();
+	return t;
+}
+
+__device__ __forceinline__ long long
+at(int img, int ch, int e, int c, int hw)
+{
+	return ((long long)img * c + ch) * hw + e;
+}
+
+__global__ void
+k_bn_stats(Buf x, int n, int c, int hw, double eps, Buf stats)
+{
+	__shared__ double sh[THREADS];
+	int ch = blockIdx.x;
+	long long count = (long long)n * hw;
+	double s = 0;
+	for (long long e = threadIdx.x; e < count; e += blockDim.x)
+		s += ld(x, at((int)(e / hw), ch, (int)(e % hw), c, hw));
+	double m = block_sum(s, sh) / count;
+	double q = 0;
+	for (long long e = threadIdx.x; e < count; e += blockDim.x) {
+		double d = ld(x, at((int)(e / hw), ch, (int)(e % hw), c, hw)) - m;
+		q += d * d;
+	}
+	double ss = block_sum(q, sh);
+	if (threadIdx.x == 0) {
+		st(stats, ch, (float)m);
+		st(stats, c + ch, (float)(1 / sqrt(ss / count + eps)));
+		st(stats, 2 * c + ch, (float)(ss / (count - 1)));
+	}
+}
+
+__global__ void
+k_bn_apply(Buf x, Buf stats, Buf w, Buf b, Buf y, long long total, int c, int hw, int a)
+{
+	GRID_LOOP(i, total)
+	{
+		int ch = (int)((i / hw) % c);
+		float scale = ld(stats, c + ch) * (w.p ? ld(w, ch) : 1.0f), shift = b.p ? ld(b, ch) : 0.0f;
+		st(y, i, act((ld(x, i) - ld(stats, ch)) * scale + shift, a));
+	}
+}
+
+__global__ void
+k_bn_infer(Buf x, Buf mean, Buf var, double eps, Buf w, Buf b, Buf y, long long total, int c, int hw, int a)
+{
+	GRID_LOOP(i, total)
+	{
+		int ch = (int)((i / hw) % c);
+		double inv = 1 / sqrt((double)ld(var, ch) + eps);
+		float scale = (float)(inv * (w.p ? (double)ld(w, ch) : 1.0)), shift = b.p ? ld(b, ch) : 0.0f;
+		st(y, i, act((ld(x, i) - ld(mean, ch)) * scale + shift, a));
+	}
+}
+
+__global__ void
+k_bn_update(Buf rm, Buf rv, Buf stats, int c, double momentum)
+{
+	GRID_LOOP(ch, c)
+	{
+		st(rm, ch, (float)(momentum * ld(stats, ch) + (1 - momentum) * ld(rm, ch)));
+		st(rv, ch, (float)(momentum * ld(stats, 2 * c + ch) + (1 - momentum) * ld(rv, ch)));
+	}
+}
+
+/* bn_backward_channels: sums of g and g * (x - mean) over the channel, g = dz through the
+ * prologue; then dw = sdyx * invstd, db = sdy and dx. */
+__global__ void
+k_bn_backward(Buf dz, Buf act_y, int pro, Buf x, Buf stats, Buf w, Buf dx, Buf dw, Buf db, int n, int c, int hw)
+{
+	__shared__ double sh[THREADS];
+	int ch = blockIdx.x;
+	long long count = (long long)n * hw;
+	float m = x.p ? ld(stats, ch) : 0.0f;
+	double sdy = 0, sdyx = 0;
+	for (long long e = threadIdx.x; e < count; e += blockDim.x) {
+		long long i = at((int)(e / hw), ch, (int)(e % hw), c, hw);
+		float g = act_grad(ld(dz, i), pro ? ld(act_y, i) : 0.0f, pro);
+		sdy += g;
+		if (x.p)
+			sdyx += (double)g * ((double)ld(x, i) - m);
+	}
+	sdy = block_sum(sdy, sh);
+	sdyx = block_sum(sdyx, sh);
+	double inv = x.p ? (double)ld(stats, c + ch) : 0.0;
+	if (threadIdx.x == 0) {
+		if (dw.p)
+			st(dw, ch, (float)(sdyx * inv));
+		if (db.p)
+			st(db, ch, (float)sdy);
+	}
+	if (!dx.p)
+		return;
+	float proj = (float)(sdyx * inv * inv / count), gmean = (float)(sdy / count);
+	float gain = (float)(inv * (w.p ? (double)ld(w, ch) : 1.0));
+	for (long long e = threadIdx.x; e < count; e += blockDim.x) {
+		long long i = at((int)(e / hw), ch, (int)(e % hw), c, hw);
+		float g = act_grad(ld(dz, i), pro ? ld(act_y, i) : 0.0f, pro);
+		st(dx, i, (g - (ld(x, i) - m) * proj - gmean) * gain);
+	}
+}
+
+__device__ float
+fold_factor(Buf var, Buf scale, double eps, int o)
+{
+	double inv = 1 / sqrt((double)ld(var, o) + eps);
+	return (float)(inv * (scale.p ? (double)ld(scale, o) : 1.0));
+}
+
+__global__ void
+k_bn_fold_weight(Buf w, long long total, long long per_out, Buf var, double eps, Buf scale, Buf wf)
+{
+	GRID_LOOP(i, total)
+	st(wf, i, ld(w, i) * fold_factor(var, scale, eps, (int)(i / per_out)));
+}
+
+__global__ void
+k_bn_fold_bias(int out, Buf mean, Buf var, double eps, Buf scale, Buf shift, Buf bias, Buf bf)
+{
+	GRID_LOOP(o, out)
+	{
+		float a = fold_factor(var, scale, eps, (int)o);
+		st(bf, o, ((bias.p ? ld(bias, o) : 0.0f) - ld(mean, o)) * a + (shift.p ? ld(shift, o) : 0.0f));
+	}
+}
+
+/* ---- pooling: plane pl = img * c + ch ---- */
+
+__device__ void
+window(const Pool &p, int oy, int ox, int *y0, int *y1, int *x0, int *x1)
+{
+	int ys = oy * p.sh - p.ph, xs = ox * p.sw - p.pw;
+	*y0 = ys > 0 ? ys : 0;
+	*y1 = ys + p.kh < p.h ? ys + p.kh : p.h;
+	*x0 = xs > 0 ? xs : 0;
+	*x1 = xs + p.kw < p.w ? xs + p.kw : p.w;
+}
+
+/* window_argmax: the first maximum in row-major order, or the last NaN; -1 if empty. */
+__device__ int
+argmax(const Pool &p, Buf x, long long plane, int oy, int ox)
+{
+	int y0, y1, x0, x1;
+	window(p, oy, ox, &y0, &y1, &x0, &x1);
+	int arg = -1;
+	float best = -INFINITY;
+	for (int iy = y0; iy < y1; iy++)
+		for (int ix = x0; ix < x1; ix++) {
+			float v = ld(x, plane + iy * p.w + ix);
+			if (v > best || isnan(v) || arg < 0) {
+				best = v;
+				arg = iy * p.w + ix;
+			}
+		}
+	return arg;
+}
+
+__device__ int
+avg_divisor(const Pool &p, int oy, int ox)
+{
+	int ys = oy * p.sh - p.ph, xs = ox * p.sw - p.pw;
+	int ye = ys + p.kh < p.h + p.ph ? ys + p.kh : p.h + p.ph;
+	int xe = xs + p.kw < p.w + p.pw ? xs + p.kw : p.w + p.pw;
+	return (ye - ys) * (xe - xs);
+}
+
+/* The output windows that contain input row iy: oy in [lo, hi). */
+__device__ void
+windows_over(int i, int k, int s, int pad, int out, int *lo, int *hi)
+{
+	int a = i + pad - k + 1;
+	*lo = a <= 0 ? 0 : (a + s - 1) / s;
+	int b = (i + pad) / s + 1;
+	*hi = b < out ? b : out;
+}
+
+__global__ void
+k_maxpool_fwd(Pool p, Buf x, Buf y)
+{
+	long long total = (long long)p.n * p.c * p.oh * p.ow;
+	GRID_LOOP(i, total)
+	{
+		long long pl = i / (p.oh * p.ow);
+		int o = (int)(i % (p.oh * p.ow)), oy = o / p.ow, ox = o % p.ow;
+		long long plane = pl * p.h * p.w;
+		int arg = argmax(p, x, plane, oy, ox);
+		st(y, i, arg < 0 ? -INFINITY : ld(x, plane + arg));
+	}
+}
+
+__global__ void
+k_maxpool_bwd(Pool p, Buf x, Buf dy, Buf dx)
+{
+	long long total = (long long)p.n * p.c * p.h * p.w;
+	GRID_LOOP(i, total)
+	{
+		long long pl = i / (p.h * p.w);
+		int e = (int)(i % (p.h * p.w)), iy = e / p.w, ix = e % p.w;
+		int oy0, oy1, ox0, ox1;
+		windows_over(iy, p.kh, p.sh, p.ph, p.oh, &oy0, &oy1);
+		windows_over(ix, p.kw, p.sw, p.pw, p.ow, &ox0, &ox1);
+		float g = 0.0f;
+		for (int oy = oy0; oy < oy1; oy++)
+			for (int ox = ox0; ox < ox1; ox++)
+				if (argmax(p, x, pl * p.h * p.w, oy, ox) == e)
+					g += ld(dy, pl * p.oh * p.ow + oy * p.ow + ox);
+		st(dx, i, g);
+	}
+}
+
+__global__ void
+k_avgpool_fwd(Pool p, Buf x, Buf y)
+{
+	long long total = (long long)p.n * p.c * p.oh * p.ow;
+	GRID_LOOP(i, total)
+	{
+		long long pl = i / (p.oh * p.ow);
+		int o = (int)(i % (p.oh * p.ow)), oy = o / p.ow, ox = o % p.ow;
+		int y0, y1, x0, x1;
+		window(p, oy, ox, &y0, &y1, &x0, &x1);
+		double s = 0;
+		for (int iy = y0; iy < y1; iy++)
+			for (int ix = x0; ix < x1; ix++)
+				s += ld(x, pl * p.h * p.w + iy * p.w + ix);
+		st(y, i, (float)(s / avg_divisor(p, oy, ox)));
+	}
+}
+
+__global__ void
+k_avgpool_bwd(Pool p, Buf dy, Buf dx)
+{
+	long long total = (long long)p.n * p.c * p.h * p.w;
+	GRID_LOOP(i, total)
+	{
+		long long pl = i / (p.h * p.w);
+		int e = (int)(i % (p.h * p.w)), iy = e / p.w, ix = e % p.w;
+		int oy0, oy1, ox0, ox1;
+		windows_over(iy, p.kh, p.sh, p.ph, p.oh, &oy0, &oy1);
+		windows_over(ix, p.kw, p.sw, p.pw, p.ow, &ox0, &ox1);
+		float g = 0.0f;
+		for (int oy = oy0; oy < oy1; oy++)
+			for (int ox = ox0; ox < ox1; ox++)
+				g += ld(dy, pl * p.oh * p.ow + oy * p.ow + ox) / (float)avg_divisor(p, oy, ox);
+		st(dx, i, g);
+	}
+}
+
+__global__ void
+k_gap_fwd(Buf x, long long planes, int hw, Buf y)
+{
+	GRID_LOOP(pl, planes)
+	{
+		double s = 0;
+		for (int e = 0; e < hw; e++)
+			s += ld(x, pl * hw + e);
+		st(y, pl, (float)(s / hw));
+	}
+}
+
+__global__ void
+k_gap_bwd(Buf dy, long long total, int hw, Buf dx)
+{
+	GRID_LOOP(i, total)
+	st(dx, i, ld(dy, i / hw) / (float)hw);
+}
+
+/* ---- rows ---- */
+
+__device__ float
+row_max(Buf x, long long r, int k)
+{
+	float m = ld(x, r * k);
+	for (int j = 1; j < k; j++)
+		if (ld(x, r * k + j) > m)
+			m = ld(x, r * k + j);
+	return m;
+}
+
+__device__ double
+row_expsum(Buf x, long long r, int k, float m)
+{
+	double s = 0;
+	for (int j = 0; j < k; j++)
+		s += exp((double)ld(x, r * k + j) - m);
+	return s;
+}
+
+__global__ void
+k_softmax_fwd(Buf x, int n, int k, Buf y)
+{
+	GRID_LOOP(r, n)
+	{
+		float m = row_max(x, r, k);
+		double s = row_expsum(x, r, k, m);
+		for (int j = 0; j < k; j++)
+			st(y, r * k + j, (float)(exp((double)ld(x, r * k + j) - m) / s));
+	}
+}
+
+__global__ void
+k_softmax_bwd(Buf y, Buf dy, int n, int k, Buf dx)
+{
+	GRID_LOOP(r, n)
+	{
+		double dot = 0;
+		for (int j = 0; j < k; j++)
+			dot += (double)ld(dy, r * k + j) * ld(y, r * k + j);
+		for (int j = 0; j < k; j++)
+			st(dx, r * k + j, ld(y, r * k + j) * (ld(dy, r * k + j) - (float)dot));
+	}
+}
+
+/* One block: thread t takes rows t, t + blockDim, ...; the row terms add up in a fixed tree. */
+__global__ void
+k_xent_fwd(Buf logits, const int32_t *labels, int n, int k, double eps, Buf loss)
+{
+	__shared__ double sh[THREADS];
+	double total = 0;
+	for (int r = threadIdx.x; r < n; r += blockDim.x) {
+		int y = labels[r];
+		if (y < 0 || y >= k)
+			continue;
+		float m = row_max(logits, r, k);
+		double lse = m + log(row_expsum(logits, r, k, m)), xsum = 0;
+		for (int j = 0; j < k; j++)
+			xsum += ld(logits, (long long)r * k + j);
+		double nll = lse - ld(logits, (long long)r * k + y), smooth = lse - xsum / k;
+		total += (1 - eps) * nll + eps * smooth;
+	}
+	total = block_sum(total, sh);
+	if (threadIdx.x == 0)
+		st(loss, 0, (float)(total / n));
+}
+
+__global__ void
+k_xent_bwd(Buf logits, const int32_t *labels, int n, int k, double eps, Buf seed, Buf dx)
+{
+	double scale = (double)ld(seed, 0) / n, uniform = eps / k;
+	GRID_LOOP(r, n)
+	{
+		float m = row_max(logits, r, k);
+		double s = row_expsum(logits, r, k, m);
+		for (int j = 0; j < k; j++) {
+			double target = uniform + (j == labels[r] ? 1 - eps : 0);
+			st(dx, r * k + j, (float)(scale * (exp((double)ld(logits, r * k + j) - m) / s - target)));
+		}
+	}
+}
+
+/* ---- copies along channels ---- */
+
+__global__ void
+k_channels_copy(Buf x, int xc, int x0, Buf y, int yc, int y0, int cs, int n, int hw)
+{
+	long long total = (long long)n * cs * hw;
+	GRID_LOOP(i, total)
+	{
+		int e = (int)(i % hw);
+		long long t = i / hw;
+		int ch = (int)(t % cs), img = (int)(t / cs);
+		st(y, at(img, y0 + ch, e, yc, hw), ld(x, at(img, x0 + ch, e, xc, hw)));
+	}
+}
+
+/* ---- dropout: Philox4x32-10 (runtime/cpu/rng.c) ---- */
+
+__device__ uint32_t
+philox_at(uint64_t key, uint64_t idx)
+{
+	uint64_t block = idx >> 2;
+	uint32_t c0 = (uint32_t)block, c1 = (uint32_t)(block >> 32), c2 = 0, c3 = 0;
+	uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32);
+	for (int r = 0; r < 10; r++) {
+		uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;
+		uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0, n1 = (uint32_t)p1;
+		uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1, n3 = (uint32_t)p0;
+		c0 = n0, c1 = n1, c2 = n2, c3 = n3;
+		k0 += 0x9E3779B9u;
+		k1 += 0xBB67AE85u;
+	}
+	uint32_t out[4] = {c0, c1, c2, c3};
+	return out[idx & 3];
+}
+
+__global__ void
+k_dropout_mask(uint64_t key, uint64_t counter, uint64_t threshold, float keep, Buf mask, long long n)
+{
+	GRID_LOOP(i, n)
+	st(mask, i, philox_at(key, counter + (uint64_t)i) >= threshold ? keep : 0.0f);
+}
+
+/* ---- optimizer (sgd_range, adam_range) ---- */
+
+__global__ void
+k_sgd(Sgd o, Buf p, Buf g, Buf buf, long long n, const int *bad, bool unscale, float inv_scale)
+{
+	if (bad && *bad)
+		return;
+	GRID_LOOP(i, n)
+	{
+		float d = unscale ? inv_scale * ld(g, i) : ld(g, i), pv = ld(p, i);
+		if (o.wd != 0.0f)
+			d = d + o.wd * pv;
+		if (o.has_buf) {
+			float b = o.first ? d : ld(buf, i) * o.momentum + d;
+			st(buf, i, b); /* the step goes on with b unrounded, as the CPU's widened copy does */
+			d = o.nesterov ? d + o.momentum * b : b;
+		}
+		st(p, i, pv + o.lr_neg * d);
+	}
+}
+
+__global__ void
+k_adam(Adam o, Buf p, Buf g, Buf m, Buf v, long long n, const int *bad, bool unscale, float inv_scale)
+{
+	if (bad && *bad)
+		return;
+	GRID_LOOP(i, n)
+	{
+		float gv = unscale ? inv_scale * ld(g, i) : ld(g, i), pv = ld(p, i);
+		if (o.decoupled)
+			pv = pv * o.decay;
+		else if (o.wd != 0.0f)
+			gv = gv + o.wd * pv;
+		float mv = ld(m, i);
+		mv = o.w1 < 0.5f ? mv + o.w1 * (gv - mv) : gv - (gv - mv) * (1.0f - o.w1);
+		float vv = ld(v, i) * o.beta2;
+		vv = vv + o.w2 * gv * gv;
+		float denom = (float)(sqrt((double)vv) / o.bc2_sqrt + o.eps);
+		st(m, i, mv);
+		st(v, i, vv);
+		st(p, i, pv + o.step_neg * mv / denom);
+	}
+}
+
+__global__ void
+k_grad_check(Buf x, long long n, int *bad)
+{
+	GRID_LOOP(i, n)
+	if (!isfinite(ld(x, i)))
+		*bad = 1; /* every writer writes the same value */
+}
+
+__global__ void
+k_fill1(Buf y, float v)
+{
+	if (blockIdx.x == 0 && threadIdx.x == 0)
+		st(y, 0, v);
+}
+
+} // namespace
+
+/* ---- launchers ---- */
+
+cudaError_t
+ew_run(const EwProgram &p, cudaStream_t st)
+{
+	k_ew<<<blocks_for(p.n), THREADS, 0, st>>>(p);
+	return cudaGetLastError();
+}
+
+cudaError_t
+scale_copy(Buf x, Buf y, float s, long long n, cudaStream_t st)
+{
+	k_scale_copy<<<blocks_for(n), THREADS, 0, st>>>(x, y, s, n);
+	return cudaGetLastError();
+}
+
+cudaError_t
+bias_act(Buf y, Buf b, long long n, int c, int hw, int a, cudaStream_t st)
+{
+	k_bias_act<<<blocks_for(n), THREADS, 0, st>>>(y, b, n, c, hw, a);
+	return cudaGetLastError();
+}
+
+cudaError_t
+bn_stats(Buf x, int n, int c, int hw, double eps, Buf stats, cudaStream_t st)
+{
+	k_bn_stats<<<c, THREADS, 0, st>>>(x, n, c, hw, eps, stats);
+	return cudaGetLastError();
+}
+
+cudaError_t
+bn_apply(Buf x, Buf stats, Buf w, Buf b, Buf y, int n, int c, int hw, int a, cudaStream_t st)
+{
+	long long total = (long long)n * c * hw;
+	k_bn_apply<<<blocks_for(total), THREADS, 0, st>>>(x, stats, w, b, y, total, c, hw, a);
+	return cudaGetLastError();
+}
+
+cudaError_t
+bn_infer(Buf x, Buf mean, Buf var, double eps, Buf w, Buf b, Buf y, int n, int c, int hw, int a, cudaStream_t st)
+{
+	long long total = (long long)n * c * hw;
+	k_bn_infer<<<blocks_for(total), THREADS, 0, st>>>(x, mean, var, eps, w, b, y, total, c, hw, a);
+	return cudaGetLastError();
+}
+
+cudaError_t
+bn_update(Buf rm, Buf rv, Buf stats, int c, double momentum, cudaStream_t st)
+{
+	k_bn_update<<<blocks_for(c), THREADS, 0, st>>>(rm, rv, stats, c, momentum);
+	return cudaGetLastError();
+}
+
+cudaError_t
+bn_backward(Buf dz, Buf act_y, int pro, Buf x, Buf stats, Buf w, Buf dx, Buf dw, Buf db, int n, int c, int hw,
+	cudaStream_t st)
+{
+	k_bn_backward<<<c, THREADS, 0, st>>>(dz, act_y, pro, x, stats, w, dx, dw, db, n, c, hw);
+	return cudaGetLastError();
+}
+
+cudaError_t
+bn_fold_weight(Buf w, int out, long long per_out, Buf var, double eps, Buf scale, Buf wf, cudaStream_t st)
+{
+	long long total = (long long)out * per_out;
+	k_bn_fold_weight<<<blocks_for(total), THREADS, 0, st>>>(w, total, per_out, var, eps, scale, wf);
+	return cudaGetLastError();
+}
+
+cudaError_t
+bn_fold_bias(int out, Buf mean, Buf var, double eps, Buf scale, Buf shift, Buf bias, Buf bf, cudaStream_t st)
+{
+	k_bn_fold_bias<<<blocks_for(out), THREADS, 0, st>>>(out, mean, var, eps, scale, shift, bias, bf);
+	return cudaGetLastError();
+}
+
+cudaError_t
+maxpool_fwd(const Pool &p, Buf x, Buf y, cudaStream_t st)
+{
+	k_maxpool_fwd<<<blocks_for((long long)p.n * p.c * p.oh * p.ow), THREADS, 0, st>>>(p, x, y);
+	return cudaGetLastError();
+}
+
+cudaError_t
+maxpool_bwd(const Pool &p, Buf x, Buf dy, Buf dx, cudaStream_t st)
+{
+	k_maxpool_bwd<<<blocks_for((long long)p.n * p.c * p.h * p.w), THREADS, 0, st>>>(p, x, dy, dx);
+	return cudaGetLastError();
+}
+
+cudaError_t
+avgpool_fwd(const Pool &p, Buf x, Buf y, cudaStream_t st)
+{
+	k_avgpool_fwd<<<blocks_for((long long)p.n * p.c * p.oh * p.ow), THREADS, 0, st>>>(p, x, y);
+	return cudaGetLastError();
+}
+
+cudaError_t
+avgpool_bwd(const Pool &p, Buf dy, Buf dx, cudaStream_t st)
+{
+	k_avgpool_bwd<<<blocks_for((long long)p.n * p.c * p.h * p.w), THREADS, 0, st>>>(p, dy, dx);
+	return cudaGetLastError();
+}
+
+cudaError_t
+gap_fwd(Buf x, int n, int c, int hw, Buf y, cudaStream_t st)
+{
+	k_gap_fwd<<<blocks_for((long long)n * c), THREADS, 0, st>>>(x, (long long)n * c, hw, y);
+	return cudaGetLastError();
+}
+
+cudaError_t
+gap_bwd(Buf dy, int n, int c, int hw, Buf dx, cudaStream_t st)
+{
+	long long total = (long long)n * c * hw;
+	k_gap_bwd<<<blocks_for(total), THREADS, 0, st>>>(dy, total, hw, dx);
+	return cudaGetLastError();
+}
+
+cudaError_t
+softmax_fwd(Buf x, int n, int k, Buf y, cudaStream_t st)
+{
+	k_softmax_fwd<<<blocks_for(n), THREADS, 0, st>>>(x, n, k, y);
+	return cudaGetLastError();
+}
+
+cudaError_t
+softmax_bwd(Buf y, Buf dy, int n, int k, Buf dx, cudaStream_t st)
+{
+	k_softmax_bwd<<<blocks_for(n), THREADS, 0, st>>>(y, dy, n, k, dx);
+	return cudaGetLastError();
+}
+
+cudaError_t
+xent_fwd(Buf logits, const int32_t *labels, int n, int k, double eps, Buf loss, cudaStream_t st)
+{
+	k_xent_fwd<<<1, THREADS, 0, st>>>(logits, labels, n, k, eps, loss);
+	return cudaGetLastError();
+}
+
+cudaError_t
+xent_bwd(Buf logits, const int32_t *labels, int n, int k, double eps, Buf seed, Buf dx, cudaStream_t st)
+{
+	k_xent_bwd<<<blocks_for(n), THREADS, 0, st>>>(logits, labels, n, k, eps, seed, dx);
+	return cudaGetLastError();
+}
+
+cudaError_t
+concat(const Buf *xs, const int *cs, int m, int n, int hw, Buf y, cudaStream_t st)
+{
+	int yc = 0;
+	for (int i = 0; i < m; i++)
+		yc += cs[i];
+	for (int i = 0, off = 0; i < m; off += cs[i], i++) {
+		k_channels_copy<<<blocks_for((long long)n * cs[i] * hw), THREADS, 0, st>>>(xs[i], cs[i], 0, y, yc, off, cs[i], n,
+			hw);
+		cudaError_t e = cudaGetLastError();
+		if (e != cudaSuccess)
+			return e;
+	}
+	return cudaSuccess;
+}
+
+cudaError_t
+slice(Buf x, int n, int c, int hw, int start, int size, Buf y, cudaStream_t st)
+{
+	k_channels_copy<<<blocks_for((long long)n * size * hw), THREADS, 0, st>>>(x, c, start, y, size, 0, size, n, hw);
+	return cudaGetLastError();
+}
+
+cudaError_t
+dropout_mask(uint64_t key, uint64_t counter, double p, Buf mask, long long n, cudaStream_t st)
+{
+	uint64_t threshold;
+	float keep;
+	if (p >= 1) {
+		threshold = (uint64_t)1 << 32;
+		keep = 0;
+	} else {
+		threshold = p > 0 ? (uint64_t)(p * 4294967296.0) : 0;
+		keep = (float)(1 / (1 - (p > 0 ? p : 0)));
+	}
+	k_dropout_mask<<<blocks_for(n), THREADS, 0, st>>>(key, counter, threshold, keep, mask, n);
+	return cudaGetLastError();
+}
+
+cudaError_t
+sgd(const Sgd &o, Buf p, Buf g, Buf buf, long long n, const int *bad, bool unscale, float inv_scale, cudaStream_t st)
+{
+	k_sgd<<<blocks_for(n), THREADS, 0, st>>>(o, p, g, buf, n, bad, unscale, inv_scale);
+	return cudaGetLastError();
+}
+
+cudaError_t
+adam(const Adam &o, Buf p, Buf g, Buf m, Buf v, long long n, const int *bad, bool unscale, float inv_scale,
+	cudaStream_t st)
+{
+	k_adam<<<blocks_for(n), THREADS, 0, st>>>(o, p, g, m, v, n, bad, unscale, inv_scale);
+	return cudaGetLastError();
+}
+
+cudaError_t
+grad_check(Buf x, long long n, int *bad, cudaStream_t st)
+{
+	k_grad_check<<<blocks_for(n), THREADS, 0, st>>>(x, n, bad);
+	return cudaGetLastError();
+}
+
+cudaError_t
+fill1(Buf y, float v, cudaStream_t st)
+{
+	k_fill1<<<1, 1, 0, st>>>(y, v);
+	return cudaGetLastError();
+}

@@ -1,0 +1,97 @@
+/* The CUDA backend's own kernels (kernels.cu), as launch functions for exec.cu. Each mirrors a
+ * CPU kernel of runtime/cpu/ (named beside it): same formula, same operand order, computing in
+ * f32 on values stored in f32 or f16 (a Buf says which) and rounding results to their storage
+ * dtype, as the CPU executor's widen/narrow does. Sums run in a fixed order per launch
+ * configuration (block trees, no atomics), so repeated runs are bit-identical; they differ
+ * from the CPU's lane sums in the last bits. Every launch function returns the launch's
+ * cudaError_t (cudaGetLastError). */
+#ifndef NNC_CUDA_KERNELS_CUH
+#define NNC_CUDA_KERNELS_CUH
+
+#include <cstdint>
+
+#include <cuda_runtime.h>
+
+/* A tensor in device memory and its storage dtype. */
+struct Buf {
+	void *p;
+	bool f16;
+};
+
+/* Elementwise programs: up to EW_MAXOPS ops run per element, each taking the previous result or
+ * operands; the codes and formulas are runtime/cpu's CpuEw (relu, ..., tanh_bwd). */
+enum { EW_RELU, EW_RELU6, EW_GELU, EW_TANH, EW_ADD, EW_MUL, EW_RELU_BWD, EW_RELU6_BWD, EW_GELU_BWD, EW_TANH_BWD };
+enum { EW_MAXOPS = 5, EW_MAXIN = 8, EW_PREV = -1, EW_NONE = -2 };
+struct EwProgram {
+	int nops;
+	int op[EW_MAXOPS];
+	int a[EW_MAXOPS], b[EW_MAXOPS]; /* operand index, EW_PREV (the previous op's result) or EW_NONE */
+	Buf in[EW_MAXIN];
+	Buf out;
+	int act;   /* epilogue after the last op: 0 none, 1 relu, 2 relu6 */
+	long long n;
+};
+cudaError_t ew_run(const EwProgram &p, cudaStream_t st);
+
+/* y = s * x, converting storage (mul, cast, copies: s = 1). */
+cudaError_t scale_copy(Buf x, Buf y, float s, long long n, cudaStream_t st);
+/* y = act(y + b[channel]) over [n, c, hw] (b may be null): conv and dense epilogues. */
+cudaError_t bias_act(Buf y, Buf b, long long n, int c, int hw, int act, cudaStream_t st);
+
+/* Batch norm over [n, c, hw] (cpu_batchnorm_*). stats: [3, c] mean, invstd, unbiased variance. */
+cudaError_t bn_stats(Buf x, int n, int c, int hw, double eps, Buf stats, cudaStream_t st);
+cudaError_t bn_apply(Buf x, Buf stats, Buf w, Buf b, Buf y, int n, int c, int hw, int act, cudaStream_t st);
+cudaError_t bn_infer(Buf x, Buf mean, Buf var, double eps, Buf w, Buf b, Buf y, int n, int c, int hw, int act,
+	cudaStream_t st);
+cudaError_t bn_update(Buf rm, Buf rv, Buf stats, int c, double momentum, cudaStream_t st);
+/* Backward: any of dx, dw (scale), db (shift or bias) may be null; x may be null when only db is
+ * wanted (bias_grad). pro: the prologue (0 none, 1 relu, 2 relu6) masking dz by act_y. */
+cudaError_t bn_backward(Buf dz, Buf act_y, int pro, Buf x, Buf stats, Buf w, Buf dx, Buf dw, Buf db, int n, int c,
+	int hw, cudaStream_t st);
+cudaError_t bn_fold_weight(Buf w, int out, long long per_out, Buf var, double eps, Buf scale, Buf wf, cudaStream_t st);
+cudaError_t bn_fold_bias(int out, Buf mean, Buf var, double eps, Buf scale, Buf shift, Buf bias, Buf bf,
+	cudaStream_t st);
+
+/* Pooling geometry, as CpuPool. */
+struct Pool {
+	int n, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow;
+};
+cudaError_t maxpool_fwd(const Pool &p, Buf x, Buf y, cudaStream_t st);
+cudaError_t maxpool_bwd(const Pool &p, Buf x, Buf dy, Buf dx, cudaStream_t st);
+cudaError_t avgpool_fwd(const Pool &p, Buf x, Buf y, cudaStream_t st);
+cudaError_t avgpool_bwd(const Pool &p, Buf dy, Buf dx, cudaStream_t st);
+cudaError_t gap_fwd(Buf x, int n, int c, int hw, Buf y, cudaStream_t st);
+cudaError_t gap_bwd(Buf dy, int n, int c, int hw, Buf dx, cudaStream_t st);
+
+/* Rows of k classes. seed: the backward's dloss (ones or the loss scale), a device scalar. */
+cudaError_t softmax_fwd(Buf x, int n, int k, Buf y, cudaStream_t st);
+cudaError_t softmax_bwd(Buf y, Buf dy, int n, int k, Buf dx, cudaStream_t st);
+cudaError_t xent_fwd(Buf logits, const int32_t *labels, int n, int k, double eps, Buf loss, cudaStream_t st);
+cudaError_t xent_bwd(Buf logits, const int32_t *labels, int n, int k, double eps, Buf seed, Buf dx, cudaStream_t st);
+
+/* Channel concat of m inputs of cs[i] channels each, and its inverse piece (slice). */
+cudaError_t concat(const Buf *xs, const int *cs, int m, int n, int hw, Buf y, cudaStream_t st);
+cudaError_t slice(Buf x, int n, int c, int hw, int start, int size, Buf y, cudaStream_t st);
+
+/* Dropout mask from Philox4x32-10 at stream position counter + i (cpu_dropout_mask). */
+cudaError_t dropout_mask(uint64_t key, uint64_t counter, double p, Buf mask, long long n, cudaStream_t st);
+
+/* Optimizer updates (cpu_sgd_step, cpu_adam_step); skipped when *bad is set (grad_check found
+ * inf/NaN), the gradient divided by loss_scale when unscale. */
+struct Sgd {
+	float lr_neg, momentum, wd;
+	bool nesterov, first, has_buf;
+};
+struct Adam {
+	float decay, wd, w1, beta2, w2, bc2_sqrt, eps, step_neg;
+	bool decoupled;
+};
+cudaError_t sgd(const Sgd &o, Buf p, Buf g, Buf buf, long long n, const int *bad, bool unscale, float inv_scale,
+	cudaStream_t st);
+cudaError_t adam(const Adam &o, Buf p, Buf g, Buf m, Buf v, long long n, const int *bad, bool unscale,
+	float inv_scale, cudaStream_t st);
+/* Sets *bad when any element of x is not finite. */
+cudaError_t grad_check(Buf x, long long n, int *bad, cudaStream_t st);
+cudaError_t fill1(Buf y, float v, cudaStream_t st);
+
+#endif

@@ -1,0 +1,284 @@
+/* The CUDA backend against the CPU backend (CTest label `cuda`; exits 77, skipped, without a
+ * usable GPU). For each plan given on the command line:
+ *
+ *  1. Step by step: both backends start from the same parameters and the same random batch
+ *     (images uniform in [-2, 2], random labels), the GPU's activation arena poisoned with NaN
+ *     bytes first so a result a kernel fails to write shows. Each step of the training program
+ *     (a backward group as one unit), then of the evaluation program, runs on both; every value
+ *     it writes (its result, and the operands an update or a running-statistics step writes) is
+ *     compared, and the CPU's values are then copied to the GPU, so each step is checked on
+ *     exactly the CPU's inputs and errors do not compound. Every op in every dtype a plan uses
+ *     is covered this way: the CMake test runs plans of every model in fp32, fp16 and mixed.
+ *  2. A whole step: both backends run the training program from the same state without copying;
+ *     the losses must agree (errors compound through the network here, so the bound is loose).
+ *  3. Determinism: with --deterministic, two runs of the training program from the same state
+ *     leave bit-identical parameters.
+ *
+ * Tolerances (documented in docs/cuda.md): the largest |gpu - cpu| over a tensor, relative to
+ * the tensor's largest |cpu| (at least 1e-3 of it): 1e-4 where the result is stored in fp32
+ * (cuDNN and cuBLAS sum in other orders than the CPU, in fp32), 1e-2 where it is stored in fp16
+ * (a few fp16 roundings of 4.9e-4, where the order of summation moves a value across a
+ * rounding boundary). NaN never passes.
+ *   test_cuda_vs_cpu PLAN... */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/cuda/cuda_backend.h"
+#include "runtime/exec.h"
+#include "runtime/half.h"
+
+static int failures, checks;
+
+static double
+value_at(const Plan *p, const void *base, int v, size_t i)
+{
+	if (p->values[v].dtype == DT_F16)
+		return half_to_float(((const nnc_half *)base)[i]);
+	if (p->values[v].dtype == DT_I32)
+		return ((const int32_t *)base)[i];
+	return ((const float *)base)[i];
+}
+
+/* Compares value V: the CPU's storage against the GPU's (downloaded into TMP). */
+static void
+compare(const Plan *p, Exec *cpu, CudaExec *gpu, int v, void *tmp, const char *what)
+{
+	char err[512];
+	if (nnc_cuda_download(gpu, v, tmp, err, sizeof err) != 0) {
+		printf("FAIL %s: %s\n", what, err);
+		failures++;
+		return;
+	}
+	const void *ref = exec_f32(cpu, v);
+	size_t n = (size_t)type_numel(&p->values[v]);
+	double scale = 0, worst = 0;
+	size_t at = 0;
+	bool nan = false;
+	for (size_t i = 0; i < n; i++)
+		scale = fmax(scale, fabs(value_at(p, ref, v, i)));
+	scale = fmax(scale, 1e-30);
+	for (size_t i = 0; i < n; i++) {
+		double a = value_at(p, tmp, v, i), b = value_at(p, ref, v, i);
+		if (isnan(a) != isnan(b) || isinf(a) != isinf(b)) {
+			nan = true;
+			at = i;
+			break;
+		}
+		double d = isfinite(a) ? fabs(a - b) / fmax(scale, 1e-3 * scale) : 0;
+		if (d > worst) {
+			worst = d;
+			at = i;
+		}
+	}
+	double tol = p->values[v].dtype == DT_F16 ? 1e-2 : 1e-4;
+	checks++;
+	if (nan || worst > tol) {
+		printf("FAIL %s %%%d: element %zu: gpu %.9g, cpu %.9g (relative error %.3g, tolerance %.0e%s)\n", what, v, at,
+			value_at(p, tmp, v, at), value_at(p, ref, v, at), worst, tol, nan ? ", NaN/Inf mismatch" : "");
+		failures++;
+	}
+}
+
+static CudaRunState
+state_of(const Exec *e)
+{
+	CudaRunState s = {.lr = e->lr, .step = e->step, .loss_scale = e->loss_scale, .rng_key = e->rng.key,
+		.rng_counter = e->rng.counter, .momentum = e->recipe.momentum, .weight_decay = e->recipe.weight_decay,
+		.beta1 = e->recipe.beta1, .beta2 = e->recipe.beta2, .eps = e->recipe.eps,
+		.label_smoothing = e->recipe.label_smoothing, .nesterov = e->recipe.nesterov};
+	return s;
+}
+
+/* The values step S writes: its result, and the operands updates and bn_update write. */
+static int
+written(const PlanStep *s, int *out)
+{
+	int n = 0;
+	if (s->out >= 0)
+		out[n++] = s->out;
+	if (s->op == OP_sgd_update || s->op == OP_adam_update)
+		for (int k = 0; k < s->nin; k++)
+			if (k != 1)
+				out[n++] = s->in[k];
+	if (s->op == OP_bn_update)
+		out[n++] = s->in[0], out[n++] = s->in[1];
+	return n;
+}
+
+static bool
+upload_all(const Plan *p, Exec *cpu, CudaExec *gpu, char *err, size_t errlen)
+{
+	for (int k = 0; k < PLAN_NARENA; k++)
+		if (nnc_cuda_upload_arena(gpu, k, cpu->base[k], err, errlen) != 0)
+			return false;
+	(void)p;
+	return true;
+}
+
+static void
+fill_batch(const Plan *p, Exec *cpu, uint64_t seed)
+{
+	const Type *img = &p->values[p->inputs[0].value];
+	float *x = exec_f32(cpu, p->inputs[0].value);
+	size_t n = (size_t)type_numel(img);
+	uint64_t s = seed * 0x9e3779b97f4a7c15ull + 1;
+	for (size_t i = 0; i < n; i++) {
+		s = s * 6364136223846793005ull + 1442695040888963407ull;
+		x[i] = (float)((double)(s >> 11) * 0x1p-53 * 4 - 2);
+	}
+	if (p->inputs[1].value >= 0) {
+		int32_t *y = exec_i32(cpu, p->inputs[1].value);
+		int k = (int)p->values[p->eval.logits].dim[1];
+		for (int64_t i = 0; i < p->batch; i++) {
+			s = s * 6364136223846793005ull + 1442695040888963407ull;
+			y[i] = (int32_t)((s >> 33) % (uint64_t)k);
+		}
+	}
+}
+
+static void
+step_by_step(const Plan *p, Exec *cpu, CudaExec *gpu, int g, const char *name)
+{
+	const PlanProgram *prog = g ? &p->eval : &p->train;
+	char err[1024];
+	size_t maxbytes = 16;
+	for (int v = 0; v < p->nvalues; v++) {
+		size_t b = (size_t)type_numel(&p->values[v]) * dtype_size(p->values[v].dtype);
+		maxbytes = b > maxbytes ? b : maxbytes;
+	}
+	void *tmp = malloc(maxbytes);
+	for (int i = 0; tmp && i < prog->nsteps; i++) {
+		int span = prog->steps[i].group > 1 ? prog->steps[i].group : 1;
+		CudaRunState st = state_of(cpu);
+		if (nnc_cuda_run(gpu, g, i, i + span, &st, NULL, err, sizeof err) != 0 ||
+		    !exec_run_steps(cpu, prog, i, i + span, err, sizeof err)) {
+			printf("FAIL %s: %s\n", name, err);
+			failures++;
+			break;
+		}
+		for (int j = i; j < i + span; j++) {
+			int vs[NNC_MAXARGS + 2], nv = written(&prog->steps[j], vs);
+			char what[512];
+			snprintf(what, sizeof what, "%s %s step %d (%s at %s)", name, g ? "eval" : "train", j,
+				nnc_ops[prog->steps[j].op].name, prog->steps[j].loc);
+			for (int k = 0; k < nv; k++) {
+				compare(p, cpu, gpu, vs[k], tmp, what);
+				if (nnc_cuda_upload(gpu, vs[k], exec_f32(cpu, vs[k]), err, sizeof err) != 0) {
+					printf("FAIL %s: %s\n", what, err);
+					failures++;
+				}
+			}
+		}
+		i += span - 1;
+	}
+	free(tmp);
+}
+
+static int
+check_plan(const char *path)
+{
+	Arena a = {0};
+	Plan p;
+	char err[2048];
+	if (!plan_read(path, &p, &a, false, err, sizeof err)) {
+		printf("FAIL %s\n", err);
+		arena_free(&a);
+		return 1;
+	}
+	Exec cpu;
+	if (!exec_init(&cpu, &p, 2, err, sizeof err)) {
+		printf("FAIL %s: %s\n", path, err);
+		arena_free(&a);
+		return 1;
+	}
+	exec_init_params(&cpu, 1);
+	fill_batch(&p, &cpu, 7);
+	CudaOptions o = {.device = 0, .deterministic = 1};
+	CudaExec *gpu = nnc_cuda_exec_new(&p, &o, err, sizeof err);
+	if (!gpu) {
+		printf("FAIL %s: %s\n", path, err);
+		exec_free(&cpu);
+		arena_free(&a);
+		return 1;
+	}
+	int before = failures;
+	/* 1. step by step, training then evaluation */
+	if (upload_all(&p, &cpu, gpu, err, sizeof err) && nnc_cuda_poison(gpu, err, sizeof err) == 0) {
+		if (p.has_train)
+			step_by_step(&p, &cpu, gpu, 0, path);
+		step_by_step(&p, &cpu, gpu, 1, path);
+	} else {
+		printf("FAIL %s: %s\n", path, err);
+		failures++;
+	}
+	/* 2. a whole training step from the same state: the losses agree */
+	if (p.has_train && p.train.loss >= 0) {
+		fill_batch(&p, &cpu, 11);
+		CudaRunState st = state_of(&cpu);
+		float gl = 0;
+		if (!upload_all(&p, &cpu, gpu, err, sizeof err) || nnc_cuda_run(gpu, 0, 0, p.train.nsteps, &st, NULL, err, sizeof err) ||
+		    !exec_run(&cpu, &p.train, err, sizeof err)) {
+			printf("FAIL %s whole step: %s\n", path, err);
+			failures++;
+		} else {
+			nnc_half h;
+			bool half = p.values[p.train.loss].dtype == DT_F16;
+			if (nnc_cuda_download(gpu, p.train.loss, half ? (void *)&h : (void *)&gl, err, sizeof err) == 0) {
+				if (half)
+					gl = half_to_float(h);
+				float cl = *exec_view_f32(&cpu, p.train.loss);
+				checks++;
+				if (!(fabs(gl - cl) <= 2e-2 * fmax(1, fabs(cl)))) {
+					printf("FAIL %s whole step: loss gpu %.7g, cpu %.7g\n", path, gl, cl);
+					failures++;
+				}
+			}
+		}
+		/* 3. deterministic repeats: bit-identical parameters */
+		size_t pb = (size_t)p.arena_bytes[PLAN_ARENA_PARAM];
+		unsigned char *r1 = malloc(pb + 1), *r2 = malloc(pb + 1), *start = malloc(pb + 1);
+		memcpy(start, cpu.base[PLAN_ARENA_PARAM], pb);
+		for (int r = 0; r < 2 && r1 && r2 && start; r++) {
+			st = state_of(&cpu);
+			if (nnc_cuda_upload_arena(gpu, PLAN_ARENA_PARAM, start, err, sizeof err) ||
+			    nnc_cuda_upload_arena(gpu, PLAN_ARENA_IO, cpu.base[PLAN_ARENA_IO], err, sizeof err) ||
+			    nnc_cuda_run(gpu, 0, 0, p.train.nsteps, &st, NULL, err, sizeof err) ||
+			    nnc_cuda_download_arena(gpu, PLAN_ARENA_PARAM, r ? r2 : r1, err, sizeof err)) {
+				printf("FAIL %s deterministic: %s\n", path, err);
+				failures++;
+				break;
+			}
+		}
+		checks++;
+		if (r1 && r2 && memcmp(r1, r2, pb) != 0) {
+			printf("FAIL %s: two deterministic runs from the same state differ\n", path);
+			failures++;
+		}
+		free(r1);
+		free(r2);
+		free(start);
+	}
+	printf("%s: %s\n", path, failures == before ? "ok" : "FAILED");
+	nnc_cuda_exec_free(gpu);
+	exec_free(&cpu);
+	arena_free(&a);
+	return failures != before;
+}
+
+int
+main(int argc, char **argv)
+{
+	char msg[512];
+	int n = nnc_cuda_device_count(msg, sizeof msg);
+	if (n <= 0) {
+		printf("skipped: no usable GPU (%s)\n", n < 0 ? msg : "0 devices");
+		return 77;
+	}
+	printf("device 0: %s\n", msg);
+	for (int i = 1; i < argc; i++)
+		check_plan(argv[i]);
+	printf("test_cuda_vs_cpu: %d checks, %d failed\n", checks, failures);
+	return failures ? 1 : 0;
+}
