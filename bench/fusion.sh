@@ -28,8 +28,8 @@ for m in $models; do
 		f=$(median <"$tmp/f")
 		u=$(median <"$tmp/u")
 		ratio=$(awk -v f="$f" -v u="$u" 'BEGIN { printf "%.3f", u / f }')
-		kf=$(build/nnrun info "$tmp/f.plan" | sed -n 's/.*train program: \([0-9]*\) steps.*/\1/p')
-		ku=$(build/nnrun info "$tmp/u.plan" | sed -n 's/.*train program: \([0-9]*\) steps.*/\1/p')
+		kf=$(build/nnrun info "$tmp/f.plan" | sed -n 's/.*kernels per run.*: train \([0-9]*\),.*/\1/p')
+		ku=$(build/nnrun info "$tmp/u.plan" | sed -n 's/.*kernels per run.*: train \([0-9]*\),.*/\1/p')
 		echo "$m $p: fused $f ms/step, unfused $u ms/step, speed-up $ratio x; act $(act "$tmp/f.plan") vs $(act "$tmp/u.plan") MB"
 		table="$table| $m | $p | $f | $u | $ratio | $(act "$tmp/f.plan") | $(act "$tmp/u.plan") | $kf / $ku |\n"
 	done
@@ -40,7 +40,7 @@ if [ -n "$out" ]; then
 		echo
 		echo "$(date -u +%Y-%m-%d), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $threads threads,"
 		echo "batch 128, synthetic data, SGD with momentum; median of $rounds alternated runs of 10 steps"
-		echo "(bench/fusion.sh). Speed-up = unfused / fused time. Kernels: steps in the training program."
+		echo "(bench/fusion.sh). Speed-up = unfused / fused time. Kernels: launches per training step (nnrun info)."
 		echo
 		printf "$table"
 	} >"$out"

@@ -621,8 +621,19 @@ cmd_info(const Opts *o)
 		threads, w.total / 1e6, w.conv / 1e6, w.wide / 1e6, w.view / 1e6, w.scratch / 1e6);
 	if (p.has_train)
 		printf("  train program: %d steps; eval program: %d steps\n", p.train.nsteps, p.eval.nsteps);
-	else
+	/* kernel launches per run: a backward group's steps are one kernel */
+	int kernels[2] = {0, 0};
+	for (int g = 0; g < 2; g++) {
+		const PlanProgram *prog = g ? &p.eval : &p.train;
+		for (int i = 0; (g || p.has_train) && i < prog->nsteps; i++) {
+			kernels[g]++;
+			if (prog->steps[i].group > 1)
+				i += prog->steps[i].group - 1;
+		}
+	}
+	if (!p.has_train)
 		printf("  eval program: %d steps (no training program: the model has no scalar loss output)\n", p.eval.nsteps);
+	printf("  kernels per run (a backward group counts once): train %d, eval %d\n", kernels[0], kernels[1]);
 	printf("  recipe:\n");
 	recipe_print(stdout, &p.recipe, "    ");
 	arena_free(&a);
