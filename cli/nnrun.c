@@ -67,6 +67,8 @@ static const char usage[] =
 	"  --weights FILE        start from these weights (.safetensors or a checkpoint)\n"
 	"  --train-limit N       use only the first N training images (quick runs, tests)\n"
 	"  --test-limit N        evaluate on the first N test images only\n"
+	"  --records-per-file N  the data files hold N images each (a subset cut from the official\n"
+	"                        files of 10000, as scripts/device-pack.sh makes)\n"
 	"  --steps N             stop after N training steps (tests); a checkpoint is saved\n"
 	"  --quiet               no progress output\n"
 	"  --allow-edited        load a hand-edited plan (it is still fully validated)\n"
@@ -76,7 +78,7 @@ static const char usage[] =
 
 typedef struct {
 	const char *cmd, *plan_path, *plan_b, *data, *metrics, *checkpoint, *resume, *weights, *output, *input, *csv;
-	int threads, train_limit, test_limit;
+	int threads, train_limit, test_limit, records;
 	long max_steps, optimizer_step;
 	bool quiet, allow_edited, check_numerics, deterministic;
 	const char *device; /* "cpu", "cuda" or NULL: automatic */
@@ -188,6 +190,11 @@ parse_opts(Opts *o, int argc, char **argv)
 			if (!parse_int(v, 1, 50000, &n))
 				return usage_error("the limit needs a number from 1 to 50000, got '%s'", v);
 			*(a[2] == 't' && a[3] == 'r' ? &o->train_limit : &o->test_limit) = (int)n;
+		} else if (!strcmp(a, "--records-per-file")) {
+			VALUE();
+			if (!parse_int(v, 1, 10000, &n))
+				return usage_error("--records-per-file needs a number from 1 to 10000, got '%s'", v);
+			o->records = (int)n;
 		} else if (!strcmp(a, "--steps")) {
 			VALUE();
 			if (!parse_int(v, 1, 1L << 40, &n))
@@ -697,7 +704,7 @@ cmd_train(const Opts *o)
 		goto out_arena;
 	}
 	CifarData data;
-	CifarOpenOptions oo = {.max_train = o->train_limit, .max_test = o->test_limit};
+	CifarOpenOptions oo = {.max_train = o->train_limit, .max_test = o->test_limit, .records_per_file = o->records};
 	if (cifar_open(&data, o->data, &oo, err, sizeof err) != 0) {
 		fprintf(stderr, "%s\n", err);
 		goto out_arena;
@@ -877,7 +884,7 @@ cmd_eval(const Opts *o)
 		goto out;
 	CifarData data;
 	/* The loader needs a training set at least one batch long, though eval reads only the test set. */
-	CifarOpenOptions oo = {.max_train = p.batch, .max_test = o->test_limit};
+	CifarOpenOptions oo = {.max_train = p.batch, .max_test = o->test_limit, .records_per_file = o->records};
 	if (cifar_open(&data, o->data, &oo, err, sizeof err) != 0) {
 		fprintf(stderr, "%s\n", err);
 		goto out;
@@ -1118,7 +1125,7 @@ cmd_compare(const Opts *o)
 	int k = (int)pa.values[pa.eval.logits].dim[1];
 	CifarData data;
 	int maxb = pa.batch > pb.batch ? pa.batch : pb.batch;
-	CifarOpenOptions oo = {.max_train = maxb, .max_test = o->test_limit};
+	CifarOpenOptions oo = {.max_train = maxb, .max_test = o->test_limit, .records_per_file = o->records};
 	if (cifar_open(&data, o->data, &oo, err, sizeof err) != 0) {
 		fprintf(stderr, "%s\n", err);
 		goto out;

@@ -1,0 +1,58 @@
+#!/bin/bash
+# The device check, run on a lent GPU machine from the repository root with .device/ carried
+# (scripts/device-pack.sh makes it here; docs/cuda.md). Well under 8 minutes:
+#   1. the machine: GPU, driver, and the CUDA libraries the binaries load
+#   2. the `cuda` tests: the device probe, and the CUDA backend against the CPU backend step by
+#      step (tests/cuda.sh) on the tiny model, ResNet-20 and MobileNet-V2 in fp32, fp16, mixed
+#   3. training on the GPU: the tiny model and ResNet-20, 2 epochs each on the carried subset
+#      (5000 training, 5000 test images), per precision: test accuracy and images/s
+# and a short table last. Everything goes to $OUT/device-check.log too.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${OUT:-/tmp/device-check}
+mkdir -p "$out"
+exec > >(tee "$out/device-check.log") 2>&1
+[ -f .device/bin.tar.xz ] || { echo "device-check: no .device/bin.tar.xz; run scripts/device-pack.sh here and carry .device"; exit 1; }
+work=/tmp/device-check-bin
+rm -rf $work && mkdir -p $work && tar -C $work -xJf .device/bin.tar.xz
+bin=$work/bin
+
+echo "== machine"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+# cuDNN and cuBLAS: the toolkit's, or PyTorch's wheels' (nvidia/*/lib) where the toolkit has none.
+wheels=$(python3 -c 'import glob, os, nvidia; print(":".join(sorted(glob.glob(os.path.join(list(nvidia.__path__)[0], "*", "lib")))))' 2>/dev/null || true)
+export LD_LIBRARY_PATH="$work/lib:/usr/local/cuda/lib64:${wheels}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+if ldd $bin/nnrun | grep "not found"; then
+	echo "device-check: libraries missing (above)"
+fi
+gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
+
+echo "== cuda tests"
+$bin/test_cuda_device
+probe=$?
+CUDA_MODELS="tiny resnet20 mobilenet_v2" timeout 300 tests/cuda.sh $bin/nnc $bin/test_cuda_vs_cpu
+ops=$?
+
+echo "== training on the GPU"
+rows=""
+for m in tiny resnet20; do
+	for p in fp32 fp16 mixed; do
+		plan=/tmp/dc-$m-$p.plan
+		$bin/nnc compile --precision $p "models/$m.nn" -o $plan 2>/dev/null || { rows="$rows$m $p compile-failed\n"; continue; }
+		timeout 120 $bin/nnrun train $plan --device cuda --data .device/data --records-per-file 5000 --train-limit 5000 \
+			--test-limit 5000 --epochs 2 --metrics /tmp/dc-$m-$p.csv --checkpoint /tmp/dc-$m-$p.ckpt --quiet
+		rc=$?
+		last=$(tail -n 1 /tmp/dc-$m-$p.csv 2>/dev/null)
+		# epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,images_per_second,...
+		acc=$(echo "$last" | awk -F, '{ printf "%.2f%%", $5 * 100 }')
+		ips=$(echo "$last" | awk -F, '{ printf "%.0f", $8 }')
+		rows="$rows$m $p exit=$rc test_acc=$acc images/s=$ips\n"
+	done
+done
+
+echo
+echo "== device check, $(date -u +%Y-%m-%d), ${gpu:-no GPU found}"
+verdict() { case $1 in 0) echo passed ;; 77) echo "skipped (no usable GPU)" ;; *) echo "FAILED (exit $1)" ;; esac; }
+echo "cuda_device: $(verdict $probe)"
+echo "cuda_vs_cpu: $(verdict $ops)"
+printf '%b' "$rows"
