@@ -72,6 +72,15 @@ inst_remove(Graph *g, Inst *in)
 }
 
 void
+inst_move_after(Graph *g, Inst *in, Inst *pos)
+{
+	if (in == pos || in->prev == pos)
+		return;
+	inst_remove(g, in);
+	link_after(g, pos, in);
+}
+
+void
 value_replace_uses(Graph *g, Value *old, Value *new)
 {
 	for (Inst *in = g->first; in; in = in->next)

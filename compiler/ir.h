@@ -127,6 +127,8 @@ Graph *graph_new(Arena *a, const char *name, int batch);
  * has no result. */
 Inst *inst_new(Graph *g, Op op, Loc loc, int nargs, Type t);
 void inst_remove(Graph *g, Inst *in);
+/* Moves IN to just after POS (the caller keeps operands defined before their readers). */
+void inst_move_after(Graph *g, Inst *in, Inst *pos);
 /* Makes every operand that refers to OLD refer to NEW instead. */
 void value_replace_uses(Graph *g, Value *old, Value *new);
 /* A deep copy of G (Insts, Values, attribute arrays) in the same arena, named NAME. */

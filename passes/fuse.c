@@ -47,6 +47,22 @@ absorb(Inst *in, Op op, Loc loc)
 	}
 }
 
+/* How many operands refer to each value of G (indexed by value id; the caller frees it), or
+ * NULL after an error. */
+static int *
+count_uses(Graph *g, Diag *d)
+{
+	int *uses = calloc((size_t)g->nvalues + 1, sizeof *uses);
+	if (!uses) {
+		diag_error(d, (Loc){0}, "out of memory in fuse");
+		return NULL;
+	}
+	for (Inst *in = g->first; in; in = in->next)
+		for (int i = 0; i < in->nargs; i++)
+			uses[in->args[i]->id]++;
+	return uses;
+}
+
 /* Folds batchnorm BN into the OPF_FOLDBN op P that defines its input (step 1 above). */
 static bool
 fold_bn(Graph *g, Diag *d, Inst *p, Inst *bn, const int *uses)
@@ -111,14 +127,9 @@ fold_bn(Graph *g, Diag *d, Inst *p, Inst *bn, const int *uses)
 static int
 fold_graph(Graph *g, Diag *d)
 {
-	int *uses = calloc((size_t)g->nvalues + 1, sizeof *uses), folded = 0;
-	if (!uses) {
-		diag_error(d, (Loc){0}, "out of memory in fuse");
+	int *uses = count_uses(g, d), folded = 0;
+	if (!uses)
 		return -1;
-	}
-	for (Inst *in = g->first; in; in = in->next)
-		for (int i = 0; i < in->nargs; i++)
-			uses[in->args[i]->id]++;
 	for (Inst *in = g->first, *next; in && folded >= 0; in = next) {
 		next = in->next;
 		Inst *p = in->op == OP_batchnorm ? in->args[0]->def : NULL;
@@ -220,28 +231,6 @@ prologue_graph(Graph *g, Diag *d)
 	return fused;
 }
 
-static void
-move_after(Graph *g, Inst *in, Inst *after)
-{
-	if (in == after || in->prev == after)
-		return;
-	if (in->prev)
-		in->prev->next = in->next;
-	else
-		g->first = in->next;
-	if (in->next)
-		in->next->prev = in->prev;
-	else
-		g->last = in->prev;
-	in->prev = after;
-	in->next = after->next;
-	if (after->next)
-		after->next->prev = in;
-	else
-		g->last = in;
-	after->next = in;
-}
-
 /* Whether S (bn_bwd_scale) and B (bias_grad) form a backward group with D (bn_bwd_data): the
  * same prologue over the same gradient, input, statistics and activation output. */
 static bool
@@ -275,8 +264,8 @@ group_graph(Graph *g)
 		}
 		if (!s || !b || !group_of(d, s, b))
 			continue;
-		move_after(g, s, d);
-		move_after(g, b, s);
+		inst_move_after(g, s, d);
+		inst_move_after(g, b, s);
 		d->group = 3;
 		formed++;
 	}
@@ -287,14 +276,9 @@ group_graph(Graph *g)
 static int
 chain_graph(Graph *g, Diag *d)
 {
-	int *uses = calloc((size_t)g->nvalues + 1, sizeof *uses), fused = 0;
-	if (!uses) {
-		diag_error(d, (Loc){0}, "out of memory in fuse");
+	int *uses = count_uses(g, d), fused = 0;
+	if (!uses)
 		return -1;
-	}
-	for (Inst *in = g->first; in; in = in->next)
-		for (int i = 0; i < in->nargs; i++)
-			uses[in->args[i]->id]++;
 	for (Inst *c = g->first; c; c = c->next) {
 		if (!(nnc_ops[c->op].flags & OPF_CHAIN) || c->epi || c->pro || c->nchain || !c->nargs)
 			continue;

@@ -325,6 +325,22 @@ read_attrs(Reader *r, yaml_node_t *n, PlanStep *s)
 	}
 }
 
+/* Optional step key KEY naming an epilogue's activation (relu, relu6): EPI_NONE if absent. */
+static Epilogue
+activation_key(Reader *r, yaml_node_t *sn, const char *key)
+{
+	yaml_node_t *v = get(r, sn, key, false);
+	if (!v || r->failed)
+		return EPI_NONE;
+	const char *e = scalar(r, v, key);
+	for (int k = 1; k < NEPI && !r->failed; k++)
+		if (strcmp(e, nnc_ops[nnc_epilogue_op[k]].name) == 0)
+			return (Epilogue)k;
+	if (!r->failed)
+		rfail(r, v, "unknown %s '%s' (relu or relu6)", key, e);
+	return EPI_NONE;
+}
+
 static void
 read_program(Reader *r, yaml_node_t *n, PlanProgram *p)
 {
@@ -362,15 +378,7 @@ read_program(Reader *r, yaml_node_t *n, PlanProgram *p)
 		if (!r->failed && strcmp(acc, "f32") && strcmp(acc, "f16"))
 			rfail(r, sn, "acc must be f16 or f32, got '%s'", acc);
 		s->acc = acc[1] == '1' ? DT_F16 : DT_F32;
-		yaml_node_t *epi = get(r, sn, "epilogue", false);
-		if (epi && !r->failed) {
-			const char *e = scalar(r, epi, "epilogue");
-			for (int k2 = 1; k2 < NEPI && !r->failed && !s->epi; k2++)
-				if (strcmp(e, nnc_ops[nnc_epilogue_op[k2]].name) == 0)
-					s->epi = (Epilogue)k2;
-			if (!r->failed && !s->epi)
-				rfail(r, epi, "unknown epilogue '%s' (relu or relu6)", e);
-		}
+		s->epi = activation_key(r, sn, "epilogue");
 		yaml_node_t *group = get(r, sn, "group", false);
 		if (group && !r->failed)
 			s->group = (int)integer(r, group, "group");
@@ -389,15 +397,7 @@ read_program(Reader *r, yaml_node_t *n, PlanProgram *p)
 					rfail(r, chain, "unknown kernel '%s' in chain", c);
 			}
 		}
-		yaml_node_t *pro = get(r, sn, "prologue", false);
-		if (pro && !r->failed) {
-			const char *e = scalar(r, pro, "prologue");
-			for (int k2 = 1; k2 < NEPI && !r->failed && !s->pro; k2++)
-				if (strcmp(e, nnc_ops[nnc_epilogue_op[k2]].name) == 0)
-					s->pro = (Epilogue)k2;
-			if (!r->failed && !s->pro)
-				rfail(r, pro, "unknown prologue '%s' (relu or relu6)", e);
-		}
+		s->pro = activation_key(r, sn, "prologue");
 	}
 }
 

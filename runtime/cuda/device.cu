@@ -1,44 +1,13 @@
 /* Device discovery and library handles for the CUDA backend (see cuda_backend.h). Every CUDA,
- * cuBLAS and cuDNN call goes through a checking macro that records the call, file and line in
- * the caller's message buffer and returns -1; nothing here exits. */
+ * cuBLAS and cuDNN call goes through a checking macro of check.h. */
 #include "runtime/cuda/cuda_backend.h"
 
-#include <cstdio>
-
-#include <cublas_v2.h>
-#include <cuda_runtime.h>
-#include <cudnn.h>
-
-#define CUDA_CHECK(call)                                                                              \
-	do {                                                                                              \
-		cudaError_t e_ = (call);                                                                      \
-		if (e_ != cudaSuccess) {                                                                      \
-			snprintf(msg, msglen, "%s failed at %s:%d: %s", #call, __FILE__, __LINE__, cudaGetErrorString(e_)); \
-			return -1;                                                                                \
-		}                                                                                             \
-	} while (0)
-
-#define CUBLAS_CHECK(call)                                                                            \
-	do {                                                                                              \
-		cublasStatus_t s_ = (call);                                                                   \
-		if (s_ != CUBLAS_STATUS_SUCCESS) {                                                            \
-			snprintf(msg, msglen, "%s failed at %s:%d: cuBLAS status %d", #call, __FILE__, __LINE__, (int)s_); \
-			return -1;                                                                                \
-		}                                                                                             \
-	} while (0)
-
-#define CUDNN_CHECK(call)                                                                             \
-	do {                                                                                              \
-		cudnnStatus_t s_ = (call);                                                                    \
-		if (s_ != CUDNN_STATUS_SUCCESS) {                                                             \
-			snprintf(msg, msglen, "%s failed at %s:%d: %s", #call, __FILE__, __LINE__, cudnnGetErrorString(s_)); \
-			return -1;                                                                                \
-		}                                                                                             \
-	} while (0)
+#include "runtime/cuda/check.h"
 
 extern "C" int
 nnc_cuda_device_count(char *msg, size_t msglen)
 {
+	ErrBuf eb = {msg, msglen};
 	int n = 0;
 	msg[0] = 0;
 	CUDA_CHECK(cudaGetDeviceCount(&n));
@@ -54,6 +23,7 @@ nnc_cuda_device_count(char *msg, size_t msglen)
 extern "C" int
 nnc_cuda_selftest(char *msg, size_t msglen)
 {
+	ErrBuf eb = {msg, msglen};
 	msg[0] = 0;
 	CUDA_CHECK(cudaSetDevice(0));
 	cublasHandle_t blas;

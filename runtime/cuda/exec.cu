@@ -129,32 +129,10 @@ fail(Ctx &c, const char *what)
 	return -1;
 }
 
-#define LAUNCH(c, call)                                                                                          \
-	do {                                                                                                         \
-		cudaError_t e_ = (call);                                                                                 \
-		if (e_ != cudaSuccess) {                                                                                 \
-			snprintf((c).eb.msg, (c).eb.len, "%s failed at %s:%d: %s", #call, __FILE__, __LINE__, cudaGetErrorString(e_)); \
-			return -1;                                                                                           \
-		}                                                                                                        \
-	} while (0)
-
-#define CUDNN_CHECK_C(c, call)                                                                          \
-	do {                                                                                                     \
-		cudnnStatus_t s_ = (call);                                                                           \
-		if (s_ != CUDNN_STATUS_SUCCESS) {                                                                    \
-			snprintf((c).eb.msg, (c).eb.len, "%s failed at %s:%d: %s", #call, __FILE__, __LINE__, cudnnGetErrorString(s_)); \
-			return -1;                                                                                       \
-		}                                                                                                    \
-	} while (0)
-
-#define CUBLAS_CHECK_C(c, call)                                                                         \
-	do {                                                                                                     \
-		cublasStatus_t s_ = (call);                                                                          \
-		if (s_ != CUBLAS_STATUS_SUCCESS) {                                                                   \
-			snprintf((c).eb.msg, (c).eb.len, "%s failed at %s:%d: %s", #call, __FILE__, __LINE__, cublasGetStatusString(s_)); \
-			return -1;                                                                                       \
-		}                                                                                                    \
-	} while (0)
+/* Runners report through their Ctx's buffer; launchers return cudaError_t. */
+#define LAUNCH(c, call) CUDA_CHECK_IN((c).eb, call)
+#define CUDNN_CHECK_C(c, call) CUDNN_CHECK_IN((c).eb, call)
+#define CUBLAS_CHECK_C(c, call) CUBLAS_CHECK_IN((c).eb, call)
 
 /* ---- elementwise ops and chains ---- */
 

@@ -312,6 +312,24 @@ windows_over(int i, int k, int s, int pad, int out, int *lo, int *hi)
 	*hi = b < out ? b : out;
 }
 
+/* Input element i of a pooling backward: its plane, its offset e in the plane, and the output
+ * windows over it, [oy0, oy1) x [ox0, ox1). */
+struct Over {
+	long long pl;
+	int e, oy0, oy1, ox0, ox1;
+};
+
+__device__ Over
+over(const Pool &p, long long i)
+{
+	Over o;
+	o.pl = i / (p.h * p.w);
+	o.e = (int)(i % (p.h * p.w));
+	windows_over(o.e / p.w, p.kh, p.sh, p.ph, p.oh, &o.oy0, &o.oy1);
+	windows_over(o.e % p.w, p.kw, p.sw, p.pw, p.ow, &o.ox0, &o.ox1);
+	return o;
+}
+
 __global__ void
 k_maxpool_fwd(Pool p, Buf x, Buf y)
 {
@@ -332,16 +350,12 @@ k_maxpool_bwd(Pool p, Buf x, Buf dy, Buf dx)
 	long long total = (long long)p.n * p.c * p.h * p.w;
 	GRID_LOOP(i, total)
 	{
-		long long pl = i / (p.h * p.w);
-		int e = (int)(i % (p.h * p.w)), iy = e / p.w, ix = e % p.w;
-		int oy0, oy1, ox0, ox1;
-		windows_over(iy, p.kh, p.sh, p.ph, p.oh, &oy0, &oy1);
-		windows_over(ix, p.kw, p.sw, p.pw, p.ow, &ox0, &ox1);
+		Over o = over(p, i);
 		float g = 0.0f;
-		for (int oy = oy0; oy < oy1; oy++)
-			for (int ox = ox0; ox < ox1; ox++)
-				if (argmax(p, x, pl * p.h * p.w, oy, ox) == e)
-					g += ld(dy, pl * p.oh * p.ow + oy * p.ow + ox);
+		for (int oy = o.oy0; oy < o.oy1; oy++)
+			for (int ox = o.ox0; ox < o.ox1; ox++)
+				if (argmax(p, x, o.pl * p.h * p.w, oy, ox) == o.e)
+					g += ld(dy, o.pl * p.oh * p.ow + oy * p.ow + ox);
 		st(dx, i, g);
 	}
 }
@@ -370,15 +384,11 @@ k_avgpool_bwd(Pool p, Buf dy, Buf dx)
 	long long total = (long long)p.n * p.c * p.h * p.w;
 	GRID_LOOP(i, total)
 	{
-		long long pl = i / (p.h * p.w);
-		int e = (int)(i % (p.h * p.w)), iy = e / p.w, ix = e % p.w;
-		int oy0, oy1, ox0, ox1;
-		windows_over(iy, p.kh, p.sh, p.ph, p.oh, &oy0, &oy1);
-		windows_over(ix, p.kw, p.sw, p.pw, p.ow, &ox0, &ox1);
+		Over o = over(p, i);
 		float g = 0.0f;
-		for (int oy = oy0; oy < oy1; oy++)
-			for (int ox = ox0; ox < ox1; ox++)
-				g += ld(dy, pl * p.oh * p.ow + oy * p.ow + ox) / (float)avg_divisor(p, oy, ox);
+		for (int oy = o.oy0; oy < o.oy1; oy++)
+			for (int ox = o.ox0; ox < o.ox1; ox++)
+				g += ld(dy, o.pl * p.oh * p.ow + oy * p.ow + ox) / (float)avg_divisor(p, oy, ox);
 		st(dx, i, g);
 	}
 }
