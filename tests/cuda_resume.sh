@@ -1,0 +1,42 @@
+#!/bin/sh
+# Checkpoints cross devices (label cuda; skipped without a usable GPU): a run trained 3 steps
+# on the GPU resumes on the CPU, and one trained on the CPU resumes on the GPU, each for 3 more
+# steps; both continuations must finish with a finite loss close to a run that stays on one
+# device (the devices round differently, so not bit for bit: within 5% after 6 steps). Needs
+# data/.
+#   tests/cuda_resume.sh PATH/TO/nnc PATH/TO/nnrun
+nnc=${1:?usage: cuda_resume.sh NNC NNRUN}
+nnrun=${2:?usage: cuda_resume.sh NNC NNRUN}
+data=${NNC_DATA:-data}
+[ -f "$data/cifar-10-batches-bin/test_batch.bin" ] || { echo "skipped: no CIFAR-10 in $data"; exit 77; }
+TIMEOUT=300
+. "$(dirname "$0")/lib.sh"
+unset NNC_DEVICE
+"$nnc" compile --batch 32 models/resnet20.nn -o "$tmp/r.plan" 2>/dev/null || { echo "FAIL compile"; exit 1; }
+"$nnrun" bench "$tmp/r.plan" --steps 1 --device cuda 2>&1 | grep -q "no usable GPU\|without the CUDA backend" &&
+	{ echo "skipped: no usable GPU"; exit 77; }
+# A gentle learning rate, so that six steps' test loss is a stable figure to compare.
+run="--data $data --train-limit 512 --test-limit 256 --quiet --threads 2 --lr 0.01"
+for first in cuda cpu; do
+	second=$([ $first = cuda ] && echo cpu || echo cuda)
+	expect "train-$first" 0 "" -- "$nnrun" train "$tmp/r.plan" $run --device $first --steps 3 --checkpoint "$tmp/$first.ckpt"
+	expect "resume-on-$second" 0 "" -- "$nnrun" train "$tmp/r.plan" $run --device $second --resume "$tmp/$first.ckpt" \
+		--steps 3 --checkpoint "$tmp/$first-then-$second.ckpt" --metrics "$tmp/$first-then-$second.csv"
+done
+expect "stay-cpu" 0 "" -- "$nnrun" train "$tmp/r.plan" $run --device cpu --steps 6 --checkpoint "$tmp/cpu6.ckpt"
+for pair in cuda-then-cpu cpu-then-cuda; do
+	expect "eval-$pair" 0 "accuracy" -- "$nnrun" eval "$tmp/r.plan" --weights "$tmp/$pair.ckpt" $run --device cpu
+	cp "$tmp/out" "$tmp/$pair.eval"
+done
+expect "eval-cpu6" 0 "accuracy" -- "$nnrun" eval "$tmp/r.plan" --weights "$tmp/cpu6.ckpt" $run --device cpu
+ref=$(sed -n 's/test loss \([0-9.]*\),.*/\1/p' "$tmp/out")
+for pair in cuda-then-cpu cpu-then-cuda; do
+	got=$(sed -n 's/test loss \([0-9.]*\),.*/\1/p' "$tmp/$pair.eval")
+	if awk -v a="$got" -v b="$ref" 'BEGIN { exit !(a != "" && a + 0 == a + 0 && (a - b) ^ 2 <= (0.05 * b) ^ 2) }'; then
+		pass=$((pass + 1))
+	else
+		echo "FAIL $pair: test loss $got after the device switch, $ref on the CPU alone"
+		fail=$((fail + 1))
+	fi
+done
+finish cuda_resume
