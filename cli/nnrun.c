@@ -428,11 +428,6 @@ dev_open(Device *d, const Opts *o, Exec *e)
 {
 	memset(d, 0, sizeof *d);
 	bool want = o->device && !strcmp(o->device, "cuda");
-	if (o->check_numerics) { /* the per-op counters are the CPU executor's */
-		if (want)
-			fprintf(stderr, "nnrun: --check-numerics runs on the CPU backend only (drop --device cuda)\n");
-		return !want;
-	}
 #ifdef NNC_HAVE_CUDA
 	if (o->device && !strcmp(o->device, "cpu"))
 		return true;
@@ -450,7 +445,10 @@ dev_open(Device *d, const Opts *o, Exec *e)
 		fprintf(stderr, "%s: error: %s\n", o->plan_path, err);
 		return false;
 	}
-	if (nnc_cuda_upload_arena(d->gpu, PLAN_ARENA_PARAM, e->base[PLAN_ARENA_PARAM], err, sizeof err) != 0) {
+	/* --check-numerics on the GPU stops at the first NaN/Inf; the fp16 overflow and underflow
+	 * counts of the report are the CPU executor's */
+	if ((o->check_numerics && nnc_cuda_check_numerics(d->gpu, err, sizeof err) != 0) ||
+	    nnc_cuda_upload_arena(d->gpu, PLAN_ARENA_PARAM, e->base[PLAN_ARENA_PARAM], err, sizeof err) != 0) {
 		fprintf(stderr, "nnrun: %s\n", err);
 		nnc_cuda_exec_free(d->gpu);
 		d->gpu = NULL;

@@ -73,6 +73,12 @@ int nnc_cuda_poison(CudaExec *e, char *err, size_t errlen);
 int nnc_cuda_run(CudaExec *e, int prog, int first, int last, CudaRunState *st, int *skipped, char *err,
 	size_t errlen);
 
+/* --check-numerics on the GPU: when on, every step's result (and the parameters an update
+ * writes) is checked, and nnc_cuda_run fails at the first step that produced NaN or Inf,
+ * naming its op and .nn location -- except in the backward pass of a plan with loss scaling,
+ * where overflow is expected and grad_check skips the step (as on the CPU). */
+int nnc_cuda_check_numerics(CudaExec *e, char *err, size_t errlen);
+
 /* Bytes of device memory the executor holds: arenas plus workspace. */
 size_t nnc_cuda_bytes(const CudaExec *e);
 

@@ -65,6 +65,8 @@ struct CudaExec {
 	int ncache = 0;
 	bool deterministic = false;
 	size_t ws_max = 0;
+	unsigned long long *nonfinite = nullptr; /* --check-numerics: per step of a program */
+	int nonfinite_n = 0;
 };
 
 namespace {
@@ -889,6 +891,7 @@ nnc_cuda_exec_free(CudaExec *e)
 		cudaFree(e->base[k]);
 	cudaFree(e->ws);
 	cudaFree(e->bad);
+	cudaFree(e->nonfinite);
 	delete e;
 }
 
@@ -934,6 +937,49 @@ nnc_cuda_poison(CudaExec *e, char *err, size_t errlen)
 	return 0;
 }
 
+namespace {
+
+/* Counts the non-finite values step I of PROG wrote into e->nonfinite[I]. */
+int
+count_step(CudaExec *e, const PlanProgram *prog, int i, ErrBuf eb)
+{
+	const PlanStep *s = &prog->steps[i];
+	int v = s->out >= 0 ? s->out : (s->op == OP_sgd_update || s->op == OP_adam_update) ? s->in[0] : -1;
+	if (v < 0 || e->p->values[v].dtype == DT_I32)
+		return 0;
+	CUDA_CHECK(count_nonfinite(buf(e, v), numel(vt(e, v)), e->nonfinite + i, e->st));
+	return 0;
+}
+
+/* The first step in [first, last) that produced NaN/Inf, outside a loss-scaled backward pass. */
+int
+first_nonfinite(CudaExec *e, const PlanProgram *prog, int first, int last, ErrBuf eb)
+{
+	unsigned long long *h = new unsigned long long[last - first];
+	cudaError_t ce = cudaMemcpy(h, e->nonfinite + first, (size_t)(last - first) * sizeof *h, cudaMemcpyDeviceToHost);
+	if (ce != cudaSuccess) {
+		delete[] h;
+		CUDA_CHECK(ce);
+	}
+	bool backward = false;
+	for (int i = 0; i < first; i++)
+		backward |= prog->steps[i].op == OP_loss_scale;
+	int rc = 0;
+	for (int i = first; i < last && !rc; i++) {
+		const PlanStep *s = &prog->steps[i];
+		if (h[i - first] && !backward) {
+			snprintf(eb.msg, eb.len, "%s: %s%s%s produced %llu NaN or Inf values (first non-finite result of the run)",
+				s->loc, nnc_ops[s->op].name, s->name[0] ? " " : "", s->name, h[i - first]);
+			rc = -1;
+		}
+		backward |= s->op == OP_loss_scale;
+	}
+	delete[] h;
+	return rc;
+}
+
+} // namespace
+
 extern "C" int
 nnc_cuda_run(CudaExec *e, int g, int first, int last, CudaRunState *rs, int *skipped, char *err, size_t errlen)
 {
@@ -950,6 +996,8 @@ nnc_cuda_run(CudaExec *e, int g, int first, int last, CudaRunState *rs, int *ski
 		checks |= prog->steps[i].op == OP_grad_check;
 	if (checks)
 		CUDA_CHECK(cudaMemsetAsync(e->bad, 0, sizeof(int), e->st));
+	if (e->nonfinite)
+		CUDA_CHECK(cudaMemsetAsync(e->nonfinite + first, 0, (size_t)(last - first) * sizeof *e->nonfinite, e->st));
 	for (int i = first; i < last; i++) {
 		const PlanStep *s = &prog->steps[i];
 		char msg[512] = "";
@@ -961,10 +1009,15 @@ nnc_cuda_run(CudaExec *e, int g, int first, int last, CudaRunState *rs, int *ski
 			snprintf(err, errlen, "%s: %s", at, msg);
 			return -1;
 		}
-		if (s->group == 3)
-			i += 2; /* the group's other two steps are done */
+		int span = s->group == 3 ? 3 : 1; /* a group's other two steps are done too */
+		for (int j = i; e->nonfinite && j < i + span; j++)
+			if (count_step(e, prog, j, eb) != 0)
+				return -1;
+		i += span - 1;
 	}
 	CUDA_CHECK(cudaStreamSynchronize(e->st));
+	if (e->nonfinite && first_nonfinite(e, prog, first, last, eb) != 0)
+		return -1;
 	if (skipped) {
 		int bad = 0;
 		if (checks)
@@ -973,6 +1026,19 @@ nnc_cuda_run(CudaExec *e, int g, int first, int last, CudaRunState *rs, int *ski
 	}
 	return 0;
 }
+
+extern "C" int
+nnc_cuda_check_numerics(CudaExec *e, char *err, size_t errlen)
+{
+	ErrBuf eb = {err, errlen};
+	int n = e->p->eval.nsteps;
+	if (e->p->has_train && e->p->train.nsteps > n)
+		n = e->p->train.nsteps;
+	CUDA_CHECK(cudaMalloc((void **)&e->nonfinite, (size_t)(n + 1) * sizeof *e->nonfinite));
+	e->nonfinite_n = n;
+	return 0;
+}
+
 
 extern "C" size_t
 nnc_cuda_bytes(const CudaExec *e)

@@ -590,6 +590,16 @@ k_grad_check(Buf x, long long n, int *bad)
 }
 
 __global__ void
+k_count_nonfinite(Buf x, long long n, unsigned long long *count)
+{
+	unsigned long long c = 0;
+	GRID_LOOP(i, n)
+	c += !isfinite(ld(x, i));
+	if (c)
+		atomicAdd(count, c);
+}
+
+__global__ void
 k_fill1(Buf y, float v)
 {
 	if (blockIdx.x == 0 && threadIdx.x == 0)
@@ -803,6 +813,13 @@ cudaError_t
 grad_check(Buf x, long long n, int *bad, cudaStream_t st)
 {
 	k_grad_check<<<blocks_for(n), THREADS, 0, st>>>(x, n, bad);
+	return cudaGetLastError();
+}
+
+cudaError_t
+count_nonfinite(Buf x, long long n, unsigned long long *count, cudaStream_t st)
+{
+	k_count_nonfinite<<<blocks_for(n), THREADS, 0, st>>>(x, n, count);
 	return cudaGetLastError();
 }
 

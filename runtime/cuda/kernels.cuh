@@ -93,5 +93,8 @@ cudaError_t adam(const Adam &o, Buf p, Buf g, Buf m, Buf v, long long n, const i
 /* Sets *bad when any element of x is not finite. */
 cudaError_t grad_check(Buf x, long long n, int *bad, cudaStream_t st);
 cudaError_t fill1(Buf y, float v, cudaStream_t st);
+/* *count += the number of elements of x that are NaN or Inf (atomic adds of counts: the total
+ * does not depend on their order). */
+cudaError_t count_nonfinite(Buf x, long long n, unsigned long long *count, cudaStream_t st);
 
 #endif
