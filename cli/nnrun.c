@@ -601,6 +601,49 @@ load_plan(const Opts *o, Plan *plan, Arena *a)
 	return true;
 }
 
+/* The arithmetic and the memory traffic of one run of PROG, for rooflines: 2 FLOP per
+ * multiply-add of every convolution and dense step (forward and backward), and the bytes of
+ * every operand and result of every kernel, once (a backward group's operands once; a chain's
+ * intermediates never leave the kernel). */
+static void
+program_cost(const Plan *p, const PlanProgram *prog, double *flops, double *bytes)
+{
+	for (int i = 0; i < prog->nsteps; i++) {
+		const PlanStep *s = &prog->steps[i];
+		int span = s->group > 1 ? s->group : 1;
+		for (int j = i; j < i + span && j < prog->nsteps; j++) {
+			const PlanStep *t = &prog->steps[j];
+			for (int k = 0; k < t->nin; k++) {
+				bool dup = false; /* a group member's operand the group's first step reads */
+				for (int m = 0; m < s->nin && j > i; m++)
+					dup |= s->in[m] == t->in[k];
+				if (!dup)
+					*bytes += (double)type_numel(&p->values[t->in[k]]) * dtype_size(p->values[t->in[k]].dtype);
+			}
+			if (t->out >= 0)
+				*bytes += (double)type_numel(&p->values[t->out]) * dtype_size(p->values[t->out].dtype);
+			const Type *y = t->out >= 0 ? &p->values[t->out] : NULL;
+			double macs = 0;
+			switch (t->op) {
+			case OP_conv2d: /* y [n, k, oh, ow] from w [k, c/g, kh, kw] */
+			case OP_conv2d_bwd_data: /* dy [n, k, oh, ow] against w */
+			case OP_conv2d_bwd_filter: { /* dw [k, c/g, kh, kw] over dy [n, k, oh, ow] */
+				const Type *w = t->op == OP_conv2d_bwd_filter ? y : &p->values[t->in[1]];
+				const Type *dy = t->op == OP_conv2d ? y : &p->values[t->in[0]];
+				macs = (double)type_numel(dy) * ((double)type_numel(w) / (double)w->dim[0]);
+				break;
+			}
+			case OP_dense: macs = (double)type_numel(y) * (double)p->values[t->in[0]].dim[1]; break;
+			case OP_dense_bwd_data: macs = (double)type_numel(y) * (double)p->values[t->in[0]].dim[1]; break;
+			case OP_dense_bwd_weight: macs = (double)type_numel(y) * (double)p->values[t->in[0]].dim[0]; break;
+			default: break;
+			}
+			*flops += 2 * macs;
+		}
+		i += span - 1;
+	}
+}
+
 static int
 cmd_info(const Opts *o)
 {
@@ -639,6 +682,16 @@ cmd_info(const Opts *o)
 	if (!p.has_train)
 		printf("  eval program: %d steps (no training program: the model has no scalar loss output)\n", p.eval.nsteps);
 	printf("  kernels per run (a backward group counts once): train %d, eval %d\n", kernels[0], kernels[1]);
+	for (int g = 0; g < 2; g++) {
+		const PlanProgram *prog = g ? &p.eval : &p.train;
+		if (!g && !p.has_train)
+			continue;
+		double flops = 0, bytes = 0;
+		program_cost(&p, prog, &flops, &bytes);
+		printf("  %s run: %.2f GFLOP in convolutions and dense layers, %.1f MB moved by its kernels (each operand\n"
+		       "    read and each result written once)\n",
+			g ? "eval" : "train", flops / 1e9, bytes / 1e6);
+	}
 	printf("  recipe:\n");
 	recipe_print(stdout, &p.recipe, "    ");
 	arena_free(&a);
