@@ -44,7 +44,7 @@ static const char usage_compile[] =
 	"usage: nnc compile [options] FILE.nn\n\nRuns every pass on FILE, verifying the IR after each.\n\noptions:\n"
 	"  -o FILE.plan                   write the execution plan for nnrun\n"
 	"  --no-reuse                     give every value its own memory (no memory reuse)\n"
-	"  --no-fuse                      keep every relu a separate kernel (no fusion)\n"
+	"  --no-fuse                      no fusion: every op its own kernel, no batch-norm folding\n"
 	"  --recipe R.yaml                training settings (optimizer, schedule, epochs...)\n"
 	"  --precision fp32|fp16|mixed|POLICY.yaml\n"
 	"                                 storage and accumulation dtypes (default fp32)\n"

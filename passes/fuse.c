@@ -1,4 +1,7 @@
-/* Fusion, in two table-driven steps over each graph.
+/* Fusion: five table-driven steps over each graph (docs/passes.md has examples and numbers):
+ * batch-norm folding (FOLDBN), epilogues (EPI), prologues (PRO), backward groups, and
+ * elementwise chains (CHAIN, COMMUTES), each below where it is defined; every step but the
+ * first keeps results bit-identical to the unfused plan.
  *
  * 1. Batch-norm folding (inference graphs: the eval program). An inference batchnorm whose
  *    input is the result of an OPF_FOLDBN op (conv2d, dense), used by nothing else, folds into
@@ -8,10 +11,10 @@
  *        =>  w' = bn_fold_weight(w, var [, scale]); b' = bn_fold_bias(mean, var [, scale,
  *            shift] [, b]); z = conv2d+batchnorm(x, w', b')
  *
- *    (in mixed precision from the fp32 master weight, cast to fp16 after folding).
- *    so the normalized tensor is produced by the convolution itself (and cuDNN can run
- *    conv + bias + activation as one call). The arithmetic changes (a(w.x) becomes (aw).x):
- *    results agree within rounding, not bit for bit; tests/memplan.sh bounds the difference.
+ *    (in mixed precision from the fp32 master weight, cast to fp16 after folding), so the
+ *    normalized tensor is produced by the convolution itself (and cuDNN can run conv + bias +
+ *    activation as one call). The arithmetic changes (a(w.x) becomes (aw).x): results agree
+ *    within rounding, not bit for bit; tests/memplan.sh bounds the difference.
  *
  * 2. Epilogues. An activation (relu, relu6: the Epilogue list in ops.h) folds into the op that
  *    feeds it when that op's kernel can apply it to its result in the same pass (OPF_EPI:
