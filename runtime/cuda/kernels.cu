@@ -5,11 +5,15 @@
  * then a shared-memory tree adds the partial sums in a fixed order. Per-row kernels (softmax,
  * cross-entropy) use one thread per row of k classes. Pooling backward gathers: one thread per
  * input element adds, in the CPU's scatter order (output windows in row-major order), the
- * gradients of the windows that select it, so no atomics are needed. The formulas, including
- * where they widen to double, follow runtime/cpu/kernels_impl.h line by line. */
+ * gradients of the windows that select it, so no atomics are needed. The formulas follow
+ * runtime/cpu/kernels_impl.h line by line, in float where the CPU computes in float (its math
+ * functions follow the operand type through <tgmath.h>) and in double where it accumulates in
+ * double (Acc); the scalar ones are in kernels_math.cuh, tested against the CPU on the host. */
 #include "runtime/cuda/kernels.cuh"
 
 #include <cuda_fp16.h>
+
+#include "runtime/cuda/kernels_math.cuh"
 
 namespace {
 
@@ -37,52 +41,7 @@ st(Buf b, long long i, float v)
 		static_cast<float *>(b.p)[i] = v;
 }
 
-__device__ __forceinline__ float
-act(float y, int a)
-{
-	if (a == 1)
-		return y > 0.0f ? y : 0.0f;
-	if (a == 2)
-		return y > 0.0f ? (y < 6.0f ? y : 6.0f) : 0.0f;
-	return y;
-}
-
-/* The activation backward as a prologue: dz through the activation whose output was y. */
-__device__ __forceinline__ float
-act_grad(float dz, float y, int pro)
-{
-	if (pro == 1)
-		return y > 0.0f ? dz : 0.0f;
-	if (pro == 2)
-		return y > 0.0f && y < 6.0f ? dz : 0.0f;
-	return dz;
-}
-
 #define GRID_LOOP(i, n) for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (n); i += (long long)gridDim.x * blockDim.x)
-
-/* ---- elementwise programs (cpu_ew_range's expressions; erf, tanh, exp in double as the CPU's
- * float kernels call the double functions) ---- */
-
-__device__ float
-ew1(int op, float a, float b)
-{
-	const float half = 0.5f, one = 1.0f, six = 6.0f;
-	const float SQRT1_2 = 0.70710678118654752440f, INV_SQRT_2PI = 0.39894228040143267794f;
-	switch (op) {
-	case EW_RELU: return a > 0.0f ? a : 0.0f;
-	case EW_RELU6: return a > 0.0f ? (a < six ? a : six) : 0.0f;
-	case EW_GELU: return (float)(a * half * (one + erf((double)(a * SQRT1_2))));
-	case EW_TANH: return (float)tanh((double)a);
-	case EW_ADD: return a + b;
-	case EW_MUL: return a * b;
-	case EW_RELU_BWD: return a > 0.0f ? b : 0.0f;
-	case EW_RELU6_BWD: return a > 0.0f && a < six ? b : 0.0f;
-	case EW_GELU_BWD:
-		return (float)(b * (half * (one + erf((double)(a * SQRT1_2))) + a * (exp((double)(-half * a * a)) * INV_SQRT_2PI)));
-	case EW_TANH_BWD: return b * (one - a * a);
-	}
-	return 0.0f;
-}
 
 __global__ void
 k_ew(EwProgram p)
@@ -264,16 +223,6 @@ k_bn_fold_bias(int out, Buf mean, Buf var, double eps, Buf scale, Buf shift, Buf
 
 /* ---- pooling: plane pl = img * c + ch ---- */
 
-__device__ void
-window(const Pool &p, int oy, int ox, int *y0, int *y1, int *x0, int *x1)
-{
-	int ys = oy * p.sh - p.ph, xs = ox * p.sw - p.pw;
-	*y0 = ys > 0 ? ys : 0;
-	*y1 = ys + p.kh < p.h ? ys + p.kh : p.h;
-	*x0 = xs > 0 ? xs : 0;
-	*x1 = xs + p.kw < p.w ? xs + p.kw : p.w;
-}
-
 /* window_argmax: the first maximum in row-major order, or the last NaN; -1 if empty. */
 __device__ int
 argmax(const Pool &p, Buf x, long long plane, int oy, int ox)
@@ -291,25 +240,6 @@ argmax(const Pool &p, Buf x, long long plane, int oy, int ox)
 			}
 		}
 	return arg;
-}
-
-__device__ int
-avg_divisor(const Pool &p, int oy, int ox)
-{
-	int ys = oy * p.sh - p.ph, xs = ox * p.sw - p.pw;
-	int ye = ys + p.kh < p.h + p.ph ? ys + p.kh : p.h + p.ph;
-	int xe = xs + p.kw < p.w + p.pw ? xs + p.kw : p.w + p.pw;
-	return (ye - ys) * (xe - xs);
-}
-
-/* The output windows that contain input row iy: oy in [lo, hi). */
-__device__ void
-windows_over(int i, int k, int s, int pad, int out, int *lo, int *hi)
-{
-	int a = i + pad - k + 1;
-	*lo = a <= 0 ? 0 : (a + s - 1) / s;
-	int b = (i + pad) / s + 1;
-	*hi = b < out ? b : out;
 }
 
 /* Input element i of a pooling backward: its plane, its offset e in the plane, and the output
@@ -512,24 +442,6 @@ k_channels_copy(Buf x, int xc, int x0, Buf y, int yc, int y0, int cs, int n, int
 
 /* ---- dropout: Philox4x32-10 (runtime/cpu/rng.c) ---- */
 
-__device__ uint32_t
-philox_at(uint64_t key, uint64_t idx)
-{
-	uint64_t block = idx >> 2;
-	uint32_t c0 = (uint32_t)block, c1 = (uint32_t)(block >> 32), c2 = 0, c3 = 0;
-	uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32);
-	for (int r = 0; r < 10; r++) {
-		uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;
-		uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0, n1 = (uint32_t)p1;
-		uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1, n3 = (uint32_t)p0;
-		c0 = n0, c1 = n1, c2 = n2, c3 = n3;
-		k0 += 0x9E3779B9u;
-		k1 += 0xBB67AE85u;
-	}
-	uint32_t out[4] = {c0, c1, c2, c3};
-	return out[idx & 3];
-}
-
 __global__ void
 k_dropout_mask(uint64_t key, uint64_t counter, uint64_t threshold, float keep, Buf mask, long long n)
 {
@@ -574,7 +486,7 @@ k_adam(Adam o, Buf p, Buf g, Buf m, Buf v, long long n, const int *bad, bool uns
 		mv = o.w1 < 0.5f ? mv + o.w1 * (gv - mv) : gv - (gv - mv) * (1.0f - o.w1);
 		float vv = ld(v, i) * o.beta2;
 		vv = vv + o.w2 * gv * gv;
-		float denom = (float)(sqrt((double)vv) / o.bc2_sqrt + o.eps);
+		float denom = sqrtf(vv) / o.bc2_sqrt + o.eps; /* float, as the CPU's sqrt of a float */
 		st(m, i, mv);
 		st(v, i, vv);
 		st(p, i, pv + o.step_neg * mv / denom);
