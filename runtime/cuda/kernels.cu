@@ -26,39 +26,13 @@ blocks_for(long long n)
 	return (int)(b < 1 ? 1 : b > 4096 ? 4096 : b);
 }
 
-__device__ __forceinline__ float
-ld(Buf b, long long i)
-{
-	return b.f16 ? __half2float(static_cast<const __half *>(b.p)[i]) : static_cast<const float *>(b.p)[i];
-}
-
-__device__ __forceinline__ void
-st(Buf b, long long i, float v)
-{
-	if (b.f16)
-		static_cast<__half *>(b.p)[i] = __float2half_rn(v);
-	else
-		static_cast<float *>(b.p)[i] = v;
-}
-
 #define GRID_LOOP(i, n) for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (n); i += (long long)gridDim.x * blockDim.x)
 
 __global__ void
 k_ew(EwProgram p)
 {
 	GRID_LOOP(i, p.n)
-	{
-		float prev = 0.0f;
-		for (int j = 0; j < p.nops; j++) {
-			float a = p.a[j] == EW_PREV ? prev : p.a[j] >= 0 ? ld(p.in[p.a[j]], i) : 0.0f;
-			float b = p.b[j] == EW_PREV ? prev : p.b[j] >= 0 ? ld(p.in[p.b[j]], i) : 0.0f;
-			float r = ew1(p.op[j], a, b);
-			if (j + 1 < p.nops && p.out.f16) /* an intermediate the unfused plan stores in fp16 */
-				r = __half2float(__float2half_rn(r));
-			prev = r;
-		}
-		st(p.out, i, act(prev, p.act));
-	}
+		ew_at(p, i);
 }
 
 __global__ void
@@ -98,12 +72,6 @@ block_sum(double v, double *sh)
 	return t;
 }
 
-__device__ __forceinline__ long long
-at(int img, int ch, int e, int c, int hw)
-{
-	return ((long long)img * c + ch) * hw + e;
-}
-
 __global__ void
 k_bn_stats(Buf x, int n, int c, int hw, double eps, Buf stats)
 {
@@ -131,23 +99,14 @@ __global__ void
 k_bn_apply(Buf x, Buf stats, Buf w, Buf b, Buf y, long long total, int c, int hw, int a)
 {
 	GRID_LOOP(i, total)
-	{
-		int ch = (int)((i / hw) % c);
-		float scale = ld(stats, c + ch) * (w.p ? ld(w, ch) : 1.0f), shift = b.p ? ld(b, ch) : 0.0f;
-		st(y, i, act((ld(x, i) - ld(stats, ch)) * scale + shift, a));
-	}
+		bn_apply_at(x, stats, w, b, y, c, hw, a, i);
 }
 
 __global__ void
 k_bn_infer(Buf x, Buf mean, Buf var, double eps, Buf w, Buf b, Buf y, long long total, int c, int hw, int a)
 {
 	GRID_LOOP(i, total)
-	{
-		int ch = (int)((i / hw) % c);
-		double inv = 1 / sqrt((double)ld(var, ch) + eps);
-		float scale = (float)(inv * (w.p ? (double)ld(w, ch) : 1.0)), shift = b.p ? ld(b, ch) : 0.0f;
-		st(y, i, act((ld(x, i) - ld(mean, ch)) * scale + shift, a));
-	}
+		bn_infer_at(x, mean, var, eps, w, b, y, c, hw, a, i);
 }
 
 __global__ void
@@ -223,55 +182,12 @@ k_bn_fold_bias(int out, Buf mean, Buf var, double eps, Buf scale, Buf shift, Buf
 
 /* ---- pooling: plane pl = img * c + ch ---- */
 
-/* window_argmax: the first maximum in row-major order, or the last NaN; -1 if empty. */
-__device__ int
-argmax(const Pool &p, Buf x, long long plane, int oy, int ox)
-{
-	int y0, y1, x0, x1;
-	window(p, oy, ox, &y0, &y1, &x0, &x1);
-	int arg = -1;
-	float best = -INFINITY;
-	for (int iy = y0; iy < y1; iy++)
-		for (int ix = x0; ix < x1; ix++) {
-			float v = ld(x, plane + iy * p.w + ix);
-			if (v > best || isnan(v) || arg < 0) {
-				best = v;
-				arg = iy * p.w + ix;
-			}
-		}
-	return arg;
-}
-
-/* Input element i of a pooling backward: its plane, its offset e in the plane, and the output
- * windows over it, [oy0, oy1) x [ox0, ox1). */
-struct Over {
-	long long pl;
-	int e, oy0, oy1, ox0, ox1;
-};
-
-__device__ Over
-over(const Pool &p, long long i)
-{
-	Over o;
-	o.pl = i / (p.h * p.w);
-	o.e = (int)(i % (p.h * p.w));
-	windows_over(o.e / p.w, p.kh, p.sh, p.ph, p.oh, &o.oy0, &o.oy1);
-	windows_over(o.e % p.w, p.kw, p.sw, p.pw, p.ow, &o.ox0, &o.ox1);
-	return o;
-}
-
 __global__ void
 k_maxpool_fwd(Pool p, Buf x, Buf y)
 {
 	long long total = (long long)p.n * p.c * p.oh * p.ow;
 	GRID_LOOP(i, total)
-	{
-		long long pl = i / (p.oh * p.ow);
-		int o = (int)(i % (p.oh * p.ow)), oy = o / p.ow, ox = o % p.ow;
-		long long plane = pl * p.h * p.w;
-		int arg = argmax(p, x, plane, oy, ox);
-		st(y, i, arg < 0 ? -INFINITY : ld(x, plane + arg));
-	}
+		maxpool_fwd_at(p, x, y, i);
 }
 
 __global__ void
@@ -279,15 +195,7 @@ k_maxpool_bwd(Pool p, Buf x, Buf dy, Buf dx)
 {
 	long long total = (long long)p.n * p.c * p.h * p.w;
 	GRID_LOOP(i, total)
-	{
-		Over o = over(p, i);
-		float g = 0.0f;
-		for (int oy = o.oy0; oy < o.oy1; oy++)
-			for (int ox = o.ox0; ox < o.ox1; ox++)
-				if (argmax(p, x, o.pl * p.h * p.w, oy, ox) == o.e)
-					g += ld(dy, o.pl * p.oh * p.ow + oy * p.ow + ox);
-		st(dx, i, g);
-	}
+		maxpool_bwd_at(p, x, dy, dx, i);
 }
 
 __global__ void
@@ -295,17 +203,7 @@ k_avgpool_fwd(Pool p, Buf x, Buf y)
 {
 	long long total = (long long)p.n * p.c * p.oh * p.ow;
 	GRID_LOOP(i, total)
-	{
-		long long pl = i / (p.oh * p.ow);
-		int o = (int)(i % (p.oh * p.ow)), oy = o / p.ow, ox = o % p.ow;
-		int y0, y1, x0, x1;
-		window(p, oy, ox, &y0, &y1, &x0, &x1);
-		double s = 0;
-		for (int iy = y0; iy < y1; iy++)
-			for (int ix = x0; ix < x1; ix++)
-				s += ld(x, pl * p.h * p.w + iy * p.w + ix);
-		st(y, i, (float)(s / avg_divisor(p, oy, ox)));
-	}
+		avgpool_fwd_at(p, x, y, i);
 }
 
 __global__ void
@@ -313,14 +211,7 @@ k_avgpool_bwd(Pool p, Buf dy, Buf dx)
 {
 	long long total = (long long)p.n * p.c * p.h * p.w;
 	GRID_LOOP(i, total)
-	{
-		Over o = over(p, i);
-		float g = 0.0f;
-		for (int oy = o.oy0; oy < o.oy1; oy++)
-			for (int ox = o.ox0; ox < o.ox1; ox++)
-				g += ld(dy, o.pl * p.oh * p.ow + oy * p.ow + ox) / (float)avg_divisor(p, oy, ox);
-		st(dx, i, g);
-	}
+		avgpool_bwd_at(p, dy, dx, i);
 }
 
 __global__ void
@@ -432,12 +323,7 @@ k_channels_copy(Buf x, int xc, int x0, Buf y, int yc, int y0, int cs, int n, int
 {
 	long long total = (long long)n * cs * hw;
 	GRID_LOOP(i, total)
-	{
-		int e = (int)(i % hw);
-		long long t = i / hw;
-		int ch = (int)(t % cs), img = (int)(t / cs);
-		st(y, at(img, y0 + ch, e, yc, hw), ld(x, at(img, x0 + ch, e, xc, hw)));
-	}
+		channels_copy_at(x, xc, x0, y, yc, y0, cs, hw, i);
 }
 
 /* ---- dropout: Philox4x32-10 (runtime/cpu/rng.c) ---- */

@@ -1,12 +1,15 @@
-/* The scalar functions of the CUDA kernels (kernels.cu), callable on the host too, so that
- * tests/unit/test_cuda_host.cu checks them against their CPU twins on machines without a GPU:
- * the activations and their backward as prologues and elementwise ops, the pooling window
- * arithmetic, and the Philox4x32-10 stream of dropout masks. */
+/* The scalar functions of the CUDA kernels (kernels.cu), and the per-element bodies of the
+ * grid-stride ones (NAME_at: what the thread for element i does), callable on the host too, so
+ * that tests/unit/test_cuda_host.cu checks them against their CPU twins on machines without a
+ * GPU: the activations and their backward as prologues and elementwise programs, pooling, batch
+ * norm apply and inference, channel copies, and the Philox4x32-10 stream of dropout masks. */
 #ifndef NNC_CUDA_KERNELS_MATH_CUH
 #define NNC_CUDA_KERNELS_MATH_CUH
 
 #include <cmath>
 #include <cstdint>
+
+#include <cuda_fp16.h>
 
 #include "runtime/cuda/kernels.cuh"
 
@@ -104,6 +107,154 @@ philox_at(uint64_t key, uint64_t idx)
 	return out[idx & 3];
 }
 
+
+HD float
+ld(Buf b, long long i)
+{
+	return b.f16 ? __half2float(static_cast<const __half *>(b.p)[i]) : static_cast<const float *>(b.p)[i];
+}
+
+HD void
+st(Buf b, long long i, float v)
+{
+	if (b.f16)
+		static_cast<__half *>(b.p)[i] = __float2half_rn(v);
+	else
+		static_cast<float *>(b.p)[i] = v;
+}
+
+HD long long
+at(int img, int ch, int e, int c, int hw)
+{
+	return ((long long)img * c + ch) * hw + e;
+}
+
+/* window_argmax: the first maximum in row-major order, or the last NaN; -1 if empty. */
+HD int
+argmax(const Pool &p, Buf x, long long plane, int oy, int ox)
+{
+	int y0, y1, x0, x1;
+	window(p, oy, ox, &y0, &y1, &x0, &x1);
+	int arg = -1;
+	float best = -INFINITY;
+	for (int iy = y0; iy < y1; iy++)
+		for (int ix = x0; ix < x1; ix++) {
+			float v = ld(x, plane + iy * p.w + ix);
+			if (v > best || isnan(v) || arg < 0) {
+				best = v;
+				arg = iy * p.w + ix;
+			}
+		}
+	return arg;
+}
+
+/* Input element i of a pooling backward: its plane, its offset e in the plane, and the output
+ * windows over it, [oy0, oy1) x [ox0, ox1). */
+struct Over {
+	long long pl;
+	int e, oy0, oy1, ox0, ox1;
+};
+
+HD Over
+over(const Pool &p, long long i)
+{
+	Over o;
+	o.pl = i / (p.h * p.w);
+	o.e = (int)(i % (p.h * p.w));
+	windows_over(o.e / p.w, p.kh, p.sh, p.ph, p.oh, &o.oy0, &o.oy1);
+	windows_over(o.e % p.w, p.kw, p.sw, p.pw, p.ow, &o.ox0, &o.ox1);
+	return o;
+}
+
+/* ---- per-element bodies of the grid-stride kernels (kernels.cu): element i ---- */
+
+HD void
+ew_at(EwProgram p, long long i)
+{
+	float prev = 0.0f;
+	for (int j = 0; j < p.nops; j++) {
+		float a = p.a[j] == EW_PREV ? prev : p.a[j] >= 0 ? ld(p.in[p.a[j]], i) : 0.0f;
+		float b = p.b[j] == EW_PREV ? prev : p.b[j] >= 0 ? ld(p.in[p.b[j]], i) : 0.0f;
+		float r = ew1(p.op[j], a, b);
+		if (j + 1 < p.nops && p.out.f16) /* an intermediate the unfused plan stores in fp16 */
+			r = __half2float(__float2half_rn(r));
+		prev = r;
+	}
+	st(p.out, i, act(prev, p.act));
+}
+
+HD void
+bn_apply_at(Buf x, Buf stats, Buf w, Buf b, Buf y, int c, int hw, int a, long long i)
+{
+	int ch = (int)((i / hw) % c);
+	float scale = ld(stats, c + ch) * (w.p ? ld(w, ch) : 1.0f), shift = b.p ? ld(b, ch) : 0.0f;
+	st(y, i, act((ld(x, i) - ld(stats, ch)) * scale + shift, a));
+}
+
+HD void
+bn_infer_at(Buf x, Buf mean, Buf var, double eps, Buf w, Buf b, Buf y, int c, int hw, int a, long long i)
+{
+	int ch = (int)((i / hw) % c);
+	double inv = 1 / sqrt((double)ld(var, ch) + eps);
+	float scale = (float)(inv * (w.p ? (double)ld(w, ch) : 1.0)), shift = b.p ? ld(b, ch) : 0.0f;
+	st(y, i, act((ld(x, i) - ld(mean, ch)) * scale + shift, a));
+}
+
+HD void
+maxpool_fwd_at(Pool p, Buf x, Buf y, long long i)
+{
+	long long pl = i / (p.oh * p.ow);
+	int o = (int)(i % (p.oh * p.ow)), oy = o / p.ow, ox = o % p.ow;
+	long long plane = pl * p.h * p.w;
+	int arg = argmax(p, x, plane, oy, ox);
+	st(y, i, arg < 0 ? -INFINITY : ld(x, plane + arg));
+}
+
+HD void
+maxpool_bwd_at(Pool p, Buf x, Buf dy, Buf dx, long long i)
+{
+	Over o = over(p, i);
+	float g = 0.0f;
+	for (int oy = o.oy0; oy < o.oy1; oy++)
+		for (int ox = o.ox0; ox < o.ox1; ox++)
+			if (argmax(p, x, o.pl * p.h * p.w, oy, ox) == o.e)
+				g += ld(dy, o.pl * p.oh * p.ow + oy * p.ow + ox);
+	st(dx, i, g);
+}
+
+HD void
+avgpool_fwd_at(Pool p, Buf x, Buf y, long long i)
+{
+	long long pl = i / (p.oh * p.ow);
+	int o = (int)(i % (p.oh * p.ow)), oy = o / p.ow, ox = o % p.ow;
+	int y0, y1, x0, x1;
+	window(p, oy, ox, &y0, &y1, &x0, &x1);
+	double s = 0;
+	for (int iy = y0; iy < y1; iy++)
+		for (int ix = x0; ix < x1; ix++)
+			s += ld(x, pl * p.h * p.w + iy * p.w + ix);
+	st(y, i, (float)(s / avg_divisor(p, oy, ox)));
+}
+
+HD void
+avgpool_bwd_at(Pool p, Buf dy, Buf dx, long long i)
+{
+	Over o = over(p, i);
+	float g = 0.0f;
+	for (int oy = o.oy0; oy < o.oy1; oy++)
+		for (int ox = o.ox0; ox < o.ox1; ox++)
+			g += ld(dy, o.pl * p.oh * p.ow + oy * p.ow + ox) / (float)avg_divisor(p, oy, ox);
+	st(dx, i, g);
+}
+
+HD void
+channels_copy_at(Buf x, int xc, int x0, Buf y, int yc, int y0, int cs, int hw, long long i)
+{
+	int e = (int)(i % hw);
+	long long t = i / hw;
+	int ch = (int)(t % cs), img = (int)(t / cs);
+	st(y, at(img, y0 + ch, e, yc, hw), ld(x, at(img, x0 + ch, e, xc, hw)));
+}
 
 #undef HD
 
