@@ -3,6 +3,8 @@
 #                                      PATTERN is empty, its output matches PATTERN (grep);
 #                                      output mentioning "internal error" always fails
 #   same NAME FILE1 FILE2              the two files are identical
+#   atmost NAME GOT LIMIT WHAT         the number GOT is at most LIMIT (an empty GOT fails);
+#                                      WHAT describes GOT in the failure message
 #   finish LABEL                       prints the tally; exit status 0 when nothing failed
 # The CPU backend's tests stay on the CPU on machines with a GPU too (nnrun's default device).
 export NNC_DEVICE=cpu
@@ -35,6 +37,15 @@ same() {
 		pass=$((pass + 1))
 	else
 		echo "FAIL $1: $2 and $3 differ"
+		fail=$((fail + 1))
+	fi
+}
+
+atmost() {
+	if awk -v g="$2" -v l="$3" 'BEGIN { exit !(g != "" && g + 0 <= l + 0) }'; then
+		pass=$((pass + 1))
+	else
+		echo "FAIL $1: $4 is ${2:-missing}, above the limit $3"
 		fail=$((fail + 1))
 	fi
 }
