@@ -720,17 +720,11 @@ exec_store_f32(Exec *e, int value, const float *src)
  * as operands. */
 enum { CHAIN_BLOCK = 1024 };
 
-static const struct {
-	bool ok;
-	CpuEw ew;
-	bool swap; /* the kernel's (a, b) are operands (1, 0) */
-} chain_kernel[NOP] = {
-	[OP_relu] = {true, CPU_EW_RELU, false}, [OP_relu6] = {true, CPU_EW_RELU6, false},
-	[OP_gelu] = {true, CPU_EW_GELU, false}, [OP_tanh] = {true, CPU_EW_TANH, false},
-	[OP_add] = {true, CPU_EW_ADD, false}, [OP_mulv] = {true, CPU_EW_MUL, false},
-	[OP_relu_bwd] = {true, CPU_EW_RELU_BWD, true}, [OP_relu6_bwd] = {true, CPU_EW_RELU6_BWD, true},
-	[OP_gelu_bwd] = {true, CPU_EW_GELU_BWD, true}, [OP_tanh_bwd] = {true, CPU_EW_TANH_BWD, true},
-};
+static_assert((int)CPU_EW_RELU == EW_relu && (int)CPU_EW_RELU6 == EW_relu6 && (int)CPU_EW_GELU == EW_gelu &&
+	(int)CPU_EW_TANH == EW_tanh && (int)CPU_EW_ADD == EW_add && (int)CPU_EW_MUL == EW_mulv &&
+	(int)CPU_EW_RELU_BWD == EW_relu_bwd && (int)CPU_EW_RELU6_BWD == EW_relu6_bwd && (int)CPU_EW_GELU_BWD == EW_gelu_bwd &&
+	(int)CPU_EW_TANH_BWD == EW_tanh_bwd && (int)CPU_NEW == NEW,
+	"the CPU kernels' CpuEw must number the elementwise formulas as ops.h does");
 
 typedef struct {
 	K *k;
@@ -763,10 +757,9 @@ chain_blocks(void *ctx, size_t b0, size_t b1)
 				y = IN(k, next++) + i0;
 			bool last = j == s->nchain;
 			float *dst = last ? OUT(k) + i0 : buf[j & 1];
-			if (chain_kernel[op].swap)
-				cpu_ew_range_f32(chain_kernel[op].ew, y, x, dst, 0, len);
-			else
-				cpu_ew_range_f32(chain_kernel[op].ew, x, y, dst, 0, len);
+			bool swap = false;
+			CpuEw ew = (CpuEw)nnc_ew_of(op, &swap);
+			cpu_ew_range_f32(ew, swap ? y : x, swap ? x : y, dst, 0, len);
 			if (!last && c->f16) {
 				half_from_float_n(dst, h, len);
 				half_to_float_n(h, dst, len);
@@ -781,7 +774,7 @@ run_chain(K *k)
 {
 	const PlanStep *s = k->s;
 	for (int j = 0; j <= s->nchain; j++)
-		if (!chain_kernel[j < s->nchain ? s->chain[j] : s->op].ok)
+		if (nnc_ew_of(j < s->nchain ? s->chain[j] : s->op, NULL) < 0)
 			return kfail(k, "an op in this chain has no block kernel");
 	const Type *t = &k->e->plan->values[s->out];
 	ChainArgs c = {.k = k, .n = numel(t), .f16 = t->dtype == DT_F16};

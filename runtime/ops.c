@@ -45,6 +45,26 @@ nnc_epilogue_of(Op op)
 }
 
 int
+nnc_ew_of(Op op, bool *swap)
+{
+	static const struct {
+		Op op;
+		bool swap;
+	} ew[NEW] = {
+#define E(name, sw) {OP_##name, sw},
+		NNC_EW(E)
+#undef E
+	};
+	for (int i = 0; i < NEW; i++)
+		if (ew[i].op == op) {
+			if (swap)
+				*swap = ew[i].swap;
+			return i;
+		}
+	return -1;
+}
+
+int
 nnc_chain_operands(const Op *chain, int nchain)
 {
 	int n = 0;

@@ -28,7 +28,8 @@
  *   PRO      its kernel can apply an activation's backward to its incoming gradient (operand 0)
  *            as it reads it, given the activation's output as one more, last operand (a
  *            prologue: bn_bwd_data+relu_bwd in dumps, `prologue: relu` in plans)
- *   CHAIN    elementwise without attributes, with a CPU block kernel: a chain of such ops, each
+ *   CHAIN    elementwise without attributes, with a formula in NNC_EW below (test_frontend
+ *            checks the two agree): a chain of such ops, each
  *            feeding the next's operand 0, runs as one kernel over blocks of elements (the
  *            fuse pass: add+relu_bwd in dumps, `chain: [add]` in plans)
  *   COMMUTES two operands that may be swapped, bit for bit (IEEE a + b == b + a, a * b == b * a) */
@@ -235,6 +236,22 @@ extern const Op nnc_epilogue_bwd_op[NEPI];
 Epilogue nnc_epilogue_of(Op op);
 /* The activation whose backward op is OP (as a prologue), or EPI_NONE. */
 Epilogue nnc_prologue_of(Op op);
+
+/* The elementwise formulas a chain (OPF_CHAIN) is made of, one kernel each on every backend:
+ * E(op, swap), swap meaning the kernel takes the op's operands in the other order ((saved, dy)
+ * for the activations' backward ops, whose operands are (dy, saved)). */
+#define NNC_EW(E) \
+	E(relu, 0) E(relu6, 0) E(gelu, 0) E(tanh, 0) E(add, 0) E(mulv, 0) \
+	E(relu_bwd, 1) E(relu6_bwd, 1) E(gelu_bwd, 1) E(tanh_bwd, 1)
+typedef enum {
+#define E(op, swap) EW_##op,
+	NNC_EW(E)
+#undef E
+	NEW
+} Elementwise;
+/* The elementwise formula of OP, or -1 for an op that has none; *SWAP (may be NULL) is its
+ * operand order. */
+int nnc_ew_of(Op op, bool *swap);
 
 /* Chains (OPF_CHAIN): at most NNC_MAXCHAIN ops run before a step's own op. The first takes
  * its operands from the start of the step's operand list; each later op, and then the step's

@@ -448,6 +448,17 @@ act_grad_run(REAL *restrict g, const REAL *restrict dz, const REAL *restrict y, 
 			g[e] = y[e] > zero && y[e] < six_ ? dz[e] : zero;
 }
 
+/* Elements [e0, e0 + len) of the gradient a kernel reads: dz itself without a prologue, else
+ * dz masked through the activation output y into BUF. */
+static const REAL *
+grad_run(REAL *restrict buf, const REAL *dz, const REAL *y, int e0, int len, CpuAct pro)
+{
+	if (pro == CPU_ACT_NONE)
+		return dz + e0;
+	act_grad_run(buf, dz + e0, y + e0, len, pro);
+	return buf;
+}
+
 typedef struct {
 	const CpuConv *cv;
 	ConvPath path;
@@ -846,15 +857,10 @@ bias_channels(void *ctx, size_t c0, size_t c1)
 		lanes_clear(l);
 		for (int img = 0; img < a->n; img++) {
 			size_t at = ((size_t)img * a->c + ch) * a->hw;
-			if (!a->pro) {
-				lanes_sum(l, a->dy + at, a->hw);
-				continue;
-			}
-			REAL g[MASK_RUN];
+			REAL buf[MASK_RUN];
 			for (int e0 = 0; e0 < a->hw; e0 += MASK_RUN) {
 				int len = a->hw - e0 < MASK_RUN ? a->hw - e0 : MASK_RUN;
-				act_grad_run(g, a->dy + at + e0, a->act_y + at + e0, len, a->pro);
-				lanes_sum(l, g, len);
+				lanes_sum(l, grad_run(buf, a->dy + at, a->pro ? a->act_y + at : NULL, e0, len, a->pro), len);
 			}
 		}
 		a->db[ch] = (REAL)lanes_total(l);
@@ -968,16 +974,11 @@ bn_backward_channels(void *ctx, size_t c0, size_t c1)
 		lanes_clear(lp);
 		for (int img = 0; img < a->n; img++) {
 			const REAL *dy = bn_plane(a->dy, a, img, ch), *x = bn_plane(a->x, a, img, ch);
-			if (!a->pro) {
-				lanes_dot(ls, lp, dy, x, m, a->hw);
-				continue;
-			}
-			const REAL *y = bn_plane(a->act_y, a, img, ch);
-			REAL g[MASK_RUN];
+			const REAL *y = a->pro ? bn_plane(a->act_y, a, img, ch) : NULL;
+			REAL buf[MASK_RUN];
 			for (int e0 = 0; e0 < a->hw; e0 += MASK_RUN) {
 				int len = a->hw - e0 < MASK_RUN ? a->hw - e0 : MASK_RUN;
-				act_grad_run(g, dy + e0, y + e0, len, a->pro);
-				lanes_dot(ls, lp, g, x + e0, m, len);
+				lanes_dot(ls, lp, grad_run(buf, dy, y, e0, len, a->pro), x + e0, m, len);
 			}
 		}
 		Acc sdy = lanes_total(ls), sdyx = lanes_total(lp);
@@ -992,17 +993,11 @@ bn_backward_channels(void *ctx, size_t c0, size_t c1)
 		REAL gain = (REAL)(inv * (a->w ? (Acc)a->w[ch] : 1));
 		for (int img = 0; img < a->n; img++) {
 			const REAL *x = bn_plane(a->x, a, img, ch), *dy = bn_plane(a->dy, a, img, ch);
-			REAL *dx = a->dx + ((size_t)img * a->c + ch) * a->hw;
-			if (!a->pro) {
-				for (int i = 0; i < a->hw; i++)
-					dx[i] = (dy[i] - (x[i] - m) * proj - gmean) * gain;
-				continue;
-			}
-			const REAL *y = bn_plane(a->act_y, a, img, ch);
-			REAL g[MASK_RUN];
+			const REAL *y = a->pro ? bn_plane(a->act_y, a, img, ch) : NULL;
+			REAL *dx = a->dx + ((size_t)img * a->c + ch) * a->hw, buf[MASK_RUN];
 			for (int e0 = 0; e0 < a->hw; e0 += MASK_RUN) {
 				int len = a->hw - e0 < MASK_RUN ? a->hw - e0 : MASK_RUN;
-				act_grad_run(g, dy + e0, y + e0, len, a->pro);
+				const REAL *g = grad_run(buf, dy, y, e0, len, a->pro);
 				for (int i = 0; i < len; i++)
 					dx[e0 + i] = (g[i] - (x[e0 + i] - m) * proj - gmean) * gain;
 			}

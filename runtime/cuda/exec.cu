@@ -138,24 +138,6 @@ fail(Ctx &c, const char *what)
 
 /* ---- elementwise ops and chains ---- */
 
-int
-ew_of(Op op)
-{
-	switch (op) {
-	case OP_relu: return EW_RELU;
-	case OP_relu6: return EW_RELU6;
-	case OP_gelu: return EW_GELU;
-	case OP_tanh: return EW_TANH;
-	case OP_add: return EW_ADD;
-	case OP_mulv: return EW_MUL;
-	case OP_relu_bwd: return EW_RELU_BWD;
-	case OP_relu6_bwd: return EW_RELU6_BWD;
-	case OP_gelu_bwd: return EW_GELU_BWD;
-	case OP_tanh_bwd: return EW_TANH_BWD;
-	default: return -1;
-	}
-}
-
 /* The step (with its chain, passes/fuse.c) as one elementwise program: the first op takes its
  * operands from the start, each later op the previous result as operand 0 and its others in
  * turn; backward activations take (saved, dy) in the formulas, (dy, saved) as operands. */
@@ -171,8 +153,8 @@ r_ew(Ctx &c)
 	for (int j = 0; j < p.nops; j++) {
 		Op op = j < s->nchain ? s->chain[j] : s->op;
 		int x = j == 0 ? next++ : EW_PREV, y = nnc_ops[op].min_in > 1 ? next++ : EW_NONE;
-		bool swap = op == OP_relu_bwd || op == OP_relu6_bwd || op == OP_gelu_bwd || op == OP_tanh_bwd;
-		p.op[j] = ew_of(op);
+		bool swap = false;
+		p.op[j] = nnc_ew_of(op, &swap);
 		p.a[j] = swap ? y : x;
 		p.b[j] = swap ? x : y;
 		if (p.op[j] < 0)

@@ -12,6 +12,10 @@
 
 #include <cuda_runtime.h>
 
+extern "C" {
+#include "runtime/ops.h"
+}
+
 /* A tensor in device memory and its storage dtype. */
 struct Buf {
 	void *p;
@@ -19,8 +23,7 @@ struct Buf {
 };
 
 /* Elementwise programs: up to EW_MAXOPS ops run per element, each taking the previous result or
- * operands; the codes and formulas are runtime/cpu's CpuEw (relu, ..., tanh_bwd). */
-enum { EW_RELU, EW_RELU6, EW_GELU, EW_TANH, EW_ADD, EW_MUL, EW_RELU_BWD, EW_RELU6_BWD, EW_GELU_BWD, EW_TANH_BWD };
+ * operands; the codes are ops.h's Elementwise (nnc_ew_of), the formulas runtime/cpu's. */
 enum { EW_MAXOPS = 5, EW_MAXIN = 8, EW_PREV = -1, EW_NONE = -2 };
 struct EwProgram {
 	int nops;

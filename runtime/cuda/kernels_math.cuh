@@ -45,17 +45,17 @@ ew1(int op, float a, float b)
 	const float half = 0.5f, one = 1.0f, six = 6.0f;
 	const float SQRT1_2 = 0.70710678118654752440f, INV_SQRT_2PI = 0.39894228040143267794f;
 	switch (op) {
-	case EW_RELU: return a > 0.0f ? a : 0.0f;
-	case EW_RELU6: return a > 0.0f ? (a < six ? a : six) : 0.0f;
-	case EW_GELU: return a * half * (one + erff(a * SQRT1_2));
-	case EW_TANH: return tanhf(a);
-	case EW_ADD: return a + b;
-	case EW_MUL: return a * b;
-	case EW_RELU_BWD: return a > 0.0f ? b : 0.0f;
-	case EW_RELU6_BWD: return a > 0.0f && a < six ? b : 0.0f;
-	case EW_GELU_BWD:
+	case EW_relu: return a > 0.0f ? a : 0.0f;
+	case EW_relu6: return a > 0.0f ? (a < six ? a : six) : 0.0f;
+	case EW_gelu: return a * half * (one + erff(a * SQRT1_2));
+	case EW_tanh: return tanhf(a);
+	case EW_add: return a + b;
+	case EW_mulv: return a * b;
+	case EW_relu_bwd: return a > 0.0f ? b : 0.0f;
+	case EW_relu6_bwd: return a > 0.0f && a < six ? b : 0.0f;
+	case EW_gelu_bwd:
 		return b * (half * (one + erff(a * SQRT1_2)) + a * (expf(-half * a * a) * INV_SQRT_2PI));
-	case EW_TANH_BWD: return b * (one - a * a);
+	case EW_tanh_bwd: return b * (one - a * a);
 	}
 	return 0.0f;
 }

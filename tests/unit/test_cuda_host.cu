@@ -63,15 +63,12 @@ main(void)
 		b[i] = (float)((i * 11 % 13) - 6) * 0.5f;
 	}
 	a[5] = 0.0f, a[6] = 6.0f, a[7] = 1e4f, a[8] = -1e4f;
-	static const int ops[][2] = {{EW_RELU, CPU_EW_RELU}, {EW_RELU6, CPU_EW_RELU6}, {EW_GELU, CPU_EW_GELU},
-		{EW_TANH, CPU_EW_TANH}, {EW_ADD, CPU_EW_ADD}, {EW_MUL, CPU_EW_MUL}, {EW_RELU_BWD, CPU_EW_RELU_BWD},
-		{EW_RELU6_BWD, CPU_EW_RELU6_BWD}, {EW_GELU_BWD, CPU_EW_GELU_BWD}, {EW_TANH_BWD, CPU_EW_TANH_BWD}};
-	for (const auto &op : ops) {
-		cpu_ew_range_f32((CpuEw)op[1], a, b, cpu, 0, N);
+	for (int op = 0; op < NEW; op++) { /* CpuEw numbers the formulas as Elementwise (exec.c) */
+		cpu_ew_range_f32((CpuEw)op, a, b, cpu, 0, N);
 		for (int i = 0; i < N; i++) {
 			char what[64];
-			snprintf(what, sizeof what, "ew1 op %d at %g, %g", op[0], a[i], b[i]);
-			check(same_bits(ew1(op[0], a[i], b[i]), cpu[i]), what, ew1(op[0], a[i], b[i]), cpu[i]);
+			snprintf(what, sizeof what, "ew1 op %d at %g, %g", op, a[i], b[i]);
+			check(same_bits(ew1(op, a[i], b[i]), cpu[i]), what, ew1(op, a[i], b[i]), cpu[i]);
 		}
 	}
 	for (int pro = 1; pro <= 2; pro++) {
@@ -185,8 +182,8 @@ main(void)
 		}
 		EwProgram p = {};
 		p.nops = 2;
-		p.op[0] = EW_ADD, p.a[0] = 0, p.b[0] = 1;
-		p.op[1] = EW_RELU_BWD, p.a[1] = 2, p.b[1] = EW_PREV; /* kernel (saved, dy) */
+		p.op[0] = EW_add, p.a[0] = 0, p.b[0] = 1;
+		p.op[1] = EW_relu_bwd, p.a[1] = 2, p.b[1] = EW_PREV; /* kernel (saved, dy) */
 		p.in[0] = {ha.data(), true}, p.in[1] = {hb.data(), true}, p.in[2] = {hy.data(), true};
 		p.out = {out.data(), true};
 		p.n = EN;

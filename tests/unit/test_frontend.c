@@ -196,6 +196,18 @@ test_verifier(void)
 	}
 }
 
+/* The op table's CHAIN flag and the elementwise formulas (NNC_EW) name the same ops: a flagged
+ * op every backend cannot run as a chain link, or a formula no chain may use, is a bug. */
+static void
+test_elementwise_table(void)
+{
+	for (int op = 0; op < NOP; op++)
+		CHECK(((nnc_ops[op].flags & OPF_CHAIN) != 0) == (nnc_ew_of((Op)op, NULL) >= 0));
+	bool swap = false;
+	CHECK(nnc_ew_of(OP_relu_bwd, &swap) == EW_relu_bwd && swap);
+	CHECK(nnc_ew_of(OP_add, &swap) == EW_add && !swap);
+}
+
 static void
 test_sema_api(void)
 {
@@ -240,5 +252,6 @@ main(void)
 	test_infer();
 	test_verifier();
 	test_sema_api();
+	test_elementwise_table();
 	return check_exit("unit_frontend");
 }
