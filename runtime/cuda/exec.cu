@@ -66,6 +66,7 @@ struct CudaExec {
 	bool deterministic = false;
 	size_t ws_max = 0;
 	unsigned long long *nonfinite = nullptr; /* --check-numerics: per step of a program */
+	unsigned long long *nonfinite_host = nullptr; /* their copy, read after each run */
 	int nonfinite_n = 0;
 };
 
@@ -874,6 +875,7 @@ nnc_cuda_exec_free(CudaExec *e)
 	cudaFree(e->ws);
 	cudaFree(e->bad);
 	cudaFree(e->nonfinite);
+	delete[] e->nonfinite_host;
 	delete e;
 }
 
@@ -937,12 +939,8 @@ count_step(CudaExec *e, const PlanProgram *prog, int i, ErrBuf eb)
 int
 first_nonfinite(CudaExec *e, const PlanProgram *prog, int first, int last, ErrBuf eb)
 {
-	unsigned long long *h = new unsigned long long[last - first];
-	cudaError_t ce = cudaMemcpy(h, e->nonfinite + first, (size_t)(last - first) * sizeof *h, cudaMemcpyDeviceToHost);
-	if (ce != cudaSuccess) {
-		delete[] h;
-		CUDA_CHECK(ce);
-	}
+	unsigned long long *h = e->nonfinite_host;
+	CUDA_CHECK(cudaMemcpy(h, e->nonfinite + first, (size_t)(last - first) * sizeof *h, cudaMemcpyDeviceToHost));
 	bool backward = false;
 	for (int i = 0; i < first; i++)
 		backward |= prog->steps[i].op == OP_loss_scale;
@@ -956,7 +954,6 @@ first_nonfinite(CudaExec *e, const PlanProgram *prog, int first, int last, ErrBu
 		}
 		backward |= s->op == OP_loss_scale;
 	}
-	delete[] h;
 	return rc;
 }
 
@@ -1017,6 +1014,7 @@ nnc_cuda_check_numerics(CudaExec *e, char *err, size_t errlen)
 	if (e->p->has_train && e->p->train.nsteps > n)
 		n = e->p->train.nsteps;
 	CUDA_CHECK(cudaMalloc((void **)&e->nonfinite, (size_t)(n + 1) * sizeof *e->nonfinite));
+	e->nonfinite_host = new unsigned long long[n + 1];
 	e->nonfinite_n = n;
 	return 0;
 }
