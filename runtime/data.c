@@ -625,6 +625,13 @@ cifar_loader_next(CifarLoader *l, float *x, int32_t *y)
 	normalize_order(l);
 }
 
+void
+cifar_loader_advance(CifarLoader *l)
+{
+	l->order.position += (uint64_t)l->cfg.batch;
+	normalize_order(l);
+}
+
 int32_t
 cifar_eval_batch(CifarLoader *l, CifarSplit split, int64_t first, float *x, int32_t *y)
 {

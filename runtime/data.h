@@ -141,6 +141,10 @@ int64_t cifar_batches_per_epoch(const CifarLoader *l);
  * by B images (to (epoch + 1, 0) when fewer than B images of the epoch remain). */
 void cifar_loader_next(CifarLoader *l, float *x, int32_t *y);
 
+/* Moves the order past one training batch without rendering it: what cifar_loader_next does
+ * to the order, for a run whose batches are rendered elsewhere (the GPU's resident loop). */
+void cifar_loader_advance(CifarLoader *l);
+
 /* Moves to a saved order state. position may be any value 0..N; a position with fewer than B
  * images left means the start of the next epoch. Returns 0, or -1 with a message. */
 int cifar_loader_seek(CifarLoader *l, CifarOrder o, char *err, size_t errlen);

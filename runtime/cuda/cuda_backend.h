@@ -7,9 +7,10 @@
  * inputs, activations, workspace), allocated once when it is made, and for every step its
  * prepared launch: device pointers, cuDNN descriptors and the convolution algorithm chosen once
  * per shape. Running a program launches its steps in order on one stream; nothing is allocated
- * and nothing is copied between host and device while it runs. The host keeps the run's scalar
- * state (learning rate, optimizer step, loss scale) and passes it to the update kernels; the
- * inf/NaN flag of grad_check stays on the device, where the updates read it. */
+ * while it runs. An eager run (nnc_cuda_run) takes the run's scalars (learning rate, optimizer
+ * step, loss scale, dropout stream position) from the host; the resident training loop below
+ * keeps them on the device. The inf/NaN flag of grad_check stays on the device, where the
+ * updates read it. */
 #ifndef NNC_CUDA_BACKEND_H
 #define NNC_CUDA_BACKEND_H
 
@@ -72,6 +73,60 @@ int nnc_cuda_poison(CudaExec *e, char *err, size_t errlen);
  * location in err. */
 int nnc_cuda_run(CudaExec *e, int prog, int first, int last, CudaRunState *st, int *skipped, char *err,
 	size_t errlen);
+
+/* ---- the resident training loop (resident.cu) ----
+ * The dataset lives on the device; each training step renders its batch there (the CPU
+ * loader's order, crop, flip and cutout, bit for bit), runs the training program, and folds its
+ * loss and correct predictions into per-epoch sums and its outcome into the step state (loss
+ * scale, optimizer step, data order, next learning rate) -- all on the device, so a step needs
+ * nothing from the host. The step after the first is captured as a CUDA graph and replayed.
+ * The host reads the state back only when it asks (nnc_cuda_train_read). */
+
+typedef struct {
+	const uint8_t *images[2]; /* [0] training, [1] test images: CHW bytes, 3072 each */
+	const uint8_t *labels[2];
+	int32_t n[2];
+	const float *lut;         /* [3][256]: normalized value of each byte, per channel */
+	uint64_t seed;
+	int shuffle, crop_pad, flip, cutout; /* as runtime/data.h's CifarConfig */
+} CudaDataset;
+
+/* Copies the dataset to the device (once, before training). Labels must be below the model's
+ * class count. The plan's inputs 0 and 1 must be the f32 image batch and the i32 labels. */
+int nnc_cuda_data(CudaExec *e, const CudaDataset *d, char *err, size_t errlen);
+
+/* The step state the host reads back. */
+typedef struct {
+	long step, skipped_steps;
+	int clean_steps;
+	double loss_scale, lr;
+	uint64_t rng_counter;
+	uint64_t epoch, position;   /* where the next batch starts */
+	double loss_sum;            /* the epoch's sums: loss * batch, correct predictions, images */
+	long correct, seen;
+	long nonfinite_at;          /* steps since epoch 0 before the first non-finite loss; -1 */
+	float nonfinite_loss;
+} CudaTrainState;
+
+/* Starts the loop from the host's state ST (recipe constants, lr unused), with IN's step,
+ * loss-scale, order and epoch sums, and LR[i], the learning rate of step i since epoch 0 (NLR
+ * entries). GRAPH: 1 to capture the step as a CUDA graph (after one eager step), 0 not to. */
+int nnc_cuda_train_begin(CudaExec *e, const CudaRunState *st, const CudaTrainState *in, const double *lr, long nlr,
+	int graph, char *err, size_t errlen);
+/* Enqueues one training step and returns without waiting (with --check-numerics it waits and
+ * checks). */
+int nnc_cuda_train_step(CudaExec *e, char *err, size_t errlen);
+/* Waits for the enqueued steps and reads the state. */
+int nnc_cuda_train_read(CudaExec *e, CudaTrainState *out, char *err, size_t errlen);
+/* Zeroes the epoch sums (at the start of an epoch). */
+int nnc_cuda_train_reset_sums(CudaExec *e, char *err, size_t errlen);
+/* Why the step runs without a CUDA graph ("" when it runs with one or none was asked for). */
+const char *nnc_cuda_graph_note(const CudaExec *e);
+/* The kernel launches (and copies, sets) in the captured step's graph; 0 before capture. */
+int nnc_cuda_graph_nodes(const CudaExec *e);
+/* Evaluates the first N images of the test set with the eval program, on the device: the sum
+ * of per-batch mean loss times valid rows, the correct predictions and the images counted. */
+int nnc_cuda_evaluate(CudaExec *e, long n, double *loss_sum, long *correct, long *count, char *err, size_t errlen);
 
 /* --check-numerics on the GPU: when on, every step's result (and the parameters an update
  * writes) is checked, and nnc_cuda_run fails at the first step that produced NaN or Inf,

@@ -8,69 +8,28 @@
  * algorithms with CudaOptions.deterministic; dense layers to cuBLAS (cublasGemmEx, fp32
  * compute, IEEE fp32 for f32 data: no TF32); everything else to kernels.cu, which mirror the
  * CPU kernels. Dispatch goes through one table generated from the op table (static_asserted).
+ * The kernels read the step's scalars (learning rate, optimizer step, loss scale, dropout
+ * stream position, grad_check's flag) from e->run in device memory: nnc_cuda_run writes them
+ * from the host before an eager run; resident.cu advances them on the device between steps.
  *
  * Not supported on the GPU (refused at load, naming the step): steps that accumulate in fp16
  * (acc: f16, the CPU's bit-exact reference kernels), and concat or slice along an axis other
  * than channels (the CPU refuses those too). */
-#include "runtime/cuda/cuda_backend.h"
-
 #include <cmath>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
-#include "runtime/cuda/check.h"
+#include "runtime/cuda/exec_impl.h"
 #include "runtime/cuda/kernels.cuh"
-
-extern "C" {
-#include "runtime/plan.h"
-}
 
 namespace {
 
 /* Adam with fp16 state: the smallest epsilon that means anything (exec.h's EXEC_ADAM_MIN_EPS_F16). */
 const double ADAM_MIN_EPS_F16 = 0x1p-12;
 const size_t DEFAULT_WORKSPACE = (size_t)256 << 20;
-
-/* A convolution step's cuDNN state. */
-struct Conv {
-	cudnnTensorDescriptor_t x = nullptr, y = nullptr;
-	cudnnFilterDescriptor_t w = nullptr;
-	cudnnConvolutionDescriptor_t c = nullptr;
-	int algo = -1;
-	size_t ws = 0;
-};
-
-/* An algorithm chosen for a convolution shape, reused by steps of the same shape. */
-struct AlgoCache {
-	int key[20];
-	int algo;
-	size_t ws;
-};
-
-} // namespace
-
-struct CudaExec {
-	const Plan *p = nullptr;
-	unsigned char *base[PLAN_NARENA] = {};
-	size_t bytes[PLAN_NARENA] = {};
-	void *ws = nullptr;
-	size_t ws_bytes = 0;
-	int *bad = nullptr; /* grad_check's inf/NaN flag */
-	cublasHandle_t blas = nullptr;
-	cudnnHandle_t dnn = nullptr;
-	cudaStream_t st = nullptr;
-	Conv *conv[2] = {};
-	AlgoCache cache[256];
-	int ncache = 0;
-	bool deterministic = false;
-	size_t ws_max = 0;
-	unsigned long long *nonfinite = nullptr; /* --check-numerics: per step of a program */
-	unsigned long long *nonfinite_host = nullptr; /* their copy, read after each run */
-	int nonfinite_n = 0;
-};
-
-namespace {
+const size_t BLAS_WORKSPACE = (size_t)32 << 20;
 
 const PlanProgram *
 program(const CudaExec *e, int g)
@@ -115,8 +74,8 @@ struct Ctx {
 	CudaExec *e;
 	const PlanStep *s;
 	Conv *cv;
-	CudaRunState *rs;
-	int index;
+	const CudaRunState *rs; /* the recipe's constants (the step's scalars are e->run->s) */
+	int g, index;
 	ErrBuf eb;
 	Buf in(int i) const { return buf(e, s->in[i]); }
 	Buf out() const { return buf(e, s->out); }
@@ -542,8 +501,8 @@ int
 r_dropout_mask(Ctx &c)
 {
 	long long n = numel(vt(c.e, c.s->out));
-	LAUNCH(c, dropout_mask(c.rs->rng_key, c.rs->rng_counter, attr(c.s, "rate")->f, c.out(), n, c.e->st));
-	c.rs->rng_counter += (uint64_t)n;
+	LAUNCH(c, dropout_mask(c.rs->rng_key, &c.e->run->s, c.e->rng_off[c.g][c.index], attr(c.s, "rate")->f, c.out(), n,
+		c.e->st));
 	return 0;
 }
 
@@ -557,7 +516,7 @@ r_ones(Ctx &c)
 int
 r_loss_scale(Ctx &c)
 {
-	LAUNCH(c, fill1(c.out(), (float)c.rs->loss_scale, c.e->st));
+	LAUNCH(c, fill_scale(c.out(), &c.e->run->s, c.e->st));
 	return 0;
 }
 
@@ -565,7 +524,7 @@ int
 r_grad_check(Ctx &c)
 {
 	for (int i = 0; i < c.s->nin; i++)
-		LAUNCH(c, grad_check(c.in(i), numel(c.t(i)), c.e->bad, c.e->st));
+		LAUNCH(c, grad_check(c.in(i), numel(c.t(i)), &c.e->run->s.bad, c.e->st));
 	return 0;
 }
 
@@ -575,16 +534,12 @@ int
 r_sgd_update(Ctx &c)
 {
 	const CudaRunState *r = c.rs;
-	Sgd o;
-	o.lr_neg = (float)-r->lr;
-	o.momentum = (float)r->momentum;
-	o.wd = (float)(attr(c.s, "decay")->i[0] ? r->weight_decay : 0);
+	SgdConf o;
+	o.momentum = r->momentum;
+	o.wd = attr(c.s, "decay")->i[0] ? r->weight_decay : 0;
 	o.nesterov = r->nesterov != 0;
-	o.first = r->step + 1 <= 1;
-	o.has_buf = r->momentum != 0;
-	bool unscale = attr(c.s, "unscale")->i[0];
-	LAUNCH(c, sgd(o, c.in(0), c.in(1), c.in(2), numel(c.t(0)), unscale ? c.e->bad : nullptr, unscale,
-		(float)(1.0 / r->loss_scale), c.e->st));
+	LAUNCH(c, sgd(o, &c.e->run->s, c.in(0), c.in(1), c.in(2), numel(c.t(0)), attr(c.s, "unscale")->i[0] != 0,
+		c.e->st));
 	return 0;
 }
 
@@ -592,24 +547,16 @@ int
 r_adam_update(Ctx &c)
 {
 	const CudaRunState *r = c.rs;
-	double eps = r->eps;
-	if (c.t(3)->dtype == DT_F16 && eps < ADAM_MIN_EPS_F16)
-		eps = ADAM_MIN_EPS_F16;
-	double wd = attr(c.s, "decay")->i[0] ? r->weight_decay : 0, step = (double)(r->step + 1);
-	double bc1 = 1 - pow(r->beta1, step), bc2 = 1 - pow(r->beta2, step);
-	Adam o;
+	AdamConf o;
+	o.eps = r->eps;
+	if (c.t(3)->dtype == DT_F16 && o.eps < ADAM_MIN_EPS_F16)
+		o.eps = ADAM_MIN_EPS_F16;
+	o.wd = attr(c.s, "decay")->i[0] ? r->weight_decay : 0;
+	o.beta1 = r->beta1;
+	o.beta2 = r->beta2;
 	o.decoupled = attr(c.s, "decoupled")->i[0] != 0;
-	o.wd = (float)wd;
-	o.decay = (float)(1 - r->lr * wd);
-	o.w1 = (float)(1 - r->beta1);
-	o.beta2 = (float)r->beta2;
-	o.w2 = (float)(1 - r->beta2);
-	o.bc2_sqrt = (float)sqrt(bc2);
-	o.eps = (float)eps;
-	o.step_neg = (float)-(r->lr / bc1);
-	bool unscale = attr(c.s, "unscale")->i[0];
-	LAUNCH(c, adam(o, c.in(0), c.in(1), c.in(2), c.in(3), numel(c.t(0)), unscale ? c.e->bad : nullptr, unscale,
-		(float)(1.0 / r->loss_scale), c.e->st));
+	LAUNCH(c, adam(o, &c.e->run->s, c.in(0), c.in(1), c.in(2), c.in(3), numel(c.t(0)),
+		attr(c.s, "unscale")->i[0] != 0, c.e->st));
 	return 0;
 }
 
@@ -793,10 +740,13 @@ setup(CudaExec *e, const Plan *p, const CudaOptions *o, ErrBuf eb)
 		CUDA_CHECK(cudaMalloc((void **)&e->base[k], e->bytes[k]));
 		CUDA_CHECK(cudaMemset(e->base[k], 0, e->bytes[k]));
 	}
-	CUDA_CHECK(cudaMalloc((void **)&e->bad, sizeof(int)));
+	CUDA_CHECK(cudaMalloc((void **)&e->run, sizeof *e->run));
+	CUDA_CHECK(cudaMemset(e->run, 0, sizeof *e->run));
 	CUDA_CHECK(cudaStreamCreate(&e->st));
 	CUBLAS_CHECK(cublasCreate(&e->blas));
 	CUBLAS_CHECK(cublasSetStream(e->blas, e->st));
+	CUDA_CHECK(cudaMalloc(&e->blas_ws, BLAS_WORKSPACE));
+	CUBLAS_CHECK(cublasSetWorkspace(e->blas, e->blas_ws, BLAS_WORKSPACE));
 	CUDNN_CHECK(cudnnCreate(&e->dnn));
 	CUDNN_CHECK(cudnnSetStream(e->dnn, e->st));
 	for (int g = 0; g < 2; g++) {
@@ -804,8 +754,12 @@ setup(CudaExec *e, const Plan *p, const CudaOptions *o, ErrBuf eb)
 		if (g == 0 && !p->has_train)
 			continue;
 		e->conv[g] = new Conv[prog->nsteps > 0 ? prog->nsteps : 1];
+		e->rng_off[g] = new uint64_t[prog->nsteps > 0 ? prog->nsteps : 1];
 		for (int i = 0; i < prog->nsteps; i++) {
 			const PlanStep *s = &prog->steps[i];
+			e->rng_off[g][i] = e->rng_total[g];
+			if (s->op == OP_dropout_mask)
+				e->rng_total[g] += (uint64_t)numel(vt(e, s->out));
 			char at[512], msg[512];
 			ErrBuf sub = {msg, sizeof msg};
 			msg[0] = 0;
@@ -863,7 +817,9 @@ nnc_cuda_exec_free(CudaExec *e)
 		for (int i = 0; i < prog->nsteps; i++)
 			free_conv(&e->conv[g][i]);
 		delete[] e->conv[g];
+		delete[] e->rng_off[g];
 	}
+	resident_free(e);
 	if (e->dnn)
 		cudnnDestroy(e->dnn);
 	if (e->blas)
@@ -873,7 +829,8 @@ nnc_cuda_exec_free(CudaExec *e)
 	for (int k = 0; k < PLAN_NARENA; k++)
 		cudaFree(e->base[k]);
 	cudaFree(e->ws);
-	cudaFree(e->bad);
+	cudaFree(e->run);
+	cudaFree(e->blas_ws);
 	cudaFree(e->nonfinite);
 	delete[] e->nonfinite_host;
 	delete e;
@@ -959,6 +916,44 @@ first_nonfinite(CudaExec *e, const PlanProgram *prog, int first, int last, ErrBu
 
 } // namespace
 
+Buf
+exec_buf(const CudaExec *e, int v)
+{
+	return buf(e, v);
+}
+
+int
+exec_enqueue(CudaExec *e, int g, int first, int last, ErrBuf eb)
+{
+	const PlanProgram *prog = program(e, g);
+	if (e->nonfinite)
+		CUDA_CHECK(cudaMemsetAsync(e->nonfinite + first, 0, (size_t)(last - first) * sizeof *e->nonfinite, e->st));
+	for (int i = first; i < last; i++) {
+		const PlanStep *s = &prog->steps[i];
+		char msg[512] = "";
+		Ctx c = {e, s, &e->conv[g][i], &e->conf, g, i, {msg, sizeof msg}};
+		int rc = s->nchain ? r_ew(c) : runners[s->op](c);
+		if (rc != 0) {
+			char at[512];
+			where(e, g, i, at, sizeof at);
+			snprintf(eb.msg, eb.len, "%s: %s", at, msg);
+			return -1;
+		}
+		int span = s->group == 3 ? 3 : 1; /* a group's other two steps are done too */
+		for (int j = i; e->nonfinite && j < i + span; j++)
+			if (count_step(e, prog, j, eb) != 0)
+				return -1;
+		i += span - 1;
+	}
+	return 0;
+}
+
+int
+exec_check_nonfinite(CudaExec *e, int g, int first, int last, ErrBuf eb)
+{
+	return e->nonfinite ? first_nonfinite(e, program(e, g), first, last, eb) : 0;
+}
+
 extern "C" int
 nnc_cuda_run(CudaExec *e, int g, int first, int last, CudaRunState *rs, int *skipped, char *err, size_t errlen)
 {
@@ -970,39 +965,35 @@ nnc_cuda_run(CudaExec *e, int g, int first, int last, CudaRunState *rs, int *ski
 	}
 	if (last > prog->nsteps)
 		last = prog->nsteps;
+	if (first >= last) {
+		if (skipped)
+			*skipped = 0;
+		return 0;
+	}
+	e->conf = *rs;
+	/* the kernels read the dropout stream at s.rng_counter + rng_off[step], offsets counted from
+	 * the program's start; grad_check's flag is cleared by a run that checks and otherwise kept
+	 * (a run of single steps sees the flag of the run that checked) */
 	bool checks = false;
 	for (int i = first; i < last; i++)
 		checks |= prog->steps[i].op == OP_grad_check;
-	if (checks)
-		CUDA_CHECK(cudaMemsetAsync(e->bad, 0, sizeof(int), e->st));
-	if (e->nonfinite)
-		CUDA_CHECK(cudaMemsetAsync(e->nonfinite + first, 0, (size_t)(last - first) * sizeof *e->nonfinite, e->st));
-	for (int i = first; i < last; i++) {
-		const PlanStep *s = &prog->steps[i];
-		char msg[512] = "";
-		Ctx c = {e, s, &e->conv[g][i], rs, i, {msg, sizeof msg}};
-		int rc = s->nchain ? r_ew(c) : runners[s->op](c);
-		if (rc != 0) {
-			char at[512];
-			where(e, g, i, at, sizeof at);
-			snprintf(err, errlen, "%s: %s", at, msg);
-			return -1;
-		}
-		int span = s->group == 3 ? 3 : 1; /* a group's other two steps are done too */
-		for (int j = i; e->nonfinite && j < i + span; j++)
-			if (count_step(e, prog, j, eb) != 0)
-				return -1;
-		i += span - 1;
-	}
-	CUDA_CHECK(cudaStreamSynchronize(e->st));
-	if (e->nonfinite && first_nonfinite(e, prog, first, last, eb) != 0)
+	StepScalars s = {};
+	s.lr = rs->lr;
+	s.loss_scale = rs->loss_scale;
+	s.step = rs->step;
+	s.rng_counter = rs->rng_counter - e->rng_off[g][first];
+	CUDA_CHECK(cudaMemcpyAsync(&e->run->s, &s, checks ? sizeof s : offsetof(StepScalars, bad), cudaMemcpyHostToDevice,
+		e->st));
+	if (exec_enqueue(e, g, first, last, eb) != 0)
 		return -1;
-	if (skipped) {
-		int bad = 0;
-		if (checks)
-			CUDA_CHECK(cudaMemcpy(&bad, e->bad, sizeof bad, cudaMemcpyDeviceToHost));
-		*skipped = bad;
-	}
+	CUDA_CHECK(cudaMemcpyAsync(&s, &e->run->s, sizeof s, cudaMemcpyDeviceToHost, e->st));
+	CUDA_CHECK(cudaStreamSynchronize(e->st)); /* s is on the host's stack: wait before reading it */
+	if (exec_check_nonfinite(e, g, first, last, eb) != 0)
+		return -1;
+	for (int i = first; i < last; i++)
+		rs->rng_counter += prog->steps[i].op == OP_dropout_mask ? (uint64_t)numel(vt(e, prog->steps[i].out)) : 0;
+	if (skipped)
+		*skipped = checks ? s.bad : 0;
 	return 0;
 }
 

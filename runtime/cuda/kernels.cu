@@ -329,19 +329,23 @@ k_channels_copy(Buf x, int xc, int x0, Buf y, int yc, int y0, int cs, int n, int
 /* ---- dropout: Philox4x32-10 (runtime/cpu/rng.c) ---- */
 
 __global__ void
-k_dropout_mask(uint64_t key, uint64_t counter, uint64_t threshold, float keep, Buf mask, long long n)
+k_dropout_mask(uint64_t key, const StepScalars *s, uint64_t offset, uint64_t threshold, float keep, Buf mask,
+	long long n)
 {
+	uint64_t counter = s->rng_counter + offset;
 	GRID_LOOP(i, n)
 	st(mask, i, philox_at(key, counter + (uint64_t)i) >= threshold ? keep : 0.0f);
 }
 
-/* ---- optimizer (sgd_range, adam_range) ---- */
+/* ---- optimizer (sgd_range, adam_range); each thread forms the step's scalars from S ---- */
 
 __global__ void
-k_sgd(Sgd o, Buf p, Buf g, Buf buf, long long n, const int *bad, bool unscale, float inv_scale)
+k_sgd(SgdConf c, const StepScalars *s, Buf p, Buf g, Buf buf, long long n, bool unscale)
 {
-	if (bad && *bad)
+	if (unscale && s->bad)
 		return;
+	Sgd o = sgd_now(c, *s);
+	float inv_scale = (float)(1.0 / s->loss_scale);
 	GRID_LOOP(i, n)
 	{
 		float d = unscale ? inv_scale * ld(g, i) : ld(g, i), pv = ld(p, i);
@@ -357,10 +361,12 @@ k_sgd(Sgd o, Buf p, Buf g, Buf buf, long long n, const int *bad, bool unscale, f
 }
 
 __global__ void
-k_adam(Adam o, Buf p, Buf g, Buf m, Buf v, long long n, const int *bad, bool unscale, float inv_scale)
+k_adam(AdamConf c, const StepScalars *s, Buf p, Buf g, Buf m, Buf v, long long n, bool unscale)
 {
-	if (bad && *bad)
+	if (unscale && s->bad)
 		return;
+	Adam o = adam_now(c, *s);
+	float inv_scale = (float)(1.0 / s->loss_scale);
 	GRID_LOOP(i, n)
 	{
 		float gv = unscale ? inv_scale * ld(g, i) : ld(g, i), pv = ld(p, i);
@@ -402,6 +408,13 @@ k_fill1(Buf y, float v)
 {
 	if (blockIdx.x == 0 && threadIdx.x == 0)
 		st(y, 0, v);
+}
+
+__global__ void
+k_fill_scale(Buf y, const StepScalars *s)
+{
+	if (blockIdx.x == 0 && threadIdx.x == 0)
+		st(y, 0, (float)s->loss_scale);
 }
 
 } // namespace
@@ -577,7 +590,7 @@ slice(Buf x, int n, int c, int hw, int start, int size, Buf y, cudaStream_t st)
 }
 
 cudaError_t
-dropout_mask(uint64_t key, uint64_t counter, double p, Buf mask, long long n, cudaStream_t st)
+dropout_mask(uint64_t key, const StepScalars *s, uint64_t offset, double p, Buf mask, long long n, cudaStream_t st)
 {
 	uint64_t threshold;
 	float keep;
@@ -588,22 +601,21 @@ dropout_mask(uint64_t key, uint64_t counter, double p, Buf mask, long long n, cu
 		threshold = p > 0 ? (uint64_t)(p * 4294967296.0) : 0;
 		keep = (float)(1 / (1 - (p > 0 ? p : 0)));
 	}
-	k_dropout_mask<<<blocks_for(n), THREADS, 0, st>>>(key, counter, threshold, keep, mask, n);
+	k_dropout_mask<<<blocks_for(n), THREADS, 0, st>>>(key, s, offset, threshold, keep, mask, n);
 	return cudaGetLastError();
 }
 
 cudaError_t
-sgd(const Sgd &o, Buf p, Buf g, Buf buf, long long n, const int *bad, bool unscale, float inv_scale, cudaStream_t st)
+sgd(const SgdConf &o, const StepScalars *s, Buf p, Buf g, Buf buf, long long n, bool unscale, cudaStream_t st)
 {
-	k_sgd<<<blocks_for(n), THREADS, 0, st>>>(o, p, g, buf, n, bad, unscale, inv_scale);
+	k_sgd<<<blocks_for(n), THREADS, 0, st>>>(o, s, p, g, buf, n, unscale);
 	return cudaGetLastError();
 }
 
 cudaError_t
-adam(const Adam &o, Buf p, Buf g, Buf m, Buf v, long long n, const int *bad, bool unscale, float inv_scale,
-	cudaStream_t st)
+adam(const AdamConf &o, const StepScalars *s, Buf p, Buf g, Buf m, Buf v, long long n, bool unscale, cudaStream_t st)
 {
-	k_adam<<<blocks_for(n), THREADS, 0, st>>>(o, p, g, m, v, n, bad, unscale, inv_scale);
+	k_adam<<<blocks_for(n), THREADS, 0, st>>>(o, s, p, g, m, v, n, unscale);
 	return cudaGetLastError();
 }
 
@@ -625,5 +637,12 @@ cudaError_t
 fill1(Buf y, float v, cudaStream_t st)
 {
 	k_fill1<<<1, 1, 0, st>>>(y, v);
+	return cudaGetLastError();
+}
+
+cudaError_t
+fill_scale(Buf y, const StepScalars *s, cudaStream_t st)
+{
+	k_fill_scale<<<1, 1, 0, st>>>(y, s);
 	return cudaGetLastError();
 }

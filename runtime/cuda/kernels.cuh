@@ -76,11 +76,33 @@ cudaError_t xent_bwd(Buf logits, const int32_t *labels, int n, int k, double eps
 cudaError_t concat(const Buf *xs, const int *cs, int m, int n, int hw, Buf y, cudaStream_t st);
 cudaError_t slice(Buf x, int n, int c, int hw, int start, int size, Buf y, cudaStream_t st);
 
-/* Dropout mask from Philox4x32-10 at stream position counter + i (cpu_dropout_mask). */
-cudaError_t dropout_mask(uint64_t key, uint64_t counter, double p, Buf mask, long long n, cudaStream_t st);
+/* The scalars a training run's kernels read, in device memory: the host writes them before an
+ * eager run (nnc_cuda_run); the resident loop (resident.cu) advances them on the device. */
+struct StepScalars {
+	double lr, loss_scale;           /* this step's learning rate, the loss scale S */
+	long long step;                  /* optimizer updates done (Adam's t is step + 1) */
+	unsigned long long rng_counter;  /* dropout stream position at the run's start */
+	int bad;                         /* grad_check found inf/NaN in this run */
+	int pad;
+};
 
-/* Optimizer updates (cpu_sgd_step, cpu_adam_step); skipped when *bad is set (grad_check found
- * inf/NaN), the gradient divided by loss_scale when unscale. */
+/* Dropout mask from Philox4x32-10 at stream position s->rng_counter + offset + i
+ * (cpu_dropout_mask); offset: what the run's earlier masks drew. */
+cudaError_t dropout_mask(uint64_t key, const StepScalars *s, uint64_t offset, double p, Buf mask, long long n,
+	cudaStream_t st);
+
+/* Optimizer updates (cpu_sgd_step, cpu_adam_step) with the step's learning rate and count from
+ * S; with unscale, the gradient is divided by S's loss scale and the update skipped when
+ * s->bad is set (grad_check found inf/NaN). */
+struct SgdConf {
+	double momentum, wd;
+	bool nesterov;
+};
+struct AdamConf {
+	double beta1, beta2, eps, wd;
+	bool decoupled;
+};
+/* The float scalars of one update, formed in double as the CPU forms them (kernels_math.cuh). */
 struct Sgd {
 	float lr_neg, momentum, wd;
 	bool nesterov, first, has_buf;
@@ -89,13 +111,15 @@ struct Adam {
 	float decay, wd, w1, beta2, w2, bc2_sqrt, eps, step_neg;
 	bool decoupled;
 };
-cudaError_t sgd(const Sgd &o, Buf p, Buf g, Buf buf, long long n, const int *bad, bool unscale, float inv_scale,
+cudaError_t sgd(const SgdConf &o, const StepScalars *s, Buf p, Buf g, Buf buf, long long n, bool unscale,
 	cudaStream_t st);
-cudaError_t adam(const Adam &o, Buf p, Buf g, Buf m, Buf v, long long n, const int *bad, bool unscale,
-	float inv_scale, cudaStream_t st);
+cudaError_t adam(const AdamConf &o, const StepScalars *s, Buf p, Buf g, Buf m, Buf v, long long n, bool unscale,
+	cudaStream_t st);
 /* Sets *bad when any element of x is not finite. */
 cudaError_t grad_check(Buf x, long long n, int *bad, cudaStream_t st);
 cudaError_t fill1(Buf y, float v, cudaStream_t st);
+/* y[0] = the loss scale S (the loss_scale op's seed). */
+cudaError_t fill_scale(Buf y, const StepScalars *s, cudaStream_t st);
 /* *count += the number of elements of x that are NaN or Inf (atomic adds of counts: the total
  * does not depend on their order). */
 cudaError_t count_nonfinite(Buf x, long long n, unsigned long long *count, cudaStream_t st);

@@ -166,6 +166,39 @@ over(const Pool &p, long long i)
 	return o;
 }
 
+/* ---- optimizer scalars (cpu_sgd_step, cpu_adam_step: formed in double, rounded to float) ---- */
+
+HD Sgd
+sgd_now(const SgdConf &c, const StepScalars &s)
+{
+	Sgd o;
+	o.lr_neg = (float)-s.lr;
+	o.momentum = (float)c.momentum;
+	o.wd = (float)c.wd;
+	o.nesterov = c.nesterov;
+	o.first = s.step + 1 <= 1;
+	o.has_buf = c.momentum != 0;
+	return o;
+}
+
+HD Adam
+adam_now(const AdamConf &c, const StepScalars &s)
+{
+	double t = (double)(s.step + 1);
+	double bc1 = 1 - pow(c.beta1, t), bc2 = 1 - pow(c.beta2, t);
+	Adam o;
+	o.decoupled = c.decoupled;
+	o.wd = (float)c.wd;
+	o.decay = (float)(1 - s.lr * c.wd);
+	o.w1 = (float)(1 - c.beta1);
+	o.beta2 = (float)c.beta2;
+	o.w2 = (float)(1 - c.beta2);
+	o.bc2_sqrt = (float)sqrt(bc2);
+	o.eps = (float)c.eps;
+	o.step_neg = (float)-(s.lr / bc1);
+	return o;
+}
+
 /* ---- per-element bodies of the grid-stride kernels (kernels.cu): element i ---- */
 
 HD void

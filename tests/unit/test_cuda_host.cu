@@ -12,15 +12,24 @@
  *   - the per-element bodies of the grid-stride kernels, run here for every element, against
  *     the CPU kernels on whole tensors: max and average pooling forward and backward (with
  *     ties, padding, overlapping and strided windows), batch-norm apply and inference with
- *     their epilogues, channel concatenation, and an elementwise chain in fp16 storage. */
+ *     their epilogues, channel concatenation, and an elementwise chain in fp16 storage;
+ *   - the resident training loop's logic (resident_math.cuh) against the CPU code it mirrors:
+ *     epoch permutations and augmentation draws against runtime/data.c's; whole rendered
+ *     training batches (crop, flip, cutout in several combinations, across epochs) and
+ *     evaluation batches (with a padded last batch) against the CPU loader's; the end-of-step
+ *     scalars over a pattern of skipped steps against exec_finish_step and the loader's order;
+ *     and the argmax of rows with ties against cpu_count_correct. */
 #include <vector>
 #include <cstdio>
 #include <cstring>
 
 #include "runtime/cuda/kernels_math.cuh"
+#include "runtime/cuda/resident_math.cuh"
 extern "C" {
 #include "runtime/cpu/kernels.h"
 #include "runtime/cpu/rng.h"
+#include "runtime/data.h"
+#include "runtime/exec.h"
 }
 
 static int checks, failures;
@@ -42,9 +51,172 @@ same_bits(float a, float b)
 	return memcmp(&a, &b, sizeof a) == 0;
 }
 
+/* ---- the resident loop against runtime/data.c and exec.c ---- */
+
+static uint32_t lcg = 12345;
+
+static uint32_t
+next_u32(void)
+{
+	lcg = lcg * 1664525u + 1013904223u;
+	return lcg >> 8;
+}
+
+static void
+resident_checks(void)
+{
+	for (uint32_t n : {1u, 2u, 7u, 1000u, 50000u})
+		for (uint64_t epoch : {0ull, 1ull, 37ull}) {
+			std::vector<uint32_t> cpu(n), dev(n);
+			cifar_epoch_order(42, epoch, cpu.data(), n);
+			epoch_order(42, epoch, 1, dev.data(), n);
+			check(cpu == dev, "epoch_order vs cifar_epoch_order", n, (double)epoch);
+		}
+	for (int pad : {0, 2, 4})
+		for (uint64_t pos = 0; pos < 300; pos += 7) {
+			CifarConfig c;
+			cifar_config_default(&c, 1, 9);
+			c.crop_pad = pad;
+			CifarAug a = cifar_aug_draw(&c, 3, pos);
+			AugDraw b = aug_draw(9, pad, 3, pos);
+			check(a.dy == b.dy && a.dx == b.dx && a.flip == b.flip && a.cy == b.cy && a.cx == b.cx,
+				"aug_draw vs cifar_aug_draw", b.dy * 100 + b.dx, a.dy * 100 + a.dx);
+		}
+
+	/* a small dataset of random bytes; batches of 48 from 200 training images: 4 per epoch */
+	enum { NTR = 200, NTE = 70, B = 48 };
+	std::vector<uint8_t> img[2], lab[2];
+	int nimg[2] = {NTR, NTE};
+	for (int s = 0; s < 2; s++) {
+		img[s].resize((size_t)nimg[s] * D_IMAGE);
+		lab[s].resize(nimg[s]);
+		for (auto &v : img[s])
+			v = (uint8_t)next_u32();
+		for (auto &v : lab[s])
+			v = (uint8_t)(next_u32() % 10);
+	}
+	CifarData data = {};
+	for (int s = 0; s < 2; s++) {
+		data.images[s] = img[s].data();
+		data.labels[s] = lab[s].data();
+		data.n[s] = nimg[s];
+	}
+	struct {
+		int crop, flip, cutout;
+	} augs[] = {{0, 0, 0}, {4, 1, 0}, {2, 1, 8}, {4, 1, 16}, {0, 0, 5}};
+	std::vector<float> cx((size_t)B * D_IMAGE), gx(cx.size());
+	std::vector<int32_t> cy(B), gy(B);
+	std::vector<uint32_t> perm(NTR);
+	for (auto a : augs) {
+		CifarConfig cfg;
+		cifar_config_default(&cfg, B, 1234);
+		cfg.crop_pad = a.crop, cfg.flip = a.flip, cfg.cutout = a.cutout;
+		CifarLoader ld;
+		char err[256];
+		if (cifar_loader_init(&ld, &data, &cfg, err, sizeof err) != 0) {
+			check(false, err, 0, 0);
+			return;
+		}
+		DataDev d = {};
+		d.images[0] = img[0].data(), d.images[1] = img[1].data();
+		d.labels[0] = lab[0].data(), d.labels[1] = lab[1].data();
+		d.n[0] = NTR, d.n[1] = NTE;
+		d.lut = &ld.lut[0][0];
+		d.perm = perm.data();
+		d.seed = cfg.seed, d.shuffle = 1, d.crop_pad = a.crop, d.flip = a.flip, d.cutout = a.cutout;
+		DevRun r = {};
+		uint64_t perm_epoch = ~0ull;
+		for (int step = 0; step < 10; step++) {
+			if (perm_epoch != r.epoch)
+				epoch_order(d.seed, r.epoch, 1, d.perm, NTR);
+			perm_epoch = r.epoch;
+			for (long long i = 0; i < (long long)gx.size(); i++)
+				render_at(d, 1, 1, r.epoch, r.position, 0, B, gx.data(), gy.data(), i);
+			cifar_loader_next(&ld, cx.data(), cy.data());
+			check(!memcmp(cx.data(), gx.data(), cx.size() * sizeof(float)) && cy == gy,
+				"render_at (training batch) vs cifar_loader_next", step, a.crop * 100 + a.cutout);
+			end_step_scalars(&r, 1.0f, 0, B, NTR, nullptr);
+			check(r.epoch == ld.order.epoch && r.position == ld.order.position, "end_step_scalars order vs loader",
+				(double)r.position, (double)ld.order.position);
+		}
+		for (long long first = 0; first < NTE; first += B) {
+			int valid = cifar_eval_batch(&ld, CIFAR_TEST, first, cx.data(), cy.data());
+			for (long long i = 0; i < (long long)gx.size(); i++)
+				render_at(d, 0, 1, 0, 0, first, valid, gx.data(), gy.data(), i);
+			bool labels = true;
+			for (int b = 0; b < B; b++)
+				labels &= gy[b] == (b < valid ? cy[b] : 0);
+			check(!memcmp(cx.data(), gx.data(), cx.size() * sizeof(float)) && labels,
+				"render_at (evaluation batch) vs cifar_eval_batch", (double)first, valid);
+		}
+		cifar_loader_free(&ld);
+	}
+
+	/* the end of a step against exec_finish_step: dynamic loss scaling, interval 3 */
+	PlanStep steps[2] = {};
+	steps[0].op = OP_loss_scale;
+	steps[0].attr[nnc_attr_index(OP_loss_scale, "dynamic")].i[0] = 1;
+	steps[0].attr[nnc_attr_index(OP_loss_scale, "interval")].i[0] = 3;
+	steps[0].attr[nnc_attr_index(OP_loss_scale, "growth")].f = 2.0;
+	steps[0].attr[nnc_attr_index(OP_loss_scale, "backoff")].f = 0.5;
+	steps[1].op = OP_sgd_update;
+	PlanProgram prog = {steps, 2, -1, -1};
+	Exec ex;
+	memset(&ex, 0, sizeof ex);
+	ex.loss_scale = 65536;
+	DevRun r = {};
+	r.s.loss_scale = 65536;
+	r.scaled = 1, r.updated = 1, r.interval = 3, r.growth = 2.0, r.backoff = 0.5;
+	r.nonfinite_at = -1;
+	r.rng_per_run = 11;
+	enum { NB = NTR / B, STEPS = 40 };
+	double lr[STEPS];
+	for (int i = 0; i < STEPS; i++)
+		lr[i] = 0.1 * (i + 1);
+	r.nlr = STEPS;
+	r.s.lr = lr[0];
+	const float losses[] = {2.5f, 1.0f, NAN, 0.75f};
+	double loss_sum = 0;
+	for (int i = 0; i < STEPS; i++) {
+		bool skip = i % 7 == 3 || i % 11 == 5;
+		r.s.bad = skip;
+		float loss = losses[i % 4];
+		end_step_scalars(&r, loss, i, B, NTR, lr);
+		exec_finish_step(&ex, &prog, skip);
+		loss_sum += loss * B; /* nnrun's sum: float product, double sum */
+		check(r.s.loss_scale == ex.loss_scale && r.s.step == ex.step && r.clean_steps == ex.clean_steps &&
+				r.skipped_steps == ex.skipped_steps && r.s.bad == 0,
+			"end_step_scalars vs exec_finish_step", r.s.loss_scale, ex.loss_scale);
+		long long g = (long long)r.epoch * NB + (long long)(r.position / B);
+		check(r.gstep == i + 1 && g == r.gstep && r.s.lr == lr[g < STEPS ? g : STEPS - 1],
+			"end_step_scalars: next step's index and learning rate", (double)r.gstep, (double)g);
+	}
+	check(r.nonfinite_at == 2 && std::isnan(r.nonfinite_loss) && std::isnan(r.loss_sum) && std::isnan(loss_sum) &&
+			r.seen == (long long)STEPS * B && r.correct == STEPS * (STEPS - 1) / 2 &&
+			r.s.rng_counter == 11ull * STEPS,
+		"end_step_scalars sums", (double)r.nonfinite_at, 2);
+
+	/* argmax: ties (first maximum wins), NaN, negative rows */
+	enum { ROWS = 64, K = 10 };
+	std::vector<float> logits(ROWS * K);
+	std::vector<int32_t> labels(ROWS);
+	for (int i = 0; i < ROWS * K; i++)
+		logits[i] = (float)((int)(next_u32() % 5) - 3);
+	logits[5] = NAN;
+	logits[K + 2] = NAN, logits[K] = NAN;
+	long long correct = 0;
+	for (int rr = 0; rr < ROWS; rr++) {
+		labels[rr] = (int32_t)(next_u32() % K);
+		correct += row_argmax(Buf{logits.data(), false}, rr, K) == labels[rr];
+	}
+	check(correct == cpu_count_correct_f32(logits.data(), labels.data(), ROWS, K), "row_argmax vs cpu_count_correct",
+		(double)correct, (double)cpu_count_correct_f32(logits.data(), labels.data(), ROWS, K));
+}
+
 int
 main(void)
 {
+	resident_checks();
 	static const uint64_t keys[] = {0, 1, 0x64726f706f7574ull, 0xffffffffffffffffull};
 	static const uint64_t starts[] = {0, 3, 1021, 0xfffffff0ull, 0x1234567890ull};
 	for (uint64_t key : keys)

@@ -1,0 +1,91 @@
+/* The CUDA executor's state, shared by exec.cu (loading a plan, running its programs) and
+ * resident.cu (the device-resident training loop: dataset, step state, CUDA graph). Only
+ * runtime/cuda/ includes it.
+ *
+ * Invariants: every device buffer here is allocated before the first step runs and freed in
+ * nnc_cuda_exec_free; `run` holds the StepScalars the program kernels read (run->s), so an
+ * eager run and a replayed graph launch the same kernels with the same arguments. */
+#ifndef NNC_CUDA_EXEC_IMPL_H
+#define NNC_CUDA_EXEC_IMPL_H
+
+#include "runtime/cuda/check.h"
+#include "runtime/cuda/cuda_backend.h"
+#include "runtime/cuda/resident_math.cuh"
+
+extern "C" {
+#include "runtime/plan.h"
+}
+
+/* A convolution step's cuDNN state. */
+struct Conv {
+	cudnnTensorDescriptor_t x = nullptr, y = nullptr;
+	cudnnFilterDescriptor_t w = nullptr;
+	cudnnConvolutionDescriptor_t c = nullptr;
+	int algo = -1;
+	size_t ws = 0;
+};
+
+/* An algorithm chosen for a convolution shape, reused by steps of the same shape. */
+struct AlgoCache {
+	int key[20];
+	int algo;
+	size_t ws;
+};
+
+/* The resident training loop's device data and host-side mirror (resident.cu). */
+struct Resident {
+	DataDev d = {};               /* device pointers into `bytes` and the tables */
+	unsigned char *bytes = nullptr; /* the dataset: images and labels of both splits */
+	float *lut = nullptr;
+	uint32_t *perm = nullptr;
+	double *lr = nullptr;         /* the learning rate of every step since epoch 0 */
+	float *eval_loss = nullptr;   /* scratch: one evaluation batch's mean loss */
+	bool loaded = false, begun = false;
+	uint64_t epoch = 0, position = 0; /* host mirror of run->epoch/position (same rule) */
+	uint64_t perm_epoch = 0;
+	bool perm_valid = false;
+	int use_graph = 0;            /* 1: capture the step after the first and replay it */
+	long steps = 0;               /* steps enqueued by this loop */
+	cudaGraph_t graph = nullptr;
+	cudaGraphExec_t graph_exec = nullptr;
+	char graph_note[512] = "";    /* why the step runs without a graph, when it does */
+};
+
+struct CudaExec {
+	const Plan *p = nullptr;
+	unsigned char *base[PLAN_NARENA] = {};
+	size_t bytes[PLAN_NARENA] = {};
+	void *ws = nullptr;
+	size_t ws_bytes = 0;
+	DevRun *run = nullptr;        /* the run's scalars on the device */
+	CudaRunState conf = {};       /* the recipe's constants, as the last run or train_begin gave */
+	cublasHandle_t blas = nullptr;
+	void *blas_ws = nullptr;      /* cuBLAS's workspace, set once so graph capture allocates nothing */
+	cudnnHandle_t dnn = nullptr;
+	cudaStream_t st = nullptr;
+	Conv *conv[2] = {};
+	uint64_t *rng_off[2] = {};    /* per step: dropout elements drawn by earlier steps of the run */
+	uint64_t rng_total[2] = {};   /* per run */
+	AlgoCache cache[256];
+	int ncache = 0;
+	bool deterministic = false;
+	size_t ws_max = 0;
+	unsigned long long *nonfinite = nullptr; /* --check-numerics: per step of a program */
+	unsigned long long *nonfinite_host = nullptr; /* their copy, read after each run */
+	int nonfinite_n = 0;
+	Resident res;
+};
+
+/* exec.cu: value V's storage as a kernel operand. */
+Buf exec_buf(const CudaExec *e, int v);
+/* Enqueues steps [first, last) of program G on e->st (and, with --check-numerics, the counts of
+ * their non-finite results). Returns 0, or -1 naming the failing call and the step. */
+int exec_enqueue(CudaExec *e, int g, int first, int last, ErrBuf eb);
+/* After the stream is idle: with --check-numerics, fails naming the first step of [first,
+ * last) of G that produced NaN/Inf; else 0. */
+int exec_check_nonfinite(CudaExec *e, int g, int first, int last, ErrBuf eb);
+
+/* resident.cu: frees what the resident loop allocated. */
+void resident_free(CudaExec *e);
+
+#endif
