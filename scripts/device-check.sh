@@ -1,17 +1,26 @@
 #!/bin/bash
 # The device check, run on a lent GPU machine from the repository root with .device/ carried
-# (scripts/device-pack.sh makes it here; docs/cuda.md). Well under 8 minutes:
-#   1. the machine: GPU, driver, and the CUDA libraries the binaries load
-#   2. the `cuda` tests: the device probe, and the CUDA backend against the CPU backend step by
-#      step (tests/cuda.sh) on the tiny model, ResNet-20 and MobileNet-V2 in fp32, fp16, mixed
-#   3. training on the GPU: the tiny model and ResNet-20, 2 epochs each on the carried subset
-#      (5000 training, 5000 test images), per precision: test accuracy and images/s
-# and a short table last. Everything goes to $OUT/device-check.log too.
+# (scripts/device-pack.sh makes it here; docs/cuda.md):
+#   scripts/device-check.sh [PARTS]     PARTS: a comma-separated list of tests, train, bench
+#                                       (default tests,train: well under 8 minutes)
+#   0. always: the machine (GPU, driver, the CUDA libraries the binaries load)
+#   tests: the `cuda` tests: the device probe; the CUDA backend against the CPU backend step by
+#      step (tests/cuda.sh) on the tiny model, ResNet-20 and MobileNet-V2 in fp32, fp16, mixed;
+#      checkpoints across devices (tests/cuda_resume.sh); the resident loop, graph replay =
+#      eager = host-fed batches bit for bit (tests/cuda_train.sh)
+#   train: the tiny model and ResNet-20, 2 epochs each on the carried subset (5000 training,
+#      5000 test images), per precision: test accuracy and images/s
+#   bench: bench/gpu/run.sh, nnrun against PyTorch on this GPU (about 5 minutes: a call of
+#      its own, timeout_s 480)
+# and a short table last. Everything goes to $OUT/device-check.log too (device-bench.log for
+# the bench alone).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-/tmp/device-check}
 mkdir -p "$out"
-exec > >(tee "$out/device-check.log") 2>&1
+parts=",${1:-tests,train},"
+log=$([ "$parts" = ",bench," ] && echo device-bench.log || echo device-check.log)
+exec > >(tee "$out/$log") 2>&1
 [ -f .device/bin.tar.xz ] || { echo "device-check: no .device/bin.tar.xz; run scripts/device-pack.sh here and carry .device"; exit 1; }
 work=/tmp/device-check-bin
 rm -rf $work && mkdir -p $work && tar -C $work -xJf .device/bin.tar.xz
@@ -27,32 +36,52 @@ if ldd $bin/nnrun | grep "not found"; then
 fi
 gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
 
-echo "== cuda tests"
-$bin/test_cuda_device
-probe=$?
-CUDA_MODELS="tiny resnet20 mobilenet_v2" timeout 300 tests/cuda.sh $bin/nnc $bin/test_cuda_vs_cpu
-ops=$?
+probe=skipped ops=skipped resume=skipped resident=skipped
+if [[ $parts == *,tests,* ]]; then
+	echo "== cuda tests"
+	$bin/test_cuda_device
+	probe=$?
+	CUDA_MODELS="tiny resnet20 mobilenet_v2" timeout 300 tests/cuda.sh $bin/nnc $bin/test_cuda_vs_cpu
+	ops=$?
+	export NNC_DATA=.device/data NNC_RECORDS=5000
+	timeout 200 tests/cuda_resume.sh $bin/nnc $bin/nnrun
+	resume=$?
+	timeout 200 tests/cuda_train.sh $bin/nnc $bin/nnrun
+	resident=$?
+fi
 
-echo "== training on the GPU"
 rows=""
-for m in tiny resnet20; do
-	for p in fp32 fp16 mixed; do
-		plan=/tmp/dc-$m-$p.plan
-		$bin/nnc compile --precision $p "models/$m.nn" -o $plan 2>/dev/null || { rows="$rows$m $p compile-failed\n"; continue; }
-		timeout 120 $bin/nnrun train $plan --device cuda --data .device/data --records-per-file 5000 --train-limit 5000 \
-			--test-limit 5000 --epochs 2 --metrics /tmp/dc-$m-$p.csv --checkpoint /tmp/dc-$m-$p.ckpt --quiet
-		rc=$?
-		last=$(tail -n 1 /tmp/dc-$m-$p.csv 2>/dev/null)
-		# epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,images_per_second,...
-		acc=$(echo "$last" | awk -F, '{ printf "%.2f%%", $5 * 100 }')
-		ips=$(echo "$last" | awk -F, '{ printf "%.0f", $8 }')
-		rows="$rows$m $p exit=$rc test_acc=$acc images/s=$ips\n"
+if [[ $parts == *,train,* ]]; then
+	echo "== training on the GPU"
+	for m in tiny resnet20; do
+		for p in fp32 fp16 mixed; do
+			plan=/tmp/dc-$m-$p.plan
+			$bin/nnc compile --precision $p "models/$m.nn" -o $plan 2>/dev/null || { rows="$rows$m $p compile-failed\n"; continue; }
+			timeout 120 $bin/nnrun train $plan --device cuda --data .device/data --records-per-file 5000 --train-limit 5000 \
+				--test-limit 5000 --epochs 2 --metrics /tmp/dc-$m-$p.csv --checkpoint /tmp/dc-$m-$p.ckpt --quiet
+			rc=$?
+			last=$(tail -n 1 /tmp/dc-$m-$p.csv 2>/dev/null)
+			# epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,images_per_second,...
+			acc=$(echo "$last" | awk -F, '{ printf "%.2f%%", $5 * 100 }')
+			ips=$(echo "$last" | awk -F, '{ printf "%.0f", $8 }')
+			rows="$rows$m $p exit=$rc test_acc=$acc images/s=$ips\n"
+		done
 	done
-done
+fi
+
+bench=""
+if [[ $parts == *,bench,* ]]; then
+	echo "== benchmarks (bench/gpu/run.sh)"
+	bench=$(timeout 420 bench/gpu/run.sh $bin/nnc $bin/nnrun 2>"$out/bench-detail.log")
+	echo "bench/gpu/run.sh exit $?; per-run lines in bench-detail.log"
+fi
 
 echo
 echo "== device check, $(date -u +%Y-%m-%d), ${gpu:-no GPU found}"
-verdict() { case $1 in 0) echo passed ;; 77) echo "skipped (no usable GPU)" ;; *) echo "FAILED (exit $1)" ;; esac; }
+verdict() { case $1 in 0) echo passed ;; 77) echo "skipped (no usable GPU)" ;; skipped) echo "not run" ;; *) echo "FAILED (exit $1)" ;; esac; }
 echo "cuda_device: $(verdict $probe)"
 echo "cuda_vs_cpu: $(verdict $ops)"
+echo "cuda_resume: $(verdict $resume)"
+echo "cuda_train: $(verdict $resident)"
 printf '%b' "$rows"
+[ -n "$bench" ] && echo "$bench"

@@ -3,11 +3,12 @@
 # on the GPU resumes on the CPU, and one trained on the CPU resumes on the GPU, each for 3 more
 # steps; both continuations must finish with a finite loss close to a run that stays on one
 # device (the devices round differently, so not bit for bit: within 5% after 6 steps). Needs
-# data/.
+# data/ (or NNC_DATA, with NNC_RECORDS images per file).
 #   tests/cuda_resume.sh PATH/TO/nnc PATH/TO/nnrun
 nnc=${1:?usage: cuda_resume.sh NNC NNRUN}
 nnrun=${2:?usage: cuda_resume.sh NNC NNRUN}
 data=${NNC_DATA:-data}
+records=${NNC_RECORDS:+--records-per-file $NNC_RECORDS} # a subset's file size (scripts/device-pack.sh)
 [ -f "$data/cifar-10-batches-bin/test_batch.bin" ] || { echo "skipped: no CIFAR-10 in $data"; exit 77; }
 TIMEOUT=300
 . "$(dirname "$0")/lib.sh"
@@ -16,7 +17,7 @@ unset NNC_DEVICE
 "$nnrun" bench "$tmp/r.plan" --steps 1 --device cuda 2>&1 | grep -q "no usable GPU\|without the CUDA backend" &&
 	{ echo "skipped: no usable GPU"; exit 77; }
 # A gentle learning rate, so that six steps' test loss is a stable figure to compare.
-run="--data $data --train-limit 512 --test-limit 256 --quiet --threads 2 --lr 0.01"
+run="--data $data $records --train-limit 512 --test-limit 256 --quiet --threads 2 --lr 0.01"
 for first in cuda cpu; do
 	second=$([ $first = cuda ] && echo cpu || echo cuda)
 	expect "train-$first" 0 "" -- "$nnrun" train "$tmp/r.plan" $run --device $first --steps 3 --checkpoint "$tmp/$first.ckpt"

@@ -8,11 +8,12 @@
 #     (--host-data) end with bit-identical parameters, and report identical training sums;
 #   - a run whose loss blows up stops with the same message, naming the same step, on the
 #     resident loop and on the host-fed one.
-# Needs data/.
+# Needs data/ (or NNC_DATA, with NNC_RECORDS images per file).
 #   tests/cuda_train.sh PATH/TO/nnc PATH/TO/nnrun
 nnc=${1:?usage: cuda_train.sh NNC NNRUN}
 nnrun=${2:?usage: cuda_train.sh NNC NNRUN}
 data=${NNC_DATA:-data}
+records=${NNC_RECORDS:+--records-per-file $NNC_RECORDS} # a subset's file size (scripts/device-pack.sh)
 [ -f "$data/cifar-10-batches-bin/test_batch.bin" ] || { echo "skipped: no CIFAR-10 in $data"; exit 77; }
 TIMEOUT=300
 . "$(dirname "$0")/lib.sh"
@@ -22,7 +23,7 @@ unset NNC_DEVICE
 	{ echo "FAIL compile mixed"; exit 1; }
 "$nnrun" bench "$tmp/fp32.plan" --steps 1 --device cuda 2>&1 | grep -q "no usable GPU\|without the CUDA backend" &&
 	{ echo "skipped: no usable GPU"; exit 77; }
-run="--data $data --train-limit 96 --test-limit 64 --quiet --device cuda --deterministic --steps 7"
+run="--data $data $records --train-limit 96 --test-limit 64 --quiet --device cuda --deterministic --steps 7"
 for prec in fp32 mixed; do
 	for mode in graph no-graph host-data; do
 		flag=$([ $mode = graph ] || echo "--$mode")
