@@ -269,7 +269,7 @@ r_bn_stats(Ctx &c)
 	nchw(c.t(0), &n, &ch, &hw);
 	if ((long long)n * hw < 2)
 		return fail(c, "batch norm needs more than one value per channel in training (batch too small)");
-	LAUNCH(c, bn_stats(c.in(0), n, ch, hw, attr(c.s, "eps")->f, c.out(), c.e->st));
+	LAUNCH(c, bn_stats(c.in(0), n, ch, hw, attr(c.s, "eps")->f, c.out(), c.e->bn, c.e->st));
 	return 0;
 }
 
@@ -323,7 +323,7 @@ r_bn_bwd_data(Ctx &c)
 		db = buf(c.e, c.s[2].out);
 	}
 	LAUNCH(c, bn_backward(c.in(0), act_y(c), (int)c.s->pro, c.in(1), c.in(2), c.own() > 3 ? c.in(3) : NONE, c.out(), dw,
-		db, n, ch, hw, c.e->st));
+		db, n, ch, hw, c.e->bn, c.e->st));
 	return 0;
 }
 
@@ -333,7 +333,7 @@ r_bn_bwd_scale(Ctx &c)
 	int n, ch, hw;
 	nchw(c.t(0), &n, &ch, &hw);
 	LAUNCH(c, bn_backward(c.in(0), act_y(c), (int)c.s->pro, c.in(1), c.in(2), NONE, NONE, c.out(), NONE, n, ch, hw,
-		c.e->st));
+		c.e->bn, c.e->st));
 	return 0;
 }
 
@@ -342,7 +342,8 @@ r_bias_grad(Ctx &c)
 {
 	int n, ch, hw;
 	nchw(c.t(0), &n, &ch, &hw);
-	LAUNCH(c, bn_backward(c.in(0), act_y(c), (int)c.s->pro, NONE, NONE, NONE, NONE, NONE, c.out(), n, ch, hw, c.e->st));
+	LAUNCH(c, bn_backward(c.in(0), act_y(c), (int)c.s->pro, NONE, NONE, NONE, NONE, NONE, c.out(), n, ch, hw, c.e->bn,
+		c.e->st));
 	return 0;
 }
 
@@ -778,6 +779,21 @@ setup(CudaExec *e, const Plan *p, const CudaOptions *o, ErrBuf eb)
 				e->ws_bytes = e->conv[g][i].ws;
 		}
 	}
+	int max_c = 1;
+	for (int g = 0; g < 2; g++) {
+		const PlanProgram *prog = program(e, g);
+		if (g == 0 && !p->has_train)
+			continue;
+		for (int i = 0; i < prog->nsteps; i++) {
+			const PlanStep *s = &prog->steps[i];
+			if ((s->op == OP_bn_stats || s->op == OP_bn_bwd_data || s->op == OP_bn_bwd_scale || s->op == OP_bias_grad) &&
+			    vt(e, s->in[0])->dim[1] > max_c)
+				max_c = (int)vt(e, s->in[0])->dim[1];
+		}
+	}
+	CUDA_CHECK(cudaMalloc(&e->bn_mem, bn_scratch_bytes(max_c)));
+	CUDA_CHECK(cudaMemset(e->bn_mem, 0, bn_scratch_bytes(max_c)));
+	e->bn = bn_scratch_at(e->bn_mem, max_c);
 	if (e->ws_bytes) {
 		CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
 		if (e->ws_bytes > free_b) {
@@ -831,6 +847,7 @@ nnc_cuda_exec_free(CudaExec *e)
 	cudaFree(e->ws);
 	cudaFree(e->run);
 	cudaFree(e->blas_ws);
+	cudaFree(e->bn_mem);
 	cudaFree(e->nonfinite);
 	delete[] e->nonfinite_host;
 	delete e;

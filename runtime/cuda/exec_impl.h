@@ -61,6 +61,8 @@ struct CudaExec {
 	CudaRunState conf = {};       /* the recipe's constants, as the last run or train_begin gave */
 	cublasHandle_t blas = nullptr;
 	void *blas_ws = nullptr;      /* cuBLAS's workspace, set once so graph capture allocates nothing */
+	void *bn_mem = nullptr;       /* the per-channel reductions' scratch (kernels.cuh's BnScratch) */
+	BnScratch bn = {};
 	cudnnHandle_t dnn = nullptr;
 	cudaStream_t st = nullptr;
 	Conv *conv[2] = {};

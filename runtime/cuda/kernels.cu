@@ -1,8 +1,11 @@
 /* The CUDA backend's own kernels (see kernels.cuh). Indexing: a tensor [n, c, hw] is NCHW, so
  * element e of channel ch in image img sits at (img * c + ch) * hw + e. Elementwise kernels use
- * a grid-stride loop, one thread per element. Per-channel reductions (batch norm) use one block
- * per channel: thread t sums elements t, t + blockDim, ... of the channel's n * hw in double,
- * then a shared-memory tree adds the partial sums in a fixed order. Per-row kernels (softmax,
+ * a grid-stride loop, one thread per element. Per-channel reductions (batch norm) split each
+ * channel's images over S blocks (bn_splits: enough blocks to fill the GPU even for 16
+ * channels): in each, thread t sums elements t, t + blockDim, ... of its range in double and a
+ * shared-memory tree adds those in a fixed order; the channel's last block to finish (an
+ * arrival counter) combines the S parts in block order, so results repeat bit for bit
+ * whatever order the blocks ran in. Per-row kernels (softmax,
  * cross-entropy) use one thread per row of k classes. Pooling backward gathers: one thread per
  * input element adds, in the CPU's scatter order (output windows in row-major order), the
  * gradients of the windows that select it, so no atomics are needed. The formulas follow
@@ -55,7 +58,7 @@ k_bias_act(Buf y, Buf b, long long n, int c, int hw, int a)
 	}
 }
 
-/* ---- batch norm: one block per channel ---- */
+/* ---- batch norm: per-channel reductions split over blocks (bn_splits) ---- */
 
 __device__ double
 block_sum(double v, double *sh)
@@ -72,27 +75,61 @@ block_sum(double v, double *sh)
 	return t;
 }
 
+/* True in every thread of the last block of channel ch's S to get here (its parts written by
+ * thread 0 before the fence); that block resets the channel's counter for the next launch. */
+__device__ bool
+last_of_channel(unsigned *count, int S)
+{
+	__shared__ bool last;
+	__threadfence();
+	if (threadIdx.x == 0) {
+		last = atomicAdd(count, 1u) == (unsigned)S - 1;
+		if (last)
+			*count = 0;
+	}
+	__syncthreads();
+	return last;
+}
+
+/* Grid (S, c): block (s, ch) takes images split_range(s) of channel ch, element e of its range
+ * being image i0 + e / hw, position e % hw. Each block stores (count, mean, M2) of its range
+ * (two passes over it, which stay in cache); the channel's last block combines them
+ * (chan_combine). */
 __global__ void
-k_bn_stats(Buf x, int n, int c, int hw, double eps, Buf stats)
+k_bn_stats(Buf x, int n, int c, int hw, double eps, Buf stats, BnScratch sc)
 {
 	__shared__ double sh[THREADS];
-	int ch = blockIdx.x;
-	long long count = (long long)n * hw;
+	int ch = blockIdx.y, S = gridDim.x, i0, i1;
+	split_range(n, S, blockIdx.x, &i0, &i1);
+	int cnt = (i1 - i0) * hw;
 	double s = 0;
-	for (long long e = threadIdx.x; e < count; e += blockDim.x)
-		s += ld(x, at((int)(e / hw), ch, (int)(e % hw), c, hw));
-	double m = block_sum(s, sh) / count;
+	for (int e = threadIdx.x; e < cnt; e += blockDim.x)
+		s += ld(x, at(i0 + e / hw, ch, e % hw, c, hw));
+	double m = cnt ? block_sum(s, sh) / cnt : 0;
 	double q = 0;
-	for (long long e = threadIdx.x; e < count; e += blockDim.x) {
-		double d = ld(x, at((int)(e / hw), ch, (int)(e % hw), c, hw)) - m;
+	for (int e = threadIdx.x; e < cnt; e += blockDim.x) {
+		double d = ld(x, at(i0 + e / hw, ch, e % hw, c, hw)) - m;
 		q += d * d;
 	}
-	double ss = block_sum(q, sh);
+	q = block_sum(q, sh);
+	double *part = sc.part + (long long)ch * BN_MAX_SPLIT * 3;
 	if (threadIdx.x == 0) {
-		st(stats, ch, (float)m);
-		st(stats, c + ch, (float)(1 / sqrt(ss / count + eps)));
-		st(stats, 2 * c + ch, (float)(ss / (count - 1)));
+		part[3 * blockIdx.x] = cnt;
+		part[3 * blockIdx.x + 1] = m;
+		part[3 * blockIdx.x + 2] = q;
 	}
+	if (!last_of_channel(sc.count + ch, S))
+		return;
+	for (int i = threadIdx.x; i < 3 * S; i += blockDim.x)
+		sh[i] = __ldcg(part + i); /* past L1: other blocks wrote them */
+	__syncthreads();
+	if (threadIdx.x != 0)
+		return;
+	double count, mean, ss;
+	chan_combine(sh, S, &count, &mean, &ss);
+	st(stats, ch, (float)mean);
+	st(stats, c + ch, (float)(1 / sqrt(ss / count + eps)));
+	st(stats, 2 * c + ch, (float)(ss / (count - 1)));
 }
 
 __global__ void
@@ -120,17 +157,19 @@ k_bn_update(Buf rm, Buf rv, Buf stats, int c, double momentum)
 }
 
 /* bn_backward_channels: sums of g and g * (x - mean) over the channel, g = dz through the
- * prologue; then dw = sdyx * invstd, db = sdy and dx. */
+ * prologue, split as k_bn_stats; the channel's last block adds the parts in block order, writes
+ * dw = sdyx * invstd and db = sdy, and leaves dx's per-channel coefficients in sc.coef. */
 __global__ void
-k_bn_backward(Buf dz, Buf act_y, int pro, Buf x, Buf stats, Buf w, Buf dx, Buf dw, Buf db, int n, int c, int hw)
+k_bn_bwd_sums(Buf dz, Buf act_y, int pro, Buf x, Buf stats, Buf w, Buf dw, Buf db, int n, int c, int hw, BnScratch sc)
 {
 	__shared__ double sh[THREADS];
-	int ch = blockIdx.x;
-	long long count = (long long)n * hw;
+	int ch = blockIdx.y, S = gridDim.x, i0, i1;
+	split_range(n, S, blockIdx.x, &i0, &i1);
+	int cnt = (i1 - i0) * hw;
 	float m = x.p ? ld(stats, ch) : 0.0f;
 	double sdy = 0, sdyx = 0;
-	for (long long e = threadIdx.x; e < count; e += blockDim.x) {
-		long long i = at((int)(e / hw), ch, (int)(e % hw), c, hw);
+	for (int e = threadIdx.x; e < cnt; e += blockDim.x) {
+		long long i = at(i0 + e / hw, ch, e % hw, c, hw);
 		float g = act_grad(ld(dz, i), pro ? ld(act_y, i) : 0.0f, pro);
 		sdy += g;
 		if (x.p)
@@ -138,21 +177,37 @@ k_bn_backward(Buf dz, Buf act_y, int pro, Buf x, Buf stats, Buf w, Buf dx, Buf d
 	}
 	sdy = block_sum(sdy, sh);
 	sdyx = block_sum(sdyx, sh);
-	double inv = x.p ? (double)ld(stats, c + ch) : 0.0;
+	double *part = sc.part + (long long)ch * BN_MAX_SPLIT * 3;
 	if (threadIdx.x == 0) {
-		if (dw.p)
-			st(dw, ch, (float)(sdyx * inv));
-		if (db.p)
-			st(db, ch, (float)sdy);
+		part[3 * blockIdx.x] = sdy;
+		part[3 * blockIdx.x + 1] = sdyx;
 	}
-	if (!dx.p)
+	if (!last_of_channel(sc.count + ch, S) || threadIdx.x != 0)
 		return;
-	float proj = (float)(sdyx * inv * inv / count), gmean = (float)(sdy / count);
-	float gain = (float)(inv * (w.p ? (double)ld(w, ch) : 1.0));
-	for (long long e = threadIdx.x; e < count; e += blockDim.x) {
-		long long i = at((int)(e / hw), ch, (int)(e % hw), c, hw);
+	sdy = sdyx = 0;
+	for (int b = 0; b < S; b++) {
+		sdy += __ldcg(part + 3 * b);
+		sdyx += __ldcg(part + 3 * b + 1);
+	}
+	double inv = x.p ? (double)ld(stats, c + ch) : 0.0, count = (double)n * hw;
+	if (dw.p)
+		st(dw, ch, (float)(sdyx * inv));
+	if (db.p)
+		st(db, ch, (float)sdy);
+	sc.coef[3 * ch] = (float)(sdyx * inv * inv / count);
+	sc.coef[3 * ch + 1] = (float)(sdy / count);
+	sc.coef[3 * ch + 2] = (float)(inv * (w.p ? (double)ld(w, ch) : 1.0));
+}
+
+/* dx = (g - (x - mean) * proj - gmean) * gain, one thread per element. */
+__global__ void
+k_bn_bwd_dx(Buf dz, Buf act_y, int pro, Buf x, Buf stats, Buf dx, long long total, int c, int hw, BnScratch sc)
+{
+	GRID_LOOP(i, total)
+	{
+		int ch = (int)((i / hw) % c);
 		float g = act_grad(ld(dz, i), pro ? ld(act_y, i) : 0.0f, pro);
-		st(dx, i, (g - (ld(x, i) - m) * proj - gmean) * gain);
+		st(dx, i, (g - (ld(x, i) - ld(stats, ch)) * sc.coef[3 * ch] - sc.coef[3 * ch + 1]) * sc.coef[3 * ch + 2]);
 	}
 }
 
@@ -442,10 +497,26 @@ bias_act(Buf y, Buf b, long long n, int c, int hw, int a, cudaStream_t st)
 	return cudaGetLastError();
 }
 
-cudaError_t
-bn_stats(Buf x, int n, int c, int hw, double eps, Buf stats, cudaStream_t st)
+size_t
+bn_scratch_bytes(int max_c)
 {
-	k_bn_stats<<<c, THREADS, 0, st>>>(x, n, c, hw, eps, stats);
+	return (size_t)max_c * (BN_MAX_SPLIT * 3 * sizeof(double) + sizeof(unsigned) + 3 * sizeof(float)) + 64;
+}
+
+BnScratch
+bn_scratch_at(void *mem, int max_c)
+{
+	BnScratch s;
+	s.part = static_cast<double *>(mem);
+	s.count = reinterpret_cast<unsigned *>(s.part + (size_t)max_c * BN_MAX_SPLIT * 3);
+	s.coef = reinterpret_cast<float *>(s.count + max_c);
+	return s;
+}
+
+cudaError_t
+bn_stats(Buf x, int n, int c, int hw, double eps, Buf stats, BnScratch sc, cudaStream_t st)
+{
+	k_bn_stats<<<dim3(bn_splits(n, c, hw), c), THREADS, 0, st>>>(x, n, c, hw, eps, stats, sc);
 	return cudaGetLastError();
 }
 
@@ -474,9 +545,14 @@ bn_update(Buf rm, Buf rv, Buf stats, int c, double momentum, cudaStream_t st)
 
 cudaError_t
 bn_backward(Buf dz, Buf act_y, int pro, Buf x, Buf stats, Buf w, Buf dx, Buf dw, Buf db, int n, int c, int hw,
-	cudaStream_t st)
+	BnScratch sc, cudaStream_t st)
 {
-	k_bn_backward<<<c, THREADS, 0, st>>>(dz, act_y, pro, x, stats, w, dx, dw, db, n, c, hw);
+	k_bn_bwd_sums<<<dim3(bn_splits(n, c, hw), c), THREADS, 0, st>>>(dz, act_y, pro, x, stats, w, dw, db, n, c, hw, sc);
+	cudaError_t e = cudaGetLastError();
+	if (e != cudaSuccess || !dx.p)
+		return e;
+	long long total = (long long)n * c * hw;
+	k_bn_bwd_dx<<<blocks_for(total), THREADS, 0, st>>>(dz, act_y, pro, x, stats, dx, total, c, hw, sc);
 	return cudaGetLastError();
 }
 

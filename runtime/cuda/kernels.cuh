@@ -41,8 +41,23 @@ cudaError_t scale_copy(Buf x, Buf y, float s, long long n, cudaStream_t st);
 /* y = act(y + b[channel]) over [n, c, hw] (b may be null): conv and dense epilogues. */
 cudaError_t bias_act(Buf y, Buf b, long long n, int c, int hw, int act, cudaStream_t st);
 
+/* Scratch of the per-channel reductions, which split each channel over several blocks
+ * (bn_splits) and let the last block to finish combine the parts in block order: partial
+ * results [c][BN_MAX_SPLIT][3] doubles, per-channel arrival counters (zero between launches:
+ * the last block resets its channel's), and the dx coefficients of bn_backward [c][3]. One
+ * scratch serves every step of a stream, sized for the widest channel count. */
+enum { BN_MAX_SPLIT = 64 };
+struct BnScratch {
+	double *part;
+	unsigned *count;
+	float *coef;
+};
+size_t bn_scratch_bytes(int max_c);
+/* Carves S (device memory of bn_scratch_bytes(max_c) bytes, zeroed) into its parts. */
+BnScratch bn_scratch_at(void *mem, int max_c);
+
 /* Batch norm over [n, c, hw] (cpu_batchnorm_*). stats: [3, c] mean, invstd, unbiased variance. */
-cudaError_t bn_stats(Buf x, int n, int c, int hw, double eps, Buf stats, cudaStream_t st);
+cudaError_t bn_stats(Buf x, int n, int c, int hw, double eps, Buf stats, BnScratch sc, cudaStream_t st);
 cudaError_t bn_apply(Buf x, Buf stats, Buf w, Buf b, Buf y, int n, int c, int hw, int act, cudaStream_t st);
 cudaError_t bn_infer(Buf x, Buf mean, Buf var, double eps, Buf w, Buf b, Buf y, int n, int c, int hw, int act,
 	cudaStream_t st);
@@ -50,7 +65,7 @@ cudaError_t bn_update(Buf rm, Buf rv, Buf stats, int c, double momentum, cudaStr
 /* Backward: any of dx, dw (scale), db (shift or bias) may be null; x may be null when only db is
  * wanted (bias_grad). pro: the prologue (0 none, 1 relu, 2 relu6) masking dz by act_y. */
 cudaError_t bn_backward(Buf dz, Buf act_y, int pro, Buf x, Buf stats, Buf w, Buf dx, Buf dw, Buf db, int n, int c,
-	int hw, cudaStream_t st);
+	int hw, BnScratch sc, cudaStream_t st);
 cudaError_t bn_fold_weight(Buf w, int out, long long per_out, Buf var, double eps, Buf scale, Buf wf, cudaStream_t st);
 cudaError_t bn_fold_bias(int out, Buf mean, Buf var, double eps, Buf scale, Buf shift, Buf bias, Buf bf,
 	cudaStream_t st);

@@ -166,6 +166,52 @@ over(const Pool &p, long long i)
 	return o;
 }
 
+/* ---- per-channel reductions split over blocks (bn_stats, bn_backward) ---- */
+
+/* How many blocks share each channel's reduction: enough blocks in all to fill the GPU (about
+ * 1024), at most one per image and BN_MAX_SPLIT, and about 1024 elements or more per block. */
+HD int
+bn_splits(int n, int c, int hw)
+{
+	int s = 1024 / (c > 0 ? c : 1);
+	long long per = (long long)n * hw / 1024;
+	if (s > per)
+		s = (int)per;
+	if (s > n)
+		s = n;
+	if (s > BN_MAX_SPLIT)
+		s = BN_MAX_SPLIT;
+	return s < 1 ? 1 : s;
+}
+
+/* Block s of S covers images [i0, i1) of its channel. */
+HD void
+split_range(int n, int S, int s, int *i0, int *i1)
+{
+	*i0 = (int)((long long)n * s / S);
+	*i1 = (int)((long long)n * (s + 1) / S);
+}
+
+/* Chan et al.'s pairwise combination of per-block (count, mean, M2) triples, in block order:
+ * the channel's count, mean and sum of squared deviations. */
+HD void
+chan_combine(const double *part, int S, double *count, double *mean, double *m2)
+{
+	double n = 0, m = 0, q = 0;
+	for (int s = 0; s < S; s++) {
+		double nb = part[3 * s], mb = part[3 * s + 1], qb = part[3 * s + 2];
+		if (nb == 0)
+			continue;
+		double t = n + nb, d = mb - m;
+		m += d * (nb / t);
+		q += qb + d * d * (n * nb / t);
+		n = t;
+	}
+	*count = n;
+	*mean = m;
+	*m2 = q;
+}
+
 /* ---- optimizer scalars (cpu_sgd_step, cpu_adam_step: formed in double, rounded to float) ---- */
 
 HD Sgd

@@ -18,7 +18,9 @@
  *     training batches (crop, flip, cutout in several combinations, across epochs) and
  *     evaluation batches (with a padded last batch) against the CPU loader's; the end-of-step
  *     scalars over a pattern of skipped steps against exec_finish_step and the loader's order;
- *     and the argmax of rows with ties against cpu_count_correct. */
+ *     and the argmax of rows with ties against cpu_count_correct;
+ *   - the batch-norm statistics split over blocks (bn_splits, split_range, chan_combine) against
+ *     cpu_batchnorm_stats. */
 #include <vector>
 #include <cstdio>
 #include <cstring>
@@ -213,10 +215,56 @@ resident_checks(void)
 		(double)correct, (double)cpu_count_correct_f32(logits.data(), labels.data(), ROWS, K));
 }
 
+/* k_bn_stats's partition and combination, run block by block on the host (sums in sequence
+ * instead of the device's tree), against cpu_batchnorm_stats: within 1e-6 relative. */
+static void
+split_stats_checks(void)
+{
+	struct {
+		int n, c, hw;
+	} shapes[] = {{128, 16, 1024}, {8, 3, 5}, {32, 64, 64}, {7, 1280, 1}, {2, 1, 1}, {128, 512, 16}};
+	for (auto sh : shapes) {
+		std::vector<float> x((size_t)sh.n * sh.c * sh.hw);
+		for (auto &v : x)
+			v = (float)(next_u32() % 2001) / 1000.0f - 0.3f + (float)(next_u32() % 3) * 100.0f;
+		std::vector<float> mean(sh.c), inv(sh.c), var(sh.c);
+		cpu_batchnorm_stats_f32(x.data(), sh.n, sh.c, sh.hw, 1e-5, mean.data(), inv.data(), var.data());
+		int S = bn_splits(sh.n, sh.c, sh.hw);
+		check(S >= 1 && S <= BN_MAX_SPLIT && S <= sh.n, "bn_splits in range", S, sh.n);
+		double worst = 0;
+		for (int ch = 0; ch < sh.c; ch++) {
+			std::vector<double> part(3 * S);
+			for (int s = 0; s < S; s++) {
+				int i0, i1;
+				split_range(sh.n, S, s, &i0, &i1);
+				int cnt = (i1 - i0) * sh.hw;
+				double sum = 0, q = 0;
+				for (int e = 0; e < cnt; e++)
+					sum += x[at(i0 + e / sh.hw, ch, e % sh.hw, sh.c, sh.hw)];
+				double m = cnt ? sum / cnt : 0;
+				for (int e = 0; e < cnt; e++) {
+					double d = x[at(i0 + e / sh.hw, ch, e % sh.hw, sh.c, sh.hw)] - m;
+					q += d * d;
+				}
+				part[3 * s] = cnt, part[3 * s + 1] = m, part[3 * s + 2] = q;
+			}
+			double count, m, ss;
+			chan_combine(part.data(), S, &count, &m, &ss);
+			double v = ss / (count - 1);
+			check(count == (double)sh.n * sh.hw, "split ranges cover the channel once", count, (double)sh.n * sh.hw);
+			double em = std::fabs(m - mean[ch]) / (std::fabs(mean[ch]) + 1e-3);
+			double ev = std::fabs(v - var[ch]) / (std::fabs(var[ch]) + 1e-6);
+			worst = std::fmax(worst, std::fmax(em, ev));
+		}
+		check(worst < 1e-6, "split batch-norm statistics vs cpu_batchnorm_stats", worst, 1e-6);
+	}
+}
+
 int
 main(void)
 {
 	resident_checks();
+	split_stats_checks();
 	static const uint64_t keys[] = {0, 1, 0x64726f706f7574ull, 0xffffffffffffffffull};
 	static const uint64_t starts[] = {0, 3, 1021, 0xfffffff0ull, 0x1234567890ull};
 	for (uint64_t key : keys)
