@@ -531,32 +531,42 @@ r_grad_check(Ctx &c)
 
 /* ---- optimizer ---- */
 
+SgdConf
+sgd_conf(const CudaRunState *r, const PlanStep *s)
+{
+	SgdConf o;
+	o.momentum = r->momentum;
+	o.wd = s->attr[nnc_attr_index(OP_sgd_update, "decay")].i[0] ? r->weight_decay : 0;
+	o.nesterov = r->nesterov != 0;
+	return o;
+}
+
+AdamConf
+adam_conf(const CudaExec *e, const CudaRunState *r, const PlanStep *s)
+{
+	AdamConf o;
+	o.eps = r->eps;
+	if (vt(e, s->in[3])->dtype == DT_F16 && o.eps < ADAM_MIN_EPS_F16)
+		o.eps = ADAM_MIN_EPS_F16;
+	o.wd = s->attr[nnc_attr_index(OP_adam_update, "decay")].i[0] ? r->weight_decay : 0;
+	o.beta1 = r->beta1;
+	o.beta2 = r->beta2;
+	o.decoupled = s->attr[nnc_attr_index(OP_adam_update, "decoupled")].i[0] != 0;
+	return o;
+}
+
 int
 r_sgd_update(Ctx &c)
 {
-	const CudaRunState *r = c.rs;
-	SgdConf o;
-	o.momentum = r->momentum;
-	o.wd = attr(c.s, "decay")->i[0] ? r->weight_decay : 0;
-	o.nesterov = r->nesterov != 0;
-	LAUNCH(c, sgd(o, &c.e->run->s, c.in(0), c.in(1), c.in(2), numel(c.t(0)), attr(c.s, "unscale")->i[0] != 0,
-		c.e->st));
+	LAUNCH(c, sgd(sgd_conf(c.rs, c.s), &c.e->run->s, c.in(0), c.in(1), c.in(2), numel(c.t(0)),
+		attr(c.s, "unscale")->i[0] != 0, c.e->st));
 	return 0;
 }
 
 int
 r_adam_update(Ctx &c)
 {
-	const CudaRunState *r = c.rs;
-	AdamConf o;
-	o.eps = r->eps;
-	if (c.t(3)->dtype == DT_F16 && o.eps < ADAM_MIN_EPS_F16)
-		o.eps = ADAM_MIN_EPS_F16;
-	o.wd = attr(c.s, "decay")->i[0] ? r->weight_decay : 0;
-	o.beta1 = r->beta1;
-	o.beta2 = r->beta2;
-	o.decoupled = attr(c.s, "decoupled")->i[0] != 0;
-	LAUNCH(c, adam(o, &c.e->run->s, c.in(0), c.in(1), c.in(2), c.in(3), numel(c.t(0)),
+	LAUNCH(c, adam(adam_conf(c.e, c.rs, c.s), &c.e->run->s, c.in(0), c.in(1), c.in(2), c.in(3), numel(c.t(0)),
 		attr(c.s, "unscale")->i[0] != 0, c.e->st));
 	return 0;
 }
@@ -712,6 +722,56 @@ where(const CudaExec *e, int g, int i, char *buf, size_t len)
 		s->name, s->loc);
 }
 
+/* Finds the multi-tensor launches of program G and builds their tables (MtRun). */
+int
+plan_multi(CudaExec *e, int g, ErrBuf eb)
+{
+	const PlanProgram *prog = program(e, g);
+	int n = prog->nsteps > 0 ? prog->nsteps : 1;
+	e->mt[g] = new MtRun[n];
+	e->mt_at[g] = new int[n];
+	for (int i = 0; i < n; i++)
+		e->mt_at[g][i] = -1;
+	for (int i = 0; i < prog->nsteps;) {
+		const PlanStep *s = &prog->steps[i];
+		int last = i + 1;
+		bool update = s->op == OP_sgd_update || s->op == OP_adam_update;
+		if (update)
+			while (last < prog->nsteps && prog->steps[last].op == s->op && !prog->steps[last].nchain)
+				last++;
+		int count = update ? last - i : s->nin;
+		if (s->nchain || !(update || s->op == OP_grad_check) || count < 2) {
+			i = last;
+			continue;
+		}
+		MtRun *r = &e->mt[g][e->nmt[g]];
+		*r = MtRun{s->op, i, last, count, 0, new MtTensor[count](), nullptr};
+		for (int k = 0; k < count; k++) {
+			MtTensor *t = &r->host[k];
+			const PlanStep *u = update ? &prog->steps[i + k] : s;
+			if (update) {
+				t->p = buf(e, u->in[0]);
+				t->g = buf(e, u->in[1]);
+				t->s1 = buf(e, u->in[2]);
+				t->s2 = u->op == OP_adam_update ? buf(e, u->in[3]) : NONE;
+				t->unscale = u->attr[nnc_attr_index(u->op, "unscale")].i[0] != 0;
+				t->n = numel(vt(e, u->in[0]));
+			} else {
+				t->p = t->s1 = t->s2 = NONE;
+				t->g = buf(e, s->in[k]);
+				t->n = numel(vt(e, s->in[k]));
+			}
+			t->chunk0 = r->nchunks;
+			r->nchunks += (t->n + MT_CHUNK - 1) / MT_CHUNK;
+		}
+		CUDA_CHECK(cudaMalloc((void **)&r->dev, (size_t)count * sizeof *r->dev));
+		CUDA_CHECK(cudaMemcpy(r->dev, r->host, (size_t)count * sizeof *r->dev, cudaMemcpyHostToDevice));
+		e->mt_at[g][i] = e->nmt[g]++;
+		i = last;
+	}
+	return 0;
+}
+
 int
 setup(CudaExec *e, const Plan *p, const CudaOptions *o, ErrBuf eb)
 {
@@ -779,6 +839,9 @@ setup(CudaExec *e, const Plan *p, const CudaOptions *o, ErrBuf eb)
 				e->ws_bytes = e->conv[g][i].ws;
 		}
 	}
+	for (int g = 0; g < 2; g++)
+		if ((g == 1 || p->has_train) && plan_multi(e, g, eb) != 0)
+			return -1;
 	int max_c = 1;
 	for (int g = 0; g < 2; g++) {
 		const PlanProgram *prog = program(e, g);
@@ -834,6 +897,14 @@ nnc_cuda_exec_free(CudaExec *e)
 			free_conv(&e->conv[g][i]);
 		delete[] e->conv[g];
 		delete[] e->rng_off[g];
+	}
+	for (int g = 0; g < 2; g++) {
+		for (int i = 0; i < e->nmt[g]; i++) {
+			delete[] e->mt[g][i].host;
+			cudaFree(e->mt[g][i].dev);
+		}
+		delete[] e->mt[g];
+		delete[] e->mt_at[g];
 	}
 	resident_free(e);
 	if (e->dnn)
@@ -949,6 +1020,25 @@ exec_enqueue(CudaExec *e, int g, int first, int last, ErrBuf eb)
 		const PlanStep *s = &prog->steps[i];
 		char msg[512] = "";
 		Ctx c = {e, s, &e->conv[g][i], &e->conf, g, i, {msg, sizeof msg}};
+		int m = e->mt_at[g] ? e->mt_at[g][i] : -1;
+		if (m >= 0 && e->mt[g][m].last <= last) { /* the whole run is in range: one launch */
+			const MtRun *r = &e->mt[g][m];
+			cudaError_t ce = r->op == OP_grad_check ? grad_check_multi(r->dev, r->ntensors, r->nchunks, &e->run->s.bad, e->st)
+			                 : r->op == OP_sgd_update ? sgd_multi(r->dev, r->ntensors, r->nchunks, &e->run->s, e->st)
+			                                          : adam_multi(r->dev, r->ntensors, r->nchunks, &e->run->s, e->st);
+			if (ce != cudaSuccess) {
+				char at[512];
+				where(e, g, i, at, sizeof at);
+				snprintf(eb.msg, eb.len, "%s: the multi-tensor launch of steps %d to %d failed: %s", at, r->first,
+					r->last - 1, cudaGetErrorString(ce));
+				return -1;
+			}
+			for (int j = i; e->nonfinite && j < r->last; j++)
+				if (count_step(e, prog, j, eb) != 0)
+					return -1;
+			i = r->last - 1;
+			continue;
+		}
 		int rc = s->nchain ? r_ew(c) : runners[s->op](c);
 		if (rc != 0) {
 			char at[512];
@@ -971,6 +1061,32 @@ exec_check_nonfinite(CudaExec *e, int g, int first, int last, ErrBuf eb)
 	return e->nonfinite ? first_nonfinite(e, program(e, g), first, last, eb) : 0;
 }
 
+int
+exec_mt_fill(CudaExec *e, ErrBuf eb)
+{
+	const CudaRunState *a = &e->conf, *b = &e->mt_conf;
+	if (e->mt_filled && a->momentum == b->momentum && a->weight_decay == b->weight_decay && a->beta1 == b->beta1 &&
+	    a->beta2 == b->beta2 && a->eps == b->eps && a->nesterov == b->nesterov)
+		return 0;
+	for (int g = 0; g < 2; g++)
+		for (int m = 0; m < e->nmt[g]; m++) {
+			MtRun *r = &e->mt[g][m];
+			if (r->op == OP_grad_check)
+				continue;
+			for (int k = 0; k < r->ntensors; k++) {
+				const PlanStep *s = &program(e, g)->steps[r->first + k];
+				if (r->op == OP_sgd_update)
+					r->host[k].sgd = sgd_conf(a, s);
+				else
+					r->host[k].adam = adam_conf(e, a, s);
+			}
+			CUDA_CHECK(cudaMemcpy(r->dev, r->host, (size_t)r->ntensors * sizeof *r->dev, cudaMemcpyHostToDevice));
+		}
+	e->mt_conf = *a;
+	e->mt_filled = true;
+	return 0;
+}
+
 extern "C" int
 nnc_cuda_run(CudaExec *e, int g, int first, int last, CudaRunState *rs, int *skipped, char *err, size_t errlen)
 {
@@ -988,6 +1104,8 @@ nnc_cuda_run(CudaExec *e, int g, int first, int last, CudaRunState *rs, int *ski
 		return 0;
 	}
 	e->conf = *rs;
+	if (exec_mt_fill(e, eb) != 0)
+		return -1;
 	/* the kernels read the dropout stream at s.rng_counter + rng_off[step], offsets counted from
 	 * the program's start; grad_check's flag is cleared by a run that checks and otherwise kept
 	 * (a run of single steps sees the flag of the run that checked) */

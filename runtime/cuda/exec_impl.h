@@ -32,6 +32,17 @@ struct AlgoCache {
 	size_t ws;
 };
 
+/* A multi-tensor launch standing for steps [first, last) of a program (kernels.cuh's MtTensor):
+ * a run of two or more consecutive updates of one kind, or one grad_check's operands. The
+ * table is built at load; the updates' recipe constants are filled in by exec_mt_fill. */
+struct MtRun {
+	Op op;
+	int first, last;
+	int ntensors;
+	long long nchunks;
+	MtTensor *host, *dev;
+};
+
 /* The resident training loop's device data and host-side mirror (resident.cu). */
 struct Resident {
 	DataDev d = {};               /* device pointers into `bytes` and the tables */
@@ -68,6 +79,11 @@ struct CudaExec {
 	Conv *conv[2] = {};
 	uint64_t *rng_off[2] = {};    /* per step: dropout elements drawn by earlier steps of the run */
 	uint64_t rng_total[2] = {};   /* per run */
+	MtRun *mt[2] = {};            /* per program: its multi-tensor launches */
+	int nmt[2] = {};
+	int *mt_at[2] = {};           /* per step: the launch that begins there, or -1 */
+	CudaRunState mt_conf = {};    /* the constants the update tables hold */
+	bool mt_filled = false;
 	AlgoCache cache[256];
 	int ncache = 0;
 	bool deterministic = false;
@@ -86,6 +102,10 @@ int exec_enqueue(CudaExec *e, int g, int first, int last, ErrBuf eb);
 /* After the stream is idle: with --check-numerics, fails naming the first step of [first,
  * last) of G that produced NaN/Inf; else 0. */
 int exec_check_nonfinite(CudaExec *e, int g, int first, int last, ErrBuf eb);
+
+/* Fills the update tables with e->conf's recipe constants when they differ from the last
+ * fill (a synchronous copy: call before a run, never while capturing). */
+int exec_mt_fill(CudaExec *e, ErrBuf eb);
 
 /* resident.cu: frees what the resident loop allocated. */
 void resident_free(CudaExec *e);

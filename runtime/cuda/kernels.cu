@@ -402,17 +402,7 @@ k_sgd(SgdConf c, const StepScalars *s, Buf p, Buf g, Buf buf, long long n, bool 
 	Sgd o = sgd_now(c, *s);
 	float inv_scale = (float)(1.0 / s->loss_scale);
 	GRID_LOOP(i, n)
-	{
-		float d = unscale ? inv_scale * ld(g, i) : ld(g, i), pv = ld(p, i);
-		if (o.wd != 0.0f)
-			d = d + o.wd * pv;
-		if (o.has_buf) {
-			float b = o.first ? d : ld(buf, i) * o.momentum + d;
-			st(buf, i, b); /* the step goes on with b unrounded, as the CPU's widened copy does */
-			d = o.nesterov ? d + o.momentum * b : b;
-		}
-		st(p, i, pv + o.lr_neg * d);
-	}
+	sgd_at(o, unscale, inv_scale, p, g, buf, i);
 }
 
 __global__ void
@@ -423,20 +413,56 @@ k_adam(AdamConf c, const StepScalars *s, Buf p, Buf g, Buf m, Buf v, long long n
 	Adam o = adam_now(c, *s);
 	float inv_scale = (float)(1.0 / s->loss_scale);
 	GRID_LOOP(i, n)
+	adam_at(o, unscale, inv_scale, p, g, m, v, i);
+}
+
+/* Multi-tensor kernels: block b takes chunks b, b + gridDim, ...; in a chunk, thread t takes
+ * elements t, t + blockDim, ... of the chunk's MT_CHUNK. */
+#define CHUNK_LOOP(ch, nchunks) for (long long ch = blockIdx.x; ch < (nchunks); ch += gridDim.x)
+#define IN_CHUNK(i, m, ch)                                                                              \
+	for (long long i = ((ch) - (m).chunk0) * MT_CHUNK + threadIdx.x,                                   \
+		       end_ = ((ch) - (m).chunk0 + 1) * MT_CHUNK < (m).n ? ((ch) - (m).chunk0 + 1) * MT_CHUNK : (m).n; \
+	     i < end_; i += blockDim.x)
+
+__global__ void
+k_sgd_multi(const MtTensor *t, int T, long long nchunks, const StepScalars *s)
+{
+	float inv_scale = (float)(1.0 / s->loss_scale);
+	CHUNK_LOOP(ch, nchunks)
 	{
-		float gv = unscale ? inv_scale * ld(g, i) : ld(g, i), pv = ld(p, i);
-		if (o.decoupled)
-			pv = pv * o.decay;
-		else if (o.wd != 0.0f)
-			gv = gv + o.wd * pv;
-		float mv = ld(m, i);
-		mv = o.w1 < 0.5f ? mv + o.w1 * (gv - mv) : gv - (gv - mv) * (1.0f - o.w1);
-		float vv = ld(v, i) * o.beta2;
-		vv = vv + o.w2 * gv * gv;
-		float denom = sqrtf(vv) / o.bc2_sqrt + o.eps; /* float, as the CPU's sqrt of a float */
-		st(m, i, mv);
-		st(v, i, vv);
-		st(p, i, pv + o.step_neg * mv / denom);
+		const MtTensor &m = t[mt_locate(t, T, ch)];
+		if (m.unscale && s->bad)
+			continue;
+		Sgd o = sgd_now(m.sgd, *s);
+		IN_CHUNK(i, m, ch)
+		sgd_at(o, m.unscale, inv_scale, m.p, m.g, m.s1, i);
+	}
+}
+
+__global__ void
+k_adam_multi(const MtTensor *t, int T, long long nchunks, const StepScalars *s)
+{
+	float inv_scale = (float)(1.0 / s->loss_scale);
+	CHUNK_LOOP(ch, nchunks)
+	{
+		const MtTensor &m = t[mt_locate(t, T, ch)];
+		if (m.unscale && s->bad)
+			continue;
+		Adam o = adam_now(m.adam, *s);
+		IN_CHUNK(i, m, ch)
+		adam_at(o, m.unscale, inv_scale, m.p, m.g, m.s1, m.s2, i);
+	}
+}
+
+__global__ void
+k_grad_check_multi(const MtTensor *t, int T, long long nchunks, int *bad)
+{
+	CHUNK_LOOP(ch, nchunks)
+	{
+		const MtTensor &m = t[mt_locate(t, T, ch)];
+		IN_CHUNK(i, m, ch)
+		if (!isfinite(ld(m.g, i)))
+			*bad = 1; /* every writer writes the same value */
 	}
 }
 
@@ -692,6 +718,33 @@ cudaError_t
 adam(const AdamConf &o, const StepScalars *s, Buf p, Buf g, Buf m, Buf v, long long n, bool unscale, cudaStream_t st)
 {
 	k_adam<<<blocks_for(n), THREADS, 0, st>>>(o, s, p, g, m, v, n, unscale);
+	return cudaGetLastError();
+}
+
+static int
+chunk_blocks(long long nchunks)
+{
+	return (int)(nchunks < 1 ? 1 : nchunks > 4096 ? 4096 : nchunks);
+}
+
+cudaError_t
+sgd_multi(const MtTensor *t, int ntensors, long long nchunks, const StepScalars *s, cudaStream_t st)
+{
+	k_sgd_multi<<<chunk_blocks(nchunks), THREADS, 0, st>>>(t, ntensors, nchunks, s);
+	return cudaGetLastError();
+}
+
+cudaError_t
+adam_multi(const MtTensor *t, int ntensors, long long nchunks, const StepScalars *s, cudaStream_t st)
+{
+	k_adam_multi<<<chunk_blocks(nchunks), THREADS, 0, st>>>(t, ntensors, nchunks, s);
+	return cudaGetLastError();
+}
+
+cudaError_t
+grad_check_multi(const MtTensor *t, int ntensors, long long nchunks, int *bad, cudaStream_t st)
+{
+	k_grad_check_multi<<<chunk_blocks(nchunks), THREADS, 0, st>>>(t, ntensors, nchunks, bad);
 	return cudaGetLastError();
 }
 

@@ -130,6 +130,22 @@ cudaError_t sgd(const SgdConf &o, const StepScalars *s, Buf p, Buf g, Buf buf, l
 	cudaStream_t st);
 cudaError_t adam(const AdamConf &o, const StepScalars *s, Buf p, Buf g, Buf m, Buf v, long long n, bool unscale,
 	cudaStream_t st);
+/* Multi-tensor launches: one kernel for a run of updates (or one grad_check's operands), the
+ * tensors cut into MT_CHUNK-element chunks, tensor t owning chunks [t.chunk0, t.chunk0 +
+ * ceil(t.n / MT_CHUNK)); the table is built once, in device memory (exec.cu). p, g, s1, s2:
+ * parameter, gradient and optimizer state (SGD: s1 the momentum buffer; Adam: s1 m, s2 v). */
+enum { MT_CHUNK = 4096 };
+struct MtTensor {
+	Buf p, g, s1, s2;
+	long long n, chunk0;
+	SgdConf sgd;
+	AdamConf adam;
+	bool unscale;
+};
+cudaError_t sgd_multi(const MtTensor *t, int ntensors, long long nchunks, const StepScalars *s, cudaStream_t st);
+cudaError_t adam_multi(const MtTensor *t, int ntensors, long long nchunks, const StepScalars *s, cudaStream_t st);
+/* Sets *bad when any element of any tensor's g is not finite. */
+cudaError_t grad_check_multi(const MtTensor *t, int ntensors, long long nchunks, int *bad, cudaStream_t st);
 /* Sets *bad when any element of x is not finite. */
 cudaError_t grad_check(Buf x, long long n, int *bad, cudaStream_t st);
 cudaError_t fill1(Buf y, float v, cudaStream_t st);

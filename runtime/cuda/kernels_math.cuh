@@ -245,6 +245,56 @@ adam_now(const AdamConf &c, const StepScalars &s)
 	return o;
 }
 
+/* ---- optimizer updates, element i (sgd_range, adam_range) ---- */
+
+HD void
+sgd_at(const Sgd &o, bool unscale, float inv_scale, Buf p, Buf g, Buf buf, long long i)
+{
+	float d = unscale ? inv_scale * ld(g, i) : ld(g, i), pv = ld(p, i);
+	if (o.wd != 0.0f)
+		d = d + o.wd * pv;
+	if (o.has_buf) {
+		float b = o.first ? d : ld(buf, i) * o.momentum + d;
+		st(buf, i, b); /* the step goes on with b unrounded, as the CPU's widened copy does */
+		d = o.nesterov ? d + o.momentum * b : b;
+	}
+	st(p, i, pv + o.lr_neg * d);
+}
+
+HD void
+adam_at(const Adam &o, bool unscale, float inv_scale, Buf p, Buf g, Buf m, Buf v, long long i)
+{
+	float gv = unscale ? inv_scale * ld(g, i) : ld(g, i), pv = ld(p, i);
+	if (o.decoupled)
+		pv = pv * o.decay;
+	else if (o.wd != 0.0f)
+		gv = gv + o.wd * pv;
+	float mv = ld(m, i);
+	mv = o.w1 < 0.5f ? mv + o.w1 * (gv - mv) : gv - (gv - mv) * (1.0f - o.w1);
+	float vv = ld(v, i) * o.beta2;
+	vv = vv + o.w2 * gv * gv;
+	float denom = sqrtf(vv) / o.bc2_sqrt + o.eps; /* float, as the CPU's sqrt of a float */
+	st(m, i, mv);
+	st(v, i, vv);
+	st(p, i, pv + o.step_neg * mv / denom);
+}
+
+/* ---- multi-tensor launches: the tensor that owns chunk ch (binary search on chunk0) ---- */
+
+HD int
+mt_locate(const MtTensor *t, int T, long long ch)
+{
+	int lo = 0, hi = T - 1;
+	while (lo < hi) {
+		int mid = (lo + hi + 1) / 2;
+		if (t[mid].chunk0 <= ch)
+			lo = mid;
+		else
+			hi = mid - 1;
+	}
+	return lo;
+}
+
 /* ---- per-element bodies of the grid-stride kernels (kernels.cu): element i ---- */
 
 HD void

@@ -257,6 +257,8 @@ nnc_cuda_train_begin(CudaExec *e, const CudaRunState *st, const CudaTrainState *
 	drop_graph(r);
 	r->graph_note[0] = 0;
 	e->conf = *st;
+	if (exec_mt_fill(e, eb) != 0)
+		return -1;
 	long nb = r->d.n[0] / p->batch;
 	DevRun h = {};
 	h.s.loss_scale = in->loss_scale;

@@ -19,6 +19,8 @@
  *     evaluation batches (with a padded last batch) against the CPU loader's; the end-of-step
  *     scalars over a pattern of skipped steps against exec_finish_step and the loader's order;
  *     and the argmax of rows with ties against cpu_count_correct;
+ *   - the optimizer updates' per-element bodies against cpu_sgd_step and cpu_adam_step, and the
+ *     multi-tensor launches' chunk lookup;
  *   - the batch-norm statistics split over blocks (bn_splits, split_range, chan_combine) against
  *     cpu_batchnorm_stats. */
 #include <vector>
@@ -260,10 +262,72 @@ split_stats_checks(void)
 	}
 }
 
+/* The optimizer bodies (sgd_at, adam_at with the scalars of sgd_now, adam_now) against
+ * cpu_sgd_step and cpu_adam_step, bit for bit over three steps, and the multi-tensor chunk
+ * lookup (mt_locate) against a scan. */
+static void
+optimizer_checks(void)
+{
+	enum { N = 777 };
+	std::vector<float> p0(N), g(N);
+	for (int i = 0; i < N; i++) {
+		p0[i] = (float)(next_u32() % 2001) / 1000.0f - 1.0f;
+		g[i] = (float)(next_u32() % 2001) / 3000.0f - 0.33f;
+	}
+	for (int variant = 0; variant < 4; variant++) {
+		bool nesterov = variant & 1, decay = variant & 2;
+		CpuSgd c = {0.1, 0.9, decay ? 5e-4 : 0.0, nesterov};
+		SgdConf sc = {0.9, decay ? 5e-4 : 0.0, nesterov};
+		std::vector<float> pc = p0, bc(N), pg = p0, bg(N);
+		for (long t = 0; t < 3; t++) {
+			cpu_sgd_step_f32(&c, t + 1, pc.data(), g.data(), bc.data(), N);
+			StepScalars s = {0.1, 1.0, t, 0, 0, 0};
+			Sgd o = sgd_now(sc, s);
+			for (long long i = 0; i < N; i++)
+				sgd_at(o, false, 1.0f, Buf{pg.data(), false}, Buf{g.data(), false}, Buf{bg.data(), false}, i);
+		}
+		check(!memcmp(pc.data(), pg.data(), N * sizeof(float)) && !memcmp(bc.data(), bg.data(), N * sizeof(float)),
+			"sgd_at vs cpu_sgd_step", variant, 0);
+	}
+	for (int decoupled = 0; decoupled < 2; decoupled++) {
+		CpuAdam c = {1e-3, 0.9, 0.999, 1e-8, 0.01, decoupled != 0};
+		AdamConf ac = {0.9, 0.999, 1e-8, 0.01, decoupled != 0};
+		std::vector<float> pc = p0, mc(N), vc(N), pg = p0, mg(N), vg(N);
+		for (long t = 0; t < 3; t++) {
+			cpu_adam_step_f32(&c, t + 1, pc.data(), g.data(), mc.data(), vc.data(), N);
+			StepScalars s = {1e-3, 1.0, t, 0, 0, 0};
+			Adam o = adam_now(ac, s);
+			for (long long i = 0; i < N; i++)
+				adam_at(o, false, 1.0f, Buf{pg.data(), false}, Buf{g.data(), false}, Buf{mg.data(), false},
+					Buf{vg.data(), false}, i);
+		}
+		check(!memcmp(pc.data(), pg.data(), N * sizeof(float)) && !memcmp(mc.data(), mg.data(), N * sizeof(float)) &&
+				!memcmp(vc.data(), vg.data(), N * sizeof(float)),
+			"adam_at vs cpu_adam_step", decoupled, 0);
+	}
+	const long long sizes[] = {1, MT_CHUNK, MT_CHUNK + 1, 3, 5 * MT_CHUNK, 17, 2 * MT_CHUNK - 1};
+	std::vector<MtTensor> t(sizeof sizes / sizeof sizes[0]);
+	long long chunks = 0;
+	for (size_t k = 0; k < t.size(); k++) {
+		t[k].n = sizes[k];
+		t[k].chunk0 = chunks;
+		chunks += (sizes[k] + MT_CHUNK - 1) / MT_CHUNK;
+	}
+	bool ok = true;
+	for (long long ch = 0; ch < chunks; ch++) {
+		int want = 0;
+		while (want + 1 < (int)t.size() && t[want + 1].chunk0 <= ch)
+			want++;
+		ok &= mt_locate(t.data(), (int)t.size(), ch) == want;
+	}
+	check(ok, "mt_locate vs a scan", (double)chunks, 0);
+}
+
 int
 main(void)
 {
 	resident_checks();
+	optimizer_checks();
 	split_stats_checks();
 	static const uint64_t keys[] = {0, 1, 0x64726f706f7574ull, 0xffffffffffffffffull};
 	static const uint64_t starts[] = {0, 3, 1021, 0xfffffff0ull, 0x1234567890ull};

@@ -13,6 +13,9 @@
  *     the losses must agree (errors compound through the network here, so the bound is loose).
  *  3. Determinism: with --deterministic, two runs of the training program from the same state
  *     leave bit-identical parameters.
+ *  4. The training program run one step (or backward group) at a time, so that every update
+ *     and grad_check launches on its own, leaves the same parameters, bit for bit, as one run,
+ *     where consecutive updates and each grad_check's operands are multi-tensor launches.
  *
  * Tolerances (documented in docs/cuda.md): the largest |gpu - cpu| over a tensor, relative to
  * the tensor's largest |cpu| (at least 1e-3 of it): 1e-4 where the result is stored in fp32
@@ -254,6 +257,20 @@ check_plan(const char *path)
 		checks++;
 		if (r1 && r2 && memcmp(r1, r2, pb) != 0) {
 			printf("FAIL %s: two deterministic runs from the same state differ\n", path);
+			failures++;
+		}
+		/* 4. the same run one step (or backward group) at a time, which launches each update and
+		 * grad_check on its own instead of the multi-tensor launches: bit-identical parameters */
+		st = state_of(&cpu);
+		bool ok = r2 && start && !nnc_cuda_upload_arena(gpu, PLAN_ARENA_PARAM, start, err, sizeof err) &&
+		          !nnc_cuda_upload_arena(gpu, PLAN_ARENA_IO, cpu.base[PLAN_ARENA_IO], err, sizeof err);
+		for (int i = 0; ok && i < p.train.nsteps; i += p.train.steps[i].group == 3 ? 3 : 1)
+			ok = !nnc_cuda_run(gpu, 0, i, i + (p.train.steps[i].group == 3 ? 3 : 1), &st, NULL, err, sizeof err);
+		ok = ok && !nnc_cuda_download_arena(gpu, PLAN_ARENA_PARAM, r2, err, sizeof err);
+		checks++;
+		if (!ok || (r1 && memcmp(r1, r2, pb) != 0)) {
+			printf("FAIL %s: the training program run step by step differs from one run%s%s\n", path, ok ? "" : ": ",
+				ok ? "" : err);
 			failures++;
 		}
 		free(r1);
