@@ -2,19 +2,18 @@
  * permutation and per-image augmentation from a counter-based generator, batch filling, and an
  * optional pool of helper threads that fill disjoint slices of a batch.
  *
- * Randomness. mix64 is splitmix64's output function (a bijection on 64 bits); a stream started
- * at state s yields the high 32 bits of mix64(s + k*GOLDEN) for k = 1, 2, .... The stream for
- * epoch e's permutation starts at key(seed ^ PERM_DOMAIN, e, 0), the one for the image at
- * position p of epoch e at key(seed ^ AUG_DOMAIN, e, p), where key(a, b, c) =
- * mix64(mix64(mix64(a) + b) + c). Bounded integers use Lemire's multiply-and-reject method, so
- * they are exactly uniform. An image's stream depends on nothing but (seed, epoch, position),
- * not on what was drawn before it, which is what makes resuming and threading exact.
+ * Randomness (runtime/splitmix.h, shared with the GPU's resident loop): the stream for epoch e's
+ * permutation starts at key3(seed ^ PERM_DOMAIN, e, 0), the one for the image at position p of
+ * epoch e at key3(seed ^ AUG_DOMAIN, e, p). An image's stream depends on nothing but (seed,
+ * epoch, position), not on what was drawn before it, which is what makes resuming and
+ * threading exact.
  *
  * Threads. With cfg.threads = T > 1 the loader starts T - 1 helpers at init. A batch is split
  * into T contiguous slices; slice 0 runs on the caller, slice t on helper t. The job is
  * published under the mutex with a new generation number; the caller waits until every helper
  * has reported its slice done, so the buffers are complete when next/eval return. */
 #include "runtime/data.h"
+#include "runtime/splitmix.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -48,79 +47,20 @@ seterr(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* --- random numbers --------------------------------------------------------------------- */
-
-#define GOLDEN 0x9e3779b97f4a7c15ULL
-#define PERM_DOMAIN 0x7065726d75746531ULL /* "permute1" */
-#define AUG_DOMAIN 0x6175676d656e7431ULL  /* "augment1" */
-
-static uint64_t
-mix64(uint64_t z)
-{
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-static uint64_t
-key3(uint64_t a, uint64_t b, uint64_t c)
-{
-	return mix64(mix64(mix64(a) + b) + c);
-}
-
-typedef struct {
-	uint64_t s;
-} Rng;
-
-static uint32_t
-rng_u32(Rng *r)
-{
-	r->s += GOLDEN;
-	return (uint32_t)(mix64(r->s) >> 32);
-}
-
-/* Uniform in [0, n), n >= 1, without modulo bias. */
-static uint32_t
-rng_below(Rng *r, uint32_t n)
-{
-	uint64_t m = (uint64_t)rng_u32(r) * n;
-	uint32_t lo = (uint32_t)m;
-	if (lo < n) {
-		uint32_t floor = (uint32_t)(0u - n) % n; /* 2^32 mod n */
-		while (lo < floor) {
-			m = (uint64_t)rng_u32(r) * n;
-			lo = (uint32_t)m;
-		}
-	}
-	return (uint32_t)(m >> 32);
-}
+/* --- random numbers (runtime/splitmix.h) ---------------------------------------------------- */
 
 void
 cifar_epoch_order(uint64_t seed, uint64_t epoch, uint32_t *perm, uint32_t n)
 {
-	Rng r = {key3(seed ^ PERM_DOMAIN, epoch, 0)};
-	for (uint32_t i = 0; i < n; i++)
-		perm[i] = i;
-	for (uint32_t i = n; i > 1; i--) {
-		uint32_t j = rng_below(&r, i);
-		uint32_t t = perm[i - 1];
-		perm[i - 1] = perm[j];
-		perm[j] = t;
-	}
+	nnc_epoch_order(seed, epoch, perm, n);
 }
 
 CifarAug
 cifar_aug_draw(const CifarConfig *cfg, uint64_t epoch, uint64_t position)
 {
-	Rng r = {key3(cfg->seed ^ AUG_DOMAIN, epoch, position)};
-	uint32_t span = cfg->crop_pad > 0 ? 2u * (uint32_t)cfg->crop_pad + 1 : 1;
-	CifarAug a;
-	a.dy = (int)rng_below(&r, span);
-	a.dx = (int)rng_below(&r, span);
-	a.flip = (int)(rng_u32(&r) >> 31);
-	a.cy = (int)rng_below(&r, CIFAR_SIDE);
-	a.cx = (int)rng_below(&r, CIFAR_SIDE);
-	return a;
+	int d[5];
+	nnc_aug_draw(cfg->seed, cfg->crop_pad, CIFAR_SIDE, epoch, position, d);
+	return (CifarAug){.dy = d[0], .dx = d[1], .flip = d[2], .cy = d[3], .cx = d[4]};
 }
 
 /* --- loading ---------------------------------------------------------------------------- */

@@ -7,15 +7,10 @@
 #   tests/cuda_resume.sh PATH/TO/nnc PATH/TO/nnrun
 nnc=${1:?usage: cuda_resume.sh NNC NNRUN}
 nnrun=${2:?usage: cuda_resume.sh NNC NNRUN}
-data=${NNC_DATA:-data}
-records=${NNC_RECORDS:+--records-per-file $NNC_RECORDS} # a subset's file size (scripts/device-pack.sh)
-[ -f "$data/cifar-10-batches-bin/test_batch.bin" ] || { echo "skipped: no CIFAR-10 in $data"; exit 77; }
 TIMEOUT=300
 . "$(dirname "$0")/lib.sh"
-unset NNC_DEVICE
 "$nnc" compile --batch 32 models/resnet20.nn -o "$tmp/r.plan" 2>/dev/null || { echo "FAIL compile"; exit 1; }
-"$nnrun" bench "$tmp/r.plan" --steps 1 --device cuda 2>&1 | grep -q "no usable GPU\|without the CUDA backend" &&
-	{ echo "skipped: no usable GPU"; exit 77; }
+cuda_needs "$nnrun" "$tmp/r.plan"
 # A gentle learning rate, so that six steps' test loss is a stable figure to compare.
 run="--data $data $records --train-limit 512 --test-limit 256 --quiet --threads 2 --lr 0.01"
 for first in cuda cpu; do

@@ -12,17 +12,12 @@
 #   tests/cuda_train.sh PATH/TO/nnc PATH/TO/nnrun
 nnc=${1:?usage: cuda_train.sh NNC NNRUN}
 nnrun=${2:?usage: cuda_train.sh NNC NNRUN}
-data=${NNC_DATA:-data}
-records=${NNC_RECORDS:+--records-per-file $NNC_RECORDS} # a subset's file size (scripts/device-pack.sh)
-[ -f "$data/cifar-10-batches-bin/test_batch.bin" ] || { echo "skipped: no CIFAR-10 in $data"; exit 77; }
 TIMEOUT=300
 . "$(dirname "$0")/lib.sh"
-unset NNC_DEVICE
 "$nnc" compile --batch 32 models/resnet20.nn -o "$tmp/fp32.plan" 2>/dev/null || { echo "FAIL compile"; exit 1; }
 "$nnc" compile --batch 32 --precision mixed models/resnet20.nn -o "$tmp/mixed.plan" 2>/dev/null ||
 	{ echo "FAIL compile mixed"; exit 1; }
-"$nnrun" bench "$tmp/fp32.plan" --steps 1 --device cuda 2>&1 | grep -q "no usable GPU\|without the CUDA backend" &&
-	{ echo "skipped: no usable GPU"; exit 77; }
+cuda_needs "$nnrun" "$tmp/fp32.plan"
 run="--data $data $records --train-limit 96 --test-limit 64 --quiet --device cuda --deterministic --steps 7"
 for prec in fp32 mixed; do
 	for mode in graph no-graph host-data; do

@@ -6,6 +6,9 @@
 #   atmost NAME GOT LIMIT WHAT         the number GOT is at most LIMIT (an empty GOT fails);
 #                                      WHAT describes GOT in the failure message
 #   finish LABEL                       prints the tally; exit status 0 when nothing failed
+#   cuda_needs NNRUN PLAN              for the `cuda` tests: exits 77 (skipped) unless nnrun runs
+#                                      PLAN on a usable GPU; sets data and records (NNC_DATA,
+#                                      NNC_RECORDS: a subset's file size) and clears NNC_DEVICE
 # The CPU backend's tests stay on the CPU on machines with a GPU too (nnrun's default device).
 export NNC_DEVICE=cpu
 tmp=$(mktemp -d) || exit 2
@@ -48,6 +51,15 @@ atmost() {
 		echo "FAIL $1: $4 is ${2:-missing}, above the limit $3"
 		fail=$((fail + 1))
 	fi
+}
+
+cuda_needs() {
+	data=${NNC_DATA:-data}
+	records=${NNC_RECORDS:+--records-per-file $NNC_RECORDS}
+	unset NNC_DEVICE
+	[ -f "$data/cifar-10-batches-bin/test_batch.bin" ] || { echo "skipped: no CIFAR-10 in $data"; exit 77; }
+	"$1" bench "$2" --steps 1 --device cuda 2>&1 | grep -q "no usable GPU\|without the CUDA backend" &&
+		{ echo "skipped: no usable GPU"; exit 77; }
 }
 
 finish() {

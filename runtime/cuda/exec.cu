@@ -1023,9 +1023,7 @@ exec_enqueue(CudaExec *e, int g, int first, int last, ErrBuf eb)
 		int m = e->mt_at[g] ? e->mt_at[g][i] : -1;
 		if (m >= 0 && e->mt[g][m].last <= last) { /* the whole run is in range: one launch */
 			const MtRun *r = &e->mt[g][m];
-			cudaError_t ce = r->op == OP_grad_check ? grad_check_multi(r->dev, r->ntensors, r->nchunks, &e->run->s.bad, e->st)
-			                 : r->op == OP_sgd_update ? sgd_multi(r->dev, r->ntensors, r->nchunks, &e->run->s, e->st)
-			                                          : adam_multi(r->dev, r->ntensors, r->nchunks, &e->run->s, e->st);
+			cudaError_t ce = multi_tensor(r->op, r->dev, r->ntensors, r->nchunks, &e->run->s, e->st);
 			if (ce != cudaSuccess) {
 				char at[512];
 				where(e, g, i, at, sizeof at);

@@ -20,15 +20,6 @@
 
 namespace {
 
-const int THREADS = 256;
-
-int
-blocks_for(long long n)
-{
-	long long b = (n + THREADS - 1) / THREADS;
-	return (int)(b < 1 ? 1 : b > 4096 ? 4096 : b);
-}
-
 #define GRID_LOOP(i, n) for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (n); i += (long long)gridDim.x * blockDim.x)
 
 __global__ void
@@ -424,45 +415,29 @@ k_adam(AdamConf c, const StepScalars *s, Buf p, Buf g, Buf m, Buf v, long long n
 		       end_ = ((ch) - (m).chunk0 + 1) * MT_CHUNK < (m).n ? ((ch) - (m).chunk0 + 1) * MT_CHUNK : (m).n; \
 	     i < end_; i += blockDim.x)
 
+template <Op OP>
 __global__ void
-k_sgd_multi(const MtTensor *t, int T, long long nchunks, const StepScalars *s)
+k_multi(const MtTensor *t, int T, long long nchunks, StepScalars *s)
 {
 	float inv_scale = (float)(1.0 / s->loss_scale);
 	CHUNK_LOOP(ch, nchunks)
 	{
 		const MtTensor &m = t[mt_locate(t, T, ch)];
-		if (m.unscale && s->bad)
-			continue;
-		Sgd o = sgd_now(m.sgd, *s);
-		IN_CHUNK(i, m, ch)
-		sgd_at(o, m.unscale, inv_scale, m.p, m.g, m.s1, i);
-	}
-}
-
-__global__ void
-k_adam_multi(const MtTensor *t, int T, long long nchunks, const StepScalars *s)
-{
-	float inv_scale = (float)(1.0 / s->loss_scale);
-	CHUNK_LOOP(ch, nchunks)
-	{
-		const MtTensor &m = t[mt_locate(t, T, ch)];
-		if (m.unscale && s->bad)
-			continue;
-		Adam o = adam_now(m.adam, *s);
-		IN_CHUNK(i, m, ch)
-		adam_at(o, m.unscale, inv_scale, m.p, m.g, m.s1, m.s2, i);
-	}
-}
-
-__global__ void
-k_grad_check_multi(const MtTensor *t, int T, long long nchunks, int *bad)
-{
-	CHUNK_LOOP(ch, nchunks)
-	{
-		const MtTensor &m = t[mt_locate(t, T, ch)];
-		IN_CHUNK(i, m, ch)
-		if (!isfinite(ld(m.g, i)))
-			*bad = 1; /* every writer writes the same value */
+		if (OP == OP_grad_check) {
+			IN_CHUNK(i, m, ch)
+			if (!isfinite(ld(m.g, i)))
+				s->bad = 1; /* every writer writes the same value */
+		} else if (!(m.unscale && s->bad)) {
+			if (OP == OP_sgd_update) {
+				Sgd o = sgd_now(m.sgd, *s);
+				IN_CHUNK(i, m, ch)
+				sgd_at(o, m.unscale, inv_scale, m.p, m.g, m.s1, i);
+			} else {
+				Adam o = adam_now(m.adam, *s);
+				IN_CHUNK(i, m, ch)
+				adam_at(o, m.unscale, inv_scale, m.p, m.g, m.s1, m.s2, i);
+			}
+		}
 	}
 }
 
@@ -721,30 +696,16 @@ adam(const AdamConf &o, const StepScalars *s, Buf p, Buf g, Buf m, Buf v, long l
 	return cudaGetLastError();
 }
 
-static int
-chunk_blocks(long long nchunks)
-{
-	return (int)(nchunks < 1 ? 1 : nchunks > 4096 ? 4096 : nchunks);
-}
-
 cudaError_t
-sgd_multi(const MtTensor *t, int ntensors, long long nchunks, const StepScalars *s, cudaStream_t st)
+multi_tensor(Op op, const MtTensor *t, int ntensors, long long nchunks, StepScalars *s, cudaStream_t st)
 {
-	k_sgd_multi<<<chunk_blocks(nchunks), THREADS, 0, st>>>(t, ntensors, nchunks, s);
-	return cudaGetLastError();
-}
-
-cudaError_t
-adam_multi(const MtTensor *t, int ntensors, long long nchunks, const StepScalars *s, cudaStream_t st)
-{
-	k_adam_multi<<<chunk_blocks(nchunks), THREADS, 0, st>>>(t, ntensors, nchunks, s);
-	return cudaGetLastError();
-}
-
-cudaError_t
-grad_check_multi(const MtTensor *t, int ntensors, long long nchunks, int *bad, cudaStream_t st)
-{
-	k_grad_check_multi<<<chunk_blocks(nchunks), THREADS, 0, st>>>(t, ntensors, nchunks, bad);
+	int blocks = (int)(nchunks < 1 ? 1 : nchunks > 4096 ? 4096 : nchunks);
+	if (op == OP_grad_check)
+		k_multi<OP_grad_check><<<blocks, THREADS, 0, st>>>(t, ntensors, nchunks, s);
+	else if (op == OP_sgd_update)
+		k_multi<OP_sgd_update><<<blocks, THREADS, 0, st>>>(t, ntensors, nchunks, s);
+	else
+		k_multi<OP_adam_update><<<blocks, THREADS, 0, st>>>(t, ntensors, nchunks, s);
 	return cudaGetLastError();
 }
 

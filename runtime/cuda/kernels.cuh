@@ -16,6 +16,16 @@ extern "C" {
 #include "runtime/ops.h"
 }
 
+/* Threads per block of every kernel here and in resident.cu, and the blocks of a grid-stride
+ * launch over n elements (at most 4096: each thread then loops). */
+enum { THREADS = 256 };
+inline int
+blocks_for(long long n)
+{
+	long long b = (n + THREADS - 1) / THREADS;
+	return (int)(b < 1 ? 1 : b > 4096 ? 4096 : b);
+}
+
 /* A tensor in device memory and its storage dtype. */
 struct Buf {
 	void *p;
@@ -142,10 +152,9 @@ struct MtTensor {
 	AdamConf adam;
 	bool unscale;
 };
-cudaError_t sgd_multi(const MtTensor *t, int ntensors, long long nchunks, const StepScalars *s, cudaStream_t st);
-cudaError_t adam_multi(const MtTensor *t, int ntensors, long long nchunks, const StepScalars *s, cudaStream_t st);
-/* Sets *bad when any element of any tensor's g is not finite. */
-cudaError_t grad_check_multi(const MtTensor *t, int ntensors, long long nchunks, int *bad, cudaStream_t st);
+/* OP: OP_sgd_update, OP_adam_update, or OP_grad_check (sets s->bad when any element of any
+ * tensor's g is not finite). */
+cudaError_t multi_tensor(Op op, const MtTensor *t, int ntensors, long long nchunks, StepScalars *s, cudaStream_t st);
 /* Sets *bad when any element of x is not finite. */
 cudaError_t grad_check(Buf x, long long n, int *bad, cudaStream_t st);
 cudaError_t fill1(Buf y, float v, cudaStream_t st);

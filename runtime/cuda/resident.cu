@@ -24,15 +24,6 @@
 
 namespace {
 
-const int THREADS = 256;
-
-int
-blocks_for(long long n)
-{
-	long long b = (n + THREADS - 1) / THREADS;
-	return (int)(b < 1 ? 1 : b > 4096 ? 4096 : b);
-}
-
 __global__ void
 k_epoch_order(DataDev d, const DevRun *r)
 {
@@ -148,6 +139,15 @@ capture_step(CudaExec *e)
 		return 1;
 	}
 	r->graph = g;
+	return 0;
+}
+
+/* Waits for the stream and copies the run state home. */
+int
+read_run(CudaExec *e, DevRun *h, ErrBuf eb)
+{
+	CUDA_CHECK(cudaStreamSynchronize(e->st));
+	CUDA_CHECK(cudaMemcpy(h, e->run, sizeof *h, cudaMemcpyDeviceToHost));
 	return 0;
 }
 
@@ -344,8 +344,8 @@ nnc_cuda_train_read(CudaExec *e, CudaTrainState *out, char *err, size_t errlen)
 	if (need_loaded(e, eb) != 0)
 		return -1;
 	DevRun h;
-	CUDA_CHECK(cudaStreamSynchronize(e->st));
-	CUDA_CHECK(cudaMemcpy(&h, e->run, sizeof h, cudaMemcpyDeviceToHost));
+	if (read_run(e, &h, eb) != 0)
+		return -1;
 	if (h.epoch != e->res.epoch || h.position != e->res.position) {
 		snprintf(err, errlen, "internal error: the device's data order (epoch %llu, image %llu) differs from the host's "
 		                      "(epoch %llu, image %llu)", (unsigned long long)h.epoch, (unsigned long long)h.position,
@@ -433,8 +433,8 @@ nnc_cuda_evaluate(CudaExec *e, long n, double *loss_sum, long *correct, long *co
 		}
 	}
 	DevRun h;
-	CUDA_CHECK(cudaStreamSynchronize(e->st));
-	CUDA_CHECK(cudaMemcpy(&h, e->run, sizeof h, cudaMemcpyDeviceToHost));
+	if (read_run(e, &h, eb) != 0)
+		return -1;
 	*loss_sum = h.eval_loss;
 	*correct = (long)h.eval_correct;
 	*count = (long)h.eval_count;

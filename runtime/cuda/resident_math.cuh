@@ -1,9 +1,8 @@
 /* The device-resident training loop's scalar logic (resident.cu), callable on the host too so
  * that tests/unit/test_cuda_host.cu checks it against the CPU code it mirrors, bit for bit:
- *   - the data order and augmentation of runtime/data.c: splitmix64 streams keyed by (seed,
- *     epoch, position), the epoch's Fisher-Yates permutation, each image's crop/flip/cutout
- *     draw, and one element of a rendered batch (render_at: batch slot b, channel c, row y,
- *     column x of the NCHW fp32 input, as cifar_render writes it);
+ *   - the data order and augmentation of runtime/data.c (whose random draws both take from
+ *     runtime/splitmix.h) and one element of a rendered batch (render_at: batch slot b,
+ *     channel c, row y, column x of the NCHW fp32 input, as cifar_render writes it);
  *   - the end of a training step (end_step_scalars): exec.c's finish_step (skipped steps back
  *     the loss scale off, clean ones grow it after `interval` steps, the optimizer step counts
  *     only updates), the loader's order advance (normalize_order), nnrun's per-epoch sums and
@@ -17,6 +16,9 @@
 #include <cstdint>
 
 #include "runtime/cuda/kernels_math.cuh"
+extern "C" {
+#include "runtime/splitmix.h"
+}
 
 #define HD __host__ __device__ inline
 
@@ -49,83 +51,32 @@ struct DevRun {
 	long long eval_correct, eval_count;
 };
 
-/* ---- data order and augmentation (runtime/data.c) ---- */
+/* ---- data order and augmentation (runtime/splitmix.h, as runtime/data.c) ---- */
 
 enum { D_SIDE = 32, D_PIXELS = 1024, D_IMAGE = 3072 };
-#define D_GOLDEN 0x9e3779b97f4a7c15ULL
-#define D_PERM_DOMAIN 0x7065726d75746531ULL
-#define D_AUG_DOMAIN 0x6175676d656e7431ULL
-
-HD uint64_t
-mix64(uint64_t z)
-{
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-HD uint64_t
-key3(uint64_t a, uint64_t b, uint64_t c)
-{
-	return mix64(mix64(mix64(a) + b) + c);
-}
-
-HD uint32_t
-rng_u32(uint64_t *s)
-{
-	*s += D_GOLDEN;
-	return (uint32_t)(mix64(*s) >> 32);
-}
-
-/* Uniform in [0, n), Lemire's multiply-and-reject (rng_below). */
-HD uint32_t
-rng_below(uint64_t *s, uint32_t n)
-{
-	uint64_t m = (uint64_t)rng_u32(s) * n;
-	uint32_t lo = (uint32_t)m;
-	if (lo < n) {
-		uint32_t floor = (uint32_t)(0u - n) % n;
-		while (lo < floor) {
-			m = (uint64_t)rng_u32(s) * n;
-			lo = (uint32_t)m;
-		}
-	}
-	return (uint32_t)(m >> 32);
-}
 
 /* cifar_epoch_order, or the identity without shuffling. Sequential: one thread runs it. */
 HD void
 epoch_order(uint64_t seed, uint64_t epoch, int shuffle, uint32_t *perm, uint32_t n)
 {
+	if (shuffle) {
+		nnc_epoch_order(seed, epoch, perm, n);
+		return;
+	}
 	for (uint32_t i = 0; i < n; i++)
 		perm[i] = i;
-	if (!shuffle)
-		return;
-	uint64_t s = key3(seed ^ D_PERM_DOMAIN, epoch, 0);
-	for (uint32_t i = n; i > 1; i--) {
-		uint32_t j = rng_below(&s, i);
-		uint32_t t = perm[i - 1];
-		perm[i - 1] = perm[j];
-		perm[j] = t;
-	}
 }
 
 struct AugDraw {
 	int dy, dx, flip, cy, cx;
 };
 
-/* cifar_aug_draw: every choice drawn whatever is enabled, in the CPU's order. */
 HD AugDraw
 aug_draw(uint64_t seed, int crop_pad, uint64_t epoch, uint64_t position)
 {
-	uint64_t s = key3(seed ^ D_AUG_DOMAIN, epoch, position);
-	uint32_t span = crop_pad > 0 ? 2u * (uint32_t)crop_pad + 1 : 1;
-	AugDraw a;
-	a.dy = (int)rng_below(&s, span);
-	a.dx = (int)rng_below(&s, span);
-	a.flip = (int)(rng_u32(&s) >> 31);
-	a.cy = (int)rng_below(&s, D_SIDE);
-	a.cx = (int)rng_below(&s, D_SIDE);
+	int d[5];
+	nnc_aug_draw(seed, crop_pad, D_SIDE, epoch, position, d);
+	AugDraw a = {d[0], d[1], d[2], d[3], d[4]};
 	return a;
 }
 
