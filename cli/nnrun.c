@@ -806,6 +806,14 @@ cmd_info(const Opts *o)
 	if (!p.has_train)
 		printf("  eval program: %d steps (no training program: the model has no scalar loss output)\n", p.eval.nsteps);
 	printf("  kernels per run (a backward group counts once): train %d, eval %d\n", kernels[0], kernels[1]);
+#ifdef NNC_HAVE_CUDA
+	int lib[2], own[2];
+	for (int g = 0; g < 2; g++)
+		nnc_cuda_launches(&p, g, &lib[g], &own[g]);
+	printf("  GPU launches per run (multi-tensor updates and checks as one): train %d (%d cuDNN/cuBLAS calls, %d "
+	       "nnc kernels), eval %d (%d, %d)\n",
+		lib[0] + own[0], lib[0], own[0], lib[1] + own[1], lib[1], own[1]);
+#endif
 	for (int g = 0; g < 2; g++) {
 		const PlanProgram *prog = g ? &p.eval : &p.train;
 		if (!g && !p.has_train)

@@ -134,6 +134,10 @@ int nnc_cuda_evaluate(CudaExec *e, long n, double *loss_sum, long *correct, long
  * where overflow is expected and grad_check skips the step (as on the CPU). */
 int nnc_cuda_check_numerics(CudaExec *e, char *err, size_t errlen);
 
+/* The launches one run of program G (0 train, 1 eval) of PLAN makes on the GPU: cuDNN and
+ * cuBLAS calls, and nnc's own kernels. Needs no GPU. */
+void nnc_cuda_launches(const struct Plan *plan, int g, int *library, int *own);
+
 /* Bytes of device memory the executor holds: arenas plus workspace. */
 size_t nnc_cuda_bytes(const CudaExec *e);
 

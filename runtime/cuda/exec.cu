@@ -722,6 +722,25 @@ where(const CudaExec *e, int g, int i, char *buf, size_t len)
 		s->name, s->loc);
 }
 
+/* Whether a multi-tensor launch begins at step I of PROG: returns its tensor count (0: none)
+ * and sets *LAST past the steps it stands for (past step I alone when none begins there). */
+int
+multi_run(const PlanProgram *prog, int i, int *last)
+{
+	const PlanStep *s = &prog->steps[i];
+	bool update = s->op == OP_sgd_update || s->op == OP_adam_update;
+	*last = i + 1;
+	if (update)
+		while (*last < prog->nsteps && prog->steps[*last].op == s->op && !prog->steps[*last].nchain)
+			(*last)++;
+	int count = update ? *last - i : s->nin;
+	if (s->nchain || !(update || s->op == OP_grad_check) || count < 2) {
+		*last = i + 1;
+		return 0;
+	}
+	return count;
+}
+
 /* Finds the multi-tensor launches of program G and builds their tables (MtRun). */
 int
 plan_multi(CudaExec *e, int g, ErrBuf eb)
@@ -734,13 +753,9 @@ plan_multi(CudaExec *e, int g, ErrBuf eb)
 		e->mt_at[g][i] = -1;
 	for (int i = 0; i < prog->nsteps;) {
 		const PlanStep *s = &prog->steps[i];
-		int last = i + 1;
 		bool update = s->op == OP_sgd_update || s->op == OP_adam_update;
-		if (update)
-			while (last < prog->nsteps && prog->steps[last].op == s->op && !prog->steps[last].nchain)
-				last++;
-		int count = update ? last - i : s->nin;
-		if (s->nchain || !(update || s->op == OP_grad_check) || count < 2) {
+		int last, count = multi_run(prog, i, &last);
+		if (!count) {
 			i = last;
 			continue;
 		}
@@ -1151,4 +1166,49 @@ nnc_cuda_bytes(const CudaExec *e)
 	for (int k = 0; k < PLAN_NARENA; k++)
 		n += e->bytes[k];
 	return n;
+}
+
+/* What exec_enqueue launches for each step, by the runners above: cuDNN and cuBLAS calls
+ * (library) and nnc's own kernels (own). Kept beside the runners; the GPU's measure is the
+ * captured graph's node count (nnrun bench), which also counts the kernels inside each library
+ * call. */
+extern "C" void
+nnc_cuda_launches(const Plan *p, int g, int *library, int *own)
+{
+	const PlanProgram *prog = g ? &p->eval : &p->train;
+	*library = *own = 0;
+	for (int i = 0; g || p->has_train ? i < prog->nsteps : false;) {
+		const PlanStep *s = &prog->steps[i];
+		int last;
+		if (multi_run(prog, i, &last)) {
+			(*own)++;
+			i = last;
+			continue;
+		}
+		bool bias = (nnc_ops[s->op].flags & OPF_EPI) && nnc_attr_index(s->op, "bias") >= 0 &&
+		            s->attr[nnc_attr_index(s->op, "bias")].i[0];
+		switch (s->nchain ? OP_add : s->op) {
+		case OP_input: case OP_param: case OP_output:
+			break;
+		case OP_conv2d: case OP_dense:
+			(*library)++;
+			*own += bias || s->epi;
+			break;
+		case OP_conv2d_bwd_data: case OP_conv2d_bwd_filter: case OP_dense_bwd_data: case OP_dense_bwd_weight:
+			(*library)++;
+			break;
+		case OP_bn_bwd_data: /* the sums, then dx */
+			*own += 2;
+			break;
+		case OP_concat:
+			*own += s->nin;
+			break;
+		case OP_grad_check:
+			*own += s->nin;
+			break;
+		default:
+			(*own)++;
+		}
+		i += s->group == 3 ? 3 : 1;
+	}
 }
