@@ -58,9 +58,8 @@ cifar_epoch_order(uint64_t seed, uint64_t epoch, uint32_t *perm, uint32_t n)
 CifarAug
 cifar_aug_draw(const CifarConfig *cfg, uint64_t epoch, uint64_t position)
 {
-	int d[5];
-	nnc_aug_draw(cfg->seed, cfg->crop_pad, CIFAR_SIDE, epoch, position, d);
-	return (CifarAug){.dy = d[0], .dx = d[1], .flip = d[2], .cy = d[3], .cx = d[4]};
+	NncAug a = nnc_aug_draw(cfg->seed, cfg->crop_pad, CIFAR_SIDE, epoch, position);
+	return (CifarAug){.dy = a.dy, .dx = a.dx, .flip = a.flip, .cy = a.cy, .cx = a.cx};
 }
 
 /* --- loading ---------------------------------------------------------------------------- */

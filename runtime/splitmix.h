@@ -72,20 +72,28 @@ nnc_epoch_order(uint64_t seed, uint64_t epoch, uint32_t *perm, uint32_t n)
 	}
 }
 
-/* The augmentation choices of the image at POSITION of EPOCH, from the stream at
- * key3(seed ^ AUG_DOMAIN, epoch, position), all drawn whatever is enabled, in this order: crop
- * offsets dy, dx in [0, 2P] (P = crop_pad; [0, 0] without), flip (the top bit), cutout centre
- * cy, cx in [0, side). out: dy, dx, flip, cy, cx. */
-static inline NNC_HD void
-nnc_aug_draw(uint64_t seed, int crop_pad, int side, uint64_t epoch, uint64_t position, int out[5])
+/* The augmentation choices of one image. */
+typedef struct {
+	int dy, dx;  /* crop offset into the padded image, each in [0, 2P] */
+	int flip;    /* 0 or 1 */
+	int cy, cx;  /* cutout centre, each in [0, side) */
+} NncAug;
+
+/* The choices for the image at POSITION of EPOCH, from the stream at key3(seed ^ AUG_DOMAIN,
+ * epoch, position), all drawn whatever is enabled, in the order of NncAug's fields (P =
+ * crop_pad; offsets 0 without). */
+static inline NNC_HD NncAug
+nnc_aug_draw(uint64_t seed, int crop_pad, int side, uint64_t epoch, uint64_t position)
 {
 	uint64_t s = nnc_key3(seed ^ NNC_AUG_DOMAIN, epoch, position);
 	uint32_t span = crop_pad > 0 ? 2u * (uint32_t)crop_pad + 1 : 1;
-	out[0] = (int)nnc_rng_below(&s, span);
-	out[1] = (int)nnc_rng_below(&s, span);
-	out[2] = (int)(nnc_rng_u32(&s) >> 31);
-	out[3] = (int)nnc_rng_below(&s, (uint32_t)side);
-	out[4] = (int)nnc_rng_below(&s, (uint32_t)side);
+	NncAug a;
+	a.dy = (int)nnc_rng_below(&s, span);
+	a.dx = (int)nnc_rng_below(&s, span);
+	a.flip = (int)(nnc_rng_u32(&s) >> 31);
+	a.cy = (int)nnc_rng_below(&s, (uint32_t)side);
+	a.cx = (int)nnc_rng_below(&s, (uint32_t)side);
+	return a;
 }
 
 #endif

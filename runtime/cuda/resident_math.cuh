@@ -67,17 +67,12 @@ epoch_order(uint64_t seed, uint64_t epoch, int shuffle, uint32_t *perm, uint32_t
 		perm[i] = i;
 }
 
-struct AugDraw {
-	int dy, dx, flip, cy, cx;
-};
+typedef NncAug AugDraw;
 
 HD AugDraw
 aug_draw(uint64_t seed, int crop_pad, uint64_t epoch, uint64_t position)
 {
-	int d[5];
-	nnc_aug_draw(seed, crop_pad, D_SIDE, epoch, position, d);
-	AugDraw a = {d[0], d[1], d[2], d[3], d[4]};
-	return a;
+	return nnc_aug_draw(seed, crop_pad, D_SIDE, epoch, position);
 }
 
 /* Element i of a batch of B images [B, 3, 32, 32] (cifar_render). Training (train = 1): slot b
@@ -98,10 +93,11 @@ render_at(const DataDev &d, int train, int split, uint64_t epoch, uint64_t posit
 	}
 	uint64_t pos = position + (uint64_t)b;
 	long long idx = train ? (long long)d.perm[pos] : first + b;
-	const uint8_t *plane = d.images[train ? 0 : split] + idx * D_IMAGE + (long long)c * D_PIXELS;
+	bool first_split = train || split == 0; /* constant indices: a kernel parameter's array stays in registers */
+	const uint8_t *plane = (first_split ? d.images[0] : d.images[1]) + idx * D_IMAGE + (long long)c * D_PIXELS;
 	const float *lut = d.lut + c * 256;
 	if (e == 0)
-		y[b] = d.labels[train ? 0 : split][idx];
+		y[b] = (first_split ? d.labels[0] : d.labels[1])[idx];
 	if (!train) {
 		x[i] = lut[plane[yy * D_SIDE + xx]];
 		return;
