@@ -93,10 +93,12 @@ cast_to(Ctx *c, Inst *user, Value *v, DType dt)
 	Value **slot = dt == DT_F16 ? &c->cast16[v->id] : &c->cast32[v->id];
 	if (*slot)
 		return *slot;
-	/* Place the cast right after the value's definition (sources: before the first user), so
-	 * a shared cast dominates every later use. */
+	/* Place the cast right after the value's definition, so a shared cast dominates every later
+	 * use. Parameters are declared first, so their casts (mixed precision's f16 copies of the
+	 * f32 master weights) end up together at the start of the step, where the GPU runs them as
+	 * one multi-tensor launch; their location is the first user's. */
 	Inst *saved = c->g->cursor;
-	c->g->cursor = (nnc_ops[v->def->op].flags & OPF_SOURCE) ? user : v->def->next;
+	c->g->cursor = v->def->next;
 	Inst *k = inst_build(c->g, OP_cast, (nnc_ops[v->def->op].flags & OPF_SOURCE) ? user : v->def, 1, &v);
 	k->phase = (nnc_ops[v->def->op].flags & OPF_SOURCE) ? user->phase : v->def->phase;
 	inst_set_str(k, "to", dt == DT_F16 ? "f16" : "f32");
@@ -133,9 +135,14 @@ assign(Ctx *c)
 			if (keep_dtype(in, i))
 				continue;
 			DType want = st;
-			/* An update's gradient goes to its parameter's dtype. */
-			if (in->op == OP_sgd_update || in->op == OP_adam_update)
+			/* An update's gradient goes to its parameter's dtype -- except that an f16 gradient of
+			 * an f32 master weight stays f16: the update widens it exactly as a cast would, and a
+			 * cast per gradient (a kernel and a tensor each) is saved. */
+			if (in->op == OP_sgd_update || in->op == OP_adam_update) {
 				want = in->args[0]->type.dtype;
+				if (want == DT_F32 && in->args[i]->type.dtype == DT_F16)
+					continue;
+			}
 			Value *v = cast_to(c, in, in->args[i], want);
 			if (!v)
 				return false;

@@ -744,9 +744,21 @@ static bool
 infer_update(const OpSig *in, int batch, InferResult *r)
 {
 	(void)batch;
-	for (int i = 1; i < in->nin; i++)
+	char x[96], y[96];
+	for (int i = 1; i < in->nin; i++) {
+		/* the gradient may be f16 for an f32 parameter (mixed precision): the update widens it */
+		const Type *p = arg_t(in, 0), *t = arg_t(in, i);
+		if (i == 1 && p->dtype == DT_F32 && t->dtype == DT_F16) {
+			Type w = *t;
+			w.dtype = DT_F32;
+			if (type_eq(p, &w))
+				continue;
+			return fail(r, "%s: operand 2 is %s but operand 1 is %s", nnc_ops[in->op].name, ts(in->in[1], y),
+				ts(in->in[0], x));
+		}
 		if (!same_as(in, 0, i, r))
 			return false;
+	}
 	return true;
 }
 

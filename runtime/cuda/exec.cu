@@ -723,12 +723,14 @@ where(const CudaExec *e, int g, int i, char *buf, size_t len)
 }
 
 /* Whether a multi-tensor launch begins at step I of PROG: returns its tensor count (0: none)
- * and sets *LAST past the steps it stands for (past step I alone when none begins there). */
+ * and sets *LAST past the steps it stands for (past step I alone when none begins there): two
+ * or more consecutive updates of one kind, or casts (mixed precision's f16 copies of the master
+ * weights, which the precision pass places together), or one grad_check's operands. */
 int
 multi_run(const PlanProgram *prog, int i, int *last)
 {
 	const PlanStep *s = &prog->steps[i];
-	bool update = s->op == OP_sgd_update || s->op == OP_adam_update;
+	bool update = s->op == OP_sgd_update || s->op == OP_adam_update || s->op == OP_cast;
 	*last = i + 1;
 	if (update)
 		while (*last < prog->nsteps && prog->steps[*last].op == s->op && !prog->steps[*last].nchain)
@@ -753,7 +755,7 @@ plan_multi(CudaExec *e, int g, ErrBuf eb)
 		e->mt_at[g][i] = -1;
 	for (int i = 0; i < prog->nsteps;) {
 		const PlanStep *s = &prog->steps[i];
-		bool update = s->op == OP_sgd_update || s->op == OP_adam_update;
+		bool update = s->op != OP_grad_check;
 		int last, count = multi_run(prog, i, &last);
 		if (!count) {
 			i = last;
@@ -764,7 +766,12 @@ plan_multi(CudaExec *e, int g, ErrBuf eb)
 		for (int k = 0; k < count; k++) {
 			MtTensor *t = &r->host[k];
 			const PlanStep *u = update ? &prog->steps[i + k] : s;
-			if (update) {
+			if (u->op == OP_cast) {
+				t->p = buf(e, u->out);
+				t->g = buf(e, u->in[0]);
+				t->s1 = t->s2 = NONE;
+				t->n = numel(vt(e, u->out));
+			} else if (update) {
 				t->p = buf(e, u->in[0]);
 				t->g = buf(e, u->in[1]);
 				t->s1 = buf(e, u->in[2]);
@@ -1084,7 +1091,7 @@ exec_mt_fill(CudaExec *e, ErrBuf eb)
 	for (int g = 0; g < 2; g++)
 		for (int m = 0; m < e->nmt[g]; m++) {
 			MtRun *r = &e->mt[g][m];
-			if (r->op == OP_grad_check)
+			if (r->op != OP_sgd_update && r->op != OP_adam_update)
 				continue;
 			for (int k = 0; k < r->ntensors; k++) {
 				const PlanStep *s = &program(e, g)->steps[r->first + k];

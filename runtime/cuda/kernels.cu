@@ -427,6 +427,9 @@ k_multi(const MtTensor *t, int T, long long nchunks, StepScalars *s)
 			IN_CHUNK(i, m, ch)
 			if (!isfinite(ld(m.g, i)))
 				s->bad = 1; /* every writer writes the same value */
+		} else if (OP == OP_cast) {
+			IN_CHUNK(i, m, ch)
+			st(m.p, i, ld(m.g, i));
 		} else if (!(m.unscale && s->bad)) {
 			if (OP == OP_sgd_update) {
 				Sgd o = sgd_now(m.sgd, *s);
@@ -702,6 +705,8 @@ multi_tensor(Op op, const MtTensor *t, int ntensors, long long nchunks, StepScal
 	int blocks = (int)(nchunks < 1 ? 1 : nchunks > 4096 ? 4096 : nchunks);
 	if (op == OP_grad_check)
 		k_multi<OP_grad_check><<<blocks, THREADS, 0, st>>>(t, ntensors, nchunks, s);
+	else if (op == OP_cast)
+		k_multi<OP_cast><<<blocks, THREADS, 0, st>>>(t, ntensors, nchunks, s);
 	else if (op == OP_sgd_update)
 		k_multi<OP_sgd_update><<<blocks, THREADS, 0, st>>>(t, ntensors, nchunks, s);
 	else

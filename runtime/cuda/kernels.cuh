@@ -143,7 +143,8 @@ cudaError_t adam(const AdamConf &o, const StepScalars *s, Buf p, Buf g, Buf m, B
 /* Multi-tensor launches: one kernel for a run of updates (or one grad_check's operands), the
  * tensors cut into MT_CHUNK-element chunks, tensor t owning chunks [t.chunk0, t.chunk0 +
  * ceil(t.n / MT_CHUNK)); the table is built once, in device memory (exec.cu). p, g, s1, s2:
- * parameter, gradient and optimizer state (SGD: s1 the momentum buffer; Adam: s1 m, s2 v). */
+ * parameter, gradient and optimizer state (SGD: s1 the momentum buffer; Adam: s1 m, s2 v); a
+ * cast writes p from g. */
 enum { MT_CHUNK = 4096 };
 struct MtTensor {
 	Buf p, g, s1, s2;
@@ -152,8 +153,8 @@ struct MtTensor {
 	AdamConf adam;
 	bool unscale;
 };
-/* OP: OP_sgd_update, OP_adam_update, or OP_grad_check (sets s->bad when any element of any
- * tensor's g is not finite). */
+/* OP: OP_sgd_update, OP_adam_update, OP_cast (p = g, converting storage), or OP_grad_check
+ * (sets s->bad when any element of any tensor's g is not finite). */
 cudaError_t multi_tensor(Op op, const MtTensor *t, int ntensors, long long nchunks, StepScalars *s, cudaStream_t st);
 /* Sets *bad when any element of x is not finite. */
 cudaError_t grad_check(Buf x, long long n, int *bad, cudaStream_t st);

@@ -123,7 +123,7 @@ capture_step(CudaExec *e)
 	cudaGraph_t g = nullptr;
 	ce = cudaStreamEndCapture(e->st, &g);
 	if (rc != 0 || ce != cudaSuccess || !g) {
-		snprintf(r->graph_note, sizeof r->graph_note, "capturing the step failed: %s",
+		snprintf(r->graph_note, sizeof r->graph_note, "capturing the step failed: %.400s",
 			rc != 0 ? msg : cudaGetErrorString(ce));
 		if (g)
 			cudaGraphDestroy(g);
