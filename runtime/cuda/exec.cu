@@ -77,6 +77,7 @@ struct Ctx {
 	const CudaRunState *rs; /* the recipe's constants (the step's scalars are e->run->s) */
 	int g, index;
 	ErrBuf eb;
+	int last;               /* the end of the range being enqueued */
 	Buf in(int i) const { return buf(e, s->in[i]); }
 	Buf out() const { return buf(e, s->out); }
 	const Type *t(int i) const { return vt(e, s->in[i]); }
@@ -269,7 +270,13 @@ r_bn_stats(Ctx &c)
 	nchw(c.t(0), &n, &ch, &hw);
 	if ((long long)n * hw < 2)
 		return fail(c, "batch norm needs more than one value per channel in training (batch too small)");
-	LAUNCH(c, bn_stats(c.in(0), n, ch, hw, attr(c.s, "eps")->f, c.out(), c.e->bn, c.e->st));
+	BnRunning run = {NONE, NONE, 0};
+	int j = c.e->bn_pair[c.g][c.index];
+	if (j >= 0 && j < c.last) { /* the running statistics' update too */
+		const PlanStep *u = &program(c.e, c.g)->steps[j];
+		run = BnRunning{buf(c.e, u->in[0]), buf(c.e, u->in[1]), u->attr[nnc_attr_index(OP_bn_update, "momentum")].f};
+	}
+	LAUNCH(c, bn_stats(c.in(0), n, ch, hw, attr(c.s, "eps")->f, c.out(), run, c.e->bn, c.e->st));
 	return 0;
 }
 
@@ -722,6 +729,32 @@ where(const CudaExec *e, int g, int i, char *buf, size_t len)
 		s->name, s->loc);
 }
 
+/* The bn_update that bn_stats step I of PROG can do as it finishes each channel (BnRunning):
+ * the later bn_update of I's statistics, when no step between them touches the running
+ * statistics it updates; -1 when there is none. */
+int
+fused_update(const PlanProgram *prog, int i)
+{
+	const PlanStep *s = &prog->steps[i];
+	if (s->op != OP_bn_stats || s->nchain)
+		return -1;
+	int j = i + 1;
+	while (j < prog->nsteps && !(prog->steps[j].op == OP_bn_update && prog->steps[j].in[2] == s->out))
+		j++;
+	if (j == prog->nsteps)
+		return -1;
+	const PlanStep *u = &prog->steps[j];
+	for (int k = i + 1; k < j; k++) {
+		const PlanStep *t = &prog->steps[k];
+		for (int a = 0; a < t->nin; a++)
+			if (t->in[a] == u->in[0] || t->in[a] == u->in[1])
+				return -1;
+		if (t->out == u->in[0] || t->out == u->in[1])
+			return -1;
+	}
+	return j;
+}
+
 /* Whether a multi-tensor launch begins at step I of PROG: returns its tensor count (0: none)
  * and sets *LAST past the steps it stands for (past step I alone when none begins there): two
  * or more consecutive updates of one kind, or casts (mixed precision's f16 copies of the master
@@ -751,8 +784,14 @@ plan_multi(CudaExec *e, int g, ErrBuf eb)
 	int n = prog->nsteps > 0 ? prog->nsteps : 1;
 	e->mt[g] = new MtRun[n];
 	e->mt_at[g] = new int[n];
+	e->bn_pair[g] = new int[n];
 	for (int i = 0; i < n; i++)
-		e->mt_at[g][i] = -1;
+		e->mt_at[g][i] = e->bn_pair[g][i] = -1;
+	for (int i = 0; i < prog->nsteps; i++) {
+		int j = fused_update(prog, i);
+		if (j >= 0)
+			e->bn_pair[g][i] = j, e->bn_pair[g][j] = i;
+	}
 	for (int i = 0; i < prog->nsteps;) {
 		const PlanStep *s = &prog->steps[i];
 		bool update = s->op != OP_grad_check;
@@ -927,6 +966,7 @@ nnc_cuda_exec_free(CudaExec *e)
 		}
 		delete[] e->mt[g];
 		delete[] e->mt_at[g];
+		delete[] e->bn_pair[g];
 	}
 	resident_free(e);
 	if (e->dnn)
@@ -1041,7 +1081,10 @@ exec_enqueue(CudaExec *e, int g, int first, int last, ErrBuf eb)
 	for (int i = first; i < last; i++) {
 		const PlanStep *s = &prog->steps[i];
 		char msg[512] = "";
-		Ctx c = {e, s, &e->conv[g][i], &e->conf, g, i, {msg, sizeof msg}};
+		Ctx c = {e, s, &e->conv[g][i], &e->conf, g, i, {msg, sizeof msg}, last};
+		int partner = e->bn_pair[g][i];
+		if (s->op == OP_bn_update && partner >= first)
+			continue; /* done by its bn_stats (r_bn_stats) */
 		int m = e->mt_at[g] ? e->mt_at[g][i] : -1;
 		if (m >= 0 && e->mt[g][m].last <= last) { /* the whole run is in range: one launch */
 			const MtRun *r = &e->mt[g][m];
@@ -1192,6 +1235,8 @@ nnc_cuda_launches(const Plan *p, int g, int *library, int *own)
 			i = last;
 			continue;
 		}
+		if (s->op == OP_bn_stats && fused_update(prog, i) >= 0)
+			(*own)--; /* its bn_update, counted below, runs inside it */
 		bool bias = (nnc_ops[s->op].flags & OPF_EPI) && nnc_attr_index(s->op, "bias") >= 0 &&
 		            s->attr[nnc_attr_index(s->op, "bias")].i[0];
 		switch (s->nchain ? OP_add : s->op) {

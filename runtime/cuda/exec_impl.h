@@ -82,6 +82,7 @@ struct CudaExec {
 	MtRun *mt[2] = {};            /* per program: its multi-tensor launches */
 	int nmt[2] = {};
 	int *mt_at[2] = {};           /* per step: the launch that begins there, or -1 */
+	int *bn_pair[2] = {};         /* per step: a bn_stats's fused bn_update and back, or -1 */
 	CudaRunState mt_conf = {};    /* the constants the update tables hold */
 	bool mt_filled = false;
 	AlgoCache cache[256];

@@ -87,7 +87,7 @@ last_of_channel(unsigned *count, int S)
  * (two passes over it, which stay in cache); the channel's last block combines them
  * (chan_combine). */
 __global__ void
-k_bn_stats(Buf x, int n, int c, int hw, double eps, Buf stats, BnScratch sc)
+k_bn_stats(Buf x, int n, int c, int hw, double eps, Buf stats, BnRunning run, BnScratch sc)
 {
 	__shared__ double sh[THREADS];
 	int ch = blockIdx.y, S = gridDim.x, i0, i1;
@@ -121,6 +121,8 @@ k_bn_stats(Buf x, int n, int c, int hw, double eps, Buf stats, BnScratch sc)
 	st(stats, ch, (float)mean);
 	st(stats, c + ch, (float)(1 / sqrt(ss / count + eps)));
 	st(stats, 2 * c + ch, (float)(ss / (count - 1)));
+	if (run.rm.p)
+		bn_update_at(run.rm, run.rv, stats, c, run.momentum, ch);
 }
 
 __global__ void
@@ -141,10 +143,7 @@ __global__ void
 k_bn_update(Buf rm, Buf rv, Buf stats, int c, double momentum)
 {
 	GRID_LOOP(ch, c)
-	{
-		st(rm, ch, (float)(momentum * ld(stats, ch) + (1 - momentum) * ld(rm, ch)));
-		st(rv, ch, (float)(momentum * ld(stats, 2 * c + ch) + (1 - momentum) * ld(rv, ch)));
-	}
+	bn_update_at(rm, rv, stats, c, momentum, ch);
 }
 
 /* bn_backward_channels: sums of g and g * (x - mean) over the channel, g = dz through the
@@ -518,9 +517,9 @@ bn_scratch_at(void *mem, int max_c)
 }
 
 cudaError_t
-bn_stats(Buf x, int n, int c, int hw, double eps, Buf stats, BnScratch sc, cudaStream_t st)
+bn_stats(Buf x, int n, int c, int hw, double eps, Buf stats, BnRunning run, BnScratch sc, cudaStream_t st)
 {
-	k_bn_stats<<<dim3(bn_splits(n, c, hw), c), THREADS, 0, st>>>(x, n, c, hw, eps, stats, sc);
+	k_bn_stats<<<dim3(bn_splits(n, c, hw), c), THREADS, 0, st>>>(x, n, c, hw, eps, stats, run, sc);
 	return cudaGetLastError();
 }
 

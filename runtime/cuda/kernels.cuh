@@ -66,8 +66,15 @@ size_t bn_scratch_bytes(int max_c);
 /* Carves S (device memory of bn_scratch_bytes(max_c) bytes, zeroed) into its parts. */
 BnScratch bn_scratch_at(void *mem, int max_c);
 
-/* Batch norm over [n, c, hw] (cpu_batchnorm_*). stats: [3, c] mean, invstd, unbiased variance. */
-cudaError_t bn_stats(Buf x, int n, int c, int hw, double eps, Buf stats, BnScratch sc, cudaStream_t st);
+/* Batch norm over [n, c, hw] (cpu_batchnorm_*). stats: [3, c] mean, invstd, unbiased variance.
+ * With run.rm set, bn_stats also updates the running statistics (bn_update) as it finishes
+ * each channel: one launch instead of two. */
+struct BnRunning {
+	Buf rm, rv;
+	double momentum;
+};
+cudaError_t bn_stats(Buf x, int n, int c, int hw, double eps, Buf stats, BnRunning run, BnScratch sc,
+	cudaStream_t st);
 cudaError_t bn_apply(Buf x, Buf stats, Buf w, Buf b, Buf y, int n, int c, int hw, int act, cudaStream_t st);
 cudaError_t bn_infer(Buf x, Buf mean, Buf var, double eps, Buf w, Buf b, Buf y, int n, int c, int hw, int act,
 	cudaStream_t st);

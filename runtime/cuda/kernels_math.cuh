@@ -212,6 +212,16 @@ chan_combine(const double *part, int S, double *count, double *mean, double *m2)
 	*m2 = q;
 }
 
+/* The running statistics' update of channel ch from a step's statistics as stored (cpu
+ * batchnorm_update_running): rm = m * mean + (1 - m) * rm, rv likewise with the unbiased
+ * variance. */
+HD void
+bn_update_at(Buf rm, Buf rv, Buf stats, int c, double momentum, long long ch)
+{
+	st(rm, ch, (float)(momentum * ld(stats, ch) + (1 - momentum) * ld(rm, ch)));
+	st(rv, ch, (float)(momentum * ld(stats, 2 * c + ch) + (1 - momentum) * ld(rv, ch)));
+}
+
 /* ---- optimizer scalars (cpu_sgd_step, cpu_adam_step: formed in double, rounded to float) ---- */
 
 HD Sgd

@@ -22,7 +22,7 @@
  *   - the optimizer updates' per-element bodies against cpu_sgd_step and cpu_adam_step, and the
  *     multi-tensor launches' chunk lookup;
  *   - the batch-norm statistics split over blocks (bn_splits, split_range, chan_combine) against
- *     cpu_batchnorm_stats. */
+ *     cpu_batchnorm_stats, and the running statistics' update against the CPU's. */
 #include <vector>
 #include <cstdio>
 #include <cstring>
@@ -259,6 +259,17 @@ split_stats_checks(void)
 			worst = std::fmax(worst, std::fmax(em, ev));
 		}
 		check(worst < 1e-6, "split batch-norm statistics vs cpu_batchnorm_stats", worst, 1e-6);
+		/* the running statistics' update k_bn_stats does as it finishes (bn_update_at) */
+		std::vector<float> stats(3 * sh.c), rm(sh.c), rv(sh.c);
+		for (int ch = 0; ch < sh.c; ch++) {
+			stats[ch] = mean[ch], stats[sh.c + ch] = inv[ch], stats[2 * sh.c + ch] = var[ch];
+			rm[ch] = (float)(next_u32() % 1000) / 999.0f, rv[ch] = 1.0f + (float)(next_u32() % 1000) / 500.0f;
+		}
+		std::vector<float> grm = rm, grv = rv;
+		cpu_batchnorm_update_running_f32(sh.c, 0.1, mean.data(), var.data(), rm.data(), rv.data());
+		for (int ch = 0; ch < sh.c; ch++)
+			bn_update_at(Buf{grm.data(), false}, Buf{grv.data(), false}, Buf{stats.data(), false}, sh.c, 0.1, ch);
+		check(rm == grm && rv == grv, "bn_update_at vs cpu_batchnorm_update_running", sh.c, 0);
 	}
 }
 
