@@ -55,6 +55,7 @@ struct Resident {
 	uint64_t epoch = 0, position = 0; /* host mirror of run->epoch/position (same rule) */
 	uint64_t perm_epoch = 0;
 	bool perm_valid = false;
+	int order_in_shared = 0;      /* the epoch's order fits one block's shared memory */
 	int use_graph = 0;            /* 1: capture the step after the first and replay it */
 	long steps = 0;               /* steps enqueued by this loop */
 	cudaGraph_t graph = nullptr;
