@@ -468,6 +468,8 @@ dev_open(Device *d, const Opts *o, Exec *e)
 	}
 	if (!o->quiet)
 		fprintf(stderr, "nnrun: running on the GPU: %s\n", msg);
+	if (nnc_cuda_notes(d->gpu)[0])
+		fprintf(stderr, "nnrun: note: %s\n", nnc_cuda_notes(d->gpu));
 	return true;
 #else
 	(void)e;

@@ -5,7 +5,8 @@
 #                                       (default tests,train: well under 8 minutes)
 #   0. always: the machine (GPU, driver, the CUDA libraries the binaries load)
 #   tests: the `cuda` tests: the device probe; the CUDA backend against the CPU backend step by
-#      step (tests/cuda.sh) on the tiny model, ResNet-20 and MobileNet-V2 in fp32, fp16, mixed;
+#      step (tests/cuda.sh) on the tiny model, ResNet-20 and MobileNet-V2 in fp32, fp16, mixed,
+#      and again with the direct convolutions that stand in for cuDNN where it has no algorithm;
 #      checkpoints across devices (tests/cuda_resume.sh); the resident loop, graph replay =
 #      eager = host-fed batches bit for bit (tests/cuda_train.sh)
 #   train: the tiny model and ResNet-20, 2 epochs each on the carried subset (5000 training,
@@ -36,13 +37,15 @@ if ldd $bin/nnrun | grep "not found"; then
 fi
 gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
 
-probe=skipped ops=skipped resume=skipped resident=skipped
+probe=skipped ops=skipped direct=skipped resume=skipped resident=skipped
 if [[ $parts == *,tests,* ]]; then
 	echo "== cuda tests"
 	$bin/test_cuda_device
 	probe=$?
 	CUDA_MODELS="tiny resnet20 mobilenet_v2" timeout 300 tests/cuda.sh $bin/nnc $bin/test_cuda_vs_cpu
 	ops=$?
+	NNC_CUDA_DIRECT_CONV=1 CUDA_MODELS="tiny resnet20" timeout 200 tests/cuda.sh $bin/nnc $bin/test_cuda_vs_cpu
+	direct=$?
 	export NNC_DATA=.device/data NNC_RECORDS=5000
 	timeout 200 tests/cuda_resume.sh $bin/nnc $bin/nnrun
 	resume=$?
@@ -81,6 +84,7 @@ echo "== device check, $(date -u +%Y-%m-%d), ${gpu:-no GPU found}"
 verdict() { case $1 in 0) echo passed ;; 77) echo "skipped (no usable GPU)" ;; skipped) echo "not run" ;; *) echo "FAILED (exit $1)" ;; esac; }
 echo "cuda_device: $(verdict $probe)"
 echo "cuda_vs_cpu: $(verdict $ops)"
+echo "cuda_direct_conv: $(verdict $direct)"
 echo "cuda_resume: $(verdict $resume)"
 echo "cuda_train: $(verdict $resident)"
 printf '%b' "$rows"

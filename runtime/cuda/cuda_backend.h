@@ -37,6 +37,7 @@ typedef struct {
 	int device;          /* CUDA device ordinal */
 	int deterministic;   /* only deterministic cuDNN algorithms (bit-identical repeats) */
 	size_t workspace_max; /* bytes of convolution workspace to allow at most (0: 256 MiB) */
+	int direct_conv;     /* every convolution through nnc's direct kernels, cuDNN's fallback (tests) */
 } CudaOptions;
 
 /* What the host keeps between steps and passes to a run (see exec.h's Exec for the CPU's). */
@@ -53,7 +54,8 @@ typedef struct {
 
 /* Makes the device-side executor for PLAN. Returns NULL with a message naming what failed:
  * no device, too little memory (the bytes the plan needs against the bytes free), a step the
- * backend cannot run (naming the step's op and .nn location). */
+ * backend cannot run (naming the step's op and .nn location). A convolution cuDNN cannot run
+ * falls back to nnc's direct kernels instead (nnc_cuda_notes says which). */
 CudaExec *nnc_cuda_exec_new(const struct Plan *plan, const CudaOptions *o, char *err, size_t errlen);
 void nnc_cuda_exec_free(CudaExec *e);
 
@@ -137,6 +139,11 @@ int nnc_cuda_check_numerics(CudaExec *e, char *err, size_t errlen);
 /* The launches one run of program G (0 train, 1 eval) of PLAN makes on the GPU: cuDNN and
  * cuBLAS calls, and nnc's own kernels. Needs no GPU. */
 void nnc_cuda_launches(const struct Plan *plan, int g, int *library, int *own);
+
+/* What the user should know about how the plan runs here ("" when nothing): the convolutions
+ * cuDNN offers no algorithm for, which run through nnc's direct kernels (slowly), each named
+ * with its .nn location and the reason. */
+const char *nnc_cuda_notes(const CudaExec *e);
 
 /* Bytes of device memory the executor holds: arenas plus workspace. */
 size_t nnc_cuda_bytes(const CudaExec *e);

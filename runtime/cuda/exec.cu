@@ -180,8 +180,11 @@ r_conv2d(Ctx &c)
 {
 	CudaExec *e = c.e;
 	const Type *y = vt(e, c.s->out);
-	CUDNN_CHECK_C(c, cudnnConvolutionForward(e->dnn, &ONE, c.cv->x, c.in(0).p, c.cv->w, c.in(1).p, c.cv->c,
-		(cudnnConvolutionFwdAlgo_t)c.cv->algo, e->ws, c.cv->ws, &ZERO, c.cv->y, c.out().p));
+	if (c.cv->direct)
+		LAUNCH(c, conv_direct(c.cv->geo, 0, c.in(0), c.in(1), c.out(), numel(y), e->st));
+	else
+		CUDNN_CHECK_C(c, cudnnConvolutionForward(e->dnn, &ONE, c.cv->x, c.in(0).p, c.cv->w, c.in(1).p, c.cv->c,
+			(cudnnConvolutionFwdAlgo_t)c.cv->algo, e->ws, c.cv->ws, &ZERO, c.cv->y, c.out().p));
 	bool bias = attr(c.s, "bias")->i[0];
 	if (bias || c.s->epi)
 		LAUNCH(c, bias_act(c.out(), bias ? c.in(2) : NONE, numel(y), (int)y->dim[1], hw_of(y), (int)c.s->epi, e->st));
@@ -192,6 +195,10 @@ int
 r_conv2d_bwd_data(Ctx &c)
 {
 	CudaExec *e = c.e;
+	if (c.cv->direct) {
+		LAUNCH(c, conv_direct(c.cv->geo, 1, c.in(0), c.in(1), c.out(), numel(vt(e, c.s->out)), e->st));
+		return 0;
+	}
 	CUDNN_CHECK_C(c, cudnnConvolutionBackwardData(e->dnn, &ONE, c.cv->w, c.in(1).p, c.cv->y, c.in(0).p, c.cv->c,
 		(cudnnConvolutionBwdDataAlgo_t)c.cv->algo, e->ws, c.cv->ws, &ZERO, c.cv->x, c.out().p));
 	return 0;
@@ -201,6 +208,10 @@ int
 r_conv2d_bwd_filter(Ctx &c)
 {
 	CudaExec *e = c.e;
+	if (c.cv->direct) { /* operands dy, x: the kernel takes x, dy */
+		LAUNCH(c, conv_direct(c.cv->geo, 2, c.in(1), c.in(0), c.out(), numel(vt(e, c.s->out)), e->st));
+		return 0;
+	}
 	CUDNN_CHECK_C(c, cudnnConvolutionBackwardFilter(e->dnn, &ONE, c.cv->x, c.in(1).p, c.cv->y, c.in(0).p, c.cv->c,
 		(cudnnConvolutionBwdFilterAlgo_t)c.cv->algo, e->ws, c.cv->ws, &ZERO, c.cv->w, c.out().p));
 	return 0;
@@ -603,7 +614,7 @@ tensor4(cudnnTensorDescriptor_t *d, const Type *t, const int64_t *dims, ErrBuf e
 
 /* Descriptors and algorithm for convolution step S (forward, backward data or filter). */
 int
-prepare_conv(CudaExec *e, const PlanStep *s, Conv *cv, ErrBuf eb)
+describe_conv(CudaExec *e, const PlanStep *s, Conv *cv, ErrBuf eb)
 {
 	const Type *x, *w, *y;
 	int64_t xdims[4];
@@ -729,6 +740,39 @@ where(const CudaExec *e, int g, int i, char *buf, size_t len)
 		s->name, s->loc);
 }
 
+/* Prepares a convolution step: cuDNN descriptors and algorithm (describe_conv), or, where
+ * cuDNN rejects the configuration or offers no algorithm, nnc's direct kernels, with a note
+ * naming the step and the reason. */
+int
+prepare_conv(CudaExec *e, int g, int i, ErrBuf eb)
+{
+	const PlanStep *s = &program(e, g)->steps[i];
+	Conv *cv = &e->conv[g][i];
+	bool fwd = s->op == OP_conv2d, data = s->op == OP_conv2d_bwd_data;
+	const Type *x = vt(e, fwd ? s->in[0] : data ? s->out : s->in[1]);
+	const Type *w = vt(e, fwd || data ? s->in[1] : s->out);
+	const Type *y = vt(e, fwd ? s->out : s->in[0]);
+	const AttrVal *st = attr(s, "stride"), *pa = attr(s, "padding");
+	cv->geo = CpuConv{(int)x->dim[0], (int)x->dim[1], (int)x->dim[2], (int)x->dim[3], (int)w->dim[0], (int)w->dim[2],
+		(int)w->dim[3], (int)st->i[0], (int)st->i[1], (int)pa->i[0], (int)pa->i[1], (int)attr(s, "groups")->i[0],
+		(int)y->dim[2], (int)y->dim[3]};
+	char why[512] = "";
+	ErrBuf sub = {why, sizeof why};
+	if (!e->direct_conv && describe_conv(e, s, cv, sub) == 0)
+		return 0;
+	cv->direct = true;
+	cv->ws = 0;
+	if (!e->direct_conv) {
+		char at[512];
+		where(e, g, i, at, sizeof at);
+		size_t n = strlen(e->notes);
+		snprintf(e->notes + n, sizeof e->notes - n, "%s%s: %s; it runs through nnc's direct convolution (slow)",
+			n ? "\n" : "", at, why);
+	}
+	(void)eb;
+	return 0;
+}
+
 /* The bn_update that bn_stats step I of PROG can do as it finishes each channel (BnRunning):
  * the later bn_update of I's statistics, when no step between them touches the running
  * statistics it updates; -1 when there is none. */
@@ -838,6 +882,7 @@ setup(CudaExec *e, const Plan *p, const CudaOptions *o, ErrBuf eb)
 {
 	e->p = p;
 	e->deterministic = o && o->deterministic;
+	e->direct_conv = o && o->direct_conv;
 	e->ws_max = o && o->workspace_max ? o->workspace_max : DEFAULT_WORKSPACE;
 	int count = 0;
 	CUDA_CHECK(cudaGetDeviceCount(&count));
@@ -890,7 +935,7 @@ setup(CudaExec *e, const Plan *p, const CudaOptions *o, ErrBuf eb)
 				snprintf(msg, sizeof msg, "fp16 accumulation (acc: f16) runs on the CPU only (nnrun --device cpu)");
 				rc = -1;
 			} else if (s->op == OP_conv2d || s->op == OP_conv2d_bwd_data || s->op == OP_conv2d_bwd_filter)
-				rc = prepare_conv(e, s, &e->conv[g][i], sub);
+				rc = prepare_conv(e, g, i, sub);
 			if (rc) {
 				where(e, g, i, at, sizeof at);
 				snprintf(eb.msg, eb.len, "%s: %s", at, msg);
@@ -1208,6 +1253,12 @@ nnc_cuda_check_numerics(CudaExec *e, char *err, size_t errlen)
 	return 0;
 }
 
+
+extern "C" const char *
+nnc_cuda_notes(const CudaExec *e)
+{
+	return e->notes;
+}
 
 extern "C" size_t
 nnc_cuda_bytes(const CudaExec *e)

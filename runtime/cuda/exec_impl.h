@@ -23,6 +23,8 @@ struct Conv {
 	cudnnConvolutionDescriptor_t c = nullptr;
 	int algo = -1;
 	size_t ws = 0;
+	bool direct = false;          /* cuDNN offers nothing: nnc's direct kernels (conv_direct) */
+	CpuConv geo = {};             /* the geometry, for those */
 };
 
 /* An algorithm chosen for a convolution shape, reused by steps of the same shape. */
@@ -89,6 +91,8 @@ struct CudaExec {
 	AlgoCache cache[256];
 	int ncache = 0;
 	bool deterministic = false;
+	bool direct_conv = false;     /* CudaOptions.direct_conv: every convolution direct */
+	char notes[2048] = "";        /* what the user should know (convolutions run direct) */
 	size_t ws_max = 0;
 	unsigned long long *nonfinite = nullptr; /* --check-numerics: per step of a program */
 	unsigned long long *nonfinite_host = nullptr; /* their copy, read after each run */

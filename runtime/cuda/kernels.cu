@@ -225,6 +225,22 @@ k_bn_fold_bias(int out, Buf mean, Buf var, double eps, Buf scale, Buf shift, Buf
 	}
 }
 
+/* ---- direct convolution (the fallback): one thread per result element ---- */
+
+__global__ void
+k_conv_direct(CpuConv v, int pass, Buf a, Buf b, Buf out, long long total)
+{
+	GRID_LOOP(i, total)
+	{
+		if (pass == 0)
+			conv_fwd_at(v, a, b, out, i);
+		else if (pass == 1)
+			conv_bwd_data_at(v, a, b, out, i);
+		else
+			conv_bwd_filter_at(v, a, b, out, i);
+	}
+}
+
 /* ---- pooling: plane pl = img * c + ch ---- */
 
 __global__ void
@@ -738,5 +754,12 @@ cudaError_t
 fill_scale(Buf y, const StepScalars *s, cudaStream_t st)
 {
 	k_fill_scale<<<1, 1, 0, st>>>(y, s);
+	return cudaGetLastError();
+}
+
+cudaError_t
+conv_direct(const CpuConv &geometry, int pass, Buf a, Buf b, Buf out, long long total, cudaStream_t st)
+{
+	k_conv_direct<<<blocks_for(total), THREADS, 0, st>>>(geometry, pass, a, b, out, total);
 	return cudaGetLastError();
 }

@@ -13,6 +13,7 @@
 #include <cuda_runtime.h>
 
 extern "C" {
+#include "runtime/cpu/kernels.h"
 #include "runtime/ops.h"
 }
 
@@ -86,6 +87,11 @@ cudaError_t bn_backward(Buf dz, Buf act_y, int pro, Buf x, Buf stats, Buf w, Buf
 cudaError_t bn_fold_weight(Buf w, int out, long long per_out, Buf var, double eps, Buf scale, Buf wf, cudaStream_t st);
 cudaError_t bn_fold_bias(int out, Buf mean, Buf var, double eps, Buf scale, Buf shift, Buf bias, Buf bf,
 	cudaStream_t st);
+
+/* Direct convolutions (conv_*_at in kernels_math.cuh): the fallback where cuDNN offers no
+ * algorithm for a convolution. PASS: 0 forward (y from x, w), 1 backward data (dx from dy,
+ * w), 2 backward filter (dw from x, dy); a and b are the two operands in that order. */
+cudaError_t conv_direct(const CpuConv &geometry, int pass, Buf a, Buf b, Buf out, long long total, cudaStream_t st);
 
 /* Pooling geometry, as CpuPool. */
 struct Pool {

@@ -305,6 +305,89 @@ mt_locate(const MtTensor *t, int T, long long ch)
 	return lo;
 }
 
+/* ---- direct convolution: the fallback where cuDNN offers no algorithm (slow, plain loops;
+ * sums in double). Geometry as the CPU's CpuConv: x [n, c, h, w], w [k, c/groups, kh, kw],
+ * y [n, k, oh, ow]. ---- */
+
+/* Output element i of y. */
+HD void
+conv_fwd_at(const CpuConv &v, Buf x, Buf w, Buf y, long long i)
+{
+	int ox = (int)(i % v.ow);
+	long long t = i / v.ow;
+	int oy = (int)(t % v.oh);
+	t /= v.oh;
+	int k = (int)(t % v.k), img = (int)(t / v.k);
+	int cg = v.c / v.groups, g = k / (v.k / v.groups);
+	double s = 0;
+	for (int ci = 0; ci < cg; ci++)
+		for (int ky = 0; ky < v.kh; ky++) {
+			int iy = oy * v.sh - v.ph + ky;
+			if (iy < 0 || iy >= v.h)
+				continue;
+			for (int kx = 0; kx < v.kw; kx++) {
+				int ix = ox * v.sw - v.pw + kx;
+				if (ix >= 0 && ix < v.w)
+					s += (double)ld(x, (((long long)img * v.c + g * cg + ci) * v.h + iy) * v.w + ix) *
+					     ld(w, (((long long)k * cg + ci) * v.kh + ky) * v.kw + kx);
+			}
+		}
+	st(y, i, (float)s);
+}
+
+/* Input element i of dx: the outputs whose windows cover it. */
+HD void
+conv_bwd_data_at(const CpuConv &v, Buf dy, Buf w, Buf dx, long long i)
+{
+	int ix = (int)(i % v.w);
+	long long t = i / v.w;
+	int iy = (int)(t % v.h);
+	t /= v.h;
+	int ch = (int)(t % v.c), img = (int)(t / v.c);
+	int cg = v.c / v.groups, kg = v.k / v.groups, g = ch / cg, ci = ch % cg;
+	double s = 0;
+	for (int kk = 0; kk < kg; kk++) {
+		int k = g * kg + kk;
+		for (int ky = 0; ky < v.kh; ky++) {
+			int ny = iy + v.ph - ky;
+			if (ny < 0 || ny % v.sh || ny / v.sh >= v.oh)
+				continue;
+			for (int kx = 0; kx < v.kw; kx++) {
+				int nx = ix + v.pw - kx;
+				if (nx >= 0 && nx % v.sw == 0 && nx / v.sw < v.ow)
+					s += (double)ld(dy, (((long long)img * v.k + k) * v.oh + ny / v.sh) * v.ow + nx / v.sw) *
+					     ld(w, (((long long)k * cg + ci) * v.kh + ky) * v.kw + kx);
+			}
+		}
+	}
+	st(dx, i, (float)s);
+}
+
+/* Weight element i of dw: the sum over the batch and the output positions. */
+HD void
+conv_bwd_filter_at(const CpuConv &v, Buf x, Buf dy, Buf dw, long long i)
+{
+	int kx = (int)(i % v.kw);
+	long long t = i / v.kw;
+	int ky = (int)(t % v.kh);
+	t /= v.kh;
+	int cg = v.c / v.groups, ci = (int)(t % cg), k = (int)(t / cg), g = k / (v.k / v.groups);
+	double s = 0;
+	for (int img = 0; img < v.n; img++)
+		for (int oy = 0; oy < v.oh; oy++) {
+			int iy = oy * v.sh - v.ph + ky;
+			if (iy < 0 || iy >= v.h)
+				continue;
+			for (int ox = 0; ox < v.ow; ox++) {
+				int ix = ox * v.sw - v.pw + kx;
+				if (ix >= 0 && ix < v.w)
+					s += (double)ld(x, (((long long)img * v.c + g * cg + ci) * v.h + iy) * v.w + ix) *
+					     ld(dy, (((long long)img * v.k + k) * v.oh + oy) * v.ow + ox);
+			}
+		}
+	st(dw, i, (float)s);
+}
+
 /* ---- per-element bodies of the grid-stride kernels (kernels.cu): element i ---- */
 
 HD void

@@ -22,7 +22,10 @@
  *   - the optimizer updates' per-element bodies against cpu_sgd_step and cpu_adam_step, and the
  *     multi-tensor launches' chunk lookup;
  *   - the batch-norm statistics split over blocks (bn_splits, split_range, chan_combine) against
- *     cpu_batchnorm_stats, and the running statistics' update against the CPU's. */
+ *     cpu_batchnorm_stats, and the running statistics' update against the CPU's;
+ *   - the direct convolutions (cuDNN's fallback) against the CPU's forward, backward-data and
+ *     backward-filter convolutions, on padded, strided, grouped and depthwise shapes. */
+#include <algorithm>
 #include <vector>
 #include <cstdio>
 #include <cstring>
@@ -334,10 +337,62 @@ optimizer_checks(void)
 	check(ok, "mt_locate vs a scan", (double)chunks, 0);
 }
 
+/* The direct convolutions (cuDNN's fallback) against the CPU's convolutions: within 1e-5 of
+ * the largest magnitude (the CPU sums in float through GEMMs, these in double). */
+static void
+direct_conv_checks(void)
+{
+	CpuConv shapes[] = {
+		{2, 3, 9, 9, 4, 3, 3, 1, 1, 1, 1, 1, 0, 0},  /* 3x3, padding 1 */
+		{2, 4, 8, 8, 6, 3, 3, 2, 2, 1, 1, 2, 0, 0},  /* stride 2, 2 groups */
+		{3, 6, 7, 7, 6, 3, 3, 1, 1, 1, 1, 6, 0, 0},  /* depthwise */
+		{2, 5, 6, 6, 3, 1, 1, 1, 1, 0, 0, 1, 0, 0},  /* 1x1 */
+		{1, 3, 10, 11, 2, 2, 3, 3, 2, 0, 1, 1, 0, 0}, /* uneven kernel, strides and padding */
+	};
+	for (CpuConv v : shapes) {
+		if (cpu_conv_setup(&v) != 0) {
+			check(false, "cpu_conv_setup rejected a test shape", v.k, v.c);
+			continue;
+		}
+		size_t nx = (size_t)v.n * v.c * v.h * v.w, nw = (size_t)v.k * (v.c / v.groups) * v.kh * v.kw;
+		size_t ny = (size_t)v.n * v.k * v.oh * v.ow;
+		std::vector<float> x(nx), w(nw), dy(ny), y(ny), dx(nx), dw(nw), gy(ny), gdx(nx), gdw(nw);
+		for (auto *t : {&x, &w, &dy})
+			for (auto &e : *t)
+				e = (float)(next_u32() % 2001) / 1000.0f - 1.0f;
+		size_t ws = 0;
+		for (CpuConvPass pass : {CPU_CONV_FORWARD, CPU_CONV_BACKWARD_DATA, CPU_CONV_BACKWARD_FILTER})
+			ws = std::max(ws, cpu_conv2d_workspace_f32(&v, pass, 1));
+		std::vector<unsigned char> work(ws + 64);
+		bool ok = cpu_conv2d_forward_f32(&v, x.data(), w.data(), nullptr, y.data(), work.data(), work.size()) == 0 &&
+		          cpu_conv2d_backward_data_f32(&v, dy.data(), w.data(), dx.data(), work.data(), work.size()) == 0 &&
+		          cpu_conv2d_backward_filter_f32(&v, x.data(), dy.data(), dw.data(), work.data(), work.size()) == 0;
+		check(ok, "the CPU convolutions ran", v.k, v.c);
+		for (long long i = 0; i < (long long)ny; i++)
+			conv_fwd_at(v, Buf{x.data(), false}, Buf{w.data(), false}, Buf{gy.data(), false}, i);
+		for (long long i = 0; i < (long long)nx; i++)
+			conv_bwd_data_at(v, Buf{dy.data(), false}, Buf{w.data(), false}, Buf{gdx.data(), false}, i);
+		for (long long i = 0; i < (long long)nw; i++)
+			conv_bwd_filter_at(v, Buf{x.data(), false}, Buf{dy.data(), false}, Buf{gdw.data(), false}, i);
+		const char *what[] = {"conv_fwd_at vs cpu_conv2d_forward", "conv_bwd_data_at vs cpu_conv2d_backward_data",
+			"conv_bwd_filter_at vs cpu_conv2d_backward_filter"};
+		const std::vector<float> *cpu[] = {&y, &dx, &dw}, *gpu[] = {&gy, &gdx, &gdw};
+		for (int k = 0; k < 3; k++) {
+			double worst = 0, big = 1e-30;
+			for (size_t i = 0; i < cpu[k]->size(); i++) {
+				worst = std::fmax(worst, std::fabs((double)(*cpu[k])[i] - (*gpu[k])[i]));
+				big = std::fmax(big, std::fabs((double)(*cpu[k])[i]));
+			}
+			check(worst <= 1e-5 * big, what[k], worst / big, 1e-5);
+		}
+	}
+}
+
 int
 main(void)
 {
 	resident_checks();
+	direct_conv_checks();
 	optimizer_checks();
 	split_stats_checks();
 	static const uint64_t keys[] = {0, 1, 0x64726f706f7574ull, 0xffffffffffffffffull};

@@ -22,6 +22,8 @@
  * (cuDNN and cuBLAS sum in other orders than the CPU, in fp32), 1e-2 where it is stored in fp16
  * (a few fp16 roundings of 4.9e-4, where the order of summation moves a value across a
  * rounding boundary). NaN never passes.
+ * With NNC_CUDA_DIRECT_CONV set, every convolution runs through nnc's direct kernels (cuDNN's
+ * fallback) instead of cuDNN.
  *   test_cuda_vs_cpu PLAN... */
 #include <math.h>
 #include <stdio.h>
@@ -198,7 +200,7 @@ check_plan(const char *path)
 	}
 	exec_init_params(&cpu, 1);
 	fill_batch(&p, &cpu, 7);
-	CudaOptions o = {.device = 0, .deterministic = 1};
+	CudaOptions o = {.device = 0, .deterministic = 1, .direct_conv = getenv("NNC_CUDA_DIRECT_CONV") != NULL};
 	CudaExec *gpu = nnc_cuda_exec_new(&p, &o, err, sizeof err);
 	if (!gpu) {
 		printf("FAIL %s: %s\n", path, err);
