@@ -554,13 +554,15 @@ dev_step(Device *d, char *err, size_t errlen)
 }
 
 /* Waits for the resident loop and reads its state: the step scalars into E, the epoch's sums
- * into SUMS (loss_sum, correct, seen), and the step of the first non-finite loss (-1: none). */
+ * into SUMS (loss_sum, correct, seen), and the step of the first non-finite loss (-1: none).
+ * END_OF_EPOCH: the device's sums start again from zero. */
 static bool
-dev_read(Device *d, Exec *e, RunState *sums, long *bad_step, float *bad_loss, char *err, size_t errlen)
+dev_read(Device *d, Exec *e, bool end_of_epoch, RunState *sums, long *bad_step, float *bad_loss, char *err,
+	size_t errlen)
 {
 #ifdef NNC_HAVE_CUDA
 	CudaTrainState t;
-	if (nnc_cuda_train_read(d->gpu, &t, err, errlen) != 0)
+	if (nnc_cuda_train_read(d->gpu, &t, end_of_epoch, err, errlen) != 0)
 		return false;
 	e->step = t.step;
 	e->skipped_steps = t.skipped_steps;
@@ -574,21 +576,9 @@ dev_read(Device *d, Exec *e, RunState *sums, long *bad_step, float *bad_loss, ch
 	*bad_loss = t.nonfinite_loss;
 	return true;
 #else
-	(void)d, (void)e, (void)sums, (void)bad_step, (void)bad_loss, (void)err, (void)errlen;
+	(void)d, (void)e, (void)end_of_epoch, (void)sums, (void)bad_step, (void)bad_loss, (void)err, (void)errlen;
 	return false;
 #endif
-}
-
-/* Zeroes the resident loop's epoch sums. */
-static bool
-dev_new_epoch(Device *d, char *err, size_t errlen)
-{
-#ifdef NNC_HAVE_CUDA
-	if (d->resident)
-		return nnc_cuda_train_reset_sums(d->gpu, err, errlen) == 0;
-#endif
-	(void)d, (void)err, (void)errlen;
-	return true;
 }
 
 /* Brings the parameters and optimizer state home from the GPU (before checkpoints, exports). */
@@ -600,7 +590,7 @@ dev_sync(Device *d, Exec *e, char *err, size_t errlen)
 		RunState sums;
 		long bad_step;
 		float bad_loss;
-		if (!dev_read(d, e, &sums, &bad_step, &bad_loss, err, errlen))
+		if (!dev_read(d, e, false, &sums, &bad_step, &bad_loss, err, errlen))
 			return false;
 	}
 	if (d->gpu)
@@ -1007,7 +997,7 @@ cmd_train(const Opts *o)
 			if (dev.resident && (show || stop || b + 1 == nb)) {
 				RunState sums;
 				long at;
-				if (!dev_read(&dev, &e, &sums, &at, &bad_loss, err, sizeof err)) {
+				if (!dev_read(&dev, &e, b + 1 == nb, &sums, &at, &bad_loss, err, sizeof err)) {
 					fprintf(stderr, "%snnrun: error: %s\n", tty ? "\n" : "", err);
 					rc = EXIT_USER;
 					break;
@@ -1078,8 +1068,7 @@ cmd_train(const Opts *o)
 			fflush(mf);
 		}
 		rs = (RunState){ld.order.epoch, ld.order.position, 0, 0, 0, 0};
-		if (!dev_sync(&dev, &e, err, sizeof err) || !save_checkpoint(&e, ckpt_path, &rs, err, sizeof err) ||
-		    !dev_new_epoch(&dev, err, sizeof err)) {
+		if (!dev_sync(&dev, &e, err, sizeof err) || !save_checkpoint(&e, ckpt_path, &rs, err, sizeof err)) {
 			fprintf(stderr, "%s\n", err);
 			rc = EXIT_USER;
 		}
@@ -1552,7 +1541,7 @@ cmd_bench(const Opts *o)
 			RunState sums;
 			long bad;
 			float bl;
-			if (dev.resident && !dev_read(&dev, &e, &sums, &bad, &bl, err, sizeof err))
+			if (dev.resident && !dev_read(&dev, &e, false, &sums, &bad, &bl, err, sizeof err))
 				break;
 			t0 = now();
 		}
@@ -1562,7 +1551,7 @@ cmd_bench(const Opts *o)
 	RunState sums = {0};
 	long bad = -1;
 	float bl = 0;
-	if (err[0] || (dev.resident && !dev_read(&dev, &e, &sums, &bad, &bl, err, sizeof err))) {
+	if (err[0] || (dev.resident && !dev_read(&dev, &e, false, &sums, &bad, &bl, err, sizeof err))) {
 		fprintf(stderr, "nnrun: error: %s\n", err);
 		cifar_loader_free(&ld);
 		free(synth);

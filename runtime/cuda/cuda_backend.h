@@ -118,10 +118,9 @@ int nnc_cuda_train_begin(CudaExec *e, const CudaRunState *st, const CudaTrainSta
 /* Enqueues one training step and returns without waiting (with --check-numerics it waits and
  * checks). */
 int nnc_cuda_train_step(CudaExec *e, char *err, size_t errlen);
-/* Waits for the enqueued steps and reads the state. */
-int nnc_cuda_train_read(CudaExec *e, CudaTrainState *out, char *err, size_t errlen);
-/* Zeroes the epoch sums (at the start of an epoch). */
-int nnc_cuda_train_reset_sums(CudaExec *e, char *err, size_t errlen);
+/* Waits for the enqueued steps and reads the state; with RESET_SUMS (at an epoch's end), the
+ * epoch's sums start again from zero. */
+int nnc_cuda_train_read(CudaExec *e, CudaTrainState *out, int reset_sums, char *err, size_t errlen);
 /* Why the step runs without a CUDA graph ("" when it runs with one or none was asked for). */
 const char *nnc_cuda_graph_note(const CudaExec *e);
 /* The kernel launches (and copies, sets) in the captured step's graph; 0 before capture. */

@@ -309,29 +309,58 @@ mt_locate(const MtTensor *t, int T, long long ch)
  * sums in double). Geometry as the CPU's CpuConv: x [n, c, h, w], w [k, c/groups, kh, kw],
  * y [n, k, oh, ow]. ---- */
 
+/* Element i of a row-major [*, B, C, D] tensor as its four indices. */
+struct Idx4 {
+	int a, b, c, d;
+};
+
+HD Idx4
+unravel4(long long i, int B, int C, int D)
+{
+	Idx4 r;
+	r.d = (int)(i % D);
+	i /= D;
+	r.c = (int)(i % C);
+	i /= C;
+	r.b = (int)(i % B);
+	r.a = (int)(i / B);
+	return r;
+}
+
+/* x[img, ch, iy, ix] and w[k, ci, ky, kx] as flat indices. */
+HD long long
+x_at(const CpuConv &v, int img, int ch, int iy, int ix)
+{
+	return (((long long)img * v.c + ch) * v.h + iy) * v.w + ix;
+}
+
+HD long long
+w_at(const CpuConv &v, int k, int ci, int ky, int kx)
+{
+	return (((long long)k * (v.c / v.groups) + ci) * v.kh + ky) * v.kw + kx;
+}
+
+/* The input position that output (oy, ox) reads through tap (ky, kx); false in the padding. */
+HD bool
+tap(const CpuConv &v, int oy, int ox, int ky, int kx, int *iy, int *ix)
+{
+	*iy = oy * v.sh - v.ph + ky;
+	*ix = ox * v.sw - v.pw + kx;
+	return *iy >= 0 && *iy < v.h && *ix >= 0 && *ix < v.w;
+}
+
 /* Output element i of y. */
 HD void
 conv_fwd_at(const CpuConv &v, Buf x, Buf w, Buf y, long long i)
 {
-	int ox = (int)(i % v.ow);
-	long long t = i / v.ow;
-	int oy = (int)(t % v.oh);
-	t /= v.oh;
-	int k = (int)(t % v.k), img = (int)(t / v.k);
-	int cg = v.c / v.groups, g = k / (v.k / v.groups);
+	Idx4 o = unravel4(i, v.k, v.oh, v.ow); /* img, k, oy, ox */
+	int cg = v.c / v.groups, g = o.b / (v.k / v.groups), iy, ix;
 	double s = 0;
 	for (int ci = 0; ci < cg; ci++)
-		for (int ky = 0; ky < v.kh; ky++) {
-			int iy = oy * v.sh - v.ph + ky;
-			if (iy < 0 || iy >= v.h)
-				continue;
-			for (int kx = 0; kx < v.kw; kx++) {
-				int ix = ox * v.sw - v.pw + kx;
-				if (ix >= 0 && ix < v.w)
-					s += (double)ld(x, (((long long)img * v.c + g * cg + ci) * v.h + iy) * v.w + ix) *
-					     ld(w, (((long long)k * cg + ci) * v.kh + ky) * v.kw + kx);
-			}
-		}
+		for (int ky = 0; ky < v.kh; ky++)
+			for (int kx = 0; kx < v.kw; kx++)
+				if (tap(v, o.c, o.d, ky, kx, &iy, &ix))
+					s += (double)ld(x, x_at(v, o.a, g * cg + ci, iy, ix)) * ld(w, w_at(v, o.b, ci, ky, kx));
 	st(y, i, (float)s);
 }
 
@@ -339,27 +368,21 @@ conv_fwd_at(const CpuConv &v, Buf x, Buf w, Buf y, long long i)
 HD void
 conv_bwd_data_at(const CpuConv &v, Buf dy, Buf w, Buf dx, long long i)
 {
-	int ix = (int)(i % v.w);
-	long long t = i / v.w;
-	int iy = (int)(t % v.h);
-	t /= v.h;
-	int ch = (int)(t % v.c), img = (int)(t / v.c);
-	int cg = v.c / v.groups, kg = v.k / v.groups, g = ch / cg, ci = ch % cg;
+	Idx4 p = unravel4(i, v.c, v.h, v.w); /* img, ch, iy, ix */
+	int cg = v.c / v.groups, kg = v.k / v.groups, g = p.b / cg;
 	double s = 0;
-	for (int kk = 0; kk < kg; kk++) {
-		int k = g * kg + kk;
+	for (int k = g * kg; k < (g + 1) * kg; k++)
 		for (int ky = 0; ky < v.kh; ky++) {
-			int ny = iy + v.ph - ky;
+			int ny = p.c + v.ph - ky;
 			if (ny < 0 || ny % v.sh || ny / v.sh >= v.oh)
 				continue;
 			for (int kx = 0; kx < v.kw; kx++) {
-				int nx = ix + v.pw - kx;
+				int nx = p.d + v.pw - kx;
 				if (nx >= 0 && nx % v.sw == 0 && nx / v.sw < v.ow)
-					s += (double)ld(dy, (((long long)img * v.k + k) * v.oh + ny / v.sh) * v.ow + nx / v.sw) *
-					     ld(w, (((long long)k * cg + ci) * v.kh + ky) * v.kw + kx);
+					s += (double)ld(dy, (((long long)p.a * v.k + k) * v.oh + ny / v.sh) * v.ow + nx / v.sw) *
+					     ld(w, w_at(v, k, p.b % cg, ky, kx));
 			}
 		}
-	}
 	st(dx, i, (float)s);
 }
 
@@ -367,24 +390,16 @@ conv_bwd_data_at(const CpuConv &v, Buf dy, Buf w, Buf dx, long long i)
 HD void
 conv_bwd_filter_at(const CpuConv &v, Buf x, Buf dy, Buf dw, long long i)
 {
-	int kx = (int)(i % v.kw);
-	long long t = i / v.kw;
-	int ky = (int)(t % v.kh);
-	t /= v.kh;
-	int cg = v.c / v.groups, ci = (int)(t % cg), k = (int)(t / cg), g = k / (v.k / v.groups);
+	int cg = v.c / v.groups;
+	Idx4 q = unravel4(i, cg, v.kh, v.kw); /* k, ci, ky, kx */
+	int g = q.a / (v.k / v.groups), iy, ix;
 	double s = 0;
 	for (int img = 0; img < v.n; img++)
-		for (int oy = 0; oy < v.oh; oy++) {
-			int iy = oy * v.sh - v.ph + ky;
-			if (iy < 0 || iy >= v.h)
-				continue;
-			for (int ox = 0; ox < v.ow; ox++) {
-				int ix = ox * v.sw - v.pw + kx;
-				if (ix >= 0 && ix < v.w)
-					s += (double)ld(x, (((long long)img * v.c + g * cg + ci) * v.h + iy) * v.w + ix) *
-					     ld(dy, (((long long)img * v.k + k) * v.oh + oy) * v.ow + ox);
-			}
-		}
+		for (int oy = 0; oy < v.oh; oy++)
+			for (int ox = 0; ox < v.ow; ox++)
+				if (tap(v, oy, ox, q.c, q.d, &iy, &ix))
+					s += (double)ld(x, x_at(v, img, g * cg + q.b, iy, ix)) *
+					     ld(dy, (((long long)img * v.k + q.a) * v.oh + oy) * v.ow + ox);
 	st(dw, i, (float)s);
 }
 

@@ -356,7 +356,7 @@ nnc_cuda_train_step(CudaExec *e, char *err, size_t errlen)
 }
 
 extern "C" int
-nnc_cuda_train_read(CudaExec *e, CudaTrainState *out, char *err, size_t errlen)
+nnc_cuda_train_read(CudaExec *e, CudaTrainState *out, int reset_sums, char *err, size_t errlen)
 {
 	ErrBuf eb = {err, errlen};
 	if (need_loaded(e, eb) != 0)
@@ -383,17 +383,10 @@ nnc_cuda_train_read(CudaExec *e, CudaTrainState *out, char *err, size_t errlen)
 	out->seen = (long)h.seen;
 	out->nonfinite_at = (long)h.nonfinite_at;
 	out->nonfinite_loss = h.nonfinite_loss;
-	return 0;
-}
-
-extern "C" int
-nnc_cuda_train_reset_sums(CudaExec *e, char *err, size_t errlen)
-{
-	ErrBuf eb = {err, errlen};
-	if (need_loaded(e, eb) != 0)
-		return -1;
-	size_t a = offsetof(DevRun, loss_sum), b = offsetof(DevRun, nonfinite_at);
-	CUDA_CHECK(cudaMemsetAsync((unsigned char *)e->run + a, 0, b - a, e->st));
+	if (reset_sums) {
+		size_t a = offsetof(DevRun, loss_sum), b = offsetof(DevRun, nonfinite_at);
+		CUDA_CHECK(cudaMemsetAsync((unsigned char *)e->run + a, 0, b - a, e->st));
+	}
 	return 0;
 }
 
