@@ -87,11 +87,13 @@ k_eval_sums(DevRun *r, const float *loss, Buf logits, const int32_t *labels, int
 	}
 }
 
+/* Fails unless the dataset is on the device and, with BEGUN, the loop was started. */
 int
-need_loaded(const CudaExec *e, ErrBuf eb)
+need_loaded(const CudaExec *e, bool begun, ErrBuf eb)
 {
-	if (!e->res.loaded || !e->res.begun) {
-		snprintf(eb.msg, eb.len, "the resident training loop was not started (nnc_cuda_data, nnc_cuda_train_begin)");
+	if (!e->res.loaded || (begun && !e->res.begun)) {
+		snprintf(eb.msg, eb.len, "%s", !e->res.loaded ? "no dataset on the device (nnc_cuda_data)"
+		                                               : "the resident training loop was not started (nnc_cuda_train_begin)");
 		return -1;
 	}
 	return 0;
@@ -263,10 +265,8 @@ nnc_cuda_train_begin(CudaExec *e, const CudaRunState *st, const CudaTrainState *
 	ErrBuf eb = {err, errlen};
 	const Plan *p = e->p;
 	Resident *r = &e->res;
-	if (!r->loaded) {
-		snprintf(err, errlen, "no dataset on the device (nnc_cuda_data)");
+	if (need_loaded(e, false, eb) != 0)
 		return -1;
-	}
 	if (!p->has_train || p->train.loss < 0 || p->train.logits < 0) {
 		snprintf(err, errlen, "the plan has no training program with a loss and logits");
 		return -1;
@@ -324,7 +324,7 @@ extern "C" int
 nnc_cuda_train_step(CudaExec *e, char *err, size_t errlen)
 {
 	ErrBuf eb = {err, errlen};
-	if (need_loaded(e, eb) != 0)
+	if (need_loaded(e, true, eb) != 0)
 		return -1;
 	Resident *r = &e->res;
 	const Plan *p = e->p;
@@ -359,7 +359,7 @@ extern "C" int
 nnc_cuda_train_read(CudaExec *e, CudaTrainState *out, int reset_sums, char *err, size_t errlen)
 {
 	ErrBuf eb = {err, errlen};
-	if (need_loaded(e, eb) != 0)
+	if (need_loaded(e, true, eb) != 0)
 		return -1;
 	DevRun h;
 	if (read_run(e, &h, eb) != 0)
@@ -411,10 +411,8 @@ nnc_cuda_evaluate(CudaExec *e, long n, double *loss_sum, long *correct, long *co
 	ErrBuf eb = {err, errlen};
 	const Plan *p = e->p;
 	Resident *r = &e->res;
-	if (!r->loaded) {
-		snprintf(err, errlen, "no dataset on the device (nnc_cuda_data)");
+	if (need_loaded(e, false, eb) != 0)
 		return -1;
-	}
 	if (p->eval.logits < 0) {
 		snprintf(err, errlen, "the plan's eval program has no logits");
 		return -1;
