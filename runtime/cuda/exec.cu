@@ -274,6 +274,15 @@ nchw(const Type *t, int *n, int *ch, int *hw)
 	*hw = hw_of(t);
 }
 
+/* The later step fused into this one (e->pair), when the range being enqueued includes it;
+ * -1 otherwise, and always with --check-numerics, which counts every step's own result. */
+int
+fused_partner(const Ctx &c)
+{
+	int j = c.e->pair[c.g][c.index];
+	return j > c.index && j < c.last && !c.e->nonfinite ? j : -1;
+}
+
 int
 r_bn_stats(Ctx &c)
 {
@@ -282,8 +291,8 @@ r_bn_stats(Ctx &c)
 	if ((long long)n * hw < 2)
 		return fail(c, "batch norm needs more than one value per channel in training (batch too small)");
 	BnRunning run = {NONE, NONE, 0};
-	int j = c.e->bn_pair[c.g][c.index];
-	if (j >= 0 && j < c.last) { /* the running statistics' update too */
+	int j = fused_partner(c);
+	if (j >= 0) { /* the running statistics' update too */
 		const PlanStep *u = &program(c.e, c.g)->steps[j];
 		run = BnRunning{buf(c.e, u->in[0]), buf(c.e, u->in[1]), u->attr[nnc_attr_index(OP_bn_update, "momentum")].f};
 	}
@@ -297,8 +306,16 @@ r_bn_apply(Ctx &c)
 	int n, ch, hw;
 	nchw(c.t(0), &n, &ch, &hw);
 	bool affine = c.s->nin > 2;
-	LAUNCH(c, bn_apply(c.in(0), c.in(1), affine ? c.in(2) : NONE, affine ? c.in(3) : NONE, c.out(), n, ch, hw,
-		(int)c.s->epi, c.e->st));
+	Buf w = affine ? c.in(2) : NONE, b = affine ? c.in(3) : NONE;
+	int j = fused_partner(c);
+	if (j >= 0) { /* and the add that alone reads the result (fused_add) */
+		const PlanStep *a = &program(c.e, c.g)->steps[j];
+		Buf other = buf(c.e, a->in[a->in[0] == c.s->out ? 1 : 0]);
+		LAUNCH(c, bn_apply_add(c.in(0), c.in(1), w, b, c.out().f16, other, buf(c.e, a->out), n, ch, hw, (int)a->epi,
+			c.e->st));
+		return 0;
+	}
+	LAUNCH(c, bn_apply(c.in(0), c.in(1), w, b, c.out(), n, ch, hw, (int)c.s->epi, c.e->st));
 	return 0;
 }
 
@@ -799,6 +816,47 @@ fused_update(const PlanProgram *prog, int i)
 	return j;
 }
 
+/* Whether values U and V of plan P share bytes of one arena. */
+bool
+overlap(const Plan *p, int u, int v)
+{
+	if (u < 0 || v < 0 || p->arena[u] != p->arena[v])
+		return false;
+	int64_t ue = p->offset[u] + type_numel(&p->values[u]) * (int64_t)dtype_size(p->values[u].dtype);
+	int64_t ve = p->offset[v] + type_numel(&p->values[v]) * (int64_t)dtype_size(p->values[v].dtype);
+	return p->offset[u] < ve && p->offset[v] < ue;
+}
+
+/* The add that bn_apply step I of program PROG of P can do in the same pass (bn_apply_add):
+ * the next step but running-statistics updates, an add of I's result with an operand computed
+ * before I, when I has no activation, nothing else reads I's result, and the steps between
+ * read nothing in the memory the add's result takes (it is written at I now); -1 when none. */
+int
+fused_add(const Plan *p, const PlanProgram *prog, int i)
+{
+	const PlanStep *s = &prog->steps[i];
+	if (s->op != OP_bn_apply || s->nchain || s->epi)
+		return -1;
+	int j = i + 1;
+	while (j < prog->nsteps && prog->steps[j].op == OP_bn_update)
+		j++;
+	if (j >= prog->nsteps)
+		return -1;
+	const PlanStep *a = &prog->steps[j];
+	if (a->op != OP_add || a->nchain || a->pro || (a->in[0] == s->out) == (a->in[1] == s->out) ||
+	    s->out == prog->loss || s->out == prog->logits)
+		return -1;
+	for (int k = i + 1; k < j; k++)
+		for (int m = 0; m < prog->steps[k].nin; m++)
+			if (overlap(p, prog->steps[k].in[m], a->out))
+				return -1;
+	for (int k = 0; k < prog->nsteps; k++)
+		for (int m = 0; k != j && m < prog->steps[k].nin; m++)
+			if (prog->steps[k].in[m] == s->out)
+				return -1;
+	return j;
+}
+
 /* Whether a multi-tensor launch begins at step I of PROG: returns its tensor count (0: none)
  * and sets *LAST past the steps it stands for (past step I alone when none begins there): two
  * or more consecutive updates of one kind, or casts (mixed precision's f16 copies of the master
@@ -828,13 +886,13 @@ plan_multi(CudaExec *e, int g, ErrBuf eb)
 	int n = prog->nsteps > 0 ? prog->nsteps : 1;
 	e->mt[g] = new MtRun[n];
 	e->mt_at[g] = new int[n];
-	e->bn_pair[g] = new int[n];
+	e->pair[g] = new int[n];
 	for (int i = 0; i < n; i++)
-		e->mt_at[g][i] = e->bn_pair[g][i] = -1;
+		e->mt_at[g][i] = e->pair[g][i] = -1;
 	for (int i = 0; i < prog->nsteps; i++) {
-		int j = fused_update(prog, i);
+		int j = fused_update(prog, i) >= 0 ? fused_update(prog, i) : fused_add(e->p, prog, i);
 		if (j >= 0)
-			e->bn_pair[g][i] = j, e->bn_pair[g][j] = i;
+			e->pair[g][i] = j, e->pair[g][j] = i;
 	}
 	for (int i = 0; i < prog->nsteps;) {
 		const PlanStep *s = &prog->steps[i];
@@ -1011,7 +1069,7 @@ nnc_cuda_exec_free(CudaExec *e)
 		}
 		delete[] e->mt[g];
 		delete[] e->mt_at[g];
-		delete[] e->bn_pair[g];
+		delete[] e->pair[g];
 	}
 	resident_free(e);
 	if (e->dnn)
@@ -1127,9 +1185,9 @@ exec_enqueue(CudaExec *e, int g, int first, int last, ErrBuf eb)
 		const PlanStep *s = &prog->steps[i];
 		char msg[512] = "";
 		Ctx c = {e, s, &e->conv[g][i], &e->conf, g, i, {msg, sizeof msg}, last};
-		int partner = e->bn_pair[g][i];
-		if (s->op == OP_bn_update && partner >= first)
-			continue; /* done by its bn_stats (r_bn_stats) */
+		int partner = e->pair[g][i];
+		if (partner >= 0 && partner < i && partner >= first && !e->nonfinite)
+			continue; /* done by the step it is fused into (r_bn_stats, r_bn_apply) */
 		int m = e->mt_at[g] ? e->mt_at[g][i] : -1;
 		if (m >= 0 && e->mt[g][m].last <= last) { /* the whole run is in range: one launch */
 			const MtRun *r = &e->mt[g][m];
@@ -1286,8 +1344,8 @@ nnc_cuda_launches(const Plan *p, int g, int *library, int *own)
 			i = last;
 			continue;
 		}
-		if (s->op == OP_bn_stats && fused_update(prog, i) >= 0)
-			(*own)--; /* its bn_update, counted below, runs inside it */
+		if (fused_update(prog, i) >= 0 || fused_add(p, prog, i) >= 0)
+			(*own)--; /* its bn_update or add, counted below, runs inside it */
 		bool bias = (nnc_ops[s->op].flags & OPF_EPI) && nnc_attr_index(s->op, "bias") >= 0 &&
 		            s->attr[nnc_attr_index(s->op, "bias")].i[0];
 		switch (s->nchain ? OP_add : s->op) {

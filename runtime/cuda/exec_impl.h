@@ -85,7 +85,8 @@ struct CudaExec {
 	MtRun *mt[2] = {};            /* per program: its multi-tensor launches */
 	int nmt[2] = {};
 	int *mt_at[2] = {};           /* per step: the launch that begins there, or -1 */
-	int *bn_pair[2] = {};         /* per step: a bn_stats's fused bn_update and back, or -1 */
+	int *pair[2] = {};            /* per step: the later step fused into it (a bn_stats's
+	                               * bn_update, a bn_apply's add) and back, or -1 */
 	CudaRunState mt_conf = {};    /* the constants the update tables hold */
 	bool mt_filled = false;
 	AlgoCache cache[256];

@@ -133,6 +133,13 @@ k_bn_apply(Buf x, Buf stats, Buf w, Buf b, Buf y, long long total, int c, int hw
 }
 
 __global__ void
+k_bn_apply_add(Buf x, Buf stats, Buf w, Buf b, bool mid_f16, Buf other, Buf y, long long total, int c, int hw, int a)
+{
+	GRID_LOOP(i, total)
+		bn_apply_add_at(x, stats, w, b, mid_f16, other, y, c, hw, a, i);
+}
+
+__global__ void
 k_bn_infer(Buf x, Buf mean, Buf var, double eps, Buf w, Buf b, Buf y, long long total, int c, int hw, int a)
 {
 	GRID_LOOP(i, total)
@@ -544,6 +551,15 @@ bn_apply(Buf x, Buf stats, Buf w, Buf b, Buf y, int n, int c, int hw, int a, cud
 {
 	long long total = (long long)n * c * hw;
 	k_bn_apply<<<blocks_for(total), THREADS, 0, st>>>(x, stats, w, b, y, total, c, hw, a);
+	return cudaGetLastError();
+}
+
+cudaError_t
+bn_apply_add(Buf x, Buf stats, Buf w, Buf b, bool mid_f16, Buf other, Buf y, int n, int c, int hw, int a,
+	cudaStream_t st)
+{
+	long long total = (long long)n * c * hw;
+	k_bn_apply_add<<<blocks_for(total), THREADS, 0, st>>>(x, stats, w, b, mid_f16, other, y, total, c, hw, a);
 	return cudaGetLastError();
 }
 

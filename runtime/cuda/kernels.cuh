@@ -77,6 +77,10 @@ struct BnRunning {
 cudaError_t bn_stats(Buf x, int n, int c, int hw, double eps, Buf stats, BnRunning run, BnScratch sc,
 	cudaStream_t st);
 cudaError_t bn_apply(Buf x, Buf stats, Buf w, Buf b, Buf y, int n, int c, int hw, int act, cudaStream_t st);
+/* bn_apply (no activation; its result stored in f16 when MID_F16) followed by an add with
+ * OTHER and the add's activation, in one pass, writing only the add's result Y. */
+cudaError_t bn_apply_add(Buf x, Buf stats, Buf w, Buf b, bool mid_f16, Buf other, Buf y, int n, int c, int hw, int act,
+	cudaStream_t st);
 cudaError_t bn_infer(Buf x, Buf mean, Buf var, double eps, Buf w, Buf b, Buf y, int n, int c, int hw, int act,
 	cudaStream_t st);
 cudaError_t bn_update(Buf rm, Buf rv, Buf stats, int c, double momentum, cudaStream_t st);

@@ -428,6 +428,19 @@ bn_apply_at(Buf x, Buf stats, Buf w, Buf b, Buf y, int c, int hw, int a, long lo
 	st(y, i, act((ld(x, i) - ld(stats, ch)) * scale + shift, a));
 }
 
+/* bn_apply then add, in one pass: y = act(round(bn_apply(x)) + other), the batch norm's result
+ * rounded to its storage dtype (MID_F16) as the unfused plan stores it. */
+HD void
+bn_apply_add_at(Buf x, Buf stats, Buf w, Buf b, bool mid_f16, Buf other, Buf y, int c, int hw, int a, long long i)
+{
+	int ch = (int)((i / hw) % c);
+	float scale = ld(stats, c + ch) * (w.p ? ld(w, ch) : 1.0f), shift = b.p ? ld(b, ch) : 0.0f;
+	float v = (ld(x, i) - ld(stats, ch)) * scale + shift;
+	if (mid_f16)
+		v = __half2float(__float2half_rn(v));
+	st(y, i, act(v + ld(other, i), a));
+}
+
 HD void
 bn_infer_at(Buf x, Buf mean, Buf var, double eps, Buf w, Buf b, Buf y, int c, int hw, int a, long long i)
 {

@@ -12,7 +12,8 @@
  *   - the per-element bodies of the grid-stride kernels, run here for every element, against
  *     the CPU kernels on whole tensors: max and average pooling forward and backward (with
  *     ties, padding, overlapping and strided windows), batch-norm apply and inference with
- *     their epilogues, channel concatenation, and an elementwise chain in fp16 storage;
+ *     their epilogues, batch-norm apply fused with the add after it, channel concatenation,
+ *     and an elementwise chain in fp16 storage;
  *   - the resident training loop's logic (resident_math.cuh) against the CPU code it mirrors:
  *     epoch permutations and augmentation draws against runtime/data.c's; whole rendered
  *     training batches (crop, flip, cutout in several combinations, across epochs) and
@@ -499,6 +500,29 @@ main(void)
 		for (int i = 0; i < BT; i++)
 			bn_infer_at(bx, bm, bv, 1e-3, bw, bb, by, BC, BHW, 1, i);
 		check(memcmp(yc, yg, sizeof yc) == 0, "batchnorm inference+relu", 0, 0);
+		/* bn_apply then add+relu in one pass, against the two steps it replaces, with the batch
+		 * norm's result stored in f32 and in f16 */
+		for (int f16 = 0; f16 < 2; f16++) {
+			float other[BT], mid[BT], two[BT], one[BT];
+			__half midh[BT];
+			for (int i = 0; i < BT; i++)
+				other[i] = (float)((i * 7 % 13) - 6) * 0.3f;
+			Buf bmid = {f16 ? (void *)midh : (void *)mid, f16 != 0}, bo = {other, false};
+			for (int i = 0; i < BT; i++)
+				bn_apply_at(bx, bs, bw, bb, bmid, BC, BHW, 0, i);
+			EwProgram ew = {};
+			ew.nops = 1;
+			ew.op[0] = EW_add, ew.a[0] = 0, ew.b[0] = 1;
+			ew.in[0] = bo, ew.in[1] = bmid; /* the add takes the batch norm's result second */
+			ew.out = {two, false};
+			ew.act = 1;
+			ew.n = BT;
+			for (long long i = 0; i < BT; i++)
+				ew_at(ew, i);
+			for (int i = 0; i < BT; i++)
+				bn_apply_add_at(bx, bs, bw, bb, f16 != 0, bo, Buf{one, false}, BC, BHW, 1, i);
+			check(memcmp(one, two, sizeof one) == 0, "bn_apply_add vs bn_apply then add+relu", f16, 0);
+		}
 	}
 
 	/* concat of two inputs along channels through channels_copy */
