@@ -60,8 +60,11 @@ struct Resident {
 	int order_in_shared = 0;      /* the epoch's order fits one block's shared memory */
 	int use_graph = 0;            /* 1: capture the step after the first and replay it */
 	long steps = 0;               /* steps enqueued by this loop */
-	cudaGraph_t graph = nullptr;
+	cudaGraph_t graph = nullptr;  /* the training step */
 	cudaGraphExec_t graph_exec = nullptr;
+	cudaGraph_t eval_graph = nullptr; /* a full evaluation batch */
+	cudaGraphExec_t eval_graph_exec = nullptr;
+	long eval_batches = 0;        /* evaluation batches enqueued */
 	char graph_note[512] = "";    /* why the step runs without a graph, when it does */
 };
 

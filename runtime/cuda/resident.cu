@@ -12,6 +12,10 @@
  * the host's mirror of the order says an epoch begins; the mirror follows the same rule as the
  * device's and is compared with it at each read.
  *
+ * Evaluation batches go the same way: render (test images from run->eval_first), the eval
+ * program, and k_eval_sums; full batches are captured as a second graph after one eager
+ * batch, the last partial batch runs eagerly.
+ *
  * Capture uses cudaStreamCaptureModeThreadLocal, so a library call that is not capturable
  * fails the capture instead of running once outside it; the loop then runs eagerly and says
  * why (nnc_cuda_graph_note). With --check-numerics it always runs eagerly and checks each
@@ -41,13 +45,14 @@ k_epoch_order(DataDev d, const DevRun *r, int shared)
 		d.perm[i] = order[i];
 }
 
-/* Training (r set): the batch at r's order; evaluation (r null): images [first, first + B). */
+/* Training: the batch at r's order; evaluation: test images from r->eval_first, VALID of them. */
 __global__ void
-k_render(DataDev d, const DevRun *r, long long first, int valid, float *x, int32_t *y, long long n)
+k_render(DataDev d, const DevRun *r, int train, int valid, float *x, int32_t *y, long long n)
 {
-	uint64_t epoch = r ? r->epoch : 0, position = r ? r->position : 0;
+	uint64_t epoch = train ? r->epoch : 0, position = train ? r->position : 0;
+	long long first = train ? 0 : r->eval_first;
 	for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
-		render_at(d, r != nullptr, 1, epoch, position, first, valid, x, y, i);
+		render_at(d, train, 1, epoch, position, first, valid, x, y, i);
 }
 
 /* The rows of [0, rows) whose first maximum is their label, summed over the block. */
@@ -77,13 +82,14 @@ k_end_step(DevRun *r, Buf loss, Buf logits, const int32_t *labels, int batch, in
 }
 
 __global__ void
-k_eval_sums(DevRun *r, const float *loss, Buf logits, const int32_t *labels, int valid, int k)
+k_eval_sums(DevRun *r, const float *loss, Buf logits, const int32_t *labels, int valid, int k, int batch)
 {
 	long long c = block_correct(logits, labels, valid, k);
 	if (threadIdx.x == 0) {
 		r->eval_loss += (double)*loss * valid;
 		r->eval_correct += c;
 		r->eval_count += valid;
+		r->eval_first += batch;
 	}
 }
 
@@ -101,13 +107,13 @@ need_loaded(const CudaExec *e, bool begun, ErrBuf eb)
 
 /* One training step on the stream: render, program, end of step. */
 int
-enqueue_step(CudaExec *e, ErrBuf eb)
+enqueue_step(CudaExec *e, int, ErrBuf eb)
 {
 	const Plan *p = e->p;
 	long long n = (long long)p->batch * D_IMAGE;
 	float *x = (float *)exec_buf(e, p->inputs[0].value).p;
 	int32_t *y = (int32_t *)exec_buf(e, p->inputs[1].value).p;
-	k_render<<<blocks_for(n), THREADS, 0, e->st>>>(e->res.d, e->run, 0, p->batch, x, y, n);
+	k_render<<<blocks_for(n), THREADS, 0, e->st>>>(e->res.d, e->run, 1, p->batch, x, y, n);
 	CUDA_CHECK(cudaGetLastError());
 	if (exec_enqueue(e, 0, 0, p->train.nsteps, eb) != 0)
 		return -1;
@@ -118,10 +124,32 @@ enqueue_step(CudaExec *e, ErrBuf eb)
 	return 0;
 }
 
-/* Captures one step as a graph. Returns 0 with e->res.graph_exec set, or 1 with the reason in
- * graph_note (the stream is left out of capture mode, with nothing enqueued). */
+/* One evaluation batch of VALID images from r->eval_first: render, eval program, the batch's
+ * loss (the mean over its valid rows) and correct predictions into the sums. */
 int
-capture_step(CudaExec *e)
+enqueue_eval(CudaExec *e, int valid, ErrBuf eb)
+{
+	const Plan *p = e->p;
+	Resident *r = &e->res;
+	long long elems = (long long)p->batch * D_IMAGE;
+	float *x = (float *)exec_buf(e, p->inputs[0].value).p;
+	int32_t *y = (int32_t *)exec_buf(e, p->inputs[1].value).p;
+	int k = (int)p->values[p->eval.logits].dim[1];
+	Buf logits = exec_buf(e, p->eval.logits);
+	k_render<<<blocks_for(elems), THREADS, 0, e->st>>>(r->d, e->run, 0, valid, x, y, elems);
+	CUDA_CHECK(cudaGetLastError());
+	if (exec_enqueue(e, 1, 0, p->eval.nsteps, eb) != 0)
+		return -1;
+	CUDA_CHECK(xent_fwd(logits, y, valid, k, 0.0, Buf{r->eval_loss, false}, e->st));
+	k_eval_sums<<<1, THREADS, 0, e->st>>>(e->run, r->eval_loss, logits, y, valid, k, p->batch);
+	CUDA_CHECK(cudaGetLastError());
+	return 0;
+}
+
+/* Captures what ENQUEUE(e, ARG) puts on the stream as a graph. Returns 0 with *EXEC set, or 1
+ * with the reason in graph_note (the stream is left out of capture mode, nothing enqueued). */
+int
+capture(CudaExec *e, int (*enqueue)(CudaExec *, int, ErrBuf), int arg, cudaGraph_t *graph, cudaGraphExec_t *exec)
 {
 	Resident *r = &e->res;
 	char msg[512] = "";
@@ -131,7 +159,7 @@ capture_step(CudaExec *e)
 		snprintf(r->graph_note, sizeof r->graph_note, "cudaStreamBeginCapture: %s", cudaGetErrorString(ce));
 		return 1;
 	}
-	int rc = enqueue_step(e, sub);
+	int rc = enqueue(e, arg, sub);
 	cudaGraph_t g = nullptr;
 	ce = cudaStreamEndCapture(e->st, &g);
 	if (rc != 0 || ce != cudaSuccess || !g) {
@@ -142,15 +170,15 @@ capture_step(CudaExec *e)
 		cudaGetLastError(); /* the capture's error is reported above, not by the next call */
 		return 1;
 	}
-	ce = cudaGraphInstantiate(&r->graph_exec, g, 0);
+	ce = cudaGraphInstantiate(exec, g, 0);
 	if (ce != cudaSuccess) {
 		snprintf(r->graph_note, sizeof r->graph_note, "cudaGraphInstantiate: %s", cudaGetErrorString(ce));
 		cudaGraphDestroy(g);
-		r->graph_exec = nullptr;
+		*exec = nullptr;
 		cudaGetLastError();
 		return 1;
 	}
-	r->graph = g;
+	*graph = g;
 	return 0;
 }
 
@@ -164,14 +192,18 @@ read_run(CudaExec *e, DevRun *h, ErrBuf eb)
 }
 
 void
-drop_graph(Resident *r)
+drop_graphs(Resident *r)
 {
-	if (r->graph_exec)
-		cudaGraphExecDestroy(r->graph_exec);
-	if (r->graph)
-		cudaGraphDestroy(r->graph);
-	r->graph_exec = nullptr;
-	r->graph = nullptr;
+	cudaGraphExec_t *x[2] = {&r->graph_exec, &r->eval_graph_exec};
+	cudaGraph_t *g[2] = {&r->graph, &r->eval_graph};
+	for (int i = 0; i < 2; i++) {
+		if (*x[i])
+			cudaGraphExecDestroy(*x[i]);
+		if (*g[i])
+			cudaGraphDestroy(*g[i]);
+		*x[i] = nullptr;
+		*g[i] = nullptr;
+	}
 }
 
 } // namespace
@@ -180,7 +212,7 @@ void
 resident_free(CudaExec *e)
 {
 	Resident *r = &e->res;
-	drop_graph(r);
+	drop_graphs(r);
 	cudaFree(r->bytes);
 	cudaFree(r->lut);
 	cudaFree(r->perm);
@@ -271,7 +303,7 @@ nnc_cuda_train_begin(CudaExec *e, const CudaRunState *st, const CudaTrainState *
 		snprintf(err, errlen, "the plan has no training program with a loss and logits");
 		return -1;
 	}
-	drop_graph(r);
+	drop_graphs(r);
 	r->graph_note[0] = 0;
 	e->conf = *st;
 	if (exec_mt_fill(e, eb) != 0)
@@ -336,10 +368,10 @@ nnc_cuda_train_step(CudaExec *e, char *err, size_t errlen)
 		r->perm_valid = true;
 	}
 	if (!r->graph_exec && r->use_graph && r->steps >= 1 && !r->graph_note[0])
-		capture_step(e);
+		capture(e, enqueue_step, 0, &r->graph, &r->graph_exec);
 	if (r->graph_exec)
 		CUDA_CHECK(cudaGraphLaunch(r->graph_exec, e->st));
-	else if (enqueue_step(e, eb) != 0)
+	else if (enqueue_step(e, 0, eb) != 0)
 		return -1;
 	if (e->nonfinite) {
 		CUDA_CHECK(cudaStreamSynchronize(e->st));
@@ -421,20 +453,17 @@ nnc_cuda_evaluate(CudaExec *e, long n, double *loss_sum, long *correct, long *co
 		n = r->d.n[1];
 	size_t a = offsetof(DevRun, eval_loss);
 	CUDA_CHECK(cudaMemsetAsync((unsigned char *)e->run + a, 0, sizeof(DevRun) - a, e->st));
-	long long elems = (long long)p->batch * D_IMAGE;
-	float *x = (float *)exec_buf(e, p->inputs[0].value).p;
-	int32_t *y = (int32_t *)exec_buf(e, p->inputs[1].value).p;
-	int k = (int)p->values[p->eval.logits].dim[1];
-	Buf logits = exec_buf(e, p->eval.logits);
 	for (long first = 0; first < n; first += p->batch) {
 		int valid = n - first < p->batch ? (int)(n - first) : p->batch;
-		k_render<<<blocks_for(elems), THREADS, 0, e->st>>>(r->d, nullptr, first, valid, x, y, elems);
-		CUDA_CHECK(cudaGetLastError());
-		if (exec_enqueue(e, 1, 0, p->eval.nsteps, eb) != 0)
+		/* a full batch: after one eager batch, captured once and replayed (as training steps) */
+		bool graph = valid == p->batch && r->use_graph;
+		if (graph && !r->eval_graph_exec && r->eval_batches >= 1 && !r->graph_note[0])
+			capture(e, enqueue_eval, p->batch, &r->eval_graph, &r->eval_graph_exec);
+		if (graph && r->eval_graph_exec)
+			CUDA_CHECK(cudaGraphLaunch(r->eval_graph_exec, e->st));
+		else if (enqueue_eval(e, valid, eb) != 0)
 			return -1;
-		CUDA_CHECK(xent_fwd(logits, y, valid, k, 0.0, Buf{r->eval_loss, false}, e->st));
-		k_eval_sums<<<1, THREADS, 0, e->st>>>(e->run, r->eval_loss, logits, y, valid, k);
-		CUDA_CHECK(cudaGetLastError());
+		r->eval_batches++;
 		if (e->nonfinite) {
 			CUDA_CHECK(cudaStreamSynchronize(e->st));
 			if (exec_check_nonfinite(e, 1, 0, p->eval.nsteps, eb) != 0)

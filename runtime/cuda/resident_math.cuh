@@ -49,6 +49,7 @@ struct DevRun {
 	int pad0;
 	double eval_loss;                 /* evaluation sums: loss * valid rows, correct, rows */
 	long long eval_correct, eval_count;
+	long long eval_first;             /* the next evaluation batch's first image */
 };
 
 /* ---- data order and augmentation (runtime/splitmix.h, as runtime/data.c) ---- */
