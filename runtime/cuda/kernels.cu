@@ -41,12 +41,7 @@ __global__ void
 k_bias_act(Buf y, Buf b, long long n, int c, int hw, int a)
 {
 	GRID_LOOP(i, n)
-	{
-		float v = ld(y, i);
-		if (b.p)
-			v += ld(b, (i / hw) % c);
-		st(y, i, act(v, a));
-	}
+	bias_act_at(y, b, c, hw, a, i);
 }
 
 /* ---- batch norm: per-channel reductions split over blocks (bn_splits) ---- */
@@ -163,15 +158,8 @@ k_bn_bwd_sums(Buf dz, Buf act_y, int pro, Buf x, Buf stats, Buf w, Buf dw, Buf d
 	int ch = blockIdx.y, S = gridDim.x, i0, i1;
 	split_range(n, S, blockIdx.x, &i0, &i1);
 	int cnt = (i1 - i0) * hw;
-	float m = x.p ? ld(stats, ch) : 0.0f;
 	double sdy = 0, sdyx = 0;
-	for (int e = threadIdx.x; e < cnt; e += blockDim.x) {
-		long long i = at(i0 + e / hw, ch, e % hw, c, hw);
-		float g = act_grad(ld(dz, i), pro ? ld(act_y, i) : 0.0f, pro);
-		sdy += g;
-		if (x.p)
-			sdyx += (double)g * ((double)ld(x, i) - m);
-	}
+	bn_bwd_partial(dz, act_y, pro, x, stats, c, hw, ch, i0, cnt, threadIdx.x, blockDim.x, &sdy, &sdyx);
 	sdy = block_sum(sdy, sh);
 	sdyx = block_sum(sdyx, sh);
 	double *part = sc.part + (long long)ch * BN_MAX_SPLIT * 3;
@@ -186,14 +174,7 @@ k_bn_bwd_sums(Buf dz, Buf act_y, int pro, Buf x, Buf stats, Buf w, Buf dw, Buf d
 		sdy += __ldcg(part + 3 * b);
 		sdyx += __ldcg(part + 3 * b + 1);
 	}
-	double inv = x.p ? (double)ld(stats, c + ch) : 0.0, count = (double)n * hw;
-	if (dw.p)
-		st(dw, ch, (float)(sdyx * inv));
-	if (db.p)
-		st(db, ch, (float)sdy);
-	sc.coef[3 * ch] = (float)(sdyx * inv * inv / count);
-	sc.coef[3 * ch + 1] = (float)(sdy / count);
-	sc.coef[3 * ch + 2] = (float)(inv * (w.p ? (double)ld(w, ch) : 1.0));
+	bn_bwd_finish(sdy, sdyx, x.p != nullptr, stats, w, dw, db, sc.coef, n, c, hw, ch);
 }
 
 /* dx = (g - (x - mean) * proj - gmean) * gain, one thread per element. */
@@ -201,35 +182,21 @@ __global__ void
 k_bn_bwd_dx(Buf dz, Buf act_y, int pro, Buf x, Buf stats, Buf dx, long long total, int c, int hw, BnScratch sc)
 {
 	GRID_LOOP(i, total)
-	{
-		int ch = (int)((i / hw) % c);
-		float g = act_grad(ld(dz, i), pro ? ld(act_y, i) : 0.0f, pro);
-		st(dx, i, (g - (ld(x, i) - ld(stats, ch)) * sc.coef[3 * ch] - sc.coef[3 * ch + 1]) * sc.coef[3 * ch + 2]);
-	}
-}
-
-__device__ float
-fold_factor(Buf var, Buf scale, double eps, int o)
-{
-	double inv = 1 / sqrt((double)ld(var, o) + eps);
-	return (float)(inv * (scale.p ? (double)ld(scale, o) : 1.0));
+		bn_bwd_dx_at(dz, act_y, pro, x, stats, sc.coef, dx, c, hw, i);
 }
 
 __global__ void
 k_bn_fold_weight(Buf w, long long total, long long per_out, Buf var, double eps, Buf scale, Buf wf)
 {
 	GRID_LOOP(i, total)
-	st(wf, i, ld(w, i) * fold_factor(var, scale, eps, (int)(i / per_out)));
+	bn_fold_weight_at(w, per_out, var, eps, scale, wf, i);
 }
 
 __global__ void
 k_bn_fold_bias(int out, Buf mean, Buf var, double eps, Buf scale, Buf shift, Buf bias, Buf bf)
 {
 	GRID_LOOP(o, out)
-	{
-		float a = fold_factor(var, scale, eps, (int)o);
-		st(bf, o, ((bias.p ? ld(bias, o) : 0.0f) - ld(mean, o)) * a + (shift.p ? ld(shift, o) : 0.0f));
-	}
+	bn_fold_bias_at(mean, var, eps, scale, shift, bias, bf, o);
 }
 
 /* ---- direct convolution (the fallback): one thread per result element ---- */
@@ -286,65 +253,30 @@ __global__ void
 k_gap_fwd(Buf x, long long planes, int hw, Buf y)
 {
 	GRID_LOOP(pl, planes)
-	{
-		double s = 0;
-		for (int e = 0; e < hw; e++)
-			s += ld(x, pl * hw + e);
-		st(y, pl, (float)(s / hw));
-	}
+	gap_fwd_at(x, hw, y, pl);
 }
 
 __global__ void
 k_gap_bwd(Buf dy, long long total, int hw, Buf dx)
 {
 	GRID_LOOP(i, total)
-	st(dx, i, ld(dy, i / hw) / (float)hw);
+	gap_bwd_at(dy, hw, dx, i);
 }
 
 /* ---- rows ---- */
-
-__device__ float
-row_max(Buf x, long long r, int k)
-{
-	float m = ld(x, r * k);
-	for (int j = 1; j < k; j++)
-		if (ld(x, r * k + j) > m)
-			m = ld(x, r * k + j);
-	return m;
-}
-
-__device__ double
-row_expsum(Buf x, long long r, int k, float m)
-{
-	double s = 0;
-	for (int j = 0; j < k; j++)
-		s += exp((double)ld(x, r * k + j) - m);
-	return s;
-}
 
 __global__ void
 k_softmax_fwd(Buf x, int n, int k, Buf y)
 {
 	GRID_LOOP(r, n)
-	{
-		float m = row_max(x, r, k);
-		double s = row_expsum(x, r, k, m);
-		for (int j = 0; j < k; j++)
-			st(y, r * k + j, (float)(exp((double)ld(x, r * k + j) - m) / s));
-	}
+	softmax_row_at(x, k, y, r);
 }
 
 __global__ void
 k_softmax_bwd(Buf y, Buf dy, int n, int k, Buf dx)
 {
 	GRID_LOOP(r, n)
-	{
-		double dot = 0;
-		for (int j = 0; j < k; j++)
-			dot += (double)ld(dy, r * k + j) * ld(y, r * k + j);
-		for (int j = 0; j < k; j++)
-			st(dx, r * k + j, ld(y, r * k + j) * (ld(dy, r * k + j) - (float)dot));
-	}
+	softmax_bwd_row_at(y, dy, k, dx, r);
 }
 
 /* One block: thread t takes rows t, t + blockDim, ...; the row terms add up in a fixed tree. */
@@ -353,17 +285,8 @@ k_xent_fwd(Buf logits, const int32_t *labels, int n, int k, double eps, Buf loss
 {
 	__shared__ double sh[THREADS];
 	double total = 0;
-	for (int r = threadIdx.x; r < n; r += blockDim.x) {
-		int y = labels[r];
-		if (y < 0 || y >= k)
-			continue;
-		float m = row_max(logits, r, k);
-		double lse = m + log(row_expsum(logits, r, k, m)), xsum = 0;
-		for (int j = 0; j < k; j++)
-			xsum += ld(logits, (long long)r * k + j);
-		double nll = lse - ld(logits, (long long)r * k + y), smooth = lse - xsum / k;
-		total += (1 - eps) * nll + eps * smooth;
-	}
+	for (int r = threadIdx.x; r < n; r += blockDim.x)
+		total += xent_row(logits, labels, k, eps, r);
 	total = block_sum(total, sh);
 	if (threadIdx.x == 0)
 		st(loss, 0, (float)(total / n));
@@ -372,16 +295,9 @@ k_xent_fwd(Buf logits, const int32_t *labels, int n, int k, double eps, Buf loss
 __global__ void
 k_xent_bwd(Buf logits, const int32_t *labels, int n, int k, double eps, Buf seed, Buf dx)
 {
-	double scale = (double)ld(seed, 0) / n, uniform = eps / k;
+	double scale = (double)ld(seed, 0) / n;
 	GRID_LOOP(r, n)
-	{
-		float m = row_max(logits, r, k);
-		double s = row_expsum(logits, r, k, m);
-		for (int j = 0; j < k; j++) {
-			double target = uniform + (j == labels[r] ? 1 - eps : 0);
-			st(dx, r * k + j, (float)(scale * (exp((double)ld(logits, r * k + j) - m) / s - target)));
-		}
-	}
+	xent_bwd_row_at(logits, labels, k, eps, scale, dx, r);
 }
 
 /* ---- copies along channels ---- */

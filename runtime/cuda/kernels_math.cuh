@@ -403,6 +403,166 @@ conv_bwd_filter_at(const CpuConv &v, Buf x, Buf dy, Buf dw, long long i)
 	st(dw, i, (float)s);
 }
 
+/* ---- rows of [n, k]: softmax and the loss (cpu_softmax_*, cpu_softmax_xent_*; exp and log in
+ * double, as the CPU's Acc) ---- */
+
+HD float
+row_max(Buf x, long long r, int k)
+{
+	float m = ld(x, r * k);
+	for (int j = 1; j < k; j++)
+		if (ld(x, r * k + j) > m)
+			m = ld(x, r * k + j);
+	return m;
+}
+
+HD double
+row_expsum(Buf x, long long r, int k, float m)
+{
+	double s = 0;
+	for (int j = 0; j < k; j++)
+		s += exp((double)ld(x, r * k + j) - m);
+	return s;
+}
+
+HD void
+softmax_row_at(Buf x, int k, Buf y, long long r)
+{
+	float m = row_max(x, r, k);
+	double s = row_expsum(x, r, k, m);
+	for (int j = 0; j < k; j++)
+		st(y, r * k + j, (float)(exp((double)ld(x, r * k + j) - m) / s));
+}
+
+HD void
+softmax_bwd_row_at(Buf y, Buf dy, int k, Buf dx, long long r)
+{
+	double dot = 0;
+	for (int j = 0; j < k; j++)
+		dot += (double)ld(dy, r * k + j) * ld(y, r * k + j);
+	for (int j = 0; j < k; j++)
+		st(dx, r * k + j, ld(y, r * k + j) * (ld(dy, r * k + j) - (float)dot));
+}
+
+/* Row r's term of the loss (the batch's loss is their mean); 0 for a label outside [0, k). */
+HD double
+xent_row(Buf logits, const int32_t *labels, int k, double eps, long long r)
+{
+	int y = labels[r];
+	if (y < 0 || y >= k)
+		return 0;
+	float m = row_max(logits, r, k);
+	double lse = m + log(row_expsum(logits, r, k, m)), xsum = 0;
+	for (int j = 0; j < k; j++)
+		xsum += ld(logits, r * k + j);
+	double nll = lse - ld(logits, r * k + y), smooth = lse - xsum / k;
+	return (1 - eps) * nll + eps * smooth;
+}
+
+/* SCALE: the upstream gradient over n. */
+HD void
+xent_bwd_row_at(Buf logits, const int32_t *labels, int k, double eps, double scale, Buf dx, long long r)
+{
+	float m = row_max(logits, r, k);
+	double s = row_expsum(logits, r, k, m), uniform = eps / k;
+	for (int j = 0; j < k; j++) {
+		double target = uniform + (j == labels[r] ? 1 - eps : 0);
+		st(dx, r * k + j, (float)(scale * (exp((double)ld(logits, r * k + j) - m) / s - target)));
+	}
+}
+
+/* ---- global average pooling over planes of hw (cpu_global_avgpool_*) ---- */
+
+HD void
+gap_fwd_at(Buf x, int hw, Buf y, long long pl)
+{
+	double s = 0;
+	for (int e = 0; e < hw; e++)
+		s += ld(x, pl * hw + e);
+	st(y, pl, (float)(s / hw));
+}
+
+HD void
+gap_bwd_at(Buf dy, int hw, Buf dx, long long i)
+{
+	st(dx, i, ld(dy, i / hw) / (float)hw);
+}
+
+/* ---- conv and dense epilogue: y = act(y + b[channel]) over [n, c, hw] ---- */
+
+HD void
+bias_act_at(Buf y, Buf b, int c, int hw, int a, long long i)
+{
+	float v = ld(y, i);
+	if (b.p)
+		v += ld(b, (i / hw) % c);
+	st(y, i, act(v, a));
+}
+
+/* ---- batch-norm folding (cpu_batchnorm_fold_*) ---- */
+
+HD float
+fold_factor(Buf var, Buf scale, double eps, long long o)
+{
+	double inv = 1 / sqrt((double)ld(var, o) + eps);
+	return (float)(inv * (scale.p ? (double)ld(scale, o) : 1.0));
+}
+
+HD void
+bn_fold_weight_at(Buf w, long long per_out, Buf var, double eps, Buf scale, Buf wf, long long i)
+{
+	st(wf, i, ld(w, i) * fold_factor(var, scale, eps, i / per_out));
+}
+
+HD void
+bn_fold_bias_at(Buf mean, Buf var, double eps, Buf scale, Buf shift, Buf bias, Buf bf, long long o)
+{
+	float a = fold_factor(var, scale, eps, o);
+	st(bf, o, ((bias.p ? ld(bias, o) : 0.0f) - ld(mean, o)) * a + (shift.p ? ld(shift, o) : 0.0f));
+}
+
+/* ---- batch-norm backward (cpu_batchnorm_backward_*_pro, cpu_bias_backward_pro) ---- */
+
+/* Thread t of T's share of one block's sums over cnt elements of channel ch from image i0: g =
+ * dz through the prologue; sdy += g, sdyx += g * (x - mean) (x may be null: bias gradients). */
+HD void
+bn_bwd_partial(Buf dz, Buf act_y, int pro, Buf x, Buf stats, int c, int hw, int ch, int i0, int cnt, int t, int T,
+	double *sdy, double *sdyx)
+{
+	float m = x.p ? ld(stats, ch) : 0.0f;
+	for (int e = t; e < cnt; e += T) {
+		long long i = at(i0 + e / hw, ch, e % hw, c, hw);
+		float g = act_grad(ld(dz, i), pro ? ld(act_y, i) : 0.0f, pro);
+		*sdy += g;
+		if (x.p)
+			*sdyx += (double)g * ((double)ld(x, i) - m);
+	}
+}
+
+/* From channel ch's whole sums: dw = sdyx * invstd, db = sdy, and dx's coefficients (proj,
+ * gmean, gain) in coef[3 ch..]. */
+HD void
+bn_bwd_finish(double sdy, double sdyx, bool has_x, Buf stats, Buf w, Buf dw, Buf db, float *coef, int n, int c, int hw,
+	int ch)
+{
+	double inv = has_x ? (double)ld(stats, c + ch) : 0.0, count = (double)n * hw;
+	if (dw.p)
+		st(dw, ch, (float)(sdyx * inv));
+	if (db.p)
+		st(db, ch, (float)sdy);
+	coef[3 * ch] = (float)(sdyx * inv * inv / count);
+	coef[3 * ch + 1] = (float)(sdy / count);
+	coef[3 * ch + 2] = (float)(inv * (w.p ? (double)ld(w, ch) : 1.0));
+}
+
+HD void
+bn_bwd_dx_at(Buf dz, Buf act_y, int pro, Buf x, Buf stats, const float *coef, Buf dx, int c, int hw, long long i)
+{
+	int ch = (int)((i / hw) % c);
+	float g = act_grad(ld(dz, i), pro ? ld(act_y, i) : 0.0f, pro);
+	st(dx, i, (g - (ld(x, i) - ld(stats, ch)) * coef[3 * ch] - coef[3 * ch + 1]) * coef[3 * ch + 2]);
+}
+
 /* ---- per-element bodies of the grid-stride kernels (kernels.cu): element i ---- */
 
 HD void

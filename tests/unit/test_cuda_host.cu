@@ -25,7 +25,10 @@
  *   - the batch-norm statistics split over blocks (bn_splits, split_range, chan_combine) against
  *     cpu_batchnorm_stats, and the running statistics' update against the CPU's;
  *   - the direct convolutions (cuDNN's fallback) against the CPU's forward, backward-data and
- *     backward-filter convolutions, on padded, strided, grouped and depthwise shapes. */
+ *     backward-filter convolutions, on padded, strided, grouped and depthwise shapes;
+ *   - softmax, the loss, global average pooling, batch-norm folding and the batch-norm backward
+ *     as the device splits it (row_and_channel_checks). What runs only on a GPU: the block
+ *     trees that add a block's partial sums, and cuDNN and cuBLAS. */
 #include <algorithm>
 #include <vector>
 #include <cstdio>
@@ -389,10 +392,137 @@ direct_conv_checks(void)
 	}
 }
 
+static void
+rand_fill(std::vector<float> &v, float lo, float hi)
+{
+	for (auto &e : v)
+		e = lo + (hi - lo) * (float)(next_u32() % 100001) / 100000.0f;
+}
+
+/* The largest |a - b| over the largest |b|. */
+static double
+rel_err(const std::vector<float> &a, const std::vector<float> &b)
+{
+	double worst = 0, big = 1e-30;
+	for (size_t i = 0; i < b.size(); i++) {
+		worst = std::fmax(worst, std::fabs((double)a[i] - b[i]));
+		big = std::fmax(big, std::fabs((double)b[i]));
+	}
+	return worst / big;
+}
+
+/* The rest of the kernels' bodies against their CPU twins: softmax and the loss forward and
+ * backward (rows summed in order here, as the CPU does; the device adds them in a tree), global
+ * average pooling, batch-norm folding, and the batch-norm backward as the device splits it
+ * (each block's sums, then the channel's finish and dx), with and without a relu prologue and
+ * as a bias gradient. */
+static void
+row_and_channel_checks(void)
+{
+	enum { N = 37, K = 10 };
+	std::vector<float> x(N * K), dy(N * K), yc(N * K), yg(N * K), dxc(N * K), dxg(N * K);
+	rand_fill(x, -6, 6);
+	rand_fill(dy, -1, 1);
+	std::vector<int32_t> lab(N);
+	for (auto &l : lab)
+		l = (int32_t)(next_u32() % K);
+	Buf bx = {x.data(), false}, bdy = {dy.data(), false};
+	cpu_softmax_forward_f32(x.data(), N, K, yc.data());
+	for (long long r = 0; r < N; r++)
+		softmax_row_at(bx, K, Buf{yg.data(), false}, r);
+	check(yc == yg, "softmax_row_at vs cpu_softmax_forward", rel_err(yg, yc), 0);
+	cpu_softmax_backward_f32(yc.data(), dy.data(), N, K, dxc.data());
+	for (long long r = 0; r < N; r++)
+		softmax_bwd_row_at(Buf{yc.data(), false}, bdy, K, Buf{dxg.data(), false}, r);
+	check(dxc == dxg, "softmax_bwd_row_at vs cpu_softmax_backward", rel_err(dxg, dxc), 0);
+	for (double eps : {0.0, 0.1}) {
+		float lc = 0;
+		cpu_softmax_xent_forward_f32(x.data(), lab.data(), N, K, eps, &lc);
+		double total = 0;
+		for (long long r = 0; r < N; r++)
+			total += xent_row(bx, lab.data(), K, eps, r);
+		float lg = (float)(total / N);
+		check(std::fabs(lg - lc) <= 1e-6f * std::fabs(lc), "xent_row vs cpu_softmax_xent_forward", lg, lc);
+		cpu_softmax_xent_backward_f32(x.data(), lab.data(), N, K, eps, 2.0, dxc.data());
+		for (long long r = 0; r < N; r++)
+			xent_bwd_row_at(bx, lab.data(), K, eps, 2.0 / N, Buf{dxg.data(), false}, r);
+		check(rel_err(dxg, dxc) <= 1e-6, "xent_bwd_row_at vs cpu_softmax_xent_backward", rel_err(dxg, dxc), 1e-6);
+	}
+
+	enum { GN = 3, GC = 5, GHW = 49 };
+	std::vector<float> gx(GN * GC * GHW), gyc(GN * GC), gyg(GN * GC), gdxc(gx.size()), gdxg(gx.size());
+	rand_fill(gx, -3, 3);
+	cpu_global_avgpool_forward_f32(gx.data(), GN, GC, GHW, gyc.data());
+	for (long long pl = 0; pl < GN * GC; pl++)
+		gap_fwd_at(Buf{gx.data(), false}, GHW, Buf{gyg.data(), false}, pl);
+	check(rel_err(gyg, gyc) <= 1e-6, "gap_fwd_at vs cpu_global_avgpool_forward", rel_err(gyg, gyc), 1e-6);
+	cpu_global_avgpool_backward_f32(gyc.data(), GN, GC, GHW, gdxc.data());
+	for (long long i = 0; i < (long long)gx.size(); i++)
+		gap_bwd_at(Buf{gyc.data(), false}, GHW, Buf{gdxg.data(), false}, i);
+	check(gdxc == gdxg, "gap_bwd_at vs cpu_global_avgpool_backward", rel_err(gdxg, gdxc), 0);
+
+	enum { FO = 6, FP = 27 };
+	std::vector<float> fw(FO * FP), fm(FO), fv(FO), fs(FO), fb(FO), fbias(FO), wfc(fw.size()), wfg(fw.size()), bfc(FO),
+		bfg(FO);
+	rand_fill(fw, -1, 1), rand_fill(fm, -1, 1), rand_fill(fv, 0.1f, 3), rand_fill(fs, 0.5f, 2), rand_fill(fb, -1, 1);
+	rand_fill(fbias, -1, 1);
+	cpu_batchnorm_fold_weight_f32(fw.data(), FO, FP, fv.data(), 1e-5, fs.data(), wfc.data());
+	for (long long i = 0; i < (long long)fw.size(); i++)
+		bn_fold_weight_at(Buf{fw.data(), false}, FP, Buf{fv.data(), false}, 1e-5, Buf{fs.data(), false},
+			Buf{wfg.data(), false}, i);
+	check(wfc == wfg, "bn_fold_weight_at vs cpu_batchnorm_fold_weight", rel_err(wfg, wfc), 0);
+	cpu_batchnorm_fold_bias_f32(FO, fm.data(), fv.data(), 1e-5, fs.data(), fb.data(), fbias.data(), bfc.data());
+	for (long long o = 0; o < FO; o++)
+		bn_fold_bias_at(Buf{fm.data(), false}, Buf{fv.data(), false}, 1e-5, Buf{fs.data(), false},
+			Buf{fb.data(), false}, Buf{fbias.data(), false}, Buf{bfg.data(), false}, o);
+	check(bfc == bfg, "bn_fold_bias_at vs cpu_batchnorm_fold_bias", rel_err(bfg, bfc), 0);
+
+	enum { BN = 16, BC = 6, BHW = 64 };
+	size_t total = (size_t)BN * BC * BHW;
+	std::vector<float> bx2(total), bdz(total), bact(total), bw(BC), st(3 * BC);
+	rand_fill(bx2, -2, 3), rand_fill(bdz, -1, 1), rand_fill(bact, -1, 7), rand_fill(bw, 0.5f, 1.5f);
+	cpu_batchnorm_stats_f32(bx2.data(), BN, BC, BHW, 1e-5, st.data(), st.data() + BC, st.data() + 2 * BC);
+	for (int pro : {0, 1, 2}) {
+		for (int bias_only = 0; bias_only < 2; bias_only++) {
+			std::vector<float> dxc(total), dwc(BC), dbc(BC), dxg(total), dwg(BC), dbg(BC), coef(3 * BC);
+			Buf bxx = bias_only ? Buf{nullptr, false} : Buf{bx2.data(), false};
+			if (bias_only)
+				cpu_bias_backward_pro_f32(bdz.data(), pro ? bact.data() : nullptr, (CpuAct)pro, BN, BC, BHW, dbc.data());
+			else
+				cpu_batchnorm_backward_data_pro_f32(bdz.data(), pro ? bact.data() : nullptr, (CpuAct)pro, bx2.data(), BN, BC,
+					BHW, st.data(), st.data() + BC, bw.data(), dxc.data(), dwc.data(), dbc.data());
+			int S = bn_splits(BN, BC, BHW);
+			for (int ch = 0; ch < BC; ch++) {
+				double sdy = 0, sdyx = 0;
+				for (int b = 0; b < S; b++) {
+					int i0, i1;
+					split_range(BN, S, b, &i0, &i1);
+					double py = 0, pyx = 0;
+					bn_bwd_partial(Buf{bdz.data(), false}, Buf{bact.data(), false}, pro, bxx, Buf{st.data(), false}, BC, BHW,
+						ch, i0, (i1 - i0) * BHW, 0, 1, &py, &pyx);
+					sdy += py, sdyx += pyx;
+				}
+				bn_bwd_finish(sdy, sdyx, !bias_only, Buf{st.data(), false}, Buf{bw.data(), false},
+					bias_only ? Buf{nullptr, false} : Buf{dwg.data(), false}, Buf{dbg.data(), false}, coef.data(), BN, BC,
+					BHW, ch);
+			}
+			check(rel_err(dbg, dbc) <= 1e-6, "bn backward db vs the CPU's", rel_err(dbg, dbc), pro * 10 + bias_only);
+			if (bias_only)
+				continue;
+			for (long long i = 0; i < (long long)total; i++)
+				bn_bwd_dx_at(Buf{bdz.data(), false}, Buf{bact.data(), false}, pro, bxx, Buf{st.data(), false}, coef.data(),
+					Buf{dxg.data(), false}, BC, BHW, i);
+			check(rel_err(dwg, dwc) <= 1e-6 && rel_err(dxg, dxc) <= 1e-5, "bn backward dw, dx vs the CPU's",
+				rel_err(dxg, dxc), pro);
+		}
+	}
+}
+
 int
 main(void)
 {
 	resident_checks();
+	row_and_channel_checks();
 	direct_conv_checks();
 	optimizer_checks();
 	split_stats_checks();
