@@ -77,7 +77,7 @@ struct Ctx {
 	const CudaRunState *rs; /* the recipe's constants (the step's scalars are e->run->s) */
 	int g, index;
 	ErrBuf eb;
-	int last;               /* the end of the range being enqueued */
+	int first, last;        /* the range being enqueued */
 	Buf in(int i) const { return buf(e, s->in[i]); }
 	Buf out() const { return buf(e, s->out); }
 	const Type *t(int i) const { return vt(e, s->in[i]); }
@@ -296,7 +296,11 @@ r_bn_stats(Ctx &c)
 		const PlanStep *u = &program(c.e, c.g)->steps[j];
 		run = BnRunning{buf(c.e, u->in[0]), buf(c.e, u->in[1]), u->attr[nnc_attr_index(OP_bn_update, "momentum")].f};
 	}
-	LAUNCH(c, bn_stats(c.in(0), n, ch, hw, attr(c.s, "eps")->f, c.out(), run, c.e->bn, c.e->st));
+	Buf x = c.in(0);
+	int k = c.e->feed[c.g][c.index];
+	if (k >= 0 && k < c.index && k >= c.first && !c.e->nonfinite) /* read the cast's f16 source */
+		x = buf(c.e, program(c.e, c.g)->steps[k].in[0]);
+	LAUNCH(c, bn_stats(x, n, ch, hw, attr(c.s, "eps")->f, c.out(), run, c.e->bn, c.e->st));
 	return 0;
 }
 
@@ -857,6 +861,32 @@ fused_add(const Plan *p, const PlanProgram *prog, int i)
 	return j;
 }
 
+/* The bn_stats that can read the f16 source of cast step I of program PROG of P itself (ld()
+ * widens exactly as the cast does): the cast's only reader, when the steps between write
+ * nothing over the source's memory and the cast is not part of a run of casts (multi_run);
+ * -1 when none. */
+int
+fused_cast(const Plan *p, const PlanProgram *prog, int i)
+{
+	const PlanStep *s = &prog->steps[i];
+	if (s->op != OP_cast || s->nchain || p->values[s->in[0]].dtype != DT_F16 || p->values[s->out].dtype != DT_F32 ||
+	    (i > 0 && prog->steps[i - 1].op == OP_cast) || (i + 1 < prog->nsteps && prog->steps[i + 1].op == OP_cast) ||
+	    s->out == prog->loss || s->out == prog->logits)
+		return -1;
+	int j = -1;
+	for (int k = i + 1; k < prog->nsteps; k++)
+		for (int m = 0; m < prog->steps[k].nin; m++)
+			if (prog->steps[k].in[m] == s->out) {
+				if (j >= 0 || prog->steps[k].op != OP_bn_stats || prog->steps[k].nchain)
+					return -1;
+				j = k;
+			}
+	for (int k = i + 1; j >= 0 && k < j; k++)
+		if (overlap(p, prog->steps[k].out, s->in[0]))
+			return -1;
+	return j;
+}
+
 /* Whether a multi-tensor launch begins at step I of PROG: returns its tensor count (0: none)
  * and sets *LAST past the steps it stands for (past step I alone when none begins there): two
  * or more consecutive updates of one kind, or casts (mixed precision's f16 copies of the master
@@ -887,8 +917,14 @@ plan_multi(CudaExec *e, int g, ErrBuf eb)
 	e->mt[g] = new MtRun[n];
 	e->mt_at[g] = new int[n];
 	e->pair[g] = new int[n];
+	e->feed[g] = new int[n];
 	for (int i = 0; i < n; i++)
-		e->mt_at[g][i] = e->pair[g][i] = -1;
+		e->mt_at[g][i] = e->pair[g][i] = e->feed[g][i] = -1;
+	for (int i = 0; i < prog->nsteps; i++) {
+		int j = fused_cast(e->p, prog, i);
+		if (j >= 0)
+			e->feed[g][i] = j, e->feed[g][j] = i;
+	}
 	for (int i = 0; i < prog->nsteps; i++) {
 		int j = fused_update(prog, i) >= 0 ? fused_update(prog, i) : fused_add(e->p, prog, i);
 		if (j >= 0)
@@ -1070,6 +1106,7 @@ nnc_cuda_exec_free(CudaExec *e)
 		delete[] e->mt[g];
 		delete[] e->mt_at[g];
 		delete[] e->pair[g];
+		delete[] e->feed[g];
 	}
 	resident_free(e);
 	if (e->dnn)
@@ -1184,10 +1221,13 @@ exec_enqueue(CudaExec *e, int g, int first, int last, ErrBuf eb)
 	for (int i = first; i < last; i++) {
 		const PlanStep *s = &prog->steps[i];
 		char msg[512] = "";
-		Ctx c = {e, s, &e->conv[g][i], &e->conf, g, i, {msg, sizeof msg}, last};
+		Ctx c = {e, s, &e->conv[g][i], &e->conf, g, i, {msg, sizeof msg}, first, last};
 		int partner = e->pair[g][i];
 		if (partner >= 0 && partner < i && partner >= first && !e->nonfinite)
 			continue; /* done by the step it is fused into (r_bn_stats, r_bn_apply) */
+		int reader = e->feed[g][i];
+		if (reader > i && reader < last && !e->nonfinite)
+			continue; /* a widening cast its one reader, a bn_stats, does itself (fused_cast) */
 		int m = e->mt_at[g] ? e->mt_at[g][i] : -1;
 		if (m >= 0 && e->mt[g][m].last <= last) { /* the whole run is in range: one launch */
 			const MtRun *r = &e->mt[g][m];
@@ -1344,8 +1384,8 @@ nnc_cuda_launches(const Plan *p, int g, int *library, int *own)
 			i = last;
 			continue;
 		}
-		if (fused_update(prog, i) >= 0 || fused_add(p, prog, i) >= 0)
-			(*own)--; /* its bn_update or add, counted below, runs inside it */
+		if (fused_update(prog, i) >= 0 || fused_add(p, prog, i) >= 0 || fused_cast(p, prog, i) >= 0)
+			(*own)--; /* its bn_update or add, or the bn_stats reading through it, does it */
 		bool bias = (nnc_ops[s->op].flags & OPF_EPI) && nnc_attr_index(s->op, "bias") >= 0 &&
 		            s->attr[nnc_attr_index(s->op, "bias")].i[0];
 		switch (s->nchain ? OP_add : s->op) {
