@@ -139,6 +139,10 @@ int nnc_cuda_check_numerics(CudaExec *e, char *err, size_t errlen);
  * cuBLAS calls, and nnc's own kernels. Needs no GPU. */
 void nnc_cuda_launches(const struct Plan *plan, int g, int *library, int *own);
 
+/* The order in which a whole run of program G (0 train, 1 eval) of PLAN does its steps on the
+ * GPU, where fusions move some (ORDER: nsteps entries). Needs no GPU. */
+void nnc_cuda_order(const struct Plan *plan, int g, int *order);
+
 /* What the user should know about how the plan runs here ("" when nothing): the convolutions
  * cuDNN offers no algorithm for, which run through nnc's direct kernels (slowly), each named
  * with its .nn location and the reason. */

@@ -1413,3 +1413,37 @@ nnc_cuda_launches(const Plan *p, int g, int *library, int *own)
 		i += s->group == 3 ? 3 : 1;
 	}
 }
+
+/* The order in which exec_enqueue does the steps of program G of P in a whole run: fusions
+ * move a bn_stats's bn_update and a bn_apply's add up to right after them, and a widening cast
+ * a bn_stats reads through down to right before it (where the statistics kernel reads the
+ * cast's source). tests/unit/test_cuda_order.c runs the CPU executor in this order. */
+extern "C" void
+nnc_cuda_order(const Plan *p, int g, int *order)
+{
+	const PlanProgram *prog = g ? &p->eval : &p->train;
+	int n = prog->nsteps, k = 0;
+	bool *moved = new bool[n > 0 ? n : 1]();
+	int *cast_before = new int[n > 0 ? n : 1];
+	for (int i = 0; i < n; i++)
+		cast_before[i] = -1;
+	for (int i = 0; i < n; i++) {
+		int j = fused_update(prog, i) >= 0 ? fused_update(prog, i) : fused_add(p, prog, i);
+		if (j >= 0)
+			moved[j] = true;
+		if ((j = fused_cast(p, prog, i)) >= 0)
+			moved[i] = true, cast_before[j] = i;
+	}
+	for (int i = 0; i < n; i++) {
+		if (moved[i])
+			continue;
+		if (cast_before[i] >= 0)
+			order[k++] = cast_before[i];
+		order[k++] = i;
+		int j = fused_update(prog, i) >= 0 ? fused_update(prog, i) : fused_add(p, prog, i);
+		if (j >= 0)
+			order[k++] = j;
+	}
+	delete[] moved;
+	delete[] cast_before;
+}
