@@ -63,6 +63,7 @@ if [[ $parts == *,train,* ]]; then
 			timeout 120 $bin/nnrun train $plan --device cuda --data .device/data --records-per-file 5000 --train-limit 5000 \
 				--test-limit 5000 --epochs 2 --metrics /tmp/dc-$m-$p.csv --checkpoint /tmp/dc-$m-$p.ckpt --quiet
 			rc=$?
+			[ $rc = 0 ] || { rows="$rows$m $p exit=$rc\n"; continue; }
 			last=$(tail -n 1 /tmp/dc-$m-$p.csv 2>/dev/null)
 			# epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,images_per_second,...
 			acc=$(echo "$last" | awk -F, '{ printf "%.2f%%", $5 * 100 }')

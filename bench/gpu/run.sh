@@ -63,8 +63,8 @@ for spec in resnet20:128 resnet56:128 airbench94:1024; do
 		'BEGIN { if (g == "" || m == "") exit; a = g / t; c = m / 1e3 / b; printf "%.3f", (a > c ? a : c) }')
 	xf=$(awk -v a="$fp16ms" -v f="$floor" 'BEGIN { if (a != "" && f > 0) printf "%.1f", a / f; else printf "-" }')
 	echo "| $net | $batch | ${r[fp32]:--} | ${r[mixed]:--} | ${r[fp16]:--} | ${r[nograph]:--} | ${r[tfp32]:--} |" \
-		"${r[tamp]:--} | ${r[thalf]:--} | ${r[tcompile]:--} | $(ratio "${r[fp16]}" "${r[fp32]}") |" \
-		"$(ratio "${r[fp16]}" "${r[tamp]}") | $(ratio "${r[fp16]}" "${r[tcompile]}") | ${fp16ms:--} | ${floor:--} |" \
+		"${r[tamp]:--} | ${r[thalf]:--} | ${r[tcompile]:--} | $(ratio "${r[fp16]:-}" "${r[fp32]:-}") |" \
+		"$(ratio "${r[fp16]:-}" "${r[tamp]:-}") | $(ratio "${r[fp16]:-}" "${r[tcompile]:-}") | ${fp16ms:--} | ${floor:--} |" \
 		"$xf | ${nodes:--} | ${tk:--} |"
 	unset r
 done
