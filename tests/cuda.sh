@@ -1,10 +1,12 @@
 #!/bin/sh
-# The CUDA backend against the CPU backend, op by op and step by step (test_cuda_vs_cpu), on
-# plans of every model in fp32, fp16 and mixed precision at batch 8. Skipped (77) without a
-# usable GPU, before compiling anything.
-#   tests/cuda.sh PATH/TO/nnc PATH/TO/test_cuda_vs_cpu
-nnc=${1:?usage: cuda.sh NNC TEST_CUDA_VS_CPU}
-test=${2:?usage: cuda.sh NNC TEST_CUDA_VS_CPU}
+# Runs a test program that takes plans (test_cuda_vs_cpu: the CUDA backend against the CPU
+# backend, op by op and step by step; test_cuda_order: the GPU's step order on the CPU) on plans
+# of every model in CUDA_MODELS (default: all) in fp32, fp16 and mixed precision at batch 8.
+# Skipped (77) when the program, run without plans, says so (no usable GPU), before compiling
+# anything.
+#   tests/cuda.sh PATH/TO/nnc PATH/TO/TEST_PROGRAM
+nnc=${1:?usage: cuda.sh NNC TEST_PROGRAM}
+test=${2:?usage: cuda.sh NNC TEST_PROGRAM}
 "$test" >/dev/null 2>&1
 [ $? = 77 ] && { echo "skipped: no usable GPU"; exit 77; }
 tmp=$(mktemp -d) || exit 2

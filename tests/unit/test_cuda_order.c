@@ -4,7 +4,7 @@
  * read memory another value has taken by then, nor write memory a value still needs. This test
  * runs the CPU executor in the GPU's order and in the plan's, from the same parameters and
  * batch, and requires bit-identical parameters, loss and logits -- on the host, on every plan
- * given (tests/cuda_order.sh: every model in every precision). Needs no GPU.
+ * given (tests/cuda.sh: plans of six models in every precision). Needs no GPU.
  *   test_cuda_order PLAN... */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +12,7 @@
 
 #include "runtime/cuda/cuda_backend.h"
 #include "runtime/exec.h"
+#include "tests/unit/plan_arg.h"
 
 static void
 fill_batch(const Plan *p, Exec *e)
@@ -49,16 +50,10 @@ same(const Exec *a, const Exec *b, int v)
 }
 
 static int
-check_plan(const char *path)
+check_plan(const char *path, const Plan *plan)
 {
-	Arena a = {0};
-	Plan p;
+	const Plan p = *plan;
 	char err[2048];
-	if (!plan_read(path, &p, &a, false, err, sizeof err)) {
-		printf("FAIL %s\n", err);
-		arena_free(&a);
-		return 1;
-	}
 	int failed = 0, moves = 0;
 	for (int g = 0; g < 2 && !failed; g++) {
 		const PlanProgram *prog = g ? &p.eval : &p.train;
@@ -69,7 +64,6 @@ check_plan(const char *path)
 		if (!order || !exec_init(&x, &p, 1, err, sizeof err) || !exec_init(&y, &p, 1, err, sizeof err)) {
 			printf("FAIL %s: %s\n", path, err);
 			free(order);
-			arena_free(&a);
 			return 1;
 		}
 		nnc_cuda_order(&p, g, order);
@@ -96,16 +90,13 @@ check_plan(const char *path)
 	}
 	if (!failed)
 		printf("%s: ok (%d steps moved)\n", path, moves);
-	arena_free(&a);
 	return failed;
 }
 
 int
 main(int argc, char **argv)
 {
-	int failures = 0;
-	for (int i = 1; i < argc; i++)
-		failures += check_plan(argv[i]);
+	int failures = for_each_plan(argc, argv, check_plan);
 	printf("test_cuda_order: %d plans, %d failed\n", argc - 1, failures);
 	return failures != 0;
 }

@@ -32,6 +32,7 @@
 
 #include "runtime/cuda/cuda_backend.h"
 #include "runtime/exec.h"
+#include "tests/unit/plan_arg.h"
 #include "runtime/half.h"
 
 static int failures, checks;
@@ -182,20 +183,13 @@ step_by_step(const Plan *p, Exec *cpu, CudaExec *gpu, int g, const char *name)
 }
 
 static int
-check_plan(const char *path)
+check_plan(const char *path, const Plan *plan)
 {
-	Arena a = {0};
-	Plan p;
+	const Plan p = *plan;
 	char err[2048];
-	if (!plan_read(path, &p, &a, false, err, sizeof err)) {
-		printf("FAIL %s\n", err);
-		arena_free(&a);
-		return 1;
-	}
 	Exec cpu;
 	if (!exec_init(&cpu, &p, 2, err, sizeof err)) {
 		printf("FAIL %s: %s\n", path, err);
-		arena_free(&a);
 		return 1;
 	}
 	exec_init_params(&cpu, 1);
@@ -205,7 +199,6 @@ check_plan(const char *path)
 	if (!gpu) {
 		printf("FAIL %s: %s\n", path, err);
 		exec_free(&cpu);
-		arena_free(&a);
 		return 1;
 	}
 	int before = failures;
@@ -282,7 +275,6 @@ check_plan(const char *path)
 	printf("%s: %s\n", path, failures == before ? "ok" : "FAILED");
 	nnc_cuda_exec_free(gpu);
 	exec_free(&cpu);
-	arena_free(&a);
 	return failures != before;
 }
 
@@ -296,8 +288,7 @@ main(int argc, char **argv)
 		return 77;
 	}
 	printf("device 0: %s\n", msg);
-	for (int i = 1; i < argc; i++)
-		check_plan(argv[i]);
-	printf("test_cuda_vs_cpu: %d checks, %d failed\n", checks, failures);
-	return failures ? 1 : 0;
+	int bad_plans = for_each_plan(argc, argv, check_plan);
+	printf("test_cuda_vs_cpu: %d checks, %d failed; %d of %d plans failed\n", checks, failures, bad_plans, argc - 1);
+	return failures || bad_plans ? 1 : 0;
 }
