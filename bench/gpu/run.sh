@@ -10,7 +10,7 @@
 # `nnrun info` (GFLOP over the fp16 tensor-core or fp32 rate, MB over the bandwidth: the
 # ceilings of docs/performance.md) against the measured step.
 # torch.compile takes a minute or two per network to compile, so it runs only for the networks
-# in COMPILE_NETS (default: resnet56, the network of issue 7's goal).
+# in COMPILE_NETS (default: resnet56, the network of issue 7's goal; empty: none).
 #   bench/gpu/run.sh NNC NNRUN [STEPS]
 set -uo pipefail
 nnc=${1:?usage: run.sh NNC NNRUN [STEPS]}
@@ -48,7 +48,7 @@ for spec in resnet20:128 resnet56:128 airbench94:1024; do
 	nodes=$(sed -n 's/.*a CUDA graph of \([0-9]*\) nodes.*/\1/p' "$tmp/$net-fp16.out")
 	fp16ms=$(ms <"$tmp/$net-fp16.out")
 	for m in fp32 amp half compile; do
-		[ $m = compile ] && [[ " ${COMPILE_NETS:-resnet56} " != *" $net "* ]] && continue
+		[ $m = compile ] && [[ " ${COMPILE_NETS-resnet56} " != *" $net "* ]] && continue
 		limit=$([ $m = compile ] && echo 180 || echo 90)
 		timeout $limit "$py" "$here/torch_gpu.py" --net "$net" --mode $m --batch "$batch" --steps "$steps" \
 			>"$tmp/t-$m.out" 2>&1
