@@ -54,7 +54,7 @@ check_inst(Check *c, const Inst *in, const unsigned char *defined, StrMap *names
 		bad(c, in, "result presence does not match the op table");
 	if (in->epi && (in->epi >= NEPI || !(oi->flags & OPF_EPI)))
 		bad(c, in, "an epilogue on an op whose kernel has none");
-	if (in->group && (in->group != 3 || in->op != OP_bn_bwd_data || !in->pro || !in->next || !in->next->next ||
+	if (in->group && (in->group != 3 || in->op != OP_bn_bwd_data || !in->next || !in->next->next ||
 	                  in->next->op != OP_bn_bwd_scale || in->next->next->op != OP_bias_grad ||
 	                  in->next->args[0] != in->args[0] || in->next->next->args[0] != in->args[0] ||
 	                  in->next->pro != in->pro || in->next->next->pro != in->pro))

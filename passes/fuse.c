@@ -235,18 +235,19 @@ prologue_graph(Graph *g, Diag *d)
 }
 
 /* Whether S (bn_bwd_scale) and B (bias_grad) form a backward group with D (bn_bwd_data): the
- * same prologue over the same gradient, input, statistics and activation output. */
+ * same prologue (or none) over the same gradient, input, statistics and activation output. */
 static bool
 group_of(const Inst *d, const Inst *s, const Inst *b)
 {
-	return d->op == OP_bn_bwd_data && s->op == OP_bn_bwd_scale && b->op == OP_bias_grad && d->pro && s->pro == d->pro &&
-	       b->pro == d->pro && s->nargs == 4 && b->nargs == 2 && s->args[0] == d->args[0] && s->args[1] == d->args[1] &&
-	       s->args[2] == d->args[2] && s->args[3] == d->args[d->nargs - 1] && b->args[0] == d->args[0] &&
-	       b->args[1] == d->args[d->nargs - 1];
+	int pro = d->pro != EPI_NONE;
+	return d->op == OP_bn_bwd_data && s->op == OP_bn_bwd_scale && b->op == OP_bias_grad && s->pro == d->pro &&
+	       b->pro == d->pro && s->nargs == 3 + pro && b->nargs == 1 + pro && s->args[0] == d->args[0] &&
+	       s->args[1] == d->args[1] && s->args[2] == d->args[2] && b->args[0] == d->args[0] &&
+	       (!pro || (s->args[3] == d->args[d->nargs - 1] && b->args[1] == d->args[d->nargs - 1]));
 }
 
-/* Step 4: backward groups. The three batch-norm backward ops that read one gradient through
- * one prologue (step 3) are placed together, bn_bwd_data first, and marked as a group: a
+/* Step 4: backward groups. The three batch-norm backward ops that read one gradient (through
+ * one prologue, step 3, or none) are placed together, bn_bwd_data first, and marked as a group: a
  * backend computes them in one pass (on the CPU, the reductions that give dx give the scale's
  * and shift's gradients too; cuDNN's batch-norm backward returns all three). Unmarked, each
  * would read the gradient, the input and the activation output again. Moving the two later
@@ -256,7 +257,7 @@ group_graph(Graph *g)
 {
 	int formed = 0;
 	for (Inst *d = g->first; d; d = d->next) {
-		if (d->op != OP_bn_bwd_data || !d->pro)
+		if (d->op != OP_bn_bwd_data)
 			continue;
 		Inst *s = NULL, *b = NULL;
 		for (Inst *in = d->next; in && (!s || !b); in = in->next) {

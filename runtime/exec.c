@@ -782,7 +782,7 @@ run_chain(K *k)
 	return true;
 }
 
-/* A backward group (passes/fuse.c): this bn_bwd_data step with a prologue, then the
+/* A backward group (passes/fuse.c): this bn_bwd_data step (with a prologue or none), then the
  * bn_bwd_scale and bias_grad steps SCALE and SHIFT reading the same gradient, input, statistics
  * and activation output, computed in one kernel call: the reductions that give dx also give
  * the scale's and the shift's gradients (the very sums bn_bwd_scale and bias_grad form, so the

@@ -701,12 +701,14 @@ validate_program(const Plan *p, const PlanProgram *prog, const char *pname, cons
 			ok = vfail(err, errlen, "%s: the prologue's last operand does not have the gradient's type", where);
 		if (ok && s->group) {
 			/* bn_bwd_data, bn_bwd_scale, bias_grad over one gradient, input, statistics and
-			 * activation output, through one prologue: what the executor runs as one kernel */
+			 * activation output, through one prologue or none: what the executor runs as one kernel */
 			const PlanStep *sc = i + 2 < prog->nsteps ? &prog->steps[i + 1] : NULL, *sh = sc ? sc + 1 : NULL;
-			bool fits = s->group == 3 && s->op == OP_bn_bwd_data && s->pro && sc && sc->op == OP_bn_bwd_scale &&
-			            sh->op == OP_bias_grad && sc->pro == s->pro && sh->pro == s->pro && sc->nin == 4 && sh->nin == 2 &&
-			            s->nin >= 4 && sc->in[0] == s->in[0] && sc->in[1] == s->in[1] && sc->in[2] == s->in[2] &&
-			            sc->in[3] == s->in[s->nin - 1] && sh->in[0] == s->in[0] && sh->in[1] == s->in[s->nin - 1];
+			int pro = s->pro != EPI_NONE;
+			bool fits = s->group == 3 && s->op == OP_bn_bwd_data && sc && sc->op == OP_bn_bwd_scale &&
+			            sh->op == OP_bias_grad && sc->pro == s->pro && sh->pro == s->pro && sc->nin == 3 + pro &&
+			            sh->nin == 1 + pro && s->nin >= 3 + pro && sc->in[0] == s->in[0] && sc->in[1] == s->in[1] &&
+			            sc->in[2] == s->in[2] && sh->in[0] == s->in[0] &&
+			            (!pro || (sc->in[3] == s->in[s->nin - 1] && sh->in[1] == s->in[s->nin - 1]));
 			if (!fits)
 				ok = vfail(err, errlen, "%s: group %d is not a bn_bwd_data followed by its bn_bwd_scale and bias_grad",
 					where, s->group);

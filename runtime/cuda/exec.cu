@@ -349,27 +349,7 @@ act_y(const Ctx &c)
 	return c.s->pro ? c.in(c.s->nin - 1) : NONE;
 }
 
-/* How many steps from step I of PROG run as one, where the range being enqueued ends at LAST:
- * 3 for a backward group -- the plan's (group: 3), or a bn_bwd_data, bn_bwd_scale and
- * bias_grad in a row on the same gradient and statistics without a prologue, which the fuse
- * pass leaves apart on the CPU but one kernel computes on the GPU when the range covers all
- * three -- else 1. */
-int
-span_at(const PlanProgram *prog, int i, int last)
-{
-	const PlanStep *s = &prog->steps[i];
-	if (s->group == 3)
-		return 3;
-	if (s->op != OP_bn_bwd_data || s->pro || s->nchain || i + 3 > last || i + 3 > prog->nsteps)
-		return 1;
-	const PlanStep *a = s + 1, *b = s + 2;
-	bool ok = a->op == OP_bn_bwd_scale && b->op == OP_bias_grad && !a->pro && !b->pro && !a->nchain && !b->nchain &&
-	          a->nin == 3 && b->nin == 1 && a->in[0] == s->in[0] && b->in[0] == s->in[0] && a->in[1] == s->in[1] &&
-	          a->in[2] == s->in[2];
-	return ok ? 3 : 1;
-}
-
-/* Operands dz, x, stats [, scale] [, act_y]. A backward group (span_at) also writes the next
+/* Operands dz, x, stats [, scale] [, act_y]. A backward group (group: 3) also writes the next
  * two steps' results, the scale's and the shift's gradients, and the run skips them. */
 int
 r_bn_bwd_data(Ctx &c)
@@ -377,7 +357,7 @@ r_bn_bwd_data(Ctx &c)
 	int n, ch, hw;
 	nchw(c.t(0), &n, &ch, &hw);
 	Buf dw = NONE, db = NONE;
-	if (span_at(program(c.e, c.g), c.index, c.last) == 3) {
+	if (c.s->group == 3) {
 		dw = buf(c.e, c.s[1].out);
 		db = buf(c.e, c.s[2].out);
 	}
@@ -1272,7 +1252,7 @@ exec_enqueue(CudaExec *e, int g, int first, int last, ErrBuf eb)
 			snprintf(eb.msg, eb.len, "%s: %s", at, msg);
 			return -1;
 		}
-		int span = span_at(prog, i, last); /* a group's other two steps are done too */
+		int span = s->group == 3 ? 3 : 1; /* a group's other two steps are done too */
 		for (int j = i; e->nonfinite && j < i + span; j++)
 			if (count_step(e, prog, j, eb) != 0)
 				return -1;
@@ -1430,7 +1410,7 @@ nnc_cuda_launches(const Plan *p, int g, int *library, int *own)
 		default:
 			(*own)++;
 		}
-		i += span_at(prog, i, prog->nsteps);
+		i += s->group == 3 ? 3 : 1;
 	}
 }
 
