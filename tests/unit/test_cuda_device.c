@@ -3,17 +3,14 @@
 #include <stdio.h>
 
 #include "runtime/cuda/cuda_backend.h"
+#include "tests/unit/gpu_probe.h"
 
 int
 main(void)
 {
-	char msg[512];
-	int n = nnc_cuda_device_count(msg, sizeof msg);
-	if (n <= 0) {
-		printf("skipped: no usable GPU (%s)\n", n < 0 ? msg : "0 devices");
+	if (gpu_probe() != 0)
 		return 77;
-	}
-	printf("device 0: %s\n", msg);
+	char msg[512];
 	if (nnc_cuda_selftest(msg, sizeof msg) != 0) {
 		fprintf(stderr, "FAIL: %s\n", msg);
 		return 1;

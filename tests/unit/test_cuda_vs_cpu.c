@@ -32,6 +32,7 @@
 
 #include "runtime/cuda/cuda_backend.h"
 #include "runtime/exec.h"
+#include "tests/unit/gpu_probe.h"
 #include "tests/unit/plan_arg.h"
 #include "runtime/half.h"
 
@@ -281,13 +282,8 @@ check_plan(const char *path, const Plan *plan)
 int
 main(int argc, char **argv)
 {
-	char msg[512];
-	int n = nnc_cuda_device_count(msg, sizeof msg);
-	if (n <= 0) {
-		printf("skipped: no usable GPU (%s)\n", n < 0 ? msg : "0 devices");
+	if (gpu_probe() != 0)
 		return 77;
-	}
-	printf("device 0: %s\n", msg);
 	int bad_plans = for_each_plan(argc, argv, check_plan);
 	printf("test_cuda_vs_cpu: %d checks, %d failed; %d of %d plans failed\n", checks, failures, bad_plans, argc - 1);
 	return failures || bad_plans ? 1 : 0;
