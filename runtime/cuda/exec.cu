@@ -926,7 +926,9 @@ plan_multi(CudaExec *e, int g, ErrBuf eb)
 			e->feed[g][i] = j, e->feed[g][j] = i;
 	}
 	for (int i = 0; i < prog->nsteps; i++) {
-		int j = fused_update(prog, i) >= 0 ? fused_update(prog, i) : fused_add(e->p, prog, i);
+		int j = fused_update(prog, i);
+		if (j < 0)
+			j = fused_add(e->p, prog, i);
 		if (j >= 0)
 			e->pair[g][i] = j, e->pair[g][j] = i;
 	}
@@ -1428,7 +1430,9 @@ nnc_cuda_order(const Plan *p, int g, int *order)
 	for (int i = 0; i < n; i++)
 		cast_before[i] = -1;
 	for (int i = 0; i < n; i++) {
-		int j = fused_update(prog, i) >= 0 ? fused_update(prog, i) : fused_add(p, prog, i);
+		int j = fused_update(prog, i);
+		if (j < 0)
+			j = fused_add(p, prog, i);
 		if (j >= 0)
 			moved[j] = true;
 		if ((j = fused_cast(p, prog, i)) >= 0)
@@ -1440,7 +1444,9 @@ nnc_cuda_order(const Plan *p, int g, int *order)
 		if (cast_before[i] >= 0)
 			order[k++] = cast_before[i];
 		order[k++] = i;
-		int j = fused_update(prog, i) >= 0 ? fused_update(prog, i) : fused_add(p, prog, i);
+		int j = fused_update(prog, i);
+		if (j < 0)
+			j = fused_add(p, prog, i);
 		if (j >= 0)
 			order[k++] = j;
 	}
