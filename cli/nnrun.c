@@ -450,7 +450,8 @@ dev_open(Device *d, const Opts *o, Exec *e)
 			fprintf(stderr, "nnrun: --device cuda: no usable GPU (%s); run with --device cpu\n", n < 0 ? msg : "none found");
 		return !want;
 	}
-	CudaOptions co = {.device = 0, .deterministic = o->deterministic};
+	const char *fail = getenv("NNC_CUDA_FAIL_STEP"); /* fault injection for the tests */
+	CudaOptions co = {.device = 0, .deterministic = o->deterministic, .fail_step = fail ? atol(fail) : 0};
 	char err[2048];
 	d->gpu = nnc_cuda_exec_new(e->plan, &co, err, sizeof err);
 	if (!d->gpu) {
@@ -539,6 +540,18 @@ dev_resident(Device *d, const Opts *o, Exec *e, const CifarData *data, const Cif
 	(void)d, (void)o, (void)e, (void)data, (void)ld, (void)rs, (void)err, (void)errlen;
 	return true;
 #endif
+}
+
+/* After the device failed mid-run: nothing of the failed run is saved over the last good
+ * checkpoint (saves are atomic and none is attempted now); say where it is. */
+static void
+device_failed(const char *ckpt_path)
+{
+	if (access(ckpt_path, F_OK) == 0)
+		fprintf(stderr, "nnrun: nothing was saved after the error; the last checkpoint, %s, is intact: continue with "
+		                "--resume %s\n", ckpt_path, ckpt_path);
+	else
+		fprintf(stderr, "nnrun: the run failed before its first checkpoint; nothing was saved\n");
 }
 
 /* Enqueues one training step of the resident loop. */
@@ -970,6 +983,7 @@ cmd_train(const Opts *o)
 			if (dev.resident) {
 				if (!dev_step(&dev, err, sizeof err)) {
 					fprintf(stderr, "%snnrun: error: %s\n", tty ? "\n" : "", err);
+					device_failed(ckpt_path);
 					rc = EXIT_USER;
 					break;
 				}
@@ -999,6 +1013,7 @@ cmd_train(const Opts *o)
 				long at;
 				if (!dev_read(&dev, &e, b + 1 == nb, &sums, &at, &bad_loss, err, sizeof err)) {
 					fprintf(stderr, "%snnrun: error: %s\n", tty ? "\n" : "", err);
+					device_failed(ckpt_path);
 					rc = EXIT_USER;
 					break;
 				}

@@ -876,7 +876,7 @@ bool
 exec_run_steps(Exec *e, const PlanProgram *prog, int first, int last, char *err, size_t errlen)
 {
 	bool updated = false, scaled = false;
-	if (first == 0)
+	if (plan_run_clears_check(first))
 		e->skip_update = false;
 	return run_steps(e, prog, first, last < prog->nsteps ? last : prog->nsteps, &updated, &scaled, err, errlen);
 }

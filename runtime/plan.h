@@ -95,4 +95,15 @@ bool plan_validate(const Plan *plan, char *err, size_t errlen);
 #define PLAN_HASH_INIT 0xcbf29ce484222325ull
 uint64_t plan_hash(uint64_t h, const void *p, size_t n);
 
+/* The one rule both executors follow for grad_check's inf/NaN flag when a program runs in
+ * pieces (exec_run_steps, nnc_cuda_run): a run that starts the program (FIRST == 0) clears it;
+ * every other run keeps it, so an update sees what every check chunk before it found, however
+ * the steps are split. Clearing it in a run because that run holds a check (the CUDA rule
+ * before 2026-12-04) forgot an overflow an earlier chunk had found. */
+static inline bool
+plan_run_clears_check(int first)
+{
+	return first == 0;
+}
+
 #endif

@@ -5,18 +5,20 @@
 #                                       (default tests,train: well under 8 minutes)
 #   0. always: the machine (GPU, driver, the CUDA libraries the binaries load)
 #   tests: the `cuda` tests: the device probe; the CUDA backend against the CPU backend step by
-#      step (tests/cuda.sh) on the tiny model, ResNet-20 and MobileNet-V2 in fp32, fp16, mixed,
-#      and again with the direct convolutions that stand in for cuDNN where it has no algorithm;
-#      checkpoints across devices (tests/cuda_resume.sh); the resident loop, graph replay =
-#      eager = host-fed batches bit for bit (tests/cuda_train.sh)
-#   train: the tiny model and ResNet-20, 2 epochs each on the carried subset (5000 training,
-#      5000 test images), per precision: test accuracy and images/s
+#      step (tests/cuda.sh) on every model in models/ in fp32, fp16 and mixed, 8 models at a time
+#      (about a minute); again with the direct convolutions that stand in for cuDNN where it
+#      has no algorithm (tiny, ResNet-20); checkpoints across devices (tests/cuda_resume.sh);
+#      the resident loop, graph replay = eager = host-fed batches bit for bit, and overflow on
+#      purpose (tests/cuda_train.sh)
+#   train: ResNet-20, ResNet-56 and MobileNet-V2, 2 epochs each on the carried subset (5000
+#      training, 5000 test images), per precision: test accuracy, images/s, skipped steps
 #   bench: bench/gpu/run.sh, nnrun against PyTorch on this GPU (about 5 minutes: a call of
 #      its own, timeout_s 480)
 # and a short table last. Everything goes to $OUT/device-check.log too (device-bench.log for
 # the bench alone).
 set -uo pipefail
 cd "$(dirname "$0")/.."
+start=$(date +%s)
 out=${OUT:-/tmp/device-check}
 mkdir -p "$out"
 parts=",${1:-tests,train},"
@@ -38,37 +40,39 @@ fi
 gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
 
 probe=skipped ops=skipped direct=skipped resume=skipped resident=skipped
+secs() { echo $(($(date +%s) - $1))s; }
 if [[ $parts == *,tests,* ]]; then
 	echo "== cuda tests"
-	$bin/test_cuda_device
-	probe=$?
-	CUDA_MODELS="tiny resnet20 mobilenet_v2" timeout 300 tests/cuda.sh $bin/nnc $bin/test_cuda_vs_cpu
-	ops=$?
+	t=$(date +%s); $bin/test_cuda_device; probe=$?; t_probe=$(secs $t)
+	t=$(date +%s)
+	CUDA_JOBS=8 timeout 240 tests/cuda.sh $bin/nnc $bin/test_cuda_vs_cpu >"$out/cuda_vs_cpu.log" 2>&1
+	ops=$?; t_ops=$(secs $t)
+	grep -E "FAIL|first difference|exact|failed|locating|no step" "$out/cuda_vs_cpu.log" | head -80
+	grep -E "plans failed|cuda.sh:" "$out/cuda_vs_cpu.log"
+	t=$(date +%s)
 	NNC_CUDA_DIRECT_CONV=1 CUDA_MODELS="tiny resnet20" timeout 200 tests/cuda.sh $bin/nnc $bin/test_cuda_vs_cpu
-	direct=$?
+	direct=$?; t_direct=$(secs $t)
 	export NNC_DATA=.device/data NNC_RECORDS=5000
-	timeout 200 tests/cuda_resume.sh $bin/nnc $bin/nnrun
-	resume=$?
-	timeout 200 tests/cuda_train.sh $bin/nnc $bin/nnrun
-	resident=$?
+	t=$(date +%s); timeout 200 tests/cuda_resume.sh $bin/nnc $bin/nnrun; resume=$?; t_resume=$(secs $t)
+	t=$(date +%s); timeout 240 tests/cuda_train.sh $bin/nnc $bin/nnrun; resident=$?; t_resident=$(secs $t)
 fi
 
 rows=""
 if [[ $parts == *,train,* ]]; then
 	echo "== training on the GPU"
-	for m in tiny resnet20; do
+	for m in resnet20 resnet56 mobilenet_v2; do
 		for p in fp32 fp16 mixed; do
 			plan=/tmp/dc-$m-$p.plan
-			$bin/nnc compile --precision $p "models/$m.nn" -o $plan 2>/dev/null || { rows="$rows$m $p compile-failed\n"; continue; }
+			$bin/nnc compile --precision $p "models/$m.nn" -o $plan 2>/dev/null || { rows="$rows| $m | $p | compile failed |||||\n"; continue; }
+			t=$(date +%s)
 			timeout 120 $bin/nnrun train $plan --device cuda --data .device/data --records-per-file 5000 --train-limit 5000 \
 				--test-limit 5000 --epochs 2 --metrics /tmp/dc-$m-$p.csv --checkpoint /tmp/dc-$m-$p.ckpt --quiet
 			rc=$?
-			[ $rc = 0 ] || { rows="$rows$m $p exit=$rc\n"; continue; }
-			last=$(tail -n 1 /tmp/dc-$m-$p.csv 2>/dev/null)
-			# epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,images_per_second,...
-			acc=$(echo "$last" | awk -F, '{ printf "%.2f%%", $5 * 100 }')
-			ips=$(echo "$last" | awk -F, '{ printf "%.0f", $8 }')
-			rows="$rows$m $p exit=$rc test_acc=$acc images/s=$ips\n"
+			[ $rc = 0 ] || { rows="$rows| $m | $p | exit $rc |||||\n"; continue; }
+			# epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,images_per_second,loss_scale,skipped_steps
+			rows="$rows$(awk -F, -v m=$m -v p=$p -v s="$(secs $t)" 'NR == 2 { l1 = $2 }
+				END { printf "| %s | %s | %.3f -> %.3f | %.2f%% | %.0f | %s | %s |\\n", m, p, l1, $2, $5 * 100, $8, $10, s }' \
+				/tmp/dc-$m-$p.csv)"
 		done
 	done
 fi
@@ -83,10 +87,20 @@ fi
 echo
 echo "== device check, $(date -u +%Y-%m-%d), ${gpu:-no GPU found}"
 verdict() { case $1 in 0) echo passed ;; 77) echo "skipped (no usable GPU)" ;; skipped) echo "not run" ;; *) echo "FAILED (exit $1)" ;; esac; }
-echo "cuda_device: $(verdict $probe)"
-echo "cuda_vs_cpu: $(verdict $ops)"
-echo "cuda_direct_conv: $(verdict $direct)"
-echo "cuda_resume: $(verdict $resume)"
-echo "cuda_train: $(verdict $resident)"
-printf '%b' "$rows"
-[ -n "$bench" ] && echo "$bench"
+if [[ $parts == *,tests,* ]]; then
+	echo "| test | result | seconds |"
+	echo "|---|---|---|"
+	echo "| cuda_device | $(verdict $probe) | $t_probe |"
+	echo "| cuda_vs_cpu, every model x fp32/fp16/mixed | $(verdict $ops) | $t_ops |"
+	echo "| cuda_direct_conv (tiny, resnet20) | $(verdict $direct) | $t_direct |"
+	echo "| cuda_resume | $(verdict $resume) | $t_resume |"
+	echo "| cuda_train (graph = eager = host-fed; overflow) | $(verdict $resident) | $t_resident |"
+fi
+if [ -n "$rows" ]; then
+	echo
+	echo "| model | precision | train loss epoch 1 -> 2 | test accuracy | images/s | skipped steps | seconds |"
+	echo "|---|---|---|---|---|---|---|"
+	printf '%b' "$rows"
+fi
+[ -n "$bench" ] && echo && echo "$bench"
+echo "device check: $(($(date +%s) - start))s"

@@ -1,7 +1,9 @@
 #!/bin/sh
 # Runs a test program that takes plans (test_cuda_vs_cpu: the CUDA backend against the CPU
 # backend, op by op and step by step; test_cuda_order: the GPU's step order on the CPU) on plans
-# of every model in CUDA_MODELS (default: all) in fp32, fp16 and mixed precision at batch 8.
+# of every model in CUDA_MODELS (default: all) in fp32, fp16 and mixed precision at batch
+# CUDA_BATCH (default 8). With CUDA_JOBS=N (default 1), N models run at once, one process each
+# (the device check's 16 cores: every model in about a minute); their outputs follow one another.
 # Skipped (77) when the program, run without plans, says so (no usable GPU), before compiling
 # anything.
 #   tests/cuda.sh PATH/TO/nnc PATH/TO/TEST_PROGRAM
@@ -11,14 +13,30 @@ test=${2:?usage: cuda.sh NNC TEST_PROGRAM}
 [ $? = 77 ] && { echo "skipped: no usable GPU"; exit 77; }
 tmp=$(mktemp -d) || exit 2
 trap 'rm -rf "$tmp"' EXIT
-plans=""
-for m in ${CUDA_MODELS:-$(cd models && ls *.nn | sed "s/\.nn$//")}; do
+models=${CUDA_MODELS:-$(cd models && ls *.nn | sed "s/\.nn$//")}
+for m in $models; do
 	for p in fp32 fp16 mixed; do
-		"$nnc" compile --batch 8 --precision $p "models/$m.nn" -o "$tmp/$m-$p.plan" 2>/dev/null || {
+		"$nnc" compile --batch "${CUDA_BATCH:-8}" --precision $p "models/$m.nn" -o "$tmp/$m-$p.plan" 2>/dev/null || {
 			echo "FAIL compile $m $p"
 			exit 1
 		}
-		plans="$plans $tmp/$m-$p.plan"
 	done
 done
-exec "$test" $plans
+if [ "${CUDA_JOBS:-1}" -le 1 ]; then
+	plans=""
+	for m in $models; do
+		plans="$plans $tmp/$m-fp32.plan $tmp/$m-fp16.plan $tmp/$m-mixed.plan"
+	done
+	exec "$test" $plans
+fi
+# one process per model, CUDA_JOBS at a time; each leaves its output and its exit status
+printf '%s\n' $models | xargs -P "$CUDA_JOBS" -I{} sh -c \
+	'"$1" "$2/$3-fp32.plan" "$2/$3-fp16.plan" "$2/$3-mixed.plan" >"$2/$3.out" 2>&1; echo $? >"$2/$3.rc"' \
+	sh "$test" "$tmp" {}
+status=0
+for m in $models; do
+	cat "$tmp/$m.out"
+	[ "$(cat "$tmp/$m.rc" 2>/dev/null)" = 0 ] || status=1
+done
+echo "cuda.sh: $(echo $models | wc -w) models, $([ $status = 0 ] && echo "all passed" || echo "some FAILED")"
+exit $status

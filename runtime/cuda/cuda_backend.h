@@ -38,6 +38,9 @@ typedef struct {
 	int deterministic;   /* only deterministic cuDNN algorithms (bit-identical repeats) */
 	size_t workspace_max; /* bytes of convolution workspace to allow at most (0: 256 MiB) */
 	int direct_conv;     /* every convolution through nnc's direct kernels, cuDNN's fallback (tests) */
+	long fail_step;      /* fault injection (tests): when > 0, the resident loop's step number
+	                      * fail_step (1-based) fails as a CUDA error would, after the steps before
+	                      * it ran (nnrun: NNC_CUDA_FAIL_STEP) */
 } CudaOptions;
 
 /* What the host keeps between steps and passes to a run (see exec.h's Exec for the CPU's). */
@@ -70,11 +73,16 @@ int nnc_cuda_download_arena(CudaExec *e, int k, void *host, char *err, size_t er
 int nnc_cuda_poison(CudaExec *e, char *err, size_t errlen);
 
 /* Runs steps [first, last) of program PROG (0: train, 1: eval) and waits for them. Updates
- * ST->rng_counter. *SKIPPED (may be NULL) is set when grad_check found inf/NaN this step (the
- * updates were skipped). Returns 0, or -1 with the failing call and the step's op and .nn
+ * ST->rng_counter. *SKIPPED (may be NULL) is grad_check's flag after the run: inf/NaN found by a
+ * check since the program's start (nnc_cuda_run_clears_check), so the updates were skipped. Returns 0, or -1 with the failing call and the step's op and .nn
  * location in err. */
 int nnc_cuda_run(CudaExec *e, int prog, int first, int last, CudaRunState *st, int *skipped, char *err,
 	size_t errlen);
+
+/* Whether nnc_cuda_run over steps [first, last) of program G of PLAN clears grad_check's inf/NaN
+ * flag before it runs (plan_run_clears_check, the CPU executor's rule; needs no GPU: the host
+ * tests replay split runs with it). */
+int nnc_cuda_run_clears_check(const struct Plan *plan, int g, int first, int last);
 
 /* ---- the resident training loop (resident.cu) ----
  * The dataset lives on the device; each training step renders its batch there (the CPU

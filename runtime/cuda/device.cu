@@ -10,7 +10,18 @@ nnc_cuda_device_count(char *msg, size_t msglen)
 	ErrBuf eb = {msg, msglen};
 	int n = 0;
 	msg[0] = 0;
-	CUDA_CHECK(cudaGetDeviceCount(&n));
+	cudaError_t ce = cudaGetDeviceCount(&n);
+	if (ce == cudaErrorInsufficientDriver || ce == cudaErrorNoDevice) {
+		/* the usual case on a machine without an NVIDIA GPU: say so plainly */
+		snprintf(msg, msglen, "%s (CUDA: %s)",
+			ce == cudaErrorNoDevice ? "no NVIDIA GPU found" : "no NVIDIA GPU driver is loaded on this machine",
+			cudaGetErrorString(ce));
+		return -1;
+	}
+	if (ce != cudaSuccess) {
+		snprintf(msg, msglen, "cudaGetDeviceCount failed at %s:%d: %s", __FILE__, __LINE__, cudaGetErrorString(ce));
+		return -1;
+	}
 	if (n > 0) {
 		cudaDeviceProp p;
 		CUDA_CHECK(cudaGetDeviceProperties(&p, 0));

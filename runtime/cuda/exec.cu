@@ -979,6 +979,7 @@ setup(CudaExec *e, const Plan *p, const CudaOptions *o, ErrBuf eb)
 	e->p = p;
 	e->deterministic = o && o->deterministic;
 	e->direct_conv = o && o->direct_conv;
+	e->fail_step = o ? o->fail_step : 0;
 	e->ws_max = o && o->workspace_max ? o->workspace_max : DEFAULT_WORKSPACE;
 	int count = 0;
 	CUDA_CHECK(cudaGetDeviceCount(&count));
@@ -995,8 +996,12 @@ setup(CudaExec *e, const Plan *p, const CudaOptions *o, ErrBuf eb)
 		need += e->bytes[k];
 	}
 	if (need > free_b) {
-		snprintf(eb.msg, eb.len, "out of GPU memory: the plan needs %.1f MB, %.1f MB of %.1f MB are free", need / 1e6,
-			free_b / 1e6, total_b / 1e6);
+		snprintf(eb.msg, eb.len,
+			"out of GPU memory: the plan's arenas need %.1f MB (parameters and state %.1f MB, inputs %.1f MB, "
+			"activations %.1f MB at batch %lld), and %.1f MB of the GPU's %.1f MB are free; compile it with a "
+			"smaller --batch",
+			need / 1e6, p->arena_bytes[PLAN_ARENA_PARAM] / 1e6, p->arena_bytes[PLAN_ARENA_IO] / 1e6,
+			p->arena_bytes[PLAN_ARENA_ACT] / 1e6, (long long)p->batch, free_b / 1e6, total_b / 1e6);
 		return -1;
 	}
 	for (int k = 0; k < PLAN_NARENA; k++) {
@@ -1315,17 +1320,16 @@ nnc_cuda_run(CudaExec *e, int g, int first, int last, CudaRunState *rs, int *ski
 	if (exec_mt_fill(e, eb) != 0)
 		return -1;
 	/* the kernels read the dropout stream at s.rng_counter + rng_off[step], offsets counted from
-	 * the program's start; grad_check's flag is cleared by a run that checks and otherwise kept
-	 * (a run of single steps sees the flag of the run that checked) */
-	bool checks = false;
-	for (int i = first; i < last; i++)
-		checks |= prog->steps[i].op == OP_grad_check;
+	 * the program's start; grad_check's flag is cleared by a run that starts the program and
+	 * otherwise kept (plan_run_clears_check), so a run of single steps sees what every earlier
+	 * check chunk found */
+	bool clears = nnc_cuda_run_clears_check(e->p, g, first, last) != 0;
 	StepScalars s = {};
 	s.lr = rs->lr;
 	s.loss_scale = rs->loss_scale;
 	s.step = rs->step;
 	s.rng_counter = rs->rng_counter - e->rng_off[g][first];
-	CUDA_CHECK(cudaMemcpyAsync(&e->run->s, &s, checks ? sizeof s : offsetof(StepScalars, bad), cudaMemcpyHostToDevice,
+	CUDA_CHECK(cudaMemcpyAsync(&e->run->s, &s, clears ? sizeof s : offsetof(StepScalars, bad), cudaMemcpyHostToDevice,
 		e->st));
 	if (exec_enqueue(e, g, first, last, eb) != 0)
 		return -1;
@@ -1336,8 +1340,15 @@ nnc_cuda_run(CudaExec *e, int g, int first, int last, CudaRunState *rs, int *ski
 	for (int i = first; i < last; i++)
 		rs->rng_counter += prog->steps[i].op == OP_dropout_mask ? (uint64_t)numel(vt(e, prog->steps[i].out)) : 0;
 	if (skipped)
-		*skipped = checks ? s.bad : 0;
+		*skipped = s.bad;
 	return 0;
+}
+
+extern "C" int
+nnc_cuda_run_clears_check(const Plan *p, int g, int first, int last)
+{
+	(void)p, (void)g, (void)last;
+	return plan_run_clears_check(first);
 }
 
 extern "C" int

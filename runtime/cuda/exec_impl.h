@@ -98,6 +98,7 @@ struct CudaExec {
 	int ncache = 0;
 	bool deterministic = false;
 	bool direct_conv = false;     /* CudaOptions.direct_conv: every convolution direct */
+	long fail_step = 0;           /* CudaOptions.fail_step */
 	char notes[2048] = "";        /* what the user should know (convolutions run direct) */
 	size_t ws_max = 0;
 	unsigned long long *nonfinite = nullptr; /* --check-numerics: per step of a program */

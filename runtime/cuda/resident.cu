@@ -360,6 +360,11 @@ nnc_cuda_train_step(CudaExec *e, char *err, size_t errlen)
 		return -1;
 	Resident *r = &e->res;
 	const Plan *p = e->p;
+	if (e->fail_step > 0 && r->steps + 1 == e->fail_step) {
+		snprintf(err, errlen, "training step %ld failed: an injected CUDA error (NNC_CUDA_FAIL_STEP=%ld)",
+			e->fail_step, e->fail_step);
+		return -1;
+	}
 	if (!r->perm_valid || (r->d.shuffle && r->perm_epoch != r->epoch)) {
 		size_t smem = r->order_in_shared ? (size_t)r->d.n[0] * sizeof(uint32_t) : 0;
 		k_epoch_order<<<1, THREADS, smem, e->st>>>(r->d, e->run, r->order_in_shared);

@@ -48,9 +48,39 @@ value_at(const Plan *p, const void *base, int v, size_t i)
 	return ((const float *)base)[i];
 }
 
-/* Compares value V: the CPU's storage against the GPU's (downloaded into TMP). */
+/* Element E of convolution step S's result (before its epilogue) in double from the CPU's
+ * operands, which the GPU was given too: the arbiter when one side overflows and the other does
+ * not. */
+static double
+conv_exact(const Plan *p, Exec *cpu, const PlanStep *s, size_t e)
+{
+	const Type *xt = &p->values[s->in[0]], *yt = &p->values[s->out];
+	const int64_t *k = s->attr[nnc_attr_index(OP_conv2d, "kernel")].i, *st = s->attr[nnc_attr_index(OP_conv2d, "stride")].i,
+		      *pad = s->attr[nnc_attr_index(OP_conv2d, "padding")].i;
+	int64_t groups = s->attr[nnc_attr_index(OP_conv2d, "groups")].i[0];
+	int64_t C = xt->dim[1], H = xt->dim[2], W = xt->dim[3], O = yt->dim[1], OH = yt->dim[2], OW = yt->dim[3];
+	int64_t ox = (int64_t)e % OW, oy = (int64_t)e / OW % OH, oc = (int64_t)e / (OW * OH) % O, n = (int64_t)e / (OW * OH * O);
+	int64_t cg = C / groups, g = oc / (O / groups);
+	const void *x = exec_f32(cpu, s->in[0]), *w = exec_f32(cpu, s->in[1]);
+	double sum = 0;
+	for (int64_t c = 0; c < cg; c++)
+		for (int64_t ky = 0; ky < k[0]; ky++)
+			for (int64_t kx = 0; kx < k[1]; kx++) {
+				int64_t iy = oy * st[0] - pad[0] + ky, ix = ox * st[1] - pad[1] + kx;
+				if (iy < 0 || ix < 0 || iy >= H || ix >= W)
+					continue;
+				sum += value_at(p, x, s->in[0], (size_t)(((n * C + g * cg + c) * H + iy) * W + ix)) *
+				       value_at(p, w, s->in[1], (size_t)(((oc * cg + c) * k[0] + ky) * k[1] + kx));
+			}
+	if (s->attr[nnc_attr_index(OP_conv2d, "bias")].i[0])
+		sum += value_at(p, exec_f32(cpu, s->in[2]), s->in[2], (size_t)oc);
+	return sum;
+}
+
+/* Compares value V, written by step S: the CPU's storage against the GPU's (downloaded into
+ * TMP). */
 static void
-compare(const Plan *p, Exec *cpu, CudaExec *gpu, int v, void *tmp, const char *what)
+compare(const Plan *p, Exec *cpu, CudaExec *gpu, const PlanStep *s, int v, void *tmp, const char *what)
 {
 	char err[512];
 	if (nnc_cuda_download(gpu, v, tmp, err, sizeof err) != 0) {
@@ -84,6 +114,9 @@ compare(const Plan *p, Exec *cpu, CudaExec *gpu, int v, void *tmp, const char *w
 	if (nan || worst > tol) {
 		printf("FAIL %s %%%d: element %zu: gpu %.9g, cpu %.9g (relative error %.3g, tolerance %.0e%s)\n", what, v, at,
 			value_at(p, tmp, v, at), value_at(p, ref, v, at), worst, tol, nan ? ", NaN/Inf mismatch" : "");
+		if (nan && s->op == OP_conv2d && v == s->out)
+			printf("  exact (double, from the same operands, bias included, before the epilogue): %.9g\n",
+				conv_exact(p, cpu, s, at));
 		failures++;
 	}
 }
@@ -171,7 +204,7 @@ step_by_step(const Plan *p, Exec *cpu, CudaExec *gpu, int g, const char *name)
 			snprintf(what, sizeof what, "%s %s step %d (%s at %s)", name, g ? "eval" : "train", j,
 				nnc_ops[prog->steps[j].op].name, prog->steps[j].loc);
 			for (int k = 0; k < nv; k++) {
-				compare(p, cpu, gpu, vs[k], tmp, what);
+				compare(p, cpu, gpu, &prog->steps[j], vs[k], tmp, what);
 				if (nnc_cuda_upload(gpu, vs[k], exec_f32(cpu, vs[k]), err, sizeof err) != 0) {
 					printf("FAIL %s: %s\n", what, err);
 					failures++;
@@ -181,6 +214,67 @@ step_by_step(const Plan *p, Exec *cpu, CudaExec *gpu, int g, const char *name)
 		i += span - 1;
 	}
 	free(tmp);
+}
+
+/* Bytes of value V's storage. */
+static size_t
+bytes_of(const Plan *p, int v)
+{
+	return (size_t)type_numel(&p->values[v]) * dtype_size(p->values[v].dtype);
+}
+
+/* After check 4 failed: names the first step whose written values differ between the training
+ * program run in one piece up to and including it (so with every fusion inside that prefix) and
+ * run one step at a time, both from START. A second executor runs the single steps alongside. */
+static void
+locate_split_difference(const Plan *p, const Exec *cpu, CudaExec *whole, const unsigned char *start,
+	const CudaOptions *o)
+{
+	char err[1024];
+	CudaExec *single = nnc_cuda_exec_new(p, o, err, sizeof err);
+	size_t maxbytes = 16;
+	for (int v = 0; v < p->nvalues; v++)
+		maxbytes = bytes_of(p, v) > maxbytes ? bytes_of(p, v) : maxbytes;
+	unsigned char *a = malloc(maxbytes), *b = malloc(maxbytes);
+	CudaRunState sa = state_of(cpu);
+	bool ok = single && a && b && !nnc_cuda_upload_arena(single, PLAN_ARENA_PARAM, start, err, sizeof err) &&
+	          !nnc_cuda_upload_arena(single, PLAN_ARENA_IO, cpu->base[PLAN_ARENA_IO], err, sizeof err);
+	bool found = false;
+	for (int i = 0; ok && !found && i < p->train.nsteps;) {
+		int span = p->train.steps[i].group == 3 ? 3 : 1;
+		CudaRunState sb = state_of(cpu);
+		ok = !nnc_cuda_run(single, 0, i, i + span, &sa, NULL, err, sizeof err) &&
+		     !nnc_cuda_upload_arena(whole, PLAN_ARENA_PARAM, start, err, sizeof err) &&
+		     !nnc_cuda_upload_arena(whole, PLAN_ARENA_IO, cpu->base[PLAN_ARENA_IO], err, sizeof err) &&
+		     !nnc_cuda_run(whole, 0, 0, i + span, &sb, NULL, err, sizeof err);
+		for (int j = i; ok && !found && j < i + span; j++) {
+			int vs[NNC_MAXARGS + 2], nv = written(&p->train.steps[j], vs);
+			for (int k = 0; ok && !found && k < nv; k++) {
+				size_t n = bytes_of(p, vs[k]);
+				ok = !nnc_cuda_download(single, vs[k], a, err, sizeof err) &&
+				     !nnc_cuda_download(whole, vs[k], b, err, sizeof err);
+				if (ok && memcmp(a, b, n) != 0) {
+					size_t e = 0, es = dtype_size(p->values[vs[k]].dtype);
+					while (memcmp(a + e * es, b + e * es, es) == 0)
+						e++;
+					printf("  first difference: train step %d (%s at %s) %%%d element %zu: one run %.9g, step by "
+					       "step %.9g\n",
+						j, nnc_ops[p->train.steps[j].op].name, p->train.steps[j].loc, vs[k], e,
+						value_at(p, b, vs[k], e), value_at(p, a, vs[k], e));
+					found = true;
+				}
+			}
+		}
+		i += span;
+	}
+	if (!ok)
+		printf("  (locating the difference failed: %s)\n", single ? err : "no second executor");
+	else if (!found)
+		printf("  (no step's written values differ when the prefix runs in one piece)\n");
+	if (single)
+		nnc_cuda_exec_free(single);
+	free(a);
+	free(b);
 }
 
 static int
@@ -268,6 +362,8 @@ check_plan(const char *path, const Plan *plan)
 			printf("FAIL %s: the training program run step by step differs from one run%s%s\n", path, ok ? "" : ": ",
 				ok ? "" : err);
 			failures++;
+			if (ok)
+				locate_split_difference(&p, &cpu, gpu, start, &o);
 		}
 		free(r1);
 		free(r2);
