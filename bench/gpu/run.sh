@@ -1,7 +1,8 @@
 #!/bin/bash
 # GPU training speed, nnrun against PyTorch on the same GPU in the same run (issue 7's
 # benchmark; scripts/device-check.sh calls it on a lent GPU machine):
-#   ResNet-20 and ResNet-56 at batch 128, airbench94 at batch 1024;
+#   ResNet-20 and ResNet-56 at batch 128, ResNet-56 at 512, airbench94 at batch 1024 (BENCH_NETS:
+#   NET:BATCH ... to choose);
 #   nnrun bench (the resident loop: batches rendered on the GPU, the step replayed as a CUDA
 #   graph) in fp32 (IEEE: no TF32), mixed and pure fp16, and fp16 without the graph;
 #   bench/gpu/torch_gpu.py in fp32 (TF32 off), eager AMP + channels_last, pure .half() and
@@ -27,9 +28,9 @@ ips() { sed -n 's/.* \([0-9.]*\) images\/s.*/\1/p' | tail -1; }
 ms() { sed -n 's/.* \([0-9.]*\) ms\/step.*/\1/p' | tail -1; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "" && b != "" && b > 0) printf "%.2fx", a / b; else printf "-" }'; }
 
-echo "| network | batch | nnrun fp32 | nnrun mixed | nnrun fp16 | fp16 no graph | torch fp32 | torch AMP | torch half | torch.compile | fp16/fp32 | fp16/AMP | fp16/compile | fp16 ms/step | floor ms | x floor | graph nodes | torch kernels (AMP) |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-for spec in resnet20:128 resnet56:128 airbench94:1024; do
+echo "| network | batch | nnrun fp32 | nnrun mixed | nnrun fp16 | fp16 no graph | torch fp32 | torch AMP | torch half | torch.compile | fp16/fp32 | fp16/AMP | fp16/half | fp16/compile | fp16 ms/step | floor ms | x floor | graph nodes | torch kernels (AMP) |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+for spec in ${BENCH_NETS:-resnet20:128 resnet56:128 resnet56:512 airbench94:1024}; do
 	net=${spec%:*} batch=${spec#*:}
 	declare -A r=()
 	for p in fp32 mixed fp16; do
@@ -64,7 +65,7 @@ for spec in resnet20:128 resnet56:128 airbench94:1024; do
 	xf=$(awk -v a="$fp16ms" -v f="$floor" 'BEGIN { if (a != "" && f > 0) printf "%.1f", a / f; else printf "-" }')
 	echo "| $net | $batch | ${r[fp32]:--} | ${r[mixed]:--} | ${r[fp16]:--} | ${r[nograph]:--} | ${r[tfp32]:--} |" \
 		"${r[tamp]:--} | ${r[thalf]:--} | ${r[tcompile]:--} | $(ratio "${r[fp16]:-}" "${r[fp32]:-}") |" \
-		"$(ratio "${r[fp16]:-}" "${r[tamp]:-}") | $(ratio "${r[fp16]:-}" "${r[tcompile]:-}") | ${fp16ms:--} | ${floor:--} |" \
+		"$(ratio "${r[fp16]:-}" "${r[tamp]:-}") | $(ratio "${r[fp16]:-}" "${r[thalf]:-}") | $(ratio "${r[fp16]:-}" "${r[tcompile]:-}") | ${fp16ms:--} | ${floor:--} |" \
 		"$xf | ${nodes:--} | ${tk:--} |"
 	unset r
 done

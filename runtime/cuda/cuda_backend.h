@@ -38,6 +38,8 @@ typedef struct {
 	int deterministic;   /* only deterministic cuDNN algorithms (bit-identical repeats) */
 	size_t workspace_max; /* bytes of convolution workspace to allow at most (0: 256 MiB) */
 	int direct_conv;     /* every convolution through nnc's direct kernels, cuDNN's fallback (tests) */
+	int fwd_algo;        /* tests: when > 0, every forward convolution uses cuDNN forward algorithm
+	                      * fwd_algo - 1 where cuDNN offers it (test_cuda_vs_cpu: NNC_CUDA_FWD_ALGO) */
 	long fail_step;      /* fault injection (tests): when > 0, the resident loop's step number
 	                      * fail_step (1-based) fails as a CUDA error would, after the steps before
 	                      * it ran (nnrun: NNC_CUDA_FAIL_STEP) */
@@ -150,6 +152,10 @@ void nnc_cuda_launches(const struct Plan *plan, int g, int *library, int *own);
 /* The order in which a whole run of program G (0 train, 1 eval) of PLAN does its steps on the
  * GPU, where fusions move some (ORDER: nsteps entries). Needs no GPU. */
 void nnc_cuda_order(const struct Plan *plan, int g, int *order);
+
+/* The algorithm convolution step STEP of program G runs with: cuDNN's name for it (as
+ * "fwd implicit_precomp_gemm"), "direct" for nnc's own kernels, "" for other steps. */
+const char *nnc_cuda_conv_algo(const CudaExec *e, int g, int step);
 
 /* What the user should know about how the plan runs here ("" when nothing): the convolutions
  * cuDNN offers no algorithm for, which run through nnc's direct kernels (slowly), each named

@@ -701,12 +701,14 @@ describe_conv(CudaExec *e, const PlanStep *s, Conv *cv, ErrBuf eb)
 	if (s->op == OP_conv2d) {
 		cudnnConvolutionFwdAlgoPerf_t perf[N];
 		CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(e->dnn, cv->x, cv->w, cv->c, cv->y, N, &got, perf));
-		for (int i = 0; i < got && cv->algo < 0; i++)
-			if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= e->ws_max &&
-			    (!e->deterministic || perf[i].determinism == CUDNN_DETERMINISTIC)) {
-				cv->algo = perf[i].algo;
-				cv->ws = perf[i].memory;
-			}
+		for (int pass = e->fwd_algo > 0 ? 0 : 1; pass < 2 && cv->algo < 0; pass++)
+			for (int i = 0; i < got && cv->algo < 0; i++)
+				if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= e->ws_max &&
+				    (!e->deterministic || perf[i].determinism == CUDNN_DETERMINISTIC) &&
+				    (pass == 1 || (int)perf[i].algo == e->fwd_algo - 1)) {
+					cv->algo = perf[i].algo;
+					cv->ws = perf[i].memory;
+				}
 	} else if (s->op == OP_conv2d_bwd_data) {
 		cudnnConvolutionBwdDataAlgoPerf_t perf[N];
 		CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(e->dnn, cv->w, cv->y, cv->c, cv->x, N, &got, perf));
@@ -980,6 +982,7 @@ setup(CudaExec *e, const Plan *p, const CudaOptions *o, ErrBuf eb)
 	e->deterministic = o && o->deterministic;
 	e->direct_conv = o && o->direct_conv;
 	e->fail_step = o ? o->fail_step : 0;
+	e->fwd_algo = o ? o->fwd_algo : 0;
 	e->ws_max = o && o->workspace_max ? o->workspace_max : DEFAULT_WORKSPACE;
 	int count = 0;
 	CUDA_CHECK(cudaGetDeviceCount(&count));
@@ -1342,6 +1345,31 @@ nnc_cuda_run(CudaExec *e, int g, int first, int last, CudaRunState *rs, int *ski
 	if (skipped)
 		*skipped = s.bad;
 	return 0;
+}
+
+extern "C" const char *
+nnc_cuda_conv_algo(const CudaExec *e, int g, int step)
+{
+	static const char *const fwd[] = {"implicit_gemm", "implicit_precomp_gemm", "gemm", "direct", "fft", "fft_tiling",
+		"winograd", "winograd_nonfused"};
+	static const char *const bwd_data[] = {"algo_0", "algo_1", "fft", "fft_tiling", "winograd", "winograd_nonfused"};
+	static const char *const bwd_filter[] = {"algo_0", "algo_1", "fft", "algo_3", "winograd", "winograd_nonfused",
+		"fft_tiling"};
+	static char buf[64];
+	const PlanProgram *prog = program(e, g);
+	if (step < 0 || step >= prog->nsteps)
+		return "";
+	Op op = prog->steps[step].op;
+	const Conv *cv = &e->conv[g][step];
+	if (op != OP_conv2d && op != OP_conv2d_bwd_data && op != OP_conv2d_bwd_filter)
+		return "";
+	if (cv->direct)
+		return "direct";
+	const char *const *names = op == OP_conv2d ? fwd : op == OP_conv2d_bwd_data ? bwd_data : bwd_filter;
+	int n = op == OP_conv2d ? 8 : op == OP_conv2d_bwd_data ? 6 : 7;
+	snprintf(buf, sizeof buf, "%s %s", op == OP_conv2d ? "fwd" : op == OP_conv2d_bwd_data ? "bwd_data" : "bwd_filter",
+		cv->algo >= 0 && cv->algo < n ? names[cv->algo] : "?");
+	return buf;
 }
 
 extern "C" int
