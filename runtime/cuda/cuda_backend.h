@@ -38,6 +38,10 @@ typedef struct {
 	int deterministic;   /* only deterministic cuDNN algorithms (bit-identical repeats) */
 	size_t workspace_max; /* bytes of convolution workspace to allow at most (0: 256 MiB) */
 	int direct_conv;     /* every convolution through nnc's direct kernels, cuDNN's fallback (tests) */
+	int ieee_overflow;   /* fp16 forward convolutions through cuDNN's implicit_gemm, whose results
+	                      * overflow to +-inf as IEEE arithmetic does (nnrun --check-numerics):
+	                      * implicit_precomp_gemm, its usual choice, returns finite values where the
+	                      * exact result is beyond fp16's range (docs/cuda.md) */
 	int fwd_algo;        /* tests: when > 0, every forward convolution uses cuDNN forward algorithm
 	                      * fwd_algo - 1 where cuDNN offers it (test_cuda_vs_cpu: NNC_CUDA_FWD_ALGO) */
 	long fail_step;      /* fault injection (tests): when > 0, the resident loop's step number

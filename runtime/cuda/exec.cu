@@ -701,11 +701,16 @@ describe_conv(CudaExec *e, const PlanStep *s, Conv *cv, ErrBuf eb)
 	if (s->op == OP_conv2d) {
 		cudnnConvolutionFwdAlgoPerf_t perf[N];
 		CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(e->dnn, cv->x, cv->w, cv->c, cv->y, N, &got, perf));
-		for (int pass = e->fwd_algo > 0 ? 0 : 1; pass < 2 && cv->algo < 0; pass++)
+		/* pass 0: the algorithm asked for (CudaOptions.fwd_algo, or implicit_gemm for IEEE
+		 * overflow in fp16), where cuDNN offers it; pass 1: cuDNN's order */
+		int want = e->fwd_algo > 0                             ? e->fwd_algo - 1
+		           : e->ieee_overflow && x->dtype == DT_F16 ? (int)CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM
+		                                                     : -1;
+		for (int pass = want >= 0 ? 0 : 1; pass < 2 && cv->algo < 0; pass++)
 			for (int i = 0; i < got && cv->algo < 0; i++)
 				if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= e->ws_max &&
 				    (!e->deterministic || perf[i].determinism == CUDNN_DETERMINISTIC) &&
-				    (pass == 1 || (int)perf[i].algo == e->fwd_algo - 1)) {
+				    (pass == 1 || (int)perf[i].algo == want)) {
 					cv->algo = perf[i].algo;
 					cv->ws = perf[i].memory;
 				}
@@ -983,6 +988,7 @@ setup(CudaExec *e, const Plan *p, const CudaOptions *o, ErrBuf eb)
 	e->direct_conv = o && o->direct_conv;
 	e->fail_step = o ? o->fail_step : 0;
 	e->fwd_algo = o ? o->fwd_algo : 0;
+	e->ieee_overflow = o && o->ieee_overflow;
 	e->ws_max = o && o->workspace_max ? o->workspace_max : DEFAULT_WORKSPACE;
 	int count = 0;
 	CUDA_CHECK(cudaGetDeviceCount(&count));

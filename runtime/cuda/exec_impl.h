@@ -100,6 +100,7 @@ struct CudaExec {
 	bool direct_conv = false;     /* CudaOptions.direct_conv: every convolution direct */
 	long fail_step = 0;           /* CudaOptions.fail_step */
 	int fwd_algo = 0;             /* CudaOptions.fwd_algo */
+	bool ieee_overflow = false;   /* CudaOptions.ieee_overflow */
 	char notes[2048] = "";        /* what the user should know (convolutions run direct) */
 	size_t ws_max = 0;
 	unsigned long long *nonfinite = nullptr; /* --check-numerics: per step of a program */

@@ -41,6 +41,7 @@ extern "C" {
 #include "runtime/cpu/rng.h"
 #include "runtime/data.h"
 #include "runtime/exec.h"
+#include "runtime/half.h"
 }
 
 static int checks, failures;
@@ -343,6 +344,35 @@ optimizer_checks(void)
 
 /* The direct convolutions (cuDNN's fallback) against the CPU's convolutions: within 1e-5 of
  * the largest magnitude (the CPU sums in float through GEMMs, these in double). */
+/* fp16 overflow in a convolution (issue 13's ResNet-110 evaluation): a result whose exact value
+ * is beyond fp16's range must come out +-inf, as IEEE rounding gives (|x| >= 65520 rounds to
+ * inf), from the CPU's path (an f32 convolution, rounded as stored) and from nnc's direct
+ * kernel; -65504, the largest finite fp16, stays finite. test_cuda_vs_cpu relies on this when
+ * it judges cuDNN's finite results there against the exact value. */
+static void
+fp16_overflow_checks(void)
+{
+	const float second[] = {25504.0f, 25520.0f, 25824.0f}; /* 40000 + these, times -1 */
+	const bool inf[] = {false, true, true};
+	for (int k = 0; k < 3; k++) {
+		CpuConv v = {1, 2, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 0, 0};
+		check(cpu_conv_setup(&v) == 0, "cpu_conv_setup for the overflow check", 0, 0);
+		float x[2] = {40000.0f, second[k]}, w[2] = {-1.0f, -1.0f}, y = 0;
+		std::vector<unsigned char> work(cpu_conv2d_workspace_f32(&v, CPU_CONV_FORWARD, 1) + 64);
+		check(cpu_conv2d_forward_f32(&v, x, w, nullptr, &y, work.data(), work.size()) == 0, "the CPU convolution ran", 0, 0);
+		float cpu = half_to_float(half_from_float(y));
+		__half hx[2] = {__float2half_rn(x[0]), __float2half_rn(x[1])}, hw[2] = {__float2half_rn(-1.0f), __float2half_rn(-1.0f)},
+		       hy;
+		conv_fwd_at(v, Buf{hx, true}, Buf{hw, true}, Buf{&hy, true}, 0);
+		float dev = __half2float(hy);
+		char what[96];
+		snprintf(what, sizeof what, "fp16 convolution of exact value %.0f: %s", -40000.0 - second[k],
+			inf[k] ? "-inf on the CPU and in conv_fwd_at" : "finite on the CPU and in conv_fwd_at");
+		check(inf[k] ? (std::isinf(cpu) && cpu < 0 && std::isinf(dev) && dev < 0) : (cpu == -65504.0f && dev == -65504.0f),
+			what, cpu, dev);
+	}
+}
+
 static void
 direct_conv_checks(void)
 {
@@ -524,6 +554,7 @@ main(void)
 	resident_checks();
 	row_and_channel_checks();
 	direct_conv_checks();
+	fp16_overflow_checks();
 	optimizer_checks();
 	split_stats_checks();
 	static const uint64_t keys[] = {0, 1, 0x64726f706f7574ull, 0xffffffffffffffffull};
