@@ -17,7 +17,7 @@ infer_inst(const Inst *in, int batch, InferResult *r)
 	if (in->nchain) { /* elementwise all through: every operand has the result's type */
 		int taken = nnc_chain_operands(in->chain, in->nchain);
 		for (int i = 0; i < in->nin; i++)
-			if (!in->res || !type_eq(sig.in[i], &in->res->type) || taken >= in->nin) {
+			if (!in->res || !type_eq(sig.in[i], &in->res->type) || taken > in->nin) {
 				snprintf(r->err, sizeof r->err, "%s: a chain's operands must all have the result's type",
 					nnc_ops[in->op].name);
 				return false;

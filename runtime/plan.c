@@ -719,7 +719,7 @@ validate_program(const Plan *p, const PlanProgram *prog, const char *pname, cons
 				ok = vfail(err, errlen, "%s: %s cannot be part of a chain", where, nnc_ops[s->chain[j]].name);
 		if (ok && s->nchain && (!(oi->flags & OPF_CHAIN) || s->epi || s->pro || nores))
 			ok = vfail(err, errlen, "%s: the %s kernel cannot end a chain", where, oi->name);
-		if (ok && s->nchain && taken >= s->nin)
+		if (ok && s->nchain && taken > s->nin)
 			ok = vfail(err, errlen, "%s: %d operands are too few for the chain", where, s->nin);
 		for (int k = 0; k < s->nin && ok && s->nchain; k++)
 			if (!type_eq(&p->values[s->in[k]], &p->values[s->out]))

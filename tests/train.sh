@@ -75,4 +75,23 @@ expect wrong-plan 1 "full.ckpt" -- "$nnrun" train "$tmp/r20.plan" --data "$data"
 expect fixed-setting 1 "'optimizer' is fixed when the plan is compiled" -- $run --set optimizer=adam
 expect bad-set 1 "recipe setting 'lr' needs a number" -- $run --set lr=fast
 
+# Elementwise chains that end in a unary op (tests/golden/chain_unary.nn; an internal error in
+# the fuse pass before) train to the same weights as the unfused plan, in fp32 and fp16.
+for prec in fp32 fp16; do
+	for f in fuse no-fuse; do
+		"$nnc" compile --batch 16 --precision $prec $([ $f = fuse ] || echo --no-fuse) tests/golden/chain_unary.nn \
+			-o "$tmp/cu-$f.plan" 2>/dev/null || echo "FAIL compile chain_unary $prec $f"
+		expect "chain-unary-$prec-$f" 0 "" -- "$nnrun" train "$tmp/cu-$f.plan" --data "$data" --train-limit 64 \
+			--test-limit 16 --quiet --threads 2 --set epochs=1 --checkpoint "$tmp/cu-$f.ckpt"
+		"$nnrun" export "$tmp/cu-$f.plan" --weights "$tmp/cu-$f.ckpt" -o "$tmp/cu-$f.safetensors" 2>/dev/null
+	done
+	same "chain-unary-$prec: fused = unfused" "$tmp/cu-fuse.safetensors" "$tmp/cu-no-fuse.safetensors"
+done
+
+# --device cuda where no GPU is usable (no driver, no GPU, or a build without the CUDA backend):
+# a message saying so, exit 1, nothing written. Where a GPU is usable this is cuda_train's.
+if ! "$nnrun" bench "$plan" --steps 1 --device cuda >/dev/null 2>&1; then
+	expect no-gpu 1 "no usable GPU\|without the CUDA backend" -- $run --device cuda --checkpoint "$tmp/nogpu.ckpt"
+	expect no-gpu-nothing-saved 0 "" -- test ! -e "$tmp/nogpu.ckpt"
+fi
 finish train
