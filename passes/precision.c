@@ -115,10 +115,7 @@ retype_params(Ctx *c)
 		if (in->op != OP_param || in->res->type.dtype == DT_I32)
 			continue;
 		/* State: running statistics and optimizer state. Frozen weights and scales are parameters. */
-		const char *kind = attr_s(in, "kind");
-		bool state = !strcmp(kind, "running_mean") || !strcmp(kind, "running_var") ||
-		             !strcmp(kind, "momentum_buffer") || !strcmp(kind, "exp_avg") || !strcmp(kind, "exp_avg_sq");
-		in->res->type.dtype = state ? c->p->state : c->p->param;
+		in->res->type.dtype = nnc_state_kind(attr_s(in, "kind")) ? c->p->state : c->p->param;
 	}
 	return true;
 }

@@ -74,6 +74,16 @@ attr_s(const OpSig *in, const char *name)
 /* He (Kaiming) and Xavier (Glorot) initializers use fan-in / fan-out of the weight;
  * torch_default is PyTorch's default for conv and dense layers (kaiming_uniform with a = sqrt(5)
  * for weights, uniform(+-1/sqrt(fan_in)) for biases). */
+bool
+nnc_state_kind(const char *kind)
+{
+	static const char *const state[] = {"running_mean", "running_var", "momentum_buffer", "exp_avg", "exp_avg_sq"};
+	for (size_t i = 0; i < sizeof state / sizeof state[0]; i++)
+		if (strcmp(kind, state[i]) == 0)
+			return true;
+	return false;
+}
+
 const char *const nnc_initializers[] = {"zeros", "ones", "he_normal", "he_uniform", "xavier_normal",
 	"xavier_uniform", "torch_default", NULL};
 

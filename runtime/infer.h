@@ -30,6 +30,9 @@ typedef struct {
 
 /* Initializers a parameter may name (weight_init=..., bias_init=...), NULL-terminated. */
 extern const char *const nnc_initializers[];
+/* Whether a parameter of KIND is state (running statistics, optimizer state: never trained,
+ * stored in the precision policy's state dtype) rather than a weight, bias, scale or shift. */
+bool nnc_state_kind(const char *kind);
 
 /* An op application as inference sees it: the types of its tensor inputs, its attributes
  * (indexed by schema position), and for self-typed ops (param) the type already recorded. */

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -377,7 +378,7 @@ read_program(Reader *r, yaml_node_t *n, PlanProgram *p)
 		const char *acc = scalar(r, get(r, sn, "acc", true), "acc");
 		if (!r->failed && strcmp(acc, "f32") && strcmp(acc, "f16"))
 			rfail(r, sn, "acc must be f16 or f32, got '%s'", acc);
-		s->acc = acc[1] == '1' ? DT_F16 : DT_F32;
+		s->acc = strcmp(acc, "f16") == 0 ? DT_F16 : DT_F32; /* acc may be "" after an error */
 		s->epi = activation_key(r, sn, "epilogue");
 		yaml_node_t *group = get(r, sn, "group", false);
 		if (group && !r->failed)
@@ -666,6 +667,60 @@ check_memory(const Plan *p, const PlanProgram *prog, const char *pname, char *er
 	return ok;
 }
 
+/* What each step does to parameters must fit what they are (hand-edited plans): an update
+ * writes a trainable weight and its own optimizer state (momentum_buffer; exp_avg, exp_avg_sq),
+ * all distinct values; bn_update writes a running_mean and a running_var; state is never
+ * trainable; batch-norm epsilons are positive and running-statistics momenta in [0, 1]. */
+static bool
+check_roles(const Plan *p, const PlanProgram *prog, const char *pname, char *err, size_t errlen)
+{
+	int *param_of = malloc(((size_t)p->nvalues + 1) * sizeof *param_of);
+	if (!param_of)
+		return vfail(err, errlen, "out of memory");
+	for (int v = 0; v < p->nvalues; v++)
+		param_of[v] = -1;
+	bool ok = true;
+	for (int i = 0; i < p->nparams; i++) {
+		param_of[p->params[i].value] = i;
+		if (ok && p->params[i].trainable && nnc_state_kind(p->params[i].kind))
+			ok = vfail(err, errlen, "parameter '%s' is %s state but marked trainable", p->params[i].name,
+				p->params[i].kind);
+	}
+	for (int i = 0; i < prog->nsteps && ok; i++) {
+		const PlanStep *s = &prog->steps[i];
+		char where[256];
+		snprintf(where, sizeof where, "%s step %d (%s at %s)", pname, i, nnc_ops[s->op].name, s->loc);
+		static const char *const sgd[] = {NULL, NULL, "momentum_buffer"},
+					 *const adam[] = {NULL, NULL, "exp_avg", "exp_avg_sq"},
+					 *const bn[] = {"running_mean", "running_var", NULL};
+		const char *const *want = s->op == OP_sgd_update ? sgd : s->op == OP_adam_update ? adam : s->op == OP_bn_update ? bn : NULL;
+		for (int k = 0; want && k < s->nin && ok; k++) {
+			bool update = s->op != OP_bn_update;
+			if ((update && k == 1) || (!update && k == 2))
+				continue; /* the gradient; the batch statistics */
+			const PlanParam *q = param_of[s->in[k]] >= 0 ? &p->params[param_of[s->in[k]]] : NULL;
+			if (!q)
+				ok = vfail(err, errlen, "%s: operand %d (%%%d) is not a parameter", where, k, s->in[k]);
+			else if (want[k] && strcmp(q->kind, want[k]) != 0)
+				ok = vfail(err, errlen, "%s: operand %d is '%s', a %s, where a %s belongs", where, k, q->name, q->kind,
+					want[k]);
+			else if (!want[k] && (!q->trainable || nnc_state_kind(q->kind)))
+				ok = vfail(err, errlen, "%s: it updates '%s', a %s that is not trainable", where, q->name, q->kind);
+			for (int m = 0; m < k && ok; m++)
+				if (s->in[m] == s->in[k])
+					ok = vfail(err, errlen, "%s: operands %d and %d are the same value %%%d", where, m, k, s->in[k]);
+		}
+		int e = nnc_attr_index(s->op, "eps");
+		if (ok && e >= 0 && !(s->attr[e].f > 0 && isfinite(s->attr[e].f)))
+			ok = vfail(err, errlen, "%s: eps %g must be positive", where, s->attr[e].f);
+		int m = s->op == OP_bn_update ? nnc_attr_index(s->op, "momentum") : -1;
+		if (ok && m >= 0 && !(s->attr[m].f >= 0 && s->attr[m].f <= 1))
+			ok = vfail(err, errlen, "%s: momentum %g is not in [0, 1]", where, s->attr[m].f);
+	}
+	free(param_of);
+	return ok;
+}
+
 static bool
 validate_program(const Plan *p, const PlanProgram *prog, const char *pname, const unsigned char *predef, char *err,
 	size_t errlen)
@@ -779,6 +834,8 @@ plan_validate(const Plan *p, char *err, size_t errlen)
 		for (int k = 0; k < t->rank; k++)
 			if (t->dim[k] <= 0 || t->dim[k] > ((int64_t)1 << 40))
 				return vfail(err, errlen, "value %%%d has dimension %lld", i, (long long)t->dim[k]);
+		if (type_numel(t) > ((int64_t)1 << 40))
+			return vfail(err, errlen, "value %%%d has more than 2^40 elements", i);
 	}
 	for (int i = 0; i < p->nvalues; i++) {
 		int64_t size = type_numel(&p->values[i]) * (int64_t)dtype_size(p->values[i].dtype);
@@ -831,10 +888,15 @@ plan_validate(const Plan *p, char *err, size_t errlen)
 	for (int i = 0; ok && i < 2; i++)
 		if (p->inputs[i].value >= 0 && p->arena[p->inputs[i].value] != PLAN_ARENA_IO)
 			ok = vfail(err, errlen, "input '%s' is not in the io arena", p->inputs[i].name);
+	if (ok && p->recipe.batch != p->batch)
+		ok = vfail(err, errlen, "the recipe's batch %d differs from the plan's %d (the plan is compiled for one batch)",
+			p->recipe.batch, p->batch);
 	if (ok && p->has_train)
-		ok = validate_program(p, &p->train, "train", predef, err, errlen) && check_memory(p, &p->train, "train", err, errlen);
+		ok = validate_program(p, &p->train, "train", predef, err, errlen) && check_memory(p, &p->train, "train", err, errlen) &&
+		     check_roles(p, &p->train, "train", err, errlen);
 	if (ok)
-		ok = validate_program(p, &p->eval, "eval", predef, err, errlen) && check_memory(p, &p->eval, "eval", err, errlen);
+		ok = validate_program(p, &p->eval, "eval", predef, err, errlen) && check_memory(p, &p->eval, "eval", err, errlen) &&
+		     check_roles(p, &p->eval, "eval", err, errlen);
 	free(predef);
 	return ok;
 }

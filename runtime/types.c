@@ -9,7 +9,8 @@ type_numel(const Type *t)
 {
 	int64_t n = 1;
 	for (int i = 0; i < t->rank; i++)
-		n *= t->dim[i];
+		if (__builtin_mul_overflow(n, t->dim[i], &n))
+			return INT64_MAX; /* saturates (dims from a damaged plan): callers check their limits */
 	return n;
 }
 

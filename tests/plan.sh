@@ -75,6 +75,30 @@ sed 's/, act, [0-9]*\]/, act, 0]/' "$plan" >"$tmp/overlap.plan"
 expect overlap 1 "are alive at the same time but overlap in the act arena" -- "$nnrun" info --allow-edited "$tmp/overlap.plan"
 sed 's/^arenas: {param: \([0-9]*\), io: \([0-9]*\), act: [0-9]*}/arenas: {param: \1, io: \2, act: 64}/' "$plan" >"$tmp/small.plan"
 expect arena-size 1 "is placed outside its arena" -- "$nnrun" info --allow-edited "$tmp/small.plan"
+# Fields a fuzzer damaged (issue 14): a step without its accumulation type, and dimensions whose
+# product overflows 64 bits, are refused with a message (under ASan: no out-of-bounds read, no
+# signed overflow).
+sed '0,/, acc: f32}/s//}/' "$plan" >"$tmp/acc.plan"
+expect acc-missing 1 "acc.plan:[0-9]*: error: missing 'acc'" -- "$nnrun" info --allow-edited "$tmp/acc.plan"
+sed '0,/^  - \[f32, nchw, \[16, 3, 32, 32\]/s//  - [f32, nchw, [4294967296, 4294967296, 16, 16]/' "$plan" >"$tmp/huge.plan"
+expect huge-dims 1 "value %0 has more than 2^40 elements" -- "$nnrun" info --allow-edited "$tmp/huge.plan"
+# Inconsistent edits the shapes do not catch (issue 14): what each step does to a parameter must
+# fit what the parameter is, epsilons must be positive, and the recipe's batch is the plan's.
+sed '0,/kernel: sgd_update, out: -1, in: \[\([0-9]*\), \([0-9]*\), [0-9]*\]/s//kernel: sgd_update, out: -1, in: [\1, \2, \1]/' \
+	"$plan" >"$tmp/alias.plan"
+expect update-alias 1 "operand 2 is 'conv1.weight', a weight, where a momentum_buffer belongs" -- \
+	"$nnrun" info --allow-edited "$tmp/alias.plan"
+sed '0,/attrs: {eps: 1e-05}/s//attrs: {eps: -1}/' "$plan" >"$tmp/eps.plan"
+expect bn-eps 1 "(bn_stats at models/tiny.nn:9:14): eps -1 must be positive" -- "$nnrun" info --allow-edited "$tmp/eps.plan"
+sed 's/^  batch: 16$/  batch: 32/' "$plan" >"$tmp/rbatch.plan"
+expect recipe-batch 1 "the recipe's batch 32 differs from the plan's 16" -- "$nnrun" info --allow-edited "$tmp/rbatch.plan"
+sed 's/{name: "conv1.weight", kind: weight,/{name: "conv1.weight", kind: running_mean,/' "$plan" >"$tmp/kind.plan"
+expect param-kind 1 "parameter 'conv1.weight' is running_mean state but marked trainable" -- \
+	"$nnrun" info --allow-edited "$tmp/kind.plan"
+sed 's/{name: "conv1.weight", kind: weight, init: he_normal, value: \([0-9]*\), trainable: true/{name: "conv1.weight", kind: weight, init: he_normal, value: \1, trainable: false/' \
+	"$plan" >"$tmp/frozen.plan"
+expect update-frozen 1 "it updates 'conv1.weight', a weight that is not trainable" -- \
+	"$nnrun" info --allow-edited "$tmp/frozen.plan"
 printf '\0\1\2garbage' >"$tmp/binary.plan"
 expect binary 1 "binary.plan: error" -- "$nnrun" info "$tmp/binary.plan"
 expect missing 1 "no-such.plan: error: cannot open plan: No such file or directory" -- "$nnrun" info "$tmp/no-such.plan"
