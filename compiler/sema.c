@@ -1368,15 +1368,16 @@ process_file(Sema *S, const char *path, const Loc *from, bool root)
 		return;
 	}
 	SrcFile *f;
+	const char *load_why = "";
 	if (root && S->o->source)
 		f = src_from_buffer(S->a, path, S->o->source, S->o->source_len);
 	else
-		f = src_load(S->a, path);
+		f = src_load(S->a, path, &load_why);
 	if (!f) {
 		if (from)
-			serr(S, *from, "cannot import '%s': %s", path, strerror(errno));
+			serr(S, *from, "cannot import '%s': %s", path, load_why);
 		else
-			diag_file_error(S->d, path, "cannot read: %s", strerror(errno));
+			diag_file_error(S->d, path, "cannot read: %s", load_why);
 		return;
 	}
 	if (memchr(f->text, 0, f->len < 4096 ? f->len : 4096)) {

@@ -3,6 +3,8 @@
  * 10 MB single-line files print a short, aligned excerpt. */
 #include "grammar/diag.h"
 
+#include "runtime/file.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -126,9 +128,9 @@ src_from_buffer(Arena *a, const char *path, const char *data, size_t len)
 }
 
 SrcFile *
-src_load(Arena *a, const char *path)
+src_load(Arena *a, const char *path, const char **why)
 {
-	FILE *fp = fopen(path, "rb");
+	FILE *fp = file_fopen_regular(path, why);
 	if (!fp)
 		return NULL;
 	size_t cap = 1 << 16, len = 0;
@@ -136,7 +138,7 @@ src_load(Arena *a, const char *path)
 	for (;;) {
 		if (!buf) {
 			fclose(fp);
-			errno = ENOMEM;
+			*why = strerror(ENOMEM);
 			return NULL;
 		}
 		size_t n = fread(buf + len, 1, cap - len, fp);
@@ -146,7 +148,7 @@ src_load(Arena *a, const char *path)
 		if (len > SRC_MAX_BYTES) {
 			free(buf);
 			fclose(fp);
-			errno = EFBIG;
+			*why = strerror(EFBIG);
 			return NULL;
 		}
 		if (len == cap) {
@@ -161,7 +163,7 @@ src_load(Arena *a, const char *path)
 	fclose(fp);
 	if (err) {
 		free(buf);
-		errno = EIO;
+		*why = strerror(EIO);
 		return NULL;
 	}
 	SrcFile *f = src_from_buffer(a, path, buf, len);

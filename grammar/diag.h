@@ -45,9 +45,9 @@ void diag_file_error(Diag *d, const char *path, const char *fmt, ...) __attribut
 /* Source files larger than this are refused (also while reading, for files whose size lies). */
 enum { SRC_MAX_BYTES = 64 << 20 };
 
-/* Loads PATH into the arena. Returns NULL (leaving errno; EFBIG past SRC_MAX_BYTES) if it
- * cannot be read. */
-SrcFile *src_load(Arena *a, const char *path);
+/* Loads PATH into the arena. Returns NULL with *WHY saying why if it cannot be read (not a
+ * regular file: runtime/file.h; "File too large" past SRC_MAX_BYTES). */
+SrcFile *src_load(Arena *a, const char *path, const char **why);
 SrcFile *src_from_buffer(Arena *a, const char *path, const char *data, size_t len);
 /* The span from the start of A to the end of B. */
 Loc loc_join(Loc a, Loc b);

@@ -26,6 +26,7 @@
 #include <yaml.h>
 
 #include "compiler/check.h"
+#include "runtime/file.h"
 #include "passes/pipeline.h"
 
 enum { GRAD_CHECK_CHUNK = 48 };
@@ -360,10 +361,10 @@ precision_parse(const char *spec, Precision *p, Arena *a, char *err, size_t n)
 		base_policy(p, spec);
 		return true;
 	}
-	FILE *f = fopen(spec, "rb");
+	const char *why;
+	FILE *f = file_fopen_regular(spec, &why);
 	if (!f) {
-		snprintf(err, n, "%s: error: not fp32, fp16 or mixed, and cannot open it as a policy file: %s", spec,
-			strerror(errno));
+		snprintf(err, n, "%s: error: not fp32, fp16 or mixed, and cannot open it as a policy file: %s", spec, why);
 		return false;
 	}
 	yaml_parser_t yp;

@@ -13,6 +13,7 @@
  * published under the mutex with a new generation number; the caller waits until every helper
  * has reported its slice done, so the buffers are complete when next/eval return. */
 #include "runtime/data.h"
+#include "runtime/file.h"
 #include "runtime/splitmix.h"
 
 #include <errno.h>
@@ -81,9 +82,10 @@ static int
 load_file(const char *path, int32_t records, int32_t count, uint8_t *images, uint8_t *labels,
 	  uint8_t *chunk, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "rb");
+	const char *why;
+	FILE *f = file_fopen_regular(path, &why);
 	if (!f) {
-		seterr(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		seterr(err, errlen, "%s: cannot open: %s", path, why);
 		return -1;
 	}
 	struct stat st;

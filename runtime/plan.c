@@ -12,6 +12,7 @@
 #include <yaml.h>
 
 #include "runtime/infer.h"
+#include "runtime/file.h"
 
 uint64_t
 plan_hash(uint64_t h, const void *p, size_t n)
@@ -437,9 +438,10 @@ bool
 plan_read(const char *path, Plan *p, Arena *a, bool allow_edited, char *err, size_t errlen)
 {
 	memset(p, 0, sizeof *p);
-	FILE *f = fopen(path, "rb");
+	const char *why;
+	FILE *f = file_fopen_regular(path, &why);
 	if (!f) {
-		snprintf(err, errlen, "%s: error: cannot open plan: %s", path, strerror(errno));
+		snprintf(err, errlen, "%s: error: cannot open plan: %s", path, why);
 		return false;
 	}
 	size_t cap = 1 << 16, len = 0;

@@ -1,6 +1,7 @@
 /* Training recipes (see recipe.h). The field table maps each key to its type and storage;
  * parsing, printing and "unknown key" suggestions all walk it. */
 #include "runtime/recipe.h"
+#include "runtime/file.h"
 #include "runtime/types.h"
 
 #include <errno.h>
@@ -247,9 +248,10 @@ yaml_fail(char *err, size_t errlen, const char *path, yaml_mark_t m, const char 
 bool
 recipe_load(Recipe *r, const char *path, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "rb");
+	const char *why;
+	FILE *f = file_fopen_regular(path, &why);
 	if (!f) {
-		snprintf(err, errlen, "%s: error: cannot open recipe: %s", path, strerror(errno));
+		snprintf(err, errlen, "%s: error: cannot open recipe: %s", path, why);
 		return false;
 	}
 	yaml_parser_t p;

@@ -8,6 +8,7 @@
  * checks sizes, duplicates and that the tensors tile the data section. The tree is freed
  * before returning; the StFile keeps the file bytes, the string pool and the tables. */
 #include "runtime/safetensors.h"
+#include "runtime/file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -1191,9 +1192,10 @@ int
 st_open(const char *path, StFile **out, char *err, size_t errlen)
 {
 	*out = NULL;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	const char *why;
+	int fd = file_open_regular(path, &why);
 	if (fd < 0)
-		return fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		return fail(err, errlen, "%s: cannot open: %s", path, why);
 	struct stat sb;
 	if (fstat(fd, &sb) < 0) {
 		int e = errno;

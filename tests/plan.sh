@@ -99,6 +99,14 @@ sed 's/{name: "conv1.weight", kind: weight, init: he_normal, value: \([0-9]*\), 
 	"$plan" >"$tmp/frozen.plan"
 expect update-frozen 1 "it updates 'conv1.weight', a weight that is not trainable" -- \
 	"$nnrun" info --allow-edited "$tmp/frozen.plan"
+# Not regular files (issue 14): a FIFO would block open() forever, a directory read as a plan
+# said "no checksum line"; both are refused at once, saying what they are.
+mkfifo "$tmp/fifo.plan"
+expect fifo-plan 1 "fifo.plan: error: cannot open plan: is a FIFO (named pipe), not a regular file" -- \
+	"$nnrun" info "$tmp/fifo.plan"
+expect dir-plan 1 "error: cannot open plan: is a directory, not a regular file" -- "$nnrun" info "$tmp"
+expect fifo-recipe 1 "fifo.plan: error: cannot open recipe: is a FIFO" -- "$nnc" compile --recipe "$tmp/fifo.plan" models/tiny.nn
+expect fifo-policy 1 "cannot open it as a policy file: is a FIFO" -- "$nnc" compile --precision "$tmp/fifo.plan" models/tiny.nn
 printf '\0\1\2garbage' >"$tmp/binary.plan"
 expect binary 1 "binary.plan: error" -- "$nnrun" info "$tmp/binary.plan"
 expect missing 1 "no-such.plan: error: cannot open plan: No such file or directory" -- "$nnrun" info "$tmp/no-such.plan"

@@ -75,6 +75,21 @@ expect wrong-plan 1 "full.ckpt" -- "$nnrun" train "$tmp/r20.plan" --data "$data"
 expect fixed-setting 1 "'optimizer' is fixed when the plan is compiled" -- $run --set optimizer=adam
 expect bad-set 1 "recipe setting 'lr' needs a number" -- $run --set lr=fast
 
+# A FIFO as --resume, --weights or a data file is refused at once instead of blocking in open().
+mkfifo "$tmp/fifo"
+expect fifo-resume 1 "fifo: cannot open: is a FIFO (named pipe), not a regular file" -- $run --resume "$tmp/fifo" \
+	--checkpoint "$tmp/f1.ckpt"
+expect fifo-weights 1 "fifo: cannot open: is a FIFO (named pipe), not a regular file" -- $run --weights "$tmp/fifo" \
+	--checkpoint "$tmp/f2.ckpt"
+mkdir -p "$tmp/fifodata/cifar-10-batches-bin"
+for f in data_batch_1 data_batch_2 data_batch_3 data_batch_4 data_batch_5 test_batch; do
+	[ -f "$data/cifar-10-batches-bin/$f.bin" ] && ln -s "$(cd "$data/cifar-10-batches-bin" && pwd)/$f.bin" "$tmp/fifodata/cifar-10-batches-bin/$f.bin"
+done
+rm -f "$tmp/fifodata/cifar-10-batches-bin/test_batch.bin"
+mkfifo "$tmp/fifodata/cifar-10-batches-bin/test_batch.bin"
+expect fifo-data 1 "test_batch.bin: cannot open: is a FIFO (named pipe), not a regular file" -- "$nnrun" train "$plan" \
+	--data "$tmp/fifodata" --train-limit 128 --quiet --checkpoint "$tmp/f3.ckpt"
+
 # Elementwise chains that end in a unary op (tests/golden/chain_unary.nn; an internal error in
 # the fuse pass before) train to the same weights as the unfused plan, in fp32 and fp16.
 for prec in fp32 fp16; do

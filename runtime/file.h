@@ -1,0 +1,17 @@
+/* Opening input files without hanging: every file nnc and nnrun read (model sources, recipes,
+ * policies, plans, checkpoints, weights, CIFAR-10 files) must be a regular file. A FIFO given
+ * as one would block open() until some writer appears, so the file is opened with O_NONBLOCK,
+ * checked with fstat, and only then switched back to blocking reads; a directory, FIFO, device
+ * or socket is refused with a reason that names what it is. */
+#ifndef NNC_FILE_H
+#define NNC_FILE_H
+
+#include <stdio.h>
+
+/* Opens PATH read-only. Returns a descriptor, or -1 with *WHY set to a static description of
+ * the problem ("is a FIFO (named pipe), not a regular file", or strerror's text). */
+int file_open_regular(const char *path, const char **why);
+/* The same as a stdio stream ("rb"). */
+FILE *file_fopen_regular(const char *path, const char **why);
+
+#endif
