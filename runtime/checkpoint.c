@@ -1,7 +1,7 @@
 /* Checkpoints (see checkpoint.h for the format, the checksum and the crash-safety argument).
  *
  * Saving builds the safetensors header with the checksum digits zeroed, streams the file into
- * PATH.tmp.<pid> while hashing exactly the bytes written, patches the digest in with pwrite,
+ * PATH.tmp while hashing exactly the bytes written, patches the digest in with pwrite,
  * then fsync, rename, fsync of the directory. Every failure before the rename unlinks the
  * temporary file, so PATH is never touched unless the new file is complete and synced.
  * Loading reads the whole file through the safetensors reader, hashes it in three pieces
@@ -352,9 +352,7 @@ ckpt_save(const char *path, const StTensor *t, size_t nt, const CkptInfo *info, 
 	char *tmp = NULL, *prev = NULL;
 	size_t nm = M_RESERVED + info->nextra;
 	StMeta *meta = malloc(nm * sizeof *meta);
-	char pid[32];
-	snprintf(pid, sizeof pid, ".tmp.%ld", (long)getpid());
-	tmp = concat(path, pid);
+	tmp = concat(path, ".tmp");
 	prev = concat(path, ".prev");
 	StHeader h = {0};
 	int fd = -1, rc = -1;
@@ -376,11 +374,8 @@ ckpt_save(const char *path, const StTensor *t, size_t nt, const CkptInfo *info, 
 		goto out;
 	size_t digits = h.meta_pos[M_CHECKSUM] + 7;
 
+	unlink(tmp); /* left by a killed run: never a live writer's, whom the caller's lock excludes */
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-	if (fd < 0 && errno == EEXIST) { /* left by a crashed process that had our pid */
-		unlink(tmp);
-		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-	}
 	if (fd < 0) {
 		fail(err, errlen, "%s: cannot save checkpoint: cannot create %s: %s", path, tmp,
 			strerror(errno));

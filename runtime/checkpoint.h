@@ -25,13 +25,14 @@
  *     stored, b[i:i + 64] = bytes(b[i:i + 64]), b"0" * 64
  *     assert hashlib.sha256(b).hexdigest().encode() == stored
  *
- * Atomic writes. ckpt_save writes PATH.tmp.<pid> in PATH's directory, fsyncs it, renames it over
+ * Atomic writes. ckpt_save writes PATH.tmp in PATH's directory, fsyncs it, renames it over
  * PATH and fsyncs the directory; a crash at any point leaves the old checkpoint or the new one,
- * never a torn file (at worst a stale PATH.tmp.<pid>, which readers never look at and which is
- * safe to delete). On any error the temporary file is removed and PATH is untouched. The file
- * is written with write(2), not stdio, so there is no user-space buffer to flush before fsync.
- * Saving one PATH from two threads of one process at once is not supported (they would share
- * the temporary name); distinct processes, or distinct paths, are fine.
+ * never a torn file (at worst a stale PATH.tmp, which readers never look at and which the next
+ * save of PATH removes first). On any error the temporary file is removed and PATH is
+ * untouched. The file is written with write(2), not stdio, so there is no user-space buffer to
+ * flush before fsync. One writer per PATH at a time: the caller excludes others (nnrun holds
+ * PATH's lock, runtime/runfiles.h), so the temporary name is fixed and a killed run leaves at
+ * most one, which its successor reuses.
  * With CKPT_KEEP_PREV, the checkpoint being replaced is kept as PATH.prev (a hard link made
  * just before the rename, so PATH itself exists at every instant): a guard against a
  * checkpoint that is intact but bad (say, weights gone NaN), at the cost of twice the disk.

@@ -1,5 +1,6 @@
 # nnc_io: safetensors files and training checkpoints (runtime/safetensors.c,
-# runtime/checkpoint.c), and their tests in tests/io/. Included from the root CMakeLists.txt
+# runtime/checkpoint.c), a run's locks and metrics file (runtime/runfiles.c), and their tests in
+# tests/io/. Included from the root CMakeLists.txt
 # after nnc_runtime is defined. Tests:
 #   io_safetensors  writer/reader round trips, hand-built reference files, every error path
 #   io_checkpoint   SHA-256 vectors, round trip, corruption, version/plan/shape checks, atomicity
@@ -8,7 +9,8 @@
 #   io_torch        the same through torch.frombuffer; skips (77) where torch is not installed
 add_library(nnc_io STATIC
   ${CMAKE_SOURCE_DIR}/runtime/safetensors.c
-  ${CMAKE_SOURCE_DIR}/runtime/checkpoint.c)
+  ${CMAKE_SOURCE_DIR}/runtime/checkpoint.c
+  ${CMAKE_SOURCE_DIR}/runtime/runfiles.c)
 target_link_libraries(nnc_io PUBLIC nnc_runtime)
 
 add_executable(test_io_safetensors ${CMAKE_SOURCE_DIR}/tests/io/test_safetensors.c)

@@ -1202,10 +1202,6 @@ st_open(const char *path, StFile **out, char *err, size_t errlen)
 		close(fd);
 		return fail(err, errlen, "%s: cannot stat: %s", path, strerror(e));
 	}
-	if (!S_ISREG(sb.st_mode)) {
-		close(fd);
-		return fail(err, errlen, "%s: not a regular file", path);
-	}
 	if ((uintmax_t)sb.st_size > SIZE_MAX - 1) {
 		close(fd);
 		return fail(err, errlen, "%s: too large to read", path);

@@ -605,7 +605,7 @@ test_reader_errors(void)
 	CHECK(st_open("/nonexistent/dir/x.safetensors", &f, err, sizeof err) == -1 && f == NULL);
 	CHECK_MSG(err, "/nonexistent/dir/x.safetensors: cannot open: No such file or directory");
 	CHECK(st_open("/", &f, err, sizeof err) == -1);
-	CHECK_MSG(err, "/: not a regular file");
+	CHECK_MSG(err, "/: cannot open: is a directory, not a regular file");
 	/* A NULL error buffer is allowed. */
 	CHECK(st_parse("", 0, "x", &f, NULL, 0) == -1);
 	/* A tiny error buffer truncates cleanly. */
