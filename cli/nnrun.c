@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,6 +24,7 @@
 #include "runtime/data.h"
 #include "runtime/exec.h"
 #include "runtime/half.h"
+#include "runtime/runfiles.h"
 #include "runtime/safetensors.h"
 #ifdef NNC_HAVE_CUDA
 #include "runtime/cuda/cuda_backend.h"
@@ -865,14 +867,53 @@ warn_fp16_optimizer(const Plan *p)
 			step, 0x1p-11);
 }
 
+static const char METRICS_HEADER[] =
+	"epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,images_per_second,loss_scale,skipped_steps";
+
+/* Opens the metrics file for appending rows. A fresh run starts it anew; a resumed one first
+ * makes it hold exactly the rows of the epochs its checkpoint finished (runtime/runfiles.h). */
 static FILE *
-open_metrics(const char *path, bool *jsonl, bool append)
+open_metrics(const char *path, bool *jsonl, bool resume, const RunState *rs, char *err, size_t errlen)
 {
 	*jsonl = ends_with(path, ".jsonl");
-	FILE *f = fopen(path, append ? "a" : "w");
-	if (f && !append && !*jsonl)
-		fprintf(f, "epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,images_per_second,loss_scale,skipped_steps\n");
+	const char *header = *jsonl ? NULL : METRICS_HEADER;
+	if (resume) {
+		long have = metrics_reconcile(path, header, (long)rs->epoch, err, errlen);
+		if (have < 0)
+			return NULL;
+		if (have < (long)rs->epoch)
+			fprintf(stderr, "nnrun: warning: %s holds %ld rows, but the checkpoint has finished %llu epochs; the rows "
+			                "of this run follow them\n", path, have, (unsigned long long)rs->epoch);
+	}
+	FILE *f = fopen(path, resume ? "a" : "w");
+	if (!f || (!resume && header && metrics_append(f, header) != 0)) {
+		snprintf(err, errlen, "%s: error: cannot write metrics: %s", path, strerror(errno));
+		if (f)
+			fclose(f);
+		return NULL;
+	}
 	return f;
+}
+
+/* Fault injection for the tests (NNC_FAULT=NAME:EPOCH): the process dies at once, as kill -9
+ * would, at point NAME of epoch EPOCH (1-based): "epoch-evaluated" (the epoch evaluated, its
+ * metrics row not yet written) or "epoch-written" (the row written, the checkpoint not yet
+ * saved). */
+static void
+fault_point(const char *name, int epoch)
+{
+	const char *f = getenv("NNC_FAULT");
+	size_t n = strlen(name);
+	if (f && strncmp(f, name, n) == 0 && f[n] == ':' && atoi(f + n + 1) == epoch)
+		_exit(137);
+}
+
+/* Whether PATH is a regular file or none yet: a device such as /dev/full gets no lock beside it. */
+static bool
+lockable(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) != 0 || S_ISREG(st.st_mode);
 }
 
 static int
@@ -881,6 +922,7 @@ cmd_train(const Opts *o)
 	char err[2048];
 	Arena a = {0};
 	Plan p;
+	RunLock ck_lock = {-1, NULL}, mx_lock = {-1, NULL};
 	int rc = EXIT_USER;
 	if (!load_plan(o, &p, &a))
 		goto out_arena;
@@ -891,6 +933,20 @@ cmd_train(const Opts *o)
 	}
 	if (!o->data) {
 		rc = usage_error("train needs --data DIR (CIFAR-10; scripts/setup.sh fetches it into data/)%s", "");
+		goto out_arena;
+	}
+	char default_ckpt[4096];
+	snprintf(default_ckpt, sizeof default_ckpt, "%s.ckpt", o->plan_path);
+	const char *ckpt_path = o->checkpoint ? o->checkpoint : default_ckpt;
+	/* One run per checkpoint and per metrics file; the checkpoint's folder proves writable now,
+	 * not after the first epoch. */
+	char who[512], when[64];
+	time_t t_start = time(NULL);
+	strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime(&t_start));
+	snprintf(who, sizeof who, "pid %ld, nnrun train %s, started %s", (long)getpid(), o->plan_path, when);
+	if (run_lock(&ck_lock, ckpt_path, who, err, sizeof err) != 0 ||
+	    (o->metrics && lockable(o->metrics) && run_lock(&mx_lock, o->metrics, who, err, sizeof err) != 0)) {
+		fprintf(stderr, "nnrun: error: %s\n", err);
 		goto out_arena;
 	}
 	CifarData data;
@@ -948,13 +1004,10 @@ cmd_train(const Opts *o)
 #ifdef NNC_HAVE_CUDA
 	bool graph_noted = false;
 #endif
-	char default_ckpt[4096];
-	snprintf(default_ckpt, sizeof default_ckpt, "%s.ckpt", o->plan_path);
-	const char *ckpt_path = o->checkpoint ? o->checkpoint : default_ckpt;
 	bool jsonl = false;
 	FILE *mf = NULL;
-	if (o->metrics && !(mf = open_metrics(o->metrics, &jsonl, o->resume != NULL))) {
-		fprintf(stderr, "%s: error: cannot write metrics: %s\n", o->metrics, strerror(errno));
+	if (o->metrics && !(mf = open_metrics(o->metrics, &jsonl, o->resume != NULL, &rs, err, sizeof err))) {
+		fprintf(stderr, "%s\n", err);
 		goto out_dev;
 	}
 	struct sigaction sa = {.sa_handler = on_sigint};
@@ -969,6 +1022,7 @@ cmd_train(const Opts *o)
 	int32_t *y = exec_i32(&e, p.inputs[1].value);
 	int k = (int)p.values[p.train.logits].dim[1];
 	long steps_run = 0;
+	bool stop_after_epoch = false; /* a stop that landed on an epoch's last step */
 	rc = 0;
 	while ((int)ld.order.epoch < epochs && rc == 0) {
 		int epoch = (int)ld.order.epoch;
@@ -1044,10 +1098,14 @@ cmd_train(const Opts *o)
 					(double)seen / (dt > 0 ? dt : 1e-9), dt / (double)(b + 1 - b0) * (double)(nb - b - 1));
 				shown = now();
 			}
+			if (stop && b + 1 == nb) {
+				/* the step ended an epoch: evaluate it, checkpoint and write its row, then stop
+				 * (stopping here lost the epoch's row: the resumed run starts the next one) */
+				stop_after_epoch = true;
+				break;
+			}
 			if (stop) {
 				rs = (RunState){ld.order.epoch, ld.order.position, loss_sum, now() - t0, correct, seen};
-				if (ld.order.position == 0) /* the step ended an epoch: its sums belong to no epoch now */
-					rs.loss_sum = rs.seconds = 0, rs.correct = rs.seen = 0;
 				if (!dev_sync(&dev, &e, err, sizeof err) || !save_checkpoint(&e, ckpt_path, &rs, err, sizeof err)) {
 					fprintf(stderr, "%s\n", err);
 					rc = EXIT_USER;
@@ -1075,19 +1133,38 @@ cmd_train(const Opts *o)
 		if (!o->quiet)
 			fprintf(stderr, "%sepoch %d/%d: train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%% (%ld images) | lr %.4g | %.1f s\n",
 				tty ? "\r" : "", epoch + 1, epochs, tl, ta * 100, sc.loss, va * 100, sc.count, e.lr, secs);
-		if (mf) {
-			if (jsonl)
-				fprintf(mf, "{\"epoch\": %d, \"train_loss\": %.6f, \"train_acc\": %.6f, \"test_loss\": %.6f, \"test_acc\": %.6f, \"lr\": %.6g, \"seconds\": %.3f, \"images_per_second\": %.1f, \"loss_scale\": %.17g, \"skipped_steps\": %ld}\n",
-					epoch + 1, tl, ta, sc.loss, va, e.lr, secs, ips, e.loss_scale, e.skipped_steps);
-			else
-				fprintf(mf, "%d,%.6f,%.6f,%.6f,%.6f,%.6g,%.3f,%.1f,%.17g,%ld\n", epoch + 1, tl, ta, sc.loss, va, e.lr, secs, ips,
-					e.loss_scale, e.skipped_steps);
-			fflush(mf);
+		char row[512];
+		if (jsonl)
+			snprintf(row, sizeof row,
+				"{\"epoch\": %d, \"train_loss\": %.6f, \"train_acc\": %.6f, \"test_loss\": %.6f, \"test_acc\": %.6f, "
+				"\"lr\": %.6g, \"seconds\": %.3f, \"images_per_second\": %.1f, \"loss_scale\": %.17g, "
+				"\"skipped_steps\": %ld}",
+				epoch + 1, tl, ta, sc.loss, va, e.lr, secs, ips, e.loss_scale, e.skipped_steps);
+		else
+			snprintf(row, sizeof row, "%d,%.6f,%.6f,%.6f,%.6f,%.6g,%.3f,%.1f,%.17g,%ld", epoch + 1, tl, ta, sc.loss, va, e.lr,
+				secs, ips, e.loss_scale, e.skipped_steps);
+		/* The row first (synced), then the checkpoint: a kill between the two repeats the epoch
+		 * on --resume, whose open_metrics first cuts the row of the epoch the checkpoint lacks. */
+		fault_point("epoch-evaluated", epoch + 1);
+		if (mf && metrics_append(mf, row) != 0) {
+			fprintf(stderr, "%s: error: cannot write metrics: %s; the run stops before saving epoch %d's checkpoint\n",
+				o->metrics, strerror(errno), epoch + 1);
+			rc = EXIT_USER;
+			break;
 		}
+		fault_point("epoch-written", epoch + 1);
 		rs = (RunState){ld.order.epoch, ld.order.position, 0, 0, 0, 0};
 		if (!dev_sync(&dev, &e, err, sizeof err) || !save_checkpoint(&e, ckpt_path, &rs, err, sizeof err)) {
 			fprintf(stderr, "%s\n", err);
 			rc = EXIT_USER;
+			break;
+		}
+		if (stop_after_epoch) {
+			if (!o->quiet || interrupted)
+				fprintf(stderr, "nnrun: %s at the end of epoch %d; checkpoint saved to %s (resume with --resume %s)\n",
+					interrupted ? "interrupted" : "step limit reached", epoch + 1, ckpt_path, ckpt_path);
+			rc = interrupted ? EXIT_INTERRUPTED : 0;
+			goto done;
 		}
 	}
 done:
@@ -1106,6 +1183,8 @@ out_loader:
 out_data:
 	cifar_close(&data);
 out_arena:
+	run_unlock(&mx_lock);
+	run_unlock(&ck_lock);
 	arena_free(&a);
 	return rc;
 }

@@ -78,7 +78,7 @@ run_unlock(RunLock *l)
 }
 
 long
-metrics_reconcile(const char *path, const char *header, long rows, const char *last_row, char *err, size_t errlen)
+metrics_reconcile(const char *path, const char *header, long rows, char *err, size_t errlen)
 {
 	const char *why;
 	FILE *f = file_fopen_regular(path, &why);
@@ -133,12 +133,6 @@ metrics_reconcile(const char *path, const char *header, long rows, const char *l
 			rc = -1;
 	} else if (ftruncate(fileno(w), (off_t)keep) != 0 || fseek(w, 0, SEEK_END) != 0) {
 		rc = -1;
-	}
-	if (rc == 0 && have == rows - 1 && last_row && last_row[0]) {
-		if (fprintf(w, "%s\n", last_row) < 0)
-			rc = -1;
-		else
-			have++;
 	}
 	if (w && (fflush(w) != 0 || (fsync(fileno(w)) != 0 && errno != EINVAL)))
 		rc = -1;

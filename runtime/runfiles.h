@@ -5,11 +5,12 @@
  *    the run's life and holding who took it, so a second run on the same path refuses to start
  *    and names the first. The kernel drops the lock when the holder dies, so a lock file left by
  *    kill -9 is no obstacle; a clean exit removes it.
- *  - The metrics file holds exactly one row per finished epoch. The checkpoint saved at an
- *    epoch's end records how many epochs are finished and that epoch's row; the row is written
- *    after the checkpoint. On resume, metrics_reconcile drops rows (and a torn last line) beyond
- *    what the checkpoint finished, and writes the checkpoint's row if the kill came between the
- *    checkpoint and the row. */
+ *  - The metrics file holds exactly one row per finished epoch. At an epoch's end the row is
+ *    written and synced first, then the checkpoint saved; the checkpoint records how many epochs
+ *    are finished. A kill between the two leaves one row more than the checkpoint finished; on
+ *    resume, metrics_reconcile cuts rows (and a torn last line) beyond what the checkpoint
+ *    finished, and the repeated epoch writes its row again, once.
+ */
 #ifndef NNC_RUNFILES_H
 #define NNC_RUNFILES_H
 
@@ -29,11 +30,10 @@ int run_lock(RunLock *l, const char *path, const char *who, char *err, size_t er
 void run_unlock(RunLock *l);
 
 /* Makes metrics file PATH (CSV with HEADER as its first line, or JSON Lines when HEADER is NULL)
- * hold exactly ROWS complete rows: rows beyond are cut (with a torn last line); when it holds
- * ROWS - 1 and LAST_ROW is given, LAST_ROW (a line without its newline) is appended. A missing
- * file is created. Returns the rows it now holds (fewer than ROWS when rows are missing that no
- * checkpoint holds), or -1 with a message. */
-long metrics_reconcile(const char *path, const char *header, long rows, const char *last_row, char *err, size_t errlen);
+ * hold at most ROWS complete rows: rows beyond are cut, and a torn last line. A missing file is
+ * created. Returns the rows it now holds (fewer than ROWS when rows are missing), or -1 with a
+ * message. */
+long metrics_reconcile(const char *path, const char *header, long rows, char *err, size_t errlen);
 
 /* Appends LINE and a newline to F and makes it durable (fflush, fsync). Returns 0, or -1 with
  * errno set (a full disk shows here, not at fclose). */

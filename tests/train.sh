@@ -90,6 +90,58 @@ mkfifo "$tmp/fifodata/cifar-10-batches-bin/test_batch.bin"
 expect fifo-data 1 "test_batch.bin: cannot open: is a FIFO (named pipe), not a regular file" -- "$nnrun" train "$plan" \
 	--data "$tmp/fifodata" --train-limit 128 --quiet --checkpoint "$tmp/f3.ckpt"
 
+# Interruptions (issue 14; runtime/runfiles.h): every finished epoch has exactly one metrics row,
+# whatever instant a run is stopped or killed at. 3 epochs of 4 steps.
+"$nnc" compile --batch 32 --set epochs=3 models/tiny.nn -o "$tmp/t3.plan" 2>/dev/null || echo "FAIL compile t3"
+r3="$nnrun train $tmp/t3.plan --data $data --quiet --threads 1 --train-limit 128 --test-limit 64"
+rows='NR > 1 { e = e $1 } END { print e }' # the epochs of a metrics file's rows, in a string
+# A stop that lands on an epoch's last step finishes that epoch (its row was lost before).
+expect last-step-stop 0 "" -- $r3 --checkpoint "$tmp/i1.ckpt" --metrics "$tmp/i1.csv" --steps 4
+expect last-step-resume 0 "" -- $r3 --checkpoint "$tmp/i1.ckpt" --metrics "$tmp/i1.csv" --resume "$tmp/i1.ckpt"
+expect last-step-rows 0 "^123$" -- awk -F, "$rows" "$tmp/i1.csv"
+# Killed between epoch 2's row and its checkpoint: the resumed run repeats epoch 2 and its row is
+# written once (it was written twice or three times before); the parameters end as an
+# uninterrupted run's.
+expect kill-between 137 "" -- env NNC_FAULT=epoch-written:2 $r3 --checkpoint "$tmp/i2.ckpt" --metrics "$tmp/i2.csv"
+expect kill-between-rows-so-far 0 "^12$" -- awk -F, "$rows" "$tmp/i2.csv"
+expect kill-between-resume 0 "" -- $r3 --checkpoint "$tmp/i2.ckpt" --metrics "$tmp/i2.csv" --resume "$tmp/i2.ckpt"
+expect kill-between-rows 0 "^123$" -- awk -F, "$rows" "$tmp/i2.csv"
+same "killed and resumed = uninterrupted (checkpoint)" "$tmp/i1.ckpt" "$tmp/i2.ckpt"
+# Killed before epoch 2's row: the resumed run repeats epoch 2 and writes its row once.
+expect kill-before 137 "" -- env NNC_FAULT=epoch-evaluated:2 $r3 --checkpoint "$tmp/i3.ckpt" --metrics "$tmp/i3.csv"
+expect kill-before-resume 0 "" -- $r3 --checkpoint "$tmp/i3.ckpt" --metrics "$tmp/i3.csv" --resume "$tmp/i3.ckpt"
+expect kill-before-rows 0 "^123$" -- awk -F, "$rows" "$tmp/i3.csv"
+# A torn last line (a kill inside a write) and rows beyond an older checkpoint are cut.
+cp "$tmp/i3.csv" "$tmp/i4.csv"
+printf '4,2.3' >>"$tmp/i4.csv"
+expect torn-line 0 "" -- $r3 --checkpoint "$tmp/i4.ckpt" --metrics "$tmp/i4.csv" --resume "$tmp/i1.ckpt" --set epochs=3
+expect torn-line-rows 0 "^123$" -- awk -F, "$rows" "$tmp/i4.csv"
+# A killed save leaves at most PATH.tmp, which the next save of the checkpoint removes.
+printf 'left by a killed run' >"$tmp/i5.ckpt.tmp"
+expect stale-tmp 0 "" -- $r3 --checkpoint "$tmp/i5.ckpt" --set epochs=1
+expect stale-tmp-gone 0 "" -- test ! -e "$tmp/i5.ckpt.tmp"
+expect no-lock-left 0 "" -- test ! -e "$tmp/i5.ckpt.lock"
+# Two runs on one checkpoint or metrics file: the second refuses, naming the first.
+printf 'pid 4242, nnrun train other.plan, started 2026-12-04 10:00:00\n' >"$tmp/i6.ckpt.lock"
+flock "$tmp/i6.ckpt.lock" sleep 30 &
+holder=$!
+for _ in 1 2 3 4 5 6 7 8 9 10; do flock -n "$tmp/i6.ckpt.lock" true || break; sleep 0.1; done
+expect locked 1 "i6.ckpt is in use by another run (pid 4242, nnrun train other.plan, started 2026-12-04 10:00:00)" -- \
+	$r3 --checkpoint "$tmp/i6.ckpt" --set epochs=1
+kill $holder 2>/dev/null
+printf 'pid 4343, nnrun train other.plan\n' >"$tmp/i7.csv.lock"
+flock "$tmp/i7.csv.lock" sleep 30 &
+holder=$!
+for _ in 1 2 3 4 5 6 7 8 9 10; do flock -n "$tmp/i7.csv.lock" true || break; sleep 0.1; done
+expect locked-metrics 1 "i7.csv is in use by another run (pid 4343" -- $r3 --checkpoint "$tmp/i7.ckpt" \
+	--metrics "$tmp/i7.csv" --set epochs=1
+kill $holder 2>/dev/null
+# Writes that fail are errors, found before any training: a full disk, a folder no one can write.
+expect metrics-full 1 "/dev/full: error: cannot write metrics: No space left on device" -- $r3 --checkpoint "$tmp/i8.ckpt" \
+	--metrics /dev/full --set epochs=1
+expect ckpt-folder 1 "cannot create the lock file /proc/nnc-test.ckpt.lock" -- $r3 --checkpoint /proc/nnc-test.ckpt \
+	--set epochs=1
+
 # Elementwise chains that end in a unary op (tests/golden/chain_unary.nn; an internal error in
 # the fuse pass before) train to the same weights as the unfused plan, in fp32 and fp16.
 for prec in fp32 fp16; do
