@@ -464,10 +464,28 @@ plan_read(const char *path, Plan *p, Arena *a, bool allow_edited, char *err, siz
 		snprintf(err, errlen, "%s: error: cannot read plan (too large or out of memory)", path);
 		return false;
 	}
+	bool ok = plan_parse(text, len, path, p, a, allow_edited, err, errlen);
+	free(text);
+	return ok;
+}
+
+bool
+plan_parse(const char *data, size_t len, const char *path, Plan *p, Arena *a, bool allow_edited, char *err,
+	size_t errlen)
+{
+	memset(p, 0, sizeof *p);
+	if (memchr(data, 0, len)) {
+		snprintf(err, errlen, "%s: error: binary data in the plan: it is corrupt", path);
+		return false;
+	}
+	char *text = malloc(len + 1);
+	if (!text) {
+		snprintf(err, errlen, "%s: error: cannot read plan (out of memory)", path);
+		return false;
+	}
+	memcpy(text, data, len);
 	text[len] = 0;
-	if (memchr(text, 0, len) || !check_sum(text, len, allow_edited, path, err, errlen)) {
-		if (memchr(text, 0, len))
-			snprintf(err, errlen, "%s: error: binary data in the plan: it is corrupt", path);
+	if (!check_sum(text, len, allow_edited, path, err, errlen)) {
 		free(text);
 		return false;
 	}

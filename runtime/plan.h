@@ -89,6 +89,9 @@ bool plan_write(FILE *out, const Plan *plan);
 /* Reads and validates PATH into PLAN (allocated in A). ALLOW_EDITED skips the checksum
  * comparison (the plan is still fully validated). Returns false with "PATH: error: ..." in err. */
 bool plan_read(const char *path, Plan *plan, Arena *a, bool allow_edited, char *err, size_t errlen);
+/* plan_read of LEN bytes of plan text at DATA (PATH names it in messages). */
+bool plan_parse(const char *data, size_t len, const char *path, Plan *plan, Arena *a, bool allow_edited, char *err,
+	size_t errlen);
 /* Re-checks a plan in memory (also used by plan_read). */
 bool plan_validate(const Plan *plan, char *err, size_t errlen);
 /* 64-bit FNV-1a over N bytes, continuing from H (start with PLAN_HASH_INIT). */

@@ -3,8 +3,8 @@
 #   1. normal   (re)build build/ (made by scripts/setup.sh) and run its ctest suite
 #   2. asan     configure and build build-asan/ with ASan + UBSan (-DNNC_SANITIZE=ON, no CUDA)
 #               and run the ctest suite there, leaks and UB fatal
-#   3. fuzz     build the libFuzzer target in build-fuzz/ with clang and fuzz the front end for
-#               $NNC_FUZZ_SECONDS (default 60) seconds, seeded from models/ and tests/golden/
+#   3. fuzz     scripts/fuzz.sh: the libFuzzer targets in build-fuzz/ (clang), the front end and
+#               the plan loader, $NNC_FUZZ_SECONDS (default 60) seconds in all
 # Every phase runs even if an earlier one failed; the exit status is non-zero if any failed.
 #
 # Usage: scripts/test.sh        (after scripts/setup.sh)
@@ -53,61 +53,11 @@ phase_asan() {
 }
 
 phase_fuzz() {
-	if ! command -v clang >/dev/null 2>&1; then
-		echo "test: clang not found; run scripts/setup.sh" >&2
-		return 1
-	fi
-	say "fuzz: configuring build-fuzz/ (CC=clang -DNNC_FUZZ=ON -DNNC_CUDA=OFF)"
-	CC=clang cmake -S . -B build-fuzz -DNNC_FUZZ=ON "${SAN_FLAGS[@]}"
-	say "fuzz: building fuzz_frontend"
-	cmake --build build-fuzz -j"$JOBS" --target fuzz_frontend
-
-	# Fresh seed corpus (git-ignored); libFuzzer adds new inputs to it as it runs.
-	local corpus="$ROOT/tests/fuzz/corpus-run"
-	rm -rf "$corpus"
-	mkdir -p "$corpus"
-	local n=0 f
-	for f in models/*.nn models/lib/*.nn tests/golden/*.nn; do
-		[ -f "$f" ] || continue
-		cp "$f" "$corpus/$(echo "$f" | tr / _)"
-		n=$((n + 1))
-	done
-	# The fuzzer runs in a scratch directory, against which imports in its inputs resolve
-	# (a copy of models/lib/ there lets the seed models' `import "lib/resnet.nn"` work).
-	local work="$ROOT/build-fuzz/run" artifacts="$ROOT/build-fuzz/artifacts"
-	local log="$ROOT/build-fuzz/fuzz.log"
-	rm -rf "$work" "$artifacts"
-	mkdir -p "$work" "$artifacts"
-	if [ -d models/lib ]; then
-		cp -R models/lib "$work/lib"
-	fi
-
-	say "fuzz: running fuzz_frontend for ${FUZZ_SECONDS}s on $n seed files (log: build-fuzz/fuzz.log)"
-	local rc=0
-	(cd "$work" && exec "$ROOT/build-fuzz/fuzz_frontend" \
-		-max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
-		-dict="$ROOT/tests/fuzz/nn.dict" -artifact_prefix="$artifacts/" \
-		-print_final_stats=1 "$corpus") </dev/null >"$log" 2>&1 || rc=$?
-	grep -E '^#[0-9]+ +DONE|^Done [0-9]+ runs|stat::number_of_executed_units|stat::peak_rss_mb' "$log" || true
-	local found
-	found=$(find "$artifacts" -type f 2>/dev/null | sort)
-	if [ "$rc" -ne 0 ] || [ -n "$found" ]; then
-		echo "test: FUZZER FOUND A PROBLEM (exit status $rc); the report from build-fuzz/fuzz.log:" >&2
-		# From the first error line on, without ASan's shadow-memory dump, at most 80 lines.
-		awk '/ERROR:|runtime error:|ALARM:/ { on = 1 }
-			/^Shadow bytes around/ { skip = 1 } /==ABORTING/ { skip = 0 }
-			on && !skip' "$log" | head -n 80 >&2 || true
-		grep -E '^SUMMARY:' "$log" >&2 || true
-		if [ -n "$found" ]; then
-			echo "test: reproducer file(s):" >&2
-			find "$artifacts" -type f -printf '    %p\n' | sort >&2
-			echo "test: reproduce with: (cd build-fuzz/run && ../fuzz_frontend FILE)" >&2
-		else
-			echo "test: no reproducer file was written; see build-fuzz/fuzz.log" >&2
-		fi
-		return 1
-	fi
-	echo "fuzz: no crash, leak, timeout or OOM in ${FUZZ_SECONDS}s; corpus now $(find "$corpus" -type f | wc -l) files"
+	# Both libFuzzer targets (scripts/fuzz.sh): the front end, then the plan loader.
+	local half=$(((FUZZ_SECONDS + 1) / 2))
+	say "fuzz: scripts/fuzz.sh frontend ${half}s, then plan ${half}s"
+	scripts/fuzz.sh frontend "$half"
+	scripts/fuzz.sh plan "$half"
 }
 
 PHASES=(normal asan fuzz)
