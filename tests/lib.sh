@@ -6,6 +6,7 @@
 #   atmost NAME GOT LIMIT WHAT         the number GOT is at most LIMIT (an empty GOT fails);
 #                                      WHAT describes GOT in the failure message
 #   finish LABEL                       prints the tally; exit status 0 when nothing failed
+#   need_cifar DIR                     exits 77 (skipped) without CIFAR-10 in DIR; 1 under CI=true
 #   cuda_needs NNRUN PLAN              for the `cuda` tests: exits 77 (skipped) unless nnrun runs
 #                                      PLAN on a usable GPU; sets data and records (NNC_DATA,
 #                                      NNC_RECORDS: a subset's file size) and clears NNC_DEVICE
@@ -53,11 +54,23 @@ atmost() {
 	fi
 }
 
+# need_cifar DIR: exits 77 (skipped) when DIR holds no CIFAR-10 -- but under CI=true, where the
+# set-up fetched the data, exits 1 (failed), so a test that needs the data never skips silently.
+need_cifar() {
+	[ -f "$1/cifar-10-batches-bin/test_batch.bin" ] || [ -f "$1/test_batch.bin" ] && return 0
+	if [ "${CI:-}" = true ]; then
+		echo "FAIL: no CIFAR-10 in $1, and CI=true: scripts/setup.sh should have fetched it"
+		exit 1
+	fi
+	echo "skipped: no CIFAR-10 in $1 (scripts/setup.sh fetches it)"
+	exit 77
+}
+
 cuda_needs() {
 	data=${NNC_DATA:-data}
 	records=${NNC_RECORDS:+--records-per-file $NNC_RECORDS}
 	unset NNC_DEVICE
-	[ -f "$data/cifar-10-batches-bin/test_batch.bin" ] || { echo "skipped: no CIFAR-10 in $data"; exit 77; }
+	need_cifar "$data"
 	"$1" bench "$2" --steps 1 --device cuda 2>&1 | grep -q "no usable GPU\|without the CUDA backend" &&
 		{ echo "skipped: no usable GPU"; exit 77; }
 }

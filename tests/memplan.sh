@@ -16,9 +16,9 @@
 nnc=${1:?usage: memplan.sh NNC NNRUN}
 nnrun=${2:?usage: memplan.sh NNC NNRUN}
 data=${NNC_DATA:-data}
-[ -f "$data/cifar-10-batches-bin/test_batch.bin" ] || { echo "skipped: no CIFAR-10 in $data"; exit 77; }
 TIMEOUT=300
 . "$(dirname "$0")/lib.sh"
+need_cifar "$data"
 # nnrun compare's largest delta in FILE, with inf (a NaN or Inf output) as 1e308.
 delta_of() {
 	sed -n 's/.*largest delta \([^ ]*\).*/\1/p' "$1" | sed 's/^-\{0,1\}inf$/1e308/; s/^-\{0,1\}nan$/1e308/'

@@ -7,9 +7,9 @@
 nnc=${1:?usage: precision.sh NNC NNRUN}
 nnrun=${2:?usage: precision.sh NNC NNRUN}
 data=${NNC_DATA:-data}
-[ -f "$data/cifar-10-batches-bin/test_batch.bin" ] || { echo "skipped: no CIFAR-10 in $data"; exit 77; }
 TIMEOUT=120
 . "$(dirname "$0")/../lib.sh"
+need_cifar "$data"
 run="--data $data --train-limit 1280 --test-limit 300 --quiet --threads 2"
 
 for p in fp32 fp16 mixed tests/golden/inc/policy.yaml; do
