@@ -5,8 +5,9 @@ kernels) against central finite differences of the training loss, on tests/gradc
 `nnrun step` gives the loss and every parameter gradient of one training step. With the
 learning rate, momentum and weight decay at zero the step leaves the weights as they were, and
 each `nnrun step` starts a fresh executor, so the dropout mask is the same in every run; the
-loss is then a deterministic function of the weights. For PROBES random elements of every
-parameter, (L(w + h) - L(w - h)) / 2h must match the gradient for one of two steps h: the
+loss is then a deterministic function of the weights. Every trainable parameter must have a
+gradient (one missing fails the check). For PROBES elements of every parameter (the first, the
+last, random ones), (L(w + h) - L(w - h)) / 2h must match the gradient for one of two steps h: the
 executor computes in fp32, so a small h drowns in the rounding of L (the tolerance includes
 NOISE * |L| / h), while a large h may carry a ReLU, ReLU6 or max-pool input across its kink (and
 batch norm spreads that over a channel), which only the small h avoids.
@@ -25,7 +26,7 @@ from crosscheck import read, serialize  # noqa: E402
 
 STEPS = (1e-3, 1e-4)
 RTOL, NOISE = 2e-2, 2e-7  # NOISE: a generous bound on fp32 rounding of the loss, relative
-PROBES = 3
+PROBES = 8  # elements per parameter: the first, the last and random ones between
 BATCH = 8
 
 
@@ -63,7 +64,7 @@ def main():
             return {k: floats(v) for k, v in read(out)[3].items()}
 
         # Random weights of the right shapes (read from the plan's parameter and value tables).
-        shapes = {}
+        shapes, trainable = {}, set()
         with open(plan) as f:
             lines = f.read().splitlines()
         values = [l for l in lines if l.startswith("  - [")]
@@ -73,6 +74,8 @@ def main():
                 vid = int(l.split("value: ")[1].split(",")[0])
                 dims = [int(x) for x in values[vid].split("[")[2].split("]")[0].split(",") if x.strip()]
                 shapes[name] = dims
+                if "trainable: true" in l:
+                    trainable.add(name)
         weights = {}
         for name, dims in shapes.items():
             n = 1
@@ -88,12 +91,15 @@ def main():
         base = step(weights)
         loss0 = base["loss"][1][0]
         checked, bad, worst = 0, [], 0.0
+        missing = sorted(n for n in trainable if "grad." + n not in base)
         for name, (dims, vals) in sorted(weights.items()):
             gkey = "grad." + name
             if gkey not in base:
                 continue
             grad = base[gkey][1]
-            for i in rng.sample(range(len(vals)), min(PROBES, len(vals))):
+            n = len(vals)
+            probes = sorted(set([0, n - 1] + rng.sample(range(n), min(PROBES - 2, n)))) if n > 2 else list(range(n))
+            for i in probes:
                 ratios, fds = [], []
                 for h in STEPS:
                     plus = dict(weights)
@@ -111,6 +117,9 @@ def main():
                         name, i, grad[i], ", ".join("%.6g (h %g)" % (f, h) for f, h in zip(fds, STEPS))))
         print("allops: loss %.5f, %d gradient elements of %d parameters checked, worst error/tolerance %.3f" % (
             loss0, checked, sum(1 for k in weights if "grad." + k in base), worst))
+        if missing:
+            print("MISSING: no gradient for the trainable parameter(s) " + ", ".join(missing))
+            return 1
         if bad:
             print("MISMATCH:\n  " + "\n  ".join(bad))
             return 1
