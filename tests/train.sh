@@ -21,7 +21,10 @@ expect full 0 "" -- $run --checkpoint "$tmp/full.ckpt" --metrics "$tmp/full.csv"
 expect csv 0 "^2,[0-9.]*,[0-9.]*,[0-9.]*,[0-9.]*," -- cat "$tmp/full.csv"
 expect jsonl 0 '' -- $run --checkpoint "$tmp/j.ckpt" --metrics "$tmp/m.jsonl" --set epochs=1
 expect jsonl-content 0 '"epoch": 1, "train_loss": [0-9.]*, "train_acc"' -- cat "$tmp/m.jsonl"
-expect learns 0 "" -- awk -F, 'NR == 2 { a = $2 } NR == 3 { exit !($2 < a) }' "$tmp/full.csv"
+# Learning, not just a falling loss: after 2 epochs on 1280 images the tiny model is well past
+# chance (10%, loss ln 10 = 2.303): seeds 1-3 reach 20-25% test accuracy and a training loss
+# of 2.10-2.15, so the bounds leave room for rounding, not for a broken gradient.
+expect learns 0 "" -- awk -F, 'NR == 2 { a = $2 } NR == 3 { exit !($2 < a && $2 < 2.2 && $5 >= 0.17) }' "$tmp/full.csv"
 expect eval-all 0 "(.* of 300 images)" -- "$nnrun" eval "$plan" --weights "$tmp/full.ckpt" --data "$data" --test-limit 300
 
 # Resume mid-epoch (step limit) gives a bit-identical final checkpoint.
