@@ -77,4 +77,9 @@ if [ "$rc" -ne 0 ] || [ -n "$found" ]; then
 	fi
 	exit 1
 fi
-echo "fuzz: $target: no crash, leak, timeout or OOM in ${seconds}s; corpus now $(find "$corpus" -type f | wc -l) files"
+files=$(find "$corpus" -type f | wc -l)
+echo "fuzz: $target: no crash, leak, timeout or OOM in ${seconds}s; corpus now $files files"
+# NNC_FUZZ_DOC=FILE: the run's figures as a row of FILE's fuzzing table (scripts/fuzz_record.py).
+if [ -n "${NNC_FUZZ_DOC:-}" ]; then
+	scripts/fuzz_record.py "$NNC_FUZZ_DOC" "$log" "$target" "$seconds" "$jobs" "$n" "$files" none
+fi

@@ -5,6 +5,8 @@
 #               and run the ctest suite there, leaks and UB fatal
 #   3. fuzz     scripts/fuzz.sh: the libFuzzer targets in build-fuzz/ (clang), the front end and
 #               the plan loader, $NNC_FUZZ_SECONDS (default 60) seconds in all
+#   4. mutate   tests/mutate.sh --sample $NNC_MUTATE_SAMPLE (default 3): central code broken on
+#               purpose in a scratch copy; the tests named for each break must fail
 # Every phase runs even if an earlier one failed; the exit status is non-zero if any failed.
 #
 # Usage: scripts/test.sh        (after scripts/setup.sh)
@@ -60,7 +62,13 @@ phase_fuzz() {
 	scripts/fuzz.sh plan "$half"
 }
 
-PHASES=(normal asan fuzz)
+phase_mutate() {
+	# A sample of the mutation tests (tests/mutate.sh; all of them: docs/testing.md).
+	say "mutate: tests/mutate.sh --sample ${NNC_MUTATE_SAMPLE:-3}"
+	tests/mutate.sh --sample "${NNC_MUTATE_SAMPLE:-3}"
+}
+
+PHASES=(normal asan fuzz mutate)
 declare -A RESULT TIME
 failed=0
 for p in "${PHASES[@]}"; do

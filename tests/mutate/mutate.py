@@ -1,0 +1,137 @@
+#!/usr/bin/python3
+"""Mutation testing: does the suite fail when central code is broken on purpose?
+
+Each mutation of tests/mutate/mutations.txt (a text that occurs exactly once in one file,
+replaced) is applied to a scratch copy of the repository, the copy rebuilt incrementally, and
+the fast tests named for it run (ctest -R). A mutation is caught when those tests fail; missed
+when they pass; a mutation that no longer applies (its text is gone) or does not build is an
+error of the list, and fails the run like a miss. The scratch copy is made once (without the
+build folders and the data, which it links to) and restored after each mutation.
+
+usage: mutate.py [--sample N] [--doc FILE] [--keep] [ID...]
+  --sample N   N mutations spread evenly over the list (CI's fast sample)
+  --doc FILE   write the results table into FILE between the markers
+               <!-- mutate:begin --> and <!-- mutate:end --> (docs/testing.md)
+  ID...        only these mutations
+Exit status: 0 when every mutation run was caught.
+"""
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SCRATCH = os.environ.get("NNC_MUTATE_DIR", "/tmp/nnc-mutate")
+
+
+def load():
+    muts = []
+    for block in open(os.path.join(ROOT, "tests/mutate/mutations.txt")).read().split("\n\n"):
+        d = {}
+        for line in block.splitlines():
+            if line.startswith("#") or not line.strip():
+                continue
+            key, _, value = line.partition(": ")
+            d[key] = value
+        if "id" in d:
+            muts.append(d)
+    return muts
+
+
+def run(args, **kw):
+    return subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def setup():
+    src, build = os.path.join(SCRATCH, "src"), os.path.join(SCRATCH, "build")
+    os.makedirs(SCRATCH, exist_ok=True)
+    # A fresh copy each run; tar keeps the files' times, so the scratch build stays incremental.
+    shutil.rmtree(src, ignore_errors=True)
+    os.makedirs(src)
+    r = run(["sh", "-c", "tar -C '%s' --exclude='./build*' --exclude=./data --exclude=./.device --exclude=./.git "
+             "--exclude='./tests/fuzz/corpus-*' -cf - . | tar -C '%s' -xf -" % (ROOT, src)])
+    if r.returncode != 0:
+        sys.exit("mutate: copying the repository failed: " + r.stdout)
+    if os.path.isdir(os.path.join(ROOT, "data")) and not os.path.exists(os.path.join(src, "data")):
+        os.symlink(os.path.join(ROOT, "data"), os.path.join(src, "data"))
+    if not os.path.exists(os.path.join(build, "CMakeCache.txt")):
+        r = run(["cmake", "-S", src, "-B", build, "-DCMAKE_BUILD_TYPE=RelWithDebInfo"])
+        if r.returncode != 0:
+            sys.exit("mutate: configuring the scratch build failed:\n" + r.stdout[-3000:])
+    return src, build
+
+
+def build_all(build):
+    return run(["cmake", "--build", build, "-j%d" % (os.cpu_count() or 2)])
+
+
+def main():
+    args = sys.argv[1:]
+    sample, doc, only = 0, None, []
+    while args:
+        a = args.pop(0)
+        if a == "--sample":
+            sample = int(args.pop(0))
+        elif a == "--doc":
+            doc = args.pop(0)
+        else:
+            only.append(a)
+    muts = load()
+    if only:
+        muts = [m for m in muts if m["id"] in only]
+    if sample and sample < len(muts):
+        step = len(muts) / sample
+        muts = [muts[int(i * step)] for i in range(sample)]
+    src, build = setup()
+    r = build_all(build)
+    if r.returncode != 0:
+        sys.exit("mutate: the unmutated scratch copy does not build:\n" + r.stdout[-3000:])
+    rows, bad = [], 0
+    for m in muts:
+        path = os.path.join(src, m["file"])
+        original = open(path).read()
+        t0 = time.time()
+        if original.count(m["old"]) != 1:
+            verdict, detail = "ERROR", "the text to mutate occurs %d times" % original.count(m["old"])
+        else:
+            open(path, "w").write(original.replace(m["old"], m["new"]))
+            r = build_all(build)
+            if r.returncode != 0:
+                verdict, detail = "ERROR", "does not build"
+            else:
+                r = run(["ctest", "--test-dir", build, "-R", m["tests"], "--timeout", "600"], cwd=src)
+                ran = re.findall(r"Test +#\d+: (\S+) \.+.*?(Passed|\*\*\*Failed|Failed|Not Run|\*\*\*Skipped|Skipped|Timeout)",
+                                 r.stdout)
+                failed = [n for n, s in ran if "Failed" in s or "Timeout" in s]
+                if not ran:
+                    verdict, detail = "ERROR", "no test matches " + m["tests"]
+                elif failed:
+                    verdict, detail = "caught", ", ".join(failed)
+                else:
+                    verdict, detail = "MISSED", "passed: " + ", ".join(n for n, _ in ran)
+            open(path, "w").write(original)
+            os.utime(path)
+        bad += verdict != "caught"
+        rows.append((m["id"], m["file"], m["what"], verdict, detail, time.time() - t0))
+        print("%-24s %-7s %s (%.0f s)" % (m["id"], verdict, detail, time.time() - t0), flush=True)
+    build_all(build)  # leave the scratch build matching the unmutated copy
+    table = ["| mutation | file | what it breaks | result | tests that failed |", "|---|---|---|---|---|"]
+    table += ["| %s | `%s` | %s | %s | %s |" % (i, f, w, v, d) for i, f, w, v, d, _ in rows]
+    print("\n".join(table))
+    print("mutate: %d mutations, %d caught, %d missed or in error" % (len(rows), len(rows) - bad, bad))
+    if doc:
+        text = open(doc).read()
+        begin, end = "<!-- mutate:begin -->", "<!-- mutate:end -->"
+        if begin not in text or end not in text:
+            sys.exit("mutate: %s lacks the markers %s ... %s" % (doc, begin, end))
+        stamp = "Written by `tests/mutate.sh --doc %s` on %s: %d mutations, %d caught." % (
+            os.path.relpath(doc, ROOT), time.strftime("%Y-%m-%d"), len(rows), len(rows) - bad)
+        text = text[:text.index(begin) + len(begin)] + "\n" + stamp + "\n\n" + "\n".join(table) + "\n" + text[text.index(end):]
+        open(doc, "w").write(text)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
