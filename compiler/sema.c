@@ -269,12 +269,13 @@ b_range(Sema *S, const Node *call, SVal *a, int n)
 		return verr;
 	}
 	double count = step > 0 ? ((double)hi - (double)lo) / (double)step : ((double)lo - (double)hi) / (double)-step;
-	long len = count > 0 ? (long)(count + 0.999999) : 0;
-	if (count > MAX_WORK || !spend(S, len, call->loc)) {
-		if (count > MAX_WORK)
-			serr(S, call->loc, "range() of %.0f elements is too large (limit %d)", count, MAX_WORK);
+	if (count > MAX_WORK) { /* before the conversion to long, which overflows past 2^63 */
+		serr(S, call->loc, "range() of %.0f elements is too large (limit %d)", count, MAX_WORK);
 		return verr;
 	}
+	long len = count > 0 ? (long)(count + 0.999999) : 0;
+	if (!spend(S, len, call->loc))
+		return verr;
 	SVal r = {.k = V_LIST, .n = (int)len};
 	r.items = arena_alloc(S->a, (size_t)(len ? len : 1) * sizeof *r.items);
 	int64_t v = lo;
