@@ -453,9 +453,10 @@ dev_open(Device *d, const Opts *o, Exec *e)
 		return !want;
 	}
 	const char *fail = getenv("NNC_CUDA_FAIL_STEP"); /* fault injection for the tests */
+	const char *limit = getenv("NNC_CUDA_MEMORY_LIMIT");
 	/* --check-numerics: fp16 convolutions that overflow give +-inf, as on the CPU */
 	CudaOptions co = {.device = 0, .deterministic = o->deterministic, .ieee_overflow = o->check_numerics,
-		.fail_step = fail ? atol(fail) : 0};
+		.memory_limit = limit ? (size_t)strtoull(limit, NULL, 10) : 0, .fail_step = fail ? atol(fail) : 0};
 	char err[2048];
 	d->gpu = nnc_cuda_exec_new(e->plan, &co, err, sizeof err);
 	if (!d->gpu) {

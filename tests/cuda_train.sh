@@ -13,7 +13,8 @@
 #     parameters end bit-identical to the CPU's (both untouched since initialization); with a
 #     dynamic one each overflowing step halves the scale (scale == 2^40 / 2^skipped);
 #   - a CUDA error in mid-run (NNC_CUDA_FAIL_STEP) is reported with the intact checkpoint, which
-#     resumes to the end.
+#     resumes to the end; a plan too large for the card (NNC_CUDA_MEMORY_LIMIT) is refused with
+#     the plan's arena sizes and the card's free memory.
 # Needs data/ (or NNC_DATA, with NNC_RECORDS images per file).
 #   tests/cuda_train.sh PATH/TO/nnc PATH/TO/nnrun
 nnc=${1:?usage: cuda_train.sh NNC NNRUN}
@@ -94,4 +95,9 @@ expect "fault-message" 0 "training step 5 failed: an injected CUDA error" -- cat
 expect "fault-resume" 0 "" -- "$nnrun" train "$tmp/fp32.plan" $fault --resume "$tmp/fault.ckpt" \
 	--checkpoint "$tmp/fault.ckpt" --metrics "$tmp/fault.csv"
 expect "fault-rows" 0 "" -- awk -F, 'NR > 1 { e = e $1 } END { exit e != "123" }' "$tmp/fault.csv"
+# A plan too large for the card (the card taken to have 1 MB free): the message names the plan's
+# arenas, its batch and the free memory, and the run writes nothing.
+expect "gpu-memory" 1 "out of GPU memory: the plan's arenas need [0-9.]* MB (parameters and state .* at batch 32), and 1.0 MB of the GPU's" -- \
+	env NNC_CUDA_MEMORY_LIMIT=1000000 "$nnrun" train "$tmp/fp32.plan" $fault --checkpoint "$tmp/oom.ckpt"
+expect "gpu-memory-nothing-saved" 0 "" -- test ! -e "$tmp/oom.ckpt"
 finish cuda_train

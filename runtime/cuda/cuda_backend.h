@@ -44,6 +44,8 @@ typedef struct {
 	                      * exact result is beyond fp16's range (docs/cuda.md) */
 	int fwd_algo;        /* tests: when > 0, every forward convolution uses cuDNN forward algorithm
 	                      * fwd_algo - 1 where cuDNN offers it (test_cuda_vs_cpu: NNC_CUDA_FWD_ALGO) */
+	size_t memory_limit; /* tests: when > 0, the GPU is taken to have at most this many bytes free
+	                      * (nnrun: NNC_CUDA_MEMORY_LIMIT), to see the out-of-memory message */
 	long fail_step;      /* fault injection (tests): when > 0, the resident loop's step number
 	                      * fail_step (1-based) fails as a CUDA error would, after the steps before
 	                      * it ran (nnrun: NNC_CUDA_FAIL_STEP) */

@@ -1000,6 +1000,8 @@ setup(CudaExec *e, const Plan *p, const CudaOptions *o, ErrBuf eb)
 	CUDA_CHECK(cudaSetDevice(dev));
 	size_t free_b = 0, total_b = 0, need = 0;
 	CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+	if (o && o->memory_limit && free_b > o->memory_limit)
+		free_b = o->memory_limit;
 	for (int k = 0; k < PLAN_NARENA; k++) {
 		e->bytes[k] = ((size_t)p->arena_bytes[k] + 255) / 256 * 256 + 256;
 		need += e->bytes[k];
