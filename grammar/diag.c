@@ -133,39 +133,11 @@ src_load(Arena *a, const char *path, const char **why)
 	FILE *fp = file_fopen_regular(path, why);
 	if (!fp)
 		return NULL;
-	size_t cap = 1 << 16, len = 0;
-	char *buf = malloc(cap);
-	for (;;) {
-		if (!buf) {
-			fclose(fp);
-			*why = strerror(ENOMEM);
-			return NULL;
-		}
-		size_t n = fread(buf + len, 1, cap - len, fp);
-		len += n;
-		if (n == 0)
-			break;
-		if (len > SRC_MAX_BYTES) {
-			free(buf);
-			fclose(fp);
-			*why = strerror(EFBIG);
-			return NULL;
-		}
-		if (len == cap) {
-			char *nb = realloc(buf, cap * 2);
-			if (!nb)
-				free(buf);
-			buf = nb;
-			cap *= 2;
-		}
-	}
-	int err = ferror(fp);
+	size_t len = 0;
+	char *buf = file_slurp(fp, SRC_MAX_BYTES, &len, why);
 	fclose(fp);
-	if (err) {
-		free(buf);
-		*why = strerror(EIO);
+	if (!buf)
 		return NULL;
-	}
 	SrcFile *f = src_from_buffer(a, path, buf, len);
 	free(buf);
 	return f;

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -47,6 +48,40 @@ file_open_regular(const char *path, const char **why)
 		return -1;
 	}
 	return fd;
+}
+
+char *
+file_slurp(FILE *f, size_t limit, size_t *len, const char **why)
+{
+	size_t cap = 1 << 16, n = 0;
+	char *text = malloc(cap + 1);
+	for (size_t got; text && (got = fread(text + n, 1, cap - n, f)) > 0;) {
+		n += got;
+		if (n > limit) {
+			free(text);
+			*why = strerror(EFBIG);
+			return NULL;
+		}
+		if (n == cap) {
+			char *t = realloc(text, cap * 2 + 1);
+			if (!t)
+				free(text);
+			text = t;
+			cap *= 2;
+		}
+	}
+	if (!text) {
+		*why = strerror(ENOMEM);
+		return NULL;
+	}
+	if (ferror(f)) {
+		free(text);
+		*why = strerror(EIO);
+		return NULL;
+	}
+	text[n] = 0;
+	*len = n;
+	return text;
 }
 
 FILE *

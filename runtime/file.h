@@ -13,5 +13,9 @@
 int file_open_regular(const char *path, const char **why);
 /* The same as a stdio stream ("rb"). */
 FILE *file_fopen_regular(const char *path, const char **why);
+/* Reads the rest of F into a new NUL-terminated buffer (its length in *LEN), refusing more than
+ * LIMIT bytes. Returns the buffer (the caller frees it), or NULL with *WHY saying why (too
+ * large, out of memory, a read error). Does not close F. */
+char *file_slurp(FILE *f, size_t limit, size_t *len, const char **why);
 
 #endif

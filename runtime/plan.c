@@ -444,24 +444,11 @@ plan_read(const char *path, Plan *p, Arena *a, bool allow_edited, char *err, siz
 		snprintf(err, errlen, "%s: error: cannot open plan: %s", path, why);
 		return false;
 	}
-	size_t cap = 1 << 16, len = 0;
-	char *text = malloc(cap + 1);
-	for (size_t n; text && (n = fread(text + len, 1, cap - len, f)) > 0;) {
-		len += n;
-		if (len == cap) {
-			char *t = cap < (size_t)1 << 30 ? realloc(text, cap * 2 + 1) : NULL;
-			if (!t) {
-				free(text);
-				text = NULL;
-				break;
-			}
-			text = t;
-			cap *= 2;
-		}
-	}
+	size_t len = 0;
+	char *text = file_slurp(f, (size_t)1 << 30, &len, &why);
 	fclose(f);
 	if (!text) {
-		snprintf(err, errlen, "%s: error: cannot read plan (too large or out of memory)", path);
+		snprintf(err, errlen, "%s: error: cannot read plan: %s", path, why);
 		return false;
 	}
 	bool ok = plan_parse(text, len, path, p, a, allow_edited, err, errlen);

@@ -85,23 +85,10 @@ metrics_reconcile(const char *path, const char *header, long rows, char *err, si
 	char *text = NULL;
 	size_t len = 0;
 	if (f) {
-		size_t cap = 1 << 16;
-		text = malloc(cap + 1);
-		for (size_t n; text && (n = fread(text + len, 1, cap - len, f)) > 0;) {
-			len += n;
-			if (len == cap) {
-				char *t = realloc(text, cap * 2 + 1);
-				if (!t)
-					free(text);
-				text = t;
-				cap *= 2;
-			}
-		}
-		bool bad = ferror(f);
+		text = file_slurp(f, (size_t)1 << 30, &len, &why);
 		fclose(f);
-		if (!text || bad) {
-			free(text);
-			snprintf(err, errlen, "%s: cannot read metrics: %s", path, text ? strerror(EIO) : strerror(ENOMEM));
+		if (!text) {
+			snprintf(err, errlen, "%s: cannot read metrics: %s", path, why);
 			return -1;
 		}
 	} else if (errno != ENOENT || strcmp(why, strerror(ENOENT)) != 0) {
