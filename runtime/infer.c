@@ -766,6 +766,15 @@ infer_update(const OpSig *in, int batch, InferResult *r)
 			return fail(r, "%s: operand 2 is %s but operand 1 is %s", nnc_ops[in->op].name, ts(in->in[1], y),
 				ts(in->in[0], x));
 		}
+		/* optimizer state may be stored wider or narrower than its parameter (a policy with
+		 * `state: f32` over fp16 weights): the update computes in f32 and rounds each operand
+		 * to its own storage */
+		if (i >= 2 && t->dtype != p->dtype && is_float(t)) {
+			Type w = *t;
+			w.dtype = p->dtype;
+			if (type_eq(p, &w))
+				continue;
+		}
 		if (!same_as(in, 0, i, r))
 			return false;
 	}

@@ -12,12 +12,13 @@ TIMEOUT=120
 need_cifar "$data"
 run="--data $data --train-limit 1280 --test-limit 300 --quiet --threads 2"
 
-for p in fp32 fp16 mixed tests/golden/inc/policy.yaml; do
+for p in fp32 fp16 mixed tests/golden/inc/policy.yaml tests/golden/inc/policy_state.yaml; do
 	name=$(basename "$p" .yaml)
 	expect "compile-$name" 0 "compiled" -- "$nnc" compile --batch 64 --precision "$p" models/tiny.nn -o "$tmp/$name.plan"
 done
 # The policy's dense layer accumulates in true fp16 (every partial sum rounded).
-for p in fp16 mixed policy; do
+# policy_state: fp16 weights with fp32 optimizer state and running statistics.
+for p in fp16 mixed policy policy_state; do
 	expect "train-$p" 0 "" -- "$nnrun" train "$tmp/$p.plan" $run --set epochs=2 --metrics "$tmp/$p.csv" --checkpoint "$tmp/$p.ckpt"
 	expect "learns-$p" 0 "" -- awk -F, 'NR == 2 { a = $2 } NR == 3 { exit !($2 < a) }' "$tmp/$p.csv"
 done
