@@ -868,6 +868,14 @@ warn_fp16_optimizer(const Plan *p)
 			step, 0x1p-11);
 }
 
+/* Whether PATH is a regular file or none yet: a device such as /dev/full gets no lock beside it. */
+static bool
+lockable(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) != 0 || S_ISREG(st.st_mode);
+}
+
 static const char METRICS_HEADER[] =
 	"epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,images_per_second,loss_scale,skipped_steps";
 
@@ -878,7 +886,7 @@ open_metrics(const char *path, bool *jsonl, bool resume, const RunState *rs, cha
 {
 	*jsonl = ends_with(path, ".jsonl");
 	const char *header = *jsonl ? NULL : METRICS_HEADER;
-	if (resume) {
+	if (resume && lockable(path)) { /* a pipe or terminal keeps what it printed */
 		long have = metrics_reconcile(path, header, (long)rs->epoch, err, errlen);
 		if (have < 0)
 			return NULL;
@@ -907,14 +915,6 @@ fault_point(const char *name, int epoch)
 	size_t n = strlen(name);
 	if (f && strncmp(f, name, n) == 0 && f[n] == ':' && atoi(f + n + 1) == epoch)
 		_exit(137);
-}
-
-/* Whether PATH is a regular file or none yet: a device such as /dev/full gets no lock beside it. */
-static bool
-lockable(const char *path)
-{
-	struct stat st;
-	return stat(path, &st) != 0 || S_ISREG(st.st_mode);
 }
 
 static int
