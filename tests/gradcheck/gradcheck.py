@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Whole-graph gradient check: nnc's autodiff (the gradient rule of every op, wired to the CPU
-kernels) against central finite differences of the training loss, on tests/gradcheck/allops.nn.
+kernels) against central finite differences of the training loss, on tests/gradcheck/allops.nn
+(every op) or the model given (ctest runs it on convs.nn too: convolutions' backward-data).
 
 `nnrun step` gives the loss and every parameter gradient of one training step. With the
 learning rate, momentum and weight decay at zero the step leaves the weights as they were, and
@@ -115,8 +116,8 @@ def main():
                 if ratio > 1:
                     bad.append("%s[%d]: autodiff %.6g, finite differences %s" % (
                         name, i, grad[i], ", ".join("%.6g (h %g)" % (f, h) for f, h in zip(fds, STEPS))))
-        print("allops: loss %.5f, %d gradient elements of %d parameters checked, worst error/tolerance %.3f" % (
-            loss0, checked, sum(1 for k in weights if "grad." + k in base), worst))
+        print("%s: loss %.5f, %d gradient elements of %d parameters checked, worst error/tolerance %.3f" % (
+            os.path.basename(model), loss0, checked, sum(1 for k in weights if "grad." + k in base), worst))
         if missing:
             print("MISSING: no gradient for the trainable parameter(s) " + ", ".join(missing))
             return 1

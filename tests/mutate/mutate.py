@@ -126,9 +126,20 @@ def main():
         begin, end = "<!-- mutate:begin -->", "<!-- mutate:end -->"
         if begin not in text or end not in text:
             sys.exit("mutate: %s lacks the markers %s ... %s" % (doc, begin, end))
-        stamp = "Written by `tests/mutate.sh --doc %s` on %s: %d mutations, %d caught." % (
-            os.path.relpath(doc, ROOT), time.strftime("%Y-%m-%d"), len(rows), len(rows) - bad)
-        text = text[:text.index(begin) + len(begin)] + "\n" + stamp + "\n\n" + "\n".join(table) + "\n" + text[text.index(end):]
+        # rows of mutations not run now (a run of some IDs) stay as the table had them
+        old = {}
+        for line in text[text.index(begin):text.index(end)].splitlines():
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if line.startswith("| ") and len(cells) == 5 and cells[0] not in ("mutation", "---"):
+                old[cells[0]] = line
+        new = {r[0]: table[2 + i] for i, r in enumerate(rows)}
+        order = [m["id"] for m in load()]
+        lines = [new.get(i, old.get(i)) for i in order if i in new or i in old]
+        caught = sum(1 for l in lines if "| caught |" in l)
+        stamp = "Written by `tests/mutate.sh --doc %s` (last run %s): %d mutations, %d caught." % (
+            os.path.relpath(doc, ROOT), time.strftime("%Y-%m-%d"), len(lines), caught)
+        text = (text[:text.index(begin) + len(begin)] + "\n" + stamp + "\n\n" + "\n".join(table[:2] + lines) + "\n" +
+                text[text.index(end):])
         open(doc, "w").write(text)
     return 1 if bad else 0
 
