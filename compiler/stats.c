@@ -21,6 +21,8 @@ inst_params(const Inst *in, bool trainable)
 		const Inst *p = in->args[i]->def;
 		if (p->op == OP_cast)
 			p = p->args[0]->def;
+		if (p->op != OP_param) /* a folded batch norm's weight or bias (fused evaluation graphs) */
+			continue;
 		if ((attr_i(p, "trainable") != 0) == trainable)
 			n += type_numel(&in->args[i]->type);
 	}
