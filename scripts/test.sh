@@ -58,8 +58,10 @@ phase_fuzz() {
 	# Both libFuzzer targets (scripts/fuzz.sh): the front end, then the plan loader.
 	local half=$(((FUZZ_SECONDS + 1) / 2))
 	say "fuzz: scripts/fuzz.sh frontend ${half}s, then plan ${half}s"
-	scripts/fuzz.sh frontend "$half"
-	scripts/fuzz.sh plan "$half"
+	local rc=0 # the phases run with set +e: each target's failure is counted explicitly
+	scripts/fuzz.sh frontend "$half" || rc=1
+	scripts/fuzz.sh plan "$half" || rc=1
+	return $rc
 }
 
 phase_mutate() {
