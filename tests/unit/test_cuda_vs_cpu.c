@@ -17,14 +17,13 @@
  *     and grad_check launches on its own, leaves the same parameters, bit for bit, as one run,
  *     where consecutive updates and each grad_check's operands are multi-tensor launches.
  *
- * Tolerances (documented in docs/cuda.md): the largest |gpu - cpu| over a tensor relative to
- * its largest |cpu|: 1e-4 where the result is stored in fp32 (cuDNN and cuBLAS sum in other
- * orders than the CPU, in fp32), 1e-2 where it is stored in fp16 (a few fp16 roundings of 4.9e-4,
- * where the order of summation moves a value across a rounding boundary); and each element's
- * error relative to its own |cpu|, at least a tenth of the largest (FLOOR): 2e-3 in fp32, 2e-2
- * in fp16. Inf of one sign on both sides passes (overflow); NaN on both sides only where the
- * step's operands already hold non-finite values. One
- * exception, checked element by element: where an fp16 convolution's exact result (in double,
+ * Tolerances (documented in docs/cuda.md; the rule is tests/unit/agreement.h, which the CPU-only
+ * test_agreement checks): a step that sums nothing agrees element by element within 8 fp32 ulps
+ * or one fp16 rounding; a step that sums, within 1e-4 (fp32) or 1e-2 (fp16) of the tensor's
+ * largest |cpu|, and each element within 2e-3 or 2e-2 of its own |cpu|, at least a tenth of the
+ * largest. Inf of one sign on both sides passes
+ * (overflow); NaN on both sides only where the step's operands already hold non-finite values.
+ * One exception, checked element by element: where an fp16 convolution's exact result (in double,
  * from the same operands) is beyond fp16's range, the CPU's +-inf is right and cuDNN returns a
  * finite value; such elements are reported as a NOTE (fp16_overflow), not failed.
  * When the step-by-step run (4) differs from one run, the first step whose results differ is
@@ -41,6 +40,7 @@
 
 #include "runtime/cuda/cuda_backend.h"
 #include "runtime/exec.h"
+#include "tests/unit/agreement.h"
 #include "tests/unit/gpu_probe.h"
 #include "tests/unit/plan_arg.h"
 #include "runtime/half.h"
@@ -86,15 +86,6 @@ conv_exact(const Plan *p, Exec *cpu, const PlanStep *s, size_t e)
 	return sum;
 }
 
-/* Besides the tensor-wide bound (each element's error relative to the tensor's largest), each
- * element's error is taken relative to its own magnitude, but at least FLOOR times the tensor's
- * largest: elements near zero come from cancellation, where the order of summation (cuDNN's,
- * cuBLAS's against the CPU's GEMMs) moves them by more than their own size. (Until 2026-12-04
- * only the tensor-wide bound was applied, which let an element a thousand times smaller than
- * the largest be wrong by all of itself.) Measured on the H200, 2026-12-04: fp32 weight
- * gradients differ by up to 1.7e-4 of the element; the element bound is 2e-3 (2e-2 in fp16). */
-static const double FLOOR = 0.1;
-
 /* Whether the CPU's operands of step S are all finite: NaN or Inf in a result is then the
  * step's own doing, and fails even where both backends produce it. */
 static bool
@@ -129,8 +120,47 @@ fp16_overflow(const Plan *p, Exec *cpu, const PlanStep *s, int v, size_t e, doub
 	return fabs(*exact) >= 65520.0 && b == copysign(INFINITY, *exact);
 }
 
+/* Whether step S sums many values into each result, so that the order of summation (cuDNN's,
+ * cuBLAS's, a reduction's against the CPU's) moves its results: the op table's OPF_ACC, and
+ * max-pooling's backward, which adds the gradients of overlapping windows. */
+static bool
+sums(const PlanStep *s)
+{
+	return (nnc_ops[s->op].flags & OPF_ACC) || s->op == OP_maxpool_bwd;
+}
+
+/* What agreement() reads: value V of step S on each side. */
+typedef struct CompareCtx {
+	const Plan *p;
+	Exec *cpu;
+	const PlanStep *s;
+	int v;
+	const void *gpu, *ref;
+} CompareCtx;
+
+static double
+ctx_value(void *c, bool gpu, size_t i)
+{
+	CompareCtx *x = c;
+	return value_at(x->p, gpu ? x->gpu : x->ref, x->v, i);
+}
+
+static bool
+ctx_overflow_ok(void *c, size_t i, double a, double b, double *exact)
+{
+	CompareCtx *x = c;
+	return fp16_overflow(x->p, x->cpu, x->s, x->v, i, a, b, exact);
+}
+
+static bool
+ctx_operands_finite(void *c)
+{
+	CompareCtx *x = c;
+	return operands_finite(x->p, x->cpu, x->s);
+}
+
 /* Compares value V, written by step S of program GPU_PROG (0 train, 1 eval): the CPU's storage
- * against the GPU's (downloaded into TMP). */
+ * against the GPU's (downloaded into TMP), by the rule of tests/unit/agreement.h. */
 static void
 compare(const Plan *p, Exec *cpu, CudaExec *gpu, int gpu_prog, const PlanStep *s, int v, void *tmp, const char *what)
 {
@@ -140,69 +170,25 @@ compare(const Plan *p, Exec *cpu, CudaExec *gpu, int gpu_prog, const PlanStep *s
 		failures++;
 		return;
 	}
-	const void *ref = exec_f32(cpu, v);
-	size_t n = (size_t)type_numel(&p->values[v]);
-	double scale = 0, worst = 0;
-	size_t at = 0;
-	bool nan = false;
-	for (size_t i = 0; i < n; i++)
-		scale = fmax(scale, fabs(value_at(p, ref, v, i)));
-	scale = fmax(scale, 1e-30);
-	double worst_el = 0; /* the largest error relative to the element itself (floored: FLOOR) */
-	size_t at_el = 0;
-	long overflowed = 0;
-	size_t first_ov = 0;
-	double first_exact = 0;
-	for (size_t i = 0; i < n; i++) {
-		double a = value_at(p, tmp, v, i), b = value_at(p, ref, v, i);
-		if (isnan(a) != isnan(b) || isinf(a) != isinf(b)) {
-			double exact = 0;
-			if (fp16_overflow(p, cpu, s, v, i, a, b, &exact)) {
-				if (overflowed++ == 0)
-					first_ov = i, first_exact = exact;
-				continue;
-			}
-			nan = true;
-			at = i;
-			break;
-		}
-		if (!isfinite(a)) { /* inf of one sign on both sides (overflow: loss-scaled gradients do it),
-		                     * or NaN on both sides only where non-finite operands explain it */
-			if ((isinf(a) && a != b) || (isnan(a) && operands_finite(p, cpu, s))) {
-				nan = true;
-				at = i;
-				break;
-			}
-			continue;
-		}
-		double d = fabs(a - b) / scale, e = fabs(a - b) / fmax(fabs(b), FLOOR * scale);
-		if (d > worst) {
-			worst = d;
-			at = i;
-		}
-		if (e > worst_el) {
-			worst_el = e;
-			at_el = i;
-		}
-	}
-	bool f16 = p->values[v].dtype == DT_F16;
-	double tol = f16 ? 1e-2 : 1e-4, tol_el = f16 ? 2e-2 : 2e-3;
-	if (!nan && worst <= tol && worst_el > tol_el) /* report the element that fails */
-		worst = worst_el, at = at_el, tol = tol_el;
+	CompareCtx ctx = {p, cpu, s, v, tmp, exec_f32(cpu, v)};
+	AgreeOps ops = {ctx_value, ctx_overflow_ok, ctx_operands_finite, &ctx};
+	Agreement r = agreement((size_t)type_numel(&p->values[v]), p->values[v].dtype == DT_F16, sums(s), &ops);
+	int step = (int)(s - (gpu_prog ? p->eval.steps : p->train.steps));
 	checks++;
-	if (overflowed) {
+	if (r.overflowed) {
 		printf("NOTE %s %%%d: %ld elements beyond fp16's range (first: element %zu, exact %.9g): the CPU stores "
 		       "%s, the GPU (%s) a finite value\n",
-			what, v, overflowed, first_ov, first_exact, isnan(first_exact) ? "NaN" : "+-inf",
-			nnc_cuda_conv_algo(gpu, gpu_prog, (int)(s - (gpu_prog ? p->eval.steps : p->train.steps))));
+			what, v, r.overflowed, r.first_overflow, r.first_exact, isnan(r.first_exact) ? "NaN" : "+-inf",
+			nnc_cuda_conv_algo(gpu, gpu_prog, step));
 		notes++;
 	}
-	if (nan || worst > tol || worst_el > tol_el) {
-		printf("FAIL %s %%%d: element %zu: gpu %.9g, cpu %.9g (relative error %.3g, tolerance %.0e%s)\n", what, v, at,
-			value_at(p, tmp, v, at), value_at(p, ref, v, at), worst, tol, nan ? ", NaN/Inf mismatch" : "");
-		if (nan && s->op == OP_conv2d && v == s->out)
+	if (r.fail) {
+		printf("FAIL %s %%%d: element %zu: gpu %.9g, cpu %.9g (relative error %.3g, tolerance %.0e%s)\n", what, v, r.at,
+			ctx_value(&ctx, true, r.at), ctx_value(&ctx, false, r.at), r.error, r.tol,
+			r.nonfinite ? ", NaN/Inf mismatch" : "");
+		if (r.nonfinite && s->op == OP_conv2d && v == s->out)
 			printf("  exact (double, from the same operands, bias included, before the epilogue): %.9g; GPU: %s\n",
-				conv_exact(p, cpu, s, at), nnc_cuda_conv_algo(gpu, gpu_prog, (int)(s - (gpu_prog ? p->eval.steps : p->train.steps))));
+				conv_exact(p, cpu, s, r.at), nnc_cuda_conv_algo(gpu, gpu_prog, step));
 		failures++;
 	}
 }
