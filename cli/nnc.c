@@ -11,9 +11,7 @@
 #include "compiler/stats.h"
 #include "passes/pipeline.h"
 
-#ifdef NNC_HAVE_CUDA
-#include "runtime/cuda/cuda_backend.h"
-#endif
+#include "runtime/backend.h"
 
 #define NNC_VERSION "0.1.0"
 
@@ -252,15 +250,8 @@ cmd_ops(void)
 static int
 cmd_version(void)
 {
-	printf("nnc %s\nbackends: cpu", NNC_VERSION);
-#ifdef NNC_HAVE_CUDA
-	char msg[256];
-	int n = nnc_cuda_device_count(msg, sizeof msg);
-	printf(", cuda (built for sm_90; %s)", n > 0 ? msg : msg[0] ? msg : "no GPU");
-#else
-	printf(" (CUDA backend not built)");
-#endif
-	printf("\n");
+	char gpu[1200];
+	printf("nnc %s\nbackends: cpu, %s\n", NNC_VERSION, backend_gpu_describe(gpu, sizeof gpu));
 	return 0;
 }
 

@@ -5,6 +5,7 @@
  * (widen/narrow). Shapes were validated when the plan was read, so a kernel's own -1 return
  * means bad data (a label out of range), not a bad plan. */
 #include "runtime/exec.h"
+#include "runtime/step_end.h"
 
 #include <assert.h>
 #include <math.h>
@@ -852,24 +853,16 @@ exec_finish_step(Exec *e, const PlanProgram *prog, bool skipped)
 	finish_step(e, updated, scaled);
 }
 
-/* After a run: a step grad_check rejected backs the loss scale off and counts no optimizer
- * step; a clean one may grow the scale. */
+/* After a run: the end-of-step rule both executors share (runtime/step_end.h). */
 static void
 finish_step(Exec *e, bool updated, bool scaled)
 {
-	if (e->skip_update) {
-		e->skipped_steps++;
-		e->clean_steps = 0;
-		if (scaled)
-			e->loss_scale *= e->loss_scale_backoff;
-		return; /* a skipped step: no optimizer step is counted, as GradScaler does */
-	}
-	if (scaled && ++e->clean_steps >= e->loss_scale_interval) {
-		e->loss_scale *= e->loss_scale_growth;
-		e->clean_steps = 0;
-	}
-	if (updated)
-		e->step++;
+	NncStepCounts c = nnc_step_end((NncStepCounts){e->loss_scale, e->clean_steps, e->skipped_steps, e->step},
+		e->skip_update, scaled, updated, e->loss_scale_interval, e->loss_scale_growth, e->loss_scale_backoff);
+	e->loss_scale = c.loss_scale;
+	e->clean_steps = (long)c.clean_steps;
+	e->skipped_steps = (long)c.skipped_steps;
+	e->step = (long)c.step;
 }
 
 bool

@@ -907,3 +907,46 @@ plan_validate(const Plan *p, char *err, size_t errlen)
 	free(predef);
 	return ok;
 }
+
+/* The arithmetic and the memory traffic of one run of PROG, for rooflines: 2 FLOP per
+ * multiply-add of every convolution and dense step (forward and backward), and the bytes of
+ * every operand and result of every kernel, once (a backward group's operands once; a chain's
+ * intermediates never leave the kernel). */
+void
+plan_program_cost(const Plan *p, const PlanProgram *prog, double *flops, double *bytes)
+{
+	for (int i = 0; i < prog->nsteps; i++) {
+		const PlanStep *s = &prog->steps[i];
+		int span = s->group > 1 ? s->group : 1;
+		for (int j = i; j < i + span && j < prog->nsteps; j++) {
+			const PlanStep *t = &prog->steps[j];
+			for (int k = 0; k < t->nin; k++) {
+				bool dup = false; /* a group member's operand the group's first step reads */
+				for (int m = 0; m < s->nin && j > i; m++)
+					dup |= s->in[m] == t->in[k];
+				if (!dup)
+					*bytes += (double)type_numel(&p->values[t->in[k]]) * dtype_size(p->values[t->in[k]].dtype);
+			}
+			if (t->out >= 0)
+				*bytes += (double)type_numel(&p->values[t->out]) * dtype_size(p->values[t->out].dtype);
+			const Type *y = t->out >= 0 ? &p->values[t->out] : NULL;
+			double macs = 0;
+			switch (t->op) {
+			case OP_conv2d: /* y [n, k, oh, ow] from w [k, c/g, kh, kw] */
+			case OP_conv2d_bwd_data: /* dy [n, k, oh, ow] against w */
+			case OP_conv2d_bwd_filter: { /* dw [k, c/g, kh, kw] over dy [n, k, oh, ow] */
+				const Type *w = t->op == OP_conv2d_bwd_filter ? y : &p->values[t->in[1]];
+				const Type *dy = t->op == OP_conv2d ? y : &p->values[t->in[0]];
+				macs = (double)type_numel(dy) * ((double)type_numel(w) / (double)w->dim[0]);
+				break;
+			}
+			case OP_dense: macs = (double)type_numel(y) * (double)p->values[t->in[0]].dim[1]; break;
+			case OP_dense_bwd_data: macs = (double)type_numel(y) * (double)p->values[t->in[0]].dim[1]; break;
+			case OP_dense_bwd_weight: macs = (double)type_numel(y) * (double)p->values[t->in[0]].dim[0]; break;
+			default: break;
+			}
+			*flops += 2 * macs;
+		}
+		i += span - 1;
+	}
+}

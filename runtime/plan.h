@@ -109,4 +109,10 @@ plan_run_clears_check(int first)
 	return first == 0;
 }
 
+/* The arithmetic and memory traffic of one run of PROG, for rooflines (nnrun info): 2 FLOP per
+ * multiply-add of every convolution and dense step, forward and backward, added to *FLOPS; the
+ * bytes of every operand and result of every kernel, once (a backward group's shared operands
+ * once; a chain's intermediates never leave the kernel), added to *BYTES. */
+void plan_program_cost(const Plan *p, const PlanProgram *prog, double *flops, double *bytes);
+
 #endif

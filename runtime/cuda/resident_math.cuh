@@ -3,9 +3,9 @@
  *   - the data order and augmentation of runtime/data.c (whose random draws both take from
  *     runtime/splitmix.h) and one element of a rendered batch (render_at: batch slot b,
  *     channel c, row y, column x of the NCHW fp32 input, as cifar_render writes it);
- *   - the end of a training step (end_step_scalars): exec.c's finish_step (skipped steps back
- *     the loss scale off, clean ones grow it after `interval` steps, the optimizer step counts
- *     only updates), the loader's order advance (normalize_order), nnrun's per-epoch sums and
+ *   - the end of a training step (end_step_scalars): runtime/step_end.h's rule, which exec.c's
+ *     finish_step applies too (skipped steps back the loss scale off, clean ones grow it after
+ *     `interval` steps, the optimizer step counts only updates), the loader's order advance (normalize_order), nnrun's per-epoch sums and
  *     the learning rate of the next step from the host's table;
  *   - the argmax of a row of logits (cpu_count_correct: the first maximum wins).
  * Invariant: DevRun.position <= n_train - batch after every step, as CifarOrder's. */
@@ -18,6 +18,7 @@
 #include "runtime/cuda/kernels_math.cuh"
 extern "C" {
 #include "runtime/splitmix.h"
+#include "runtime/step_end.h"
 }
 
 #define HD __host__ __device__ inline
@@ -152,19 +153,12 @@ end_step_scalars(DevRun *r, float loss, long long correct, int batch, int n_trai
 		r->nonfinite_at = r->gstep;
 		r->nonfinite_loss = loss;
 	}
-	if (r->s.bad) {
-		r->skipped_steps++;
-		r->clean_steps = 0;
-		if (r->scaled)
-			r->s.loss_scale *= r->backoff;
-	} else {
-		if (r->scaled && ++r->clean_steps >= r->interval) {
-			r->s.loss_scale *= r->growth;
-			r->clean_steps = 0;
-		}
-		if (r->updated)
-			r->s.step++;
-	}
+	NncStepCounts c = nnc_step_end(NncStepCounts{r->s.loss_scale, r->clean_steps, r->skipped_steps, r->s.step}, r->s.bad,
+		r->scaled, r->updated, r->interval, r->growth, r->backoff);
+	r->s.loss_scale = c.loss_scale;
+	r->clean_steps = (int)c.clean_steps;
+	r->skipped_steps = c.skipped_steps;
+	r->s.step = c.step;
 	r->s.bad = 0;
 	r->s.rng_counter += r->rng_per_run;
 	r->position += (unsigned long long)batch;

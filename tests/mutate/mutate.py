@@ -9,6 +9,10 @@ error of the list, and fails the run like a miss. The scratch copy is made once 
 build folders and the data, which it links to) and restored after each mutation.
 
 usage: mutate.py [--sample N] [--doc FILE] [--keep] [ID...]
+       mutate.py --check [BUILD]
+  --check      no build: every mutation's text occurs exactly once in its file, and (given the
+               build folder) its test expression selects at least one test; the ctest
+               `mutations_apply`, so that a refactor that moves mutated code fails at once
   --sample N   N mutations spread evenly over the list (CI's fast sample)
   --doc FILE   write the results table into FILE between the markers
                <!-- mutate:begin --> and <!-- mutate:end --> (docs/testing.md)
@@ -67,8 +71,27 @@ def build_all(build):
     return run(["cmake", "--build", build, "-j%d" % (os.cpu_count() or 2)])
 
 
+def check(build):
+    bad = 0
+    for m in load():
+        path = os.path.join(ROOT, m["file"])
+        n = open(path).read().count(m["old"]) if os.path.exists(path) else -1
+        if n != 1:
+            bad += 1
+            print("mutation %s: its text occurs %s in %s" % (m["id"], "no file" if n < 0 else "%d times" % n, m["file"]))
+        if build:
+            r = run(["ctest", "--test-dir", build, "-N", "-R", m["tests"]])
+            if "Total Tests: 0" in r.stdout:
+                bad += 1
+                print("mutation %s: no test matches %s" % (m["id"], m["tests"]))
+    print("mutations: %d checked, %d broken" % (len(load()), bad))
+    return 1 if bad else 0
+
+
 def main():
     args = sys.argv[1:]
+    if args and args[0] == "--check":
+        sys.exit(check(args[1] if len(args) > 1 else None))
     sample, doc, only = 0, None, []
     while args:
         a = args.pop(0)

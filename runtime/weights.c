@@ -1,0 +1,189 @@
+/* Checkpoints and weights of an Exec (runtime/weights.h). A checkpoint is a safetensors file
+ * (runtime/checkpoint.c: SHA-256 over its payload, the plan's identity, RNG and data order)
+ * whose metadata also holds the run state "run.*" (the epoch's sums in C99 hex floats, so a
+ * resumed epoch's metrics are bit-identical). */
+#include "runtime/weights.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/checkpoint.h"
+#include "runtime/half.h"
+
+const char *
+weights_plan_identity(const Plan *p, char *buf, size_t n)
+{
+	uint64_t h = PLAN_HASH_INIT;
+	for (int i = 0; i < p->nparams; i++) {
+		const Type *t = &p->values[p->params[i].value];
+		h = plan_hash(h, p->params[i].name, strlen(p->params[i].name) + 1);
+		h = plan_hash(h, t->dim, (size_t)t->rank * sizeof t->dim[0]);
+	}
+	snprintf(buf, n, "%s/%016" PRIx64, p->model, h);
+	return buf;
+}
+
+StTensor *
+weights_tensors(const Exec *e, bool all, size_t *n)
+{
+	const Plan *p = e->plan;
+	StTensor *t = calloc((size_t)p->nparams + 1, sizeof *t);
+	int k = 0;
+	for (int i = 0; t && i < p->nparams; i++) {
+		if (!all && !strncmp(p->params[i].name, "optim.", 6))
+			continue;
+		const Type *ty = &p->values[p->params[i].value];
+		t[k++] = (StTensor){.name = p->params[i].name, .dtype = ty->dtype == DT_F16 ? ST_F16 : ST_F32,
+			.rank = ty->rank, .dims = ty->dim, .data = exec_f32(e, p->params[i].value)};
+	}
+	*n = (size_t)k;
+	return t;
+}
+
+bool
+weights_save_checkpoint(const Exec *e, const char *path, const RunState *rs, char *err, size_t errlen)
+{
+	char id[256];
+	size_t nt;
+	StTensor *t = weights_tensors(e, true, &nt);
+	if (!t) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		return false;
+	}
+	uint64_t rng[2] = {e->rng.key, e->rng.counter}, order[2] = {rs->epoch, rs->position};
+	char sums[7][40];
+	snprintf(sums[0], sizeof sums[0], "%a", rs->sums.loss_sum);
+	snprintf(sums[1], sizeof sums[1], "%ld", rs->sums.correct);
+	snprintf(sums[2], sizeof sums[2], "%ld", rs->sums.seen);
+	snprintf(sums[3], sizeof sums[3], "%a", rs->seconds);
+	snprintf(sums[4], sizeof sums[4], "%a", e->loss_scale);
+	snprintf(sums[5], sizeof sums[5], "%ld", e->clean_steps);
+	snprintf(sums[6], sizeof sums[6], "%ld", e->skipped_steps);
+	StMeta extra[7] = {{"run.loss_sum", sums[0]}, {"run.correct", sums[1]}, {"run.seen", sums[2]},
+		{"run.seconds", sums[3]}, {"run.loss_scale", sums[4]}, {"run.clean_steps", sums[5]},
+		{"run.skipped_steps", sums[6]}};
+	CkptInfo info = {.plan = weights_plan_identity(e->plan, id, sizeof id), .epoch = rs->epoch, .step = (uint64_t)e->step,
+		.rng = rng, .nrng = 2, .data_order = order, .norder = 2, .extra = extra, .nextra = 7};
+	int rc = ckpt_save(path, t, nt, &info, 0, err, errlen);
+	free(t);
+	return rc == 0;
+}
+
+static bool
+ends_with(const char *s, const char *suffix)
+{
+	size_t a = strlen(s), b = strlen(suffix);
+	return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+bool
+weights_load(Exec *e, const char *path, bool resume, RunState *rs, char *err, size_t errlen)
+{
+	const Plan *p = e->plan;
+	char id[256];
+	if (resume || !ends_with(path, ".safetensors")) {
+		CkptExpect *ex = calloc((size_t)p->nparams + 1, sizeof *ex);
+		if (!ex) {
+			snprintf(err, errlen, "out of memory");
+			return false;
+		}
+		for (int i = 0; i < p->nparams; i++) {
+			const Type *t = &p->values[p->params[i].value];
+			ex[i] = (CkptExpect){p->params[i].name, t->dtype == DT_F16 ? ST_F16 : ST_F32, t->rank, t->dim,
+				exec_f32(e, p->params[i].value)};
+		}
+		Ckpt c = {0};
+		int rc = ckpt_load(path, weights_plan_identity(p, id, sizeof id), ex, (size_t)p->nparams, &c, err, errlen);
+		free(ex);
+		if (rc != 0)
+			return false;
+		if (resume) {
+			if (c.nrng != 2 || c.norder != 2) {
+				snprintf(err, errlen, "%s: the checkpoint lacks the RNG or data-order state needed to resume", path);
+				ckpt_close(&c);
+				return false;
+			}
+			e->rng.key = c.rng[0];
+			e->rng.counter = c.rng[1];
+			e->step = (long)c.step;
+			rs->epoch = c.data_order[0];
+			rs->position = c.data_order[1];
+			const char *v;
+			if ((v = st_meta_get(c.file, "run.loss_sum")))
+				rs->sums.loss_sum = strtod(v, NULL);
+			if ((v = st_meta_get(c.file, "run.correct")))
+				rs->sums.correct = strtol(v, NULL, 10);
+			if ((v = st_meta_get(c.file, "run.seen")))
+				rs->sums.seen = strtol(v, NULL, 10);
+			if ((v = st_meta_get(c.file, "run.seconds")))
+				rs->seconds = strtod(v, NULL);
+			if ((v = st_meta_get(c.file, "run.loss_scale")))
+				e->loss_scale = strtod(v, NULL);
+			if ((v = st_meta_get(c.file, "run.clean_steps")))
+				e->clean_steps = strtol(v, NULL, 10);
+			if ((v = st_meta_get(c.file, "run.skipped_steps")))
+				e->skipped_steps = strtol(v, NULL, 10);
+		}
+		ckpt_close(&c);
+		return true;
+	}
+	StFile *f;
+	if (st_open(path, &f, err, errlen) != 0)
+		return false;
+	int loaded = 0;
+	for (int i = 0; i < p->nparams; i++) {
+		const PlanParam *q = &p->params[i];
+		const StTensor *t = st_find(f, q->name);
+		if (!t) {
+			if (strncmp(q->name, "optim.", 6) == 0)
+				continue;
+			snprintf(err, errlen, "%s: no tensor '%s' (the model's parameter)", path, q->name);
+			st_close(f);
+			return false;
+		}
+		const Type *ty = &p->values[q->value];
+		bool same = (t->dtype == ST_F32 || t->dtype == ST_F16) && t->rank == ty->rank;
+		for (int k = 0; same && k < ty->rank; k++)
+			same = t->dims[k] == ty->dim[k];
+		if (!same) {
+			char b[96];
+			snprintf(err, errlen, "%s: tensor '%s' is not F32 or F16 %s as the model needs", path, q->name,
+				type_str(ty, b, sizeof b));
+			st_close(f);
+			return false;
+		}
+		/* Weights convert to the plan's storage dtype (f32 <-> f16, rounding to nearest even). */
+		size_t n = (size_t)type_numel(ty);
+		void *dst = exec_f32(e, q->value);
+		if ((t->dtype == ST_F16) == (ty->dtype == DT_F16))
+			memcpy(dst, t->data, (size_t)t->nbytes);
+		else if (ty->dtype == DT_F16)
+			half_from_float_n(t->data, dst, n);
+		else
+			half_to_float_n(t->data, dst, n);
+		loaded++;
+	}
+	st_close(f);
+	if (!e->plan->nparams || !loaded) {
+		snprintf(err, errlen, "%s: no parameters loaded", path);
+		return false;
+	}
+	return true;
+}
+
+bool
+weights_export(const Exec *e, const char *path, char *err, size_t errlen)
+{
+	size_t nt;
+	StTensor *t = weights_tensors(e, false, &nt);
+	if (!t) {
+		snprintf(err, errlen, "out of memory");
+		return false;
+	}
+	StMeta meta[2] = {{"format", "pt"}, {"nnc.model", e->plan->model}};
+	bool ok = st_write(path, t, nt, meta, 2, err, errlen) == 0;
+	free(t);
+	return ok;
+}

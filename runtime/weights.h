@@ -1,0 +1,45 @@
+/* An Exec's parameters to and from files: checkpoints (every parameter and optimizer state,
+ * verified, with the run state a resume needs) and .safetensors weights (the model's parameters
+ * under their PyTorch-style names). Conversions between the file's dtype and the plan's storage
+ * (f32 <-> f16) round to nearest even. */
+#ifndef NNC_WEIGHTS_H
+#define NNC_WEIGHTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "runtime/backend.h"
+#include "runtime/exec.h"
+#include "runtime/safetensors.h"
+
+/* Where a run is: the data order, and the running sums of the epoch in progress (so a resumed
+ * epoch reports the same metrics as an uninterrupted one). */
+typedef struct RunState {
+	uint64_t epoch, position;
+	double seconds;
+	EpochSums sums;
+} RunState;
+
+/* The identity a checkpoint records: the model's name and a hash of every parameter's name and
+ * shape, so a checkpoint resumes with any plan of the same network (recompiled with other
+ * settings). Written into BUF (N bytes), which is returned. */
+const char *weights_plan_identity(const Plan *p, char *buf, size_t n);
+
+/* The plan's parameters as safetensors tensors over E's storage (ALL: optimizer state too);
+ * *N gets the count. NULL when out of memory; the caller frees the array. */
+StTensor *weights_tensors(const Exec *e, bool all, size_t *n);
+
+/* Saves every parameter and optimizer state of E with the run state RS (atomic: PATH.tmp, then
+ * a rename; the previous checkpoint stays whole until then). */
+bool weights_save_checkpoint(const Exec *e, const char *path, const RunState *rs, char *err, size_t errlen);
+
+/* Loads weights by name into E: from a checkpoint (everything, verified; with RESUME, also its
+ * run state into E and RS) or from a .safetensors file (model parameters only; missing
+ * optimizer state stays zero). */
+bool weights_load(Exec *e, const char *path, bool resume, RunState *rs, char *err, size_t errlen);
+
+/* Writes the model's parameters (no optimizer state) of E to PATH as .safetensors. */
+bool weights_export(const Exec *e, const char *path, char *err, size_t errlen);
+
+#endif
