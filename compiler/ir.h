@@ -1,7 +1,7 @@
 /* The IR: an SSA graph of typed values and instructions in one arena.
  *
  * A Graph is a doubly linked list of Insts in a valid execution order (every operand is
- * defined by an earlier Inst). Each Inst applies one Op from runtime/ops.h to `nargs` operand
+ * defined by an earlier Inst). Each Inst applies one Op from core/ops.h to `nargs` operand
  * Values: the first `nin` are its tensor inputs from the source, the rest are the parameters its
  * shape inference declared (weight, bias, scale, shift, running statistics), in declaration
  * order. Attributes are stored by position in the op's schema. Every Value has exactly one
@@ -14,8 +14,8 @@
 #include <stdint.h>
 
 #include "grammar/diag.h"
-#include "runtime/recipe.h"
-#include "runtime/types.h"
+#include "core/recipe.h"
+#include "core/types.h"
 
 typedef struct Value Value;
 typedef struct Inst Inst;

@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-#include "runtime/strmap.h"
+#include "core/strmap.h"
 
 static const char *
 loc_text(Arena *a, Loc l)

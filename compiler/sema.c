@@ -19,7 +19,7 @@
 #include "compiler/check.h"
 #include "grammar/parse.h"
 #include "parser.h"
-#include "runtime/strmap.h"
+#include "core/strmap.h"
 
 enum {
 	MAX_CALL_DEPTH = 64,

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "compiler/check.h"
-#include "runtime/strmap.h"
+#include "core/strmap.h"
 
 typedef struct {
 	const Graph *g;

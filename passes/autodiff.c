@@ -14,6 +14,7 @@
 #include <stdlib.h>
 
 #include "compiler/check.h"
+#include "core/geometry.h"
 #include "passes/pipeline.h"
 
 typedef struct {
@@ -67,7 +68,7 @@ copy_geometry(Inst *to, const Inst *from)
 	const AttrVal *k = attr(from, "kernel"), *s = attr(from, "stride"), *p = attr(from, "padding");
 	inst_set_int2(to, "kernel", k->i[0], k->i[1]);
 	/* pools: stride 0 means "same as the kernel"; backward ops get it resolved */
-	inst_set_int2(to, "stride", s->i[0] ? s->i[0] : k->i[0], s->i[1] ? s->i[1] : k->i[1]);
+	inst_set_int2(to, "stride", nnc_pool_stride(s->i, k->i, 0), nnc_pool_stride(s->i, k->i, 1));
 	inst_set_int2(to, "padding", p->i[0], p->i[1]);
 }
 

@@ -26,7 +26,7 @@
 #include <yaml.h>
 
 #include "compiler/check.h"
-#include "runtime/file.h"
+#include "core/file.h"
 #include "passes/pipeline.h"
 
 enum { GRAD_CHECK_CHUNK = 48 };
@@ -218,6 +218,9 @@ run(Graph *g, Diag *d, const Precision *p, bool training)
 		diag_internal(d, (Loc){0}, "precision: cast map overflow");
 		return false;
 	}
+	for (Inst *in = g->first; in; in = in->next) /* Adam's epsilon floor where its state is fp16 */
+		if (in->op == OP_adam_update && in->args[3]->type.dtype == DT_F16)
+			inst_set_float(in, "min_eps", NNC_ADAM_MIN_EPS_F16);
 	return !training || !p->loss_scaling || add_loss_scaling(&c);
 }
 
@@ -229,7 +232,7 @@ warn_optimizer(const Module *m, Diag *d)
 	const Precision *p = m->precision;
 	const Recipe *r = m->recipe;
 	Loc at = {0}; /* about the recipe, not a line of the model */
-	if (p->state == DT_F16 && strcmp(r->optimizer, "sgd") != 0 && r->eps < 0x1p-12)
+	if (p->state == DT_F16 && strcmp(r->optimizer, "sgd") != 0 && r->eps < NNC_ADAM_MIN_EPS_F16)
 		diag_warning(d, at,
 			"Adam eps %g underflows in fp16 state (smallest subnormal 5.96e-08; v = E[g^2] underflows long before, so "
 			"sqrt(v) resolves nothing under 2^-12): nnrun will use eps 2^-12 = 2.44e-04",

@@ -13,7 +13,7 @@
  * published under the mutex with a new generation number; the caller waits until every helper
  * has reported its slice done, so the buffers are complete when next/eval return. */
 #include "runtime/data.h"
-#include "runtime/file.h"
+#include "core/file.h"
 #include "runtime/splitmix.h"
 
 #include <errno.h>

@@ -5,6 +5,7 @@
  * (widen/narrow). Shapes were validated when the plan was read, so a kernel's own -1 return
  * means bad data (a label out of range), not a bad plan. */
 #include "runtime/exec.h"
+#include "core/geometry.h"
 #include "runtime/step_end.h"
 
 #include <assert.h>
@@ -15,7 +16,7 @@
 
 #include "runtime/cpu/acc16.h"
 #include "runtime/cpu/kernels.h"
-#include "runtime/half.h"
+#include "core/half.h"
 
 /* A step being run: its operands and result as f32 arrays (the values themselves, or widened
  * copies of f16 values in Exec.wide). */
@@ -105,7 +106,7 @@ k_conv2d(K *k)
 	if (!conv_from(k, &cv, T(k, 0), (int)A(k, "channels")->i[0]))
 		return false;
 	const float *b = A(k, "bias")->i[0] ? IN(k, 2) : NULL;
-	CpuAct act = (CpuAct)k->s->epi;
+	Epilogue act = k->s->epi;
 	if (ACC(k, cpu_conv2d_forward_act_f32(&cv, IN(k, 0), IN(k, 1), b, OUT(k), k->e->ws, k->e->ws_bytes, act),
 	        cpu_acc16_conv2d_forward(&cv, IN(k, 0), IN(k, 1), b, OUT(k))) != 0)
 		return kfail(k, "convolution failed (workspace too small)");
@@ -169,7 +170,7 @@ static bool
 k_bias_grad(K *k)
 {
 	const Type *t = T(k, 0);
-	ACC(k, cpu_bias_backward_pro_f32(IN(k, 0), act_y(k), (CpuAct)k->s->pro, (int)t->dim[0], (int)t->dim[1], hw(t), OUT(k)),
+	ACC(k, cpu_bias_backward_pro_f32(IN(k, 0), act_y(k), k->s->pro, (int)t->dim[0], (int)t->dim[1], hw(t), OUT(k)),
 	    cpu_acc16_bias_backward(grad_in(k), (int)t->dim[0], (int)t->dim[1], hw(t), OUT(k)));
 	return true;
 }
@@ -193,7 +194,7 @@ k_bn_apply(K *k)
 	int c = (int)t->dim[1];
 	const float *s = IN(k, 1);
 	cpu_batchnorm_apply_f32(IN(k, 0), (int)t->dim[0], c, hw(t), s, s + c, k->s->nin > 2 ? IN(k, 2) : NULL,
-		k->s->nin > 3 ? IN(k, 3) : NULL, OUT(k), (CpuAct)k->s->epi);
+		k->s->nin > 3 ? IN(k, 3) : NULL, OUT(k), k->s->epi);
 	return true;
 }
 
@@ -214,7 +215,7 @@ k_batchnorm(K *k)
 	bool affine = A(k, "affine")->i[0];
 	int r = affine ? 3 : 1;
 	cpu_batchnorm_inference_f32(IN(k, 0), (int)t->dim[0], (int)t->dim[1], hw(t), IN(k, r), IN(k, r + 1), A(k, "eps")->f,
-		affine ? IN(k, 1) : NULL, affine ? IN(k, 2) : NULL, OUT(k), (CpuAct)k->s->epi);
+		affine ? IN(k, 1) : NULL, affine ? IN(k, 2) : NULL, OUT(k), k->s->epi);
 	return true;
 }
 
@@ -246,7 +247,7 @@ k_bn_bwd_data(K *k)
 	int c = (int)t->dim[1];
 	const float *s = IN(k, 2);
 	const float *w = own_nin(k) > 3 ? IN(k, 3) : NULL;
-	ACC(k, cpu_batchnorm_backward_data_pro_f32(IN(k, 0), act_y(k), (CpuAct)k->s->pro, IN(k, 1), (int)t->dim[0], c, hw(t), s,
+	ACC(k, cpu_batchnorm_backward_data_pro_f32(IN(k, 0), act_y(k), k->s->pro, IN(k, 1), (int)t->dim[0], c, hw(t), s,
 	           s + c, w, OUT(k), NULL, NULL),
 		cpu_acc16_batchnorm_backward_data(grad_in(k), IN(k, 1), (int)t->dim[0], c, hw(t), s, s + c, w, OUT(k), NULL, NULL));
 	return true;
@@ -258,45 +259,44 @@ k_bn_bwd_scale(K *k)
 	const Type *t = T(k, 0);
 	int c = (int)t->dim[1];
 	const float *s = IN(k, 2);
-	ACC(k, cpu_batchnorm_backward_params_pro_f32(IN(k, 0), act_y(k), (CpuAct)k->s->pro, IN(k, 1), (int)t->dim[0], c, hw(t),
+	ACC(k, cpu_batchnorm_backward_params_pro_f32(IN(k, 0), act_y(k), k->s->pro, IN(k, 1), (int)t->dim[0], c, hw(t),
 	           s, s + c, OUT(k), k->e->scratch),
 		cpu_acc16_batchnorm_backward_params(grad_in(k), IN(k, 1), (int)t->dim[0], c, hw(t), s, s + c, OUT(k),
 			k->e->scratch));
 	return true;
 }
 
-#define UNARY(op, fn)                                         \
-	static bool k_##op(K *k)                                  \
-	{                                                         \
-		fn(IN(k, 0), OUT(k), numel(T(k, 0)));                 \
-		return true;                                          \
+/* The elementwise ops (a row of NNC_EW each): the formula of runtime/ew.h over the tensor.
+ * Operands are (a, b), or (dy, saved) for an activation's backward, whose formula takes
+ * (saved, dy) (SWAP); add applies its epilogue in the same pass. */
+static bool
+k_ew(K *k, Elementwise op, bool swap)
+{
+	size_t n = numel(T(k, 0));
+	if (op == EW_add) {
+		cpu_add_act_f32(IN(k, 0), IN(k, 1), OUT(k), n, k->s->epi);
+		return true;
 	}
-UNARY(relu, cpu_relu_forward_f32)
-UNARY(relu6, cpu_relu6_forward_f32)
-UNARY(gelu, cpu_gelu_forward_f32)
-UNARY(tanh, cpu_tanh_forward_f32)
-#undef UNARY
+	const float *a = IN(k, 0), *b = nnc_ops[k->s->op].min_in > 1 ? IN(k, 1) : NULL;
+	cpu_ew_f32(op, swap ? b : a, swap ? a : b, OUT(k), n);
+	return true;
+}
 
-/* Backward of an activation: operands (dy, saved), kernels take (saved, dy, dx). */
-#define ACT_BWD(op, fn)                                       \
-	static bool k_##op(K *k)                                  \
-	{                                                         \
-		fn(IN(k, 1), IN(k, 0), OUT(k), numel(T(k, 0)));       \
-		return true;                                          \
+#define E(op, swap)                     \
+	static bool k_##op(K *k)            \
+	{                                   \
+		return k_ew(k, EW_##op, swap);  \
 	}
-ACT_BWD(relu_bwd, cpu_relu_backward_f32)
-ACT_BWD(relu6_bwd, cpu_relu6_backward_f32)
-ACT_BWD(gelu_bwd, cpu_gelu_backward_f32)
-ACT_BWD(tanh_bwd, cpu_tanh_backward_f32)
-#undef ACT_BWD
+NNC_EW(E)
+#undef E
 
 static bool
 pool_from(K *k, CpuPool *p, const Type *x)
 {
 	const AttrVal *ke = A(k, "kernel"), *st = A(k, "stride"), *pa = A(k, "padding");
 	*p = (CpuPool){.n = (int)x->dim[0], .c = (int)x->dim[1], .h = (int)x->dim[2], .w = (int)x->dim[3],
-		.kh = (int)ke->i[0], .kw = (int)ke->i[1], .sh = (int)(st->i[0] ? st->i[0] : ke->i[0]),
-		.sw = (int)(st->i[1] ? st->i[1] : ke->i[1]), .ph = (int)pa->i[0], .pw = (int)pa->i[1]};
+		.kh = (int)ke->i[0], .kw = (int)ke->i[1], .sh = (int)nnc_pool_stride(st->i, ke->i, 0),
+		.sw = (int)nnc_pool_stride(st->i, ke->i, 1), .ph = (int)pa->i[0], .pw = (int)pa->i[1]};
 	return cpu_pool_setup(p) == 0 || kfail(k, "invalid pooling geometry");
 }
 
@@ -367,7 +367,7 @@ k_dense(K *k)
 	const Type *x = T(k, 0);
 	const float *b = A(k, "bias")->i[0] ? IN(k, 2) : NULL;
 	int n = (int)x->dim[0], f = (int)x->dim[1], u = (int)A(k, "units")->i[0];
-	CpuAct act = (CpuAct)k->s->epi;
+	Epilogue act = k->s->epi;
 	ACC(k, cpu_dense_forward_act_f32(IN(k, 0), IN(k, 1), b, n, f, u, OUT(k), act),
 		cpu_acc16_dense_forward(IN(k, 0), IN(k, 1), b, n, f, u, OUT(k)));
 	if (k->acc16)
@@ -437,23 +437,9 @@ k_dropout_mask(K *k)
 }
 
 static bool
-k_mulv(K *k)
-{
-	cpu_dropout_apply_f32(IN(k, 0), IN(k, 1), OUT(k), numel(T(k, 0)));
-	return true;
-}
-
-static bool
 k_ones(K *k)
 {
 	*OUT(k) = 1.0f;
-	return true;
-}
-
-static bool
-k_add(K *k)
-{
-	cpu_add_act_f32(IN(k, 0), IN(k, 1), OUT(k), numel(T(k, 0)), (CpuAct)k->s->epi);
 	return true;
 }
 
@@ -575,9 +561,7 @@ k_adam_update(K *k)
 	if (!unscaled(k))
 		return true;
 	const Recipe *r = &k->e->recipe;
-	double eps = r->eps;
-	if (T(k, 3)->dtype == DT_F16 && eps < EXEC_ADAM_MIN_EPS_F16)
-		eps = EXEC_ADAM_MIN_EPS_F16;
+	double eps = r->eps > A(k, "min_eps")->f ? r->eps : A(k, "min_eps")->f; /* core/ops.h */
 	CpuAdam o = {.lr = k->e->lr, .beta1 = r->beta1, .beta2 = r->beta2, .eps = eps,
 		.weight_decay = A(k, "decay")->i[0] ? r->weight_decay : 0, .decoupled = A(k, "decoupled")->i[0]};
 	cpu_adam_step_f32(&o, k->e->step + 1, IN(k, 0), IN(k, 1), IN(k, 2), IN(k, 3), numel(T(k, 0)));
@@ -721,11 +705,6 @@ exec_store_f32(Exec *e, int value, const float *src)
  * as operands. */
 enum { CHAIN_BLOCK = 1024 };
 
-static_assert((int)CPU_EW_RELU == EW_relu && (int)CPU_EW_RELU6 == EW_relu6 && (int)CPU_EW_GELU == EW_gelu &&
-	(int)CPU_EW_TANH == EW_tanh && (int)CPU_EW_ADD == EW_add && (int)CPU_EW_MUL == EW_mulv &&
-	(int)CPU_EW_RELU_BWD == EW_relu_bwd && (int)CPU_EW_RELU6_BWD == EW_relu6_bwd && (int)CPU_EW_GELU_BWD == EW_gelu_bwd &&
-	(int)CPU_EW_TANH_BWD == EW_tanh_bwd && (int)CPU_NEW == NEW,
-	"the CPU kernels' CpuEw must number the elementwise formulas as ops.h does");
 
 typedef struct {
 	K *k;
@@ -759,7 +738,7 @@ chain_blocks(void *ctx, size_t b0, size_t b1)
 			bool last = j == s->nchain;
 			float *dst = last ? OUT(k) + i0 : buf[j & 1];
 			bool swap = false;
-			CpuEw ew = (CpuEw)nnc_ew_of(op, &swap);
+			Elementwise ew = (Elementwise)nnc_ew_of(op, &swap);
 			cpu_ew_range_f32(ew, swap ? y : x, swap ? x : y, dst, 0, len);
 			if (!last && c->f16) {
 				half_from_float_n(dst, h, len);
@@ -798,7 +777,7 @@ run_bn_group(K *k, const PlanStep *scale, const PlanStep *shift, float **dw, flo
 	const float *w = own_nin(k) > 3 ? IN(k, 3) : NULL;
 	*dw = p->values[scale->out].dtype == DT_F16 ? k->e->scratch + c : exec_f32(k->e, scale->out);
 	*db = p->values[shift->out].dtype == DT_F16 ? k->e->scratch + 2 * c : exec_f32(k->e, shift->out);
-	cpu_batchnorm_backward_data_pro_f32(IN(k, 0), act_y(k), (CpuAct)k->s->pro, IN(k, 1), (int)t->dim[0], c, hw(t), s,
+	cpu_batchnorm_backward_data_pro_f32(IN(k, 0), act_y(k), k->s->pro, IN(k, 1), (int)t->dim[0], c, hw(t), s,
 		s + c, w, OUT(k), *dw, *db);
 	return true;
 }
@@ -815,8 +794,6 @@ store_group_result(Exec *e, const PlanStep *s, const float *v)
 static KernelFn *const kernels[NOP] = {NNC_OPS(X)};
 #undef X
 static_assert(sizeof kernels / sizeof kernels[0] == NOP, "an op has no CPU kernel entry");
-static_assert((int)CPU_ACT_NONE == EPI_NONE && (int)CPU_ACT_RELU == EPI_RELU && (int)CPU_ACT_RELU6 == EPI_RELU6 &&
-	NEPI == 3, "the CPU kernels' CpuAct must number the epilogues as ops.h does");
 
 static bool run_steps(Exec *e, const PlanProgram *prog, int first, int last, bool *updated, bool *scaled, char *err,
 	size_t errlen);

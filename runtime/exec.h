@@ -14,15 +14,11 @@
 #define NNC_EXEC_H
 
 #include "runtime/cpu/rng.h"
-#include "runtime/half.h"
+#include "core/half.h"
 #include <stdio.h>
 
 #include "runtime/plan.h"
 
-/* Adam with fp16 state: v = E[g^2] underflows below 2^-24, so sqrt(v) resolves nothing under
- * 2^-12; a smaller epsilon would divide by an unrepresentable quantity. The executor uses at
- * least this epsilon for updates whose state is stored in fp16. */
-#define EXEC_ADAM_MIN_EPS_F16 0x1p-12
 
 /* The workspace arena's parts, in bytes (each a multiple of 64). */
 typedef struct {

@@ -11,8 +11,8 @@
 #include <string.h>
 #include <yaml.h>
 
-#include "runtime/infer.h"
-#include "runtime/file.h"
+#include "core/infer.h"
+#include "core/file.h"
 
 uint64_t
 plan_hash(uint64_t h, const void *p, size_t n)

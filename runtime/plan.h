@@ -4,7 +4,7 @@
  * optimizer state, activations, gradients) with their types; the parameters with name, role,
  * initializer and fans; and ordered programs -- `train` (one whole training step: forward,
  * backward, update) and `eval` (inference) -- whose steps name a kernel (an op of
- * runtime/ops.h), operand and result values, all attributes, the op's hierarchical name and its
+ * core/ops.h), operand and result values, all attributes, the op's hierarchical name and its
  * .nn source location. The training settings (a Recipe) travel with it.
  *
  * Every value has a place: an arena and a byte offset (the memory plan); the plan loader checks
@@ -20,11 +20,11 @@
 
 #include <stdio.h>
 
-#include "runtime/arena.h"
-#include "runtime/recipe.h"
-#include "runtime/types.h"
+#include "core/arena.h"
+#include "core/recipe.h"
+#include "core/types.h"
 
-enum { PLAN_VERSION = 2 };
+enum { PLAN_VERSION = 3 };
 
 /* Memory arenas of a plan (see passes/memplan.c): parameters and state, inputs, transients. */
 enum { PLAN_ARENA_PARAM, PLAN_ARENA_IO, PLAN_ARENA_ACT, PLAN_NARENA };
@@ -32,7 +32,7 @@ enum { PLAN_ARENA_PARAM, PLAN_ARENA_IO, PLAN_ARENA_ACT, PLAN_NARENA };
 typedef struct {
 	const char *name; /* e.g. "layer1.0.conv1.weight", "optim.linear.bias.momentum_buffer" */
 	const char *kind; /* weight, bias, scale, shift, running_mean, running_var, momentum_buffer... */
-	const char *init; /* initializer (runtime/infer.h: nnc_initializers) */
+	const char *init; /* initializer (core/infer.h: nnc_initializers) */
 	int value;
 	bool trainable;
 	int64_t fan_in, fan_out;

@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "runtime/file.h"
+#include "core/file.h"
 
 int
 run_lock(RunLock *l, const char *path, const char *who, char *err, size_t errlen)

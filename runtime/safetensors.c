@@ -8,7 +8,7 @@
  * checks sizes, duplicates and that the tensors tile the data section. The tree is freed
  * before returning; the StFile keeps the file bytes, the string pool and the tables. */
 #include "runtime/safetensors.h"
-#include "runtime/file.h"
+#include "core/file.h"
 
 #include <errno.h>
 #include <fcntl.h>

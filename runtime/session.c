@@ -52,20 +52,21 @@ progress(FILE *log, bool tty, int epoch, int epochs, int64_t b, int64_t nb, doub
 static void
 warn_fp16_optimizer(FILE *log, const Plan *p)
 {
-	bool half_params = false, half_state = false;
-	for (int i = 0; i < p->nparams; i++) {
-		DType dt = p->values[p->params[i].value].dtype;
-		if (p->params[i].trainable)
-			half_params |= dt == DT_F16;
-		else if (!strncmp(p->params[i].name, "optim.", 6))
-			half_state |= dt == DT_F16;
-	}
+	bool half_params = false;
+	double min_eps = 0; /* the floor the compiler wrote into fp16-state Adam updates */
+	for (int i = 0; i < p->nparams; i++)
+		half_params |= p->params[i].trainable && p->values[p->params[i].value].dtype == DT_F16;
+	for (int i = 0; i < p->train.nsteps; i++)
+		if (p->train.steps[i].op == OP_adam_update) {
+			double f = p->train.steps[i].attr[nnc_attr_index(OP_adam_update, "min_eps")].f;
+			min_eps = f > min_eps ? f : min_eps;
+		}
 	const Recipe *r = &p->recipe;
-	if (half_state && strcmp(r->optimizer, "sgd") != 0 && r->eps < EXEC_ADAM_MIN_EPS_F16)
+	if (r->eps < min_eps)
 		fprintf(log,
 			"nnrun: warning: Adam eps %g is below what fp16 state can support (the second moment underflows below "
 			"%g, so sqrt(v) cannot resolve under %.3g); using eps %.3g\n",
-			r->eps, (double)HALF_MIN_SUBNORMAL, EXEC_ADAM_MIN_EPS_F16, EXEC_ADAM_MIN_EPS_F16);
+			r->eps, (double)HALF_MIN_SUBNORMAL, min_eps, min_eps);
 	double step = r->lr * r->weight_decay;
 	if (half_params && r->weight_decay > 0 && step < 0x1p-11)
 		fprintf(log,

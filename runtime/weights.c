@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "runtime/checkpoint.h"
-#include "runtime/half.h"
+#include "core/half.h"
 
 const char *
 weights_plan_identity(const Plan *p, char *buf, size_t n)

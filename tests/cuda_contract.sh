@@ -8,11 +8,11 @@
 # and fails when any kernel holds an fma that is not the math library's own: only the kernels
 # that call expf, erff, tanhf, logf or pow (the elementwise programs, softmax, the loss, Adam's
 # bias correction in the multi-tensor launch) may.
-#   tests/cuda_contract.sh PTX...       (from the source root: reads runtime/ops.h)
+#   tests/cuda_contract.sh PTX...       (from the source root: reads core/ops.h)
 [ $# -gt 0 ] || { echo "usage: cuda_contract.sh PTX..."; exit 2; }
 # k_multi<OP_adam_update> is mangled with the op's number: its row in the op table
-adam=$(awk '/^#define NNC_OPS\(X\)/ { on = 1; next } on && /^\tX\(/ { if ($0 ~ /X\(adam_update,/) { print n; exit } n++ }' runtime/ops.h)
-[ -n "$adam" ] || { echo "FAIL: adam_update not found in runtime/ops.h"; exit 1; }
+adam=$(awk '/^#define NNC_OPS\(X\)/ { on = 1; next } on && /^\tX\(/ { if ($0 ~ /X\(adam_update,/) { print n; exit } n++ }' core/ops.h)
+[ -n "$adam" ] || { echo "FAIL: adam_update not found in core/ops.h"; exit 1; }
 allowed="k_ew|k_softmax_fwd|k_softmax_bwd|k_xent_fwd|k_xent_bwd|k_multiIL2Op${adam}E"
 status=0 kernels=0
 for f in "$@"; do

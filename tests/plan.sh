@@ -17,6 +17,11 @@ done
 expect inference-only 0 "no training program" -- sh -c "'$nnc' compile tests/golden/import_ok.nn -o '$tmp/inf.plan' && '$nnrun' info '$tmp/inf.plan'"
 expect recipe 0 "optimizer: adamw" -- sh -c "printf 'optimizer: adamw\nlr: 0.001\naugment:\n  cutout: 8\n' >'$tmp/r.yaml' && '$nnc' compile --recipe '$tmp/r.yaml' models/tiny.nn -o '$tmp/adam.plan' && '$nnrun' info '$tmp/adam.plan'"
 expect recipe-adam-ops 0 "adam_update" -- grep -m1 adam_update "$tmp/adam.plan"
+# Adam's fp16-state epsilon floor is the compiler's decision, written into every such update
+"$nnc" compile --precision fp16 --set optimizer=adam models/tiny.nn -o "$tmp/adam16.plan" 2>/dev/null
+"$nnc" compile --precision mixed --set optimizer=adam models/tiny.nn -o "$tmp/adam32.plan" 2>/dev/null
+expect adam-min-eps-f16 0 "8 8" -- sh -c "echo \$(grep -c 'kernel: adam_update' '$tmp/adam16.plan') \$(grep -c 'min_eps: 0.000244140625}' '$tmp/adam16.plan')"
+expect adam-min-eps-f32 0 "8 8" -- sh -c "echo \$(grep -c 'kernel: adam_update' '$tmp/adam32.plan') \$(grep -c 'min_eps: 0}' '$tmp/adam32.plan')"
 printf 'optimizer: rmsprop\n' >"$tmp/bad.yaml"
 expect recipe-bad 1 "bad.yaml:1:12: error: recipe setting 'optimizer' must be one of: sgd adam adamw" -- "$nnc" compile --recipe "$tmp/bad.yaml" models/tiny.nn
 printf 'lr: [1, 2\n' >"$tmp/broken.yaml"
@@ -34,8 +39,8 @@ expect cut-lines-edited 1 "cut.plan:[0-9]*: error: missing '" -- "$nnrun" info -
 sed 's/lr: 0.1$/lr: 0.2/' "$plan" >"$tmp/edited.plan"
 expect edited 1 "checksum mismatch" -- "$nnrun" info "$tmp/edited.plan"
 expect edited-allowed 0 "lr: 0.2" -- "$nnrun" info --allow-edited "$tmp/edited.plan"
-sed 's/^nnc_plan: 2$/nnc_plan: 7/' "$plan" >"$tmp/version.plan"
-expect version 1 "plan format version 7, but this nnrun reads version 2" -- "$nnrun" info --allow-edited "$tmp/version.plan"
+sed 's/^nnc_plan: 3$/nnc_plan: 7/' "$plan" >"$tmp/version.plan"
+expect version 1 "plan format version 7, but this nnrun reads version 3" -- "$nnrun" info --allow-edited "$tmp/version.plan"
 sed '0,/  - \[f32, nchw, \[16, 8, 16, 16\], /s//  - [f32, nchw, [16, 8, 15, 16], /' "$plan" >"$tmp/shape.plan"
 expect inconsistent-shape 1 "inconsistent plan: train step 0 (conv2d at models/tiny.nn:8:9): result %[0-9]* is declared f32\[16,8,15,16\] but the kernel produces f32\[16,8,16,16\]" -- "$nnrun" info --allow-edited "$tmp/shape.plan"
 sed 's/kernel: bn_stats, out: \([0-9]*\), in: \[\([0-9]*\)\]/kernel: bn_stats, out: \1, in: [999]/' "$plan" >"$tmp/ref.plan"

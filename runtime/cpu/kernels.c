@@ -2,6 +2,7 @@
  * Once cpu_conv_setup or cpu_pool_setup has accepted a shape, every index the kernels compute
  * fits: plane offsets and GEMM dimensions in int, tensor offsets in size_t. */
 #include "runtime/cpu/kernels.h"
+#include "core/geometry.h"
 
 #include <limits.h>
 
@@ -16,8 +17,7 @@ positive(int v)
 static int
 out_size(int in, int k, int stride, int pad)
 {
-	long span = (long)in + 2L * pad - k;
-	return span < 0 ? 0 : (int)(span / stride + 1);
+	return (int)nnc_window_out(in, k, stride, pad);
 }
 
 int

@@ -31,6 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/ops.h"
 #include "runtime/cpu/rng.h"
 #include "runtime/cpu/threads.h"
 
@@ -53,16 +54,11 @@ typedef struct {
  * reach INT_MAX elements, or a tensor 2^40. */
 int cpu_conv_setup(CpuConv *cv);
 
-/* The activation a kernel can apply to its result in the same pass (an epilogue), bit-identical
- * to the separate activation kernel: none, relu, relu6 (min(max(y, 0), 6)). */
-typedef enum { CPU_ACT_NONE, CPU_ACT_RELU, CPU_ACT_RELU6 } CpuAct;
-
-/* The elementwise kernels by name, for running a chain of them over one block of elements at
- * a time (cpu_ew_range). Backward ones take (a, b) = (saved, dy), as the kernels below do. */
-typedef enum {
-	CPU_EW_RELU, CPU_EW_RELU6, CPU_EW_GELU, CPU_EW_TANH, CPU_EW_ADD, CPU_EW_MUL,
-	CPU_EW_RELU_BWD, CPU_EW_RELU6_BWD, CPU_EW_GELU_BWD, CPU_EW_TANH_BWD, CPU_NEW
-} CpuEw;
+/* An epilogue (a kernel applies the activation to its result in the same pass) or a prologue
+ * (it reads its incoming gradient through the activation's backward) is core/ops.h's Epilogue;
+ * a chain's elementwise kernels (cpu_ew_range) are numbered by its Elementwise (NNC_EW). Their
+ * formulas are runtime/ew.h's, so fused and separate kernels give identical results.
+ * Backward formulas take (a, b) = (saved, dy), as the kernels below do. */
 
 /* The three convolution kernels, for sizing their workspaces. */
 typedef enum {

@@ -26,7 +26,7 @@ int NNC_FN(cpu_conv2d_forward)(const CpuConv *cv, const NNC_REAL *x, const NNC_R
 /* y = act(conv(x, w) + b): the same with an epilogue, applied to each image's output right
  * after its GEMM and bias while it is in cache (conv2d+relu in dumps). */
 int NNC_FN(cpu_conv2d_forward_act)(const CpuConv *cv, const NNC_REAL *x, const NNC_REAL *w,
-	const NNC_REAL *b, NNC_REAL *y, void *ws, size_t ws_bytes, CpuAct act);
+	const NNC_REAL *b, NNC_REAL *y, void *ws, size_t ws_bytes, Epilogue act);
 
 /* dx = gradient of the loss with respect to x, given dy [n, k, oh, ow] and w. */
 int NNC_FN(cpu_conv2d_backward_data)(const CpuConv *cv, const NNC_REAL *dy, const NNC_REAL *w,
@@ -43,7 +43,7 @@ void NNC_FN(cpu_bias_backward)(const NNC_REAL *dy, int n, int c, int hw, NNC_REA
 /* The _pro variants here and below take, instead of dy, the gradient dz of an activation's
  * output act_y (dy = dz where relu's act_y > 0, or relu6's 0 < act_y < 6, else 0), masked as
  * it is read: relu_bwd fused in (bit-identical to running cpu_relu_backward first). */
-void NNC_FN(cpu_bias_backward_pro)(const NNC_REAL *dz, const NNC_REAL *act_y, CpuAct pro, int n, int c,
+void NNC_FN(cpu_bias_backward_pro)(const NNC_REAL *dz, const NNC_REAL *act_y, Epilogue pro, int n, int c,
 	int hw, NNC_REAL *db);
 
 /* ---- batch norm (training mode unless stated), over [n, c, hw] --------------------------- */
@@ -57,7 +57,7 @@ int NNC_FN(cpu_batchnorm_stats)(const NNC_REAL *x, int n, int c, int hw, double 
 
 /* y = act((x - mean) * invstd * w + b) per channel; w and b may be NULL (no affine: 1 and 0). */
 void NNC_FN(cpu_batchnorm_apply)(const NNC_REAL *x, int n, int c, int hw, const NNC_REAL *mean,
-	const NNC_REAL *invstd, const NNC_REAL *w, const NNC_REAL *b, NNC_REAL *y, CpuAct act);
+	const NNC_REAL *invstd, const NNC_REAL *w, const NNC_REAL *b, NNC_REAL *y, Epilogue act);
 
 /* Training-mode input gradient, with the batch statistics depending on x:
  *   dx = w * invstd * (dy - mean(dy) - xhat * mean(dy * xhat)),  xhat = (x - mean) * invstd,
@@ -67,14 +67,14 @@ void NNC_FN(cpu_batchnorm_apply)(const NNC_REAL *x, int n, int c, int hw, const 
 void NNC_FN(cpu_batchnorm_backward_data)(const NNC_REAL *dy, const NNC_REAL *x, int n, int c,
 	int hw, const NNC_REAL *mean, const NNC_REAL *invstd, const NNC_REAL *w, NNC_REAL *dx,
 	NNC_REAL *dw, NNC_REAL *db);
-void NNC_FN(cpu_batchnorm_backward_data_pro)(const NNC_REAL *dz, const NNC_REAL *act_y, CpuAct pro,
+void NNC_FN(cpu_batchnorm_backward_data_pro)(const NNC_REAL *dz, const NNC_REAL *act_y, Epilogue pro,
 	const NNC_REAL *x, int n, int c, int hw, const NNC_REAL *mean, const NNC_REAL *invstd,
 	const NNC_REAL *w, NNC_REAL *dx, NNC_REAL *dw, NNC_REAL *db);
 
 /* dw[c] = sum(dy * xhat), db[c] = sum(dy): the scale and shift gradients. */
 void NNC_FN(cpu_batchnorm_backward_params)(const NNC_REAL *dy, const NNC_REAL *x, int n, int c,
 	int hw, const NNC_REAL *mean, const NNC_REAL *invstd, NNC_REAL *dw, NNC_REAL *db);
-void NNC_FN(cpu_batchnorm_backward_params_pro)(const NNC_REAL *dz, const NNC_REAL *act_y, CpuAct pro,
+void NNC_FN(cpu_batchnorm_backward_params_pro)(const NNC_REAL *dz, const NNC_REAL *act_y, Epilogue pro,
 	const NNC_REAL *x, int n, int c, int hw, const NNC_REAL *mean, const NNC_REAL *invstd, NNC_REAL *dw,
 	NNC_REAL *db);
 
@@ -86,7 +86,7 @@ void NNC_FN(cpu_batchnorm_update_running)(int c, double momentum, const NNC_REAL
 /* Inference: y = act((x - running_mean) / sqrt(running_var + eps) * w + b); w, b may be NULL. */
 void NNC_FN(cpu_batchnorm_inference)(const NNC_REAL *x, int n, int c, int hw,
 	const NNC_REAL *running_mean, const NNC_REAL *running_var, double eps, const NNC_REAL *w,
-	const NNC_REAL *b, NNC_REAL *y, CpuAct act);
+	const NNC_REAL *b, NNC_REAL *y, Epilogue act);
 
 /* Batch norm folded into the op before it, per output channel o with a = scale[o] /
  * sqrt(var[o] + eps) computed as cpu_batchnorm_inference does (scale NULL: 1): wf[o, :] =
@@ -141,7 +141,7 @@ void NNC_FN(cpu_dense_forward)(const NNC_REAL *x, const NNC_REAL *w, const NNC_R
 	int f, int u, NNC_REAL *y);
 /* y = act(x . w^T + b), the epilogue applied to each block of rows after its bias. */
 void NNC_FN(cpu_dense_forward_act)(const NNC_REAL *x, const NNC_REAL *w, const NNC_REAL *b, int n,
-	int f, int u, NNC_REAL *y, CpuAct act);
+	int f, int u, NNC_REAL *y, Epilogue act);
 /* dx [n, f] = dy . w */
 void NNC_FN(cpu_dense_backward_data)(const NNC_REAL *dy, const NNC_REAL *w, int n, int f, int u,
 	NNC_REAL *dx);
@@ -164,15 +164,18 @@ void NNC_FN(cpu_dropout_apply)(const NNC_REAL *x, const NNC_REAL *mask, NNC_REAL
 /* y = a + b. Its backward is the identity for both operands. */
 void NNC_FN(cpu_add)(const NNC_REAL *a, const NNC_REAL *b, NNC_REAL *y, size_t count);
 /* y = act(a + b): add with an epilogue (a residual join followed by its activation). */
-void NNC_FN(cpu_add_act)(const NNC_REAL *a, const NNC_REAL *b, NNC_REAL *y, size_t count, CpuAct act);
+void NNC_FN(cpu_add_act)(const NNC_REAL *a, const NNC_REAL *b, NNC_REAL *y, size_t count, Epilogue act);
 /* Elements [i0, i1) of the elementwise kernel OP (b unused by one-operand ones), on the
  * calling thread, with the same expression as the whole-tensor kernel: a building block for
  * running a chain of elementwise ops block by block while each block is in cache. */
-void NNC_FN(cpu_ew_range)(CpuEw op, const NNC_REAL *a, const NNC_REAL *b, NNC_REAL *y, size_t i0,
+/* y = the NNC_EW formula OP (runtime/ew.h) of a (and b; NULL for a unary formula), element by
+ * element, over COUNT elements, in parallel. */
+void NNC_FN(cpu_ew)(Elementwise op, const NNC_REAL *a, const NNC_REAL *b, NNC_REAL *y, size_t count);
+void NNC_FN(cpu_ew_range)(Elementwise op, const NNC_REAL *a, const NNC_REAL *b, NNC_REAL *y, size_t i0,
 	size_t i1);
 /* y = act(y) in place: the epilogue alone, for kernels that cannot apply it in their own pass
  * (the fp16-accumulating reference kernels of acc16.h). */
-void NNC_FN(cpu_act)(NNC_REAL *y, size_t count, CpuAct act);
+void NNC_FN(cpu_act)(NNC_REAL *y, size_t count, Epilogue act);
 
 /* y = s * x: the mul op, and its backward (dx = s * dy). */
 void NNC_FN(cpu_scale)(const NNC_REAL *x, double s, NNC_REAL *y, size_t count);

@@ -7,4 +7,5 @@
 #define FN(name) name##_f32
 #define GEMM cblas_sgemm
 
+#include "runtime/ew.h"
 #include "runtime/cpu/kernels_impl.h"

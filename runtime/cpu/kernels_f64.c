@@ -8,4 +8,5 @@
 #define FN(name) name##_f64
 #define GEMM cblas_dgemm
 
+#include "runtime/ew.h"
 #include "runtime/cpu/kernels_impl.h"

@@ -60,7 +60,7 @@ enum {
 	DENSE_ROWS = 16, /* batch rows per dense forward / backward-data GEMM */
 };
 
-static const REAL one = 1, zero = 0;
+static const REAL one = 1, zero = 0, half = (REAL)0.5;
 
 /* Items per chunk so that a chunk does about GRAIN elements of work. */
 static size_t
@@ -416,44 +416,42 @@ col2im(const CpuConv *cv, REAL *col, REAL *dx)
 	}
 }
 
-/* The epilogue, with relu_fwd's and relu6_fwd's expressions so fused and unfused results are
- * identical. */
+/* The epilogue: runtime/ew.h's relu and relu6 formulas, as the separate ops compute them, so
+ * fused and unfused results are identical. */
 static void
-act_plane(REAL *y, size_t count, CpuAct act)
+act_plane(REAL *y, size_t count, Epilogue act)
 {
-	static const REAL six_ = 6;
-	if (act == CPU_ACT_RELU)
+	if (act == EPI_RELU)
 		for (size_t i = 0; i < count; i++)
-			y[i] = y[i] > zero ? y[i] : zero;
-	else if (act == CPU_ACT_RELU6)
+			y[i] = NNC_EWF_relu(REAL, y[i], zero);
+	else if (act == EPI_RELU6)
 		for (size_t i = 0; i < count; i++)
-			y[i] = y[i] > zero ? (y[i] < six_ ? y[i] : six_) : zero;
+			y[i] = NNC_EWF_relu6(REAL, y[i], zero);
 }
 
 /* A prologue: g[e] = the gradient dz[e] through the activation whose output was y[e], with
- * relu_bwd's and relu6_bwd's expressions, so fused and unfused results are identical. Kernels
- * that reduce the masked gradient do it in runs of MASK_RUN elements (a multiple of LANES, so
+ * runtime/ew.h's relu_bwd and relu6_bwd formulas, so fused and unfused results are identical.
+ * Kernels that reduce the masked gradient do it in runs of MASK_RUN elements (a multiple of LANES, so
  * every element keeps its lane and the sums their order). */
 enum { MASK_RUN = 1024 };
 
 static void
-act_grad_run(REAL *restrict g, const REAL *restrict dz, const REAL *restrict y, int n, CpuAct pro)
+act_grad_run(REAL *restrict g, const REAL *restrict dz, const REAL *restrict y, int n, Epilogue pro)
 {
-	static const REAL six_ = 6;
-	if (pro == CPU_ACT_RELU)
+	if (pro == EPI_RELU)
 		for (int e = 0; e < n; e++)
-			g[e] = y[e] > zero ? dz[e] : zero;
+			g[e] = NNC_EWF_relu_bwd(REAL, y[e], dz[e]);
 	else
 		for (int e = 0; e < n; e++)
-			g[e] = y[e] > zero && y[e] < six_ ? dz[e] : zero;
+			g[e] = NNC_EWF_relu6_bwd(REAL, y[e], dz[e]);
 }
 
 /* Elements [e0, e0 + len) of the gradient a kernel reads: dz itself without a prologue, else
  * dz masked through the activation output y into BUF. */
 static const REAL *
-grad_run(REAL *restrict buf, const REAL *dz, const REAL *y, int e0, int len, CpuAct pro)
+grad_run(REAL *restrict buf, const REAL *dz, const REAL *y, int e0, int len, Epilogue pro)
 {
-	if (pro == CPU_ACT_NONE)
+	if (pro == EPI_NONE)
 		return dz + e0;
 	act_grad_run(buf, dz + e0, y + e0, len, pro);
 	return buf;
@@ -467,7 +465,7 @@ typedef struct {
 	unsigned char *ws;
 	size_t slot_bytes;
 	int slots;
-	CpuAct act; /* forward epilogue, applied to each image's output while it is in cache */
+	Epilogue act; /* forward epilogue, applied to each image's output while it is in cache */
 } ConvArgs;
 
 /* Per-group GEMM dimensions: kg output channels, kcol = (c/groups)*kh*kw col rows, npos
@@ -562,12 +560,12 @@ int
 FN(cpu_conv2d_forward)(const CpuConv *cv, const REAL *x, const REAL *w, const REAL *b, REAL *y,
 	void *ws, size_t ws_bytes)
 {
-	return FN(cpu_conv2d_forward_act)(cv, x, w, b, y, ws, ws_bytes, CPU_ACT_NONE);
+	return FN(cpu_conv2d_forward_act)(cv, x, w, b, y, ws, ws_bytes, EPI_NONE);
 }
 
 int
 FN(cpu_conv2d_forward_act)(const CpuConv *cv, const REAL *x, const REAL *w, const REAL *b, REAL *y,
-	void *ws, size_t ws_bytes, CpuAct act)
+	void *ws, size_t ws_bytes, Epilogue act)
 {
 	ConvArgs a = {.cv = cv, .path = conv_path(cv), .x = x, .w = w, .b = b, .y = y, .ws = ws, .act = act};
 	if (a.path == PATH_DEPTHWISE) {
@@ -843,7 +841,7 @@ typedef struct {
 	const REAL *dy;
 	int n, c, hw;
 	REAL *db;
-	CpuAct pro; /* prologue: dy is the gradient of act_y = pro(...), masked as it is read */
+	Epilogue pro; /* prologue: dy is the gradient of act_y = pro(...), masked as it is read */
 	const REAL *act_y;
 } BiasArgs;
 
@@ -870,11 +868,11 @@ bias_channels(void *ctx, size_t c0, size_t c1)
 void
 FN(cpu_bias_backward)(const REAL *dy, int n, int c, int hw, REAL *db)
 {
-	FN(cpu_bias_backward_pro)(dy, NULL, CPU_ACT_NONE, n, c, hw, db);
+	FN(cpu_bias_backward_pro)(dy, NULL, EPI_NONE, n, c, hw, db);
 }
 
 void
-FN(cpu_bias_backward_pro)(const REAL *dz, const REAL *act_y, CpuAct pro, int n, int c, int hw, REAL *db)
+FN(cpu_bias_backward_pro)(const REAL *dz, const REAL *act_y, Epilogue pro, int n, int c, int hw, REAL *db)
 {
 	BiasArgs a = {.dy = dz, .n = n, .c = c, .hw = hw, .db = db, .pro = pro, .act_y = act_y};
 	cpu_parallel_for((size_t)c, grain_for((size_t)n * hw), bias_channels, &a);
@@ -887,8 +885,8 @@ typedef struct {
 	int n, c, hw;
 	double eps;
 	REAL *y, *dx, *var_unbiased, *mean_out, *invstd_out, *dw, *db;
-	CpuAct act; /* epilogue, applied to each plane while it is in cache */
-	CpuAct pro; /* prologue: dy is the gradient of act_y = pro(...), masked as it is read */
+	Epilogue act; /* epilogue, applied to each plane while it is in cache */
+	Epilogue pro; /* prologue: dy is the gradient of act_y = pro(...), masked as it is read */
 	const REAL *act_y;
 } BnArgs;
 
@@ -952,7 +950,7 @@ bn_apply_planes(void *ctx, size_t p0, size_t p1)
 
 void
 FN(cpu_batchnorm_apply)(const REAL *x, int n, int c, int hw, const REAL *mean,
-	const REAL *invstd, const REAL *w, const REAL *b, REAL *y, CpuAct act)
+	const REAL *invstd, const REAL *w, const REAL *b, REAL *y, Epilogue act)
 {
 	BnArgs a = {.x = x, .n = n, .c = c, .hw = hw, .mean = mean, .invstd = invstd, .w = w,
 		.b = b, .y = y, .act = act};
@@ -1009,11 +1007,11 @@ void
 FN(cpu_batchnorm_backward_data)(const REAL *dy, const REAL *x, int n, int c, int hw,
 	const REAL *mean, const REAL *invstd, const REAL *w, REAL *dx, REAL *dw, REAL *db)
 {
-	FN(cpu_batchnorm_backward_data_pro)(dy, NULL, CPU_ACT_NONE, x, n, c, hw, mean, invstd, w, dx, dw, db);
+	FN(cpu_batchnorm_backward_data_pro)(dy, NULL, EPI_NONE, x, n, c, hw, mean, invstd, w, dx, dw, db);
 }
 
 void
-FN(cpu_batchnorm_backward_data_pro)(const REAL *dz, const REAL *act_y, CpuAct pro, const REAL *x, int n,
+FN(cpu_batchnorm_backward_data_pro)(const REAL *dz, const REAL *act_y, Epilogue pro, const REAL *x, int n,
 	int c, int hw, const REAL *mean, const REAL *invstd, const REAL *w, REAL *dx, REAL *dw, REAL *db)
 {
 	BnArgs a = {.x = x, .dy = dz, .n = n, .c = c, .hw = hw, .mean = mean, .invstd = invstd,
@@ -1025,11 +1023,11 @@ void
 FN(cpu_batchnorm_backward_params)(const REAL *dy, const REAL *x, int n, int c, int hw,
 	const REAL *mean, const REAL *invstd, REAL *dw, REAL *db)
 {
-	FN(cpu_batchnorm_backward_params_pro)(dy, NULL, CPU_ACT_NONE, x, n, c, hw, mean, invstd, dw, db);
+	FN(cpu_batchnorm_backward_params_pro)(dy, NULL, EPI_NONE, x, n, c, hw, mean, invstd, dw, db);
 }
 
 void
-FN(cpu_batchnorm_backward_params_pro)(const REAL *dz, const REAL *act_y, CpuAct pro, const REAL *x,
+FN(cpu_batchnorm_backward_params_pro)(const REAL *dz, const REAL *act_y, Epilogue pro, const REAL *x,
 	int n, int c, int hw, const REAL *mean, const REAL *invstd, REAL *dw, REAL *db)
 {
 	BnArgs a = {.x = x, .dy = dz, .n = n, .c = c, .hw = hw, .mean = mean, .invstd = invstd,
@@ -1067,7 +1065,7 @@ bn_inference_planes(void *ctx, size_t p0, size_t p1)
 
 void
 FN(cpu_batchnorm_inference)(const REAL *x, int n, int c, int hw, const REAL *running_mean,
-	const REAL *running_var, double eps, const REAL *w, const REAL *b, REAL *y, CpuAct act)
+	const REAL *running_var, double eps, const REAL *w, const REAL *b, REAL *y, Epilogue act)
 {
 	BnArgs a = {.x = x, .n = n, .c = c, .hw = hw, .mean = running_mean, .var = running_var,
 		.eps = eps, .w = w, .b = b, .y = y, .act = act};
@@ -1111,55 +1109,53 @@ typedef struct {
 	REAL s;
 } EwArgs;
 
-/* Item i: y[i] from a[i] (EW1) or from a[i] and b[i] (EW2). */
-#define EW1(name, expr)                                  \
+/* Item i of each NNC_EW formula (runtime/ew.h): ew1_OP reads a[i] only, ew2_OP a[i] and b[i]. */
+#define NNC_ERF erf
+#define NNC_EXP exp
+#define NNC_TANH tanh
+#define EW_KERNELS(op, swap)                              \
 	static void                                          \
-	name(void *ctx, size_t i0, size_t i1)                \
+	ew1_##op(void *ctx, size_t i0, size_t i1)            \
 	{                                                    \
 		const EwArgs *e = ctx;                           \
 		for (size_t i = i0; i < i1; i++) {               \
-			REAL a = e->a[i];                            \
-			e->y[i] = (expr);                            \
+			REAL a = e->a[i], b = zero;                  \
+			(void)b;                                     \
+			e->y[i] = NNC_EWF_##op(REAL, a, b);          \
 		}                                                \
-	}
-#define EW2(name, expr)                                  \
+	}                                                    \
 	static void                                          \
-	name(void *ctx, size_t i0, size_t i1)                \
+	ew2_##op(void *ctx, size_t i0, size_t i1)            \
 	{                                                    \
 		const EwArgs *e = ctx;                           \
 		for (size_t i = i0; i < i1; i++) {               \
 			REAL a = e->a[i], b = e->b[i];               \
-			e->y[i] = (expr);                            \
+			(void)b;                                     \
+			e->y[i] = NNC_EWF_##op(REAL, a, b);          \
 		}                                                \
 	}
+NNC_EW(EW_KERNELS)
+#undef EW_KERNELS
 
-static const REAL SQRT1_2 = (REAL)0.70710678118654752440L;
-static const REAL INV_SQRT_2PI = (REAL)0.39894228040143267794L;
-static const REAL half = (REAL)0.5, six = 6;
-
-EW1(relu_fwd, a > zero ? a : zero)
-EW2(relu_bwd, a > zero ? b : zero)
-EW1(relu6_fwd, a > zero ? (a < six ? a : six) : zero)
-EW2(relu6_bwd, a > zero && a < six ? b : zero)
-EW1(gelu_fwd, a * half * (one + erf(a * SQRT1_2)))
-EW2(gelu_bwd, b * (half * (one + erf(a * SQRT1_2)) + a * (exp(-half * a * a) * INV_SQRT_2PI)))
-EW1(tanh_fwd, tanh(a))
-EW2(tanh_bwd, b * (one - a * a))
-EW2(mul_ew, a * b)
-EW2(add_ew, a + b)
-EW1(scale_ew, e->s * a)
-
-void
-FN(cpu_ew_range)(CpuEw op, const REAL *a, const REAL *b, REAL *y, size_t i0, size_t i1)
+static void
+scale_ew(void *ctx, size_t i0, size_t i1)
 {
-	static CpuTask *const fns[CPU_NEW] = {
-		[CPU_EW_RELU] = relu_fwd, [CPU_EW_RELU6] = relu6_fwd, [CPU_EW_GELU] = gelu_fwd,
-		[CPU_EW_TANH] = tanh_fwd, [CPU_EW_ADD] = add_ew, [CPU_EW_MUL] = mul_ew,
-		[CPU_EW_RELU_BWD] = relu_bwd, [CPU_EW_RELU6_BWD] = relu6_bwd, [CPU_EW_GELU_BWD] = gelu_bwd,
-		[CPU_EW_TANH_BWD] = tanh_bwd,
+	const EwArgs *e = ctx;
+	for (size_t i = i0; i < i1; i++)
+		e->y[i] = e->s * e->a[i];
+}
+
+/* B is NULL for a unary formula. */
+void
+FN(cpu_ew_range)(Elementwise op, const REAL *a, const REAL *b, REAL *y, size_t i0, size_t i1)
+{
+	static CpuTask *const fns[NEW][2] = {
+#define E(op, swap) [EW_##op] = {ew1_##op, ew2_##op},
+		NNC_EW(E)
+#undef E
 	};
 	EwArgs e = {.a = a, .b = b, .y = y};
-	fns[op](&e, i0, i1);
+	fns[op][b != NULL](&e, i0, i1);
 }
 
 static void
@@ -1170,63 +1166,74 @@ elementwise(CpuTask *fn, const REAL *a, const REAL *b, REAL *y, REAL s, size_t c
 }
 
 void
+FN(cpu_ew)(Elementwise op, const REAL *a, const REAL *b, REAL *y, size_t count)
+{
+	static CpuTask *const fns[NEW][2] = {
+#define E(op, swap) [EW_##op] = {ew1_##op, ew2_##op},
+		NNC_EW(E)
+#undef E
+	};
+	elementwise(fns[op][b != NULL], a, b, y, 0, count);
+}
+
+void
 FN(cpu_relu_forward)(const REAL *x, REAL *y, size_t count)
 {
-	elementwise(relu_fwd, x, NULL, y, 0, count);
+	elementwise(ew1_relu, x, NULL, y, 0, count);
 }
 
 void
 FN(cpu_relu_backward)(const REAL *x, const REAL *dy, REAL *dx, size_t count)
 {
-	elementwise(relu_bwd, x, dy, dx, 0, count);
+	elementwise(ew2_relu_bwd, x, dy, dx, 0, count);
 }
 
 void
 FN(cpu_relu6_forward)(const REAL *x, REAL *y, size_t count)
 {
-	elementwise(relu6_fwd, x, NULL, y, 0, count);
+	elementwise(ew1_relu6, x, NULL, y, 0, count);
 }
 
 void
 FN(cpu_relu6_backward)(const REAL *x, const REAL *dy, REAL *dx, size_t count)
 {
-	elementwise(relu6_bwd, x, dy, dx, 0, count);
+	elementwise(ew2_relu6_bwd, x, dy, dx, 0, count);
 }
 
 void
 FN(cpu_gelu_forward)(const REAL *x, REAL *y, size_t count)
 {
-	elementwise(gelu_fwd, x, NULL, y, 0, count);
+	elementwise(ew1_gelu, x, NULL, y, 0, count);
 }
 
 void
 FN(cpu_gelu_backward)(const REAL *x, const REAL *dy, REAL *dx, size_t count)
 {
-	elementwise(gelu_bwd, x, dy, dx, 0, count);
+	elementwise(ew2_gelu_bwd, x, dy, dx, 0, count);
 }
 
 void
 FN(cpu_tanh_forward)(const REAL *x, REAL *y, size_t count)
 {
-	elementwise(tanh_fwd, x, NULL, y, 0, count);
+	elementwise(ew1_tanh, x, NULL, y, 0, count);
 }
 
 void
 FN(cpu_tanh_backward)(const REAL *y, const REAL *dy, REAL *dx, size_t count)
 {
-	elementwise(tanh_bwd, y, dy, dx, 0, count);
+	elementwise(ew2_tanh_bwd, y, dy, dx, 0, count);
 }
 
 void
 FN(cpu_dropout_apply)(const REAL *x, const REAL *mask, REAL *y, size_t count)
 {
-	elementwise(mul_ew, x, mask, y, 0, count);
+	elementwise(ew2_mulv, x, mask, y, 0, count);
 }
 
 void
 FN(cpu_add)(const REAL *a, const REAL *b, REAL *y, size_t count)
 {
-	elementwise(add_ew, a, b, y, 0, count);
+	elementwise(ew2_add, a, b, y, 0, count);
 }
 
 /* Items [i0, i1): the sum, then the epilogue on that block while it is in cache. */
@@ -1236,11 +1243,11 @@ add_act_ew(void *ctx, size_t i0, size_t i1)
 	const EwArgs *e = ctx;
 	for (size_t i = i0; i < i1; i++)
 		e->y[i] = e->a[i] + e->b[i];
-	act_plane(e->y + i0, i1 - i0, (CpuAct)e->s);
+	act_plane(e->y + i0, i1 - i0, (Epilogue)e->s);
 }
 
 void
-FN(cpu_add_act)(const REAL *a, const REAL *b, REAL *y, size_t count, CpuAct act)
+FN(cpu_add_act)(const REAL *a, const REAL *b, REAL *y, size_t count, Epilogue act)
 {
 	elementwise(add_act_ew, a, b, y, (REAL)act, count);
 }
@@ -1249,13 +1256,13 @@ static void
 act_ew(void *ctx, size_t i0, size_t i1)
 {
 	const EwArgs *e = ctx;
-	act_plane(e->y + i0, i1 - i0, (CpuAct)e->s);
+	act_plane(e->y + i0, i1 - i0, (Epilogue)e->s);
 }
 
 void
-FN(cpu_act)(REAL *y, size_t count, CpuAct act)
+FN(cpu_act)(REAL *y, size_t count, Epilogue act)
 {
-	if (act != CPU_ACT_NONE)
+	if (act != EPI_NONE)
 		elementwise(act_ew, NULL, NULL, y, (REAL)act, count);
 }
 
@@ -1471,7 +1478,7 @@ typedef struct {
 	const REAL *x, *w, *b, *dy;
 	REAL *y, *dx, *dw;
 	int n, f, u;
-	CpuAct act; /* forward epilogue, applied to each block of rows after its bias */
+	Epilogue act; /* forward epilogue, applied to each block of rows after its bias */
 } DenseArgs;
 
 /* Item t: batch rows [t*DENSE_ROWS, ...) of y = x . w^T (+ b). */
@@ -1520,12 +1527,12 @@ dense_wgrad_blocks(void *ctx, size_t t0, size_t t1)
 void
 FN(cpu_dense_forward)(const REAL *x, const REAL *w, const REAL *b, int n, int f, int u, REAL *y)
 {
-	FN(cpu_dense_forward_act)(x, w, b, n, f, u, y, CPU_ACT_NONE);
+	FN(cpu_dense_forward_act)(x, w, b, n, f, u, y, EPI_NONE);
 }
 
 void
 FN(cpu_dense_forward_act)(const REAL *x, const REAL *w, const REAL *b, int n, int f, int u, REAL *y,
-	CpuAct act)
+	Epilogue act)
 {
 	DenseArgs a = {.x = x, .w = w, .b = b, .y = y, .n = n, .f = f, .u = u, .act = act};
 	cpu_parallel_for((size_t)(n + DENSE_ROWS - 1) / DENSE_ROWS, 1, dense_fwd_blocks, &a);

@@ -21,13 +21,14 @@
 #include <cstdlib>
 #include <cstring>
 
+extern "C" {
+#include "core/geometry.h"
+}
 #include "runtime/cuda/exec_impl.h"
 #include "runtime/cuda/kernels.cuh"
 
 namespace {
 
-/* Adam with fp16 state: the smallest epsilon that means anything (exec.h's EXEC_ADAM_MIN_EPS_F16). */
-const double ADAM_MIN_EPS_F16 = 0x1p-12;
 const size_t DEFAULT_WORKSPACE = (size_t)256 << 20;
 const size_t BLAS_WORKSPACE = (size_t)32 << 20;
 
@@ -115,31 +116,31 @@ r_ew(Ctx &c)
 		Op op = j < s->nchain ? s->chain[j] : s->op;
 		int x = j == 0 ? next++ : EW_PREV, y = nnc_ops[op].min_in > 1 ? next++ : EW_NONE;
 		bool swap = false;
-		p.op[j] = nnc_ew_of(op, &swap);
+		int ew = nnc_ew_of(op, &swap);
+		if (ew < 0)
+			return fail(c, "an op in this chain has no elementwise kernel");
+		p.op[j] = (Elementwise)ew;
 		p.a[j] = swap ? y : x;
 		p.b[j] = swap ? x : y;
-		if (p.op[j] < 0)
-			return fail(c, "an op in this chain has no elementwise kernel");
 	}
 	for (int i = 0; i < s->nin; i++)
 		p.in[i] = c.in(i);
 	p.out = c.out();
-	p.act = (int)s->epi;
+	p.act = s->epi;
 	p.n = numel(vt(c.e, s->out));
 	LAUNCH(c, ew_run(p, c.e->st));
 	return 0;
 }
 
-#define r_relu r_ew
-#define r_relu6 r_ew
-#define r_gelu r_ew
-#define r_tanh r_ew
-#define r_add r_ew
-#define r_mulv r_ew
-#define r_relu_bwd r_ew
-#define r_relu6_bwd r_ew
-#define r_gelu_bwd r_ew
-#define r_tanh_bwd r_ew
+/* Every elementwise op (a row of NNC_EW) is an elementwise program of one op. */
+#define E(op, swap)     \
+	static int          \
+	r_##op(Ctx &c)      \
+	{                   \
+		return r_ew(c); \
+	}
+NNC_EW(E)
+#undef E
 
 int
 r_none(Ctx &c)
@@ -187,7 +188,7 @@ r_conv2d(Ctx &c)
 			(cudnnConvolutionFwdAlgo_t)c.cv->algo, e->ws, c.cv->ws, &ZERO, c.cv->y, c.out().p));
 	bool bias = attr(c.s, "bias")->i[0];
 	if (bias || c.s->epi)
-		LAUNCH(c, bias_act(c.out(), bias ? c.in(2) : NONE, numel(y), (int)y->dim[1], hw_of(y), (int)c.s->epi, e->st));
+		LAUNCH(c, bias_act(c.out(), bias ? c.in(2) : NONE, numel(y), (int)y->dim[1], hw_of(y), c.s->epi, e->st));
 	return 0;
 }
 
@@ -236,7 +237,7 @@ r_dense(Ctx &c)
 		cuda_type(x), f, &ZERO, c.out().p, cuda_type(y), u, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 	bool bias = attr(c.s, "bias")->i[0];
 	if (bias || c.s->epi)
-		LAUNCH(c, bias_act(c.out(), bias ? c.in(2) : NONE, numel(y), u, 1, (int)c.s->epi, e->st));
+		LAUNCH(c, bias_act(c.out(), bias ? c.in(2) : NONE, numel(y), u, 1, c.s->epi, e->st));
 	return 0;
 }
 
@@ -315,11 +316,11 @@ r_bn_apply(Ctx &c)
 	if (j >= 0) { /* and the add that alone reads the result (fused_add) */
 		const PlanStep *a = &program(c.e, c.g)->steps[j];
 		Buf other = buf(c.e, a->in[a->in[0] == c.s->out ? 1 : 0]);
-		LAUNCH(c, bn_apply_add(c.in(0), c.in(1), w, b, c.out().f16, other, buf(c.e, a->out), n, ch, hw, (int)a->epi,
+		LAUNCH(c, bn_apply_add(c.in(0), c.in(1), w, b, c.out().f16, other, buf(c.e, a->out), n, ch, hw, a->epi,
 			c.e->st));
 		return 0;
 	}
-	LAUNCH(c, bn_apply(c.in(0), c.in(1), w, b, c.out(), n, ch, hw, (int)c.s->epi, c.e->st));
+	LAUNCH(c, bn_apply(c.in(0), c.in(1), w, b, c.out(), n, ch, hw, c.s->epi, c.e->st));
 	return 0;
 }
 
@@ -339,7 +340,7 @@ r_batchnorm(Ctx &c)
 	bool affine = attr(c.s, "affine")->i[0];
 	int r = affine ? 3 : 1;
 	LAUNCH(c, bn_infer(c.in(0), c.in(r), c.in(r + 1), attr(c.s, "eps")->f, affine ? c.in(1) : NONE,
-		affine ? c.in(2) : NONE, c.out(), n, ch, hw, (int)c.s->epi, c.e->st));
+		affine ? c.in(2) : NONE, c.out(), n, ch, hw, c.s->epi, c.e->st));
 	return 0;
 }
 
@@ -361,7 +362,7 @@ r_bn_bwd_data(Ctx &c)
 		dw = buf(c.e, c.s[1].out);
 		db = buf(c.e, c.s[2].out);
 	}
-	LAUNCH(c, bn_backward(c.in(0), act_y(c), (int)c.s->pro, c.in(1), c.in(2), c.own() > 3 ? c.in(3) : NONE, c.out(), dw,
+	LAUNCH(c, bn_backward(c.in(0), act_y(c), c.s->pro, c.in(1), c.in(2), c.own() > 3 ? c.in(3) : NONE, c.out(), dw,
 		db, n, ch, hw, c.e->bn, c.e->st));
 	return 0;
 }
@@ -371,7 +372,7 @@ r_bn_bwd_scale(Ctx &c)
 {
 	int n, ch, hw;
 	nchw(c.t(0), &n, &ch, &hw);
-	LAUNCH(c, bn_backward(c.in(0), act_y(c), (int)c.s->pro, c.in(1), c.in(2), NONE, NONE, c.out(), NONE, n, ch, hw,
+	LAUNCH(c, bn_backward(c.in(0), act_y(c), c.s->pro, c.in(1), c.in(2), NONE, NONE, c.out(), NONE, n, ch, hw,
 		c.e->bn, c.e->st));
 	return 0;
 }
@@ -381,7 +382,7 @@ r_bias_grad(Ctx &c)
 {
 	int n, ch, hw;
 	nchw(c.t(0), &n, &ch, &hw);
-	LAUNCH(c, bn_backward(c.in(0), act_y(c), (int)c.s->pro, NONE, NONE, NONE, NONE, NONE, c.out(), n, ch, hw, c.e->bn,
+	LAUNCH(c, bn_backward(c.in(0), act_y(c), c.s->pro, NONE, NONE, NONE, NONE, NONE, c.out(), n, ch, hw, c.e->bn,
 		c.e->st));
 	return 0;
 }
@@ -412,7 +413,7 @@ pool_of(const PlanStep *s, const Type *x, const Type *y)
 {
 	const AttrVal *k = attr(s, "kernel"), *st = attr(s, "stride"), *pa = attr(s, "padding");
 	Pool p = {(int)x->dim[0], (int)x->dim[1], (int)x->dim[2], (int)x->dim[3], (int)k->i[0], (int)k->i[1],
-		(int)(st->i[0] ? st->i[0] : k->i[0]), (int)(st->i[1] ? st->i[1] : k->i[1]), (int)pa->i[0], (int)pa->i[1],
+		(int)nnc_pool_stride(st->i, k->i, 0), (int)nnc_pool_stride(st->i, k->i, 1), (int)pa->i[0], (int)pa->i[1],
 		(int)y->dim[2], (int)y->dim[3]};
 	return p;
 }
@@ -581,12 +582,12 @@ sgd_conf(const CudaRunState *r, const PlanStep *s)
 }
 
 AdamConf
-adam_conf(const CudaExec *e, const CudaRunState *r, const PlanStep *s)
+adam_conf(const CudaRunState *r, const PlanStep *s)
 {
 	AdamConf o;
 	o.eps = r->eps;
-	if (vt(e, s->in[3])->dtype == DT_F16 && o.eps < ADAM_MIN_EPS_F16)
-		o.eps = ADAM_MIN_EPS_F16;
+	if (o.eps < attr(s, "min_eps")->f) /* the plan's floor (core/ops.h) */
+		o.eps = attr(s, "min_eps")->f;
 	o.wd = s->attr[nnc_attr_index(OP_adam_update, "decay")].i[0] ? r->weight_decay : 0;
 	o.beta1 = r->beta1;
 	o.beta2 = r->beta2;
@@ -605,7 +606,7 @@ r_sgd_update(Ctx &c)
 int
 r_adam_update(Ctx &c)
 {
-	LAUNCH(c, adam(adam_conf(c.e, c.rs, c.s), &c.e->run->s, c.in(0), c.in(1), c.in(2), c.in(3), numel(c.t(0)),
+	LAUNCH(c, adam(adam_conf(c.rs, c.s), &c.e->run->s, c.in(0), c.in(1), c.in(2), c.in(3), numel(c.t(0)),
 		attr(c.s, "unscale")->i[0] != 0, c.e->st));
 	return 0;
 }
@@ -1302,7 +1303,7 @@ exec_mt_fill(CudaExec *e, ErrBuf eb)
 				if (r->op == OP_sgd_update)
 					r->host[k].sgd = sgd_conf(a, s);
 				else
-					r->host[k].adam = adam_conf(e, a, s);
+					r->host[k].adam = adam_conf(a, s);
 			}
 			CUDA_CHECK(cudaMemcpy(r->dev, r->host, (size_t)r->ntensors * sizeof *r->dev, cudaMemcpyHostToDevice));
 		}

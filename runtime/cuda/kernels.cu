@@ -38,7 +38,7 @@ k_scale_copy(Buf x, Buf y, float s, long long n)
 
 /* y[(img * c + ch) * hw + e] = act(y + b[ch]) */
 __global__ void
-k_bias_act(Buf y, Buf b, long long n, int c, int hw, int a)
+k_bias_act(Buf y, Buf b, long long n, int c, int hw, Epilogue a)
 {
 	GRID_LOOP(i, n)
 	bias_act_at(y, b, c, hw, a, i);
@@ -121,21 +121,21 @@ k_bn_stats(Buf x, int n, int c, int hw, double eps, Buf stats, BnRunning run, Bn
 }
 
 __global__ void
-k_bn_apply(Buf x, Buf stats, Buf w, Buf b, Buf y, long long total, int c, int hw, int a)
+k_bn_apply(Buf x, Buf stats, Buf w, Buf b, Buf y, long long total, int c, int hw, Epilogue a)
 {
 	GRID_LOOP(i, total)
 		bn_apply_at(x, stats, w, b, y, c, hw, a, i);
 }
 
 __global__ void
-k_bn_apply_add(Buf x, Buf stats, Buf w, Buf b, bool mid_f16, Buf other, Buf y, long long total, int c, int hw, int a)
+k_bn_apply_add(Buf x, Buf stats, Buf w, Buf b, bool mid_f16, Buf other, Buf y, long long total, int c, int hw, Epilogue a)
 {
 	GRID_LOOP(i, total)
 		bn_apply_add_at(x, stats, w, b, mid_f16, other, y, c, hw, a, i);
 }
 
 __global__ void
-k_bn_infer(Buf x, Buf mean, Buf var, double eps, Buf w, Buf b, Buf y, long long total, int c, int hw, int a)
+k_bn_infer(Buf x, Buf mean, Buf var, double eps, Buf w, Buf b, Buf y, long long total, int c, int hw, Epilogue a)
 {
 	GRID_LOOP(i, total)
 		bn_infer_at(x, mean, var, eps, w, b, y, c, hw, a, i);
@@ -152,7 +152,7 @@ k_bn_update(Buf rm, Buf rv, Buf stats, int c, double momentum)
  * prologue, split as k_bn_stats; the channel's last block adds the parts in block order, writes
  * dw = sdyx * invstd and db = sdy, and leaves dx's per-channel coefficients in sc.coef. */
 __global__ void
-k_bn_bwd_sums(Buf dz, Buf act_y, int pro, Buf x, Buf stats, Buf w, Buf dw, Buf db, int n, int c, int hw, BnScratch sc)
+k_bn_bwd_sums(Buf dz, Buf act_y, Epilogue pro, Buf x, Buf stats, Buf w, Buf dw, Buf db, int n, int c, int hw, BnScratch sc)
 {
 	__shared__ double sh[THREADS];
 	int ch = blockIdx.y, S = gridDim.x, i0, i1;
@@ -179,7 +179,7 @@ k_bn_bwd_sums(Buf dz, Buf act_y, int pro, Buf x, Buf stats, Buf w, Buf dw, Buf d
 
 /* dx = (g - (x - mean) * proj - gmean) * gain, one thread per element. */
 __global__ void
-k_bn_bwd_dx(Buf dz, Buf act_y, int pro, Buf x, Buf stats, Buf dx, long long total, int c, int hw, BnScratch sc)
+k_bn_bwd_dx(Buf dz, Buf act_y, Epilogue pro, Buf x, Buf stats, Buf dx, long long total, int c, int hw, BnScratch sc)
 {
 	GRID_LOOP(i, total)
 		bn_bwd_dx_at(dz, act_y, pro, x, stats, sc.coef, dx, c, hw, i);
@@ -433,7 +433,7 @@ scale_copy(Buf x, Buf y, float s, long long n, cudaStream_t st)
 }
 
 cudaError_t
-bias_act(Buf y, Buf b, long long n, int c, int hw, int a, cudaStream_t st)
+bias_act(Buf y, Buf b, long long n, int c, int hw, Epilogue a, cudaStream_t st)
 {
 	k_bias_act<<<blocks_for(n), THREADS, 0, st>>>(y, b, n, c, hw, a);
 	return cudaGetLastError();
@@ -463,7 +463,7 @@ bn_stats(Buf x, int n, int c, int hw, double eps, Buf stats, BnRunning run, BnSc
 }
 
 cudaError_t
-bn_apply(Buf x, Buf stats, Buf w, Buf b, Buf y, int n, int c, int hw, int a, cudaStream_t st)
+bn_apply(Buf x, Buf stats, Buf w, Buf b, Buf y, int n, int c, int hw, Epilogue a, cudaStream_t st)
 {
 	long long total = (long long)n * c * hw;
 	k_bn_apply<<<blocks_for(total), THREADS, 0, st>>>(x, stats, w, b, y, total, c, hw, a);
@@ -471,7 +471,7 @@ bn_apply(Buf x, Buf stats, Buf w, Buf b, Buf y, int n, int c, int hw, int a, cud
 }
 
 cudaError_t
-bn_apply_add(Buf x, Buf stats, Buf w, Buf b, bool mid_f16, Buf other, Buf y, int n, int c, int hw, int a,
+bn_apply_add(Buf x, Buf stats, Buf w, Buf b, bool mid_f16, Buf other, Buf y, int n, int c, int hw, Epilogue a,
 	cudaStream_t st)
 {
 	long long total = (long long)n * c * hw;
@@ -480,7 +480,7 @@ bn_apply_add(Buf x, Buf stats, Buf w, Buf b, bool mid_f16, Buf other, Buf y, int
 }
 
 cudaError_t
-bn_infer(Buf x, Buf mean, Buf var, double eps, Buf w, Buf b, Buf y, int n, int c, int hw, int a, cudaStream_t st)
+bn_infer(Buf x, Buf mean, Buf var, double eps, Buf w, Buf b, Buf y, int n, int c, int hw, Epilogue a, cudaStream_t st)
 {
 	long long total = (long long)n * c * hw;
 	k_bn_infer<<<blocks_for(total), THREADS, 0, st>>>(x, mean, var, eps, w, b, y, total, c, hw, a);
@@ -495,7 +495,7 @@ bn_update(Buf rm, Buf rv, Buf stats, int c, double momentum, cudaStream_t st)
 }
 
 cudaError_t
-bn_backward(Buf dz, Buf act_y, int pro, Buf x, Buf stats, Buf w, Buf dx, Buf dw, Buf db, int n, int c, int hw,
+bn_backward(Buf dz, Buf act_y, Epilogue pro, Buf x, Buf stats, Buf w, Buf dx, Buf dw, Buf db, int n, int c, int hw,
 	BnScratch sc, cudaStream_t st)
 {
 	k_bn_bwd_sums<<<dim3(bn_splits(n, c, hw), c), THREADS, 0, st>>>(dz, act_y, pro, x, stats, w, dw, db, n, c, hw, sc);

@@ -14,7 +14,7 @@
 
 extern "C" {
 #include "runtime/cpu/kernels.h"
-#include "runtime/ops.h"
+#include "core/ops.h"
 }
 
 /* Threads per block of every kernel here and in resident.cu, and the blocks of a grid-stride
@@ -38,11 +38,11 @@ struct Buf {
 enum { EW_MAXOPS = 5, EW_MAXIN = 8, EW_PREV = -1, EW_NONE = -2 };
 struct EwProgram {
 	int nops;
-	int op[EW_MAXOPS];
+	Elementwise op[EW_MAXOPS];
 	int a[EW_MAXOPS], b[EW_MAXOPS]; /* operand index, EW_PREV (the previous op's result) or EW_NONE */
 	Buf in[EW_MAXIN];
 	Buf out;
-	int act;   /* epilogue after the last op: 0 none, 1 relu, 2 relu6 */
+	Epilogue act; /* epilogue after the last op */
 	long long n;
 };
 cudaError_t ew_run(const EwProgram &p, cudaStream_t st);
@@ -50,7 +50,7 @@ cudaError_t ew_run(const EwProgram &p, cudaStream_t st);
 /* y = s * x, converting storage (mul, cast, copies: s = 1). */
 cudaError_t scale_copy(Buf x, Buf y, float s, long long n, cudaStream_t st);
 /* y = act(y + b[channel]) over [n, c, hw] (b may be null): conv and dense epilogues. */
-cudaError_t bias_act(Buf y, Buf b, long long n, int c, int hw, int act, cudaStream_t st);
+cudaError_t bias_act(Buf y, Buf b, long long n, int c, int hw, Epilogue act, cudaStream_t st);
 
 /* Scratch of the per-channel reductions, which split each channel over several blocks
  * (bn_splits) and let the last block to finish combine the parts in block order: partial
@@ -76,17 +76,17 @@ struct BnRunning {
 };
 cudaError_t bn_stats(Buf x, int n, int c, int hw, double eps, Buf stats, BnRunning run, BnScratch sc,
 	cudaStream_t st);
-cudaError_t bn_apply(Buf x, Buf stats, Buf w, Buf b, Buf y, int n, int c, int hw, int act, cudaStream_t st);
+cudaError_t bn_apply(Buf x, Buf stats, Buf w, Buf b, Buf y, int n, int c, int hw, Epilogue act, cudaStream_t st);
 /* bn_apply (no activation; its result stored in f16 when MID_F16) followed by an add with
  * OTHER and the add's activation, in one pass, writing only the add's result Y. */
-cudaError_t bn_apply_add(Buf x, Buf stats, Buf w, Buf b, bool mid_f16, Buf other, Buf y, int n, int c, int hw, int act,
+cudaError_t bn_apply_add(Buf x, Buf stats, Buf w, Buf b, bool mid_f16, Buf other, Buf y, int n, int c, int hw, Epilogue act,
 	cudaStream_t st);
-cudaError_t bn_infer(Buf x, Buf mean, Buf var, double eps, Buf w, Buf b, Buf y, int n, int c, int hw, int act,
+cudaError_t bn_infer(Buf x, Buf mean, Buf var, double eps, Buf w, Buf b, Buf y, int n, int c, int hw, Epilogue act,
 	cudaStream_t st);
 cudaError_t bn_update(Buf rm, Buf rv, Buf stats, int c, double momentum, cudaStream_t st);
 /* Backward: any of dx, dw (scale), db (shift or bias) may be null; x may be null when only db is
  * wanted (bias_grad). pro: the prologue (0 none, 1 relu, 2 relu6) masking dz by act_y. */
-cudaError_t bn_backward(Buf dz, Buf act_y, int pro, Buf x, Buf stats, Buf w, Buf dx, Buf dw, Buf db, int n, int c,
+cudaError_t bn_backward(Buf dz, Buf act_y, Epilogue pro, Buf x, Buf stats, Buf w, Buf dx, Buf dw, Buf db, int n, int c,
 	int hw, BnScratch sc, cudaStream_t st);
 cudaError_t bn_fold_weight(Buf w, int out, long long per_out, Buf var, double eps, Buf scale, Buf wf, cudaStream_t st);
 cudaError_t bn_fold_bias(int out, Buf mean, Buf var, double eps, Buf scale, Buf shift, Buf bias, Buf bf,

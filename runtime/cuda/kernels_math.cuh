@@ -12,50 +12,50 @@
 #include <cuda_fp16.h>
 
 #include "runtime/cuda/kernels.cuh"
+extern "C" {
+#include "runtime/ew.h"
+}
+#define NNC_ERF erff
+#define NNC_EXP expf
+#define NNC_TANH tanhf
 
 #define HD __host__ __device__ inline
 
+/* The epilogue and the prologue: runtime/ew.h's relu, relu6 and their backward formulas, as
+ * the separate ops compute them (and as the CPU's kernels do). */
 HD float
-act(float y, int a)
+act(float y, Epilogue a)
 {
-	if (a == 1)
-		return y > 0.0f ? y : 0.0f;
-	if (a == 2)
-		return y > 0.0f ? (y < 6.0f ? y : 6.0f) : 0.0f;
+	if (a == EPI_RELU)
+		return NNC_EWF_relu(float, y, 0.0f);
+	if (a == EPI_RELU6)
+		return NNC_EWF_relu6(float, y, 0.0f);
 	return y;
 }
 
 /* The activation backward as a prologue: dz through the activation whose output was y. */
 HD float
-act_grad(float dz, float y, int pro)
+act_grad(float dz, float y, Epilogue pro)
 {
-	if (pro == 1)
-		return y > 0.0f ? dz : 0.0f;
-	if (pro == 2)
-		return y > 0.0f && y < 6.0f ? dz : 0.0f;
+	if (pro == EPI_RELU)
+		return NNC_EWF_relu_bwd(float, y, dz);
+	if (pro == EPI_RELU6)
+		return NNC_EWF_relu6_bwd(float, y, dz);
 	return dz;
 }
 
-/* ---- elementwise programs (cpu_ew_range's expressions; erf, tanh and exp in float, as the
- * CPU's float kernels call them through <tgmath.h>) ---- */
+/* ---- elementwise programs: runtime/ew.h's formulas (erf, tanh and exp in float, as the CPU's
+ * float kernels call them through <tgmath.h>) ---- */
 
 HD float
-ew1(int op, float a, float b)
+ew1(Elementwise op, float a, float b)
 {
-	const float half = 0.5f, one = 1.0f, six = 6.0f;
-	const float SQRT1_2 = 0.70710678118654752440f, INV_SQRT_2PI = 0.39894228040143267794f;
 	switch (op) {
-	case EW_relu: return a > 0.0f ? a : 0.0f;
-	case EW_relu6: return a > 0.0f ? (a < six ? a : six) : 0.0f;
-	case EW_gelu: return a * half * (one + erff(a * SQRT1_2));
-	case EW_tanh: return tanhf(a);
-	case EW_add: return a + b;
-	case EW_mulv: return a * b;
-	case EW_relu_bwd: return a > 0.0f ? b : 0.0f;
-	case EW_relu6_bwd: return a > 0.0f && a < six ? b : 0.0f;
-	case EW_gelu_bwd:
-		return b * (half * (one + erff(a * SQRT1_2)) + a * (expf(-half * a * a) * INV_SQRT_2PI));
-	case EW_tanh_bwd: return b * (one - a * a);
+#define E(op, swap) \
+	case EW_##op: return NNC_EWF_##op(float, a, b);
+		NNC_EW(E)
+#undef E
+	case NEW: break;
 	}
 	return 0.0f;
 }
@@ -491,7 +491,7 @@ gap_bwd_at(Buf dy, int hw, Buf dx, long long i)
 /* ---- conv and dense epilogue: y = act(y + b[channel]) over [n, c, hw] ---- */
 
 HD void
-bias_act_at(Buf y, Buf b, int c, int hw, int a, long long i)
+bias_act_at(Buf y, Buf b, int c, int hw, Epilogue a, long long i)
 {
 	float v = ld(y, i);
 	if (b.p)
@@ -526,7 +526,7 @@ bn_fold_bias_at(Buf mean, Buf var, double eps, Buf scale, Buf shift, Buf bias, B
 /* Thread t of T's share of one block's sums over cnt elements of channel ch from image i0: g =
  * dz through the prologue; sdy += g, sdyx += g * (x - mean) (x may be null: bias gradients). */
 HD void
-bn_bwd_partial(Buf dz, Buf act_y, int pro, Buf x, Buf stats, int c, int hw, int ch, int i0, int cnt, int t, int T,
+bn_bwd_partial(Buf dz, Buf act_y, Epilogue pro, Buf x, Buf stats, int c, int hw, int ch, int i0, int cnt, int t, int T,
 	double *sdy, double *sdyx)
 {
 	float m = x.p ? ld(stats, ch) : 0.0f;
@@ -556,7 +556,7 @@ bn_bwd_finish(double sdy, double sdyx, bool has_x, Buf stats, Buf w, Buf dw, Buf
 }
 
 HD void
-bn_bwd_dx_at(Buf dz, Buf act_y, int pro, Buf x, Buf stats, const float *coef, Buf dx, int c, int hw, long long i)
+bn_bwd_dx_at(Buf dz, Buf act_y, Epilogue pro, Buf x, Buf stats, const float *coef, Buf dx, int c, int hw, long long i)
 {
 	int ch = (int)((i / hw) % c);
 	float g = act_grad(ld(dz, i), pro ? ld(act_y, i) : 0.0f, pro);
@@ -581,7 +581,7 @@ ew_at(EwProgram p, long long i)
 }
 
 HD void
-bn_apply_at(Buf x, Buf stats, Buf w, Buf b, Buf y, int c, int hw, int a, long long i)
+bn_apply_at(Buf x, Buf stats, Buf w, Buf b, Buf y, int c, int hw, Epilogue a, long long i)
 {
 	int ch = (int)((i / hw) % c);
 	float scale = ld(stats, c + ch) * (w.p ? ld(w, ch) : 1.0f), shift = b.p ? ld(b, ch) : 0.0f;
@@ -591,7 +591,7 @@ bn_apply_at(Buf x, Buf stats, Buf w, Buf b, Buf y, int c, int hw, int a, long lo
 /* bn_apply then add, in one pass: y = act(round(bn_apply(x)) + other), the batch norm's result
  * rounded to its storage dtype (MID_F16) as the unfused plan stores it. */
 HD void
-bn_apply_add_at(Buf x, Buf stats, Buf w, Buf b, bool mid_f16, Buf other, Buf y, int c, int hw, int a, long long i)
+bn_apply_add_at(Buf x, Buf stats, Buf w, Buf b, bool mid_f16, Buf other, Buf y, int c, int hw, Epilogue a, long long i)
 {
 	int ch = (int)((i / hw) % c);
 	float scale = ld(stats, c + ch) * (w.p ? ld(w, ch) : 1.0f), shift = b.p ? ld(b, ch) : 0.0f;
@@ -602,7 +602,7 @@ bn_apply_add_at(Buf x, Buf stats, Buf w, Buf b, bool mid_f16, Buf other, Buf y, 
 }
 
 HD void
-bn_infer_at(Buf x, Buf mean, Buf var, double eps, Buf w, Buf b, Buf y, int c, int hw, int a, long long i)
+bn_infer_at(Buf x, Buf mean, Buf var, double eps, Buf w, Buf b, Buf y, int c, int hw, Epilogue a, long long i)
 {
 	int ch = (int)((i / hw) % c);
 	double inv = 1 / sqrt((double)ld(var, ch) + eps);

@@ -1,4 +1,4 @@
-/* Tests for the fp16 conversions (runtime/half.c). Covered: a table of known values worked out
+/* Tests for the fp16 conversions (core/half.c). Covered: a table of known values worked out
  * by hand (ties to even in the normal and subnormal ranges, rounding into the next binade and to
  * 2^-14, the 65504/65520 edge, overflow, signed zeros, NaN sign and payload); half -> float for
  * all 65536 patterns against an independent ldexp reference; the half -> float -> half round
@@ -18,7 +18,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "runtime/half.h"
+#include "core/half.h"
 #include "tests/check.h"
 
 #if defined(__x86_64__) || defined(__i386__)

@@ -17,7 +17,7 @@ add: tests/precision/acc16.yaml) really loses precision -- a sum of K terms in f
 error growing like K u, and weight gradients sum over batch and image (K ~ 1000) -- so its loss
 and logits get four times the tolerances and its gradients must keep their direction: cosine
 similarity with fp32 >= 0.9 (the fp16 accumulation kernels themselves are checked bit for bit
-against an independent model of fp16 arithmetic in runtime/cpu/test_acc16.c).
+against an independent model of fp16 arithmetic in tests/cpu/test_acc16.c).
 usage: fp16_vs_fp32.py NNC NNRUN
 """
 import math

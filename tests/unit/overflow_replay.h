@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "runtime/exec.h"
-#include "runtime/half.h"
+#include "core/half.h"
 
 static void
 fill_batch(const Plan *p, Exec *e)

@@ -41,7 +41,7 @@ extern "C" {
 #include "runtime/cpu/rng.h"
 #include "runtime/data.h"
 #include "runtime/exec.h"
-#include "runtime/half.h"
+#include "core/half.h"
 }
 
 static int checks, failures;
@@ -517,9 +517,9 @@ row_and_channel_checks(void)
 			std::vector<float> dxc(total), dwc(BC), dbc(BC), dxg(total), dwg(BC), dbg(BC), coef(3 * BC);
 			Buf bxx = bias_only ? Buf{nullptr, false} : Buf{bx2.data(), false};
 			if (bias_only)
-				cpu_bias_backward_pro_f32(bdz.data(), pro ? bact.data() : nullptr, (CpuAct)pro, BN, BC, BHW, dbc.data());
+				cpu_bias_backward_pro_f32(bdz.data(), pro ? bact.data() : nullptr, (Epilogue)pro, BN, BC, BHW, dbc.data());
 			else
-				cpu_batchnorm_backward_data_pro_f32(bdz.data(), pro ? bact.data() : nullptr, (CpuAct)pro, bx2.data(), BN, BC,
+				cpu_batchnorm_backward_data_pro_f32(bdz.data(), pro ? bact.data() : nullptr, (Epilogue)pro, bx2.data(), BN, BC,
 					BHW, st.data(), st.data() + BC, bw.data(), dxc.data(), dwc.data(), dbc.data());
 			int S = bn_splits(BN, BC, BHW);
 			for (int ch = 0; ch < BC; ch++) {
@@ -528,7 +528,7 @@ row_and_channel_checks(void)
 					int i0, i1;
 					split_range(BN, S, b, &i0, &i1);
 					double py = 0, pyx = 0;
-					bn_bwd_partial(Buf{bdz.data(), false}, Buf{bact.data(), false}, pro, bxx, Buf{st.data(), false}, BC, BHW,
+					bn_bwd_partial(Buf{bdz.data(), false}, Buf{bact.data(), false}, (Epilogue)pro, bxx, Buf{st.data(), false}, BC, BHW,
 						ch, i0, (i1 - i0) * BHW, 0, 1, &py, &pyx);
 					sdy += py, sdyx += pyx;
 				}
@@ -540,7 +540,7 @@ row_and_channel_checks(void)
 			if (bias_only)
 				continue;
 			for (long long i = 0; i < (long long)total; i++)
-				bn_bwd_dx_at(Buf{bdz.data(), false}, Buf{bact.data(), false}, pro, bxx, Buf{st.data(), false}, coef.data(),
+				bn_bwd_dx_at(Buf{bdz.data(), false}, Buf{bact.data(), false}, (Epilogue)pro, bxx, Buf{st.data(), false}, coef.data(),
 					Buf{dxg.data(), false}, BC, BHW, i);
 			check(rel_err(dwg, dwc) <= 1e-6 && rel_err(dxg, dxc) <= 1e-5, "bn backward dw, dx vs the CPU's",
 				rel_err(dxg, dxc), pro);
@@ -575,23 +575,24 @@ main(void)
 		b[i] = (float)((i * 11 % 13) - 6) * 0.5f;
 	}
 	a[5] = 0.0f, a[6] = 6.0f, a[7] = 1e4f, a[8] = -1e4f;
-	for (int op = 0; op < NEW; op++) { /* CpuEw numbers the formulas as Elementwise (exec.c) */
-		cpu_ew_range_f32((CpuEw)op, a, b, cpu, 0, N);
+	for (int k = 0; k < NEW; k++) { /* one formula (runtime/ew.h), two math libraries' calls */
+		Elementwise op = (Elementwise)k;
+		cpu_ew_range_f32(op, a, b, cpu, 0, N);
 		for (int i = 0; i < N; i++) {
 			char what[64];
-			snprintf(what, sizeof what, "ew1 op %d at %g, %g", op, a[i], b[i]);
+			snprintf(what, sizeof what, "ew1 op %d at %g, %g", k, a[i], b[i]);
 			check(same_bits(ew1(op, a[i], b[i]), cpu[i]), what, ew1(op, a[i], b[i]), cpu[i]);
 		}
 	}
 	for (int pro = 1; pro <= 2; pro++) {
 		(pro == 1 ? cpu_relu_backward_f32 : cpu_relu6_backward_f32)(a, b, cpu, N);
 		for (int i = 0; i < N; i++)
-			check(same_bits(act_grad(b[i], a[i], pro), cpu[i]), "act_grad vs relu(6)_backward", act_grad(b[i], a[i], pro),
+			check(same_bits(act_grad(b[i], a[i], (Epilogue)pro), cpu[i]), "act_grad vs relu(6)_backward", act_grad(b[i], a[i], (Epilogue)pro),
 				cpu[i]);
 		memcpy(cpu, a, sizeof cpu);
-		cpu_act_f32(cpu, N, (CpuAct)pro);
+		cpu_act_f32(cpu, N, (Epilogue)pro);
 		for (int i = 0; i < N; i++)
-			check(same_bits(act(a[i], pro), cpu[i]), "act vs cpu_act", act(a[i], pro), cpu[i]);
+			check(same_bits(act(a[i], (Epilogue)pro), cpu[i]), "act vs cpu_act", act(a[i], (Epilogue)pro), cpu[i]);
 	}
 
 	for (int k = 1; k <= 5; k++)
@@ -652,14 +653,14 @@ main(void)
 			x[i] = (float)((i * 5 % 11) - 3) * 0.7f;
 		cpu_batchnorm_stats_f32(x, BN, BC, BHW, 1e-5, st, st + BC, st + 2 * BC);
 		Buf bx = {x, false}, bs = {st, false}, bw = {w, false}, bb = {b, false}, by = {yg, false};
-		cpu_batchnorm_apply_f32(x, BN, BC, BHW, st, st + BC, w, b, yc, CPU_ACT_RELU6);
+		cpu_batchnorm_apply_f32(x, BN, BC, BHW, st, st + BC, w, b, yc, EPI_RELU6);
 		for (int i = 0; i < BT; i++)
-			bn_apply_at(bx, bs, bw, bb, by, BC, BHW, 2, i);
+			bn_apply_at(bx, bs, bw, bb, by, BC, BHW, EPI_RELU6, i);
 		check(memcmp(yc, yg, sizeof yc) == 0, "bn_apply+relu6", 0, 0);
 		Buf bm = {rm, false}, bv = {rv, false};
-		cpu_batchnorm_inference_f32(x, BN, BC, BHW, rm, rv, 1e-3, w, b, yc, CPU_ACT_RELU);
+		cpu_batchnorm_inference_f32(x, BN, BC, BHW, rm, rv, 1e-3, w, b, yc, EPI_RELU);
 		for (int i = 0; i < BT; i++)
-			bn_infer_at(bx, bm, bv, 1e-3, bw, bb, by, BC, BHW, 1, i);
+			bn_infer_at(bx, bm, bv, 1e-3, bw, bb, by, BC, BHW, EPI_RELU, i);
 		check(memcmp(yc, yg, sizeof yc) == 0, "batchnorm inference+relu", 0, 0);
 		/* bn_apply then add+relu in one pass, against the two steps it replaces, with the batch
 		 * norm's result stored in f32 and in f16 */
@@ -670,18 +671,18 @@ main(void)
 				other[i] = (float)((i * 7 % 13) - 6) * 0.3f;
 			Buf bmid = {f16 ? (void *)midh : (void *)mid, f16 != 0}, bo = {other, false};
 			for (int i = 0; i < BT; i++)
-				bn_apply_at(bx, bs, bw, bb, bmid, BC, BHW, 0, i);
+				bn_apply_at(bx, bs, bw, bb, bmid, BC, BHW, EPI_NONE, i);
 			EwProgram ew = {};
 			ew.nops = 1;
 			ew.op[0] = EW_add, ew.a[0] = 0, ew.b[0] = 1;
 			ew.in[0] = bo, ew.in[1] = bmid; /* the add takes the batch norm's result second */
 			ew.out = {two, false};
-			ew.act = 1;
+			ew.act = EPI_RELU;
 			ew.n = BT;
 			for (long long i = 0; i < BT; i++)
 				ew_at(ew, i);
 			for (int i = 0; i < BT; i++)
-				bn_apply_add_at(bx, bs, bw, bb, f16 != 0, bo, Buf{one, false}, BC, BHW, 1, i);
+				bn_apply_add_at(bx, bs, bw, bb, f16 != 0, bo, Buf{one, false}, BC, BHW, EPI_RELU, i);
 			check(memcmp(one, two, sizeof one) == 0, "bn_apply_add vs bn_apply then add+relu", f16, 0);
 		}
 	}

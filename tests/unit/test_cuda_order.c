@@ -20,7 +20,7 @@
 
 #include "runtime/cuda/cuda_backend.h"
 #include "runtime/exec.h"
-#include "runtime/half.h"
+#include "core/half.h"
 #include "tests/unit/overflow_replay.h"
 #include "tests/unit/plan_arg.h"
 

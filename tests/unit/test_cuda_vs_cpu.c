@@ -43,7 +43,7 @@
 #include "tests/unit/agreement.h"
 #include "tests/unit/gpu_probe.h"
 #include "tests/unit/plan_arg.h"
-#include "runtime/half.h"
+#include "core/half.h"
 
 static int failures, checks, notes;
 

@@ -9,7 +9,7 @@
 #include "compiler/stats.h"
 #include "compiler/verify.h"
 #include "passes/pipeline.h"
-#include "runtime/strmap.h"
+#include "core/strmap.h"
 #include "tests/check.h"
 
 

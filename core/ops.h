@@ -1,10 +1,20 @@
 /* The op table: one X-macro row per op drives the enum, the names, the arity, the flags and the
- * attribute schema, for the compiler and the runtime alike. Every other per-op table (shape
- * inference in compiler/infer.c, and later gradients and kernels) is generated from NNC_OPS and
- * static_asserts that it has NOP entries, so a row cannot be added without its rule.
+ * attribute schema, for the compiler and the runtime alike. Every other per-op table is
+ * generated from NNC_OPS and static_asserts that it has NOP entries, so a row cannot be added
+ * without its rule. The grammar never changes: every op is called by name, e.g.
+ * conv2d(x, 16, kernel=3).
  *
- * Adding an op: one X row below, one NNC_ATTRS_<name> list, one infer_<name> in compiler/infer.c.
- * The grammar never changes: every op is called by name, e.g. conv2d(x, 16, kernel=3). */
+ * Adding an op means writing, each place failing to compile until it is there:
+ *   core/ops.h          its X row below and its NNC_ATTRS_<name> list (an elementwise op without
+ *                       attributes that may join chains: a row of NNC_EW too, with OPF_CHAIN)
+ *   core/infer.c        infer_<name>: its shape and dtype rule
+ *   passes/autodiff.c   grad_<name>: its gradient rule (backward ops are ops of this table too)
+ *   runtime/exec.c      k_<name>: the CPU step, over a kernel in runtime/cpu/
+ *   runtime/cuda/exec.cu  r_<name>: the CUDA step, over cuDNN, cuBLAS or runtime/cuda/kernels.cu
+ *   runtime/ew.h        NNC_EWF_<name>, for an NNC_EW row: the formula both backends' elementwise
+ *                       and chain kernels are generated from
+ * and, checked by tests rather than the compiler, the fuzzers' dictionaries (tests/fuzz/nn.dict
+ * and plan.dict, ctest fuzz_dict) and a gradient check (tests/gradcheck/); docs/runtime.md. */
 #ifndef NNC_OPS_H
 #define NNC_OPS_H
 
@@ -187,7 +197,13 @@ typedef enum { AK_INT, AK_INT2, AK_FLOAT, AK_BOOL, AK_STR } AttrKind;
 #define NNC_ATTRS_sce_bwd(A) A(label_smoothing, AK_FLOAT, 1, 0, NULL)
 #define NNC_ATTRS_sgd_update(A) A(decay, AK_BOOL, 0, 1, NULL) A(unscale, AK_BOOL, 0, 0, NULL)
 #define NNC_ATTRS_adam_update(A) \
-	A(decoupled, AK_BOOL, 0, 0, NULL) A(decay, AK_BOOL, 0, 1, NULL) A(unscale, AK_BOOL, 0, 0, NULL)
+	A(decoupled, AK_BOOL, 0, 0, NULL) A(decay, AK_BOOL, 0, 1, NULL) A(unscale, AK_BOOL, 0, 0, NULL) \
+	A(min_eps, AK_FLOAT, 0, 0, NULL)
+/* Adam with fp16 state: v = E[g^2] underflows below 2^-24, so sqrt(v) resolves nothing under
+ * 2^-12, and a smaller epsilon divides by an unrepresentable quantity. The precision pass writes
+ * this floor into the min_eps of each adam_update whose state is fp16; both executors use
+ * max(the recipe's eps, min_eps), since eps may be changed at run time. */
+#define NNC_ADAM_MIN_EPS_F16 0x1p-12
 /* cast converts storage dtype ("f16" or "f32", round to nearest even). loss_scale is the seed of
  * the backward pass when the loss is scaled: the current scale S (static: `init` forever;
  * dynamic: PyTorch GradScaler's rule, x`growth` after `interval` clean steps, x`backoff` and the
@@ -227,7 +243,7 @@ typedef struct {
 extern const OpInfo nnc_ops[NOP];
 
 /* Epilogues: the activation an OPF_EPI kernel applies to its result in the same pass, named
- * after the op it replaces (passes/fuse.c). The CPU kernels' CpuAct has the same numbering. */
+ * after the op it replaces (passes/fuse.c). The kernels of both backends take it as it is. */
 typedef enum { EPI_NONE, EPI_RELU, EPI_RELU6, NEPI } Epilogue;
 extern const Op nnc_epilogue_op[NEPI]; /* EPI_NONE: NOP */
 /* The backward op of each epilogue's activation (relu_bwd, relu6_bwd): a prologue. */

@@ -5,7 +5,7 @@
  * build needs no -march flag, and it is chosen at run time. The portable NaN rule (set the quiet
  * bit, keep the top payload bits) is the one F16C applies, which keeps the two paths
  * bit-identical for every input, NaNs included. */
-#include "runtime/half.h"
+#include "core/half.h"
 
 #include <string.h>
 

@@ -1,8 +1,8 @@
 /* Training recipes (see recipe.h). The field table maps each key to its type and storage;
  * parsing, printing and "unknown key" suggestions all walk it. */
-#include "runtime/recipe.h"
-#include "runtime/file.h"
-#include "runtime/types.h"
+#include "core/recipe.h"
+#include "core/file.h"
+#include "core/types.h"
 
 #include <errno.h>
 #include <math.h>

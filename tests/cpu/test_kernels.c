@@ -375,7 +375,7 @@ test_reference(void)
 		double *wf = DNEW(conv_wsize(&cv)), *bf = DNEW(cv.k), *folded = DNEW(conv_out(&cv));
 		for (int affine = 0; affine < 2; affine++) {
 			const double *s = affine ? sc : NULL, *h = affine ? sh : NULL;
-			cpu_batchnorm_inference_f64(y, cv.n, cv.k, cv.oh * cv.ow, rm, rv, 1e-3, s, h, want, CPU_ACT_NONE);
+			cpu_batchnorm_inference_f64(y, cv.n, cv.k, cv.oh * cv.ow, rm, rv, 1e-3, s, h, want, EPI_NONE);
 			cpu_batchnorm_fold_weight_f64(w, cv.k, conv_wsize(&cv) / (size_t)cv.k, rv, 1e-3, s, wf);
 			cpu_batchnorm_fold_bias_f64(cv.k, rm, rv, 1e-3, s, h, b, bf);
 			CHECK(cpu_conv2d_forward_f64(&cv, x, wf, bf, folded, ws, wsb) == 0);
@@ -445,9 +445,9 @@ test_reference(void)
 					want_y[e] = (x[e] - m) / sqrt(var + 1e-5) * w[c] + b[c];
 				}
 		}
-		cpu_batchnorm_apply_f64(x, N, C, HW, mean, invstd, w, b, y, CPU_ACT_NONE);
+		cpu_batchnorm_apply_f64(x, N, C, HW, mean, invstd, w, b, y, EPI_NONE);
 		expect_close("batchnorm_apply_f64 vs definition", y, want_y, N * C * HW, 1e-13);
-		cpu_batchnorm_inference_f64(x, N, C, HW, rm, rv, 1e-3, NULL, NULL, y, CPU_ACT_NONE);
+		cpu_batchnorm_inference_f64(x, N, C, HW, rm, rv, 1e-3, NULL, NULL, y, EPI_NONE);
 		for (int e = 0; e < N * C * HW; e++)
 			want_y[e] = (x[e] - rm[e / HW % C]) / sqrt(rv[e / HW % C] + 1e-3);
 		expect_close("batchnorm_inference_f64 (no affine) vs definition", y, want_y, N * C * HW,
@@ -673,7 +673,7 @@ bn_fwd(void *ctx, double *y)
 {
 	BnCtx *c = ctx;
 	cpu_batchnorm_stats_f64(c->x, c->n, c->c, c->hw, 1e-5, c->mean, c->invstd, NULL);
-	cpu_batchnorm_apply_f64(c->x, c->n, c->c, c->hw, c->mean, c->invstd, c->w, c->b, y, CPU_ACT_NONE);
+	cpu_batchnorm_apply_f64(c->x, c->n, c->c, c->hw, c->mean, c->invstd, c->w, c->b, y, EPI_NONE);
 }
 
 static void
@@ -1010,7 +1010,7 @@ prec_conv(void)
 		/* The epilogue (conv2d+relu) == conv, then the activation kernel, bit for bit, on every
 		 * path (im2col, pointwise, depthwise); some outputs must be clipped for this to bite. */
 		for (int a = 0; a < 2; a++) {
-			CpuAct act = a ? CPU_ACT_RELU6 : CPU_ACT_RELU;
+			Epilogue act = a ? EPI_RELU6 : EPI_RELU;
 			float *fused = talloc(conv_out(&cv) * sizeof *fused), *sep = talloc(conv_out(&cv) * sizeof *sep);
 			for (size_t i = 0; i < conv_out(&cv); i++)
 				sep[i] = y.f[i] * 8;
@@ -1039,8 +1039,8 @@ prec_batchnorm(void)
 	pair_check("batchnorm_stats mean", mean);
 	pair_check("batchnorm_stats invstd", invstd);
 	pair_check("batchnorm_stats var_unbiased", varu);
-	cpu_batchnorm_apply_f32(x.f, N, C, HW, mean.f, invstd.f, w.f, b.f, y.f, CPU_ACT_NONE);
-	cpu_batchnorm_apply_f64(x.d, N, C, HW, mean.d, invstd.d, w.d, b.d, y.d, CPU_ACT_NONE);
+	cpu_batchnorm_apply_f32(x.f, N, C, HW, mean.f, invstd.f, w.f, b.f, y.f, EPI_NONE);
+	cpu_batchnorm_apply_f64(x.d, N, C, HW, mean.d, invstd.d, w.d, b.d, y.d, EPI_NONE);
 	pair_check("batchnorm_apply", y);
 	cpu_batchnorm_backward_data_f32(dy.f, x.f, N, C, HW, mean.f, invstd.f, w.f, dx.f, NULL, NULL);
 	cpu_batchnorm_backward_data_f64(dy.d, x.d, N, C, HW, mean.d, invstd.d, w.d, dx.d, NULL, NULL);
@@ -1053,23 +1053,23 @@ prec_batchnorm(void)
 	cpu_batchnorm_update_running_f64(C, 0.1, mean.d, varu.d, rm.d, rv.d);
 	pair_check("batchnorm_update_running mean", rm);
 	pair_check("batchnorm_update_running var", rv);
-	cpu_batchnorm_inference_f32(x.f, N, C, HW, rm.f, rv.f, 1e-5, w.f, b.f, y.f, CPU_ACT_NONE);
-	cpu_batchnorm_inference_f64(x.d, N, C, HW, rm.d, rv.d, 1e-5, w.d, b.d, y.d, CPU_ACT_NONE);
+	cpu_batchnorm_inference_f32(x.f, N, C, HW, rm.f, rv.f, 1e-5, w.f, b.f, y.f, EPI_NONE);
+	cpu_batchnorm_inference_f64(x.d, N, C, HW, rm.d, rv.d, 1e-5, w.d, b.d, y.d, EPI_NONE);
 	pair_check("batchnorm_inference", y);
 
 	/* Each epilogue (the fuse pass) is bit-identical to the separate activation kernel. */
 	Pair fused = pair_out(CNT);
 	for (int t = 0; t < 4; t++) {
 		bool inference = t & 1;
-		CpuAct act = t & 2 ? CPU_ACT_RELU6 : CPU_ACT_RELU;
+		Epilogue act = t & 2 ? EPI_RELU6 : EPI_RELU;
 		if (inference) {
-			cpu_batchnorm_inference_f32(x.f, N, C, HW, rm.f, rv.f, 1e-5, w.f, b.f, y.f, CPU_ACT_NONE);
+			cpu_batchnorm_inference_f32(x.f, N, C, HW, rm.f, rv.f, 1e-5, w.f, b.f, y.f, EPI_NONE);
 			cpu_batchnorm_inference_f32(x.f, N, C, HW, rm.f, rv.f, 1e-5, w.f, b.f, fused.f, act);
 		} else {
-			cpu_batchnorm_apply_f32(x.f, N, C, HW, mean.f, invstd.f, w.f, b.f, y.f, CPU_ACT_NONE);
+			cpu_batchnorm_apply_f32(x.f, N, C, HW, mean.f, invstd.f, w.f, b.f, y.f, EPI_NONE);
 			cpu_batchnorm_apply_f32(x.f, N, C, HW, mean.f, invstd.f, w.f, b.f, fused.f, act);
 		}
-		(act == CPU_ACT_RELU ? cpu_relu_forward_f32 : cpu_relu6_forward_f32)(y.f, y.f, CNT);
+		(act == EPI_RELU ? cpu_relu_forward_f32 : cpu_relu6_forward_f32)(y.f, y.f, CNT);
 		int zeros = 0;
 		for (int i = 0; i < CNT; i++)
 			zeros += fused.f[i] == 0;
@@ -1102,12 +1102,12 @@ prec_elementwise(void)
 	cpu_add_f64(x.d, x2.d, y.d, N);
 	pair_check("add", y);
 	for (int t = 0; t < 2; t++) { /* fused add+act == add, then the activation kernel */
-		CpuAct act = t ? CPU_ACT_RELU6 : CPU_ACT_RELU;
+		Epilogue act = t ? EPI_RELU6 : EPI_RELU;
 		int clipped = 0;
 		cpu_add_f32(x.f, x2.f, y.f, N);
 		cpu_add_act_f32(x.f, x2.f, dx.f, N, act);
 		for (int i = 0; i < N; i++)
-			clipped += y.f[i] < 0 || (act == CPU_ACT_RELU6 && y.f[i] > 6);
+			clipped += y.f[i] < 0 || (act == EPI_RELU6 && y.f[i] > 6);
 		(t ? cpu_relu6_forward_f32 : cpu_relu_forward_f32)(y.f, y.f, N);
 		CHECK(memcmp(y.f, dx.f, N * sizeof(float)) == 0);
 		CHECK(clipped > 0);
@@ -1187,7 +1187,7 @@ prec_pool_dense_loss(void)
 	cpu_dense_forward_f64(x.d, w.d, b.d, N, F, U, y.d);
 	pair_check("dense_forward", y);
 	for (int a = 0; a < 2; a++) { /* dense+act == dense, then the activation kernel */
-		CpuAct act = a ? CPU_ACT_RELU6 : CPU_ACT_RELU;
+		Epilogue act = a ? EPI_RELU6 : EPI_RELU;
 		float fused[N * U], sep[N * U];
 		for (int i = 0; i < N * U; i++)
 			fused[i] = y.f[i] * 4; /* bigger than relu6's bound in places */
@@ -1266,7 +1266,7 @@ prec_prologue(void)
 	static const int hws[2] = {20, 2500};
 	for (int t = 0; t < 4; t++) {
 		int n = 3, c = 2, hw = hws[t & 1];
-		CpuAct act = t & 2 ? CPU_ACT_RELU6 : CPU_ACT_RELU;
+		Epilogue act = t & 2 ? EPI_RELU6 : EPI_RELU;
 		size_t cnt = (size_t)n * c * hw;
 		Pair x = pair_rand(cnt, -2, 5), dz = pair_rand(cnt, -1, 1), y = pair_rand(cnt, -3, 9);
 		Pair st = pair_rand((size_t)2 * c, 0.5, 1.5), w = pair_rand((size_t)c, 0.5, 1.5);
@@ -1274,7 +1274,7 @@ prec_prologue(void)
 			y.f[i] = i % 2 ? 0 : 6;
 		float *dy = FNEW(cnt), *dx0 = FNEW(cnt), *dx1 = FNEW(cnt);
 		float db0[2], db1[2], dw0[2], dw1[2], dwb0[2], dwb1[2], s0[2], s1[2];
-		(act == CPU_ACT_RELU ? cpu_relu_backward_f32 : cpu_relu6_backward_f32)(y.f, dz.f, dy, cnt);
+		(act == EPI_RELU ? cpu_relu_backward_f32 : cpu_relu6_backward_f32)(y.f, dz.f, dy, cnt);
 		cpu_bias_backward_f32(dy, n, c, hw, db0);
 		cpu_bias_backward_pro_f32(dz.f, y.f, act, n, c, hw, db1);
 		cpu_batchnorm_backward_params_f32(dy, x.f, n, c, hw, st.f, st.f + c, dw0, s0);
@@ -1300,22 +1300,22 @@ prec_ew_range(void)
 	enum { N = 3000 };
 	Pair a = pair_rand(N, -3, 9), b = pair_rand(N, -2, 2);
 	float *whole = FNEW(N), *parts = FNEW(N);
-	for (int op = 0; op < CPU_NEW; op++) {
-		switch ((CpuEw)op) {
-		case CPU_EW_RELU: cpu_relu_forward_f32(a.f, whole, N); break;
-		case CPU_EW_RELU6: cpu_relu6_forward_f32(a.f, whole, N); break;
-		case CPU_EW_GELU: cpu_gelu_forward_f32(a.f, whole, N); break;
-		case CPU_EW_TANH: cpu_tanh_forward_f32(a.f, whole, N); break;
-		case CPU_EW_ADD: cpu_add_f32(a.f, b.f, whole, N); break;
-		case CPU_EW_MUL: cpu_dropout_apply_f32(a.f, b.f, whole, N); break;
-		case CPU_EW_RELU_BWD: cpu_relu_backward_f32(a.f, b.f, whole, N); break;
-		case CPU_EW_RELU6_BWD: cpu_relu6_backward_f32(a.f, b.f, whole, N); break;
-		case CPU_EW_GELU_BWD: cpu_gelu_backward_f32(a.f, b.f, whole, N); break;
-		case CPU_EW_TANH_BWD: cpu_tanh_backward_f32(a.f, b.f, whole, N); break;
-		case CPU_NEW: break;
+	for (int op = 0; op < NEW; op++) {
+		switch ((Elementwise)op) {
+		case EW_relu: cpu_relu_forward_f32(a.f, whole, N); break;
+		case EW_relu6: cpu_relu6_forward_f32(a.f, whole, N); break;
+		case EW_gelu: cpu_gelu_forward_f32(a.f, whole, N); break;
+		case EW_tanh: cpu_tanh_forward_f32(a.f, whole, N); break;
+		case EW_add: cpu_add_f32(a.f, b.f, whole, N); break;
+		case EW_mulv: cpu_dropout_apply_f32(a.f, b.f, whole, N); break;
+		case EW_relu_bwd: cpu_relu_backward_f32(a.f, b.f, whole, N); break;
+		case EW_relu6_bwd: cpu_relu6_backward_f32(a.f, b.f, whole, N); break;
+		case EW_gelu_bwd: cpu_gelu_backward_f32(a.f, b.f, whole, N); break;
+		case EW_tanh_bwd: cpu_tanh_backward_f32(a.f, b.f, whole, N); break;
+		case NEW: break;
 		}
 		for (size_t i0 = 0; i0 < N; i0 += 1000)
-			cpu_ew_range_f32((CpuEw)op, a.f, b.f, parts, i0, i0 + 1000);
+			cpu_ew_range_f32((Elementwise)op, a.f, b.f, parts, i0, i0 + 1000);
 		CHECK(memcmp(whole, parts, N * sizeof *whole) == 0);
 	}
 }
@@ -1507,7 +1507,7 @@ det_workload(Outs *o, bool one_slot)
 	float *w = frand_fixed(3, C, 0.5, 1.5), *b = frand_fixed(4, C, -1, 1);
 	float *mean = out_new(o, "bn mean", C), *invstd = out_new(o, "bn invstd", C);
 	CHECK(cpu_batchnorm_stats_f32(x, N, C, HW, 1e-5, mean, invstd, out_new(o, "bn varu", C)) == 0);
-	cpu_batchnorm_apply_f32(x, N, C, HW, mean, invstd, w, b, out_new(o, "bn y", CNT), CPU_ACT_NONE);
+	cpu_batchnorm_apply_f32(x, N, C, HW, mean, invstd, w, b, out_new(o, "bn y", CNT), EPI_NONE);
 	cpu_batchnorm_backward_data_f32(dy, x, N, C, HW, mean, invstd, w, out_new(o, "bn dx", CNT),
 		out_new(o, "bn dw", C), out_new(o, "bn db", C));
 	cpu_gelu_forward_f32(x, out_new(o, "gelu y", CNT), CNT);

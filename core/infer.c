@@ -1,7 +1,8 @@
 /* Shape inference rules (see infer.h). Each infer_<op> reads the op's input types
  * (in->in[0 .. nin-1]) and attributes, fills r->out, declares parameters in r->params, and
  * returns false with r->err set when the inputs do not fit. Messages start with the op name. */
-#include "runtime/infer.h"
+#include "core/infer.h"
+#include "core/geometry.h"
 
 #include <assert.h>
 #include <stdarg.h>
@@ -160,7 +161,7 @@ window(const char *op, const char *what, int64_t n, int64_t k, int64_t s, int64_
 		return fail(r, "%s: kernel, stride and padding must be at most 2^30", op);
 	if (n + 2 * p < k)
 		return fail(r, "%s: kernel %lld is larger than the padded %s %lld", op, (long long)k, what, (long long)(n + 2 * p));
-	*out = (n + 2 * p - k) / s + 1;
+	*out = nnc_window_out(n, k, s, p);
 	return true;
 }
 
@@ -248,7 +249,7 @@ infer_pool(const OpSig *in, int batch, InferResult *r)
 		return false;
 	const Type *x = arg_t(in, 0);
 	const AttrVal *k = attr(in, "kernel"), *s = attr(in, "stride"), *p = attr(in, "padding");
-	int64_t sh = s->i[0] ? s->i[0] : k->i[0], sw = s->i[1] ? s->i[1] : k->i[1];
+	int64_t sh = nnc_pool_stride(s->i, k->i, 0), sw = nnc_pool_stride(s->i, k->i, 1);
 	if (p->i[0] * 2 > k->i[0] || p->i[1] * 2 > k->i[1])
 		return fail(r, "%s: padding must be at most half the kernel (kernel %lld, padding %lld)", op,
 			(long long)k->i[0], (long long)p->i[0]);

@@ -1,5 +1,5 @@
 /* file_open_regular (see file.h). */
-#include "runtime/file.h"
+#include "core/file.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,5 +1,5 @@
 /* Type helpers (see types.h). */
-#include "runtime/types.h"
+#include "core/types.h"
 
 #include <stdio.h>
 #include <stdlib.h>

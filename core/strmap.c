@@ -1,5 +1,5 @@
 /* String hash map (see strmap.h). The slot table doubles when half full. */
-#include "runtime/strmap.h"
+#include "core/strmap.h"
 
 #include <stdint.h>
 #include <string.h>

@@ -8,7 +8,7 @@
 #ifndef NNC_RUNTIME_INFER_H
 #define NNC_RUNTIME_INFER_H
 
-#include "runtime/types.h"
+#include "core/types.h"
 
 enum { NNC_MAXPARAMS = 4 };
 

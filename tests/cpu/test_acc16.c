@@ -30,7 +30,7 @@
 #include <time.h>
 
 #include "runtime/cpu/acc16.h"
-#include "runtime/half.h"
+#include "core/half.h"
 #include "tests/check.h"
 
 

@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 
-#include "runtime/arena.h"
+#include "core/arena.h"
 
 typedef struct {
 	Arena *arena;

@@ -1,6 +1,6 @@
 /* Tensor types and attribute values, shared by the compiler's IR and the runtime's plans: a
  * Type is a dtype, a layout naming what each dimension means, and up to NNC_MAXRANK
- * dimensions; an AttrVal holds one op attribute by its schema kind (runtime/ops.h). */
+ * dimensions; an AttrVal holds one op attribute by its schema kind (core/ops.h). */
 #ifndef NNC_TYPES_H
 #define NNC_TYPES_H
 
@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "runtime/ops.h"
+#include "core/ops.h"
 
 typedef enum { DT_F32, DT_F16, DT_I32, NDTYPE } DType;
 

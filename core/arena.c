@@ -1,6 +1,6 @@
 /* Arena allocator (see arena.h). Each block holds many allocations; a request larger than the
  * default block size gets a block of its own. */
-#include "runtime/arena.h"
+#include "core/arena.h"
 
 #include <stdarg.h>
 #include <stdint.h>

@@ -1,6 +1,6 @@
 /* Tables generated from the NNC_OPS X-macro rows in ops.h: per-op attribute schemas and the
  * OpInfo table. Every table here is indexed by Op and sized NOP. */
-#include "runtime/ops.h"
+#include "core/ops.h"
 
 #include <assert.h>
 #include <string.h>
