@@ -3,7 +3,7 @@
  * 10 MB single-line files print a short, aligned excerpt. */
 #include "grammar/diag.h"
 
-#include "runtime/file.h"
+#include "core/file.h"
 
 #include <errno.h>
 #include <stdarg.h>

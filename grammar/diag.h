@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include "runtime/arena.h"
+#include "core/arena.h"
 
 typedef struct {
 	const char *path; /* as the user (or the importing file) named it */
@@ -46,7 +46,7 @@ void diag_file_error(Diag *d, const char *path, const char *fmt, ...) __attribut
 enum { SRC_MAX_BYTES = 64 << 20 };
 
 /* Loads PATH into the arena. Returns NULL with *WHY saying why if it cannot be read (not a
- * regular file: runtime/file.h; "File too large" past SRC_MAX_BYTES). */
+ * regular file: core/file.h; "File too large" past SRC_MAX_BYTES). */
 SrcFile *src_load(Arena *a, const char *path, const char **why);
 SrcFile *src_from_buffer(Arena *a, const char *path, const char *data, size_t len);
 /* The span from the start of A to the end of B. */
