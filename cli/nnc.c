@@ -330,8 +330,8 @@ main(int argc, char **argv)
 				if (gs[i])
 					printf("%-24s param %.2f MB, io %.2f MB, act %.2f MB (most alive at once %.2f MB, without reuse "
 					       "%.2f MB)\n",
-						i == 0 ? "memory, training step:" : "memory, inference:", gs[i]->arena_bytes[AR_PARAM] / 1e6,
-						gs[i]->arena_bytes[AR_IO] / 1e6, gs[i]->arena_bytes[AR_ACT] / 1e6, gs[i]->live_peak / 1e6,
+						i == 0 ? "memory, training step:" : "memory, inference:", gs[i]->arena_bytes[ARENA_PARAM] / 1e6,
+						gs[i]->arena_bytes[ARENA_IO] / 1e6, gs[i]->arena_bytes[ARENA_ACT] / 1e6, gs[i]->live_peak / 1e6,
 						gs[i]->naive_bytes / 1e6);
 		}
 	}

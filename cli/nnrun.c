@@ -277,8 +277,8 @@ cmd_info(const Opts *o)
 		params += p.params[i].trainable ? (size_t)type_numel(&p.values[p.params[i].value]) : 0;
 	printf("plan %s: model %s from %s, batch %d\n", o->s.plan_path, p.model, p.source, p.batch);
 	printf("  %d values, %d parameters and state tensors, %zu trainable parameters\n", p.nvalues, p.nparams, params);
-	printf("  memory: param %.2f MB, io %.2f MB, act %.2f MB (one buffer per value: %.1f MB)\n", p.arena_bytes[0] / 1e6,
-		p.arena_bytes[1] / 1e6, p.arena_bytes[2] / 1e6, (double)bytes / 1e6);
+	printf("  memory: param %.2f MB, io %.2f MB, act %.2f MB (one buffer per value: %.1f MB)\n", p.arena_bytes[ARENA_PARAM] / 1e6,
+		p.arena_bytes[ARENA_IO] / 1e6, p.arena_bytes[ARENA_ACT] / 1e6, (double)bytes / 1e6);
 	int threads = o->s.threads > 0 ? o->s.threads : 1;
 	ExecWorkspace w = exec_workspace(&p, threads);
 	printf("  cpu workspace with %d threads: %.2f MB (convolution %.2f, fp16 widening %.2f, value view %.2f, "

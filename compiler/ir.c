@@ -103,7 +103,7 @@ graph_clone(const Graph *g, const char *name)
 		if (in->res) {
 			n->res = arena_alloc(g->arena, sizeof *n->res);
 			*n->res = *in->res;
-			n->res->arena = AR_NONE;
+			n->res->arena = ARENA_NONE;
 			n->res->def = n;
 			map[in->res->id] = n->res;
 		}

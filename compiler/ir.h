@@ -25,10 +25,6 @@ enum { NNC_MAXPARTS = 3 };
 /* Which part of a training step an Inst belongs to; dumps separate the parts. */
 typedef enum { PH_FORWARD, PH_BACKWARD, PH_UPDATE } Phase;
 
-/* Memory arenas (passes/memplan.c): parameters and optimizer state live for the whole run;
- * the image and label inputs are written by the data loader before each program; everything
- * else is transient and shares the activation arena. */
-typedef enum { AR_NONE, AR_PARAM, AR_IO, AR_ACT, NARENA } MemArena;
 
 struct Value {
 	int id;

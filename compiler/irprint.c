@@ -81,9 +81,8 @@ ir_print(FILE *out, const Graph *g)
 			fprintf(out, " acc=%s", dtype_name(in->acc));
 		if (in->group) /* this op and the next group-1 run as one kernel (a backward group) */
 			fprintf(out, " group=%d", in->group);
-		if (in->res && in->res->arena != AR_NONE) {
-			static const char *arenas[NARENA] = {"", "param", "io", "act"};
-			fprintf(out, " mem=%s+%lld", arenas[in->res->arena], (long long)in->res->offset);
+		if (in->res && in->res->arena != ARENA_NONE) {
+			fprintf(out, " mem=%s+%lld", arena_name((MemArena)in->res->arena), (long long)in->res->offset);
 		}
 		if (in->scope && in->scope[0] && in->op != OP_param && in->op != OP_input && in->op != OP_output)
 			fprintf(out, "  @%s", in->scope);
@@ -95,9 +94,9 @@ ir_print(FILE *out, const Graph *g)
 					in->part[i].loc.line, in->part[i].loc.col);
 		fputc('\n', out);
 	}
-	if (g->arena_bytes[AR_ACT] || g->arena_bytes[AR_PARAM]) {
-		fprintf(out, "  ; memory: param %lld B, io %lld B, act %lld B (", (long long)g->arena_bytes[AR_PARAM],
-			(long long)g->arena_bytes[AR_IO], (long long)g->arena_bytes[AR_ACT]);
+	if (g->arena_bytes[ARENA_ACT] || g->arena_bytes[ARENA_PARAM]) {
+		fprintf(out, "  ; memory: param %lld B, io %lld B, act %lld B (", (long long)g->arena_bytes[ARENA_PARAM],
+			(long long)g->arena_bytes[ARENA_IO], (long long)g->arena_bytes[ARENA_ACT]);
 		if (g->live_peak)
 			fprintf(out, "most alive at once: %lld B; ", (long long)g->live_peak);
 		fprintf(out, "every value in its own buffer: %lld B)\n", (long long)g->naive_bytes);

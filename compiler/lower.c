@@ -93,8 +93,8 @@ lower_module(const Module *m, const char *source, Plan *p, Diag *d)
 	p->values = arena_alloc(a, (size_t)(nv + 1) * sizeof *p->values);
 	p->arena = arena_alloc(a, (size_t)(nv + 1) * sizeof *p->arena);
 	p->offset = arena_alloc(a, (size_t)(nv + 1) * sizeof *p->offset);
-	for (int k = 0; k < PLAN_NARENA; k++) {
-		int64_t t = first->arena_bytes[k + 1], e = train ? eval->arena_bytes[k + 1] : 0;
+	for (int k = ARENA_PARAM; k < NARENA; k++) {
+		int64_t t = first->arena_bytes[k], e = train ? eval->arena_bytes[k] : 0;
 		p->arena_bytes[k] = t > e ? t : e;
 	}
 	int *tmap = arena_alloc(a, (size_t)(first->nvalues + 1) * sizeof *tmap);
@@ -112,7 +112,7 @@ lower_module(const Module *m, const char *source, Plan *p, Diag *d)
 		int id = p->nvalues++;
 		tmap[in->res->id] = id;
 		p->values[id] = in->res->type;
-		p->arena[id] = in->res->arena - 1;
+		p->arena[id] = in->res->arena;
 		p->offset[id] = in->res->offset;
 		if (in->op == OP_param) {
 			PlanParam *q = &p->params[p->nparams++];
@@ -141,7 +141,7 @@ lower_module(const Module *m, const char *source, Plan *p, Diag *d)
 				emap[in->res->id] = (int)shared - 1;
 			} else {
 				emap[in->res->id] = p->nvalues;
-				p->arena[p->nvalues] = in->res->arena - 1;
+				p->arena[p->nvalues] = in->res->arena;
 				p->offset[p->nvalues] = in->res->offset;
 				p->values[p->nvalues++] = in->res->type;
 			}

@@ -40,6 +40,13 @@ dtype_name(DType d)
 }
 
 const char *
+arena_name(MemArena a)
+{
+	static const char *names[NARENA] = {"", "param", "io", "act"};
+	return names[a];
+}
+
+const char *
 layout_name(Layout l)
 {
 	static const char *names[NLAYOUT] = {"scalar", "n", "nc", "nchw", "oihw", "oi", "c", "kc"};

@@ -16,6 +16,13 @@ typedef enum { DT_F32, DT_F16, DT_I32, NDTYPE } DType;
 /* KC: per-channel rows, e.g. batch-norm statistics [3, C]. */
 typedef enum { LY_SCALAR, LY_N, LY_NC, LY_NCHW, LY_OIHW, LY_OI, LY_C, LY_KC, NLAYOUT } Layout;
 
+/* The memory arenas a value lives in (passes/memplan.c places them; plans, both executors and
+ * the dumps use the same numbers and names): parameters and state for the whole run, the
+ * inputs the data loader fills, and transients. ARENA_NONE: not placed yet (the compiler before
+ * memplan); every value of a plan is placed. Arrays over arenas have NARENA entries, the first
+ * unused; loops run from ARENA_PARAM. */
+typedef enum { ARENA_NONE, ARENA_PARAM, ARENA_IO, ARENA_ACT, NARENA } MemArena;
+
 enum { NNC_MAXRANK = 4, NNC_MAXARGS = 64 };
 
 typedef struct {
@@ -38,6 +45,8 @@ bool type_eq(const Type *a, const Type *b);
 size_t dtype_size(DType d);
 const char *dtype_name(DType d);
 const char *layout_name(Layout l);
+/* "param", "io", "act" ("" for ARENA_NONE). */
+const char *arena_name(MemArena a);
 /* Writes e.g. "f32[128,16,32,32]" into buf and returns buf. */
 char *type_str(const Type *t, char *buf, size_t n);
 Type type_make(DType d, Layout l, int rank, const int64_t *dims);

@@ -1,9 +1,9 @@
 /* memplan: places every value in an arena, at an offset, so that values alive at the same time
  * never overlap, and values whose lives do not intersect share memory.
  *
- * Arenas: AR_PARAM (parameters, batch-norm statistics, optimizer state: alive for the whole
- * run, laid out one after another), AR_IO (the image and label inputs, which the data loader
- * fills before each program), AR_ACT (every other value; transient). The training and
+ * Arenas: ARENA_PARAM (parameters, batch-norm statistics, optimizer state: alive for the whole
+ * run, laid out one after another), ARENA_IO (the image and label inputs, which the data loader
+ * fills before each program), ARENA_ACT (every other value; transient). The training and
  * evaluation programs never run at the same time, so they share the activation arena (its size
  * is the larger of the two) and the parameter and input placements.
  *
@@ -55,7 +55,7 @@ by_size(const void *a, const void *b)
 	return x->def - y->def;
 }
 
-/* Places transient values of G in AR_ACT; returns the arena size needed. NO_REUSE: one region
+/* Places transient values of G in ARENA_ACT; returns the arena size needed. NO_REUSE: one region
  * per value, in program order (the reference the planned layout is compared with). */
 static int64_t
 place_act(Graph *g, Diag *d, bool no_reuse)
@@ -63,7 +63,7 @@ place_act(Graph *g, Diag *d, bool no_reuse)
 	if (no_reuse) {
 		int64_t top = 0;
 		for (Inst *in = g->first; in; in = in->next)
-			if (in->res && in->res->arena == AR_ACT) {
+			if (in->res && in->res->arena == ARENA_ACT) {
 				in->res->offset = top;
 				top += bytes_of(in->res);
 			}
@@ -123,9 +123,9 @@ place_act(Graph *g, Diag *d, bool no_reuse)
 		if (nnc_ops[in->op].flags & OPF_SOURCE)
 			continue;
 		Value *r = in->res;
-		for (int i = 0; r && r->arena == AR_ACT && (nnc_ops[in->op].flags & OPF_ELEMWISE) && i < in->nargs; i++) {
+		for (int i = 0; r && r->arena == ARENA_ACT && (nnc_ops[in->op].flags & OPF_ELEMWISE) && i < in->nargs; i++) {
 			Value *a = in->args[i];
-			if (a->arena != AR_ACT || last[a->id] != step || a->type.dtype != r->type.dtype ||
+			if (a->arena != ARENA_ACT || last[a->id] != step || a->type.dtype != r->type.dtype ||
 			    type_numel(&a->type) != type_numel(&r->type) || root[r->id] != r->id)
 				continue;
 			root[r->id] = root[a->id];
@@ -135,7 +135,7 @@ place_act(Graph *g, Diag *d, bool no_reuse)
 		step++;
 	}
 	for (Inst *in = g->first; in; in = in->next)
-		if (in->res && in->res->arena == AR_ACT && root[in->res->id] == in->res->id)
+		if (in->res && in->res->arena == ARENA_ACT && root[in->res->id] == in->res->id)
 			live[n++] = (Live){in->res, def[in->res->id], last[in->res->id], bytes_of(in->res)};
 	/* The most bytes alive at one step: no placement can use less (nor any order of these
 	 * steps without recomputation, when the peak is where the backward pass starts). */
@@ -184,7 +184,7 @@ place_act(Graph *g, Diag *d, bool no_reuse)
 		if (in->res)
 			byid[in->res->id] = in->res;
 	for (Inst *in = g->first; busy && byid && in; in = in->next)
-		if (in->res && in->res->arena == AR_ACT && root[in->res->id] != in->res->id)
+		if (in->res && in->res->arena == ARENA_ACT && root[in->res->id] != in->res->id)
 			in->res->offset = byid[root[in->res->id]]->offset;
 	if (!byid)
 		diag_internal(d, (Loc){0}, "memplan: out of memory");
@@ -227,17 +227,17 @@ plan_graph(Graph *g, Graph *from, Diag *d, bool no_reuse)
 	for (Inst *in = g->first; in; in = in->next) {
 		if (!in->res)
 			continue;
-		in->res->arena = in->op == OP_param ? AR_PARAM : in->op == OP_input ? AR_IO : AR_ACT;
+		in->res->arena = in->op == OP_param ? ARENA_PARAM : in->op == OP_input ? ARENA_IO : ARENA_ACT;
 		g->naive_bytes += bytes_of(in->res);
 	}
-	g->arena_bytes[AR_PARAM] = place_sources(g, from, AR_PARAM);
-	g->arena_bytes[AR_IO] = place_sources(g, from, AR_IO);
+	g->arena_bytes[ARENA_PARAM] = place_sources(g, from, ARENA_PARAM);
+	g->arena_bytes[ARENA_IO] = place_sources(g, from, ARENA_IO);
 	if (from) {
-		g->arena_bytes[AR_PARAM] = from->arena_bytes[AR_PARAM];
-		g->arena_bytes[AR_IO] = from->arena_bytes[AR_IO];
+		g->arena_bytes[ARENA_PARAM] = from->arena_bytes[ARENA_PARAM];
+		g->arena_bytes[ARENA_IO] = from->arena_bytes[ARENA_IO];
 	}
-	g->arena_bytes[AR_ACT] = place_act(g, d, no_reuse);
-	return g->arena_bytes[AR_ACT] >= 0;
+	g->arena_bytes[ARENA_ACT] = place_act(g, d, no_reuse);
+	return g->arena_bytes[ARENA_ACT] >= 0;
 }
 
 bool

@@ -1008,7 +1008,7 @@ exec_init(Exec *e, const Plan *p, int threads, char *err, size_t errlen)
 			if (progs[g]->steps[i].op == OP_loss_scale)
 				e->loss_scale = progs[g]->steps[i].attr[nnc_attr_index(OP_loss_scale, "init")].f;
 	bool arenas_ok = true;
-	for (int k = 0; k < PLAN_NARENA; k++) {
+	for (int k = ARENA_PARAM; k < NARENA; k++) {
 		size_t n = ((size_t)p->arena_bytes[k] + 63) / 64 * 64 + 64;
 		e->base[k] = aligned_alloc(64, n);
 		arenas_ok &= e->base[k] != NULL;
@@ -1020,8 +1020,9 @@ exec_init(Exec *e, const Plan *p, int threads, char *err, size_t errlen)
 		snprintf(err, errlen,
 			"out of memory: the plan needs %.1f MB (parameters %.1f, inputs %.1f, activations %.1f) and %.1f MB of "
 			"workspace",
-			(double)(p->arena_bytes[0] + p->arena_bytes[1] + p->arena_bytes[2]) / 1e6, (double)p->arena_bytes[0] / 1e6,
-			(double)p->arena_bytes[1] / 1e6, (double)p->arena_bytes[2] / 1e6, (double)w.total / 1e6);
+			(double)(p->arena_bytes[ARENA_PARAM] + p->arena_bytes[ARENA_IO] + p->arena_bytes[ARENA_ACT]) / 1e6,
+			(double)p->arena_bytes[ARENA_PARAM] / 1e6, (double)p->arena_bytes[ARENA_IO] / 1e6,
+			(double)p->arena_bytes[ARENA_ACT] / 1e6, (double)w.total / 1e6);
 		exec_free(e);
 		return false;
 	}
@@ -1036,7 +1037,7 @@ exec_init(Exec *e, const Plan *p, int threads, char *err, size_t errlen)
 void
 exec_free(Exec *e)
 {
-	for (int k = 0; k < PLAN_NARENA; k++) {
+	for (int k = ARENA_PARAM; k < NARENA; k++) {
 		free(e->base[k]);
 		e->base[k] = NULL;
 	}

@@ -34,7 +34,7 @@ ExecWorkspace exec_workspace(const Plan *plan, int threads);
 
 typedef struct {
 	const Plan *plan;
-	unsigned char *base[PLAN_NARENA]; /* the plan's arenas; value v lives at base[arena[v]] + offset[v] */
+	unsigned char *base[NARENA]; /* the plan's arenas; value v lives at base[arena[v]] + offset[v] */
 	unsigned char *work; /* the workspace arena (ExecWorkspace): ws, wide, view, scratch */
 	void *ws;            /* convolution workspace */
 	size_t ws_bytes;

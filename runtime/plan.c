@@ -126,13 +126,12 @@ plan_write(FILE *out, const Plan *p)
 			put_str(f, p->inputs[i].name);
 			fprintf(f, ", kind: %s, value: %d}\n", p->inputs[i].kind, p->inputs[i].value);
 		}
-	static const char *arenas[PLAN_NARENA] = {"param", "io", "act"};
-	fprintf(f, "arenas: {param: %" PRId64 ", io: %" PRId64 ", act: %" PRId64 "}\n", p->arena_bytes[0], p->arena_bytes[1],
-		p->arena_bytes[2]);
+	fprintf(f, "arenas: {param: %" PRId64 ", io: %" PRId64 ", act: %" PRId64 "}\n", p->arena_bytes[ARENA_PARAM],
+		p->arena_bytes[ARENA_IO], p->arena_bytes[ARENA_ACT]);
 	fputs("values:             # [dtype, layout, [dims], arena, byte offset]\n", f);
 	for (int i = 0; i < p->nvalues; i++) {
 		fputs("  - ", f);
-		put_value(f, &p->values[i], arenas[p->arena[i]], p->offset[i]);
+		put_value(f, &p->values[i], arena_name((MemArena)p->arena[i]), p->offset[i]);
 		fprintf(f, "  # %%%d\n", i);
 	}
 	fputs("params:\n", f);
@@ -272,8 +271,10 @@ read_type(Reader *r, yaml_node_t *n, Type *t, int *arena, int64_t *offset)
 		rfail(r, n, "a value is [dtype, layout, [dims], arena, offset]");
 		return;
 	}
-	static const char *arenas[PLAN_NARENA] = {"param", "io", "act"};
-	*arena = lookup_name(r, n, scalar(r, item(r, n, 3), "arena"), arenas, PLAN_NARENA, "arena");
+	static const char *arenas[NARENA - ARENA_PARAM]; /* the names of the placed arenas */
+	for (int k = ARENA_PARAM; k < NARENA; k++)
+		arenas[k - ARENA_PARAM] = arena_name((MemArena)k);
+	*arena = ARENA_PARAM + lookup_name(r, n, scalar(r, item(r, n, 3), "arena"), arenas, NARENA - ARENA_PARAM, "arena");
 	*offset = integer(r, item(r, n, 4), "offset");
 	t->dtype = (DType)lookup_name(r, n, scalar(r, item(r, n, 0), "dtype"), dts, NDTYPE, "dtype");
 	t->layout = (Layout)lookup_name(r, n, scalar(r, item(r, n, 1), "layout"), lys, NLAYOUT, "layout");
@@ -523,9 +524,8 @@ plan_parse(const char *data, size_t len, const char *path, Plan *p, Arena *a, bo
 	for (int i = 0; i < p->nvalues && !r.failed; i++)
 		read_type(&r, item(&r, vals, i), &p->values[i], &p->arena[i], &p->offset[i]);
 	yaml_node_t *ar = r.failed ? NULL : get(&r, root, "arenas", true);
-	static const char *anames[PLAN_NARENA] = {"param", "io", "act"};
-	for (int i = 0; ar && i < PLAN_NARENA && !r.failed; i++)
-		p->arena_bytes[i] = integer(&r, get(&r, ar, anames[i], true), anames[i]);
+	for (int k = ARENA_PARAM; ar && k < NARENA && !r.failed; k++)
+		p->arena_bytes[k] = integer(&r, get(&r, ar, arena_name((MemArena)k), true), arena_name((MemArena)k));
 	yaml_node_t *ins = r.failed ? NULL : get(&r, root, "inputs", true);
 	p->inputs[0].value = p->inputs[1].value = -1;
 	for (int i = 0; ins && i < seq_len(&r, ins, "inputs") && !r.failed; i++) {
@@ -621,8 +621,8 @@ check_memory(const Plan *p, const PlanProgram *prog, const char *pname, char *er
 	int *def = malloc((size_t)n * sizeof *def), *last = malloc((size_t)n * sizeof *last);
 	bool ok = def && last;
 	for (int v = 0; ok && v < n; v++) {
-		def[v] = p->arena[v] == PLAN_ARENA_ACT ? -2 : -1; /* -2: not used by this program */
-		last[v] = p->arena[v] == PLAN_ARENA_ACT ? -2 : prog->nsteps;
+		def[v] = p->arena[v] == ARENA_ACT ? -2 : -1; /* -2: not used by this program */
+		last[v] = p->arena[v] == ARENA_ACT ? -2 : prog->nsteps;
 	}
 	for (int i = 0, g0 = -1, g1 = -1; ok && i < prog->nsteps; i++) {
 		const PlanStep *s = &prog->steps[i];
@@ -632,14 +632,14 @@ check_memory(const Plan *p, const PlanProgram *prog, const char *pname, char *er
 		}
 		bool grouped = i >= g0 && i <= g1;
 		for (int k = 0; k < s->nin; k++)
-			if (p->arena[s->in[k]] == PLAN_ARENA_ACT) {
+			if (p->arena[s->in[k]] == ARENA_ACT) {
 				int until = (s->op == OP_sgd_update || s->op == OP_adam_update) && k == 1 ? prog->nsteps
 				            : grouped                                                    ? g1
 				                                                                         : i;
 				if (until > last[s->in[k]])
 					last[s->in[k]] = until;
 			}
-		if (s->out >= 0 && p->arena[s->out] == PLAN_ARENA_ACT)
+		if (s->out >= 0 && p->arena[s->out] == ARENA_ACT)
 			def[s->out] = last[s->out] = grouped ? g0 : i;
 	}
 	if (ok && prog->loss >= 0)
@@ -662,7 +662,7 @@ check_memory(const Plan *p, const PlanProgram *prog, const char *pname, char *er
 				ok = vfail(err, errlen,
 					"%s: values %%%d and %%%d are alive at the same time but overlap in the %s arena ([%lld, %lld) and "
 					"[%lld, %lld))",
-					pname, a, b, p->arena[a] == PLAN_ARENA_ACT ? "act" : p->arena[a] == PLAN_ARENA_IO ? "io" : "param",
+					pname, a, b, arena_name((MemArena)p->arena[a]),
 					(long long)p->offset[a], (long long)(p->offset[a] + sa), (long long)p->offset[b],
 					(long long)(p->offset[b] + sb));
 		}
@@ -846,7 +846,7 @@ plan_validate(const Plan *p, char *err, size_t errlen)
 	}
 	for (int i = 0; i < p->nvalues; i++) {
 		int64_t size = type_numel(&p->values[i]) * (int64_t)dtype_size(p->values[i].dtype);
-		if (p->arena[i] < 0 || p->arena[i] >= PLAN_NARENA || p->offset[i] < 0 || p->offset[i] % 64 ||
+		if (p->arena[i] < ARENA_PARAM || p->arena[i] >= NARENA || p->offset[i] < 0 || p->offset[i] % 64 ||
 		    p->offset[i] + size > p->arena_bytes[p->arena[i]])
 			return vfail(err, errlen, "value %%%d is placed outside its arena (offset %lld, %lld bytes, arena of %lld)", i,
 				(long long)p->offset[i], (long long)size, (long long)p->arena_bytes[p->arena[i]]);
@@ -890,10 +890,10 @@ plan_validate(const Plan *p, char *err, size_t errlen)
 	if (ok && p->has_train && (p->inputs[1].value < 0 || p->train.loss < 0 || p->train.logits < 0))
 		ok = vfail(err, errlen, "a training program needs a labels input, a loss and logits");
 	for (int i = 0; ok && i < p->nparams; i++)
-		if (p->arena[p->params[i].value] != PLAN_ARENA_PARAM)
+		if (p->arena[p->params[i].value] != ARENA_PARAM)
 			ok = vfail(err, errlen, "parameter '%s' is not in the param arena", p->params[i].name);
 	for (int i = 0; ok && i < 2; i++)
-		if (p->inputs[i].value >= 0 && p->arena[p->inputs[i].value] != PLAN_ARENA_IO)
+		if (p->inputs[i].value >= 0 && p->arena[p->inputs[i].value] != ARENA_IO)
 			ok = vfail(err, errlen, "input '%s' is not in the io arena", p->inputs[i].name);
 	if (ok && p->recipe.batch != p->batch)
 		ok = vfail(err, errlen, "the recipe's batch %d differs from the plan's %d (the plan is compiled for one batch)",

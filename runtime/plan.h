@@ -26,8 +26,6 @@
 
 enum { PLAN_VERSION = 3 };
 
-/* Memory arenas of a plan (see passes/memplan.c): parameters and state, inputs, transients. */
-enum { PLAN_ARENA_PARAM, PLAN_ARENA_IO, PLAN_ARENA_ACT, PLAN_NARENA };
 
 typedef struct {
 	const char *name; /* e.g. "layer1.0.conv1.weight", "optim.linear.bias.momentum_buffer" */
@@ -76,7 +74,7 @@ typedef struct Plan {
 	int nvalues;
 	int *arena;        /* per value: PLAN_ARENA_* */
 	int64_t *offset;   /* per value: bytes into its arena */
-	int64_t arena_bytes[PLAN_NARENA];
+	int64_t arena_bytes[NARENA];
 	PlanParam *params;
 	int nparams;
 	PlanInput inputs[2]; /* image, labels (value -1 when absent) */

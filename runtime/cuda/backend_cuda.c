@@ -37,7 +37,7 @@ cuda_run(Backend *b, Exec *e, const PlanProgram *prog, char *err, size_t errlen)
 	const Plan *p = e->plan;
 	CudaRunState st = run_state(e);
 	int skipped = 0;
-	if (nnc_cuda_upload_arena(gpu_of(b), PLAN_ARENA_IO, e->base[PLAN_ARENA_IO], err, errlen) != 0 ||
+	if (nnc_cuda_upload_arena(gpu_of(b), ARENA_IO, e->base[ARENA_IO], err, errlen) != 0 ||
 	    nnc_cuda_run(gpu_of(b), prog == &p->eval, 0, prog->nsteps, &st, &skipped, err, errlen) != 0)
 		return false;
 	e->rng.counter = st.rng_counter;
@@ -77,7 +77,7 @@ cuda_sync(Backend *b, Exec *e, char *err, size_t errlen)
 		if (!cuda_train_read(b, e, false, &sums, &bad_step, &bad_loss, err, errlen))
 			return false;
 	}
-	return nnc_cuda_download_arena(gpu_of(b), PLAN_ARENA_PARAM, e->base[PLAN_ARENA_PARAM], err, errlen) == 0;
+	return nnc_cuda_download_arena(gpu_of(b), ARENA_PARAM, e->base[ARENA_PARAM], err, errlen) == 0;
 }
 
 /* The learning rate of every step of the run, computed on the host (recipe_lr) for the device's
@@ -166,7 +166,7 @@ backend_gpu_open(Exec *e, const BackendOptions *o, char *note, size_t notelen, c
 	/* --check-numerics on the GPU stops at the first NaN/Inf; the fp16 overflow and underflow
 	 * counts of the report are the CPU executor's */
 	if (!c->gpu || (o->check_numerics && nnc_cuda_check_numerics(c->gpu, err, errlen) != 0) ||
-	    nnc_cuda_upload_arena(c->gpu, PLAN_ARENA_PARAM, e->base[PLAN_ARENA_PARAM], err, errlen) != 0) {
+	    nnc_cuda_upload_arena(c->gpu, ARENA_PARAM, e->base[ARENA_PARAM], err, errlen) != 0) {
 		nnc_cuda_exec_free(c->gpu);
 		free(c);
 		return NULL;

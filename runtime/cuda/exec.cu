@@ -1003,7 +1003,7 @@ setup(CudaExec *e, const Plan *p, const CudaOptions *o, ErrBuf eb)
 	CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
 	if (o && o->memory_limit && free_b > o->memory_limit)
 		free_b = o->memory_limit;
-	for (int k = 0; k < PLAN_NARENA; k++) {
+	for (int k = ARENA_PARAM; k < NARENA; k++) {
 		e->bytes[k] = ((size_t)p->arena_bytes[k] + 255) / 256 * 256 + 256;
 		need += e->bytes[k];
 	}
@@ -1012,11 +1012,11 @@ setup(CudaExec *e, const Plan *p, const CudaOptions *o, ErrBuf eb)
 			"out of GPU memory: the plan's arenas need %.1f MB (parameters and state %.1f MB, inputs %.1f MB, "
 			"activations %.1f MB at batch %lld), and %.1f MB of the GPU's %.1f MB are free; compile it with a "
 			"smaller --batch",
-			need / 1e6, p->arena_bytes[PLAN_ARENA_PARAM] / 1e6, p->arena_bytes[PLAN_ARENA_IO] / 1e6,
-			p->arena_bytes[PLAN_ARENA_ACT] / 1e6, (long long)p->batch, free_b / 1e6, total_b / 1e6);
+			need / 1e6, p->arena_bytes[ARENA_PARAM] / 1e6, p->arena_bytes[ARENA_IO] / 1e6,
+			p->arena_bytes[ARENA_ACT] / 1e6, (long long)p->batch, free_b / 1e6, total_b / 1e6);
 		return -1;
 	}
-	for (int k = 0; k < PLAN_NARENA; k++) {
+	for (int k = ARENA_PARAM; k < NARENA; k++) {
 		CUDA_CHECK(cudaMalloc((void **)&e->base[k], e->bytes[k]));
 		CUDA_CHECK(cudaMemset(e->base[k], 0, e->bytes[k]));
 	}
@@ -1134,7 +1134,7 @@ nnc_cuda_exec_free(CudaExec *e)
 		cublasDestroy(e->blas);
 	if (e->st)
 		cudaStreamDestroy(e->st);
-	for (int k = 0; k < PLAN_NARENA; k++)
+	for (int k = ARENA_PARAM; k < NARENA; k++)
 		cudaFree(e->base[k]);
 	cudaFree(e->ws);
 	cudaFree(e->run);
@@ -1183,7 +1183,7 @@ extern "C" int
 nnc_cuda_poison(CudaExec *e, char *err, size_t errlen)
 {
 	ErrBuf eb = {err, errlen};
-	CUDA_CHECK(cudaMemset(e->base[PLAN_ARENA_ACT], 0xFF, e->bytes[PLAN_ARENA_ACT]));
+	CUDA_CHECK(cudaMemset(e->base[ARENA_ACT], 0xFF, e->bytes[ARENA_ACT]));
 	return 0;
 }
 
@@ -1412,7 +1412,7 @@ extern "C" size_t
 nnc_cuda_bytes(const CudaExec *e)
 {
 	size_t n = e->ws_bytes;
-	for (int k = 0; k < PLAN_NARENA; k++)
+	for (int k = ARENA_PARAM; k < NARENA; k++)
 		n += e->bytes[k];
 	return n;
 }

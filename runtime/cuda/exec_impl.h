@@ -70,8 +70,8 @@ struct Resident {
 
 struct CudaExec {
 	const Plan *p = nullptr;
-	unsigned char *base[PLAN_NARENA] = {};
-	size_t bytes[PLAN_NARENA] = {};
+	unsigned char *base[NARENA] = {};
+	size_t bytes[NARENA] = {};
 	void *ws = nullptr;
 	size_t ws_bytes = 0;
 	DevRun *run = nullptr;        /* the run's scalars on the device */

@@ -54,11 +54,11 @@ split_overflow(const char *path, const Plan *p, bool (*clears)(const Plan *, int
 	exec_init_params(&x, 1);
 	fill_batch(p, &x);
 	x.lr = 0.05;
-	size_t pb = (size_t)p->arena_bytes[PLAN_ARENA_PARAM];
+	size_t pb = (size_t)p->arena_bytes[ARENA_PARAM];
 	unsigned char *start = malloc(pb + 1);
 	int rc = start ? 0 : -1;
 	if (start)
-		memcpy(start, x.base[PLAN_ARENA_PARAM], pb);
+		memcpy(start, x.base[ARENA_PARAM], pb);
 	for (int i = 0; rc == 0 && i < prog->nsteps;) {
 		int span = prog->steps[i].group == 3 ? 3 : 1;
 		if (clears && clears(p, i, i + span))
@@ -83,7 +83,7 @@ split_overflow(const char *path, const Plan *p, bool (*clears)(const Plan *, int
 		for (int k = 0; k < s->nin && rc == 0; k++) {
 			int v = s->in[k];
 			size_t n = (size_t)type_numel(&p->values[v]) * dtype_size(p->values[v].dtype);
-			if (k != 1 && memcmp(x.base[PLAN_ARENA_PARAM] + p->offset[v], start + p->offset[v], n) != 0) {
+			if (k != 1 && memcmp(x.base[ARENA_PARAM] + p->offset[v], start + p->offset[v], n) != 0) {
 				printf("FAIL %s: a step with inf in its first check chunk (of %d), run one step at a time with "
 				       "the %s's flag rule, changed %s's operand %%%d (step %d at %s): the skipped step was applied\n",
 					path, *chunks, clears ? "GPU" : "CPU", s->name, v, i, s->loc);

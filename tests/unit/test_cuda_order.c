@@ -80,7 +80,7 @@ check_plan(const char *path, const Plan *plan)
 		if (run(&x, prog, NULL, err, sizeof err) || run(&y, prog, order, err, sizeof err)) {
 			printf("FAIL %s: %s\n", path, err);
 			failed = 1;
-		} else if (memcmp(x.base[PLAN_ARENA_PARAM], y.base[PLAN_ARENA_PARAM], (size_t)p.arena_bytes[PLAN_ARENA_PARAM]) ||
+		} else if (memcmp(x.base[ARENA_PARAM], y.base[ARENA_PARAM], (size_t)p.arena_bytes[ARENA_PARAM]) ||
 		           !same(&x, &y, prog->loss) || !same(&x, &y, prog->logits)) {
 			printf("FAIL %s: the %s program in the GPU's order (%d steps moved) differs from the plan's order\n", path,
 				g ? "eval" : "train", moves);

@@ -222,7 +222,7 @@ written(const PlanStep *s, int *out)
 static bool
 upload_all(const Plan *p, Exec *cpu, CudaExec *gpu, char *err, size_t errlen)
 {
-	for (int k = 0; k < PLAN_NARENA; k++)
+	for (int k = ARENA_PARAM; k < NARENA; k++)
 		if (nnc_cuda_upload_arena(gpu, k, cpu->base[k], err, errlen) != 0)
 			return false;
 	(void)p;
@@ -309,15 +309,15 @@ locate_split_difference(const Plan *p, const Exec *cpu, CudaExec *whole, const u
 		maxbytes = bytes_of(p, v) > maxbytes ? bytes_of(p, v) : maxbytes;
 	unsigned char *a = malloc(maxbytes), *b = malloc(maxbytes);
 	CudaRunState sa = state_of(cpu);
-	bool ok = single && a && b && !nnc_cuda_upload_arena(single, PLAN_ARENA_PARAM, start, err, sizeof err) &&
-	          !nnc_cuda_upload_arena(single, PLAN_ARENA_IO, cpu->base[PLAN_ARENA_IO], err, sizeof err);
+	bool ok = single && a && b && !nnc_cuda_upload_arena(single, ARENA_PARAM, start, err, sizeof err) &&
+	          !nnc_cuda_upload_arena(single, ARENA_IO, cpu->base[ARENA_IO], err, sizeof err);
 	bool found = false;
 	for (int i = 0; ok && !found && i < p->train.nsteps;) {
 		int span = p->train.steps[i].group == 3 ? 3 : 1;
 		CudaRunState sb = state_of(cpu);
 		ok = !nnc_cuda_run(single, 0, i, i + span, &sa, NULL, err, sizeof err) &&
-		     !nnc_cuda_upload_arena(whole, PLAN_ARENA_PARAM, start, err, sizeof err) &&
-		     !nnc_cuda_upload_arena(whole, PLAN_ARENA_IO, cpu->base[PLAN_ARENA_IO], err, sizeof err) &&
+		     !nnc_cuda_upload_arena(whole, ARENA_PARAM, start, err, sizeof err) &&
+		     !nnc_cuda_upload_arena(whole, ARENA_IO, cpu->base[ARENA_IO], err, sizeof err) &&
 		     !nnc_cuda_run(whole, 0, 0, i + span, &sb, NULL, err, sizeof err);
 		for (int j = i; ok && !found && j < i + span; j++) {
 			int vs[NNC_MAXARGS + 2], nv = written(&p->train.steps[j], vs);
@@ -404,15 +404,15 @@ check_plan(const char *path, const Plan *plan)
 			}
 		}
 		/* 3. deterministic repeats: bit-identical parameters */
-		size_t pb = (size_t)p.arena_bytes[PLAN_ARENA_PARAM];
+		size_t pb = (size_t)p.arena_bytes[ARENA_PARAM];
 		unsigned char *r1 = malloc(pb + 1), *r2 = malloc(pb + 1), *start = malloc(pb + 1);
-		memcpy(start, cpu.base[PLAN_ARENA_PARAM], pb);
+		memcpy(start, cpu.base[ARENA_PARAM], pb);
 		for (int r = 0; r < 2 && r1 && r2 && start; r++) {
 			st = state_of(&cpu);
-			if (nnc_cuda_upload_arena(gpu, PLAN_ARENA_PARAM, start, err, sizeof err) ||
-			    nnc_cuda_upload_arena(gpu, PLAN_ARENA_IO, cpu.base[PLAN_ARENA_IO], err, sizeof err) ||
+			if (nnc_cuda_upload_arena(gpu, ARENA_PARAM, start, err, sizeof err) ||
+			    nnc_cuda_upload_arena(gpu, ARENA_IO, cpu.base[ARENA_IO], err, sizeof err) ||
 			    nnc_cuda_run(gpu, 0, 0, p.train.nsteps, &st, NULL, err, sizeof err) ||
-			    nnc_cuda_download_arena(gpu, PLAN_ARENA_PARAM, r ? r2 : r1, err, sizeof err)) {
+			    nnc_cuda_download_arena(gpu, ARENA_PARAM, r ? r2 : r1, err, sizeof err)) {
 				printf("FAIL %s deterministic: %s\n", path, err);
 				failures++;
 				break;
@@ -426,11 +426,11 @@ check_plan(const char *path, const Plan *plan)
 		/* 4. the same run one step (or backward group) at a time, which launches each update and
 		 * grad_check on its own instead of the multi-tensor launches: bit-identical parameters */
 		st = state_of(&cpu);
-		bool ok = r2 && start && !nnc_cuda_upload_arena(gpu, PLAN_ARENA_PARAM, start, err, sizeof err) &&
-		          !nnc_cuda_upload_arena(gpu, PLAN_ARENA_IO, cpu.base[PLAN_ARENA_IO], err, sizeof err);
+		bool ok = r2 && start && !nnc_cuda_upload_arena(gpu, ARENA_PARAM, start, err, sizeof err) &&
+		          !nnc_cuda_upload_arena(gpu, ARENA_IO, cpu.base[ARENA_IO], err, sizeof err);
 		for (int i = 0; ok && i < p.train.nsteps; i += p.train.steps[i].group == 3 ? 3 : 1)
 			ok = !nnc_cuda_run(gpu, 0, i, i + (p.train.steps[i].group == 3 ? 3 : 1), &st, NULL, err, sizeof err);
-		ok = ok && !nnc_cuda_download_arena(gpu, PLAN_ARENA_PARAM, r2, err, sizeof err);
+		ok = ok && !nnc_cuda_download_arena(gpu, ARENA_PARAM, r2, err, sizeof err);
 		checks++;
 		if (!ok || (r1 && memcmp(r1, r2, pb) != 0)) {
 			printf("FAIL %s: the training program run step by step differs from one run%s%s\n", path, ok ? "" : ": ",
