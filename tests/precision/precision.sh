@@ -40,6 +40,15 @@ expect static-all-skipped 0 ",20$" -- cat "$tmp/static.csv"
 "$nnc" compile --batch 64 --precision fp16 --set optimizer=adam models/tiny.nn -o "$tmp/adam16.plan" 2>/dev/null
 expect adam-eps 0 "Adam eps 1e-08 is below what fp16 state can support" -- \
 	"$nnrun" train "$tmp/adam16.plan" $run --set epochs=1 --set lr=0.001 --checkpoint "$tmp/a.ckpt"
+# The floor is applied, not only announced: eps 1e-8 trains exactly as eps 2^-12 does (the plan's
+# min_eps), and a larger eps, which is above the floor, differently.
+for e in 1e-8 0.000244140625 1e-3; do
+	"$nnrun" train "$tmp/adam16.plan" $run --set epochs=1 --set lr=0.001 --set eps=$e --steps 3 \
+		--checkpoint "$tmp/eps$e.ckpt" 2>/dev/null &&
+		"$nnrun" export "$tmp/adam16.plan" --weights "$tmp/eps$e.ckpt" -o "$tmp/eps$e.safetensors"
+done
+expect adam-eps-floor 0 "" -- cmp "$tmp/eps1e-8.safetensors" "$tmp/eps0.000244140625.safetensors"
+expect adam-eps-above 1 "differ" -- cmp "$tmp/eps1e-3.safetensors" "$tmp/eps0.000244140625.safetensors"
 expect tiny-decay 0 "weight-decay steps lr \* weight_decay = 5e-05 are below half an fp16 ulp" -- \
 	"$nnrun" train "$tmp/fp16.plan" $run --set epochs=1 --checkpoint "$tmp/d.ckpt"
 
