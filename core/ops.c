@@ -11,8 +11,8 @@ NNC_OPS(X)
 #undef X
 #undef A
 
-#define X(name, mn, mx, fl) \
-	{#name, mn, mx, fl, attrs_##name, (int)(sizeof attrs_##name / sizeof attrs_##name[0]) - 1},
+#define X(name, mn, mx, fl, wr) \
+	{#name, mn, mx, fl, wr, attrs_##name, (int)(sizeof attrs_##name / sizeof attrs_##name[0]) - 1},
 const OpInfo nnc_ops[NOP] = {NNC_OPS(X)};
 #undef X
 static_assert(sizeof nnc_ops / sizeof nnc_ops[0] == NOP, "op table out of step with the Op enum");

@@ -59,64 +59,67 @@ enum {
 	OPF_COMMUTES = 1 << 12,
 };
 
-/* Columns: name, min tensor inputs, max tensor inputs (-1: any), flags. */
+/* Columns: name, min tensor inputs, max tensor inputs (-1: any), flags, and the operands the op
+ * writes in place (bit i: operand i; the updates write their parameter and optimizer state, the
+ * running-statistics update the running mean and variance): what both executors, the plan
+ * checker and the GPU tests treat as the step's results besides its own. */
 #define NNC_OPS(X) \
-	X(input,                 0, 0,  OPF_SOURCE) \
-	X(param,                 0, 0,  OPF_SOURCE) \
-	X(output,                1, 1,  OPF_EFFECT | OPF_NORES) \
-	X(conv2d,                1, 1,  OPF_USER | OPF_PARAMS | OPF_MATMUL | OPF_ACC | OPF_EPI | OPF_FOLDBN) \
-	X(batchnorm,             1, 1,  OPF_USER | OPF_PARAMS | OPF_EPI) \
-	X(relu,                  1, 1,  OPF_USER | OPF_ELEMWISE | OPF_CHAIN) \
-	X(relu6,                 1, 1,  OPF_USER | OPF_ELEMWISE | OPF_CHAIN) \
-	X(gelu,                  1, 1,  OPF_USER | OPF_ELEMWISE | OPF_CHAIN) \
-	X(tanh,                  1, 1,  OPF_USER | OPF_ELEMWISE | OPF_CHAIN) \
-	X(maxpool,               1, 1,  OPF_USER) \
-	X(avgpool,               1, 1,  OPF_USER | OPF_ACC) \
-	X(global_avgpool,        1, 1,  OPF_USER | OPF_ACC) \
-	X(dense,                 1, 1,  OPF_USER | OPF_PARAMS | OPF_MATMUL | OPF_ACC | OPF_EPI | OPF_FOLDBN) \
-	X(dropout,               1, 1,  OPF_USER | OPF_ELEMWISE) \
-	X(flatten,               1, 1,  OPF_USER) \
-	X(add,                   2, 2,  OPF_USER | OPF_ELEMWISE | OPF_EPI | OPF_CHAIN | OPF_COMMUTES) \
-	X(concat,                2, -1, OPF_USER) \
-	X(mul,                   1, 1,  OPF_USER | OPF_ELEMWISE) \
-	X(softmax,               1, 1,  OPF_USER | OPF_ACC) \
-	X(softmax_cross_entropy, 2, 2,  OPF_USER | OPF_ACC) \
+	X(input,                 0, 0,  OPF_SOURCE, 0) \
+	X(param,                 0, 0,  OPF_SOURCE, 0) \
+	X(output,                1, 1,  OPF_EFFECT | OPF_NORES, 0) \
+	X(conv2d,                1, 1,  OPF_USER | OPF_PARAMS | OPF_MATMUL | OPF_ACC | OPF_EPI | OPF_FOLDBN, 0) \
+	X(batchnorm,             1, 1,  OPF_USER | OPF_PARAMS | OPF_EPI, 0) \
+	X(relu,                  1, 1,  OPF_USER | OPF_ELEMWISE | OPF_CHAIN, 0) \
+	X(relu6,                 1, 1,  OPF_USER | OPF_ELEMWISE | OPF_CHAIN, 0) \
+	X(gelu,                  1, 1,  OPF_USER | OPF_ELEMWISE | OPF_CHAIN, 0) \
+	X(tanh,                  1, 1,  OPF_USER | OPF_ELEMWISE | OPF_CHAIN, 0) \
+	X(maxpool,               1, 1,  OPF_USER, 0) \
+	X(avgpool,               1, 1,  OPF_USER | OPF_ACC, 0) \
+	X(global_avgpool,        1, 1,  OPF_USER | OPF_ACC, 0) \
+	X(dense,                 1, 1,  OPF_USER | OPF_PARAMS | OPF_MATMUL | OPF_ACC | OPF_EPI | OPF_FOLDBN, 0) \
+	X(dropout,               1, 1,  OPF_USER | OPF_ELEMWISE, 0) \
+	X(flatten,               1, 1,  OPF_USER, 0) \
+	X(add,                   2, 2,  OPF_USER | OPF_ELEMWISE | OPF_EPI | OPF_CHAIN | OPF_COMMUTES, 0) \
+	X(concat,                2, -1, OPF_USER, 0) \
+	X(mul,                   1, 1,  OPF_USER | OPF_ELEMWISE, 0) \
+	X(softmax,               1, 1,  OPF_USER | OPF_ACC, 0) \
+	X(softmax_cross_entropy, 2, 2,  OPF_USER | OPF_ACC, 0) \
 	/* training-mode forward, inserted by the trainmode pass */ \
-	X(bn_stats,              1, 1,  OPF_ACC) \
-	X(bn_apply,              2, 4,  OPF_EPI) \
-	X(bn_update,             3, 3,  OPF_EFFECT | OPF_NORES) \
-	X(dropout_mask,          1, 1,  0) \
-	X(mulv,                  2, 2,  OPF_ELEMWISE | OPF_CHAIN | OPF_COMMUTES) \
-	X(ones,                  0, 0,  0) \
+	X(bn_stats,              1, 1,  OPF_ACC, 0) \
+	X(bn_apply,              2, 4,  OPF_EPI, 0) \
+	X(bn_update,             3, 3,  OPF_EFFECT | OPF_NORES, 0x3) \
+	X(dropout_mask,          1, 1,  0, 0) \
+	X(mulv,                  2, 2,  OPF_ELEMWISE | OPF_CHAIN | OPF_COMMUTES, 0) \
+	X(ones,                  0, 0,  0, 0) \
 	/* inference batch norm folded into the weights before it, inserted by the fuse pass */ \
-	X(bn_fold_weight,        2, 3,  0) \
-	X(bn_fold_bias,          2, 5,  0) \
+	X(bn_fold_weight,        2, 3,  0, 0) \
+	X(bn_fold_bias,          2, 5,  0, 0) \
 	/* backward, inserted by the autodiff pass */ \
-	X(conv2d_bwd_data,       2, 2,  OPF_MATMUL | OPF_ACC) \
-	X(conv2d_bwd_filter,     2, 2,  OPF_MATMUL | OPF_ACC) \
-	X(bias_grad,             1, 1,  OPF_ACC | OPF_PRO) \
-	X(bn_bwd_data,           3, 4,  OPF_ACC | OPF_PRO) \
-	X(bn_bwd_scale,          3, 3,  OPF_ACC | OPF_PRO) \
-	X(relu_bwd,              2, 2,  OPF_ELEMWISE | OPF_CHAIN) \
-	X(relu6_bwd,             2, 2,  OPF_ELEMWISE | OPF_CHAIN) \
-	X(gelu_bwd,              2, 2,  OPF_ELEMWISE | OPF_CHAIN) \
-	X(tanh_bwd,              2, 2,  OPF_ELEMWISE | OPF_CHAIN) \
-	X(maxpool_bwd,           2, 2,  0) \
-	X(avgpool_bwd,           1, 1,  OPF_ACC) \
-	X(global_avgpool_bwd,    1, 1,  0) \
-	X(dense_bwd_data,        2, 2,  OPF_MATMUL | OPF_ACC) \
-	X(dense_bwd_weight,      2, 2,  OPF_MATMUL | OPF_ACC) \
-	X(unflatten,             1, 1,  0) \
-	X(slice,                 1, 1,  0) \
-	X(softmax_bwd,           2, 2,  OPF_ACC) \
-	X(sce_bwd,               3, 3,  OPF_ACC) \
+	X(conv2d_bwd_data,       2, 2,  OPF_MATMUL | OPF_ACC, 0) \
+	X(conv2d_bwd_filter,     2, 2,  OPF_MATMUL | OPF_ACC, 0) \
+	X(bias_grad,             1, 1,  OPF_ACC | OPF_PRO, 0) \
+	X(bn_bwd_data,           3, 4,  OPF_ACC | OPF_PRO, 0) \
+	X(bn_bwd_scale,          3, 3,  OPF_ACC | OPF_PRO, 0) \
+	X(relu_bwd,              2, 2,  OPF_ELEMWISE | OPF_CHAIN, 0) \
+	X(relu6_bwd,             2, 2,  OPF_ELEMWISE | OPF_CHAIN, 0) \
+	X(gelu_bwd,              2, 2,  OPF_ELEMWISE | OPF_CHAIN, 0) \
+	X(tanh_bwd,              2, 2,  OPF_ELEMWISE | OPF_CHAIN, 0) \
+	X(maxpool_bwd,           2, 2,  0, 0) \
+	X(avgpool_bwd,           1, 1,  OPF_ACC, 0) \
+	X(global_avgpool_bwd,    1, 1,  0, 0) \
+	X(dense_bwd_data,        2, 2,  OPF_MATMUL | OPF_ACC, 0) \
+	X(dense_bwd_weight,      2, 2,  OPF_MATMUL | OPF_ACC, 0) \
+	X(unflatten,             1, 1,  0, 0) \
+	X(slice,                 1, 1,  0, 0) \
+	X(softmax_bwd,           2, 2,  OPF_ACC, 0) \
+	X(sce_bwd,               3, 3,  OPF_ACC, 0) \
 	/* optimizer updates, inserted by the optimizer pass; they write their first operands */ \
-	X(sgd_update,            3, 3,  OPF_EFFECT | OPF_NORES) \
-	X(adam_update,           4, 4,  OPF_EFFECT | OPF_NORES) \
+	X(sgd_update,            3, 3,  OPF_EFFECT | OPF_NORES, 0x5) \
+	X(adam_update,           4, 4,  OPF_EFFECT | OPF_NORES, 0xd) \
 	/* precision, inserted by the precision pass */ \
-	X(cast,                  1, 1,  OPF_ELEMWISE) \
-	X(loss_scale,            0, 0,  0) \
-	X(grad_check,            1, -1, OPF_EFFECT | OPF_NORES)
+	X(cast,                  1, 1,  OPF_ELEMWISE, 0) \
+	X(loss_scale,            0, 0,  0, 0) \
+	X(grad_check,            1, -1, OPF_EFFECT | OPF_NORES, 0)
 
 /* Attribute kinds. INT2 is an int or a two-element [h, w] list (kernel, stride, padding). */
 typedef enum { AK_INT, AK_INT2, AK_FLOAT, AK_BOOL, AK_STR } AttrKind;
@@ -236,11 +239,19 @@ typedef struct {
 	const char *name;
 	int min_in, max_in;
 	unsigned flags;
+	unsigned writes; /* operands written in place: bit i for operand i */
 	const AttrSpec *attrs;
 	int nattrs;
 } OpInfo;
 
 extern const OpInfo nnc_ops[NOP];
+
+/* Whether OP writes its operand I in place (the op table's last column). */
+static inline bool
+nnc_writes(Op op, int i)
+{
+	return i >= 0 && i < 32 && ((nnc_ops[op].writes >> i) & 1u);
+}
 
 /* Epilogues: the activation an OPF_EPI kernel applies to its result in the same pass, named
  * after the op it replaces (passes/fuse.c). The kernels of both backends take it as it is. */

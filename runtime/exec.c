@@ -589,13 +589,6 @@ widen(K *k)
 		k->out = p->values[k->s->out].dtype == DT_F16 ? k->e->wide + at : exec_f32(k->e, k->s->out);
 }
 
-/* Operands an op writes in place (updates, running statistics). */
-static bool
-written(Op op, int i)
-{
-	return ((op == OP_sgd_update || op == OP_adam_update) && i != 1) || (op == OP_bn_update && i < 2);
-}
-
 static void
 narrow(K *k)
 {
@@ -603,7 +596,7 @@ narrow(K *k)
 	if (k->s->out >= 0 && p->values[k->s->out].dtype == DT_F16)
 		half_from_float_n(k->out, (nnc_half *)exec_f32(k->e, k->s->out), numel(&p->values[k->s->out]));
 	for (int i = 0; i < k->s->nin; i++)
-		if (written(k->s->op, i) && p->values[k->s->in[i]].dtype == DT_F16)
+		if (nnc_writes(k->s->op, i) && p->values[k->s->in[i]].dtype == DT_F16)
 			half_from_float_n(k->in[i], (nnc_half *)exec_f32(k->e, k->s->in[i]), numel(&p->values[k->s->in[i]]));
 }
 

@@ -702,9 +702,8 @@ check_roles(const Plan *p, const PlanProgram *prog, const char *pname, char *err
 					 *const bn[] = {"running_mean", "running_var", NULL};
 		const char *const *want = s->op == OP_sgd_update ? sgd : s->op == OP_adam_update ? adam : s->op == OP_bn_update ? bn : NULL;
 		for (int k = 0; want && k < s->nin && ok; k++) {
-			bool update = s->op != OP_bn_update;
-			if ((update && k == 1) || (!update && k == 2))
-				continue; /* the gradient; the batch statistics */
+			if (!nnc_writes(s->op, k))
+				continue; /* read only: the gradient; the batch statistics */
 			const PlanParam *q = param_of[s->in[k]] >= 0 ? &p->params[param_of[s->in[k]]] : NULL;
 			if (!q)
 				ok = vfail(err, errlen, "%s: operand %d (%%%d) is not a parameter", where, k, s->in[k]);

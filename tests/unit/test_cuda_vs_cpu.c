@@ -203,19 +203,17 @@ state_of(const Exec *e)
 	return s;
 }
 
-/* The values step S writes: its result, and the operands updates and bn_update write. */
+/* The values step S writes: its result, and the operands it writes in place (the op table's
+ * last column: updates, running statistics). */
 static int
 written(const PlanStep *s, int *out)
 {
 	int n = 0;
 	if (s->out >= 0)
 		out[n++] = s->out;
-	if (s->op == OP_sgd_update || s->op == OP_adam_update)
-		for (int k = 0; k < s->nin; k++)
-			if (k != 1)
-				out[n++] = s->in[k];
-	if (s->op == OP_bn_update)
-		out[n++] = s->in[0], out[n++] = s->in[1];
+	for (int k = 0; k < s->nin; k++)
+		if (nnc_writes(s->op, k))
+			out[n++] = s->in[k];
 	return n;
 }
 
