@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Command output shown in the README and docs/ is the command's real output.
 
-A Markdown comment `<!-- check: CMD -->` marks the fenced block after it, or, when no fence
+A Markdown comment `<!-- check: CMD -->` marks the fenced block after it (`check(cuda): CMD`: only
+where the build has the CUDA backend), or, when no fence
 follows, the lines up to `<!-- end check -->` (a table the docs show as a table): CMD runs under
 `sh -c` (stdout and stderr together, exit status ignored) from a scratch folder that mirrors the
 repository root, with `build` pointing at the build under test, and its output must equal the
@@ -22,12 +23,12 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MARK = re.compile(r"^(\s*)<!-- check: (.*) -->\s*$")
+MARK = re.compile(r"^(\s*)<!-- check(?:\((\w+)\))?: (.*) -->\s*$")
 
 
 def blocks(path, lines):
-    """Yields (command, indentation, first line of the block's body, end line) for each marked
-    block; the comment's indentation (a block inside a list item) is the block's."""
+    """Yields (command, requirement, indentation, first line of the block's body, end line) for
+    each marked block; the comment's indentation (a block inside a list item) is the block's."""
     i = 0
     while i < len(lines):
         m = MARK.match(lines[i])
@@ -43,7 +44,7 @@ def blocks(path, lines):
             k += 1
         if k == len(lines):
             raise SystemExit(f"{path}:{i + 1}: error: the checked block is not closed")
-        yield m.group(2), m.group(1), start, k
+        yield m.group(3), m.group(2), m.group(1), start, k
         i = k + 1
 
 
@@ -85,13 +86,19 @@ def main():
     update = "--update" in args
     files = [a for a in args if a != "--update"] or (
         [os.path.join(ROOT, "README.md")] + sorted(glob.glob(os.path.join(ROOT, "docs", "*.md"))))
-    failed = checked = 0
+    failed = checked = skipped = 0
+    # `check(cuda): CMD` blocks need a build with the CUDA backend (the sanitizer build has none)
+    version = subprocess.run([os.path.join(build, "nnc"), "version"], stdout=subprocess.PIPE, text=True).stdout
+    features = {"cuda"} if "cuda (built" in version else set()
     for path in files:
         with open(path) as f:
             lines = f.read().split("\n")
         out = list(lines)
         shift = 0
-        for cmd, indent, start, end in blocks(os.path.relpath(path, ROOT), lines):
+        for cmd, need, indent, start, end in blocks(os.path.relpath(path, ROOT), lines):
+            if need and need not in features:
+                skipped += 1
+                continue
             checked += 1
             body = [l[len(indent):] if l.startswith(indent) else l for l in lines[start:end]]
             prompts = [l for l in body if l.startswith("$ ")]
@@ -117,7 +124,7 @@ def main():
         if update and out != lines:
             with open(path, "w") as f:
                 f.write("\n".join(out))
-    print(f"docs: {checked} blocks checked, {failed} differ")
+    print(f"docs: {checked} blocks checked, {failed} differ" + (f", {skipped} skipped (this build lacks what they need)" if skipped else ""))
     if checked == 0:
         raise SystemExit("docs: no marked block found")
     return 1 if failed else 0
