@@ -237,6 +237,7 @@ cmd_ops(void)
 				continue;
 			switch (a->kind) {
 			case AK_STR: printf("=\"%s\"", a->str); break;
+			case AK_DTYPE: printf("=\"%s\"", dtype_name((DType)a->num)); break;
 			case AK_BOOL: printf("=%s", a->num != 0 ? "true" : "false"); break;
 			case AK_FLOAT: printf("=%g", a->num); break;
 			default: printf("=%lld", (long long)a->num); break;

@@ -17,6 +17,8 @@ is_default(const AttrSpec *sp, const AttrVal *a)
 		return a->f == sp->num;
 	case AK_STR:
 		return sp->str && a->s && strcmp(sp->str, a->s) == 0;
+	case AK_DTYPE:
+		return a->i[0] == (int64_t)sp->num;
 	}
 	return false;
 }
@@ -44,6 +46,7 @@ print_attrs(FILE *out, const Inst *in)
 		case AK_FLOAT: fprintf(out, "%g", a->f); break;
 		case AK_BOOL: fputs(a->i[0] ? "true" : "false", out); break;
 		case AK_STR: fprintf(out, "\"%s\"", a->s ? a->s : ""); break;
+		case AK_DTYPE: fprintf(out, "\"%s\"", dtype_name((DType)a->i[0])); break;
 		}
 	}
 	if (any)

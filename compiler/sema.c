@@ -516,6 +516,10 @@ set_attr(Sema *S, const Node *call, Op op, int idx, AttrVal *a, SVal v, Loc loc)
 		ok = v.k == V_STR;
 		a->s = v.s;
 		break;
+	case AK_DTYPE:
+		ok = v.k == V_STR && (!strcmp(v.s, "f32") || !strcmp(v.s, "f16"));
+		a->i[0] = a->i[1] = ok && !strcmp(v.s, "f16") ? DT_F16 : DT_F32;
+		break;
 	}
 	if (!ok && v.k != V_ERR)
 		serr(S, loc, "%s: argument '%s' must be %s, got %s", call->str, sp->name, nnc_attrkind_name(sp->kind),

@@ -478,7 +478,7 @@ static bool
 infer_bn_fold_bias(const OpSig *in, int batch, InferResult *r)
 {
 	(void)batch;
-	const char *to = attr_s(in, "to");
+	DType to = (DType)attr_i(in, "to"); /* AK_DTYPE: f32 or f16, checked where it was read */
 	int want = 2 + 2 * (int)attr_i(in, "affine") + (int)attr_i(in, "bias");
 	if (in->nin != want)
 		return fail(r, "bn_fold_bias: %d operands, but affine and bias say %d", in->nin, want);
@@ -488,9 +488,7 @@ infer_bn_fold_bias(const OpSig *in, int batch, InferResult *r)
 			return false;
 	if (!(attr_f(in, "eps") > 0))
 		return fail(r, "bn_fold_bias: eps must be positive");
-	if (!to || (strcmp(to, "f16") && strcmp(to, "f32")))
-		return fail(r, "bn_fold_bias: 'to' must be \"f16\" or \"f32\", got \"%s\"", to ? to : "");
-	r->out = type_make(to[1] == '1' ? DT_F16 : DT_F32, LY_C, 1, &c);
+	r->out = type_make(to, LY_C, 1, &c);
 	return true;
 }
 
@@ -790,13 +788,10 @@ infer_cast(const OpSig *in, int batch, InferResult *r)
 {
 	(void)batch;
 	char b[96];
-	const char *to = attr_s(in, "to");
 	if (!is_float(arg_t(in, 0)))
 		return fail(r, "cast expects a float tensor, got %s", ts(in->in[0], b));
 	r->out = *arg_t(in, 0);
-	if (!to || (strcmp(to, "f16") && strcmp(to, "f32")))
-		return fail(r, "cast: 'to' must be \"f16\" or \"f32\", got \"%s\"", to ? to : "");
-	r->out.dtype = to[1] == '1' ? DT_F16 : DT_F32;
+	r->out.dtype = (DType)attr_i(in, "to"); /* AK_DTYPE: f32 or f16, checked where it was read */
 	return true;
 }
 

@@ -94,6 +94,6 @@ nnc_attr_index(Op op, const char *name)
 const char *
 nnc_attrkind_name(AttrKind k)
 {
-	static const char *names[] = {"int", "int or [h, w]", "float", "bool", "string"};
+	static const char *names[] = {"int", "int or [h, w]", "float", "bool", "string", "\"f32\" or \"f16\""};
 	return names[k];
 }

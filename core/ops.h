@@ -121,8 +121,10 @@ enum {
 	X(loss_scale,            0, 0,  0, 0) \
 	X(grad_check,            1, -1, OPF_EFFECT | OPF_NORES, 0)
 
-/* Attribute kinds. INT2 is an int or a two-element [h, w] list (kernel, stride, padding). */
-typedef enum { AK_INT, AK_INT2, AK_FLOAT, AK_BOOL, AK_STR } AttrKind;
+/* Attribute kinds. INT2 is an int or a two-element [h, w] list (kernel, stride, padding).
+ * DTYPE is a floating storage dtype, "f32" or "f16", held in i[0] as a DType and written as its
+ * name (dumps and plans), so a wrong name is refused where it is read, not where it is used. */
+typedef enum { AK_INT, AK_INT2, AK_FLOAT, AK_BOOL, AK_STR, AK_DTYPE } AttrKind;
 
 /* Attribute schemas: A(name, kind, required, numeric default, string default). Positional
  * arguments after an op's tensor inputs fill its attributes in this order. */
@@ -177,7 +179,7 @@ typedef enum { AK_INT, AK_INT2, AK_FLOAT, AK_BOOL, AK_STR } AttrKind;
  * [, scale, shift] [, b]), stored as `to` (the weight's dtype). */
 #define NNC_ATTRS_bn_fold_weight(A) A(eps, AK_FLOAT, 1, 0, NULL)
 #define NNC_ATTRS_bn_fold_bias(A) \
-	A(eps, AK_FLOAT, 1, 0, NULL) A(affine, AK_BOOL, 1, 0, NULL) A(bias, AK_BOOL, 1, 0, NULL) A(to, AK_STR, 1, 0, NULL)
+	A(eps, AK_FLOAT, 1, 0, NULL) A(affine, AK_BOOL, 1, 0, NULL) A(bias, AK_BOOL, 1, 0, NULL) A(to, AK_DTYPE, 1, 0, NULL)
 #define NNC_CONV_GEOMETRY(A) \
 	A(kernel, AK_INT2, 1, 0, NULL) A(stride, AK_INT2, 1, 0, NULL) A(padding, AK_INT2, 1, 0, NULL)
 #define NNC_ATTRS_conv2d_bwd_data(A) NNC_CONV_GEOMETRY(A) A(groups, AK_INT, 1, 0, NULL) A(input, AK_INT2, 1, 0, NULL)
@@ -212,7 +214,7 @@ typedef enum { AK_INT, AK_INT2, AK_FLOAT, AK_BOOL, AK_STR } AttrKind;
  * dynamic: PyTorch GradScaler's rule, x`growth` after `interval` clean steps, x`backoff` and the
  * step skipped on inf/NaN). grad_check looks at every gradient before the updates; updates with
  * unscale=true divide their gradient by S and are skipped when grad_check found inf/NaN. */
-#define NNC_ATTRS_cast(A) A(to, AK_STR, 1, 0, NULL)
+#define NNC_ATTRS_cast(A) A(to, AK_DTYPE, 1, 0, NULL)
 #define NNC_ATTRS_loss_scale(A) \
 	A(dynamic, AK_BOOL, 1, 0, NULL) A(init, AK_FLOAT, 1, 0, NULL) A(growth, AK_FLOAT, 0, 2, NULL) \
 	A(backoff, AK_FLOAT, 0, 0.5, NULL) A(interval, AK_INT, 0, 2000, NULL)

@@ -283,7 +283,7 @@ static void
 grad_cast(Ctx *c, Inst *f, Value *dy)
 {
 	Inst *in = bwd(c, OP_cast, f, 1, dy, NULL, NULL, NULL);
-	inst_set_str(in, "to", f->args[0]->type.dtype == DT_F16 ? "f16" : "f32");
+	inst_set_int(in, "to", f->args[0]->type.dtype);
 	acc(c, f, 0, typed(c, in));
 }
 

@@ -95,13 +95,13 @@ fold_bn(Graph *g, Diag *d, Inst *p, Inst *bn, const int *uses)
 	inst_set_float(fb, "eps", attr_f(bn, "eps"));
 	inst_set_bool(fb, "affine", affine);
 	inst_set_bool(fb, "bias", has_bias);
-	inst_set_str(fb, "to", dtype_name(master->type.dtype));
+	inst_set_int(fb, "to", master->type.dtype);
 	if (!inst_type(g, d, fw) || !inst_type(g, d, fb))
 		return false;
 	Value *folded = fw->res;
 	if (cast) {
 		Inst *c = inst_build(g, OP_cast, cast, 1, &folded);
-		inst_set_str(c, "to", attr_s(cast, "to"));
+		inst_set_int(c, "to", attr_i(cast, "to"));
 		if (!inst_type(g, d, c))
 			return false;
 		folded = c->res;

@@ -102,7 +102,7 @@ cast_to(Ctx *c, Inst *user, Value *v, DType dt)
 	c->g->cursor = v->def->next;
 	Inst *k = inst_build(c->g, OP_cast, (nnc_ops[v->def->op].flags & OPF_SOURCE) ? user : v->def, 1, &v);
 	k->phase = (nnc_ops[v->def->op].flags & OPF_SOURCE) ? user->phase : v->def->phase;
-	inst_set_str(k, "to", dt == DT_F16 ? "f16" : "f32");
+	inst_set_int(k, "to", dt);
 	c->g->cursor = saved;
 	if (!inst_type(c->g, c->d, k))
 		return NULL;

@@ -68,6 +68,7 @@ put_attrs(FILE *f, Op op, const AttrVal *attr)
 		}
 		case AK_BOOL: fputs(a->i[0] ? "true" : "false", f); break;
 		case AK_STR: put_str(f, a->s); break;
+		case AK_DTYPE: put_str(f, dtype_name((DType)a->i[0])); break;
 		}
 	}
 	fputs("}", f);
@@ -318,6 +319,13 @@ read_attrs(Reader *r, yaml_node_t *n, PlanStep *s)
 			break;
 		}
 		case AK_BOOL: a->i[0] = a->i[1] = boolean(r, v, oi->attrs[i].name); break;
+		case AK_DTYPE: {
+			const char *t = scalar(r, v, oi->attrs[i].name);
+			if (strcmp(t, "f32") != 0 && strcmp(t, "f16") != 0)
+				rfail(r, v, "attribute '%s' must be \"f32\" or \"f16\", got '%s'", oi->attrs[i].name, t);
+			a->i[0] = a->i[1] = strcmp(t, "f16") == 0 ? DT_F16 : DT_F32;
+			break;
+		}
 		case AK_STR:
 			a->s = v->type == YAML_SCALAR_NODE && v->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
 			               strcmp((const char *)v->data.scalar.value, "null") == 0

@@ -49,6 +49,10 @@ sed 's/acc: f32}/acc: f32, epilogue: relu}/' "$plan" >"$tmp/epilogue.plan"
 expect bad-epilogue 1 "train step 1 (bn_stats at models/tiny.nn:9:14): the bn_stats kernel has no epilogue" -- "$nnrun" info --allow-edited "$tmp/epilogue.plan"
 sed 's/epilogue: relu}/epilogue: gelu}/' "$plan" >"$tmp/epilogue2.plan"
 expect unknown-epilogue 1 "unknown epilogue 'gelu' (relu or relu6)" -- "$nnrun" info --allow-edited "$tmp/epilogue2.plan"
+# a cast's target is a dtype attribute, refused when it is not f32 or f16
+"$nnc" compile --precision mixed models/tiny.nn -o "$tmp/mixed.plan" 2>/dev/null
+sed '0,/to: "f16"/s//to: "f64"/' "$tmp/mixed.plan" >"$tmp/cast.plan"
+expect bad-cast-dtype 1 "attribute 'to' must be \"f32\" or \"f16\", got 'f64'" -- "$nnrun" info --allow-edited "$tmp/cast.plan"
 # Prologues (relu_bwd folded into a batch-norm backward kernel): only on kernels that have one,
 # only known activations, and the operand they add is required.
 sed 's/acc: f32, epilogue: relu}/acc: f32, epilogue: relu, prologue: relu}/' "$plan" >"$tmp/prologue.plan"
