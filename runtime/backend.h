@@ -14,8 +14,9 @@
  *     waiting; backend_train_read waits and brings back the scalars and the epoch's sums.
  * backend_evaluate runs the evaluation program over the test split either way.
  *
- * Invariants: every call returns false (or NULL) with a message in ERR and leaves the host Exec
- * as it was before the failed call; nothing here prints or exits. */
+ * Invariants: every call returns false (or NULL) with a message in ERR when it fails; a failed
+ * run may leave the host Exec part-way through a step, so a caller stops and continues from its
+ * last checkpoint (runtime/session.c does). Nothing here prints or exits. */
 #ifndef NNC_BACKEND_H
 #define NNC_BACKEND_H
 
