@@ -9,14 +9,11 @@
  * Exit codes: 0 success, 1 bad input (plan, data, checkpoint), 2 bad usage, 130 interrupted
  * (a checkpoint was saved). Only this file exits. */
 #include <errno.h>
-#include <inttypes.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "runtime/backend.h"
@@ -25,7 +22,7 @@
 #include "runtime/session.h"
 #include "runtime/weights.h"
 
-enum { EXIT_USER = 1, EXIT_USAGE = 2, EXIT_INTERRUPTED = 130 };
+enum { EXIT_USER = 1, EXIT_USAGE = 2 }; /* 130, interrupted, comes from the session (SessionStatus) */
 
 static const char usage[] =
 	"usage: nnrun COMMAND PLAN [options]\n"

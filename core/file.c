@@ -97,3 +97,10 @@ file_fopen_regular(const char *path, const char **why)
 	}
 	return f;
 }
+
+bool
+file_has_suffix(const char *path, const char *suffix)
+{
+	size_t a = strlen(path), b = strlen(suffix);
+	return a >= b && strcmp(path + a - b, suffix) == 0;
+}

@@ -6,6 +6,7 @@
 #ifndef NNC_FILE_H
 #define NNC_FILE_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 /* Opens PATH read-only. Returns a descriptor, or -1 with *WHY set to a static description of
@@ -17,5 +18,8 @@ FILE *file_fopen_regular(const char *path, const char **why);
  * LIMIT bytes. Returns the buffer (the caller frees it), or NULL with *WHY saying why (too
  * large, out of memory, a read error). Does not close F. */
 char *file_slurp(FILE *f, size_t limit, size_t *len, const char **why);
+
+/* Whether PATH's name ends with SUFFIX (".jsonl", ".safetensors": the kind of file asked for). */
+bool file_has_suffix(const char *path, const char *suffix);
 
 #endif

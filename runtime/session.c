@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/file.h"
 #include "runtime/cpu/kernels.h"
 #include "runtime/runfiles.h"
 #include "runtime/weights.h"
@@ -83,13 +84,6 @@ lockable(const char *path)
 	return stat(path, &st) != 0 || S_ISREG(st.st_mode);
 }
 
-static bool
-ends_with(const char *s, const char *suffix)
-{
-	size_t a = strlen(s), b = strlen(suffix);
-	return a >= b && strcmp(s + a - b, suffix) == 0;
-}
-
 static const char METRICS_HEADER[] =
 	"epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds,images_per_second,loss_scale,skipped_steps";
 
@@ -98,7 +92,7 @@ static const char METRICS_HEADER[] =
 static FILE *
 open_metrics(FILE *log, const char *path, bool *jsonl, bool resume, const RunState *rs, char *err, size_t errlen)
 {
-	*jsonl = ends_with(path, ".jsonl");
+	*jsonl = file_has_suffix(path, ".jsonl");
 	const char *header = *jsonl ? NULL : METRICS_HEADER;
 	if (resume && lockable(path)) { /* a pipe or terminal keeps what it printed */
 		long have = metrics_reconcile(path, header, (long)rs->epoch, err, errlen);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/file.h"
 #include "runtime/checkpoint.h"
 #include "core/half.h"
 
@@ -71,19 +72,12 @@ weights_save_checkpoint(const Exec *e, const char *path, const RunState *rs, cha
 	return rc == 0;
 }
 
-static bool
-ends_with(const char *s, const char *suffix)
-{
-	size_t a = strlen(s), b = strlen(suffix);
-	return a >= b && strcmp(s + a - b, suffix) == 0;
-}
-
 bool
 weights_load(Exec *e, const char *path, bool resume, RunState *rs, char *err, size_t errlen)
 {
 	const Plan *p = e->plan;
 	char id[256];
-	if (resume || !ends_with(path, ".safetensors")) {
+	if (resume || !file_has_suffix(path, ".safetensors")) {
 		CkptExpect *ex = calloc((size_t)p->nparams + 1, sizeof *ex);
 		if (!ex) {
 			snprintf(err, errlen, "out of memory");

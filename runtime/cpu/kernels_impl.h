@@ -1146,16 +1146,18 @@ scale_ew(void *ctx, size_t i0, size_t i1)
 }
 
 /* B is NULL for a unary formula. */
+/* Each NNC_EW formula's item function: [op][0] reads a only, [op][1] a and b (B non-NULL). */
+static CpuTask *const ew_fns[NEW][2] = {
+#define E(op, swap) [EW_##op] = {ew1_##op, ew2_##op},
+	NNC_EW(E)
+#undef E
+};
+
 void
 FN(cpu_ew_range)(Elementwise op, const REAL *a, const REAL *b, REAL *y, size_t i0, size_t i1)
 {
-	static CpuTask *const fns[NEW][2] = {
-#define E(op, swap) [EW_##op] = {ew1_##op, ew2_##op},
-		NNC_EW(E)
-#undef E
-	};
 	EwArgs e = {.a = a, .b = b, .y = y};
-	fns[op][b != NULL](&e, i0, i1);
+	ew_fns[op][b != NULL](&e, i0, i1);
 }
 
 static void
@@ -1168,12 +1170,7 @@ elementwise(CpuTask *fn, const REAL *a, const REAL *b, REAL *y, REAL s, size_t c
 void
 FN(cpu_ew)(Elementwise op, const REAL *a, const REAL *b, REAL *y, size_t count)
 {
-	static CpuTask *const fns[NEW][2] = {
-#define E(op, swap) [EW_##op] = {ew1_##op, ew2_##op},
-		NNC_EW(E)
-#undef E
-	};
-	elementwise(fns[op][b != NULL], a, b, y, 0, count);
+	elementwise(ew_fns[op][b != NULL], a, b, y, 0, count);
 }
 
 void
