@@ -52,9 +52,8 @@ struct Inst {
 	Op chain[NNC_MAXCHAIN]; /* set by fuse (OPF_CHAIN ops): elementwise ops run before this one,
 	                         * feeding it (see nnc_chain_operands in ops.h) */
 	int nchain;
-	int group; /* set by fuse on a bn_bwd_data with a prologue: 3 when the next two ops are the
-	            * bn_bwd_scale and bias_grad reading the same gradient, statistics and input,
-	            * which a backend may compute in the same pass (one kernel for the three) */
+	int group; /* set by fuse: N > 1 when this op and the next N - 1 steps (sources are not
+	            * steps) are one group a backend may run as one kernel (GroupKind, core/ops.h) */
 	/* Set by fuse: the source ops this Inst absorbed, in order (a batch norm folded into a
 	 * conv, then the epilogue's activation), shown in dumps as conv2d+batchnorm+relu. */
 	struct {

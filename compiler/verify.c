@@ -29,6 +29,21 @@ bad(Check *c, const Inst *in, const char *fmt, ...)
 		in ? nnc_ops[in->op].name : "", in ? ": " : "", msg);
 }
 
+/* A group (passes/fuse.c): the ops of the next steps (sources are not steps) form one of the
+ * kinds of ops.h; their operands are checked when the plan is lowered (plan_validate). */
+static void
+check_group(Check *c, const Inst *in)
+{
+	Op *ops = in->group > 1 ? malloc((size_t)in->group * sizeof *ops) : NULL;
+	int n = 0;
+	for (const Inst *m = in; ops && m && n < in->group; m = m->next)
+		if (!(nnc_ops[m->op].flags & OPF_SOURCE))
+			ops[n++] = m->op;
+	if (in->group < 2 || n != in->group || nnc_group_kind(ops, n) == GROUP_NONE)
+		bad(c, in, "a group of %d whose members do not follow it", in->group);
+	free(ops);
+}
+
 static void
 check_inst(Check *c, const Inst *in, const unsigned char *defined, StrMap *names)
 {
@@ -54,11 +69,8 @@ check_inst(Check *c, const Inst *in, const unsigned char *defined, StrMap *names
 		bad(c, in, "result presence does not match the op table");
 	if (in->epi && (in->epi >= NEPI || !(oi->flags & OPF_EPI)))
 		bad(c, in, "an epilogue on an op whose kernel has none");
-	if (in->group && (in->group != 3 || in->op != OP_bn_bwd_data || !in->next || !in->next->next ||
-	                  in->next->op != OP_bn_bwd_scale || in->next->next->op != OP_bias_grad ||
-	                  in->next->args[0] != in->args[0] || in->next->next->args[0] != in->args[0] ||
-	                  in->next->pro != in->pro || in->next->next->pro != in->pro))
-		bad(c, in, "a backward group whose members do not follow it");
+	if (in->group)
+		check_group(c, in);
 	if (in->pro && (in->pro >= NEPI || !(oi->flags & OPF_PRO)))
 		bad(c, in, "a prologue on an op whose kernel has none");
 	if (in->epi && in->epi < NEPI && (in->nparts < 1 || in->part[in->nparts - 1].op != nnc_epilogue_op[in->epi]))

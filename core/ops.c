@@ -44,6 +44,24 @@ nnc_epilogue_of(Op op)
 	return EPI_NONE;
 }
 
+const char *const nnc_group_names[NGROUP] = {"none", "bn_bwd", "bn_stats", "bn_add", "multi"};
+
+GroupKind
+nnc_group_kind(const Op *ops, int n)
+{
+	if (n == 3 && ops[0] == OP_bn_bwd_data && ops[1] == OP_bn_bwd_scale && ops[2] == OP_bias_grad)
+		return GROUP_BN_BWD;
+	if (n == 2 && ops[0] == OP_bn_apply && ops[1] == OP_add)
+		return GROUP_BN_ADD;
+	int c = n > 0 && ops[0] == OP_cast && n > 1 && ops[1] == OP_bn_stats;
+	if (n >= 2 && n <= 3 && ops[c] == OP_bn_stats && c + 1 + (ops[n - 1] == OP_bn_update) == n)
+		return GROUP_BN_STATS;
+	bool same = n >= 2 && (ops[0] == OP_sgd_update || ops[0] == OP_adam_update || ops[0] == OP_cast);
+	for (int i = 1; same && i < n; i++)
+		same = ops[i] == ops[0];
+	return same ? GROUP_MULTI : GROUP_NONE;
+}
+
 int
 nnc_ew_of(Op op, bool *swap)
 {

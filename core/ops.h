@@ -266,6 +266,22 @@ Epilogue nnc_epilogue_of(Op op);
 /* The activation whose backward op is OP (as a prologue), or EPI_NONE. */
 Epilogue nnc_prologue_of(Op op);
 
+/* Step groups (passes/fuse.c): consecutive steps that a backend may run as one kernel, marked
+ * on the first with the member count. Every backend reads their operands and writes their
+ * results as one kernel would (all operands alive, all results placed, from the first member to
+ * the last), so memplan and the plan loader treat them so; a value made and used only inside
+ * the group need not be written at all. The kinds, by the members' ops:
+ *   GROUP_BN_BWD    bn_bwd_data, bn_bwd_scale, bias_grad over one gradient
+ *   GROUP_BN_STATS  [cast,] bn_stats [, bn_update]: the statistics read the cast's f16 source
+ *                   and update the running statistics as each channel finishes
+ *   GROUP_BN_ADD    bn_apply, add: the residual add in the same pass over the data
+ *   GROUP_MULTI     two or more sgd_update, adam_update or cast steps: one multi-tensor launch */
+typedef enum { GROUP_NONE, GROUP_BN_BWD, GROUP_BN_STATS, GROUP_BN_ADD, GROUP_MULTI, NGROUP } GroupKind;
+extern const char *const nnc_group_names[NGROUP];
+/* The kind of a group whose members' ops are OPS[0..N-1], by their ops alone (the plan loader
+ * checks their operands), or GROUP_NONE. */
+GroupKind nnc_group_kind(const Op *ops, int n);
+
 /* The elementwise formulas a chain (OPF_CHAIN) is made of, one kernel each on every backend:
  * E(op, swap), swap meaning the kernel takes the op's operands in the other order ((saved, dy)
  * for the activations' backward ops, whose operands are (dy, saved)). */

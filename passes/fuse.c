@@ -333,13 +333,141 @@ chain_graph(Graph *g, Diag *d)
 	return fused;
 }
 
+/* The next instruction after IN that is a step of the plan (sources are not), or NULL. */
+static Inst *
+next_step(Inst *in)
+{
+	do
+		in = in->next;
+	while (in && (nnc_ops[in->op].flags & OPF_SOURCE));
+	return in;
+}
+
+/* Whether an instruction strictly between A and B reads (or, WRITES, writes in place) V. */
+static bool
+touched_between(const Inst *a, const Inst *b, const Value *v, bool writes)
+{
+	for (const Inst *in = a->next; in && in != b; in = in->next)
+		for (int i = 0; i < in->nargs; i++)
+			if (in->args[i] == v && (!writes || nnc_writes(in->op, i)))
+				return true;
+	return false;
+}
+
+/* Step 6a: the statistics of a training-mode batch norm read the f16 source of a widening cast
+ * that only they read (mixed precision keeps batch norm in fp32), and update the running
+ * statistics as each channel finishes, so the activation is read once and neither the f32 copy
+ * nor a second pass over the statistics is made:
+ *
+ *      a = cast(x16) to f32; s = bn_stats(a); y = bn_apply(x16, s, ...); bn_update(m, v, s)
+ *        =>  [a = cast(x16); s = bn_stats(a); bn_update(m, v, s)] group=3; y = bn_apply(...)
+ *
+ *    The cast moves down to the statistics (nothing between writes its source) and the update up
+ *    to them (nothing between reads or writes the running statistics). */
+static int
+stats_group(Graph *g, Inst *s, const int *uses)
+{
+	Inst *c = s->args[0]->def, *u = NULL;
+	if (!(c->op == OP_cast && !c->group && !c->nchain && c->args[0]->type.dtype == DT_F16 &&
+	      c->res->type.dtype == DT_F32 && uses[c->res->id] == 1 && !touched_between(c, s, c->args[0], true)))
+		c = NULL;
+	for (Inst *in = s->next; in && !u; in = in->next)
+		if (in->op == OP_bn_update && in->args[2] == s->res)
+			u = in;
+	if (u && (u->group || touched_between(s, u, u->args[0], false) || touched_between(s, u, u->args[1], false)))
+		u = NULL;
+	if (!c && !u)
+		return 0;
+	if (c && next_step(c) != s)
+		inst_move_after(g, c, s->prev);
+	if (u)
+		inst_move_after(g, u, s);
+	(c ? c : s)->group = 1 + (c != NULL) + (u != NULL);
+	return 1;
+}
+
+/* Step 6b: a residual add of a batch norm's result, its only reader, in the same pass over the
+ * data (on the GPU, bn_apply_add), when the add's other operand is made before the batch norm:
+ *
+ *      y = bn_apply(x, s, ...); ...; z = add(y, r)  =>  [y = bn_apply(x, s, ...); z = add(y, r)] group=2
+ *
+ *    The add moves up to the batch norm; y is then made and read only inside the group. */
+static int
+add_group(Graph *g, Inst *b, const int *uses, int *pos)
+{
+	if (b->epi || b->nchain || uses[b->res->id] != 1)
+		return 0;
+	Inst *a = b->next;
+	while (a && !(a->nargs == 2 && (a->args[0] == b->res || a->args[1] == b->res)))
+		a = a->next;
+	if (!a || a->op != OP_add || a->nchain || a->pro || a->group || a->args[0] == a->args[1])
+		return 0;
+	Value *r = a->args[a->args[0] == b->res ? 1 : 0];
+	if (pos[r->id] > pos[b->res->id] || touched_between(b, a, r, true))
+		return 0;
+	inst_move_after(g, a, b);
+	pos[a->res->id] = pos[b->res->id];
+	b->group = 2;
+	return 1;
+}
+
+/* Step 6: step groups (GroupKind in ops.h) beyond step 4's: 6a and 6b above, then runs of two
+ * or more consecutive steps of one kind, optimizer updates or casts (mixed precision's f16
+ * copies of the master weights, which the precision pass places together), which a backend
+ * may do in one multi-tensor launch. Returns the groups formed, or -1. */
+static int
+multi_graph(Graph *g, Diag *d)
+{
+	int *uses = count_uses(g, d), *pos = calloc((size_t)g->nvalues + 1, sizeof *pos), formed = 0;
+	if (!uses || !pos) {
+		free(uses);
+		free(pos);
+		if (uses)
+			diag_error(d, (Loc){0}, "out of memory in fuse");
+		return -1;
+	}
+	for (Inst *in = g->first, *next; in; in = next) {
+		next = in->next;
+		if (in->op == OP_bn_stats && !in->group && !in->nchain)
+			formed += stats_group(g, in, uses);
+	}
+	int n = 0; /* pos: where each value is made, by the instruction order */
+	for (Inst *in = g->first; in; in = in->next, n++)
+		if (in->res)
+			pos[in->res->id] = n;
+	for (Inst *in = g->first; in; in = in->next)
+		if (in->op == OP_bn_apply && !in->group && in->res)
+			formed += add_group(g, in, uses, pos);
+	int member = 0; /* members of the group being passed over */
+	for (Inst *in = g->first; in; in = next_step(in)) {
+		if (nnc_ops[in->op].flags & OPF_SOURCE)
+			continue;
+		if (member > 0 || in->group > 1) {
+			member = member > 0 ? member - 1 : in->group - 1;
+			continue;
+		}
+		Op ops[2] = {in->op, in->op};
+		int count = 1;
+		for (Inst *m = next_step(in); m && m->op == in->op && !m->group && !m->nchain && !in->nchain; m = next_step(m))
+			count++;
+		if (count >= 2 && nnc_group_kind(ops, 2) == GROUP_MULTI) {
+			in->group = count;
+			member = count - 1;
+			formed++;
+		}
+	}
+	free(uses);
+	free(pos);
+	return formed;
+}
+
 static bool
 fuse_graph(Graph *g, Diag *d)
 {
 	if (fold_graph(g, d) < 0 || epilogue_graph(g, d) < 0 || prologue_graph(g, d) < 0)
 		return false;
 	group_graph(g);
-	return chain_graph(g, d) >= 0;
+	return chain_graph(g, d) >= 0 && multi_graph(g, d) >= 0;
 }
 
 bool

@@ -80,8 +80,8 @@ place_act(Graph *g, Diag *d, bool no_reuse)
 		diag_internal(d, (Loc){0}, "memplan: out of memory");
 		return -1;
 	}
-	/* A backward group (fuse) runs as one kernel: its results are all written, and its operands
-	 * all read, from its first step to its last. */
+	/* A group (fuse) runs as one kernel: its results are all written, and its operands all read,
+	 * from its first step to its last; only its last step can then write in place (below). */
 	int step = 0, g0 = -1, g1 = -1;
 	for (Inst *in = g->first; in; in = in->next) {
 		if (nnc_ops[in->op].flags & OPF_SOURCE)

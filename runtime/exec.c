@@ -788,6 +788,47 @@ static KernelFn *const kernels[NOP] = {NNC_OPS(X)};
 #undef X
 static_assert(sizeof kernels / sizeof kernels[0] == NOP, "an op has no CPU kernel entry");
 
+/* A statistics group (GROUP_BN_STATS) whose first step CAST widens an f16 activation for the
+ * bn_stats after it: the statistics read the source widened in Exec.view, and the cast's f32
+ * copy is never written (on the GPU the statistics kernel loads the f16 values itself). */
+static void
+run_stats_through_cast(Exec *e, const PlanProgram *prog, int cast)
+{
+	const PlanStep *c = &prog->steps[cast], *s = c + 1;
+	const Plan *p = e->plan;
+	half_to_float_n((const nnc_half *)exec_f32(e, c->in[0]), e->view, numel(&p->values[c->in[0]]));
+	char msg[8];
+	K k = {.e = e, .s = s, .err = msg, .errlen = sizeof msg, .acc16 = s->acc == DT_F16};
+	widen(&k);
+	k.in[0] = e->view;
+	kernels[OP_bn_stats](&k);
+	narrow(&k);
+}
+
+/* A residual group (GROUP_BN_ADD) at step I: bn_apply's result goes to Exec.view (rounded to
+ * its storage dtype, as storing it would), never to its own place, and the add reads it there,
+ * as the GPU's one pass does (its only reader is the add, which the plan loader checked). */
+static bool
+run_bn_add(Exec *e, const PlanProgram *prog, int i, char *msg, size_t msglen)
+{
+	const PlanStep *b = &prog->steps[i], *a = b + 1;
+	const Plan *p = e->plan;
+	K kb = {.e = e, .s = b, .err = msg, .errlen = msglen, .acc16 = b->acc == DT_F16};
+	widen(&kb);
+	kb.out = e->view;
+	if (!kernels[OP_bn_apply](&kb))
+		return false;
+	if (p->values[b->out].dtype == DT_F16)
+		half_round_f32_n(e->view, numel(&p->values[b->out]));
+	K ka = {.e = e, .s = a, .err = msg, .errlen = msglen, .acc16 = a->acc == DT_F16};
+	widen(&ka);
+	ka.in[a->in[0] == b->out ? 0 : 1] = e->view;
+	if (!kernels[OP_add](&ka))
+		return false;
+	narrow(&ka);
+	return true;
+}
+
 static bool run_steps(Exec *e, const PlanProgram *prog, int first, int last, bool *updated, bool *scaled, char *err,
 	size_t errlen);
 static void finish_step(Exec *e, bool updated, bool scaled);
@@ -859,8 +900,27 @@ run_steps(Exec *e, const PlanProgram *prog, int first, int last, bool *updated_,
 		const PlanStep *s = &prog->steps[i];
 		char msg[256] = "";
 		K k = {.e = e, .s = s, .err = msg, .errlen = sizeof msg, .acc16 = s->acc == DT_F16};
+		/* A group runs as one kernel when all of it is in range; with --check-numerics, which
+		 * looks at every step's result, only the backward group does (it makes them all). */
+		GroupKind kind = i + s->group <= last ? plan_group_kind(prog, i) : GROUP_NONE;
+		if (counts && kind != GROUP_BN_BWD)
+			kind = GROUP_NONE;
+		if (kind == GROUP_BN_STATS && s->op == OP_cast) {
+			run_stats_through_cast(e, prog, i);
+			i++; /* its bn_update, if any, runs as it is */
+			continue;
+		}
+		if (kind == GROUP_BN_ADD) {
+			if (!run_bn_add(e, prog, i, msg, sizeof msg)) {
+				e->failed_step = i;
+				snprintf(err, errlen, "%s: step %d, bn_apply+add: %s", s->loc, i, msg);
+				return false;
+			}
+			i++;
+			continue;
+		}
 		widen(&k);
-		if (s->group == 3 && !k.acc16 && i + 2 < last) {
+		if (kind == GROUP_BN_BWD && !k.acc16) {
 			const PlanStep *sib[2] = {&prog->steps[i + 1], &prog->steps[i + 2]};
 			float *res[2];
 			run_bn_group(&k, sib[0], sib[1], &res[0], &res[1]);

@@ -594,18 +594,18 @@ vfail(char *err, size_t errlen, const char *fmt, ...)
 	return false;
 }
 
-/* Whether value X's region may hold value Y from Y's defining step on: that step is elementwise,
+/* Whether value X's region may hold value Y: the step that writes Y (MAKER) is elementwise,
  * reads X, and is X's last reader (an in-place write; the kernels allow exact aliasing), or the
- * other way round. */
+ * other way round. In a group, operands are read to its last step, so only that step (a
+ * residual add) writes in place. */
 static bool
-in_place(const Plan *p, const PlanProgram *prog, int a, int b, const int *def, const int *last)
+in_place(const PlanProgram *prog, int a, int b, const int *maker, const int *last)
 {
-	(void)p;
 	for (int k = 0; k < 2; k++) {
 		int x = k ? b : a, y = k ? a : b;
-		if (def[y] < 0 || last[x] != def[y])
+		if (maker[y] < 0 || last[x] != maker[y])
 			continue;
-		const PlanStep *s = &prog->steps[def[y]];
+		const PlanStep *s = &prog->steps[maker[y]];
 		if (!(nnc_ops[s->op].flags & OPF_ELEMWISE) || s->out != y)
 			continue;
 		for (int i = 0; i < s->nin; i++)
@@ -620,15 +620,17 @@ in_place(const Plan *p, const PlanProgram *prog, int a, int b, const int *def, c
  * alive from the step that defines it (inputs and parameters: from the start) to its last
  * reader; the loss, the logits and the gradients updates read stay alive to the end (nnrun
  * reads them after the run). Parameters and inputs must not overlap anything at all. The steps
- * of a backward group run as one kernel: all their results are written, and all their operands
- * read, from the group's first step to its last. */
+ * of a group run as one kernel: all their results are written, and all their operands read,
+ * from the group's first step to its last. */
 static bool
 check_memory(const Plan *p, const PlanProgram *prog, const char *pname, char *err, size_t errlen)
 {
 	int n = p->nvalues;
 	int *def = malloc((size_t)n * sizeof *def), *last = malloc((size_t)n * sizeof *last);
-	bool ok = def && last;
+	int *maker = malloc((size_t)n * sizeof *maker);
+	bool ok = def && last && maker;
 	for (int v = 0; ok && v < n; v++) {
+		maker[v] = -1;
 		def[v] = p->arena[v] == ARENA_ACT ? -2 : -1; /* -2: not used by this program */
 		last[v] = p->arena[v] == ARENA_ACT ? -2 : prog->nsteps;
 	}
@@ -647,8 +649,10 @@ check_memory(const Plan *p, const PlanProgram *prog, const char *pname, char *er
 				if (until > last[s->in[k]])
 					last[s->in[k]] = until;
 			}
-		if (s->out >= 0 && p->arena[s->out] == ARENA_ACT)
+		if (s->out >= 0 && p->arena[s->out] == ARENA_ACT) {
 			def[s->out] = last[s->out] = grouped ? g0 : i;
+			maker[s->out] = i;
+		}
 	}
 	if (ok && prog->loss >= 0)
 		last[prog->loss] = prog->nsteps;
@@ -664,7 +668,7 @@ check_memory(const Plan *p, const PlanProgram *prog, const char *pname, char *er
 			int64_t sb = type_numel(&p->values[b]) * (int64_t)dtype_size(p->values[b].dtype);
 			bool together = def[a] <= last[b] && def[b] <= last[a];
 			bool overlap = p->offset[a] < p->offset[b] + sb && p->offset[b] < p->offset[a] + sa && sa && sb;
-			if (together && overlap && p->offset[a] == p->offset[b] && sa == sb && in_place(p, prog, a, b, def, last))
+			if (together && overlap && p->offset[a] == p->offset[b] && sa == sb && in_place(prog, a, b, maker, last))
 				continue;
 			if (together && overlap)
 				ok = vfail(err, errlen,
@@ -675,10 +679,11 @@ check_memory(const Plan *p, const PlanProgram *prog, const char *pname, char *er
 					(long long)(p->offset[b] + sb));
 		}
 	}
-	if (!def || !last)
+	if (!def || !last || !maker)
 		ok = vfail(err, errlen, "out of memory");
 	free(def);
 	free(last);
+	free(maker);
 	return ok;
 }
 
@@ -735,6 +740,98 @@ check_roles(const Plan *p, const PlanProgram *prog, const char *pname, char *err
 	return ok;
 }
 
+GroupKind
+plan_group_kind(const PlanProgram *prog, int i)
+{
+	const PlanStep *s = &prog->steps[i];
+	if (s->group < 2 || i + 1 >= prog->nsteps)
+		return GROUP_NONE;
+	Op next = prog->steps[i + 1].op;
+	if (s->op == OP_bn_bwd_data)
+		return GROUP_BN_BWD;
+	if (s->op == OP_bn_stats || (s->op == OP_cast && next == OP_bn_stats))
+		return GROUP_BN_STATS;
+	return s->op == OP_bn_apply ? GROUP_BN_ADD : GROUP_MULTI;
+}
+
+/* How many steps of PROG read value V (each operand counts). */
+static int
+readers(const PlanProgram *prog, int v)
+{
+	int n = 0;
+	for (int i = 0; i < prog->nsteps; i++)
+		for (int k = 0; k < prog->steps[i].nin; k++)
+			n += prog->steps[i].in[k] == v;
+	return n;
+}
+
+/* Whether the group (GroupKind in core/ops.h) starting at step I of PROG is what a backend runs
+ * as one kernel: its members' ops form a kind, and their operands fit it. A value made and read
+ * only inside the group, which a backend need not write (the batch-norm result a residual add
+ * reads, a widening cast's copy the statistics read through), must have no other reader. */
+static bool
+check_group(const Plan *p, const PlanProgram *prog, int i, const char *where, char *err, size_t errlen)
+{
+	const PlanStep *s = &prog->steps[i];
+	int n = s->group;
+	if (n < 2 || i + n > prog->nsteps)
+		return vfail(err, errlen, "%s: a group of %d steps does not fit the program (2 or more steps to its end)",
+			where, n);
+	Op *ops = malloc((size_t)n * sizeof *ops);
+	if (!ops)
+		return vfail(err, errlen, "out of memory");
+	for (int k = 0; k < n; k++)
+		ops[k] = prog->steps[i + k].op;
+	GroupKind kind = nnc_group_kind(ops, n);
+	free(ops);
+	for (int k = 0; k < n; k++) {
+		if (k && prog->steps[i + k].group)
+			return vfail(err, errlen, "%s: step %d, a member of this group, starts another", where, i + k);
+		if (prog->steps[i + k].nchain)
+			return vfail(err, errlen, "%s: step %d, a member of this group, is a chain", where, i + k);
+	}
+	const PlanStep *m1 = &prog->steps[i + 1], *m2 = n > 2 ? &prog->steps[i + 2] : NULL;
+	bool fits = true;
+	const char *what = NULL;
+	switch (kind) {
+	case GROUP_BN_BWD: { /* one gradient, input, statistics and activation output, one prologue */
+		int pro = s->pro != EPI_NONE;
+		fits = m1->pro == s->pro && m2->pro == s->pro && m1->nin == 3 + pro && m2->nin == 1 + pro &&
+		       s->nin >= 3 + pro && m1->in[0] == s->in[0] && m1->in[1] == s->in[1] && m1->in[2] == s->in[2] &&
+		       m2->in[0] == s->in[0] && (!pro || (m1->in[3] == s->in[s->nin - 1] && m2->in[1] == s->in[s->nin - 1]));
+		what = "a bn_bwd_data followed by its bn_bwd_scale and bias_grad";
+		break;
+	}
+	case GROUP_BN_STATS: {
+		const PlanStep *c = s->op == OP_cast ? s : NULL, *st = c ? m1 : s, *u = st + 1 < s + n ? st + 1 : NULL;
+		if (c)
+			fits = st->in[0] == c->out && p->values[c->in[0]].dtype == DT_F16 &&
+			       p->values[c->out].dtype == DT_F32 && readers(prog, c->out) == 1 && c->out != prog->loss &&
+			       c->out != prog->logits;
+		if (u)
+			fits = fits && u->in[2] == st->out;
+		what = "a bn_stats reading a widening cast that only it reads, or updating the running statistics from "
+		       "its result";
+		break;
+	}
+	case GROUP_BN_ADD: {
+		int y = s->out;
+		fits = !s->epi && !m1->pro && m1->nin == 2 && (m1->in[0] == y) != (m1->in[1] == y) && readers(prog, y) == 1 &&
+		       y != prog->loss && y != prog->logits;
+		what = "a bn_apply without an epilogue followed by an add that alone reads its result";
+		break;
+	}
+	case GROUP_MULTI:
+		break;
+	default:
+		fits = false;
+		what = "one of the kinds of step group (docs/plan.md)";
+	}
+	if (!fits)
+		return vfail(err, errlen, "%s: group %d is not %s", where, n, what);
+	return true;
+}
+
 static bool
 validate_program(const Plan *p, const PlanProgram *prog, const char *pname, const unsigned char *predef, char *err,
 	size_t errlen)
@@ -768,20 +865,8 @@ validate_program(const Plan *p, const PlanProgram *prog, const char *pname, cons
 			ok = vfail(err, errlen, "%s: the %s kernel has no prologue", where, oi->name);
 		if (ok && s->pro && (s->nin < 2 || !type_eq(&p->values[s->in[s->nin - 1]], &p->values[s->in[0]])))
 			ok = vfail(err, errlen, "%s: the prologue's last operand does not have the gradient's type", where);
-		if (ok && s->group) {
-			/* bn_bwd_data, bn_bwd_scale, bias_grad over one gradient, input, statistics and
-			 * activation output, through one prologue or none: what the executor runs as one kernel */
-			const PlanStep *sc = i + 2 < prog->nsteps ? &prog->steps[i + 1] : NULL, *sh = sc ? sc + 1 : NULL;
-			int pro = s->pro != EPI_NONE;
-			bool fits = s->group == 3 && s->op == OP_bn_bwd_data && sc && sc->op == OP_bn_bwd_scale &&
-			            sh->op == OP_bias_grad && sc->pro == s->pro && sh->pro == s->pro && sc->nin == 3 + pro &&
-			            sh->nin == 1 + pro && s->nin >= 3 + pro && sc->in[0] == s->in[0] && sc->in[1] == s->in[1] &&
-			            sc->in[2] == s->in[2] && sh->in[0] == s->in[0] &&
-			            (!pro || (sc->in[3] == s->in[s->nin - 1] && sh->in[1] == s->in[s->nin - 1]));
-			if (!fits)
-				ok = vfail(err, errlen, "%s: group %d is not a bn_bwd_data followed by its bn_bwd_scale and bias_grad",
-					where, s->group);
-		}
+		if (ok && s->group)
+			ok = check_group(p, prog, i, where, err, errlen);
 		int taken = s->nchain ? nnc_chain_operands(s->chain, s->nchain) : 0;
 		for (int j = 0; j < s->nchain && ok; j++)
 			if (!(nnc_ops[s->chain[j]].flags & OPF_CHAIN))

@@ -24,7 +24,7 @@
 #include "core/recipe.h"
 #include "core/types.h"
 
-enum { PLAN_VERSION = 3 };
+enum { PLAN_VERSION = 4 };
 
 
 typedef struct {
@@ -55,7 +55,7 @@ typedef struct {
 	Epilogue pro;     /* activation whose backward masks operand 0, its output the last operand */
 	Op chain[NNC_MAXCHAIN]; /* elementwise ops run first, feeding this one (ops.h) */
 	int nchain;
-	int group;        /* 3: this bn_bwd_data and the next two steps are one backward group */
+	int group;        /* N > 1: this step and the next N - 1 are one group (GroupKind, core/ops.h) */
 } PlanStep;
 
 typedef struct {
@@ -81,6 +81,10 @@ typedef struct Plan {
 	PlanProgram train, eval;
 	bool has_train;
 } Plan;
+
+/* The kind of the group that starts at step I of a validated program (GROUP_NONE when none
+ * starts there), by its first two members' ops. */
+GroupKind plan_group_kind(const PlanProgram *prog, int i);
 
 /* Writes PLAN as YAML with a trailing checksum line. Returns false on a write error. */
 bool plan_write(FILE *out, const Plan *plan);
