@@ -155,10 +155,6 @@ int nnc_cuda_check_numerics(CudaExec *e, char *err, size_t errlen);
  * cuBLAS calls, and nnc's own kernels. Needs no GPU. */
 void nnc_cuda_launches(const struct Plan *plan, int g, int *library, int *own);
 
-/* The order in which a whole run of program G (0 train, 1 eval) of PLAN does its steps on the
- * GPU, where fusions move some (ORDER: nsteps entries). Needs no GPU. */
-void nnc_cuda_order(const struct Plan *plan, int g, int *order);
-
 /* The algorithm convolution step STEP of program G runs with: cuDNN's name for it (as
  * "fwd implicit_precomp_gemm"), "direct" for nnc's own kernels, "" for other steps. */
 const char *nnc_cuda_conv_algo(const CudaExec *e, int g, int step);

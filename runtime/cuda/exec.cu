@@ -8,6 +8,9 @@
  * algorithms with CudaOptions.deterministic; dense layers to cuBLAS (cublasGemmEx, fp32
  * compute, IEEE fp32 for f32 data: no TF32); everything else to kernels.cu, which mirror the
  * CPU kernels. Dispatch goes through one table generated from the op table (static_asserted).
+ * Fusions are the plan's (passes/fuse.c): epilogues, prologues and chains are the step's own;
+ * its groups (GroupKind) run as one kernel or launch when the range enqueued holds all of them
+ * and --check-numerics is off. The executor decides no fusion of its own.
  * The kernels read the step's scalars (learning rate, optimizer step, loss scale, dropout
  * stream position, grad_check's flag) from e->run in device memory: nnc_cuda_run writes them
  * from the host before an eager run; resident.cu advances them on the device between steps.
@@ -313,7 +316,7 @@ r_bn_apply(Ctx &c)
 	bool affine = c.s->nin > 2;
 	Buf w = affine ? c.in(2) : NONE, b = affine ? c.in(3) : NONE;
 	int j = fused_partner(c);
-	if (j >= 0) { /* and the add that alone reads the result (fused_add) */
+	if (j >= 0) { /* and the add that alone reads the result (a GROUP_BN_ADD group) */
 		const PlanStep *a = &program(c.e, c.g)->steps[j];
 		Buf other = buf(c.e, a->in[a->in[0] == c.s->out ? 1 : 0]);
 		LAUNCH(c, bn_apply_add(c.in(0), c.in(1), w, b, c.out().f16, other, buf(c.e, a->out), n, ch, hw, a->epi,
@@ -802,121 +805,50 @@ prepare_conv(CudaExec *e, int g, int i, ErrBuf eb)
 	return 0;
 }
 
-/* The bn_update that bn_stats step I of PROG can do as it finishes each channel (BnRunning):
- * the later bn_update of I's statistics, when no step between them touches the running
- * statistics it updates; -1 when there is none. */
-int
-fused_update(const PlanProgram *prog, int i)
-{
-	const PlanStep *s = &prog->steps[i];
-	if (s->op != OP_bn_stats || s->nchain)
-		return -1;
-	int j = i + 1;
-	while (j < prog->nsteps && !(prog->steps[j].op == OP_bn_update && prog->steps[j].in[2] == s->out))
-		j++;
-	if (j == prog->nsteps)
-		return -1;
-	const PlanStep *u = &prog->steps[j];
-	for (int k = i + 1; k < j; k++) {
-		const PlanStep *t = &prog->steps[k];
-		for (int a = 0; a < t->nin; a++)
-			if (t->in[a] == u->in[0] || t->in[a] == u->in[1])
-				return -1;
-		if (t->out == u->in[0] || t->out == u->in[1])
-			return -1;
-	}
-	return j;
-}
-
-/* Whether values U and V of plan P share bytes of one arena. */
-bool
-overlap(const Plan *p, int u, int v)
-{
-	if (u < 0 || v < 0 || p->arena[u] != p->arena[v])
-		return false;
-	int64_t ue = p->offset[u] + type_numel(&p->values[u]) * (int64_t)dtype_size(p->values[u].dtype);
-	int64_t ve = p->offset[v] + type_numel(&p->values[v]) * (int64_t)dtype_size(p->values[v].dtype);
-	return p->offset[u] < ve && p->offset[v] < ue;
-}
-
-/* The add that bn_apply step I of program PROG of P can do in the same pass (bn_apply_add):
- * the next step but running-statistics updates, an add of I's result with an operand computed
- * before I, when I has no activation, nothing else reads I's result, and the steps between
- * read nothing in the memory the add's result takes (it is written at I now); -1 when none. */
-int
-fused_add(const Plan *p, const PlanProgram *prog, int i)
-{
-	const PlanStep *s = &prog->steps[i];
-	if (s->op != OP_bn_apply || s->nchain || s->epi)
-		return -1;
-	int j = i + 1;
-	while (j < prog->nsteps && prog->steps[j].op == OP_bn_update)
-		j++;
-	if (j >= prog->nsteps)
-		return -1;
-	const PlanStep *a = &prog->steps[j];
-	if (a->op != OP_add || a->nchain || a->pro || (a->in[0] == s->out) == (a->in[1] == s->out) ||
-	    s->out == prog->loss || s->out == prog->logits)
-		return -1;
-	for (int k = i + 1; k < j; k++)
-		for (int m = 0; m < prog->steps[k].nin; m++)
-			if (overlap(p, prog->steps[k].in[m], a->out))
-				return -1;
-	for (int k = 0; k < prog->nsteps; k++)
-		for (int m = 0; k != j && m < prog->steps[k].nin; m++)
-			if (prog->steps[k].in[m] == s->out)
-				return -1;
-	return j;
-}
-
-/* The bn_stats that can read the f16 source of cast step I of program PROG of P itself (ld()
- * widens exactly as the cast does): the cast's only reader, when the steps between write
- * nothing over the source's memory and the cast is not part of a run of casts (multi_run);
- * -1 when none. */
-int
-fused_cast(const Plan *p, const PlanProgram *prog, int i)
-{
-	const PlanStep *s = &prog->steps[i];
-	if (s->op != OP_cast || s->nchain || p->values[s->in[0]].dtype != DT_F16 || p->values[s->out].dtype != DT_F32 ||
-	    (i > 0 && prog->steps[i - 1].op == OP_cast) || (i + 1 < prog->nsteps && prog->steps[i + 1].op == OP_cast) ||
-	    s->out == prog->loss || s->out == prog->logits)
-		return -1;
-	int j = -1;
-	for (int k = i + 1; k < prog->nsteps; k++)
-		for (int m = 0; m < prog->steps[k].nin; m++)
-			if (prog->steps[k].in[m] == s->out) {
-				if (j >= 0 || prog->steps[k].op != OP_bn_stats || prog->steps[k].nchain)
-					return -1;
-				j = k;
-			}
-	for (int k = i + 1; j >= 0 && k < j; k++)
-		if (overlap(p, prog->steps[k].out, s->in[0]))
-			return -1;
-	return j;
-}
-
 /* Whether a multi-tensor launch begins at step I of PROG: returns its tensor count (0: none)
- * and sets *LAST past the steps it stands for (past step I alone when none begins there): two
- * or more consecutive updates of one kind, or casts (mixed precision's f16 copies of the master
- * weights, which the precision pass places together), or one grad_check's operands. */
+ * and sets *LAST past the steps it stands for: a multi group of the plan (GROUP_MULTI: updates
+ * of one kind, or casts), or one grad_check's operands. */
 int
 multi_run(const PlanProgram *prog, int i, int *last)
 {
 	const PlanStep *s = &prog->steps[i];
-	bool update = s->op == OP_sgd_update || s->op == OP_adam_update || s->op == OP_cast;
 	*last = i + 1;
-	if (update)
-		while (*last < prog->nsteps && prog->steps[*last].op == s->op && !prog->steps[*last].nchain)
-			(*last)++;
-	int count = update ? *last - i : s->nin;
-	if (s->nchain || !(update || s->op == OP_grad_check) || count < 2) {
-		*last = i + 1;
-		return 0;
+	if (plan_group_kind(prog, i) == GROUP_MULTI) {
+		*last = i + s->group;
+		return s->group;
 	}
-	return count;
+	return s->op == OP_grad_check && s->nin >= 2 ? s->nin : 0;
 }
 
-/* Finds the multi-tensor launches of program G and builds their tables (MtRun). */
+/* The fused partners of the plan's statistics and residual groups (GroupKind): PAIR links a
+ * bn_stats with its bn_update and a bn_apply with its add, FEED a widening cast with the
+ * bn_stats that reads its source itself; -1 elsewhere. Either may be NULL. */
+void
+group_links(const PlanProgram *prog, int *pair, int *feed)
+{
+	for (int i = 0; i < prog->nsteps; i++) {
+		if (pair)
+			pair[i] = -1;
+		if (feed)
+			feed[i] = -1;
+	}
+	for (int i = 0; i < prog->nsteps; i++) {
+		GroupKind kind = plan_group_kind(prog, i);
+		int n = prog->steps[i].group, st = i + (prog->steps[i].op == OP_cast);
+		if (kind == GROUP_BN_STATS) {
+			if (st > i && feed)
+				feed[i] = st, feed[st] = i;
+			if (st + 1 < i + n && pair)
+				pair[st] = st + 1, pair[st + 1] = st;
+		} else if (kind == GROUP_BN_ADD && pair) {
+			pair[i] = i + 1, pair[i + 1] = i;
+		}
+		if (n > 1)
+			i += n - 1;
+	}
+}
+
+/* Builds the tables of program G's multi-tensor launches (MtRun) and its groups' links. */
 int
 plan_multi(CudaExec *e, int g, ErrBuf eb)
 {
@@ -927,19 +859,8 @@ plan_multi(CudaExec *e, int g, ErrBuf eb)
 	e->pair[g] = new int[n];
 	e->feed[g] = new int[n];
 	for (int i = 0; i < n; i++)
-		e->mt_at[g][i] = e->pair[g][i] = e->feed[g][i] = -1;
-	for (int i = 0; i < prog->nsteps; i++) {
-		int j = fused_cast(e->p, prog, i);
-		if (j >= 0)
-			e->feed[g][i] = j, e->feed[g][j] = i;
-	}
-	for (int i = 0; i < prog->nsteps; i++) {
-		int j = fused_update(prog, i);
-		if (j < 0)
-			j = fused_add(e->p, prog, i);
-		if (j >= 0)
-			e->pair[g][i] = j, e->pair[g][j] = i;
-	}
+		e->mt_at[g][i] = -1;
+	group_links(prog, e->pair[g], e->feed[g]);
 	for (int i = 0; i < prog->nsteps;) {
 		const PlanStep *s = &prog->steps[i];
 		bool update = s->op != OP_grad_check;
@@ -1246,7 +1167,7 @@ exec_enqueue(CudaExec *e, int g, int first, int last, ErrBuf eb)
 			continue; /* done by the step it is fused into (r_bn_stats, r_bn_apply) */
 		int reader = e->feed[g][i];
 		if (reader > i && reader < last && !e->nonfinite)
-			continue; /* a widening cast its one reader, a bn_stats, does itself (fused_cast) */
+			continue; /* a widening cast its one reader, a bn_stats, does itself (GROUP_BN_STATS) */
 		int m = e->mt_at[g] ? e->mt_at[g][i] : -1;
 		if (m >= 0 && e->mt[g][m].last <= last) { /* the whole run is in range: one launch */
 			const MtRun *r = &e->mt[g][m];
@@ -1434,8 +1355,12 @@ nnc_cuda_launches(const Plan *p, int g, int *library, int *own)
 			i = last;
 			continue;
 		}
-		if (fused_update(prog, i) >= 0 || fused_add(p, prog, i) >= 0 || fused_cast(p, prog, i) >= 0)
-			(*own)--; /* its bn_update or add, or the bn_stats reading through it, does it */
+		GroupKind kind = plan_group_kind(prog, i);
+		if (kind == GROUP_BN_STATS || kind == GROUP_BN_ADD) {
+			(*own)++; /* the statistics, or the batch norm with its add */
+			i += s->group;
+			continue;
+		}
 		bool bias = (nnc_ops[s->op].flags & OPF_EPI) && nnc_attr_index(s->op, "bias") >= 0 &&
 		            s->attr[nnc_attr_index(s->op, "bias")].i[0];
 		switch (s->nchain ? OP_add : s->op) {
@@ -1460,44 +1385,6 @@ nnc_cuda_launches(const Plan *p, int g, int *library, int *own)
 		default:
 			(*own)++;
 		}
-		i += s->group == 3 ? 3 : 1;
+		i += kind == GROUP_BN_BWD ? s->group : 1;
 	}
-}
-
-/* The order in which exec_enqueue does the steps of program G of P in a whole run: fusions
- * move a bn_stats's bn_update and a bn_apply's add up to right after them, and a widening cast
- * a bn_stats reads through down to right before it (where the statistics kernel reads the
- * cast's source). tests/unit/test_cuda_order.c runs the CPU executor in this order. */
-extern "C" void
-nnc_cuda_order(const Plan *p, int g, int *order)
-{
-	const PlanProgram *prog = g ? &p->eval : &p->train;
-	int n = prog->nsteps, k = 0;
-	bool *moved = new bool[n > 0 ? n : 1]();
-	int *cast_before = new int[n > 0 ? n : 1];
-	for (int i = 0; i < n; i++)
-		cast_before[i] = -1;
-	for (int i = 0; i < n; i++) {
-		int j = fused_update(prog, i);
-		if (j < 0)
-			j = fused_add(p, prog, i);
-		if (j >= 0)
-			moved[j] = true;
-		if ((j = fused_cast(p, prog, i)) >= 0)
-			moved[i] = true, cast_before[j] = i;
-	}
-	for (int i = 0; i < n; i++) {
-		if (moved[i])
-			continue;
-		if (cast_before[i] >= 0)
-			order[k++] = cast_before[i];
-		order[k++] = i;
-		int j = fused_update(prog, i);
-		if (j < 0)
-			j = fused_add(p, prog, i);
-		if (j >= 0)
-			order[k++] = j;
-	}
-	delete[] moved;
-	delete[] cast_before;
 }

@@ -88,10 +88,10 @@ struct CudaExec {
 	MtRun *mt[2] = {};            /* per program: its multi-tensor launches */
 	int nmt[2] = {};
 	int *mt_at[2] = {};           /* per step: the launch that begins there, or -1 */
-	int *pair[2] = {};            /* per step: the later step fused into it (a bn_stats's
-	                               * bn_update, a bn_apply's add) and back, or -1 */
+	int *pair[2] = {};            /* per step: the plan's group partner (a bn_stats's bn_update,
+	                               * a bn_apply's add) and back, or -1 (group_links) */
 	int *feed[2] = {};            /* per step: a widening cast's one reader, a bn_stats that
-	                               * reads the cast's source itself (fused_cast), and back */
+	                               * reads the cast's source itself (GROUP_BN_STATS), and back */
 	CudaRunState mt_conf = {};    /* the constants the update tables hold */
 	bool mt_filled = false;
 	AlgoCache cache[256];
