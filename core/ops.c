@@ -23,8 +23,28 @@ NNC_OPS(X)
 #undef X
 #undef A
 
-const Op nnc_epilogue_op[NEPI] = {[EPI_NONE] = NOP, [EPI_RELU] = OP_relu, [EPI_RELU6] = OP_relu6};
-const Op nnc_epilogue_bwd_op[NEPI] = {[EPI_NONE] = NOP, [EPI_RELU] = OP_relu_bwd, [EPI_RELU6] = OP_relu6_bwd};
+#define E(name, op) [EPI_##name] = OP_##op,
+const Op nnc_epilogue_op[NEPI] = {[EPI_NONE] = NOP, NNC_EPILOGUES(E)};
+#undef E
+#define E(name, op) [EPI_##name] = OP_##op##_bwd,
+const Op nnc_epilogue_bwd_op[NEPI] = {[EPI_NONE] = NOP, NNC_EPILOGUES(E)};
+#undef E
+
+Op
+nnc_activation_bwd(Op op, bool *saves_output)
+{
+	switch (op) {
+#define A(a, out)                 \
+	case OP_##a:                  \
+		if (saves_output)         \
+			*saves_output = (out); \
+		return OP_##a##_bwd;
+		NNC_ACTIVATIONS(A)
+#undef A
+	default:
+		return NOP;
+	}
+}
 
 Epilogue
 nnc_prologue_of(Op op)

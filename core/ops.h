@@ -255,9 +255,26 @@ nnc_writes(Op op, int i)
 	return i >= 0 && i < 32 && ((nnc_ops[op].writes >> i) & 1u);
 }
 
-/* Epilogues: the activation an OPF_EPI kernel applies to its result in the same pass, named
- * after the op it replaces (passes/fuse.c). The kernels of both backends take it as it is. */
-typedef enum { EPI_NONE, EPI_RELU, EPI_RELU6, NEPI } Epilogue;
+/* Activations and their gradients: A(op, saves_output). The backward op of each is
+ * <op>_bwd(dy, saved), saved being the activation's input, or its output when saves_output
+ * (autodiff reads this table; a row without its _bwd op does not compile). */
+#define NNC_ACTIVATIONS(A) A(relu, 0) A(relu6, 0) A(gelu, 0) A(tanh, 1)
+/* The backward op of activation OP and whether it reads the output (else the input), or NOP
+ * for an op that is not an activation. */
+Op nnc_activation_bwd(Op op, bool *saves_output);
+
+/* Epilogues: E(NAME, op), the activations an OPF_EPI kernel applies to its result in the same
+ * pass, named after the op they replace (passes/fuse.c); their <op>_bwd is then an OPF_PRO
+ * kernel's prologue. Both backends apply them, and their backward, through these rows and
+ * runtime/ew.h's formulas: adding an epilogue is one row here. */
+#define NNC_EPILOGUES(E) E(RELU, relu) E(RELU6, relu6)
+typedef enum {
+	EPI_NONE,
+#define E(name, op) EPI_##name,
+	NNC_EPILOGUES(E)
+#undef E
+	NEPI
+} Epilogue;
 extern const Op nnc_epilogue_op[NEPI]; /* EPI_NONE: NOP */
 /* The backward op of each epilogue's activation (relu_bwd, relu6_bwd): a prologue. */
 extern const Op nnc_epilogue_bwd_op[NEPI];

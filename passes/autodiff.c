@@ -120,14 +120,14 @@ grad_bn_apply(Ctx *c, Inst *f, Value *dy)
 		acc(c, f, 3, typed(c, bwd(c, OP_bias_grad, f, 1, dy, NULL, NULL, NULL)));
 }
 
-/* Elementwise activations: the backward op reads the input (tanh: the output). */
+/* Elementwise activations (NNC_ACTIVATIONS in ops.h): the backward op reads the input, or the
+ * output where the table says so (tanh). */
 static void
 grad_activation(Ctx *c, Inst *f, Value *dy)
 {
-	static const Op bwd_of[NOP] = {[OP_relu] = OP_relu_bwd, [OP_relu6] = OP_relu6_bwd, [OP_gelu] = OP_gelu_bwd,
-		[OP_tanh] = OP_tanh_bwd};
-	Value *saved = f->op == OP_tanh ? f->res : f->args[0];
-	acc(c, f, 0, typed(c, bwd(c, bwd_of[f->op], f, 2, dy, saved, NULL, NULL)));
+	bool out = false;
+	Op b = nnc_activation_bwd(f->op, &out);
+	acc(c, f, 0, typed(c, bwd(c, b, f, 2, dy, out ? f->res : f->args[0], NULL, NULL)));
 }
 
 static void

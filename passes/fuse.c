@@ -165,7 +165,7 @@ epilogue_graph(Graph *g, Diag *d)
 			uses[id]++;
 			if (nnc_epilogue_of(in->op) && i == 0)
 				act[id] = act[id] ? (Inst *)-1 : in;
-			else if ((in->op == OP_relu_bwd || in->op == OP_relu6_bwd) && i == 1)
+			else if (nnc_prologue_of(in->op) && i == 1)
 				saved[id]++;
 		}
 	int fused = 0;

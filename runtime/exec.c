@@ -149,8 +149,16 @@ grad_in(K *k)
 	if (!k->s->pro || !k->acc16)
 		return IN(k, 0);
 	size_t n = numel(T(k, 0));
-	(k->s->pro == EPI_RELU ? cpu_relu_backward_f32 : cpu_relu6_backward_f32)(IN(k, k->s->nin - 1), IN(k, 0), k->e->view,
-		n);
+	switch (k->s->pro) {
+#define E(name, op)                                                                         \
+	case EPI_##name:                                                                        \
+		cpu_##op##_backward_f32(IN(k, k->s->nin - 1), IN(k, 0), k->e->view, n);             \
+		break;
+		NNC_EPILOGUES(E)
+#undef E
+	default:
+		break;
+	}
 	return k->e->view;
 }
 

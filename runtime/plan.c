@@ -336,7 +336,7 @@ read_attrs(Reader *r, yaml_node_t *n, PlanStep *s)
 	}
 }
 
-/* Optional step key KEY naming an epilogue's activation (relu, relu6): EPI_NONE if absent. */
+/* Optional step key KEY naming an epilogue's activation (NNC_EPILOGUES): EPI_NONE if absent. */
 static Epilogue
 activation_key(Reader *r, yaml_node_t *sn, const char *key)
 {
@@ -347,8 +347,13 @@ activation_key(Reader *r, yaml_node_t *sn, const char *key)
 	for (int k = 1; k < NEPI && !r->failed; k++)
 		if (strcmp(e, nnc_ops[nnc_epilogue_op[k]].name) == 0)
 			return (Epilogue)k;
-	if (!r->failed)
-		rfail(r, v, "unknown %s '%s' (relu or relu6)", key, e);
+	if (!r->failed) {
+		char known[128] = "";
+		for (int k = 1; k < NEPI; k++)
+			snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", k == 1 ? "" : k + 1 < NEPI ? ", " : " or ",
+				nnc_ops[nnc_epilogue_op[k]].name);
+		rfail(r, v, "unknown %s '%s' (%s)", key, e, known);
+	}
 	return EPI_NONE;
 }
 
@@ -784,6 +789,8 @@ check_group(const Plan *p, const PlanProgram *prog, int i, const char *where, ch
 		ops[k] = prog->steps[i + k].op;
 	GroupKind kind = nnc_group_kind(ops, n);
 	free(ops);
+	if (kind == GROUP_NONE)
+		return vfail(err, errlen, "%s: group %d is not one of the kinds of step group (docs/plan.md)", where, n);
 	for (int k = 0; k < n; k++) {
 		if (k && prog->steps[i + k].group)
 			return vfail(err, errlen, "%s: step %d, a member of this group, starts another", where, i + k);
@@ -821,11 +828,8 @@ check_group(const Plan *p, const PlanProgram *prog, int i, const char *where, ch
 		what = "a bn_apply without an epilogue followed by an add that alone reads its result";
 		break;
 	}
-	case GROUP_MULTI:
+	default: /* GROUP_MULTI: any steps of one kind */
 		break;
-	default:
-		fits = false;
-		what = "one of the kinds of step group (docs/plan.md)";
 	}
 	if (!fits)
 		return vfail(err, errlen, "%s: group %d is not %s", where, n, what);

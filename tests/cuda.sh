@@ -1,6 +1,6 @@
 #!/bin/sh
 # Runs a test program that takes plans (test_cuda_vs_cpu: the CUDA backend against the CPU
-# backend, op by op and step by step; test_cuda_order: the GPU's step order on the CPU) on plans
+# backend, op by op and step by step; test_step_groups: the plan's step groups on the CPU) on plans
 # of every model in CUDA_MODELS (default: all) in fp32, fp16 and mixed precision at batch
 # CUDA_BATCH (default 8). With CUDA_JOBS=N (default 1), N models run at once, one process each
 # (the device check's 16 cores: every model in about a minute); their outputs follow one another.

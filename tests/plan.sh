@@ -39,14 +39,14 @@ expect cut-lines-edited 1 "cut.plan:[0-9]*: error: missing '" -- "$nnrun" info -
 sed 's/lr: 0.1$/lr: 0.2/' "$plan" >"$tmp/edited.plan"
 expect edited 1 "checksum mismatch" -- "$nnrun" info "$tmp/edited.plan"
 expect edited-allowed 0 "lr: 0.2" -- "$nnrun" info --allow-edited "$tmp/edited.plan"
-sed 's/^nnc_plan: 3$/nnc_plan: 7/' "$plan" >"$tmp/version.plan"
-expect version 1 "plan format version 7, but this nnrun reads version 3" -- "$nnrun" info --allow-edited "$tmp/version.plan"
+sed 's/^nnc_plan: 4$/nnc_plan: 7/' "$plan" >"$tmp/version.plan"
+expect version 1 "plan format version 7, but this nnrun reads version 4" -- "$nnrun" info --allow-edited "$tmp/version.plan"
 sed '0,/  - \[f32, nchw, \[16, 8, 16, 16\], /s//  - [f32, nchw, [16, 8, 15, 16], /' "$plan" >"$tmp/shape.plan"
 expect inconsistent-shape 1 "inconsistent plan: train step 0 (conv2d at models/tiny.nn:8:9): result %[0-9]* is declared f32\[16,8,15,16\] but the kernel produces f32\[16,8,16,16\]" -- "$nnrun" info --allow-edited "$tmp/shape.plan"
 sed 's/kernel: bn_stats, out: \([0-9]*\), in: \[\([0-9]*\)\]/kernel: bn_stats, out: \1, in: [999]/' "$plan" >"$tmp/ref.plan"
 expect bad-operand 1 "operand 0 is %999, which is not defined before it" -- "$nnrun" info --allow-edited "$tmp/ref.plan"
 sed 's/acc: f32}/acc: f32, epilogue: relu}/' "$plan" >"$tmp/epilogue.plan"
-expect bad-epilogue 1 "train step 1 (bn_stats at models/tiny.nn:9:14): the bn_stats kernel has no epilogue" -- "$nnrun" info --allow-edited "$tmp/epilogue.plan"
+expect bad-epilogue 1 "train step 2 (bn_update at models/tiny.nn:9:14): the bn_update kernel has no epilogue" -- "$nnrun" info --allow-edited "$tmp/epilogue.plan"
 sed 's/epilogue: relu}/epilogue: gelu}/' "$plan" >"$tmp/epilogue2.plan"
 expect unknown-epilogue 1 "unknown epilogue 'gelu' (relu or relu6)" -- "$nnrun" info --allow-edited "$tmp/epilogue2.plan"
 # a cast's target is a dtype attribute, refused when it is not f32 or f16
@@ -65,7 +65,24 @@ expect prologue-dropped 1 "(bias_grad at models/tiny.nn:[0-9:]*): 2 operands do 
 # three run as one kernel, bn1's shift gradient (%44) may not take the place of its batch
 # statistics (%23), which the group still reads, though separate steps would allow it.
 sed 's/acc: f32, epilogue: relu}/acc: f32, epilogue: relu, group: 3}/' "$plan" >"$tmp/group.plan"
-expect group-members 1 "(bn_apply at models/tiny.nn:9:14): group 3 is not a bn_bwd_data followed by its bn_bwd_scale and bias_grad" -- "$nnrun" info --allow-edited "$tmp/group.plan"
+expect group-members 1 "(bn_apply at models/tiny.nn:9:14): group 3 is not one of the kinds of step group" -- "$nnrun" info --allow-edited "$tmp/group.plan"
+sed '/kernel: bn_bwd_scale/s/, prologue: relu}/}/' "$plan" >"$tmp/group-pro.plan"
+expect group-operands 1 "(bn_bwd_data at models/tiny.nn:11:14): group 3 is not a bn_bwd_data followed by its bn_bwd_scale and bias_grad" -- "$nnrun" info --allow-edited "$tmp/group-pro.plan"
+# The other groups (passes/fuse.c step 6). A statistics group leaves its widening cast's f32
+# copy unwritten, so nothing else may read it: here bn1's bn_apply is edited to read the copy.
+cast=$(sed -n 's/.*kernel: cast, out: \([0-9]*\), in: \[\([0-9]*\)\], attrs: {to: "f32"}.*group: 3}$/\1 \2/p' "$tmp/mixed.plan" | head -n 1)
+set -- $cast
+sed "0,/\(kernel: bn_apply, out: [0-9]*, in: \[\)$2,/s//\1$1,/" "$tmp/mixed.plan" >"$tmp/group-cast.plan"
+expect group-cast-reader 1 "(cast at models/tiny.nn:8:9): group 3 is not a bn_stats reading a widening cast that only it reads" -- "$nnrun" info --allow-edited "$tmp/group-cast.plan"
+sed '0,/\(kernel: conv2d, .*acc: f32\)}/s//\1, group: 2}/' "$plan" >"$tmp/group-kind.plan"
+expect group-kind 1 "(conv2d at models/tiny.nn:8:9): group 2 is not one of the kinds of step group" -- "$nnrun" info --allow-edited "$tmp/group-kind.plan"
+sed '0,/\(kernel: sgd_update, .*\), group: [0-9]*}/s//\1, group: 99}/' "$plan" >"$tmp/group-size.plan"
+expect group-size 1 "(sgd_update at models/tiny.nn:8:9): a group of 99 steps does not fit the program" -- "$nnrun" info --allow-edited "$tmp/group-size.plan"
+# A residual group leaves the batch norm's result unwritten: a second reader of it is refused.
+"$nnc" compile --batch 8 models/resnet20.nn -o "$tmp/res.plan" 2>/dev/null
+y=$(sed -n 's/.*kernel: bn_apply, out: \([0-9]*\), .*group: 2}$/\1/p' "$tmp/res.plan" | head -n 1)
+sed "0,/\(kernel: relu_bwd, out: [0-9]*, in: \[[0-9]*, \)[0-9]*\]/s//\1$y]/" "$tmp/res.plan" >"$tmp/group-add.plan"
+expect group-add-reader 1 "group 2 is not a bn_apply without an epilogue followed by an add that alone reads its result" -- "$nnrun" info --allow-edited "$tmp/group-add.plan"
 stats=$(sed -n 's/.*, act, \([0-9]*\)\]  # %23$/\1/p' "$plan")
 sed "s/\(- \[f32, c, \[8\], act, \)[0-9]*\(\]  # %44\)$/\1$stats\2/" "$plan" >"$tmp/group2.plan"
 expect group-overlap 1 "values %23 and %44 are alive at the same time but overlap" -- "$nnrun" info --allow-edited "$tmp/group2.plan"

@@ -416,21 +416,26 @@ col2im(const CpuConv *cv, REAL *col, REAL *dx)
 	}
 }
 
-/* The epilogue: runtime/ew.h's relu and relu6 formulas, as the separate ops compute them, so
- * fused and unfused results are identical. */
+/* The epilogue: runtime/ew.h's formula of each NNC_EPILOGUES activation, as the separate ops
+ * compute them, so fused and unfused results are identical. */
 static void
 act_plane(REAL *y, size_t count, Epilogue act)
 {
-	if (act == EPI_RELU)
-		for (size_t i = 0; i < count; i++)
-			y[i] = NNC_EWF_relu(REAL, y[i], zero);
-	else if (act == EPI_RELU6)
-		for (size_t i = 0; i < count; i++)
-			y[i] = NNC_EWF_relu6(REAL, y[i], zero);
+	switch (act) {
+#define E(name, op)                              \
+	case EPI_##name:                             \
+		for (size_t i = 0; i < count; i++)       \
+			y[i] = NNC_EWF_##op(REAL, y[i], zero); \
+		break;
+		NNC_EPILOGUES(E)
+#undef E
+	default:
+		break;
+	}
 }
 
 /* A prologue: g[e] = the gradient dz[e] through the activation whose output was y[e], with
- * runtime/ew.h's relu_bwd and relu6_bwd formulas, so fused and unfused results are identical.
+ * runtime/ew.h's <op>_bwd formulas, so fused and unfused results are identical.
  * Kernels that reduce the masked gradient do it in runs of MASK_RUN elements (a multiple of LANES, so
  * every element keeps its lane and the sums their order). */
 enum { MASK_RUN = 1024 };
@@ -438,12 +443,17 @@ enum { MASK_RUN = 1024 };
 static void
 act_grad_run(REAL *restrict g, const REAL *restrict dz, const REAL *restrict y, int n, Epilogue pro)
 {
-	if (pro == EPI_RELU)
-		for (int e = 0; e < n; e++)
-			g[e] = NNC_EWF_relu_bwd(REAL, y[e], dz[e]);
-	else
-		for (int e = 0; e < n; e++)
-			g[e] = NNC_EWF_relu6_bwd(REAL, y[e], dz[e]);
+	switch (pro) {
+#define E(name, op)                                        \
+	case EPI_##name:                                       \
+		for (int e = 0; e < n; e++)                        \
+			g[e] = NNC_EWF_##op##_bwd(REAL, y[e], dz[e]); \
+		break;
+		NNC_EPILOGUES(E)
+#undef E
+	default:
+		break;
+	}
 }
 
 /* Elements [e0, e0 + len) of the gradient a kernel reads: dz itself without a prologue, else

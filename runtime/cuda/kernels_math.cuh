@@ -21,15 +21,16 @@ extern "C" {
 
 #define HD __host__ __device__ inline
 
-/* The epilogue and the prologue: runtime/ew.h's relu, relu6 and their backward formulas, as
- * the separate ops compute them (and as the CPU's kernels do). */
+/* The epilogue and the prologue: runtime/ew.h's formulas of each NNC_EPILOGUES activation and
+ * its backward, as the separate ops compute them (and as the CPU's kernels do). */
 HD float
 act(float y, Epilogue a)
 {
-	if (a == EPI_RELU)
-		return NNC_EWF_relu(float, y, 0.0f);
-	if (a == EPI_RELU6)
-		return NNC_EWF_relu6(float, y, 0.0f);
+#define E(name, op)        \
+	if (a == EPI_##name) \
+		return NNC_EWF_##op(float, y, 0.0f);
+	NNC_EPILOGUES(E)
+#undef E
 	return y;
 }
 
@@ -37,10 +38,11 @@ act(float y, Epilogue a)
 HD float
 act_grad(float dz, float y, Epilogue pro)
 {
-	if (pro == EPI_RELU)
-		return NNC_EWF_relu_bwd(float, y, dz);
-	if (pro == EPI_RELU6)
-		return NNC_EWF_relu6_bwd(float, y, dz);
+#define E(name, op)          \
+	if (pro == EPI_##name) \
+		return NNC_EWF_##op##_bwd(float, y, dz);
+	NNC_EPILOGUES(E)
+#undef E
 	return dz;
 }
 

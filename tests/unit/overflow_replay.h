@@ -1,4 +1,4 @@
-/* Shared by the plan-taking test programs (test_cuda_order, test_overflow): a deterministic
+/* Shared by the plan-taking test programs (test_step_groups, test_overflow): a deterministic
  * random batch, and the replay of a training step split into single steps with an overflow
  * planted in its first grad_check chunk (split_overflow), which must change no weight and no
  * optimizer state however the steps are split and whatever rule clears grad_check's flag
