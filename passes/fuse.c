@@ -1,7 +1,8 @@
-/* Fusion: five table-driven steps over each graph (docs/passes.md has examples and numbers):
- * batch-norm folding (FOLDBN), epilogues (EPI), prologues (PRO), backward groups, and
- * elementwise chains (CHAIN, COMMUTES), each below where it is defined; every step but the
- * first keeps results bit-identical to the unfused plan.
+/* Fusion: six table-driven steps over each graph (docs/passes.md has examples and numbers):
+ * batch-norm folding (FOLDBN), epilogues (EPI), prologues (PRO), backward groups, elementwise
+ * chains (CHAIN, COMMUTES) and the other step groups (GroupKind), each below where it is
+ * defined; every step but the first keeps results bit-identical to the unfused plan. Every
+ * fusion a backend performs is made here and marked in the plan: no executor decides one.
  *
  * 1. Batch-norm folding (inference graphs: the eval program). An inference batchnorm whose
  *    input is the result of an OPF_FOLDBN op (conv2d, dense), used by nothing else, folds into
