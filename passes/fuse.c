@@ -366,7 +366,7 @@ touched_between(const Inst *a, const Inst *b, const Value *v, bool writes)
  *    The cast moves down to the statistics (nothing between writes its source) and the update up
  *    to them (nothing between reads or writes the running statistics). */
 static int
-stats_group(Graph *g, Inst *s, const int *uses)
+stats_group(Graph *g, Inst *s, const int *uses, int *pos)
 {
 	Inst *c = s->args[0]->def, *u = NULL;
 	if (!(c->op == OP_cast && !c->group && !c->nchain && c->args[0]->type.dtype == DT_F16 &&
@@ -375,12 +375,15 @@ stats_group(Graph *g, Inst *s, const int *uses)
 	for (Inst *in = s->next; in && !u; in = in->next)
 		if (in->op == OP_bn_update && in->args[2] == s->res)
 			u = in;
-	if (u && (u->group || touched_between(s, u, u->args[0], false) || touched_between(s, u, u->args[1], false)))
+	if (u && (u->group || pos[u->args[0]->id] > pos[s->res->id] || pos[u->args[1]->id] > pos[s->res->id] ||
+	          touched_between(s, u, u->args[0], false) || touched_between(s, u, u->args[1], false)))
 		u = NULL;
 	if (!c && !u)
 		return 0;
-	if (c && next_step(c) != s)
+	if (c && next_step(c) != s) {
 		inst_move_after(g, c, s->prev);
+		pos[c->res->id] = pos[s->res->id];
+	}
 	if (u)
 		inst_move_after(g, u, s);
 	(c ? c : s)->group = 1 + (c != NULL) + (u != NULL);
@@ -427,15 +430,15 @@ multi_graph(Graph *g, Diag *d)
 			diag_error(d, (Loc){0}, "out of memory in fuse");
 		return -1;
 	}
-	for (Inst *in = g->first, *next; in; in = next) {
-		next = in->next;
-		if (in->op == OP_bn_stats && !in->group && !in->nchain)
-			formed += stats_group(g, in, uses);
-	}
-	int n = 0; /* pos: where each value is made, by the instruction order */
+	int n = 0; /* pos: where each value is made, by the instruction order (kept as steps move) */
 	for (Inst *in = g->first; in; in = in->next, n++)
 		if (in->res)
 			pos[in->res->id] = n;
+	for (Inst *in = g->first, *next; in; in = next) {
+		next = in->next;
+		if (in->op == OP_bn_stats && !in->group && !in->nchain)
+			formed += stats_group(g, in, uses, pos);
+	}
 	for (Inst *in = g->first; in; in = in->next)
 		if (in->op == OP_bn_apply && !in->group && in->res)
 			formed += add_group(g, in, uses, pos);

@@ -799,18 +799,19 @@ static_assert(sizeof kernels / sizeof kernels[0] == NOP, "an op has no CPU kerne
 /* A statistics group (GROUP_BN_STATS) whose first step CAST widens an f16 activation for the
  * bn_stats after it: the statistics read the source widened in Exec.view, and the cast's f32
  * copy is never written (on the GPU the statistics kernel loads the f16 values itself). */
-static void
-run_stats_through_cast(Exec *e, const PlanProgram *prog, int cast)
+static bool
+run_stats_through_cast(Exec *e, const PlanProgram *prog, int cast, char *msg, size_t msglen)
 {
 	const PlanStep *c = &prog->steps[cast], *s = c + 1;
 	const Plan *p = e->plan;
 	half_to_float_n((const nnc_half *)exec_f32(e, c->in[0]), e->view, numel(&p->values[c->in[0]]));
-	char msg[8];
-	K k = {.e = e, .s = s, .err = msg, .errlen = sizeof msg, .acc16 = s->acc == DT_F16};
+	K k = {.e = e, .s = s, .err = msg, .errlen = msglen, .acc16 = s->acc == DT_F16};
 	widen(&k);
 	k.in[0] = e->view;
-	kernels[OP_bn_stats](&k);
+	if (!kernels[OP_bn_stats](&k))
+		return false;
 	narrow(&k);
+	return true;
 }
 
 /* A residual group (GROUP_BN_ADD) at step I: bn_apply's result goes to Exec.view (rounded to
@@ -913,15 +914,15 @@ run_steps(Exec *e, const PlanProgram *prog, int first, int last, bool *updated_,
 		GroupKind kind = i + s->group <= last ? plan_group_kind(prog, i) : GROUP_NONE;
 		if (counts && kind != GROUP_BN_BWD)
 			kind = GROUP_NONE;
-		if (kind == GROUP_BN_STATS && s->op == OP_cast) {
-			run_stats_through_cast(e, prog, i);
-			i++; /* its bn_update, if any, runs as it is */
-			continue;
-		}
-		if (kind == GROUP_BN_ADD) {
-			if (!run_bn_add(e, prog, i, msg, sizeof msg)) {
-				e->failed_step = i;
-				snprintf(err, errlen, "%s: step %d, bn_apply+add: %s", s->loc, i, msg);
+		if ((kind == GROUP_BN_STATS && s->op == OP_cast) || kind == GROUP_BN_ADD) {
+			/* the second step runs with the first; a bn_update after them runs as it is */
+			const PlanStep *t = &prog->steps[i + 1];
+			bool ok = kind == GROUP_BN_ADD ? run_bn_add(e, prog, i, msg, sizeof msg)
+			                               : run_stats_through_cast(e, prog, i, msg, sizeof msg);
+			if (!ok) {
+				e->failed_step = i + 1;
+				snprintf(err, errlen, "%s: step %d, %s%s%s: %s", t->loc, i + 1, nnc_ops[t->op].name, t->name[0] ? " " : "",
+					t->name, msg);
 				return false;
 			}
 			i++;
