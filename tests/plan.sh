@@ -5,6 +5,12 @@
 nnc=${1:?usage: plan.sh NNC NNRUN}
 nnrun=${2:?usage: plan.sh NNC NNRUN}
 . "$(dirname "$0")/lib.sh"
+# refused NAME SED-SCRIPT MESSAGE [PLAN]: PLAN (default: the tiny plan) edited by the sed script
+# is refused by the loader (with --allow-edited, so that its consistency checks speak).
+refused() {
+	sed "$2" "${4:-$plan}" >"$tmp/$1.plan"
+	expect "$1" 1 "$3" -- "$nnrun" info --allow-edited "$tmp/$1.plan"
+}
 
 
 plan=$tmp/tiny.plan
@@ -39,85 +45,59 @@ expect cut-lines-edited 1 "cut.plan:[0-9]*: error: missing '" -- "$nnrun" info -
 sed 's/lr: 0.1$/lr: 0.2/' "$plan" >"$tmp/edited.plan"
 expect edited 1 "checksum mismatch" -- "$nnrun" info "$tmp/edited.plan"
 expect edited-allowed 0 "lr: 0.2" -- "$nnrun" info --allow-edited "$tmp/edited.plan"
-sed 's/^nnc_plan: 4$/nnc_plan: 7/' "$plan" >"$tmp/version.plan"
-expect version 1 "plan format version 7, but this nnrun reads version 4" -- "$nnrun" info --allow-edited "$tmp/version.plan"
-sed '0,/  - \[f32, nchw, \[16, 8, 16, 16\], /s//  - [f32, nchw, [16, 8, 15, 16], /' "$plan" >"$tmp/shape.plan"
-expect inconsistent-shape 1 "inconsistent plan: train step 0 (conv2d at models/tiny.nn:8:9): result %[0-9]* is declared f32\[16,8,15,16\] but the kernel produces f32\[16,8,16,16\]" -- "$nnrun" info --allow-edited "$tmp/shape.plan"
-sed 's/kernel: bn_stats, out: \([0-9]*\), in: \[\([0-9]*\)\]/kernel: bn_stats, out: \1, in: [999]/' "$plan" >"$tmp/ref.plan"
-expect bad-operand 1 "operand 0 is %999, which is not defined before it" -- "$nnrun" info --allow-edited "$tmp/ref.plan"
-sed 's/acc: f32}/acc: f32, epilogue: relu}/' "$plan" >"$tmp/epilogue.plan"
-expect bad-epilogue 1 "train step 2 (bn_update at models/tiny.nn:9:14): the bn_update kernel has no epilogue" -- "$nnrun" info --allow-edited "$tmp/epilogue.plan"
-sed 's/epilogue: relu}/epilogue: gelu}/' "$plan" >"$tmp/epilogue2.plan"
-expect unknown-epilogue 1 "unknown epilogue 'gelu' (relu or relu6)" -- "$nnrun" info --allow-edited "$tmp/epilogue2.plan"
+refused version 's/^nnc_plan: 4$/nnc_plan: 7/' "plan format version 7, but this nnrun reads version 4"
+refused inconsistent-shape '0,/  - \[f32, nchw, \[16, 8, 16, 16\], /s//  - [f32, nchw, [16, 8, 15, 16], /' "inconsistent plan: train step 0 (conv2d at models/tiny.nn:8:9): result %[0-9]* is declared f32\[16,8,15,16\] but the kernel produces f32\[16,8,16,16\]"
+refused bad-operand 's/kernel: bn_stats, out: \([0-9]*\), in: \[\([0-9]*\)\]/kernel: bn_stats, out: \1, in: [999]/' "operand 0 is %999, which is not defined before it"
+refused bad-epilogue 's/acc: f32}/acc: f32, epilogue: relu}/' "train step 2 (bn_update at models/tiny.nn:9:14): the bn_update kernel has no epilogue"
+refused unknown-epilogue 's/epilogue: relu}/epilogue: gelu}/' "unknown epilogue 'gelu' (relu or relu6)"
 # a cast's target is a dtype attribute, refused when it is not f32 or f16
 "$nnc" compile --precision mixed models/tiny.nn -o "$tmp/mixed.plan" 2>/dev/null
-sed '0,/to: "f16"/s//to: "f64"/' "$tmp/mixed.plan" >"$tmp/cast.plan"
-expect bad-cast-dtype 1 "attribute 'to' must be \"f32\" or \"f16\", got 'f64'" -- "$nnrun" info --allow-edited "$tmp/cast.plan"
+refused bad-cast-dtype '0,/to: "f16"/s//to: "f64"/' "attribute 'to' must be \"f32\" or \"f16\", got 'f64'" "$tmp/mixed.plan"
 # Prologues (relu_bwd folded into a batch-norm backward kernel): only on kernels that have one,
 # only known activations, and the operand they add is required.
-sed 's/acc: f32, epilogue: relu}/acc: f32, epilogue: relu, prologue: relu}/' "$plan" >"$tmp/prologue.plan"
-expect bad-prologue 1 "(bn_apply at models/tiny.nn:9:14): the bn_apply kernel has no prologue" -- "$nnrun" info --allow-edited "$tmp/prologue.plan"
-sed 's/prologue: relu}/prologue: tanh}/' "$plan" >"$tmp/prologue2.plan"
-expect unknown-prologue 1 "unknown prologue 'tanh' (relu or relu6)" -- "$nnrun" info --allow-edited "$tmp/prologue2.plan"
-sed '/kernel: bias_grad/s/, prologue: relu}/}/; s/, group: 3}/}/' "$plan" >"$tmp/prologue3.plan"
-expect prologue-dropped 1 "(bias_grad at models/tiny.nn:[0-9:]*): 2 operands do not fit the kernel" -- "$nnrun" info --allow-edited "$tmp/prologue3.plan"
+refused bad-prologue 's/acc: f32, epilogue: relu}/acc: f32, epilogue: relu, prologue: relu}/' "(bn_apply at models/tiny.nn:9:14): the bn_apply kernel has no prologue"
+refused unknown-prologue 's/prologue: relu}/prologue: tanh}/' "unknown prologue 'tanh' (relu or relu6)"
+refused prologue-dropped '/kernel: bias_grad/s/, prologue: relu}/}/; s/, group: 3}/}/' "(bias_grad at models/tiny.nn:[0-9:]*): 2 operands do not fit the kernel"
 # Backward groups: only a bn_bwd_data followed by its bn_bwd_scale and bias_grad; and since the
 # three run as one kernel, bn1's shift gradient (%44) may not take the place of its batch
 # statistics (%23), which the group still reads, though separate steps would allow it.
-sed 's/acc: f32, epilogue: relu}/acc: f32, epilogue: relu, group: 3}/' "$plan" >"$tmp/group.plan"
-expect group-members 1 "(bn_apply at models/tiny.nn:9:14): group 3 is not one of the kinds of step group" -- "$nnrun" info --allow-edited "$tmp/group.plan"
-sed '/kernel: bn_bwd_scale/s/, prologue: relu}/}/' "$plan" >"$tmp/group-pro.plan"
-expect group-operands 1 "(bn_bwd_data at models/tiny.nn:11:14): group 3 is not a bn_bwd_data followed by its bn_bwd_scale and bias_grad" -- "$nnrun" info --allow-edited "$tmp/group-pro.plan"
+refused group-members 's/acc: f32, epilogue: relu}/acc: f32, epilogue: relu, group: 3}/' "(bn_apply at models/tiny.nn:9:14): group 3 is not one of the kinds of step group"
+refused group-operands '/kernel: bn_bwd_scale/s/, prologue: relu}/}/' "(bn_bwd_data at models/tiny.nn:11:14): group 3 is not a bn_bwd_data followed by its bn_bwd_scale and bias_grad"
 # The other groups (passes/fuse.c step 6). A statistics group leaves its widening cast's f32
 # copy unwritten, so nothing else may read it: here bn1's bn_apply is edited to read the copy.
 cast=$(sed -n 's/.*kernel: cast, out: \([0-9]*\), in: \[\([0-9]*\)\], attrs: {to: "f32"}.*group: 3}$/\1 \2/p' "$tmp/mixed.plan" | head -n 1)
 set -- $cast
-sed "0,/\(kernel: bn_apply, out: [0-9]*, in: \[\)$2,/s//\1$1,/" "$tmp/mixed.plan" >"$tmp/group-cast.plan"
-expect group-cast-reader 1 "(cast at models/tiny.nn:8:9): group 3 is not a bn_stats reading a widening cast that only it reads" -- "$nnrun" info --allow-edited "$tmp/group-cast.plan"
-sed '0,/\(kernel: conv2d, .*acc: f32\)}/s//\1, group: 2}/' "$plan" >"$tmp/group-kind.plan"
-expect group-kind 1 "(conv2d at models/tiny.nn:8:9): group 2 is not one of the kinds of step group" -- "$nnrun" info --allow-edited "$tmp/group-kind.plan"
-sed '0,/\(kernel: sgd_update, .*\), group: [0-9]*}/s//\1, group: 99}/' "$plan" >"$tmp/group-size.plan"
-expect group-size 1 "(sgd_update at models/tiny.nn:8:9): a group of 99 steps does not fit the program" -- "$nnrun" info --allow-edited "$tmp/group-size.plan"
+refused group-cast-reader "0,/\(kernel: bn_apply, out: [0-9]*, in: \[\)$2,/s//\1$1,/" "(cast at models/tiny.nn:8:9): group 3 is not a bn_stats reading a widening cast that only it reads" "$tmp/mixed.plan"
+refused group-kind '0,/\(kernel: conv2d, .*acc: f32\)}/s//\1, group: 2}/' "(conv2d at models/tiny.nn:8:9): group 2 is not one of the kinds of step group"
+refused group-size '0,/\(kernel: sgd_update, .*\), group: [0-9]*}/s//\1, group: 99}/' "(sgd_update at models/tiny.nn:8:9): a group of 99 steps does not fit the program"
 # A residual group leaves the batch norm's result unwritten: a second reader of it is refused.
 "$nnc" compile --batch 8 models/resnet20.nn -o "$tmp/res.plan" 2>/dev/null
 y=$(sed -n 's/.*kernel: bn_apply, out: \([0-9]*\), .*group: 2}$/\1/p' "$tmp/res.plan" | head -n 1)
-sed "0,/\(kernel: relu_bwd, out: [0-9]*, in: \[[0-9]*, \)[0-9]*\]/s//\1$y]/" "$tmp/res.plan" >"$tmp/group-add.plan"
-expect group-add-reader 1 "group 2 is not a bn_apply without an epilogue followed by an add that alone reads its result" -- "$nnrun" info --allow-edited "$tmp/group-add.plan"
+refused group-add-reader "0,/\(kernel: relu_bwd, out: [0-9]*, in: \[[0-9]*, \)[0-9]*\]/s//\1$y]/" "group 2 is not a bn_apply without an epilogue followed by an add that alone reads its result" "$tmp/res.plan"
 stats=$(sed -n 's/.*, act, \([0-9]*\)\]  # %23$/\1/p' "$plan")
-sed "s/\(- \[f32, c, \[8\], act, \)[0-9]*\(\]  # %44\)$/\1$stats\2/" "$plan" >"$tmp/group2.plan"
-expect group-overlap 1 "values %23 and %44 are alive at the same time but overlap" -- "$nnrun" info --allow-edited "$tmp/group2.plan"
+refused group-overlap "s/\(- \[f32, c, \[8\], act, \)[0-9]*\(\]  # %44\)$/\1$stats\2/" "values %23 and %44 are alive at the same time but overlap"
 # Chains (elementwise ops fused into one block-by-block kernel): known, chainable ops only,
 # ending in a chainable op.
-sed 's/acc: f32, epilogue: relu}/acc: f32, epilogue: relu, chain: [relu]}/' "$plan" >"$tmp/chain.plan"
-expect chain-end 1 "(bn_apply at models/tiny.nn:9:14): the bn_apply kernel cannot end a chain" -- "$nnrun" info --allow-edited "$tmp/chain.plan"
-sed 's/chain: \[relu\]}/chain: [conv2d]}/' "$tmp/chain.plan" >"$tmp/chain2.plan"
-expect chain-op 1 "conv2d cannot be part of a chain" -- "$nnrun" info --allow-edited "$tmp/chain2.plan"
-sed 's/chain: \[relu\]}/chain: [relu_backwards]}/' "$tmp/chain.plan" >"$tmp/chain3.plan"
-expect chain-unknown 1 "unknown kernel 'relu_backwards' in chain" -- "$nnrun" info --allow-edited "$tmp/chain3.plan"
-sed 's/kernel: bn_bwd_scale/kernel: bn_backward_scale/' "$plan" >"$tmp/kernel.plan"
-expect unknown-kernel 1 "unknown kernel 'bn_backward_scale'" -- "$nnrun" info --allow-edited "$tmp/kernel.plan"
+refused chain-end 's/acc: f32, epilogue: relu}/acc: f32, epilogue: relu, chain: [relu]}/' "(bn_apply at models/tiny.nn:9:14): the bn_apply kernel cannot end a chain"
+refused chain-op 's/chain: \[relu\]}/chain: [conv2d]}/' "conv2d cannot be part of a chain" "$tmp/chain-end.plan"
+refused chain-unknown 's/chain: \[relu\]}/chain: [relu_backwards]}/' "unknown kernel 'relu_backwards' in chain" "$tmp/chain-end.plan"
+refused unknown-kernel 's/kernel: bn_bwd_scale/kernel: bn_backward_scale/' "unknown kernel 'bn_backward_scale'"
 # The memory plan is checked too: every activation at offset 0 collides.
-sed 's/, act, [0-9]*\]/, act, 0]/' "$plan" >"$tmp/overlap.plan"
-expect overlap 1 "are alive at the same time but overlap in the act arena" -- "$nnrun" info --allow-edited "$tmp/overlap.plan"
-sed 's/^arenas: {param: \([0-9]*\), io: \([0-9]*\), act: [0-9]*}/arenas: {param: \1, io: \2, act: 64}/' "$plan" >"$tmp/small.plan"
-expect arena-size 1 "is placed outside its arena" -- "$nnrun" info --allow-edited "$tmp/small.plan"
+refused overlap 's/, act, [0-9]*\]/, act, 0]/' "are alive at the same time but overlap in the act arena"
+refused arena-size 's/^arenas: {param: \([0-9]*\), io: \([0-9]*\), act: [0-9]*}/arenas: {param: \1, io: \2, act: 64}/' "is placed outside its arena"
 # Fields a fuzzer damaged (issue 14): a step without its accumulation type, and dimensions whose
 # product overflows 64 bits, are refused with a message (under ASan: no out-of-bounds read, no
 # signed overflow).
-sed '0,/, acc: f32}/s//}/' "$plan" >"$tmp/acc.plan"
-expect acc-missing 1 "acc.plan:[0-9]*: error: missing 'acc'" -- "$nnrun" info --allow-edited "$tmp/acc.plan"
-sed '0,/^  - \[f32, nchw, \[16, 3, 32, 32\]/s//  - [f32, nchw, [4294967296, 4294967296, 16, 16]/' "$plan" >"$tmp/huge.plan"
-expect huge-dims 1 "value %0 has more than 2^40 elements" -- "$nnrun" info --allow-edited "$tmp/huge.plan"
+refused acc-missing '0,/, acc: f32}/s//}/' "acc-missing.plan:[0-9]*: error: missing 'acc'"
+refused huge-dims '0,/^  - \[f32, nchw, \[16, 3, 32, 32\]/s//  - [f32, nchw, [4294967296, 4294967296, 16, 16]/' "value %0 has more than 2^40 elements"
 # Inconsistent edits the shapes do not catch (issue 14): what each step does to a parameter must
 # fit what the parameter is, epsilons must be positive, and the recipe's batch is the plan's.
 sed '0,/kernel: sgd_update, out: -1, in: \[\([0-9]*\), \([0-9]*\), [0-9]*\]/s//kernel: sgd_update, out: -1, in: [\1, \2, \1]/' \
 	"$plan" >"$tmp/alias.plan"
 expect update-alias 1 "operand 2 is 'conv1.weight', a weight, where a momentum_buffer belongs" -- \
 	"$nnrun" info --allow-edited "$tmp/alias.plan"
-sed '0,/attrs: {eps: 1e-05}/s//attrs: {eps: -1}/' "$plan" >"$tmp/eps.plan"
-expect bn-eps 1 "(bn_stats at models/tiny.nn:9:14): eps -1 must be positive" -- "$nnrun" info --allow-edited "$tmp/eps.plan"
-sed 's/^  batch: 16$/  batch: 32/' "$plan" >"$tmp/rbatch.plan"
-expect recipe-batch 1 "the recipe's batch 32 differs from the plan's 16" -- "$nnrun" info --allow-edited "$tmp/rbatch.plan"
+refused bn-eps '0,/attrs: {eps: 1e-05}/s//attrs: {eps: -1}/' "(bn_stats at models/tiny.nn:9:14): eps -1 must be positive"
+refused recipe-batch 's/^  batch: 16$/  batch: 32/' "the recipe's batch 32 differs from the plan's 16"
 sed 's/{name: "conv1.weight", kind: weight,/{name: "conv1.weight", kind: running_mean,/' "$plan" >"$tmp/kind.plan"
 expect param-kind 1 "parameter 'conv1.weight' is running_mean state but marked trainable" -- \
 	"$nnrun" info --allow-edited "$tmp/kind.plan"
