@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "runtime/cpu/acc16.h"
+#include "runtime/cpu/conv_dnnl.h"
 #include "runtime/cpu/kernels.h"
 #include "core/half.h"
 
@@ -107,6 +108,10 @@ k_conv2d(K *k)
 		return false;
 	const float *b = A(k, "bias")->i[0] ? IN(k, 2) : NULL;
 	Epilogue act = k->s->epi;
+	int th = k->e->threads;
+	if (!k->acc16 && cpu_dnnl_conv_ready(&cv, CPU_CONV_FORWARD, b, th))
+		return cpu_dnnl_conv_forward(&cv, IN(k, 0), IN(k, 1), b, OUT(k), k->e->ws, k->e->ws_bytes, act, th) == 0 ||
+		       kfail(k, "convolution failed in oneDNN");
 	if (ACC(k, cpu_conv2d_forward_act_f32(&cv, IN(k, 0), IN(k, 1), b, OUT(k), k->e->ws, k->e->ws_bytes, act),
 	        cpu_acc16_conv2d_forward(&cv, IN(k, 0), IN(k, 1), b, OUT(k))) != 0)
 		return kfail(k, "convolution failed (workspace too small)");
@@ -124,6 +129,10 @@ k_conv2d_bwd_data(K *k)
 	CpuConv cv;
 	if (!conv_from(k, &cv, &x, (int)dy->dim[1]))
 		return false;
+	int th = k->e->threads;
+	if (!k->acc16 && cpu_dnnl_conv_ready(&cv, CPU_CONV_BACKWARD_DATA, false, th))
+		return cpu_dnnl_conv_backward_data(&cv, IN(k, 0), IN(k, 1), OUT(k), k->e->ws, k->e->ws_bytes, th) == 0 ||
+		       kfail(k, "convolution backward failed in oneDNN");
 	return ACC(k, cpu_conv2d_backward_data_f32(&cv, IN(k, 0), IN(k, 1), OUT(k), k->e->ws, k->e->ws_bytes),
 	           cpu_acc16_conv2d_backward_data(&cv, IN(k, 0), IN(k, 1), OUT(k))) == 0 ||
 	       kfail(k, "convolution backward failed (workspace too small)");
@@ -135,6 +144,10 @@ k_conv2d_bwd_filter(K *k)
 	CpuConv cv;
 	if (!conv_from(k, &cv, T(k, 1), (int)T(k, 0)->dim[1]))
 		return false;
+	int th = k->e->threads;
+	if (!k->acc16 && cpu_dnnl_conv_ready(&cv, CPU_CONV_BACKWARD_FILTER, false, th))
+		return cpu_dnnl_conv_backward_filter(&cv, IN(k, 1), IN(k, 0), OUT(k), k->e->ws, k->e->ws_bytes, th) == 0 ||
+		       kfail(k, "convolution backward failed in oneDNN");
 	return ACC(k, cpu_conv2d_backward_filter_f32(&cv, IN(k, 1), IN(k, 0), OUT(k), k->e->ws, k->e->ws_bytes),
 	           cpu_acc16_conv2d_backward_filter(&cv, IN(k, 1), IN(k, 0), OUT(k))) == 0 ||
 	       kfail(k, "convolution backward failed (workspace too small)");
@@ -1019,6 +1032,12 @@ exec_workspace(const Plan *p, int threads)
 			                   : s->op == OP_conv2d_bwd_data ? CPU_CONV_BACKWARD_DATA
 			                                                 : CPU_CONV_BACKWARD_FILTER;
 			size_t need = cpu_conv2d_workspace_f32(&cv, pass, threads);
+			/* f32 steps run through oneDNN where it has a kernel (prepared here, once) */
+			size_t dnnl = s->acc == DT_F16 ? 0
+			                               : cpu_dnnl_conv_prepare(&cv, pass,
+			                                     s->op == OP_conv2d && A(&k, "bias")->i[0], threads);
+			if (dnnl > need)
+				need = dnnl;
 			if (need > w.conv)
 				w.conv = need;
 		}
