@@ -2,7 +2,9 @@
 # Prepares .device/ (git-ignored) on this machine for a call to a lent GPU machine, whose image
 # may lack flex, bison, libyaml and OpenBLAS and where nothing can be installed:
 #   .device/bin.tar.xz   bin/: nnc, nnrun and the two cuda test programs, Release, for sm_90
-#                 + PTX, with OpenBLAS and libyaml linked statically (26 MB each, 4 MB packed);
+#                 + PTX, with OpenBLAS and libyaml linked statically (26 MB each, 4 MB packed),
+#                 without oneDNN (Debian ships no static libdnnl: the CPU backend there uses
+#                 its im2col convolutions);
 #                 lib/: the Fortran runtime OpenBLAS may need (libgfortran, libquadmath)
 #   .device/data  a CIFAR-10 subset: the first 5000 training and 5000 test images, in files of
 #                 5000 records (nnrun --records-per-file 5000): a call carries 64 MiB, the
@@ -14,7 +16,7 @@ cd "$(dirname "$0")/.."
 lib=/usr/lib/x86_64-linux-gnu
 rm -rf .device
 mkdir -p .device/bin .device/lib .device/data/cifar-10-batches-bin
-cmake -S . -B build-device -DCMAKE_BUILD_TYPE=Release "-DNNC_OPENBLAS_LIB=$lib/libopenblas.a;gfortran;pthread" \
+cmake -S . -B build-device -DCMAKE_BUILD_TYPE=Release -DNNC_DNNL=OFF "-DNNC_OPENBLAS_LIB=$lib/libopenblas.a;gfortran;pthread" \
 	"-DYAML_LIB=$lib/libyaml.a" >/dev/null
 cmake --build build-device -j"$(nproc)" --target nnc nnrun test_cuda_device test_cuda_vs_cpu
 cp build-device/nnc build-device/nnrun build-device/tests/test_cuda_device build-device/tests/test_cuda_vs_cpu .device/bin/

