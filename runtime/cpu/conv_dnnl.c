@@ -2,8 +2,8 @@
  * convolutions run on. Each pass reorders its NCHW / OIHW operands into the blocked layouts
  * oneDNN's direct JIT kernels choose for this CPU (nChw16c activations on AVX-512), runs the
  * convolution there, and reorders its result back; docs/cpu.md has the measurements that made
- * this the CPU's convolution (2-3x the im2col kernels' speed on ResNet shapes, reorders
- * included) and the case for keeping activations blocked across layers next.
+ * this the CPU's convolution where it is faster (worth_it, below) and the case for keeping
+ * activations blocked across layers next.
  *
  * A prepared pass (Prim) holds its convolution primitive, the reorders and memory objects
  * without data; running it points the memory objects into the caller's operands and
@@ -206,11 +206,28 @@ make(const CpuConv *cv, CpuConvPass pass, bool bias, int threads)
 	return p;
 }
 
+/* Whether oneDNN is worth its reorders for CV. Measured per pass on ResNet and MobileNet-V2
+ * shapes (bench/cpu_conv.sh, bench/results/cpu-conv-2026-12-04.md): 1.8-2.2x the im2col
+ * kernels' speed for 3x3 convolutions of 16 or more input channels, 4x for depthwise ones,
+ * 2.9x for a 1x1 over 160 channels; but 0.6-0.7x for 1x1 convolutions over 16-96 channels,
+ * whose little arithmetic does not pay for the reorders, and about even for the 3-channel
+ * input layer. A fixed rule by shape, not a timing at start-up, so that which kernel runs (and
+ * so every result) does not vary from run to run. */
+static bool
+worth_it(const CpuConv *cv)
+{
+	int per_group = cv->c / cv->groups;
+	if (cv->kh * cv->kw == 1)
+		return per_group >= 128;
+	return per_group >= 16 || (cv->groups == cv->c && cv->groups == cv->k);
+}
+
 size_t
 cpu_dnnl_conv_prepare(const CpuConv *cv, CpuConvPass pass, bool bias, int threads)
 {
-	const char *env = getenv("NNC_CPU_CONV");
-	if ((env && strcmp(env, "im2col") == 0) || threads < 1)
+	const char *env = getenv("NNC_CPU_CONV"); /* im2col: never; dnnl: every shape it has a kernel for */
+	bool always = env && strcmp(env, "dnnl") == 0;
+	if ((env && strcmp(env, "im2col") == 0) || threads < 1 || (!always && !worth_it(cv)))
 		return 0;
 	bias = bias && pass == CPU_CONV_FORWARD;
 	Prim *p = find(cv, pass, bias, threads);

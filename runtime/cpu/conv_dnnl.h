@@ -3,7 +3,8 @@
  * A convolution is prepared once per shape, pass, bias and thread count
  * (cpu_dnnl_conv_prepare, which the executor calls when it starts), after which running it
  * allocates nothing. Built without oneDNN (NNC_HAVE_DNNL undefined), or with the environment
- * variable NNC_CPU_CONV=im2col, nothing is ever prepared and callers use the im2col kernels.
+ * variable NNC_CPU_CONV=im2col, nothing is ever prepared and callers use the im2col kernels;
+ * NNC_CPU_CONV=dnnl prepares every shape oneDNN has a JIT kernel for (bench/cpu_conv.sh).
  *
  * Determinism: forward and backward-data results are bit-identical for any thread count;
  * backward-filter sums the batch in per-thread partial sums, so its results are the same from
@@ -18,7 +19,9 @@
 
 #ifdef NNC_HAVE_DNNL
 /* Prepares pass PASS of convolution CV (with a bias: BIAS, forward only) for THREADS threads.
- * Returns the workspace bytes its run needs (at least 1), or 0 when oneDNN is not used for it. */
+ * Returns the workspace bytes its run needs (at least 1), or 0 when oneDNN is not used for it:
+ * no JIT kernel, or a shape where im2col measured faster (1x1 over fewer than 128 channels, 3x3
+ * over fewer than 16 but depthwise; conv_dnnl.c). */
 size_t cpu_dnnl_conv_prepare(const CpuConv *cv, CpuConvPass pass, bool bias, int threads);
 /* Whether that pass was prepared (the kernels below then run it). */
 bool cpu_dnnl_conv_ready(const CpuConv *cv, CpuConvPass pass, bool bias, int threads);
