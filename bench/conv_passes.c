@@ -79,8 +79,7 @@ main(int argc, char **argv)
 			.sw = s[4], .ph = s[3] / 2, .pw = s[3] / 2, .groups = s[5]};
 		if (cpu_conv_setup(&cv))
 			return 1;
-		size_t nx = (size_t)cv.n * cv.c * cv.h * cv.w, ny = (size_t)cv.n * cv.k * cv.oh * cv.ow;
-		size_t nw = (size_t)cv.k * (cv.c / cv.groups) * cv.kh * cv.kw, wsb = 0;
+		size_t nx = cpu_conv_x_numel(&cv), ny = cpu_conv_y_numel(&cv), nw = cpu_conv_w_numel(&cv), wsb = 0;
 		for (int p = 0; p < 3; p++) {
 			size_t a = cpu_conv2d_workspace_f32(&cv, (CpuConvPass)p, threads);
 			size_t b = cpu_dnnl_conv_prepare(&cv, (CpuConvPass)p, false, threads);

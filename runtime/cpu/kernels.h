@@ -54,6 +54,23 @@ typedef struct {
  * reach INT_MAX elements, or a tensor 2^40. */
 int cpu_conv_setup(CpuConv *cv);
 
+/* The element counts of a set-up convolution's input, output and weight. */
+static inline size_t
+cpu_conv_x_numel(const CpuConv *cv)
+{
+	return (size_t)cv->n * cv->c * cv->h * cv->w;
+}
+static inline size_t
+cpu_conv_y_numel(const CpuConv *cv)
+{
+	return (size_t)cv->n * cv->k * cv->oh * cv->ow;
+}
+static inline size_t
+cpu_conv_w_numel(const CpuConv *cv)
+{
+	return (size_t)cv->k * (cv->c / cv->groups) * cv->kh * cv->kw;
+}
+
 /* An epilogue (a kernel applies the activation to its result in the same pass) or a prologue
  * (it reads its incoming gradient through the activation's backward) is core/ops.h's Epilogue;
  * a chain's elementwise kernels (cpu_ew_range) are numbered by its Elementwise (NNC_EW). Their

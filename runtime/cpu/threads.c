@@ -53,6 +53,17 @@ run_chunk(CpuTask *fn, void *ctx, size_t n, size_t nchunks, size_t i)
 		fn(ctx, begin, end);
 }
 
+/* The thread count cpu_threads_init makes of its argument. */
+static int
+thread_count(int nthreads)
+{
+	if (nthreads <= 0) {
+		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		nthreads = ncpu > 0 ? (int)ncpu : 1;
+	}
+	return nthreads > CPU_MAX_THREADS ? CPU_MAX_THREADS : nthreads;
+}
+
 #ifdef _OPENMP
 void
 cpu_threads_shutdown(void)
@@ -64,12 +75,7 @@ cpu_threads_shutdown(void)
 int
 cpu_threads_init(int nthreads)
 {
-	if (nthreads <= 0) {
-		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-		nthreads = ncpu > 0 ? (int)ncpu : 1;
-	}
-	if (nthreads > CPU_MAX_THREADS)
-		nthreads = CPU_MAX_THREADS;
+	nthreads = thread_count(nthreads);
 	openblas_set_num_threads(1);
 	omp_set_dynamic(0);
 	omp_set_num_threads(nthreads);
@@ -78,27 +84,10 @@ cpu_threads_init(int nthreads)
 	return 0;
 }
 
-int
-cpu_threads_count(void)
+/* Runs chunks [0, NCHUNKS) of the job, chunk i on thread i of an OpenMP team. */
+static void
+run_job(CpuTask *fn, void *ctx, size_t n, size_t nchunks)
 {
-	return pool.up ? pool.nthreads : 1;
-}
-
-void
-cpu_parallel_for(size_t n, size_t grain, CpuTask *fn, void *ctx)
-{
-	if (n == 0)
-		return;
-	if (grain == 0)
-		grain = 1;
-	size_t nchunks = (n + grain - 1) / grain;
-	if (!pool.up || inside_task || nchunks < 2 || pool.nthreads < 2) {
-		fn(ctx, 0, n);
-		return;
-	}
-	pthread_mutex_lock(&pool.caller);
-	if (nchunks > (size_t)pool.nthreads)
-		nchunks = (size_t)pool.nthreads;
 #pragma omp parallel num_threads((int)nchunks)
 	{
 		inside_task = true;
@@ -106,7 +95,6 @@ cpu_parallel_for(size_t n, size_t grain, CpuTask *fn, void *ctx)
 			run_chunk(fn, ctx, n, nchunks, i);
 		inside_task = false;
 	}
-	pthread_mutex_unlock(&pool.caller);
 }
 #else
 static void *
@@ -155,12 +143,7 @@ int
 cpu_threads_init(int nthreads)
 {
 	cpu_threads_shutdown();
-	if (nthreads <= 0) {
-		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-		nthreads = ncpu > 0 ? (int)ncpu : 1;
-	}
-	if (nthreads > CPU_MAX_THREADS)
-		nthreads = CPU_MAX_THREADS;
+	nthreads = thread_count(nthreads);
 	openblas_set_num_threads(1);
 	pool.gen = 0;
 	pool.nthreads = 1;
@@ -175,6 +158,31 @@ cpu_threads_init(int nthreads)
 	pool.up = true;
 	return rc;
 }
+
+/* Publishes the job to the workers, runs chunk 0 and waits for the others. */
+static void
+run_job(CpuTask *fn, void *ctx, size_t n, size_t nchunks)
+{
+	pthread_mutex_lock(&pool.mu);
+	pool.fn = fn;
+	pool.ctx = ctx;
+	pool.n = n;
+	pool.nchunks = nchunks;
+	pool.pending = pool.nthreads - 1;
+	pool.gen++;
+	pthread_cond_broadcast(&pool.wake);
+	pthread_mutex_unlock(&pool.mu);
+
+	inside_task = true;
+	run_chunk(fn, ctx, n, nchunks, 0);
+	inside_task = false;
+
+	pthread_mutex_lock(&pool.mu);
+	while (pool.pending > 0)
+		pthread_cond_wait(&pool.done, &pool.mu);
+	pthread_mutex_unlock(&pool.mu);
+}
+#endif
 
 int
 cpu_threads_count(void)
@@ -197,24 +205,6 @@ cpu_parallel_for(size_t n, size_t grain, CpuTask *fn, void *ctx)
 	pthread_mutex_lock(&pool.caller);
 	if (nchunks > (size_t)pool.nthreads)
 		nchunks = (size_t)pool.nthreads;
-	pthread_mutex_lock(&pool.mu);
-	pool.fn = fn;
-	pool.ctx = ctx;
-	pool.n = n;
-	pool.nchunks = nchunks;
-	pool.pending = pool.nthreads - 1;
-	pool.gen++;
-	pthread_cond_broadcast(&pool.wake);
-	pthread_mutex_unlock(&pool.mu);
-
-	inside_task = true;
-	run_chunk(fn, ctx, n, nchunks, 0);
-	inside_task = false;
-
-	pthread_mutex_lock(&pool.mu);
-	while (pool.pending > 0)
-		pthread_cond_wait(&pool.done, &pool.mu);
-	pthread_mutex_unlock(&pool.mu);
+	run_job(fn, ctx, n, nchunks);
 	pthread_mutex_unlock(&pool.caller);
 }
-#endif

@@ -39,24 +39,6 @@ static const CpuConv im2col_faster[] = {
 	{.n = 2, .c = 96, .h = 8, .w = 8, .k = 24, .kh = 1, .kw = 1, .sh = 1, .sw = 1, .ph = 0, .pw = 0, .groups = 1},
 };
 
-static size_t
-numel_x(const CpuConv *cv)
-{
-	return (size_t)cv->n * cv->c * cv->h * cv->w;
-}
-
-static size_t
-numel_y(const CpuConv *cv)
-{
-	return (size_t)cv->n * cv->k * cv->oh * cv->ow;
-}
-
-static size_t
-numel_w(const CpuConv *cv)
-{
-	return (size_t)cv->k * (cv->c / cv->groups) * cv->kh * cv->kw;
-}
-
 static void
 fill(float *f, double *d, size_t n, unsigned seed)
 {
@@ -99,7 +81,7 @@ test_case(const Case *c)
 {
 	CpuConv cv = c->cv;
 	CHECK(cpu_conv_setup(&cv) == 0);
-	size_t nx = numel_x(&cv), ny = numel_y(&cv), nw = numel_w(&cv);
+	size_t nx = cpu_conv_x_numel(&cv), ny = cpu_conv_y_numel(&cv), nw = cpu_conv_w_numel(&cv);
 	float *x = malloc(nx * 4), *w = malloc(nw * 4), *b = malloc((size_t)cv.k * 4), *dy = malloc(ny * 4);
 	double *xd = malloc(nx * 8), *wd = malloc(nw * 8), *bd = malloc((size_t)cv.k * 8), *dyd = malloc(ny * 8);
 	float *y[4] = {0}, *dx[4] = {0}, *dw[4] = {0}, *dw2 = malloc(nw * 4);

@@ -146,23 +146,6 @@ static const ConvCase conv_cases[] = {
 };
 enum { NCONV = sizeof conv_cases / sizeof conv_cases[0] };
 
-static size_t
-conv_in(const CpuConv *cv)
-{
-	return (size_t)cv->n * cv->c * cv->h * cv->w;
-}
-
-static size_t
-conv_out(const CpuConv *cv)
-{
-	return (size_t)cv->n * cv->k * cv->oh * cv->ow;
-}
-
-static size_t
-conv_wsize(const CpuConv *cv)
-{
-	return (size_t)cv->k * (cv->c / cv->groups) * cv->kh * cv->kw;
-}
 
 /* A workspace big enough for all three passes. */
 static size_t
@@ -359,29 +342,29 @@ test_reference(void)
 	char what[160];
 	for (int t = 0; t < NCONV; t++) {
 		CpuConv cv = conv_case(t);
-		double *x = drand(conv_in(&cv), -1, 1), *w = drand(conv_wsize(&cv), -1, 1);
+		double *x = drand(cpu_conv_x_numel(&cv), -1, 1), *w = drand(cpu_conv_w_numel(&cv), -1, 1);
 		double *b = conv_cases[t].bias ? drand((size_t)cv.k, -1, 1) : NULL;
-		double *y = DNEW(conv_out(&cv)), *want = DNEW(conv_out(&cv));
+		double *y = DNEW(cpu_conv_y_numel(&cv)), *want = DNEW(cpu_conv_y_numel(&cv));
 		size_t wsb = cpu_conv2d_workspace_f64(&cv, CPU_CONV_FORWARD, 0);
 		void *ws = wsb ? talloc(wsb) : NULL;
 		CHECK(cpu_conv2d_forward_f64(&cv, x, w, b, y, ws, wsb) == 0);
 		naive_conv(&cv, x, w, b, want);
 		snprintf(what, sizeof what, "conv2d_forward_f64 [%s] vs naive", conv_cases[t].name);
-		expect_close(what, y, want, conv_out(&cv), 1e-13);
+		expect_close(what, y, want, cpu_conv_y_numel(&cv), 1e-13);
 		/* Batch norm folded into the weights and bias == the inference batch norm of the
 		 * convolution (with and without affine parameters). */
 		double *rm = drand((size_t)cv.k, -1, 1), *rv = drand((size_t)cv.k, 0.1, 2);
 		double *sc = drand((size_t)cv.k, 0.5, 1.5), *sh = drand((size_t)cv.k, -1, 1);
-		double *wf = DNEW(conv_wsize(&cv)), *bf = DNEW(cv.k), *folded = DNEW(conv_out(&cv));
+		double *wf = DNEW(cpu_conv_w_numel(&cv)), *bf = DNEW(cv.k), *folded = DNEW(cpu_conv_y_numel(&cv));
 		for (int affine = 0; affine < 2; affine++) {
 			const double *s = affine ? sc : NULL, *h = affine ? sh : NULL;
 			cpu_batchnorm_inference_f64(y, cv.n, cv.k, cv.oh * cv.ow, rm, rv, 1e-3, s, h, want, EPI_NONE);
-			cpu_batchnorm_fold_weight_f64(w, cv.k, conv_wsize(&cv) / (size_t)cv.k, rv, 1e-3, s, wf);
+			cpu_batchnorm_fold_weight_f64(w, cv.k, cpu_conv_w_numel(&cv) / (size_t)cv.k, rv, 1e-3, s, wf);
 			cpu_batchnorm_fold_bias_f64(cv.k, rm, rv, 1e-3, s, h, b, bf);
 			CHECK(cpu_conv2d_forward_f64(&cv, x, wf, bf, folded, ws, wsb) == 0);
 			snprintf(what, sizeof what, "conv2d with batch norm folded [%s]%s", conv_cases[t].name,
 				affine ? " affine" : "");
-			expect_close(what, folded, want, conv_out(&cv), 1e-12);
+			expect_close(what, folded, want, cpu_conv_y_numel(&cv), 1e-12);
 		}
 	}
 
@@ -642,18 +625,18 @@ grad_conv(void)
 	char name[160];
 	for (int t = 0; t < NCONV; t++) {
 		CpuConv cv = conv_case(t);
-		ConvCtx c = {.cv = &cv, .x = drand(conv_in(&cv), -1, 1), .w = drand(conv_wsize(&cv), -1, 1),
+		ConvCtx c = {.cv = &cv, .x = drand(cpu_conv_x_numel(&cv), -1, 1), .w = drand(cpu_conv_w_numel(&cv), -1, 1),
 			.b = conv_cases[t].bias ? drand((size_t)cv.k, -1, 1) : NULL};
 		c.wsb = conv_ws_max_f64(&cv);
 		c.ws = c.wsb ? talloc(c.wsb) : NULL;
-		size_t ny = conv_out(&cv);
-		double *r = cotangent(ny), *dx = DNEW(conv_in(&cv)), *dw = DNEW(conv_wsize(&cv));
+		size_t ny = cpu_conv_y_numel(&cv);
+		double *r = cotangent(ny), *dx = DNEW(cpu_conv_x_numel(&cv)), *dw = DNEW(cpu_conv_w_numel(&cv));
 		CHECK(cpu_conv2d_backward_data_f64(&cv, r, c.w, dx, c.ws, c.wsb) == 0);
 		CHECK(cpu_conv2d_backward_filter_f64(&cv, c.x, r, dw, c.ws, c.wsb) == 0);
 		snprintf(name, sizeof name, "conv2d_backward_data_f64 [%s]", conv_cases[t].name);
-		gradcheck(name, "x", conv_fwd, &c, ny, r, c.x, conv_in(&cv), dx);
+		gradcheck(name, "x", conv_fwd, &c, ny, r, c.x, cpu_conv_x_numel(&cv), dx);
 		snprintf(name, sizeof name, "conv2d_backward_filter_f64 [%s]", conv_cases[t].name);
-		gradcheck(name, "w", conv_fwd, &c, ny, r, c.w, conv_wsize(&cv), dw);
+		gradcheck(name, "w", conv_fwd, &c, ny, r, c.w, cpu_conv_w_numel(&cv), dw);
 		if (c.b) {
 			double *db = DNEW(cv.k);
 			cpu_bias_backward_f64(r, cv.n, cv.k, cv.oh * cv.ow, db);
@@ -985,10 +968,10 @@ prec_conv(void)
 	char name[160];
 	for (int t = 0; t < NCONV; t++) {
 		CpuConv cv = conv_case(t);
-		Pair x = pair_rand(conv_in(&cv), -1, 1), w = pair_rand(conv_wsize(&cv), -1, 1);
-		Pair b = pair_rand((size_t)cv.k, -1, 1), dy = pair_rand(conv_out(&cv), -1, 1);
-		Pair y = pair_out(conv_out(&cv)), dx = pair_out(conv_in(&cv)),
-			dw = pair_out(conv_wsize(&cv)), db = pair_out(cv.k);
+		Pair x = pair_rand(cpu_conv_x_numel(&cv), -1, 1), w = pair_rand(cpu_conv_w_numel(&cv), -1, 1);
+		Pair b = pair_rand((size_t)cv.k, -1, 1), dy = pair_rand(cpu_conv_y_numel(&cv), -1, 1);
+		Pair y = pair_out(cpu_conv_y_numel(&cv)), dx = pair_out(cpu_conv_x_numel(&cv)),
+			dw = pair_out(cpu_conv_w_numel(&cv)), db = pair_out(cv.k);
 		size_t wf = conv_ws_max_f32(&cv), wd = conv_ws_max_f64(&cv);
 		void *wsf = wf ? talloc(wf) : NULL, *wsd = wd ? talloc(wd) : NULL;
 		CHECK(cpu_conv2d_forward_f32(&cv, x.f, w.f, b.f, y.f, wsf, wf) == 0);
@@ -1011,17 +994,17 @@ prec_conv(void)
 		 * path (im2col, pointwise, depthwise); some outputs must be clipped for this to bite. */
 		for (int a = 0; a < 2; a++) {
 			Epilogue act = a ? EPI_RELU6 : EPI_RELU;
-			float *fused = talloc(conv_out(&cv) * sizeof *fused), *sep = talloc(conv_out(&cv) * sizeof *sep);
-			for (size_t i = 0; i < conv_out(&cv); i++)
+			float *fused = talloc(cpu_conv_y_numel(&cv) * sizeof *fused), *sep = talloc(cpu_conv_y_numel(&cv) * sizeof *sep);
+			for (size_t i = 0; i < cpu_conv_y_numel(&cv); i++)
 				sep[i] = y.f[i] * 8;
 			CHECK(cpu_conv2d_forward_act_f32(&cv, x.f, w.f, b.f, fused, wsf, wf, act) == 0);
 			CHECK(cpu_conv2d_forward_f32(&cv, x.f, w.f, b.f, sep, wsf, wf) == 0);
-			(a ? cpu_relu6_forward_f32 : cpu_relu_forward_f32)(sep, sep, conv_out(&cv));
+			(a ? cpu_relu6_forward_f32 : cpu_relu_forward_f32)(sep, sep, cpu_conv_y_numel(&cv));
 			size_t zeros = 0;
-			for (size_t i = 0; i < conv_out(&cv); i++)
+			for (size_t i = 0; i < cpu_conv_y_numel(&cv); i++)
 				zeros += fused[i] == 0;
 			CHECK(zeros > 0);
-			CHECK(memcmp(fused, sep, conv_out(&cv) * sizeof *fused) == 0);
+			CHECK(memcmp(fused, sep, cpu_conv_y_numel(&cv) * sizeof *fused) == 0);
 		}
 	}
 }
@@ -1483,21 +1466,21 @@ det_workload(Outs *o, bool one_slot)
 	for (int t = 0; t < 3; t++) {
 		CpuConv cv = convs[t];
 		CHECK(cpu_conv_setup(&cv) == 0);
-		float *x = frand_fixed(100 + t, conv_in(&cv), -1, 1);
-		float *w = frand_fixed(200 + t, conv_wsize(&cv), -1, 1);
+		float *x = frand_fixed(100 + t, cpu_conv_x_numel(&cv), -1, 1);
+		float *w = frand_fixed(200 + t, cpu_conv_w_numel(&cv), -1, 1);
 		float *b = frand_fixed(300 + t, cv.k, -1, 1);
-		float *dy = frand_fixed(400 + t, conv_out(&cv), -1, 1);
+		float *dy = frand_fixed(400 + t, cpu_conv_y_numel(&cv), -1, 1);
 		size_t wsb[3];
 		void *ws[3];
 		for (int ps = 0; ps < 3; ps++) {
 			wsb[ps] = cpu_conv2d_workspace_f32(&cv, (CpuConvPass)ps, one_slot ? 1 : 0);
 			ws[ps] = wsb[ps] ? talloc(wsb[ps]) : NULL;
 		}
-		CHECK(cpu_conv2d_forward_f32(&cv, x, w, b, out_new(o, names[t][0], conv_out(&cv)), ws[0],
+		CHECK(cpu_conv2d_forward_f32(&cv, x, w, b, out_new(o, names[t][0], cpu_conv_y_numel(&cv)), ws[0],
 			wsb[0]) == 0);
-		CHECK(cpu_conv2d_backward_data_f32(&cv, dy, w, out_new(o, names[t][1], conv_in(&cv)),
+		CHECK(cpu_conv2d_backward_data_f32(&cv, dy, w, out_new(o, names[t][1], cpu_conv_x_numel(&cv)),
 			ws[1], wsb[1]) == 0);
-		CHECK(cpu_conv2d_backward_filter_f32(&cv, x, dy, out_new(o, names[t][2], conv_wsize(&cv)),
+		CHECK(cpu_conv2d_backward_filter_f32(&cv, x, dy, out_new(o, names[t][2], cpu_conv_w_numel(&cv)),
 			ws[2], wsb[2]) == 0);
 		cpu_bias_backward_f32(dy, cv.n, cv.k, cv.oh * cv.ow, out_new(o, names[t][3], cv.k));
 	}
@@ -1594,9 +1577,9 @@ test_workspace(void)
 		cpu_threads_init(threads);
 		for (int t = 0; t < NCONV; t++) {
 			CpuConv cv = conv_case(t);
-			float *x = frand_fixed(10, conv_in(&cv), -1, 1), *w = frand_fixed(11, conv_wsize(&cv), -1, 1);
-			float *dy = frand_fixed(12, conv_out(&cv), -1, 1);
-			size_t outn[3] = {conv_out(&cv), conv_in(&cv), conv_wsize(&cv)};
+			float *x = frand_fixed(10, cpu_conv_x_numel(&cv), -1, 1), *w = frand_fixed(11, cpu_conv_w_numel(&cv), -1, 1);
+			float *dy = frand_fixed(12, cpu_conv_y_numel(&cv), -1, 1);
+			size_t outn[3] = {cpu_conv_y_numel(&cv), cpu_conv_x_numel(&cv), cpu_conv_w_numel(&cv)};
 			for (int ps = 0; ps < 3; ps++) {
 				size_t bytes = cpu_conv2d_workspace_f32(&cv, passes[ps], threads);
 				CHECK(bytes == cpu_conv2d_workspace_f32(&cv, passes[ps], 0));
@@ -1610,7 +1593,7 @@ test_workspace(void)
 				 * its col is that of the flipped convolution, and the flipped weights come
 				 * first; backward-filter keeps a partial gradient per image range but the first. */
 				size_t npos = (size_t)cv.oh * cv.ow, hw = (size_t)cv.h * cv.w;
-				size_t wbytes = (conv_wsize(&cv) * sizeof(float) + 63) / 64 * 64;
+				size_t wbytes = (cpu_conv_w_numel(&cv) * sizeof(float) + 63) / 64 * 64;
 				bool flip = cv.sh == 1 && cv.sw == 1 && cv.ph < cv.kh && cv.pw < cv.kw;
 				size_t groups = cv.n < 8 ? (size_t)cv.n : 8;
 				size_t slot = ps == 1 && flip ? (size_t)cv.k * cv.kh * cv.kw * hw * sizeof(float)
