@@ -43,7 +43,7 @@ typedef double Acc;
  * they are also built for AVX-512 and AVX2 and picked at load time (function multiversioning).
  * The C standard mode keeps -ffp-contract=off and nothing is reassociated, so every version
  * gives the same bits (a ResNet-20 trained 3 steps with the AVX2 and the AVX-512 versions
- * exports identical weights; the AVX-512 one makes the ResNet-56 step about 3% faster). */
+ * exports identical weights). */
 #ifndef NNC_MULTIVERSION
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__has_attribute)
 #if __has_attribute(target_clones)
