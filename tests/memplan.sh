@@ -1,7 +1,8 @@
 #!/bin/sh
 # The memory plan and fusion change where values live and how many kernels run, not what is
 # trained: for every model in every precision, the default plan, a plan without memory reuse
-# (--no-reuse) and a plan without fusion (--no-fuse) train a few steps to bit-identical weights.
+# (--no-reuse) and a plan without fusion (--no-fuse) train a few steps to bit-identical weights
+# (the fused plan with its step groups, which both backends run as one kernel each).
 # Evaluation is identical with and without reuse; without fusion it differs only by batch-norm
 # folding's rounding (a(w.x) computed as (aw).x). Over the test images, the largest difference
 # in any class probability (nnrun compare's delta) between the fused and unfused evaluations
@@ -36,6 +37,9 @@ for m in ${MEMPLAN_MODELS:-$(cd models && ls *.nn | sed "s/\.nn$//")}; do
 		for mode in no-reuse no-fuse; do
 			same "weights-$m-$p-$mode" "$tmp/$m-$p-reuse.safetensors" "$tmp/$m-$p-$mode.safetensors"
 		done
+		# the fused plan's step groups (fuse step 6: statistics, residual adds, multi-tensor
+		# runs) are what the comparison above proves; the unfused plan has none
+		expect "groups-$m-$p" 0 "^[1-9][0-9]* 0$" -- sh -c "echo \$(grep -c 'group: ' '$tmp/$m-$p-reuse.plan') \$(grep -c 'group: ' '$tmp/$m-$p-no-fuse.plan')"
 		for mode in reuse no-reuse; do
 			expect "eval-$m-$p-$mode" 0 "accuracy" -- "$nnrun" eval "$tmp/$m-$p-$mode.plan" --weights "$tmp/$m-$p-reuse.safetensors" $run
 			cp "$tmp/out" "$tmp/$m-$p-$mode.eval"
