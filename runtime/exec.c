@@ -589,6 +589,46 @@ k_adam_update(K *k)
 	return true;
 }
 
+/* fp16 <-> f32 conversions of whole values, spread over the thread pool in fixed chunks (each
+ * element converts on its own, so the bits do not depend on the chunks). Alone on the calling
+ * thread they were the largest cost of a pure-fp16 step, the other threads idling. */
+typedef struct {
+	const void *src;
+	void *dst;
+	int dir; /* 0: f16 -> f32, 1: f32 -> f16, 2: f32 rounded through f16 in place */
+} Convert;
+
+static void
+convert_range(void *ctx, size_t i0, size_t i1)
+{
+	const Convert *c = ctx;
+	if (c->dir == 0)
+		half_to_float_n((const nnc_half *)c->src + i0, (float *)c->dst + i0, i1 - i0);
+	else if (c->dir == 1)
+		half_from_float_n((const float *)c->src + i0, (nnc_half *)c->dst + i0, i1 - i0);
+	else
+		half_round_f32_n((float *)c->dst + i0, i1 - i0);
+}
+
+static void
+convert(const void *src, void *dst, size_t n, int dir)
+{
+	Convert c = {src, dst, dir};
+	cpu_parallel_for(n, 1 << 16, convert_range, &c);
+}
+
+static void
+to_f32(const nnc_half *src, float *dst, size_t n)
+{
+	convert(src, dst, n, 0);
+}
+
+static void
+to_f16(const float *src, nnc_half *dst, size_t n)
+{
+	convert(src, dst, n, 1);
+}
+
 /* Points k->in and k->out at f32 data: the values themselves, or for f16 values widened copies
  * in Exec.wide (the result's, and in-place operands', are rounded back by narrow()). */
 static void
@@ -603,7 +643,7 @@ widen(K *k)
 			continue;
 		}
 		k->in[i] = k->e->wide + at;
-		half_to_float_n((const nnc_half *)exec_f32(k->e, k->s->in[i]), k->in[i], numel(t));
+		to_f32((const nnc_half *)exec_f32(k->e, k->s->in[i]), k->in[i], numel(t));
 		at += (numel(t) + 15) & ~(size_t)15;
 	}
 	if (k->s->out >= 0)
@@ -615,10 +655,10 @@ narrow(K *k)
 {
 	const Plan *p = k->e->plan;
 	if (k->s->out >= 0 && p->values[k->s->out].dtype == DT_F16)
-		half_from_float_n(k->out, (nnc_half *)exec_f32(k->e, k->s->out), numel(&p->values[k->s->out]));
+		to_f16(k->out, (nnc_half *)exec_f32(k->e, k->s->out), numel(&p->values[k->s->out]));
 	for (int i = 0; i < k->s->nin; i++)
 		if (nnc_writes(k->s->op, i) && p->values[k->s->in[i]].dtype == DT_F16)
-			half_from_float_n(k->in[i], (nnc_half *)exec_f32(k->e, k->s->in[i]), numel(&p->values[k->s->in[i]]));
+			to_f16(k->in[i], (nnc_half *)exec_f32(k->e, k->s->in[i]), numel(&p->values[k->s->in[i]]));
 }
 
 /* Classifies a step's result (and an update's parameter) into its counters; the first NaN or
@@ -817,7 +857,7 @@ run_stats_through_cast(Exec *e, const PlanProgram *prog, int cast, char *msg, si
 {
 	const PlanStep *c = &prog->steps[cast], *s = c + 1;
 	const Plan *p = e->plan;
-	half_to_float_n((const nnc_half *)exec_f32(e, c->in[0]), e->view, numel(&p->values[c->in[0]]));
+	to_f32((const nnc_half *)exec_f32(e, c->in[0]), e->view, numel(&p->values[c->in[0]]));
 	K k = {.e = e, .s = s, .err = msg, .errlen = msglen, .acc16 = s->acc == DT_F16};
 	widen(&k);
 	k.in[0] = e->view;
@@ -841,7 +881,7 @@ run_bn_add(Exec *e, const PlanProgram *prog, int i, char *msg, size_t msglen)
 	if (!kernels[OP_bn_apply](&kb))
 		return false;
 	if (p->values[b->out].dtype == DT_F16)
-		half_round_f32_n(e->view, numel(&p->values[b->out]));
+		convert(NULL, e->view, numel(&p->values[b->out]), 2);
 	K ka = {.e = e, .s = a, .err = msg, .errlen = msglen, .acc16 = a->acc == DT_F16};
 	widen(&ka);
 	ka.in[a->in[0] == b->out ? 0 : 1] = e->view;

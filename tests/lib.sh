@@ -12,6 +12,9 @@
 #                                      NNC_RECORDS: a subset's file size) and clears NNC_DEVICE
 # The CPU backend's tests stay on the CPU on machines with a GPU too (nnrun's default device).
 export NNC_DEVICE=cpu
+# OpenMP's threads (the CPU pool with oneDNN, docs/cpu.md) sleep between parallel regions
+# instead of spinning: tests are not timed, and `ctest -j` runs several at once
+export OMP_WAIT_POLICY=passive
 tmp=$(mktemp -d) || exit 2
 trap 'rm -rf "$tmp"' EXIT
 fail=0 pass=0
