@@ -1,7 +1,7 @@
 #!/bin/sh
 # Kernels per training and evaluation run of every model and precision, fused (the default) and
 # unfused (nnc compile --no-fuse), as `nnrun info` counts them on the CPU (a backward group is
-# one kernel) and on the GPU (multi-tensor updates and checks are one launch), at batch 128.
+# one kernel, a widening cast its statistics read through none) and on the GPU (multi-tensor updates and checks are one launch), at batch 128.
 # Counting needs no timing, so the table is exact and repeatable; the table goes to stdout and,
 # with -o FILE, to a Markdown file (bench/results/).
 #   bench/kernels.sh [-o FILE] [MODELS...]       (default: every model)
@@ -22,7 +22,7 @@ counts() { # PLAN -> "cpu_train cpu_eval gpu_train gpu_eval"
 	echo "# Kernels per run, fused and unfused ($(date -u +%Y-%m-%d))"
 	echo
 	echo "Batch 128. CPU: kernels per run as \`nnrun info\` counts them (a backward group of three steps is"
-	echo "one kernel). GPU: launches per run (cuDNN/cuBLAS calls and nnc kernels; multi-tensor updates,"
+	echo "one kernel, a widening cast its statistics read through none). GPU: launches per run (cuDNN/cuBLAS calls and nnc kernels; multi-tensor updates,"
 	echo "checks and casts as one). Unfused: \`nnc compile --no-fuse\`. Written by \`bench/kernels.sh\`."
 	echo
 	echo "| model | precision | CPU train, fused / unfused | CPU eval, fused / unfused | GPU train, fused / unfused | GPU eval, fused / unfused |"

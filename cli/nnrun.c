@@ -283,19 +283,17 @@ cmd_info(const Opts *o)
 		threads, w.total / 1e6, w.conv / 1e6, w.wide / 1e6, w.view / 1e6, w.scratch / 1e6);
 	if (p.has_train)
 		printf("  train program: %d steps; eval program: %d steps\n", p.train.nsteps, p.eval.nsteps);
-	/* kernel launches per run: a backward group's steps are one kernel */
-	int kernels[2] = {0, 0};
-	for (int g = 0; g < 2; g++) {
-		const PlanProgram *prog = g ? &p.eval : &p.train;
-		for (int i = 0; (g || p.has_train) && i < prog->nsteps; i++) {
-			kernels[g]++;
-			if (prog->steps[i].group > 1)
-				i += prog->steps[i].group - 1;
-		}
-	}
+	int kernels[2] = {p.has_train ? exec_kernel_count(&p.train) : 0, exec_kernel_count(&p.eval)};
 	if (!p.has_train)
 		printf("  eval program: %d steps (no training program: the model has no scalar loss output)\n", p.eval.nsteps);
-	printf("  kernels per run (a backward group counts once): train %d, eval %d\n", kernels[0], kernels[1]);
+	printf("  cpu kernels per run (a backward group counts once, a cast its statistics read through none): train %d, eval %d\n",
+		kernels[0], kernels[1]);
+	int dnnl, im2col;
+	const char *impl;
+	exec_conv_kinds(&p, threads, &dnnl, &im2col, &impl);
+	if (dnnl + im2col)
+		printf("  cpu convolution passes with %d threads: %d through oneDNN%s%s%s, %d through im2col\n", threads, dnnl,
+			impl ? " (" : "", impl ? impl : "", impl ? ")" : "", im2col);
 	int lib[2], own[2];
 	if (backend_gpu_launches(&p, 0, &lib[0], &own[0]) && backend_gpu_launches(&p, 1, &lib[1], &own[1]))
 		printf("  GPU launches per run (multi-tensor updates and checks as one): train %d (%d cuDNN/cuBLAS calls, %d "

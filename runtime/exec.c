@@ -1035,6 +1035,72 @@ round64(size_t bytes)
 	return (bytes + 63) & ~(size_t)63;
 }
 
+/* The convolution of step S of plan P, its pass and whether it has a bias; false when S is no
+ * convolution. */
+static bool
+step_conv(const Plan *p, const PlanStep *s, CpuConv *cv, CpuConvPass *pass, bool *bias)
+{
+	if (s->op != OP_conv2d && s->op != OP_conv2d_bwd_data && s->op != OP_conv2d_bwd_filter)
+		return false;
+	/* K needs an Exec only for T() and A(), which read the plan. */
+	Exec e = {.plan = p};
+	char msg[64];
+	K k = {.e = &e, .s = s, .err = msg, .errlen = sizeof msg};
+	const Type *x = s->op == OP_conv2d ? T(&k, 0) : s->op == OP_conv2d_bwd_filter ? T(&k, 1) : NULL;
+	Type xb;
+	if (!x) {
+		const Type *dy = T(&k, 0), *wt = T(&k, 1);
+		xb = (Type){.rank = 4, .dim = {dy->dim[0], wt->dim[1] * A(&k, "groups")->i[0], A(&k, "input")->i[0],
+		                               A(&k, "input")->i[1]}};
+		x = &xb;
+	}
+	int cout = s->op == OP_conv2d ? (int)A(&k, "channels")->i[0] : (int)T(&k, 0)->dim[1];
+	if (!conv_from(&k, cv, x, cout))
+		return false;
+	*pass = s->op == OP_conv2d ? CPU_CONV_FORWARD : s->op == OP_conv2d_bwd_data ? CPU_CONV_BACKWARD_DATA
+	                                                                             : CPU_CONV_BACKWARD_FILTER;
+	*bias = s->op == OP_conv2d && A(&k, "bias")->i[0];
+	return true;
+}
+
+void
+exec_conv_kinds(const Plan *p, int threads, int *dnnl, int *im2col, const char **impl)
+{
+	*dnnl = *im2col = 0;
+	*impl = NULL;
+	const PlanProgram *progs[2] = {p->has_train ? &p->train : NULL, &p->eval};
+	for (int g = 0; g < 2; g++)
+		for (int i = 0; progs[g] && i < progs[g]->nsteps; i++) {
+			CpuConv cv;
+			CpuConvPass pass;
+			bool bias;
+			const PlanStep *s = &progs[g]->steps[i];
+			if (!step_conv(p, s, &cv, &pass, &bias))
+				continue;
+			if (s->acc != DT_F16 && cpu_dnnl_conv_ready(&cv, pass, bias, threads)) {
+				(*dnnl)++;
+				if (!*impl)
+					*impl = cpu_dnnl_conv_impl(&cv, pass, bias, threads);
+			} else {
+				(*im2col)++;
+			}
+		}
+}
+
+int
+exec_kernel_count(const PlanProgram *prog)
+{
+	int n = 0;
+	for (int i = 0; i < prog->nsteps; i++) {
+		GroupKind kind = plan_group_kind(prog, i);
+		if (kind == GROUP_BN_BWD)
+			i += prog->steps[i].group - 1;
+		if (!(kind == GROUP_BN_STATS && prog->steps[i].op == OP_cast))
+			n++;
+	}
+	return n;
+}
+
 ExecWorkspace
 exec_workspace(const Plan *p, int threads)
 {
@@ -1046,36 +1112,18 @@ exec_workspace(const Plan *p, int threads)
 		if (p->values[i].rank == 1 && (size_t)p->values[i].dim[0] > maxc)
 			maxc = (size_t)p->values[i].dim[0];
 	}
-	/* K needs an Exec only for T() and A(), which read the plan. */
-	Exec e = {.plan = p};
 	const PlanProgram *progs[2] = {p->has_train ? &p->train : NULL, &p->eval};
 	for (int g = 0; g < 2; g++)
 		for (int i = 0; progs[g] && i < progs[g]->nsteps; i++) {
-			const PlanStep *s = &progs[g]->steps[i];
-			if (s->op != OP_conv2d && s->op != OP_conv2d_bwd_data && s->op != OP_conv2d_bwd_filter)
-				continue;
-			char msg[64];
-			K k = {.e = &e, .s = s, .err = msg, .errlen = sizeof msg};
 			CpuConv cv;
-			const Type *x = s->op == OP_conv2d ? T(&k, 0) : s->op == OP_conv2d_bwd_filter ? T(&k, 1) : NULL;
-			Type xb;
-			if (!x) {
-				const Type *dy = T(&k, 0), *wt = T(&k, 1);
-				xb = (Type){.rank = 4, .dim = {dy->dim[0], wt->dim[1] * A(&k, "groups")->i[0], A(&k, "input")->i[0],
-				                               A(&k, "input")->i[1]}};
-				x = &xb;
-			}
-			int cout = s->op == OP_conv2d ? (int)A(&k, "channels")->i[0] : (int)T(&k, 0)->dim[1];
-			if (!conv_from(&k, &cv, x, cout))
+			CpuConvPass pass;
+			bool bias;
+			const PlanStep *s = &progs[g]->steps[i];
+			if (!step_conv(p, s, &cv, &pass, &bias))
 				continue;
-			CpuConvPass pass = s->op == OP_conv2d ? CPU_CONV_FORWARD
-			                   : s->op == OP_conv2d_bwd_data ? CPU_CONV_BACKWARD_DATA
-			                                                 : CPU_CONV_BACKWARD_FILTER;
 			size_t need = cpu_conv2d_workspace_f32(&cv, pass, threads);
 			/* f32 steps run through oneDNN where it has a kernel (prepared here, once) */
-			size_t dnnl = s->acc == DT_F16 ? 0
-			                               : cpu_dnnl_conv_prepare(&cv, pass,
-			                                     s->op == OP_conv2d && A(&k, "bias")->i[0], threads);
+			size_t dnnl = s->acc == DT_F16 ? 0 : cpu_dnnl_conv_prepare(&cv, pass, bias, threads);
 			if (dnnl > need)
 				need = dnnl;
 			if (need > w.conv)

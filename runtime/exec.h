@@ -32,6 +32,15 @@ typedef struct {
 /* The workspace arena PLAN needs with THREADS worker threads. */
 ExecWorkspace exec_workspace(const Plan *plan, int threads);
 
+/* The kernels a whole run of PROG makes on the CPU: one per step, but one for a backward group
+ * of three and none for a widening cast its statistics group reads through (run_steps). */
+int exec_kernel_count(const PlanProgram *prog);
+
+/* Of PLAN's convolution passes with THREADS threads (after exec_workspace, which prepares
+ * them), how many run through oneDNN and how many through im2col, and oneDNN's kernel name of
+ * the first (NULL when none). */
+void exec_conv_kinds(const Plan *plan, int threads, int *dnnl, int *im2col, const char **impl);
+
 typedef struct {
 	const Plan *plan;
 	unsigned char *base[NARENA]; /* the plan's arenas; value v lives at base[arena[v]] + offset[v] */
