@@ -1063,28 +1063,49 @@ step_conv(const Plan *p, const PlanStep *s, CpuConv *cv, CpuConvPass *pass, bool
 	return true;
 }
 
-void
-exec_conv_kinds(const Plan *p, int threads, int *dnnl, int *im2col, const char **impl)
+/* Calls FN for every convolution step of P's programs, with its geometry, pass and bias. */
+typedef void ConvVisit(void *ctx, const PlanStep *s, const CpuConv *cv, CpuConvPass pass, bool bias);
+
+static void
+each_conv(const Plan *p, ConvVisit *fn, void *ctx)
 {
-	*dnnl = *im2col = 0;
-	*impl = NULL;
 	const PlanProgram *progs[2] = {p->has_train ? &p->train : NULL, &p->eval};
 	for (int g = 0; g < 2; g++)
 		for (int i = 0; progs[g] && i < progs[g]->nsteps; i++) {
 			CpuConv cv;
 			CpuConvPass pass;
 			bool bias;
-			const PlanStep *s = &progs[g]->steps[i];
-			if (!step_conv(p, s, &cv, &pass, &bias))
-				continue;
-			if (s->acc != DT_F16 && cpu_dnnl_conv_ready(&cv, pass, bias, threads)) {
-				(*dnnl)++;
-				if (!*impl)
-					*impl = cpu_dnnl_conv_impl(&cv, pass, bias, threads);
-			} else {
-				(*im2col)++;
-			}
+			if (step_conv(p, &progs[g]->steps[i], &cv, &pass, &bias))
+				fn(ctx, &progs[g]->steps[i], &cv, pass, bias);
 		}
+}
+
+typedef struct {
+	int threads, dnnl, im2col;
+	const char *impl;
+} ConvKinds;
+
+static void
+count_kind(void *ctx, const PlanStep *s, const CpuConv *cv, CpuConvPass pass, bool bias)
+{
+	ConvKinds *c = ctx;
+	if (s->acc != DT_F16 && cpu_dnnl_conv_ready(cv, pass, bias, c->threads)) {
+		c->dnnl++;
+		if (!c->impl)
+			c->impl = cpu_dnnl_conv_impl(cv, pass, bias, c->threads);
+	} else {
+		c->im2col++;
+	}
+}
+
+void
+exec_conv_kinds(const Plan *p, int threads, int *dnnl, int *im2col, const char **impl)
+{
+	ConvKinds c = {.threads = threads};
+	each_conv(p, count_kind, &c);
+	*dnnl = c.dnnl;
+	*im2col = c.im2col;
+	*impl = c.impl;
 }
 
 int
@@ -1101,6 +1122,23 @@ exec_kernel_count(const PlanProgram *prog)
 	return n;
 }
 
+typedef struct {
+	int threads;
+	size_t bytes;
+} ConvNeed;
+
+/* The largest convolution workspace: im2col's, or oneDNN's for the f32 steps it runs (which
+ * this prepares, once). */
+static void
+conv_need(void *ctx, const PlanStep *s, const CpuConv *cv, CpuConvPass pass, bool bias)
+{
+	ConvNeed *c = ctx;
+	size_t need = cpu_conv2d_workspace_f32(cv, pass, c->threads);
+	size_t dnnl = s->acc == DT_F16 ? 0 : cpu_dnnl_conv_prepare(cv, pass, bias, c->threads);
+	need = dnnl > need ? dnnl : need;
+	c->bytes = need > c->bytes ? need : c->bytes;
+}
+
 ExecWorkspace
 exec_workspace(const Plan *p, int threads)
 {
@@ -1112,23 +1150,10 @@ exec_workspace(const Plan *p, int threads)
 		if (p->values[i].rank == 1 && (size_t)p->values[i].dim[0] > maxc)
 			maxc = (size_t)p->values[i].dim[0];
 	}
+	ConvNeed need = {.threads = threads};
+	each_conv(p, conv_need, &need);
+	w.conv = need.bytes;
 	const PlanProgram *progs[2] = {p->has_train ? &p->train : NULL, &p->eval};
-	for (int g = 0; g < 2; g++)
-		for (int i = 0; progs[g] && i < progs[g]->nsteps; i++) {
-			CpuConv cv;
-			CpuConvPass pass;
-			bool bias;
-			const PlanStep *s = &progs[g]->steps[i];
-			if (!step_conv(p, s, &cv, &pass, &bias))
-				continue;
-			size_t need = cpu_conv2d_workspace_f32(&cv, pass, threads);
-			/* f32 steps run through oneDNN where it has a kernel (prepared here, once) */
-			size_t dnnl = s->acc == DT_F16 ? 0 : cpu_dnnl_conv_prepare(&cv, pass, bias, threads);
-			if (dnnl > need)
-				need = dnnl;
-			if (need > w.conv)
-				w.conv = need;
-		}
 	/* The widening area: for each step, room for every f16 operand and result in f32. */
 	size_t wide = 16, view = 16;
 	for (int g = 0; g < 2; g++)
