@@ -9,18 +9,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "runtime/cpu/conv_dnnl.h"
 #include "runtime/cpu/kernels.h"
 
 enum { REPS = 5 };
 
-static double
-now(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
 
 static int
 by_value(const void *a, const void *b)
@@ -39,7 +33,7 @@ time_pass(const CpuConv *cv, int pass, bool dnnl, int threads, int rounds, float
 		double t0 = 0;
 		for (int i = -1; i < REPS; i++) {
 			if (i == 0)
-				t0 = now();
+				t0 = nnc_seconds();
 			int rc = pass == 0 ? (dnnl ? cpu_dnnl_conv_forward(cv, x, w, NULL, y, ws, wsb, EPI_NONE, threads)
 			                           : cpu_conv2d_forward_f32(cv, x, w, NULL, y, ws, wsb))
 			       : pass == 1 ? (dnnl ? cpu_dnnl_conv_backward_data(cv, y, w, dx, ws, wsb, threads)
@@ -51,7 +45,7 @@ time_pass(const CpuConv *cv, int pass, bool dnnl, int threads, int rounds, float
 				exit(1);
 			}
 		}
-		t[r] = (now() - t0) / REPS * 1e3;
+		t[r] = (nnc_seconds() - t0) / REPS * 1e3;
 	}
 	qsort(t, (size_t)rounds, sizeof *t, by_value);
 	return t[rounds / 2];

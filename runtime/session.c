@@ -11,18 +11,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/file.h"
 #include "runtime/cpu/kernels.h"
 #include "runtime/runfiles.h"
 #include "runtime/weights.h"
 
-static double
-now(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
 
 static bool
 interrupted(const SessionOptions *o)
@@ -325,7 +319,7 @@ session_train(const Plan *plan, const SessionOptions *o)
 	while ((int)ld->order.epoch < epochs) {
 		int epoch = (int)ld->order.epoch;
 		/* A resumed epoch continues the sums saved with its checkpoint. */
-		double t0 = now() - t.rs.seconds, shown = 0;
+		double t0 = nnc_seconds() - t.rs.seconds, shown = 0;
 		EpochSums sums = t.rs.sums;
 		t.rs.seconds = 0;
 		t.rs.sums = (EpochSums){0};
@@ -359,7 +353,7 @@ session_train(const Plan *plan, const SessionOptions *o)
 			bool stop = interrupted(o) || (o->max_steps && steps_run >= o->max_steps);
 			/* the resident loop runs ahead of the host: its sums are read (a wait) only at the
 			 * progress bar's rate (4 per second on a terminal), at stops and at the epoch's end */
-			bool show = !o->quiet && (b + 1 == nb || (resident && tty ? now() - shown >= 0.25 : tty) ||
+			bool show = !o->quiet && (b + 1 == nb || (resident && tty ? nnc_seconds() - shown >= 0.25 : tty) ||
 			                          (b + 1) % (nb / 10 + 1) == 0);
 			if (resident && (show || stop || b + 1 == nb)) {
 				long at;
@@ -383,12 +377,12 @@ session_train(const Plan *plan, const SessionOptions *o)
 					tty ? "\n" : "", (double)bad_loss, epoch + 1, bad_b);
 				return train_close(&t, o, SESSION_FAILED);
 			}
-			double dt = now() - t0;
+			double dt = nnc_seconds() - t0;
 			if (show) {
 				progress(log, tty, epoch + 1, epochs, b + 1, nb, sums.loss_sum / (double)sums.seen,
 					(double)sums.correct / (double)sums.seen, (double)sums.seen / (dt > 0 ? dt : 1e-9),
 					dt / (double)(b + 1 - b0) * (double)(nb - b - 1));
-				shown = now();
+				shown = nnc_seconds();
 			}
 			if (stop && b + 1 == nb) {
 				/* the step ended an epoch: evaluate it, write its row and checkpoint, then stop
@@ -397,17 +391,17 @@ session_train(const Plan *plan, const SessionOptions *o)
 				break;
 			}
 			if (stop) {
-				t.rs = (RunState){ld->order.epoch, ld->order.position, now() - t0, sums};
+				t.rs = (RunState){ld->order.epoch, ld->order.position, nnc_seconds() - t0, sums};
 				return train_close(&t, o, stop_with_checkpoint(&t, o, tty, 0));
 			}
 		}
-		double train_secs = now() - t0;
+		double train_secs = nnc_seconds() - t0;
 		Score sc;
 		if (!backend_evaluate(t.dev, e, ld, t.data.n[CIFAR_TEST], &sc, err, sizeof err)) {
 			fprintf(log, "nnrun: error: %s\n", err);
 			return train_close(&t, o, SESSION_FAILED);
 		}
-		double secs = now() - t0, ips = (double)sums.seen / (train_secs > 0 ? train_secs : 1e-9);
+		double secs = nnc_seconds() - t0, ips = (double)sums.seen / (train_secs > 0 ? train_secs : 1e-9);
 		double tl = sums.seen ? sums.loss_sum / (double)sums.seen : 0;
 		double ta = sums.seen ? (double)sums.correct / (double)sums.seen : 0;
 		double va = sc.count ? (double)sc.correct / (double)sc.count : 0;
@@ -558,14 +552,14 @@ session_bench(const Plan *p, const SessionOptions *o, long steps)
 		if (s == 0) {
 			if (resident && !backend_train_read(dev, &e, false, &sums, &bad, &bl, err, sizeof err))
 				goto fail;
-			t0 = now();
+			t0 = nnc_seconds();
 		}
 		if (!(resident ? backend_train_step(dev, err, sizeof err) : backend_run(dev, &e, prog, err, sizeof err)))
 			goto fail;
 	}
 	if (resident && !backend_train_read(dev, &e, false, &sums, &bad, &bl, err, sizeof err))
 		goto fail;
-	double dt = (now() - t0) / (double)steps;
+	double dt = (nnc_seconds() - t0) / (double)steps;
 	char where[64], graph[160] = "";
 	if (!strcmp(backend_name(dev), "cpu"))
 		snprintf(where, sizeof where, "%d threads", o->threads);

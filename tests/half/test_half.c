@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/half.h"
 #include "tests/check.h"
 
@@ -44,13 +45,6 @@ fl(uint32_t b)
 	return x;
 }
 
-static double
-now(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static bool f16c;         /* the CPU has F16C: compare the two bulk paths */
 static uint64_t compared; /* values compared in the bulk loops (each CHECK covers many) */
@@ -626,7 +620,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "usage: %s [--all]\n", argv[0]);
 		return 2;
 	}
-	double t0 = now();
+	double t0 = nnc_seconds();
 	f16c = half_f16c_available();
 	if (!f16c) {
 		printf("test_half: no F16C on this CPU: F16C-vs-portable comparisons skipped\n");
@@ -644,6 +638,6 @@ main(int argc, char **argv)
 	test_structured();
 	test_many_floats(all);
 	test_mxcsr();
-	printf("test_half: %llu values compared in bulk, %.2f s\n", (unsigned long long)compared, now() - t0);
+	printf("test_half: %llu values compared in bulk, %.2f s\n", (unsigned long long)compared, nnc_seconds() - t0);
 	return check_exit("test_half");
 }
