@@ -43,6 +43,7 @@ static const char usage_compile[] =
 	"  -o FILE.plan                   write the execution plan for nnrun\n"
 	"  --no-reuse                     give every value its own memory (no memory reuse)\n"
 	"  --no-fuse                      no fusion: every op its own kernel, no batch-norm folding\n"
+	"  --layout nchw|nhwc|auto        memory order of images and filters (default auto)\n"
 	"  --recipe R.yaml                training settings (optimizer, schedule, epochs...)\n"
 	"  --precision fp32|fp16|mixed|POLICY.yaml\n"
 	"                                 storage and accumulation dtypes (default fp32)\n"
@@ -150,6 +151,17 @@ parse_args(Options *o, int argc, char **argv)
 				return NNC_EUSER;
 			}
 			o->po.precision = &o->precision;
+		} else if (strcmp(o->cmd, "compile") == 0 && (t = take(o, argc, argv, &i, &val, "--layout", NULL))) {
+			if (t < 0)
+				return NNC_EUSAGE;
+			if (strcmp(val, "nchw") == 0)
+				o->po.layout = LAYOUT_NCHW;
+			else if (strcmp(val, "nhwc") == 0)
+				o->po.layout = LAYOUT_NHWC;
+			else if (strcmp(val, "auto") == 0)
+				o->po.layout = LAYOUT_AUTO;
+			else
+				return usage_error(o->cmd, "--layout must be nchw, nhwc or auto, got '%s'", val);
 		} else if (strcmp(o->cmd, "compile") == 0 && (t = take(o, argc, argv, &i, &val, "--recipe", NULL))) {
 			if (t < 0)
 				return NNC_EUSAGE;

@@ -279,8 +279,12 @@ cmd_info(const Opts *o)
 	int threads = o->s.threads > 0 ? o->s.threads : 1;
 	ExecWorkspace w = exec_workspace(&p, threads);
 	printf("  cpu workspace with %d threads: %.2f MB (convolution %.2f, fp16 widening %.2f, value view %.2f, "
-	       "per-channel %.3f)\n",
-		threads, w.total / 1e6, w.conv / 1e6, w.wide / 1e6, w.view / 1e6, w.scratch / 1e6);
+	       "per-channel %.3f, nchw copies %.2f, channels-last sums %.3f)\n",
+		threads, w.total / 1e6, w.conv / 1e6, w.wide / 1e6, w.view / 1e6, w.scratch / 1e6, w.lay / 1e6, w.part / 1e6);
+	int cl = 0;
+	for (int v = 0; v < p.nvalues; v++)
+		cl += p.values[v].rank == 4 && layout_channels_last(p.values[v].layout);
+	printf("  layout: %s (%d of %d values channels-last)\n", cl ? "nhwc" : "nchw", cl, p.nvalues);
 	if (p.has_train)
 		printf("  train program: %d steps; eval program: %d steps\n", p.train.nsteps, p.eval.nsteps);
 	int kernels[2] = {p.has_train ? exec_kernel_count(&p.train) : 0, exec_kernel_count(&p.eval)};
@@ -462,7 +466,9 @@ cmd_step(const Opts *o)
 			for (int k = 0; k < p.nparams; k++)
 				if (p.params[k].value == u->in[0])
 					name = p.params[k].name;
-			memcpy(saved + at, exec_view_f32(&e, u->in[1]), (size_t)type_numel(gt) * sizeof *saved);
+			Type g32 = *gt; /* widened by the view; in PyTorch's layout */
+			g32.dtype = DT_F32;
+			exec_copy_torch(&g32, exec_view_f32(&e, u->in[1]), saved + at, true);
 			for (int64_t j = 0; scale != 1 && j < type_numel(gt); j++)
 				saved[at + (size_t)j] = (float)(saved[at + (size_t)j] / scale);
 			t[nt++] = (StTensor){.name = arena_printf(&a, "grad.%s", name), .dtype = ST_F32, .rank = gt->rank,
@@ -470,15 +476,21 @@ cmd_step(const Opts *o)
 			at += (size_t)type_numel(gt);
 		}
 	}
-	for (int i = 0; i < p.nparams; i++) {
-		const Type *ty = &p.values[p.params[i].value];
-		t[nt++] = (StTensor){.name = p.params[i].name, .dtype = ty->dtype == DT_F16 ? ST_F16 : ST_F32,
-			.rank = ty->rank, .dims = ty->dim, .data = exec_f32(&e, p.params[i].value)};
+	size_t np;
+	void *owned = NULL;
+	StTensor *params = weights_tensors(&e, true, &np, &owned);
+	if (!params) {
+		fprintf(stderr, "out of memory\n");
+		goto done;
 	}
+	memcpy(t + nt, params, np * sizeof *params);
+	nt += np;
 	if (st_write(o->output, t, nt, NULL, 0, err, sizeof err) == 0)
 		rc = 0;
 	else
 		fprintf(stderr, "%s\n", err);
+	free(params);
+	free(owned);
 done:
 	if (in)
 		st_close(in);

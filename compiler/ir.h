@@ -100,6 +100,9 @@ typedef struct {
 	int scale_interval;
 } Precision;
 
+/* nnc --layout: the memory order of images and filters (passes/layout.c). */
+typedef enum { LAYOUT_AUTO, LAYOUT_NCHW, LAYOUT_NHWC } LayoutMode;
+
 /* A compilation's graphs. sema builds `main` (the forward graph); when the model has a scalar
  * loss output, the split pass derives `eval` (inference mode) from it and the training passes
  * turn `main` into the whole training step; otherwise `main` stays the inference graph. */
@@ -113,6 +116,7 @@ typedef struct {
 	const Precision *precision; /* dtypes and loss scaling (passes/precision.c) */
 	bool no_reuse;              /* memplan: one region per value (for comparisons) */
 	bool no_fuse;               /* skip the fuse pass (for comparisons) */
+	LayoutMode layout;          /* passes/layout.c */
 	bool training;
 } Module;
 

@@ -36,10 +36,14 @@ bounded_product(int n, const int64_t *f)
 	return p;
 }
 
+/* A type for messages: its dtype and dims, and the layout when it stores channels last. */
 static const char *
 ts(const Type *t, char *buf)
 {
-	return type_str(t, buf, 96);
+	type_str(t, buf, 96);
+	if (layout_channels_last(t->layout))
+		snprintf(buf + strlen(buf), 96 - strlen(buf), " %s", layout_name(t->layout));
+	return buf;
 }
 
 static const Type *
@@ -100,13 +104,14 @@ is_float(const Type *t)
 	return t->dtype == DT_F32 || t->dtype == DT_F16;
 }
 
-/* Requires a float tensor of rank 4 (N, C, H, W). */
+/* Requires a float image tensor of rank 4 (N, C, H, W), stored NCHW or NHWC: its result
+ * keeps that layout (type_make(..., x->layout, ...) below). */
 static bool
 need_nchw(const OpSig *in, InferResult *r)
 {
 	char b[96];
 	const Type *t = arg_t(in, 0);
-	if (t->rank != 4 || !is_float(t))
+	if (t->rank != 4 || !is_float(t) || (t->layout != LY_NCHW && t->layout != LY_NHWC))
 		return fail(r, "%s expects a 4-D float image tensor [N, C, H, W], got %s", nnc_ops[in->op].name,
 			ts(in->in[0], b));
 	return true;
@@ -186,9 +191,10 @@ infer_conv2d(const OpSig *in, int batch, InferResult *r)
 	if (!window("conv2d", "height", x->dim[2], k->i[0], s->i[0], p->i[0], &d[2], r) ||
 	    !window("conv2d", "width", x->dim[3], k->i[1], s->i[1], p->i[1], &d[3], r))
 		return false;
-	r->out = type_make(x->dtype, LY_NCHW, 4, d);
+	r->out = type_make(x->dtype, x->layout, 4, d);
+	/* the filter is stored channels-last (OHWI, KRSC) exactly when the image is */
 	int64_t w[4] = {cout, cin / g, k->i[0], k->i[1]};
-	declare(r, "weight", "weight", type_make(x->dtype, LY_OIHW, 4, w), attr_s(in, "weight_init"),
+	declare(r, "weight", "weight", type_make(x->dtype, layout_with(LY_OIHW, x->layout == LY_NHWC), 4, w), attr_s(in, "weight_init"),
 		!attr_i(in, "frozen_weight"));
 	if (attr_i(in, "bias"))
 		declare(r, "bias", "bias", type_make(x->dtype, LY_C, 1, &cout), attr_s(in, "bias_init"), true);
@@ -257,7 +263,7 @@ infer_pool(const OpSig *in, int batch, InferResult *r)
 	if (!window(op, "height", x->dim[2], k->i[0], sh, p->i[0], &d[2], r) ||
 	    !window(op, "width", x->dim[3], k->i[1], sw, p->i[1], &d[3], r))
 		return false;
-	r->out = type_make(x->dtype, LY_NCHW, 4, d);
+	r->out = type_make(x->dtype, x->layout, 4, d);
 	return true;
 }
 
@@ -313,6 +319,8 @@ infer_flatten(const OpSig *in, int batch, InferResult *r)
 	const Type *x = arg_t(in, 0);
 	if (x->rank < 2 || !is_float(x))
 		return fail(r, "flatten expects a float tensor with a batch axis, got %s", ts(in->in[0], b));
+	if (layout_channels_last(x->layout)) /* PyTorch's order is (C, H, W): the layout pass relayouts first */
+		return fail(r, "flatten expects an nchw tensor, got %s", ts(in->in[0], b));
 	int64_t d[2] = {x->dim[0], type_numel(x) / x->dim[0]};
 	r->out = type_make(x->dtype, LY_NC, 2, d);
 	return true;
@@ -346,7 +354,7 @@ infer_concat(const OpSig *in, int batch, InferResult *r)
 	Type out = *x;
 	for (int i = 1; i < in->nin; i++) {
 		const Type *y = arg_t(in, i);
-		bool ok = y->rank == x->rank && y->dtype == x->dtype;
+		bool ok = y->rank == x->rank && y->dtype == x->dtype && y->layout == x->layout;
 		for (int d = 0; ok && d < x->rank; d++)
 			ok = d == axis || y->dim[d] == x->dim[d];
 		if (!ok)
@@ -535,7 +543,8 @@ infer_conv2d_bwd_data(const OpSig *in, int batch, InferResult *r)
 	const Type *dy = arg_t(in, 0), *w = arg_t(in, 1);
 	const AttrVal *k = attr(in, "kernel"), *s = attr(in, "stride"), *p = attr(in, "padding"), *ip = attr(in, "input");
 	int64_t g = attr_i(in, "groups"), oh, ow;
-	if (dy->rank != 4 || w->rank != 4 || w->dim[0] != dy->dim[1] || g <= 0 || w->dim[0] % g)
+	if (dy->rank != 4 || w->rank != 4 || w->dim[0] != dy->dim[1] || g <= 0 || w->dim[0] % g ||
+	    (dy->layout != LY_NCHW && dy->layout != LY_NHWC) || w->layout != layout_with(LY_OIHW, dy->layout == LY_NHWC))
 		return fail(r, "conv2d_bwd_data: gradient %s does not match filter %s", ts(in->in[0], b), ts(in->in[1], b));
 	if (!window("conv2d_bwd_data", "height", ip->i[0], k->i[0], s->i[0], p->i[0], &oh, r) ||
 	    !window("conv2d_bwd_data", "width", ip->i[1], k->i[1], s->i[1], p->i[1], &ow, r))
@@ -544,7 +553,7 @@ infer_conv2d_bwd_data(const OpSig *in, int batch, InferResult *r)
 		return fail(r, "conv2d_bwd_data: gradient %s does not come from a %lldx%lld input with this geometry",
 			ts(in->in[0], b), (long long)ip->i[0], (long long)ip->i[1]);
 	int64_t d[4] = {dy->dim[0], w->dim[1] * g, ip->i[0], ip->i[1]};
-	r->out = type_make(dy->dtype, LY_NCHW, 4, d);
+	r->out = type_make(dy->dtype, dy->layout, 4, d);
 	int64_t f[6] = {w->dim[0], w->dim[1], k->i[0], k->i[1], oh, ow};
 	r->macs = bounded_product(6, f);
 	return true;
@@ -558,7 +567,8 @@ infer_conv2d_bwd_filter(const OpSig *in, int batch, InferResult *r)
 	const Type *dy = arg_t(in, 0), *x = arg_t(in, 1);
 	const AttrVal *k = attr(in, "kernel"), *s = attr(in, "stride"), *p = attr(in, "padding");
 	int64_t g = attr_i(in, "groups"), oh, ow;
-	if (dy->rank != 4 || x->rank != 4 || dy->dim[0] != x->dim[0] || g <= 0 || x->dim[1] % g || dy->dim[1] % g)
+	if (dy->rank != 4 || x->rank != 4 || dy->dim[0] != x->dim[0] || g <= 0 || x->dim[1] % g || dy->dim[1] % g ||
+	    dy->layout != x->layout || (x->layout != LY_NCHW && x->layout != LY_NHWC))
 		return fail(r, "conv2d_bwd_filter: gradient %s does not match input %s", ts(in->in[0], b), ts(in->in[1], c));
 	if (!window("conv2d_bwd_filter", "height", x->dim[2], k->i[0], s->i[0], p->i[0], &oh, r) ||
 	    !window("conv2d_bwd_filter", "width", x->dim[3], k->i[1], s->i[1], p->i[1], &ow, r))
@@ -566,7 +576,7 @@ infer_conv2d_bwd_filter(const OpSig *in, int batch, InferResult *r)
 	if (oh != dy->dim[2] || ow != dy->dim[3])
 		return fail(r, "conv2d_bwd_filter: gradient %s does not match input %s", ts(in->in[0], b), ts(in->in[1], c));
 	int64_t d[4] = {dy->dim[1], x->dim[1] / g, k->i[0], k->i[1]};
-	r->out = type_make(dy->dtype, LY_OIHW, 4, d);
+	r->out = type_make(dy->dtype, layout_with(LY_OIHW, x->layout == LY_NHWC), 4, d);
 	int64_t f[6] = {d[0], d[1], d[2], d[3], oh, ow};
 	r->macs = bounded_product(6, f);
 	return true;
@@ -634,6 +644,8 @@ infer_maxpool_bwd(const OpSig *in, int batch, InferResult *r)
 	const Type *x = arg_t(in, 1);
 	if (x->rank != 4 || !pool_grad_fits(in, arg_t(in, 0), x->dim[0], x->dim[1], x->dim[2], x->dim[3], r))
 		return r->err[0] ? false : fail(r, "maxpool_bwd expects a 4-D input");
+	if (arg_t(in, 0)->layout != x->layout)
+		return fail(r, "maxpool_bwd: the gradient's layout differs from the input's");
 	r->out = *x;
 	return true;
 }
@@ -647,7 +659,7 @@ infer_avgpool_bwd(const OpSig *in, int batch, InferResult *r)
 	if (!pool_grad_fits(in, dy, dy->dim[0], dy->rank == 4 ? dy->dim[1] : 0, ip->i[0], ip->i[1], r))
 		return false;
 	int64_t d[4] = {dy->dim[0], dy->dim[1], ip->i[0], ip->i[1]};
-	r->out = type_make(dy->dtype, LY_NCHW, 4, d);
+	r->out = type_make(dy->dtype, dy->layout, 4, d);
 	return true;
 }
 
@@ -660,8 +672,11 @@ infer_global_avgpool_bwd(const OpSig *in, int batch, InferResult *r)
 	const AttrVal *ip = attr(in, "input");
 	if (dy->rank != 2 || ip->i[0] <= 0 || ip->i[1] <= 0)
 		return fail(r, "global_avgpool_bwd expects [N, C] and a positive input size, got %s", ts(in->in[0], b));
+	Layout ly = layout_lookup(attr_s(in, "layout"));
+	if (ly != LY_NCHW && ly != LY_NHWC)
+		return fail(r, "global_avgpool_bwd: layout must be \"nchw\" or \"nhwc\", got '%s'", attr_s(in, "layout"));
 	int64_t d[4] = {dy->dim[0], dy->dim[1], ip->i[0], ip->i[1]};
-	r->out = type_make(dy->dtype, LY_NCHW, 4, d);
+	r->out = type_make(dy->dtype, ly, 4, d);
 	return true;
 }
 
@@ -815,6 +830,25 @@ infer_grad_check(const OpSig *in, int batch, InferResult *r)
 	for (int i = 0; i < in->nin; i++)
 		if (!is_float(arg_t(in, i)))
 			return fail(r, "grad_check: operand %d is %s, not a float tensor", i + 1, ts(in->in[i], b));
+	return true;
+}
+
+/* The same image or filter in the other memory order: nchw <-> nhwc, oihw <-> ohwi. */
+static bool
+infer_relayout(const OpSig *in, int batch, InferResult *r)
+{
+	(void)batch;
+	char b[96];
+	const Type *x = arg_t(in, 0);
+	Layout to = layout_lookup(attr_s(in, "to"));
+	bool image = x->layout == LY_NCHW || x->layout == LY_NHWC, filter = x->layout == LY_OIHW || x->layout == LY_OHWI;
+	if (x->rank != 4 || !is_float(x) || !(image || filter))
+		return fail(r, "relayout expects a 4-D image or filter, got %s", ts(in->in[0], b));
+	if (to == NLAYOUT || to == x->layout || to != layout_with(x->layout, layout_channels_last(to)))
+		return fail(r, "relayout: cannot store %s %s as '%s'", ts(in->in[0], b), layout_name(x->layout),
+			attr_s(in, "to") ? attr_s(in, "to") : "");
+	r->out = *x;
+	r->out.layout = to;
 	return true;
 }
 

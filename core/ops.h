@@ -119,7 +119,9 @@ enum {
 	/* precision, inserted by the precision pass */ \
 	X(cast,                  1, 1,  OPF_ELEMWISE, 0) \
 	X(loss_scale,            0, 0,  0, 0) \
-	X(grad_check,            1, -1, OPF_EFFECT | OPF_NORES, 0)
+	X(grad_check,            1, -1, OPF_EFFECT | OPF_NORES, 0) \
+	/* memory layout, inserted by the layout pass */ \
+	X(relayout,              1, 1,  0, 0)
 
 /* Attribute kinds. INT2 is an int or a two-element [h, w] list (kernel, stride, padding).
  * DTYPE is a floating storage dtype, "f32" or "f16", held in i[0] as a DType and written as its
@@ -193,7 +195,7 @@ typedef enum { AK_INT, AK_INT2, AK_FLOAT, AK_BOOL, AK_STR, AK_DTYPE } AttrKind;
 #define NNC_ATTRS_tanh_bwd(A)
 #define NNC_ATTRS_maxpool_bwd(A) NNC_CONV_GEOMETRY(A)
 #define NNC_ATTRS_avgpool_bwd(A) NNC_CONV_GEOMETRY(A) A(input, AK_INT2, 1, 0, NULL)
-#define NNC_ATTRS_global_avgpool_bwd(A) A(input, AK_INT2, 1, 0, NULL)
+#define NNC_ATTRS_global_avgpool_bwd(A) A(input, AK_INT2, 1, 0, NULL) A(layout, AK_STR, 0, 0, "nchw")
 #define NNC_ATTRS_dense_bwd_data(A)
 #define NNC_ATTRS_dense_bwd_weight(A)
 #define NNC_ATTRS_unflatten(A) A(channels, AK_INT, 1, 0, NULL) A(input, AK_INT2, 1, 0, NULL)
@@ -219,6 +221,10 @@ typedef enum { AK_INT, AK_INT2, AK_FLOAT, AK_BOOL, AK_STR, AK_DTYPE } AttrKind;
 	A(dynamic, AK_BOOL, 1, 0, NULL) A(init, AK_FLOAT, 1, 0, NULL) A(growth, AK_FLOAT, 0, 2, NULL) \
 	A(backoff, AK_FLOAT, 0, 0.5, NULL) A(interval, AK_INT, 0, 2000, NULL)
 #define NNC_ATTRS_grad_check(A)
+/* relayout copies an image or filter into the layout named by `to` (nchw <-> nhwc, oihw <->
+ * ohwi; core/types.h): the layout pass puts one wherever a value's consumer needs the other
+ * order. global_avgpool_bwd's `layout` is its result's (it has no image operand to follow). */
+#define NNC_ATTRS_relayout(A) A(to, AK_STR, 1, 0, NULL)
 
 typedef enum {
 #define X(name, ...) OP_##name,

@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 int64_t
 type_numel(const Type *t)
@@ -49,8 +50,33 @@ arena_name(MemArena a)
 const char *
 layout_name(Layout l)
 {
-	static const char *names[NLAYOUT] = {"scalar", "n", "nc", "nchw", "oihw", "oi", "c", "kc"};
+	static const char *names[NLAYOUT] = {"scalar", "n", "nc", "nchw", "oihw", "oi", "c", "kc", "nhwc", "ohwi"};
 	return names[l];
+}
+
+Layout
+layout_lookup(const char *name)
+{
+	for (int i = 0; i < NLAYOUT; i++)
+		if (name && strcmp(name, layout_name((Layout)i)) == 0)
+			return (Layout)i;
+	return NLAYOUT;
+}
+
+bool
+layout_channels_last(Layout l)
+{
+	return l == LY_NHWC || l == LY_OHWI;
+}
+
+Layout
+layout_with(Layout l, bool cl)
+{
+	if (l == LY_NCHW || l == LY_NHWC)
+		return cl ? LY_NHWC : LY_NCHW;
+	if (l == LY_OIHW || l == LY_OHWI)
+		return cl ? LY_OHWI : LY_OIHW;
+	return l;
 }
 
 char *

@@ -12,9 +12,12 @@
 
 typedef enum { DT_F32, DT_F16, DT_I32, NDTYPE } DType;
 
-/* Layouts name the meaning of each dimension. OIHW/OI are filters, C per-channel vectors. */
-/* KC: per-channel rows, e.g. batch-norm statistics [3, C]. */
-typedef enum { LY_SCALAR, LY_N, LY_NC, LY_NCHW, LY_OIHW, LY_OI, LY_C, LY_KC, NLAYOUT } Layout;
+/* Layouts name the meaning of each dimension and, for images and filters, their order in
+ * memory. OIHW/OI are filters, C per-channel vectors, KC per-channel rows (batch-norm
+ * statistics [3, C]). The dims of a Type are always in the logical order (N, C, H, W) or
+ * (O, I, H, W); NHWC and OHWI (KRSC) store the same tensor channels-last, element
+ * (n, c, h, w) at ((n * H + h) * W + w) * C + c (passes/layout.c chooses them). */
+typedef enum { LY_SCALAR, LY_N, LY_NC, LY_NCHW, LY_OIHW, LY_OI, LY_C, LY_KC, LY_NHWC, LY_OHWI, NLAYOUT } Layout;
 
 /* The memory arenas a value lives in (passes/memplan.c places them; plans, both executors and
  * the dumps use the same numbers and names): parameters and state for the whole run, the
@@ -45,6 +48,12 @@ bool type_eq(const Type *a, const Type *b);
 size_t dtype_size(DType d);
 const char *dtype_name(DType d);
 const char *layout_name(Layout l);
+/* The layout called NAME ("nchw", "nhwc", ...), or NLAYOUT. */
+Layout layout_lookup(const char *name);
+/* Whether L stores channels last (NHWC, OHWI). */
+bool layout_channels_last(Layout l);
+/* The same kind of tensor (image or filter) channels-last (CL) or channels-first. */
+Layout layout_with(Layout l, bool cl);
 /* "param", "io", "act" ("" for ARENA_NONE). */
 const char *arena_name(MemArena a);
 /* Writes e.g. "f32[128,16,32,32]" into buf and returns buf. */

@@ -287,6 +287,15 @@ grad_cast(Ctx *c, Inst *f, Value *dy)
 	acc(c, f, 0, typed(c, in));
 }
 
+/* The layout pass runs after autodiff; a relayout differentiated relayouts the gradient back. */
+static void
+grad_relayout(Ctx *c, Inst *f, Value *dy)
+{
+	Inst *in = bwd(c, OP_relayout, f, 1, dy, NULL, NULL, NULL);
+	inst_set_str(in, "to", layout_name(f->args[0]->type.layout));
+	acc(c, f, 0, typed(c, in));
+}
+
 #define X(name, ...) grad_##name,
 static GradFn *const rules[NOP] = {NNC_OPS(X)};
 #undef X

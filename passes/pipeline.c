@@ -16,6 +16,7 @@ const Pass nnc_passes[] = {
 	{"autodiff", pass_autodiff, "append the backward pass from each op's gradient rule"},
 	{"optimizer", pass_optimizer, "append the optimizer's state and parameter updates (sgd, adam, adamw)"},
 	{"precision", pass_precision, "storage and accumulation dtypes from the policy, casts at boundaries, loss scaling"},
+	{"layout", pass_layout, "memory order of images and filters (nchw or channels-last nhwc/ohwi), relayouts where a consumer needs the other"},
 	{"fuse", pass_fuse, "fold batch norms into conv/dense weights (eval), activations into their producer's kernel, relu_bwd into batch-norm backward"},
 	{"memplan", pass_memplan, "arenas and offsets: values alive at once never overlap, the others share memory"},
 };
@@ -119,7 +120,7 @@ pipeline_run(Arena *a, Diag *d, const SemaOpts *so, const PipelineOpts *po, cons
 		return NNC_EUSAGE;
 	}
 	Module m = {.recipe = recipe, .precision = po->precision ? po->precision : &fp32, .no_reuse = po->no_reuse,
-		.no_fuse = po->no_fuse};
+		.no_fuse = po->no_fuse, .layout = po->layout};
 	m.main = sema_build(a, d, so);
 	if (!m.main)
 		return NNC_EUSER;

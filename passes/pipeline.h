@@ -27,6 +27,7 @@ typedef struct {
 	const Precision *precision; /* NULL: fp32 */
 	bool no_reuse;        /* memplan gives every value its own memory (nnc --no-reuse) */
 	bool no_fuse;         /* the fuse pass leaves the graph alone (nnc --no-fuse) */
+	LayoutMode layout;    /* nnc --layout (LAYOUT_AUTO unless given) */
 } PipelineOpts;
 
 enum { NNC_OK = 0, NNC_EUSER = 1, NNC_EUSAGE = 2, NNC_EINTERNAL = 3 };
@@ -45,6 +46,7 @@ bool pass_trainmode(Module *m, Diag *d);
 bool pass_autodiff(Module *m, Diag *d);
 bool pass_optimizer(Module *m, Diag *d);
 bool pass_precision(Module *m, Diag *d);
+bool pass_layout(Module *m, Diag *d);
 bool pass_fuse(Module *m, Diag *d);
 bool pass_memplan(Module *m, Diag *d);
 

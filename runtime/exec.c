@@ -29,6 +29,12 @@ typedef struct {
 	float *in[NNC_MAXARGS];
 	float *out;
 	bool acc16; /* the step accumulates in fp16: use the runtime/cpu/acc16.h kernel */
+	/* A channels-last step without a channels-last kernel (adapt()): its operands and result
+	 * are seen through NCHW / OIHW copies in Exec.lay, typed here; `cl_out` is where the
+	 * result goes back to, in its own layout. */
+	bool adapted;
+	Type aty[NNC_MAXARGS];
+	float *cl_out;
 } K;
 
 /* The kernel for this step's accumulation dtype: F(args) in f32, or cpu_acc16_F(args16). */
@@ -39,7 +45,7 @@ typedef bool KernelFn(K *k);
 static const Type *
 T(K *k, int i)
 {
-	return &k->e->plan->values[k->s->in[i]];
+	return k->adapted ? &k->aty[i] : &k->e->plan->values[k->s->in[i]];
 }
 
 static float *
@@ -66,11 +72,27 @@ numel(const Type *t)
 	return (size_t)type_numel(t);
 }
 
-/* Elements per channel of an [N, C, H, W] or [N, C] tensor. */
+/* A tensor as the per-channel kernels see it, [rows, C, hw]: [N, C, H*W] for NCHW and [N, C]
+ * tensors (hw 1); an NHWC tensor is [N*H*W, C, 1], the same per-channel sums over the same
+ * elements in another order. */
 static int
 hw(const Type *t)
 {
-	return t->rank == 4 ? (int)(t->dim[2] * t->dim[3]) : 1;
+	return t->rank == 4 && t->layout != LY_NHWC ? (int)(t->dim[2] * t->dim[3]) : 1;
+}
+
+static int
+rows(const Type *t)
+{
+	return t->rank == 4 && t->layout == LY_NHWC ? (int)(t->dim[0] * t->dim[2] * t->dim[3]) : (int)t->dim[0];
+}
+
+/* Whether this step's per-channel kernel is the channels-last one (runtime/cpu/kernels.h); the
+ * fp16-accumulating reference kernels take NHWC as [N*H*W, C, 1] through rows(). */
+static bool
+cl_kernel(const K *k, const Type *t)
+{
+	return t->rank == 4 && t->layout == LY_NHWC && !k->acc16;
 }
 
 static bool
@@ -96,7 +118,7 @@ conv_from(K *k, CpuConv *cv, const Type *x, int cout)
 	const AttrVal *ke = A(k, "kernel"), *st = A(k, "stride"), *pa = A(k, "padding");
 	*cv = (CpuConv){.n = (int)x->dim[0], .c = (int)x->dim[1], .h = (int)x->dim[2], .w = (int)x->dim[3], .k = cout,
 		.kh = (int)ke->i[0], .kw = (int)ke->i[1], .sh = (int)st->i[0], .sw = (int)st->i[1], .ph = (int)pa->i[0],
-		.pw = (int)pa->i[1], .groups = (int)A(k, "groups")->i[0]};
+		.pw = (int)pa->i[1], .groups = (int)A(k, "groups")->i[0], .nhwc = x->layout == LY_NHWC};
 	return cpu_conv_setup(cv) == 0 || kfail(k, "invalid convolution geometry");
 }
 
@@ -125,7 +147,7 @@ k_conv2d_bwd_data(K *k)
 {
 	const Type *dy = T(k, 0), *w = T(k, 1);
 	const AttrVal *ip = A(k, "input");
-	Type x = {.rank = 4, .dim = {dy->dim[0], w->dim[1] * A(k, "groups")->i[0], ip->i[0], ip->i[1]}};
+	Type x = {.layout = dy->layout, .rank = 4, .dim = {dy->dim[0], w->dim[1] * A(k, "groups")->i[0], ip->i[0], ip->i[1]}};
 	CpuConv cv;
 	if (!conv_from(k, &cv, &x, (int)dy->dim[1]))
 		return false;
@@ -191,8 +213,12 @@ static bool
 k_bias_grad(K *k)
 {
 	const Type *t = T(k, 0);
-	ACC(k, cpu_bias_backward_pro_f32(IN(k, 0), act_y(k), k->s->pro, (int)t->dim[0], (int)t->dim[1], hw(t), OUT(k)),
-	    cpu_acc16_bias_backward(grad_in(k), (int)t->dim[0], (int)t->dim[1], hw(t), OUT(k)));
+	if (cl_kernel(k, t)) {
+		cpu_bias_backward_cl_f32(IN(k, 0), act_y(k), k->s->pro, rows(t), (int)t->dim[1], OUT(k), k->e->part);
+		return true;
+	}
+	ACC(k, cpu_bias_backward_pro_f32(IN(k, 0), act_y(k), k->s->pro, rows(t), (int)t->dim[1], hw(t), OUT(k)),
+	    cpu_acc16_bias_backward(grad_in(k), rows(t), (int)t->dim[1], hw(t), OUT(k)));
 	return true;
 }
 
@@ -203,8 +229,11 @@ k_bn_stats(K *k)
 	const Type *t = T(k, 0);
 	int c = (int)t->dim[1];
 	float *s = OUT(k);
-	return ACC(k, cpu_batchnorm_stats_f32(IN(k, 0), (int)t->dim[0], c, hw(t), A(k, "eps")->f, s, s + c, s + 2 * c),
-	           cpu_acc16_batchnorm_stats(IN(k, 0), (int)t->dim[0], c, hw(t), A(k, "eps")->f, s, s + c, s + 2 * c)) == 0 ||
+	if (cl_kernel(k, t))
+		return cpu_batchnorm_stats_cl_f32(IN(k, 0), rows(t), c, A(k, "eps")->f, s, s + c, s + 2 * c, k->e->part) == 0 ||
+		       kfail(k, "batch norm needs more than one value per channel in training (batch too small)");
+	return ACC(k, cpu_batchnorm_stats_f32(IN(k, 0), rows(t), c, hw(t), A(k, "eps")->f, s, s + c, s + 2 * c),
+	           cpu_acc16_batchnorm_stats(IN(k, 0), rows(t), c, hw(t), A(k, "eps")->f, s, s + c, s + 2 * c)) == 0 ||
 	       kfail(k, "batch norm needs more than one value per channel in training (batch too small)");
 }
 
@@ -214,8 +243,11 @@ k_bn_apply(K *k)
 	const Type *t = T(k, 0);
 	int c = (int)t->dim[1];
 	const float *s = IN(k, 1);
-	cpu_batchnorm_apply_f32(IN(k, 0), (int)t->dim[0], c, hw(t), s, s + c, k->s->nin > 2 ? IN(k, 2) : NULL,
-		k->s->nin > 3 ? IN(k, 3) : NULL, OUT(k), k->s->epi);
+	const float *w = k->s->nin > 2 ? IN(k, 2) : NULL, *b = k->s->nin > 3 ? IN(k, 3) : NULL;
+	if (t->rank == 4 && t->layout == LY_NHWC)
+		cpu_batchnorm_apply_cl_f32(IN(k, 0), rows(t), c, s, s + c, w, b, OUT(k), k->s->epi);
+	else
+		cpu_batchnorm_apply_f32(IN(k, 0), rows(t), c, hw(t), s, s + c, w, b, OUT(k), k->s->epi);
 	return true;
 }
 
@@ -235,7 +267,12 @@ k_batchnorm(K *k)
 	const Type *t = T(k, 0);
 	bool affine = A(k, "affine")->i[0];
 	int r = affine ? 3 : 1;
-	cpu_batchnorm_inference_f32(IN(k, 0), (int)t->dim[0], (int)t->dim[1], hw(t), IN(k, r), IN(k, r + 1), A(k, "eps")->f,
+	if (t->rank == 4 && t->layout == LY_NHWC) {
+		cpu_batchnorm_inference_cl_f32(IN(k, 0), rows(t), (int)t->dim[1], IN(k, r), IN(k, r + 1), A(k, "eps")->f,
+			affine ? IN(k, 1) : NULL, affine ? IN(k, 2) : NULL, OUT(k), k->s->epi);
+		return true;
+	}
+	cpu_batchnorm_inference_f32(IN(k, 0), rows(t), (int)t->dim[1], hw(t), IN(k, r), IN(k, r + 1), A(k, "eps")->f,
 		affine ? IN(k, 1) : NULL, affine ? IN(k, 2) : NULL, OUT(k), k->s->epi);
 	return true;
 }
@@ -268,9 +305,14 @@ k_bn_bwd_data(K *k)
 	int c = (int)t->dim[1];
 	const float *s = IN(k, 2);
 	const float *w = own_nin(k) > 3 ? IN(k, 3) : NULL;
-	ACC(k, cpu_batchnorm_backward_data_pro_f32(IN(k, 0), act_y(k), k->s->pro, IN(k, 1), (int)t->dim[0], c, hw(t), s,
+	if (cl_kernel(k, t)) {
+		cpu_batchnorm_backward_cl_f32(IN(k, 0), act_y(k), k->s->pro, IN(k, 1), rows(t), c, s, s + c, w, OUT(k), NULL,
+			NULL, k->e->part);
+		return true;
+	}
+	ACC(k, cpu_batchnorm_backward_data_pro_f32(IN(k, 0), act_y(k), k->s->pro, IN(k, 1), rows(t), c, hw(t), s,
 	           s + c, w, OUT(k), NULL, NULL),
-		cpu_acc16_batchnorm_backward_data(grad_in(k), IN(k, 1), (int)t->dim[0], c, hw(t), s, s + c, w, OUT(k), NULL, NULL));
+		cpu_acc16_batchnorm_backward_data(grad_in(k), IN(k, 1), rows(t), c, hw(t), s, s + c, w, OUT(k), NULL, NULL));
 	return true;
 }
 
@@ -280,9 +322,14 @@ k_bn_bwd_scale(K *k)
 	const Type *t = T(k, 0);
 	int c = (int)t->dim[1];
 	const float *s = IN(k, 2);
-	ACC(k, cpu_batchnorm_backward_params_pro_f32(IN(k, 0), act_y(k), k->s->pro, IN(k, 1), (int)t->dim[0], c, hw(t),
+	if (cl_kernel(k, t)) {
+		cpu_batchnorm_backward_cl_f32(IN(k, 0), act_y(k), k->s->pro, IN(k, 1), rows(t), c, s, s + c, NULL, NULL, OUT(k),
+			k->e->scratch, k->e->part);
+		return true;
+	}
+	ACC(k, cpu_batchnorm_backward_params_pro_f32(IN(k, 0), act_y(k), k->s->pro, IN(k, 1), rows(t), c, hw(t),
 	           s, s + c, OUT(k), k->e->scratch),
-		cpu_acc16_batchnorm_backward_params(grad_in(k), IN(k, 1), (int)t->dim[0], c, hw(t), s, s + c, OUT(k),
+		cpu_acc16_batchnorm_backward_params(grad_in(k), IN(k, 1), rows(t), c, hw(t), s, s + c, OUT(k),
 			k->e->scratch));
 	return true;
 }
@@ -368,6 +415,10 @@ static bool
 k_global_avgpool(K *k)
 {
 	const Type *t = T(k, 0);
+	if (cl_kernel(k, t)) {
+		cpu_global_avgpool_forward_cl_f32(IN(k, 0), (int)t->dim[0], (int)t->dim[1], (int)(t->dim[2] * t->dim[3]), OUT(k));
+		return true;
+	}
 	ACC(k, cpu_global_avgpool_forward_f32(IN(k, 0), (int)t->dim[0], (int)t->dim[1], hw(t), OUT(k)),
 		cpu_acc16_global_avgpool_forward(IN(k, 0), (int)t->dim[0], (int)t->dim[1], hw(t), OUT(k)));
 	return true;
@@ -435,6 +486,143 @@ k_loss_scale(K *k)
 	return true;
 }
 
+/* --- layouts (passes/layout.c) ------------------------------------------------------------ */
+
+static bool step_conv(const Plan *p, const PlanStep *s, CpuConv *cv, CpuConvPass *pass, bool *bias);
+
+/* [n][a][b] -> [n][b][a] in 32x32 tiles, spread over the pool by (plane, tile row). */
+typedef struct {
+	const float *x;
+	float *y;
+	size_t a, b, tiles; /* tile rows per plane */
+} Transpose;
+
+enum { TILE = 32 };
+
+static void
+transpose_range(void *ctx, size_t r0, size_t r1)
+{
+	const Transpose *t = ctx;
+	for (size_t r = r0; r < r1; r++) {
+		size_t plane = r / t->tiles, i0 = r % t->tiles * TILE, i1 = i0 + TILE < t->a ? i0 + TILE : t->a;
+		const float *x = t->x + plane * t->a * t->b;
+		float *y = t->y + plane * t->a * t->b;
+		for (size_t j0 = 0; j0 < t->b; j0 += TILE) {
+			size_t j1 = j0 + TILE < t->b ? j0 + TILE : t->b;
+			for (size_t i = i0; i < i1; i++)
+				for (size_t j = j0; j < j1; j++)
+					y[j * t->a + i] = x[i * t->b + j];
+		}
+	}
+}
+
+static void
+transpose(const float *x, float *y, size_t n, size_t a, size_t b)
+{
+	Transpose t = {x, y, a, b, (a + TILE - 1) / TILE};
+	cpu_parallel_for(n * t.tiles, 1, transpose_range, &t);
+}
+
+/* X of type T into the other layout of its kind (NCHW <-> NHWC, OIHW <-> OHWI) at Y. */
+static void
+relayout(const Type *t, const float *x, float *y)
+{
+	size_t n = (size_t)t->dim[0], c = (size_t)t->dim[1], hw2 = (size_t)(t->dim[2] * t->dim[3]);
+	if (layout_channels_last(t->layout))
+		transpose(x, y, n, hw2, c);
+	else
+		transpose(x, y, n, c, hw2);
+}
+
+static bool
+k_relayout(K *k)
+{
+	relayout(T(k, 0), IN(k, 0), OUT(k));
+	return true;
+}
+
+static bool
+cl_type(const Type *t)
+{
+	return t->rank == 4 && layout_channels_last(t->layout);
+}
+
+/* Whether the kernel of step S reads and writes channels-last tensors as they are: elementwise
+ * and update kernels do not care, the per-channel kernels see NHWC as [N*H*W, C, 1] (rows()),
+ * and oneDNN's convolutions take NHWC; pooling, the global average pool, the dropout mask
+ * (drawn in NCHW order, so a seed gives one mask in either layout), the im2col convolutions and
+ * fp16-accumulating convolutions see NCHW copies (adapt()). */
+static bool
+cl_native(K *k)
+{
+	const PlanStep *s = k->s;
+	const Plan *p = k->e->plan;
+	switch (s->op) {
+	case OP_conv2d:
+	case OP_conv2d_bwd_data:
+	case OP_conv2d_bwd_filter: {
+		CpuConv cv;
+		CpuConvPass pass;
+		bool bias;
+		return !k->acc16 && step_conv(p, s, &cv, &pass, &bias) && cpu_dnnl_conv_ready(&cv, pass, bias, k->e->threads);
+	}
+	case OP_maxpool:
+	case OP_avgpool:
+	case OP_maxpool_bwd:
+	case OP_avgpool_bwd:
+	case OP_global_avgpool_bwd:
+	case OP_dropout_mask:
+		return false;
+	case OP_global_avgpool:
+		return !k->acc16;
+	default:
+		return true;
+	}
+}
+
+/* Points a channels-last step without a channels-last kernel at NCHW / OIHW copies of its
+ * operands in Exec.lay, and its result at room there (put back by adapt_done). */
+static void
+adapt(K *k)
+{
+	const Plan *p = k->e->plan;
+	bool any = k->s->out >= 0 && cl_type(&p->values[k->s->out]);
+	for (int i = 0; i < k->s->nin && !any; i++)
+		any = cl_type(&p->values[k->s->in[i]]);
+	if (!any || cl_native(k))
+		return;
+	float *at = k->e->lay;
+	for (int i = 0; i < k->s->nin; i++) {
+		const Type *t = &p->values[k->s->in[i]];
+		k->aty[i] = *t;
+		if (!cl_type(t))
+			continue;
+		assert(!nnc_writes(k->s->op, i));
+		relayout(t, k->in[i], at);
+		k->aty[i].layout = layout_with(t->layout, false);
+		k->in[i] = at;
+		at += (numel(t) + 15) & ~(size_t)15;
+	}
+	if (k->s->out >= 0 && cl_type(&p->values[k->s->out])) {
+		k->cl_out = k->out;
+		k->out = at;
+	}
+	k->adapted = true;
+}
+
+static void
+adapt_done(K *k)
+{
+	if (k->cl_out) {
+		Type t = k->e->plan->values[k->s->out];
+		t.layout = layout_with(t.layout, false);
+		relayout(&t, k->out, k->cl_out);
+		k->out = k->cl_out;
+		k->cl_out = NULL;
+	}
+	k->adapted = false;
+}
+
 /* Looks at every gradient before the updates; one inf or NaN skips this step's updates. */
 static bool
 k_grad_check(K *k)
@@ -485,7 +673,7 @@ k_concat(K *k)
 		xs[i] = IN(k, i);
 		cs[i] = (int)T(k, i)->dim[1];
 	}
-	cpu_concat_forward_f32(n, xs, cs, (int)T(k, 0)->dim[0], hw(T(k, 0)), OUT(k));
+	cpu_concat_forward_f32(n, xs, cs, rows(T(k, 0)), hw(T(k, 0)), OUT(k));
 	return true;
 }
 
@@ -500,7 +688,7 @@ k_slice(K *k)
 	       size = (size_t)A(k, "size")->i[0];
 	const float *x = IN(k, 0);
 	float *y = OUT(k);
-	for (int64_t i = 0; i < t->dim[0]; i++)
+	for (int64_t i = 0; i < rows(t); i++)
 		memcpy(y + (size_t)i * size * inner, x + ((size_t)i * c + start) * inner, size * inner * sizeof *y);
 	return true;
 }
@@ -831,8 +1019,12 @@ run_bn_group(K *k, const PlanStep *scale, const PlanStep *shift, float **dw, flo
 	const float *w = own_nin(k) > 3 ? IN(k, 3) : NULL;
 	*dw = p->values[scale->out].dtype == DT_F16 ? k->e->scratch + c : exec_f32(k->e, scale->out);
 	*db = p->values[shift->out].dtype == DT_F16 ? k->e->scratch + 2 * c : exec_f32(k->e, shift->out);
-	cpu_batchnorm_backward_data_pro_f32(IN(k, 0), act_y(k), k->s->pro, IN(k, 1), (int)t->dim[0], c, hw(t), s,
-		s + c, w, OUT(k), *dw, *db);
+	if (cl_kernel(k, t))
+		cpu_batchnorm_backward_cl_f32(IN(k, 0), act_y(k), k->s->pro, IN(k, 1), rows(t), c, s, s + c, w, OUT(k), *dw,
+			*db, k->e->part);
+	else
+		cpu_batchnorm_backward_data_pro_f32(IN(k, 0), act_y(k), k->s->pro, IN(k, 1), rows(t), c, hw(t), s, s + c, w,
+			OUT(k), *dw, *db);
 	return true;
 }
 
@@ -1002,7 +1194,10 @@ run_steps(Exec *e, const PlanProgram *prog, int first, int last, bool *updated_,
 			i += 2;
 			continue;
 		}
-		if (!(s->nchain ? run_chain(&k) : kernels[s->op](&k))) {
+		adapt(&k);
+		bool ran = s->nchain ? run_chain(&k) : kernels[s->op](&k);
+		adapt_done(&k);
+		if (!ran) {
 			e->failed_step = i;
 			snprintf(err, errlen, "%s: step %d, %s%s%s: %s", s->loc, i, nnc_ops[s->op].name, s->name[0] ? " " : "",
 				s->name, msg);
@@ -1050,8 +1245,8 @@ step_conv(const Plan *p, const PlanStep *s, CpuConv *cv, CpuConvPass *pass, bool
 	Type xb;
 	if (!x) {
 		const Type *dy = T(&k, 0), *wt = T(&k, 1);
-		xb = (Type){.rank = 4, .dim = {dy->dim[0], wt->dim[1] * A(&k, "groups")->i[0], A(&k, "input")->i[0],
-		                               A(&k, "input")->i[1]}};
+		xb = (Type){.layout = dy->layout, .rank = 4, .dim = {dy->dim[0], wt->dim[1] * A(&k, "groups")->i[0],
+		                                                     A(&k, "input")->i[0], A(&k, "input")->i[1]}};
 		x = &xb;
 	}
 	int cout = s->op == OP_conv2d ? (int)A(&k, "channels")->i[0] : (int)T(&k, 0)->dim[1];
@@ -1089,7 +1284,10 @@ static void
 count_kind(void *ctx, const PlanStep *s, const CpuConv *cv, CpuConvPass pass, bool bias)
 {
 	ConvKinds *c = ctx;
-	if (s->acc != DT_F16 && cpu_dnnl_conv_ready(cv, pass, bias, c->threads)) {
+	CpuConv cf = *cv;
+	cf.nhwc = false;
+	if (s->acc != DT_F16 && (cpu_dnnl_conv_ready(cv, pass, bias, c->threads) ||
+	                            (cv->nhwc && cpu_dnnl_conv_ready(&cf, pass, bias, c->threads)))) {
 		c->dnnl++;
 		if (!c->impl)
 			c->impl = cpu_dnnl_conv_impl(cv, pass, bias, c->threads);
@@ -1135,6 +1333,13 @@ conv_need(void *ctx, const PlanStep *s, const CpuConv *cv, CpuConvPass pass, boo
 	ConvNeed *c = ctx;
 	size_t need = cpu_conv2d_workspace_f32(cv, pass, c->threads);
 	size_t dnnl = s->acc == DT_F16 ? 0 : cpu_dnnl_conv_prepare(cv, pass, bias, c->threads);
+	if (cv->nhwc && !dnnl && s->acc != DT_F16) {
+		/* no channels-last kernel: adapt() gives the step NCHW copies, which oneDNN's NCHW pass
+		 * (prepared here, so that this workspace holds it) or im2col then runs */
+		CpuConv cf = *cv;
+		cf.nhwc = false;
+		dnnl = cpu_dnnl_conv_prepare(&cf, pass, bias, c->threads);
+	}
 	need = dnnl > need ? dnnl : need;
 	c->bytes = need > c->bytes ? need : c->bytes;
 }
@@ -1171,11 +1376,37 @@ exec_workspace(const Plan *p, int threads)
 	for (int i = 0; i < p->nvalues; i++)
 		if ((size_t)type_numel(&p->values[i]) > view)
 			view = (size_t)type_numel(&p->values[i]);
+	/* The relayout area: for each channels-last step adapt() serves, room for its operands and
+	 * result in NCHW (after each_conv above, which prepared the oneDNN passes it asks about). */
+	size_t lay = 16, part = 16;
+	Exec probe = {.plan = p, .threads = threads};
+	for (int g = 0; g < 2; g++)
+		for (int i = 0; progs[g] && i < progs[g]->nsteps; i++) {
+			const PlanStep *s = &progs[g]->steps[i];
+			K k = {.e = &probe, .s = s, .acc16 = s->acc == DT_F16};
+			size_t need = 0;
+			for (int k2 = 0; k2 <= s->nin; k2++) {
+				int v = k2 < s->nin ? s->in[k2] : s->out;
+				if (v >= 0 && cl_type(&p->values[v]))
+					need += ((size_t)type_numel(&p->values[v]) + 15) & ~(size_t)15;
+			}
+			if (need && !cl_native(&k) && need > lay)
+				lay = need;
+			/* the channels-last reductions' partial sums (every image operand of a step with a
+			 * per-channel kernel is its one image shape) */
+			const Type *t0 = s->nin ? &p->values[s->in[0]] : NULL;
+			if (t0 && t0->rank == 4 && t0->layout == LY_NHWC) {
+				size_t np = cpu_cl_partials_f32(rows(t0), (int)t0->dim[1]);
+				part = np > part ? np : part;
+			}
+		}
 	w.conv = round64(w.conv);
 	w.wide = round64(wide * sizeof(float));
 	w.view = round64(view * sizeof(float));
 	w.scratch = round64(3 * maxc * sizeof(float)); /* bn_bwd_scale's unused half; a group's dw, db */
-	w.total = w.conv + w.wide + w.view + w.scratch + 64;
+	w.lay = round64(lay * sizeof(float));
+	w.part = round64(part * sizeof(double));
+	w.total = w.conv + w.wide + w.view + w.scratch + w.lay + w.part + 64;
 	return w;
 }
 
@@ -1224,6 +1455,8 @@ exec_init(Exec *e, const Plan *p, int threads, char *err, size_t errlen)
 	e->wide = (float *)(e->work + w.conv);
 	e->view = (float *)(e->work + w.conv + w.wide);
 	e->scratch = (float *)(e->work + w.conv + w.wide + w.view);
+	e->lay = (float *)(e->work + w.conv + w.wide + w.view + w.scratch);
+	e->part = (double *)(e->work + w.conv + w.wide + w.view + w.scratch + w.lay);
 	cpu_rng_seed(&e->rng, (uint64_t)p->recipe.seed ^ 0x64726f706f7574ull);
 	return true;
 }
@@ -1264,6 +1497,26 @@ normal01(CpuRng *r)
 }
 
 void
+exec_copy_torch(const Type *t, const void *src, void *dst, bool to_torch)
+{
+	size_t es = dtype_size(t->dtype), n = (size_t)type_numel(t);
+	if (!cl_type(t)) {
+		memmove(dst, src, n * es);
+		return;
+	}
+	/* per image (filter row): channels-last [hw][c] <-> torch [c][hw] */
+	size_t planes = (size_t)t->dim[0], c = (size_t)t->dim[1], hw2 = (size_t)(t->dim[2] * t->dim[3]);
+	const unsigned char *x = src;
+	unsigned char *y = dst;
+	for (size_t p = 0; p < planes; p++)
+		for (size_t i = 0; i < c; i++)
+			for (size_t j = 0; j < hw2; j++) {
+				size_t cl = (p * hw2 + j) * c + i, cf = (p * c + i) * hw2 + j;
+				memcpy(y + (to_torch ? cf : cl) * es, x + (to_torch ? cl : cf) * es, es);
+			}
+}
+
+void
 exec_init_params(Exec *e, uint64_t seed)
 {
 	const Plan *p = e->plan;
@@ -1278,7 +1531,7 @@ exec_init_params(Exec *e, uint64_t seed)
 		const char *init = q->init;
 		float *dst = v;
 		bool half = p->values[q->value].dtype == DT_F16;
-		if (half)
+		if (half || cl_type(&p->values[q->value]))
 			v = e->view; /* initialise in f32, then round into the f16 storage */
 		for (size_t k = 0; k < n; k++) {
 			double x;
@@ -1298,7 +1551,17 @@ exec_init_params(Exec *e, uint64_t seed)
 				x = (2 * uniform01(&r) - 1) * (is_bias ? 1 / sqrt(fi) : sqrt(6 / (6 * fi)));
 			v[k] = (float)x;
 		}
+		const Type *t = &p->values[q->value];
+		if (!cl_type(t)) {
+			if (half)
+				half_from_float_n(v, (nnc_half *)dst, n);
+			continue;
+		}
+		/* A channels-last filter, drawn in PyTorch's order above (so one seed gives one network
+		 * in any layout), in Exec.view; f16 ones are rounded into the widening area, which holds
+		 * any f16 operand of a step, this one's among them. */
 		if (half)
-			half_from_float_n(v, (nnc_half *)dst, n);
+			half_from_float_n(v, (nnc_half *)e->wide, n);
+		exec_copy_torch(t, half ? (const void *)e->wide : (const void *)v, dst, false);
 	}
 }

@@ -26,6 +26,9 @@ typedef struct {
 	size_t wide;    /* fp16 operands and result of any one step, widened to f32 */
 	size_t view;    /* one value as f32 (exec_view_f32, the unscaled gradient of an update) */
 	size_t scratch; /* one float per channel of the widest tensor */
+	size_t lay;     /* NCHW copies of a channels-last step's operands and result, for the
+	                 * steps without a channels-last CPU kernel (pooling, im2col convolutions) */
+	size_t part;    /* the channels-last per-channel reductions' partial sums */
 	size_t total;
 } ExecWorkspace;
 
@@ -58,6 +61,8 @@ typedef struct {
 	 * rounded back (fp16 storage, f32 accumulation); `view` serves exec_view_f32. */
 	float *wide, *view;
 	size_t wide_elems;
+	float *lay;   /* ExecWorkspace.lay */
+	double *part; /* ExecWorkspace.part */
 	/* loss scaling (plans with a loss_scale step) */
 	double loss_scale;
 	long clean_steps, skipped_steps;
@@ -95,6 +100,11 @@ bool exec_run_steps(Exec *e, const PlanProgram *prog, int first, int last, char 
 
 /* VALUE as f32: its storage if it is f32, else a converted copy (valid until the next call). */
 const float *exec_view_f32(Exec *e, int value);
+/* Copies a tensor of type T (f32 or f16 elements, by T's dtype) from SRC in T's layout to DST
+ * in PyTorch's (TO_TORCH), or back: a channels-last image or filter (passes/layout.c) is
+ * transposed to NCHW / OIHW, anything else copied as it is. Checkpoints, exports and
+ * initialisation go through it, so files keep PyTorch's layout whatever the plan's. */
+void exec_copy_torch(const Type *t, const void *src, void *dst, bool to_torch);
 /* Writes N floats into VALUE (converting to its storage dtype). */
 void exec_store_f32(Exec *e, int value, const float *src);
 

@@ -22,7 +22,7 @@ target_link_libraries(test_io_checkpoint PRIVATE nnc_io)
 add_test(NAME io_checkpoint COMMAND test_io_checkpoint)
 
 add_executable(io_tool ${CMAKE_SOURCE_DIR}/tests/io/io_tool.c)
-target_link_libraries(io_tool PRIVATE nnc_io)
+target_link_libraries(io_tool PRIVATE nnc_io nnc_half m)
 if(EXISTS /usr/bin/python3)
   add_test(NAME io_python
     COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/io/crosscheck.py $<TARGET_FILE:io_tool>)

@@ -26,21 +26,69 @@ weights_plan_identity(const Plan *p, char *buf, size_t n)
 	return buf;
 }
 
+static bool
+channels_last(const Type *t)
+{
+	return t->rank == 4 && layout_channels_last(t->layout);
+}
+
 StTensor *
-weights_tensors(const Exec *e, bool all, size_t *n)
+weights_tensors(const Exec *e, bool all, size_t *n, void **owned)
 {
 	const Plan *p = e->plan;
+	size_t bytes = 0;
+	for (int i = 0; i < p->nparams; i++) {
+		const Type *ty = &p->values[p->params[i].value];
+		if (channels_last(ty))
+			bytes += (size_t)type_numel(ty) * dtype_size(ty->dtype);
+	}
 	StTensor *t = calloc((size_t)p->nparams + 1, sizeof *t);
+	unsigned char *copies = bytes ? malloc(bytes) : NULL;
+	*owned = copies;
+	if (!t || (bytes && !copies)) {
+		free(t);
+		free(copies);
+		*owned = NULL;
+		return NULL;
+	}
 	int k = 0;
-	for (int i = 0; t && i < p->nparams; i++) {
+	for (int i = 0; i < p->nparams; i++) {
 		if (!all && !strncmp(p->params[i].name, "optim.", 6))
 			continue;
 		const Type *ty = &p->values[p->params[i].value];
+		const void *data = exec_f32(e, p->params[i].value);
+		if (channels_last(ty)) {
+			exec_copy_torch(ty, data, copies, true);
+			data = copies;
+			copies += (size_t)type_numel(ty) * dtype_size(ty->dtype);
+		}
 		t[k++] = (StTensor){.name = p->params[i].name, .dtype = ty->dtype == DT_F16 ? ST_F16 : ST_F32,
-			.rank = ty->rank, .dims = ty->dim, .data = exec_f32(e, p->params[i].value)};
+			.rank = ty->rank, .dims = ty->dim, .data = data};
 	}
 	*n = (size_t)k;
 	return t;
+}
+
+/* Puts every channels-last filter of E, just read in PyTorch's layout, into its own. */
+static bool
+from_torch(Exec *e, const char *path, char *err, size_t errlen)
+{
+	const Plan *p = e->plan;
+	for (int i = 0; i < p->nparams; i++) {
+		const Type *ty = &p->values[p->params[i].value];
+		if (!channels_last(ty))
+			continue;
+		size_t bytes = (size_t)type_numel(ty) * dtype_size(ty->dtype);
+		void *tmp = malloc(bytes), *v = exec_f32(e, p->params[i].value);
+		if (!tmp) {
+			snprintf(err, errlen, "%s: out of memory", path);
+			return false;
+		}
+		memcpy(tmp, v, bytes);
+		exec_copy_torch(ty, tmp, v, false);
+		free(tmp);
+	}
+	return true;
 }
 
 bool
@@ -48,7 +96,8 @@ weights_save_checkpoint(const Exec *e, const char *path, const RunState *rs, cha
 {
 	char id[256];
 	size_t nt;
-	StTensor *t = weights_tensors(e, true, &nt);
+	void *owned;
+	StTensor *t = weights_tensors(e, true, &nt, &owned);
 	if (!t) {
 		snprintf(err, errlen, "%s: out of memory", path);
 		return false;
@@ -69,6 +118,7 @@ weights_save_checkpoint(const Exec *e, const char *path, const RunState *rs, cha
 		.rng = rng, .nrng = 2, .data_order = order, .norder = 2, .extra = extra, .nextra = 7};
 	int rc = ckpt_save(path, t, nt, &info, 0, err, errlen);
 	free(t);
+	free(owned);
 	return rc == 0;
 }
 
@@ -93,6 +143,10 @@ weights_load(Exec *e, const char *path, bool resume, RunState *rs, char *err, si
 		free(ex);
 		if (rc != 0)
 			return false;
+		if (!from_torch(e, path, err, errlen)) {
+			ckpt_close(&c);
+			return false;
+		}
 		if (resume) {
 			if (c.nrng != 2 || c.norder != 2) {
 				snprintf(err, errlen, "%s: the checkpoint lacks the RNG or data-order state needed to resume", path);
@@ -164,14 +218,15 @@ weights_load(Exec *e, const char *path, bool resume, RunState *rs, char *err, si
 		snprintf(err, errlen, "%s: no parameters loaded", path);
 		return false;
 	}
-	return true;
+	return from_torch(e, path, err, errlen);
 }
 
 bool
 weights_export(const Exec *e, const char *path, char *err, size_t errlen)
 {
 	size_t nt;
-	StTensor *t = weights_tensors(e, false, &nt);
+	void *owned;
+	StTensor *t = weights_tensors(e, false, &nt, &owned);
 	if (!t) {
 		snprintf(err, errlen, "out of memory");
 		return false;
@@ -179,5 +234,6 @@ weights_export(const Exec *e, const char *path, char *err, size_t errlen)
 	StMeta meta[2] = {{"format", "pt"}, {"nnc.model", e->plan->model}};
 	bool ok = st_write(path, t, nt, meta, 2, err, errlen) == 0;
 	free(t);
+	free(owned);
 	return ok;
 }

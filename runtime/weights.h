@@ -1,7 +1,8 @@
 /* An Exec's parameters to and from files: checkpoints (every parameter and optimizer state,
  * verified, with the run state a resume needs) and .safetensors weights (the model's parameters
  * under their PyTorch-style names). Conversions between the file's dtype and the plan's storage
- * (f32 <-> f16) round to nearest even. */
+ * (f32 <-> f16) round to nearest even. Files hold PyTorch's layouts (OIHW filters) whatever the
+ * plan's (exec_copy_torch). */
 #ifndef NNC_WEIGHTS_H
 #define NNC_WEIGHTS_H
 
@@ -26,9 +27,11 @@ typedef struct RunState {
  * settings). Written into BUF (N bytes), which is returned. */
 const char *weights_plan_identity(const Plan *p, char *buf, size_t n);
 
-/* The plan's parameters as safetensors tensors over E's storage (ALL: optimizer state too);
- * *N gets the count. NULL when out of memory; the caller frees the array. */
-StTensor *weights_tensors(const Exec *e, bool all, size_t *n);
+/* The plan's parameters as safetensors tensors over E's storage (ALL: optimizer state too),
+ * in PyTorch's layout: channels-last filters (passes/layout.c) are copied into OIHW order in
+ * one block put in *OWNED (NULL when there are none). *N gets the count. NULL when out of
+ * memory; the caller frees the array and *OWNED. */
+StTensor *weights_tensors(const Exec *e, bool all, size_t *n, void **owned);
 
 /* Saves every parameter and optimizer state of E with the run state RS (atomic: PATH.tmp, then
  * a rename; the previous checkpoint stays whole until then). */

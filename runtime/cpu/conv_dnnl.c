@@ -50,7 +50,7 @@ same_key(const Prim *p, const CpuConv *cv, CpuConvPass pass, bool bias, int thre
 	const CpuConv *a = &p->cv;
 	return p->pass == pass && p->bias == bias && p->threads == threads && a->n == cv->n && a->c == cv->c &&
 	       a->h == cv->h && a->w == cv->w && a->k == cv->k && a->kh == cv->kh && a->kw == cv->kw && a->sh == cv->sh &&
-	       a->sw == cv->sw && a->ph == cv->ph && a->pw == cv->pw && a->groups == cv->groups;
+	       a->sw == cv->sw && a->ph == cv->ph && a->pw == cv->pw && a->groups == cv->groups && a->nhwc == cv->nhwc;
 }
 
 static Prim *
@@ -68,7 +68,10 @@ align64(size_t n)
 	return (n + 63) & ~(size_t)63;
 }
 
-/* The descriptors of CV: plain (nchw, oihw / goihw) when PLAIN, else format "any". */
+/* The descriptors of CV: plain (nchw, oihw / goihw; or nhwc, ohwi / gohwi) when PLAIN, else
+ * format "any" -- except NHWC activations, which stay NHWC: oneDNN's JIT kernels read and write
+ * channels-last directly, so a channels-last plan (passes/layout.c) runs without the
+ * activation reorders, only the filter's (small) ones. */
 static bool
 descs(const CpuConv *cv, bool plain, dnnl_memory_desc_t *x, dnnl_memory_desc_t *w, dnnl_memory_desc_t *y)
 {
@@ -76,10 +79,13 @@ descs(const CpuConv *cv, bool plain, dnnl_memory_desc_t *x, dnnl_memory_desc_t *
 	dnnl_dims_t wd = {cv->k, cv->c / cv->groups, cv->kh, cv->kw};
 	dnnl_dims_t gd = {cv->groups, cv->k / cv->groups, cv->c / cv->groups, cv->kh, cv->kw};
 	bool g = cv->groups > 1;
-	return dnnl_memory_desc_init_by_tag(x, 4, xd, dnnl_f32, plain ? dnnl_nchw : dnnl_format_tag_any) == dnnl_success &&
-	       dnnl_memory_desc_init_by_tag(y, 4, yd, dnnl_f32, plain ? dnnl_nchw : dnnl_format_tag_any) == dnnl_success &&
-	       dnnl_memory_desc_init_by_tag(w, g ? 5 : 4, g ? gd : wd, dnnl_f32,
-		       plain ? (g ? dnnl_goihw : dnnl_oihw) : dnnl_format_tag_any) == dnnl_success;
+	dnnl_format_tag_t act = cv->nhwc ? dnnl_nhwc : plain ? dnnl_nchw : dnnl_format_tag_any;
+	dnnl_format_tag_t wt = !plain ? dnnl_format_tag_any
+	                       : cv->nhwc ? (g ? dnnl_gohwi : dnnl_ohwi)
+	                                  : (g ? dnnl_goihw : dnnl_oihw);
+	return dnnl_memory_desc_init_by_tag(x, 4, xd, dnnl_f32, act) == dnnl_success &&
+	       dnnl_memory_desc_init_by_tag(y, 4, yd, dnnl_f32, act) == dnnl_success &&
+	       dnnl_memory_desc_init_by_tag(w, g ? 5 : 4, g ? gd : wd, dnnl_f32, wt) == dnnl_success;
 }
 
 static void
@@ -127,7 +133,8 @@ impl_name(const char *s)
 	/* impl_info_str points into the primitive descriptor, which make() destroys: keep a
 	 * static name */
 	static const char *const known[] = {"jit_1x1:avx512_core", "jit:avx512_core", "jit_dw:avx512_core",
-		"jit_1x1:avx2", "jit:avx2", "jit_dw:avx2", "jit"};
+		"jit_1x1:avx2", "jit:avx2", "jit_dw:avx2", "brgconv_1x1:avx512_core", "brgconv:avx512_core",
+		"brgconv_1x1:avx2", "brgconv:avx2", "brgconv", "jit"};
 	for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
 		if (strncmp(s, known[i], strlen(known[i])) == 0)
 			return known[i];
@@ -192,8 +199,9 @@ make(const CpuConv *cv, CpuConvPass pass, bool bias, int threads)
 		     (!p->bias || dnnl_memory_create(&p->bias_mem, &pb, engine, DNNL_MEMORY_NONE) == dnnl_success) &&
 		     dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success &&
 		     dnnl_primitive_create(&p->conv, pd) == dnnl_success;
-		/* the reference and gemm-based implementations are slower than the im2col kernels */
-		ok = ok && impl && strncmp(impl, "jit", 3) == 0;
+		/* the reference and gemm-based implementations are slower than the im2col kernels; the
+		 * JIT ones are "jit..." and, for NHWC forward passes, the brgemm-based "brgconv..." */
+		ok = ok && impl && (strncmp(impl, "jit", 3) == 0 || strncmp(impl, "brgconv", 7) == 0);
 		p->impl = ok ? impl_name(impl) : NULL;
 	}
 	dnnl_primitive_desc_destroy(fpd);
@@ -217,6 +225,8 @@ static bool
 worth_it(const CpuConv *cv)
 {
 	int per_group = cv->c / cv->groups;
+	if (cv->nhwc) /* no activation reorders to pay for; the alternative transposes */
+		return true;
 	if (cv->kh * cv->kw == 1)
 		return per_group >= 128;
 	return per_group >= 16 || (cv->groups == cv->c && cv->groups == cv->k);

@@ -47,6 +47,8 @@ typedef struct {
 	int ph, pw;     /* zero padding (>= 0) on both sides */
 	int groups;     /* divides c and k; groups == c is depthwise */
 	int oh, ow;     /* output size, set by cpu_conv_setup */
+	bool nhwc;      /* activations NHWC and weights OHWI (oneDNN only, conv_dnnl.h; the im2col
+	                 * kernels read NCHW / OIHW and ignore it) */
 } CpuConv;
 
 /* Validates cv and sets oh, ow. Returns 0, or -1 if a field is out of range, groups does not

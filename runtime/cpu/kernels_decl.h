@@ -97,6 +97,28 @@ void NNC_FN(cpu_batchnorm_fold_weight)(const NNC_REAL *w, int out, size_t per_ou
 void NNC_FN(cpu_batchnorm_fold_bias)(int out, const NNC_REAL *mean, const NNC_REAL *var, double eps,
 	const NNC_REAL *scale, const NNC_REAL *shift, const NNC_REAL *bias, NNC_REAL *bf);
 
+/* ---- channels-last (NHWC) per-channel kernels: [rows, c], rows = n*h*w ----------------- */
+
+/* As cpu_batchnorm_stats, _apply, _inference, _backward_data_pro (dx NULL: only dw and db,
+ * the _params kernel) and cpu_bias_backward_pro, over an NHWC tensor. The reductions sum
+ * fixed blocks of rows into PART, cpu_cl_partials(rows, c) doubles of workspace, and add the
+ * blocks in order: results independent of the threads, equal to the NCHW kernels' within
+ * rounding (another order). */
+size_t NNC_FN(cpu_cl_partials)(int rows, int c);
+int NNC_FN(cpu_batchnorm_stats_cl)(const NNC_REAL *x, int rows, int c, double eps, NNC_REAL *mean, NNC_REAL *invstd,
+	NNC_REAL *var_unbiased, double *part);
+void NNC_FN(cpu_batchnorm_apply_cl)(const NNC_REAL *x, int rows, int c, const NNC_REAL *mean, const NNC_REAL *invstd,
+	const NNC_REAL *w, const NNC_REAL *b, NNC_REAL *y, Epilogue act);
+void NNC_FN(cpu_batchnorm_inference_cl)(const NNC_REAL *x, int rows, int c, const NNC_REAL *running_mean,
+	const NNC_REAL *running_var, double eps, const NNC_REAL *w, const NNC_REAL *b, NNC_REAL *y, Epilogue act);
+void NNC_FN(cpu_batchnorm_backward_cl)(const NNC_REAL *dz, const NNC_REAL *act_y, Epilogue pro, const NNC_REAL *x,
+	int rows, int c, const NNC_REAL *mean, const NNC_REAL *invstd, const NNC_REAL *w, NNC_REAL *dx, NNC_REAL *dw,
+	NNC_REAL *db, double *part);
+void NNC_FN(cpu_bias_backward_cl)(const NNC_REAL *dz, const NNC_REAL *act_y, Epilogue pro, int rows, int c,
+	NNC_REAL *db, double *part);
+/* [n, h*w, c] -> [n, c]: the mean over h*w. */
+void NNC_FN(cpu_global_avgpool_forward_cl)(const NNC_REAL *x, int n, int c, int hw, NNC_REAL *y);
+
 /* ---- activations, elementwise over count elements ---------------------------------------- */
 
 /* relu: y = max(x, 0); backward given x: dx = dy where x > 0, else 0. */

@@ -1112,6 +1112,263 @@ FN(cpu_batchnorm_fold_bias)(int out, const REAL *mean, const REAL *var, double e
 	}
 }
 
+/* ---- channels-last (NHWC) per-channel kernels -------------------------------------------
+ * Element (r, ch) of [rows, c] is at r*c + ch, rows = n*h*w (passes/layout.c). A reduction
+ * runs over fixed blocks of CL_BLOCK rows, the parallel items: each block sums its rows in
+ * order into its own partial sums per channel (whole rows at a time, so the inner loop runs
+ * along contiguous channels), and the partials are then added block by block in order. The
+ * blocks do not depend on the threads, so neither do the sums; their order is not the NCHW
+ * kernels' (results agree within rounding, tests/layout.sh). Apply and inference are
+ * elementwise over blocks of rows. */
+enum { CL_BLOCK = 256 };
+
+typedef struct {
+	const REAL *x, *dy, *act_y, *mean, *invstd, *w, *b, *var;
+	int rows, c;
+	double eps;
+	REAL *y, *dx, *dw, *db, *mean_out, *invstd_out, *var_unbiased;
+	Epilogue act, pro;
+	double *part; /* [blocks][2][c] partial sums, then [2][c] totals, then the dx factors */
+	int what;     /* CL_SUM, CL_SQDEV, CL_DOT: what a block sums */
+} ClArgs;
+
+enum { CL_SUM, CL_SQDEV, CL_DOT };
+
+static size_t
+cl_blocks(int rows)
+{
+	return ((size_t)rows + CL_BLOCK - 1) / CL_BLOCK;
+}
+
+size_t
+FN(cpu_cl_partials)(int rows, int c)
+{
+	return (cl_blocks(rows) + 3) * 2 * (size_t)c; /* blocks, totals, the dx factors */
+}
+
+/* The LEN gradient elements of one row, through the prologue PRO (as act_grad_run computes
+ * them), into G. */
+static inline void
+cl_grad_row(REAL *restrict g, const REAL *restrict dz, const REAL *restrict y, int len, Epilogue pro)
+{
+	if (pro == EPI_NONE) {
+		for (int k = 0; k < len; k++)
+			g[k] = dz[k];
+		return;
+	}
+	act_grad_run(g, dz, y, len, pro);
+}
+
+/* Block b's sums: s[ch] += x (CL_SUM), += (x - mean)^2 (CL_SQDEV), or of the masked gradient g:
+ * s[ch] += g and p[ch] += g * (x - mean) (CL_DOT; p unused without x, bias_grad). */
+NNC_MULTIVERSION static void
+cl_block_sums(void *ctx, size_t b0, size_t b1)
+{
+	const ClArgs *a = ctx;
+	size_t c = (size_t)a->c;
+	REAL gbuf[MASK_RUN];
+	for (size_t b = b0; b < b1; b++) {
+		double *restrict s = a->part + b * 2 * c, *restrict p = s + c;
+		for (size_t ch = 0; ch < 2 * c; ch++)
+			s[ch] = 0;
+		size_t r1 = (b + 1) * CL_BLOCK < (size_t)a->rows ? (b + 1) * CL_BLOCK : (size_t)a->rows;
+		for (size_t r = b * CL_BLOCK; r < r1; r++) {
+			const REAL *x = a->x ? a->x + r * c : NULL;
+			if (a->what == CL_SUM) {
+				for (size_t ch = 0; ch < c; ch++)
+					s[ch] += x[ch];
+			} else if (a->what == CL_SQDEV) {
+				for (size_t ch = 0; ch < c; ch++) {
+					Acc d = (Acc)x[ch] - (Acc)a->mean[ch];
+					s[ch] += d * d;
+				}
+			} else {
+				for (size_t c0 = 0; c0 < c; c0 += MASK_RUN) {
+					int len = c - c0 < MASK_RUN ? (int)(c - c0) : MASK_RUN;
+					cl_grad_row(gbuf, a->dy + r * c + c0, a->act_y ? a->act_y + r * c + c0 : NULL, len, a->pro);
+					for (int k = 0; k < len; k++)
+						s[c0 + (size_t)k] += gbuf[k];
+					for (int k = 0; x && k < len; k++)
+						p[c0 + (size_t)k] += (Acc)gbuf[k] * ((Acc)x[c0 + (size_t)k] - (Acc)a->mean[c0 + (size_t)k]);
+				}
+			}
+		}
+	}
+}
+
+/* Every block's sums, then their totals block by block into part[blocks][..] (tot[0..2c)). */
+static double *
+cl_reduce(ClArgs *a, int what)
+{
+	size_t nb = cl_blocks(a->rows), c = (size_t)a->c;
+	a->what = what;
+	cpu_parallel_for(nb, 1, cl_block_sums, a);
+	double *tot = a->part + nb * 2 * c;
+	for (size_t ch = 0; ch < 2 * c; ch++)
+		tot[ch] = 0;
+	for (size_t b = 0; b < nb; b++)
+		for (size_t ch = 0; ch < 2 * c; ch++)
+			tot[ch] += a->part[b * 2 * c + ch];
+	return tot;
+}
+
+int
+FN(cpu_batchnorm_stats_cl)(const REAL *x, int rows, int c, double eps, REAL *mean, REAL *invstd, REAL *var_unbiased,
+	double *part)
+{
+	if (var_unbiased && rows < 2)
+		return -1;
+	ClArgs a = {.x = x, .rows = rows, .c = c, .part = part};
+	const Acc count = (Acc)rows;
+	double *tot = cl_reduce(&a, CL_SUM);
+	for (int ch = 0; ch < c; ch++)
+		mean[ch] = (REAL)(tot[ch] / count);
+	/* the deviations from the mean as stored (REAL), as the NCHW kernels' from their Acc mean
+	 * differ by at most its rounding */
+	a.mean = mean;
+	tot = cl_reduce(&a, CL_SQDEV);
+	for (int ch = 0; ch < c; ch++) {
+		invstd[ch] = (REAL)(1 / sqrt(tot[ch] / count + eps));
+		if (var_unbiased)
+			var_unbiased[ch] = (REAL)(tot[ch] / (count - 1));
+	}
+	return 0;
+}
+
+/* Rows [r0, r1): y = act((x - mean) * scale + shift), scale and shift per channel computed as
+ * the NCHW kernels compute them (so both layouts apply identical factors), once per range for
+ * up to CL_FACTORS channels. */
+enum { CL_FACTORS = 2048 };
+
+static REAL
+cl_scale(const ClArgs *a, int ch)
+{
+	if (a->var) {
+		Acc inv = 1 / sqrt((Acc)a->var[ch] + a->eps);
+		return (REAL)(inv * (a->w ? (Acc)a->w[ch] : 1));
+	}
+	return a->invstd[ch] * (a->w ? a->w[ch] : one);
+}
+
+NNC_MULTIVERSION static void
+cl_apply_rows(void *ctx, size_t r0, size_t r1)
+{
+	const ClArgs *a = ctx;
+	size_t c = (size_t)a->c;
+	REAL scale[CL_FACTORS], shift[CL_FACTORS];
+	bool held = c <= CL_FACTORS;
+	for (size_t ch = 0; held && ch < c; ch++) {
+		scale[ch] = cl_scale(a, (int)ch);
+		shift[ch] = a->b ? a->b[ch] : zero;
+	}
+	for (size_t r = r0; r < r1; r++) {
+		const REAL *restrict x = a->x + r * c, *restrict m = a->mean;
+		REAL *restrict y = a->y + r * c;
+		if (held)
+			for (size_t ch = 0; ch < c; ch++)
+				y[ch] = (x[ch] - m[ch]) * scale[ch] + shift[ch];
+		else
+			for (size_t ch = 0; ch < c; ch++)
+				y[ch] = (x[ch] - m[ch]) * cl_scale(a, (int)ch) + (a->b ? a->b[ch] : zero);
+		act_plane(y, c, a->act);
+	}
+}
+
+void
+FN(cpu_batchnorm_apply_cl)(const REAL *x, int rows, int c, const REAL *mean, const REAL *invstd, const REAL *w,
+	const REAL *b, REAL *y, Epilogue act)
+{
+	ClArgs a = {.x = x, .rows = rows, .c = c, .mean = mean, .invstd = invstd, .w = w, .b = b, .y = y, .act = act};
+	cpu_parallel_for((size_t)rows, grain_for((size_t)c), cl_apply_rows, &a);
+}
+
+void
+FN(cpu_batchnorm_inference_cl)(const REAL *x, int rows, int c, const REAL *running_mean, const REAL *running_var,
+	double eps, const REAL *w, const REAL *b, REAL *y, Epilogue act)
+{
+	ClArgs a = {.x = x, .rows = rows, .c = c, .mean = running_mean, .var = running_var, .eps = eps, .w = w, .b = b,
+		.y = y, .act = act};
+	cpu_parallel_for((size_t)rows, grain_for((size_t)c), cl_apply_rows, &a);
+}
+
+/* Rows [r0, r1) of dx = (g - (x - mean) * proj - gmean) * gain, the factors per channel in
+ * part (REAL, after the totals). */
+NNC_MULTIVERSION static void
+cl_dx_rows(void *ctx, size_t r0, size_t r1)
+{
+	const ClArgs *a = ctx;
+	size_t c = (size_t)a->c;
+	const REAL *f = (const REAL *)(a->part + (cl_blocks(a->rows) + 1) * 2 * c);
+	const REAL *proj = f, *gmean = f + c, *gain = f + 2 * c;
+	REAL gbuf[MASK_RUN];
+	for (size_t r = r0; r < r1; r++)
+		for (size_t c0 = 0; c0 < c; c0 += MASK_RUN) {
+			int len = c - c0 < MASK_RUN ? (int)(c - c0) : MASK_RUN;
+			size_t at = r * c + c0;
+			cl_grad_row(gbuf, a->dy + at, a->act_y ? a->act_y + at : NULL, len, a->pro);
+			const REAL *x = a->x + at, *m = a->mean + c0;
+			REAL *dx = a->dx + at;
+			for (int k = 0; k < len; k++)
+				dx[k] = (gbuf[k] - (x[k] - m[k]) * proj[c0 + (size_t)k] - gmean[c0 + (size_t)k]) * gain[c0 + (size_t)k];
+		}
+}
+
+void
+FN(cpu_batchnorm_backward_cl)(const REAL *dz, const REAL *act_y, Epilogue pro, const REAL *x, int rows, int c,
+	const REAL *mean, const REAL *invstd, const REAL *w, REAL *dx, REAL *dw, REAL *db, double *part)
+{
+	ClArgs a = {.x = x, .dy = dz, .act_y = act_y, .pro = pro, .rows = rows, .c = c, .mean = mean, .invstd = invstd,
+		.w = w, .dx = dx, .part = part};
+	const Acc count = (Acc)rows;
+	double *tot = cl_reduce(&a, CL_DOT);
+	const double *sdy = tot, *sdyx = tot + c;
+	REAL *f = (REAL *)(tot + 2 * (size_t)c), *proj = f, *gmean = f + c, *gain = f + 2 * (size_t)c;
+	for (int ch = 0; ch < c; ch++) {
+		Acc inv = invstd[ch];
+		if (dw)
+			dw[ch] = (REAL)(sdyx[ch] * inv);
+		if (db)
+			db[ch] = (REAL)sdy[ch];
+		proj[ch] = (REAL)(sdyx[ch] * inv * inv / count);
+		gmean[ch] = (REAL)(sdy[ch] / count);
+		gain[ch] = (REAL)(inv * (w ? (Acc)w[ch] : 1));
+	}
+	if (dx)
+		cpu_parallel_for((size_t)rows, grain_for((size_t)c * 3), cl_dx_rows, &a);
+}
+
+void
+FN(cpu_bias_backward_cl)(const REAL *dz, const REAL *act_y, Epilogue pro, int rows, int c, REAL *db, double *part)
+{
+	ClArgs a = {.dy = dz, .act_y = act_y, .pro = pro, .rows = rows, .c = c, .part = part};
+	double *tot = cl_reduce(&a, CL_DOT);
+	for (int ch = 0; ch < c; ch++)
+		db[ch] = (REAL)tot[ch];
+}
+
+/* [n, hw, c] -> [n, c], the mean over hw (in hw order); backward spreads dy / hw. */
+static void
+cl_gap_images(void *ctx, size_t i0, size_t i1)
+{
+	const ClArgs *a = ctx; /* rows = hw per image */
+	for (size_t img = i0; img < i1; img++) {
+		const REAL *x = a->x + img * (size_t)a->rows * a->c;
+		for (int ch = 0; ch < a->c; ch++) {
+			Acc s = 0;
+			for (int r = 0; r < a->rows; r++)
+				s += x[(size_t)r * a->c + ch];
+			a->y[img * (size_t)a->c + ch] = (REAL)(s / a->rows);
+		}
+	}
+}
+
+void
+FN(cpu_global_avgpool_forward_cl)(const REAL *x, int n, int c, int hw, REAL *y)
+{
+	ClArgs a = {.x = x, .rows = hw, .c = c, .y = y};
+	cpu_parallel_for((size_t)n, grain_for((size_t)hw * c), cl_gap_images, &a);
+}
+
 /* ---- elementwise ------------------------------------------------------------------------- */
 
 typedef struct {

@@ -572,6 +572,14 @@ r_grad_check(Ctx &c)
 	return 0;
 }
 
+/* Channels-last plans (passes/layout.c) are refused when the backend opens
+ * (backend_gpu_open); a relayout step cannot be reached. */
+int
+r_relayout(Ctx &c)
+{
+	return fail(c, "channels-last (nhwc) plans do not run on the GPU yet");
+}
+
 /* ---- optimizer ---- */
 
 SgdConf
@@ -787,7 +795,7 @@ prepare_conv(CudaExec *e, int g, int i, ErrBuf eb)
 	const AttrVal *st = attr(s, "stride"), *pa = attr(s, "padding");
 	cv->geo = CpuConv{(int)x->dim[0], (int)x->dim[1], (int)x->dim[2], (int)x->dim[3], (int)w->dim[0], (int)w->dim[2],
 		(int)w->dim[3], (int)st->i[0], (int)st->i[1], (int)pa->i[0], (int)pa->i[1], (int)attr(s, "groups")->i[0],
-		(int)y->dim[2], (int)y->dim[3]};
+		(int)y->dim[2], (int)y->dim[3], x->layout == LY_NHWC};
 	char why[512] = "";
 	ErrBuf sub = {why, sizeof why};
 	if (!e->direct_conv && describe_conv(e, s, cv, sub) == 0)

@@ -13,7 +13,11 @@ executor computes in fp32, so a small h drowns in the rounding of L (the toleran
 NOISE * |L| / h), while a large h may carry a ReLU, ReLU6 or max-pool input across its kink (and
 batch norm spreads that over a channel), which only the small h avoids.
 
-usage: gradcheck.py NNC NNRUN [MODEL.nn]        (no PyTorch needed)
+With --layout nhwc the plan computes channels-last (passes/layout.c): the same gradients
+through the NHWC kernels, relayouts and OHWI filters, which `nnrun step` reports in PyTorch's
+layout as it reads the weights in.
+
+usage: gradcheck.py NNC NNRUN [MODEL.nn] [--layout nchw|nhwc]        (no PyTorch needed)
 """
 import os
 import random
@@ -41,14 +45,20 @@ def pack(shape, values):
 
 
 def main():
-    nnc, nnrun = sys.argv[1:3]
+    args = sys.argv[1:]
+    layout = "nchw"
+    if "--layout" in args:
+        i = args.index("--layout")
+        layout = args[i + 1]
+        del args[i:i + 2]
+    nnc, nnrun = args[0:2]
     here = os.path.dirname(os.path.abspath(__file__))
-    model = sys.argv[3] if len(sys.argv) > 3 else os.path.join(here, "allops.nn")
+    model = args[2] if len(args) > 2 else os.path.join(here, "allops.nn")
     rng = random.Random(5)
     with tempfile.TemporaryDirectory() as d:
         plan, w, b, out, init = (os.path.join(d, n) for n in ("g.plan", "w.safetensors", "b.safetensors", "o.safetensors", "i.safetensors"))
         subprocess.run([nnc, "compile", "--batch", str(BATCH), "--set", "lr=0", "--set", "momentum=0",
-                        "--set", "weight_decay=0", "--set", "schedule=constant", model,
+                        "--set", "weight_decay=0", "--set", "schedule=constant", "--layout", layout, model,
                         "-o", plan], check=True, capture_output=True)
         image = [rng.gauss(0, 1) for _ in range(BATCH * 3 * 8 * 8)]
         labels = [rng.randrange(10) for _ in range(BATCH)]

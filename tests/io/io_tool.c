@@ -8,12 +8,20 @@
  *                             meta KEY=VALUE
  *                             tensor NAME DTYPE [D0,D1,...] NBYTES SHA256-OF-DATA
  *   io_tool rewrite IN OUT  read IN and write its tensors and metadata to OUT with st_write
- *   io_tool load-ckpt FILE  load FILE as a checkpoint (any plan) and print epoch, step, words */
+ *   io_tool load-ckpt FILE  load FILE as a checkpoint (any plan) and print epoch, step, words
+ *   io_tool diff A B [FLOOR]  the F32/F16 tensors of A and B by name (each must be in both,
+ *                           of one shape): per tensor, max |a - b| / max(max |a|, FLOOR) (FLOOR
+ *                           default 0; 0 when equal), then "largest relative difference X" over
+ *                           all; for the layout test's tolerances. FLOOR keeps a tensor that is
+ *                           rounding noise around an exact zero (a batch mean of normalized
+ *                           values) from being measured against its own noise. */
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/half.h"
 #include "runtime/checkpoint.h"
 
 static int
@@ -174,6 +182,59 @@ cmd_load_ckpt(const char *path)
 	return 0;
 }
 
+static double
+element(const StTensor *t, size_t i)
+{
+	if (t->dtype == ST_F16)
+		return half_to_float(((const nnc_half *)t->data)[i]);
+	return ((const float *)t->data)[i];
+}
+
+static int
+cmd_diff(const char *a, const char *b, double floor)
+{
+	char err[1024];
+	StFile *fa, *fb;
+	if (st_open(a, &fa, err, sizeof err) != 0)
+		return die(err);
+	if (st_open(b, &fb, err, sizeof err) != 0) {
+		st_close(fa);
+		return die(err);
+	}
+	double worst = 0;
+	int rc = 0;
+	for (size_t i = 0; i < st_count(fa) && !rc; i++) {
+		const StTensor *x = st_tensor_at(fa, i), *y = st_find(fb, x->name);
+		if (x->dtype != ST_F32 && x->dtype != ST_F16)
+			continue;
+		bool same = y && y->dtype == x->dtype && y->rank == x->rank;
+		for (int k = 0; same && k < x->rank; k++)
+			same = x->dims[k] == y->dims[k];
+		if (!same) {
+			fprintf(stderr, "io_tool: %s: tensor '%s' is missing or shaped differently\n", b, x->name);
+			rc = 1;
+			break;
+		}
+		size_t n = (size_t)(x->nbytes / (x->dtype == ST_F16 ? 2 : 4));
+		double big = 0, d = 0;
+		for (size_t j = 0; j < n; j++) {
+			double u = element(x, j), v = element(y, j);
+			big = fabs(u) > big ? fabs(u) : big;
+			double e = u == v ? 0 : isnan(u) || isnan(v) ? INFINITY : fabs(u - v);
+			d = e > d ? e : d;
+		}
+		big = big > floor ? big : floor;
+		double rel = d == 0 ? 0 : big > 0 ? d / big : INFINITY;
+		printf("%s %.3g\n", x->name, rel);
+		worst = rel > worst ? rel : worst;
+	}
+	if (!rc)
+		printf("largest relative difference %.3g\n", worst);
+	st_close(fa);
+	st_close(fb);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -187,6 +248,8 @@ main(int argc, char **argv)
 		return cmd_ckpt(argv[2]);
 	if (argc == 3 && strcmp(argv[1], "load-ckpt") == 0)
 		return cmd_load_ckpt(argv[2]);
-	fprintf(stderr, "usage: io_tool sample|ckpt|dump|load-ckpt FILE | rewrite IN OUT\n");
+	if ((argc == 4 || argc == 5) && strcmp(argv[1], "diff") == 0)
+		return cmd_diff(argv[2], argv[3], argc == 5 ? strtod(argv[4], NULL) : 0);
+	fprintf(stderr, "usage: io_tool sample|ckpt|dump|load-ckpt FILE | rewrite IN OUT | diff A B [FLOOR]\n");
 	return 2;
 }

@@ -355,7 +355,7 @@ fp16_overflow_checks(void)
 	const float second[] = {25504.0f, 25520.0f, 25824.0f}; /* 40000 + these, times -1 */
 	const bool inf[] = {false, true, true};
 	for (int k = 0; k < 3; k++) {
-		CpuConv v = {1, 2, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 0, 0};
+		CpuConv v = {1, 2, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 0, 0, false};
 		check(cpu_conv_setup(&v) == 0, "cpu_conv_setup for the overflow check", 0, 0);
 		float x[2] = {40000.0f, second[k]}, w[2] = {-1.0f, -1.0f}, y = 0;
 		std::vector<unsigned char> work(cpu_conv2d_workspace_f32(&v, CPU_CONV_FORWARD, 1) + 64);
@@ -377,11 +377,11 @@ static void
 direct_conv_checks(void)
 {
 	CpuConv shapes[] = {
-		{2, 3, 9, 9, 4, 3, 3, 1, 1, 1, 1, 1, 0, 0},  /* 3x3, padding 1 */
-		{2, 4, 8, 8, 6, 3, 3, 2, 2, 1, 1, 2, 0, 0},  /* stride 2, 2 groups */
-		{3, 6, 7, 7, 6, 3, 3, 1, 1, 1, 1, 6, 0, 0},  /* depthwise */
-		{2, 5, 6, 6, 3, 1, 1, 1, 1, 0, 0, 1, 0, 0},  /* 1x1 */
-		{1, 3, 10, 11, 2, 2, 3, 3, 2, 0, 1, 1, 0, 0}, /* uneven kernel, strides and padding */
+		{2, 3, 9, 9, 4, 3, 3, 1, 1, 1, 1, 1, 0, 0, false},  /* 3x3, padding 1 */
+		{2, 4, 8, 8, 6, 3, 3, 2, 2, 1, 1, 2, 0, 0, false},  /* stride 2, 2 groups */
+		{3, 6, 7, 7, 6, 3, 3, 1, 1, 1, 1, 6, 0, 0, false},  /* depthwise */
+		{2, 5, 6, 6, 3, 1, 1, 1, 1, 0, 0, 1, 0, 0, false},  /* 1x1 */
+		{1, 3, 10, 11, 2, 2, 3, 3, 2, 0, 1, 1, 0, 0, false}, /* uneven kernel, strides and padding */
 	};
 	for (CpuConv v : shapes) {
 		if (cpu_conv_setup(&v) != 0) {
