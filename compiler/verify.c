@@ -101,8 +101,8 @@ check_inst(Check *c, const Inst *in, const unsigned char *defined, StrMap *names
 	}
 	if (in->res && !type_eq(&r.out, &in->res->type)) {
 		char a[96], b[96];
-		bad(c, in, "result %%%d has type %s but inference gives %s", in->res->id, type_str(&in->res->type, a, sizeof a),
-			type_str(&r.out, b, sizeof b));
+		bad(c, in, "result %%%d has type %s but inference gives %s", in->res->id,
+			type_str_layout(&in->res->type, a, sizeof a), type_str_layout(&r.out, b, sizeof b));
 	}
 	if (in->nargs - in->nin != r.nparams) {
 		bad(c, in, "has %d parameter operands, inference declares %d", in->nargs - in->nin, r.nparams);

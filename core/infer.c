@@ -845,7 +845,7 @@ infer_relayout(const OpSig *in, int batch, InferResult *r)
 	if (x->rank != 4 || !is_float(x) || !(image || filter))
 		return fail(r, "relayout expects a 4-D image or filter, got %s", ts(in->in[0], b));
 	if (to == NLAYOUT || to == x->layout || to != layout_with(x->layout, layout_channels_last(to)))
-		return fail(r, "relayout: cannot store %s %s as '%s'", ts(in->in[0], b), layout_name(x->layout),
+		return fail(r, "relayout: cannot store %s as '%s'", type_str_layout(in->in[0], b, sizeof b),
 			attr_s(in, "to") ? attr_s(in, "to") : "");
 	r->out = *x;
 	r->out.layout = to;

@@ -90,6 +90,16 @@ type_str(const Type *t, char *buf, size_t n)
 	return buf;
 }
 
+char *
+type_str_layout(const Type *t, char *buf, size_t n)
+{
+	type_str(t, buf, n);
+	size_t k = strlen(buf);
+	if (k < n)
+		snprintf(buf + k, n - k, " %s", layout_name(t->layout));
+	return buf;
+}
+
 Type
 type_make(DType d, Layout l, int rank, const int64_t *dims)
 {

@@ -58,6 +58,9 @@ Layout layout_with(Layout l, bool cl);
 const char *arena_name(MemArena a);
 /* Writes e.g. "f32[128,16,32,32]" into buf and returns buf. */
 char *type_str(const Type *t, char *buf, size_t n);
+/* type_str followed by the layout's name, e.g. "f16[128,16,32,32] nhwc" (messages about types
+ * that may differ in layout alone). */
+char *type_str_layout(const Type *t, char *buf, size_t n);
 Type type_make(DType d, Layout l, int rank, const int64_t *dims);
 /* The shortest "%g" text that reads back as exactly V (for plans and recipes). */
 const char *double_str(char buf[32], double v);

@@ -908,13 +908,13 @@ validate_program(const Plan *p, const PlanProgram *prog, const char *pname, cons
 			Type want = r.params[k].type; /* storage dtype: the precision policy's */
 			want.dtype = p->values[s->in[user + k]].dtype;
 			if (!type_eq(&p->values[s->in[user + k]], &want))
-				ok = vfail(err, errlen, "%s: parameter operand %%%d does not have the %s's shape", where, s->in[user + k],
+				ok = vfail(err, errlen, "%s: parameter operand %%%d does not have the %s's shape and layout", where, s->in[user + k],
 					r.params[k].suffix);
 		}
 		if (ok && !nores && !type_eq(&p->values[s->out], &r.out)) {
 			char a[96], b[96];
 			ok = vfail(err, errlen, "%s: result %%%d is declared %s but the kernel produces %s", where, s->out,
-				type_str(&p->values[s->out], a, sizeof a), type_str(&r.out, b, sizeof b));
+				type_str_layout(&p->values[s->out], a, sizeof a), type_str_layout(&r.out, b, sizeof b));
 		}
 		if (ok && !nores)
 			def[s->out] = 1;

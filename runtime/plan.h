@@ -24,7 +24,7 @@
 #include "core/recipe.h"
 #include "core/types.h"
 
-enum { PLAN_VERSION = 4 };
+enum { PLAN_VERSION = 5 };
 
 
 typedef struct {
