@@ -41,7 +41,7 @@ if ldd $bin/nnrun | grep "not found"; then
 fi
 gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
 
-probe=skipped ops=skipped direct=skipped resume=skipped resident=skipped
+probe=skipped ops=skipped nhwc=skipped direct=skipped resume=skipped resident=skipped
 secs() { echo $(($(date +%s) - $1))s; }
 if [[ $parts == *,tests,* ]]; then
 	echo "== cuda tests"
@@ -51,6 +51,11 @@ if [[ $parts == *,tests,* ]]; then
 	ops=$?; t_ops=$(secs $t)
 	grep -E "FAIL|first difference|exact|failed|locating|no step" "$out/cuda_vs_cpu.log" | head -80
 	grep -E "plans failed|cuda.sh:" "$out/cuda_vs_cpu.log"
+	t=$(date +%s) # channels-last plans (passes/layout.c): their first GPU runs
+	CUDA_LAYOUT=nhwc CUDA_JOBS=8 CUDA_MODELS="tiny resnet20 mobilenet_v2 airbench94 alexnet" timeout 200 \
+		tests/cuda.sh $bin/nnc $bin/test_cuda_vs_cpu >"$out/cuda_vs_cpu_nhwc.log" 2>&1
+	nhwc=$?; t_nhwc=$(secs $t)
+	grep -E "FAIL|first difference|failed|no step" "$out/cuda_vs_cpu_nhwc.log" | head -40
 	t=$(date +%s)
 	NNC_CUDA_DIRECT_CONV=1 CUDA_MODELS="tiny resnet20" timeout 200 tests/cuda.sh $bin/nnc $bin/test_cuda_vs_cpu
 	direct=$?; t_direct=$(secs $t)
@@ -95,6 +100,7 @@ if [[ $parts == *,tests,* ]]; then
 	echo "|---|---|---|"
 	echo "| cuda_device | $(verdict $probe) | $t_probe |"
 	echo "| cuda_vs_cpu, every model x fp32/fp16/mixed | $(verdict $ops) | $t_ops |"
+	echo "| cuda_vs_cpu_nhwc (--layout nhwc: 5 models x 3 precisions) | $(verdict $nhwc) | ${t_nhwc:-} |"
 	echo "| cuda_direct_conv (tiny, resnet20) | $(verdict $direct) | $t_direct |"
 	echo "| cuda_resume | $(verdict $resume) | $t_resume |"
 	echo "| cuda_train (graph = eager = host-fed; overflow) | $(verdict $resident) | $t_resident |"

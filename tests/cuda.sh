@@ -2,7 +2,7 @@
 # Runs a test program that takes plans (test_cuda_vs_cpu: the CUDA backend against the CPU
 # backend, op by op and step by step; test_step_groups: the plan's step groups on the CPU) on plans
 # of every model in CUDA_MODELS (default: all) in fp32, fp16 and mixed precision at batch
-# CUDA_BATCH (default 8). With CUDA_JOBS=N (default 1), N models run at once, one process each
+# CUDA_BATCH (default 8), in the layout CUDA_LAYOUT (default nchw; nnc --layout). With CUDA_JOBS=N (default 1), N models run at once, one process each
 # (the device check's 16 cores: every model in about a minute); their outputs follow one another.
 # Skipped (77) when the program, run without plans, says so (no usable GPU), before compiling
 # anything.
@@ -16,7 +16,8 @@ trap 'rm -rf "$tmp"' EXIT
 models=${CUDA_MODELS:-$(cd models && ls *.nn | sed "s/\.nn$//")}
 for m in $models; do
 	for p in fp32 fp16 mixed; do
-		"$nnc" compile --batch "${CUDA_BATCH:-8}" --precision $p "models/$m.nn" -o "$tmp/$m-$p.plan" 2>/dev/null || {
+		"$nnc" compile --batch "${CUDA_BATCH:-8}" --precision $p --layout "${CUDA_LAYOUT:-nchw}" "models/$m.nn" \
+			-o "$tmp/$m-$p.plan" 2>/dev/null || {
 			echo "FAIL compile $m $p"
 			exit 1
 		}

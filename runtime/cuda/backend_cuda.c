@@ -153,13 +153,6 @@ backend_gpu_open(Exec *e, const BackendOptions *o, char *note, size_t notelen, c
 		snprintf(err, errlen, "no usable GPU: %s", msg);
 		return NULL;
 	}
-	for (int v = 0; v < e->plan->nvalues; v++)
-		if (e->plan->values[v].rank == 4 && layout_channels_last(e->plan->values[v].layout)) {
-			snprintf(err, errlen,
-				"the plan stores images channels-last (nnc compile --layout nhwc), which the CUDA backend does not "
-				"run yet; compile it with --layout nchw for the GPU");
-			return NULL;
-		}
 	CudaBackend *c = calloc(1, sizeof *c);
 	if (!c) {
 		snprintf(err, errlen, "out of memory");

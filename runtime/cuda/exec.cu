@@ -15,6 +15,9 @@
  * stream position, grad_check's flag) from e->run in device memory: nnc_cuda_run writes them
  * from the host before an eager run; resident.cu advances them on the device between steps.
  *
+ * Channels-last plans (passes/layout.c) run with NHWC / OHWI descriptors, the per-channel
+ * kernels over [N*H*W, C, 1] (hw_of, rows_of), and pooling, the global average pool, relayouts
+ * and dropout masks indexing NHWC themselves (kernels_math.cuh).
  * Not supported on the GPU (refused at load, naming the step): steps that accumulate in fp16
  * (acc: f16, the CPU's bit-exact reference kernels), and concat or slice along an axis other
  * than channels (the CPU refuses those too). */
@@ -61,10 +64,25 @@ numel(const Type *t)
 	return (long long)type_numel(t);
 }
 
+/* A tensor as the per-channel kernels see it, [rows, C, hw]: [N, C, H*W] for NCHW and [N, C];
+ * an NHWC tensor (passes/layout.c) is [N*H*W, C, 1], the same per-channel reductions over the
+ * same elements, as on the CPU. */
 int
 hw_of(const Type *t)
 {
-	return t->rank == 4 ? (int)(t->dim[2] * t->dim[3]) : 1;
+	return t->rank == 4 && t->layout != LY_NHWC ? (int)(t->dim[2] * t->dim[3]) : 1;
+}
+
+int
+rows_of(const Type *t)
+{
+	return t->rank == 4 && t->layout == LY_NHWC ? (int)(t->dim[0] * t->dim[2] * t->dim[3]) : (int)t->dim[0];
+}
+
+bool
+nhwc(const Type *t)
+{
+	return t->rank == 4 && t->layout == LY_NHWC;
 }
 
 const AttrVal *
@@ -273,7 +291,7 @@ r_dense_bwd_weight(Ctx &c)
 void
 nchw(const Type *t, int *n, int *ch, int *hw)
 {
-	*n = (int)t->dim[0];
+	*n = rows_of(t);
 	*ch = (int)t->dim[1];
 	*hw = hw_of(t);
 }
@@ -417,7 +435,7 @@ pool_of(const PlanStep *s, const Type *x, const Type *y)
 	const AttrVal *k = attr(s, "kernel"), *st = attr(s, "stride"), *pa = attr(s, "padding");
 	Pool p = {(int)x->dim[0], (int)x->dim[1], (int)x->dim[2], (int)x->dim[3], (int)k->i[0], (int)k->i[1],
 		(int)nnc_pool_stride(st->i, k->i, 0), (int)nnc_pool_stride(st->i, k->i, 1), (int)pa->i[0], (int)pa->i[1],
-		(int)y->dim[2], (int)y->dim[3]};
+		(int)y->dim[2], (int)y->dim[3], nhwc(x)};
 	return p;
 }
 
@@ -453,9 +471,8 @@ r_avgpool_bwd(Ctx &c)
 int
 r_global_avgpool(Ctx &c)
 {
-	int n, ch, hw;
-	nchw(c.t(0), &n, &ch, &hw);
-	LAUNCH(c, gap_fwd(c.in(0), n, ch, hw, c.out(), c.e->st));
+	const Type *x = c.t(0);
+	LAUNCH(c, gap_fwd(c.in(0), (int)x->dim[0], (int)x->dim[1], (int)(x->dim[2] * x->dim[3]), nhwc(x), c.out(), c.e->st));
 	return 0;
 }
 
@@ -463,7 +480,8 @@ int
 r_global_avgpool_bwd(Ctx &c)
 {
 	const Type *dx = vt(c.e, c.s->out);
-	LAUNCH(c, gap_bwd(c.in(0), (int)dx->dim[0], (int)dx->dim[1], hw_of(dx), c.out(), c.e->st));
+	LAUNCH(c, gap_bwd(c.in(0), (int)dx->dim[0], (int)dx->dim[1], (int)(dx->dim[2] * dx->dim[3]), nhwc(dx), c.out(),
+		c.e->st));
 	return 0;
 }
 
@@ -524,7 +542,7 @@ r_concat(Ctx &c)
 		xs[i] = c.in(i);
 		cs[i] = (int)c.t(i)->dim[1];
 	}
-	LAUNCH(c, concat(xs, cs, c.s->nin, (int)c.t(0)->dim[0], hw_of(c.t(0)), c.out(), c.e->st));
+	LAUNCH(c, concat(xs, cs, c.s->nin, rows_of(c.t(0)), hw_of(c.t(0)), c.out(), c.e->st));
 	return 0;
 }
 
@@ -534,7 +552,7 @@ r_slice(Ctx &c)
 	if (attr(c.s, "axis")->i[0] != 1)
 		return fail(c, "slice is implemented along the channel axis only");
 	const Type *t = c.t(0);
-	LAUNCH(c, slice(c.in(0), (int)t->dim[0], (int)t->dim[1], hw_of(t), (int)attr(c.s, "start")->i[0],
+	LAUNCH(c, slice(c.in(0), rows_of(t), (int)t->dim[1], hw_of(t), (int)attr(c.s, "start")->i[0],
 		(int)attr(c.s, "size")->i[0], c.out(), c.e->st));
 	return 0;
 }
@@ -544,9 +562,11 @@ r_slice(Ctx &c)
 int
 r_dropout_mask(Ctx &c)
 {
-	long long n = numel(vt(c.e, c.s->out));
+	const Type *t = vt(c.e, c.s->out);
+	long long n = numel(t);
+	int shape[3] = {(int)t->dim[1], t->rank == 4 ? (int)t->dim[2] : 1, t->rank == 4 ? (int)t->dim[3] : 1};
 	LAUNCH(c, dropout_mask(c.rs->rng_key, &c.e->run->s, c.e->rng_off[c.g][c.index], attr(c.s, "rate")->f, c.out(), n,
-		c.e->st));
+		nhwc(t) ? shape : nullptr, c.e->st));
 	return 0;
 }
 
@@ -572,12 +592,15 @@ r_grad_check(Ctx &c)
 	return 0;
 }
 
-/* Channels-last plans (passes/layout.c) are refused when the backend opens
- * (backend_gpu_open); a relayout step cannot be reached. */
+/* NCHW <-> NHWC, OIHW <-> OHWI (passes/layout.c). */
 int
 r_relayout(Ctx &c)
 {
-	return fail(c, "channels-last (nhwc) plans do not run on the GPU yet");
+	const Type *t = c.t(0);
+	int ch = (int)t->dim[1], hw = (int)(t->dim[2] * t->dim[3]);
+	bool to_cl = !layout_channels_last(t->layout);
+	LAUNCH(c, relayout(c.in(0), c.out(), t->dim[0], to_cl ? ch : hw, to_cl ? hw : ch, c.e->st));
+	return 0;
 }
 
 /* ---- optimizer ---- */
@@ -640,8 +663,9 @@ int
 tensor4(cudnnTensorDescriptor_t *d, const Type *t, const int64_t *dims, ErrBuf eb)
 {
 	CUDNN_CHECK(cudnnCreateTensorDescriptor(d));
-	CUDNN_CHECK(cudnnSetTensor4dDescriptor(*d, CUDNN_TENSOR_NCHW, dnn_type(t), (int)dims[0], (int)dims[1], (int)dims[2],
-		(int)dims[3]));
+	/* dims are logical (N, C, H, W) in either layout; the format says the memory order */
+	CUDNN_CHECK(cudnnSetTensor4dDescriptor(*d, t->layout == LY_NHWC ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW, dnn_type(t),
+		(int)dims[0], (int)dims[1], (int)dims[2], (int)dims[3]));
 	return 0;
 }
 
@@ -674,7 +698,8 @@ describe_conv(CudaExec *e, const PlanStep *s, Conv *cv, ErrBuf eb)
 	if (tensor4(&cv->x, x, xdims, eb) || tensor4(&cv->y, y, y->dim, eb))
 		return -1;
 	CUDNN_CHECK(cudnnCreateFilterDescriptor(&cv->w));
-	CUDNN_CHECK(cudnnSetFilter4dDescriptor(cv->w, dnn_type(w), CUDNN_TENSOR_NCHW, (int)w->dim[0], (int)w->dim[1],
+	CUDNN_CHECK(cudnnSetFilter4dDescriptor(cv->w, dnn_type(w), w->layout == LY_OHWI ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW,
+		(int)w->dim[0], (int)w->dim[1],
 		(int)w->dim[2], (int)w->dim[3]));
 	const AttrVal *st = attr(s, "stride"), *pa = attr(s, "padding");
 	int groups = (int)attr(s, "groups")->i[0];
@@ -701,6 +726,7 @@ describe_conv(CudaExec *e, const PlanStep *s, Conv *cv, ErrBuf eb)
 	key.key[k++] = (int)st->i[1];
 	key.key[k++] = groups;
 	key.key[k++] = (int)x->dtype;
+	key.key[k++] = (int)x->layout;
 	for (int i = 0; i < e->ncache; i++)
 		if (memcmp(e->cache[i].key, key.key, sizeof key.key) == 0) {
 			cv->algo = e->cache[i].algo;

@@ -234,6 +234,14 @@ k_maxpool_bwd(Pool p, Buf x, Buf dy, Buf dx)
 }
 
 __global__ void
+k_maxpool_bwd_tile(Pool p, Buf x, Buf dy, Buf dx)
+{
+	long long total = (long long)p.n * p.c * p.oh * p.ow;
+	GRID_LOOP(i, total)
+		maxpool_bwd_tile_at(p, x, dy, dx, i);
+}
+
+__global__ void
 k_avgpool_fwd(Pool p, Buf x, Buf y)
 {
 	long long total = (long long)p.n * p.c * p.oh * p.ow;
@@ -261,6 +269,27 @@ k_gap_bwd(Buf dy, long long total, int hw, Buf dx)
 {
 	GRID_LOOP(i, total)
 	gap_bwd_at(dy, hw, dx, i);
+}
+
+__global__ void
+k_gap_fwd_cl(Buf x, long long rows, int c, int hw, Buf y)
+{
+	GRID_LOOP(r, rows)
+	gap_fwd_cl_at(x, c, hw, y, r);
+}
+
+__global__ void
+k_gap_bwd_cl(Buf dy, long long total, int c, int hw, Buf dx)
+{
+	GRID_LOOP(i, total)
+	gap_bwd_cl_at(dy, c, hw, dx, i);
+}
+
+__global__ void
+k_relayout(Buf x, Buf y, long long total, int a, int b)
+{
+	GRID_LOOP(i, total)
+	relayout_at(x, y, a, b, i);
 }
 
 /* ---- rows ---- */
@@ -314,11 +343,14 @@ k_channels_copy(Buf x, int xc, int x0, Buf y, int yc, int y0, int cs, int n, int
 
 __global__ void
 k_dropout_mask(uint64_t key, const StepScalars *s, uint64_t offset, uint64_t threshold, float keep, Buf mask,
-	long long n)
+	long long n, int c, int h, int w)
 {
 	uint64_t counter = s->rng_counter + offset;
 	GRID_LOOP(i, n)
-	st(mask, i, philox_at(key, counter + (uint64_t)i) >= threshold ? keep : 0.0f);
+	{
+		long long at = c ? nchw_index(i, c, h, w) : i;
+		st(mask, i, philox_at(key, counter + (uint64_t)at) >= threshold ? keep : 0.0f);
+	}
 }
 
 /* ---- optimizer (sgd_range, adam_range); each thread forms the step's scalars from S ---- */
@@ -532,7 +564,10 @@ maxpool_fwd(const Pool &p, Buf x, Buf y, cudaStream_t st)
 cudaError_t
 maxpool_bwd(const Pool &p, Buf x, Buf dy, Buf dx, cudaStream_t st)
 {
-	k_maxpool_bwd<<<blocks_for((long long)p.n * p.c * p.h * p.w), THREADS, 0, st>>>(p, x, dy, dx);
+	if (pool_tiles(p))
+		k_maxpool_bwd_tile<<<blocks_for((long long)p.n * p.c * p.oh * p.ow), THREADS, 0, st>>>(p, x, dy, dx);
+	else
+		k_maxpool_bwd<<<blocks_for((long long)p.n * p.c * p.h * p.w), THREADS, 0, st>>>(p, x, dy, dx);
 	return cudaGetLastError();
 }
 
@@ -551,17 +586,31 @@ avgpool_bwd(const Pool &p, Buf dy, Buf dx, cudaStream_t st)
 }
 
 cudaError_t
-gap_fwd(Buf x, int n, int c, int hw, Buf y, cudaStream_t st)
+gap_fwd(Buf x, int n, int c, int hw, bool nhwc, Buf y, cudaStream_t st)
 {
-	k_gap_fwd<<<blocks_for((long long)n * c), THREADS, 0, st>>>(x, (long long)n * c, hw, y);
+	if (nhwc)
+		k_gap_fwd_cl<<<blocks_for((long long)n * c), THREADS, 0, st>>>(x, (long long)n * c, c, hw, y);
+	else
+		k_gap_fwd<<<blocks_for((long long)n * c), THREADS, 0, st>>>(x, (long long)n * c, hw, y);
 	return cudaGetLastError();
 }
 
 cudaError_t
-gap_bwd(Buf dy, int n, int c, int hw, Buf dx, cudaStream_t st)
+gap_bwd(Buf dy, int n, int c, int hw, bool nhwc, Buf dx, cudaStream_t st)
 {
 	long long total = (long long)n * c * hw;
-	k_gap_bwd<<<blocks_for(total), THREADS, 0, st>>>(dy, total, hw, dx);
+	if (nhwc)
+		k_gap_bwd_cl<<<blocks_for(total), THREADS, 0, st>>>(dy, total, c, hw, dx);
+	else
+		k_gap_bwd<<<blocks_for(total), THREADS, 0, st>>>(dy, total, hw, dx);
+	return cudaGetLastError();
+}
+
+cudaError_t
+relayout(Buf x, Buf y, long long planes, int a, int b, cudaStream_t st)
+{
+	long long total = planes * a * b;
+	k_relayout<<<blocks_for(total), THREADS, 0, st>>>(x, y, total, a, b);
 	return cudaGetLastError();
 }
 
@@ -617,7 +666,8 @@ slice(Buf x, int n, int c, int hw, int start, int size, Buf y, cudaStream_t st)
 }
 
 cudaError_t
-dropout_mask(uint64_t key, const StepScalars *s, uint64_t offset, double p, Buf mask, long long n, cudaStream_t st)
+dropout_mask(uint64_t key, const StepScalars *s, uint64_t offset, double p, Buf mask, long long n, const int *shape,
+	cudaStream_t st)
 {
 	uint64_t threshold;
 	float keep;
@@ -628,7 +678,8 @@ dropout_mask(uint64_t key, const StepScalars *s, uint64_t offset, double p, Buf 
 		threshold = p > 0 ? (uint64_t)(p * 4294967296.0) : 0;
 		keep = (float)(1 / (1 - (p > 0 ? p : 0)));
 	}
-	k_dropout_mask<<<blocks_for(n), THREADS, 0, st>>>(key, s, offset, threshold, keep, mask, n);
+	k_dropout_mask<<<blocks_for(n), THREADS, 0, st>>>(key, s, offset, threshold, keep, mask, n, shape ? shape[0] : 0,
+		shape ? shape[1] : 0, shape ? shape[2] : 0);
 	return cudaGetLastError();
 }
 

@@ -98,15 +98,22 @@ cudaError_t bn_fold_bias(int out, Buf mean, Buf var, double eps, Buf scale, Buf 
 cudaError_t conv_direct(const CpuConv &geometry, int pass, Buf a, Buf b, Buf out, long long total, cudaStream_t st);
 
 /* Pooling geometry, as CpuPool. */
+/* Pooling geometry; nhwc: input and output channels-last (passes/layout.c), element (img, ch,
+ * y, x) at ((img * H + y) * W + x) * C + ch, else NCHW. */
 struct Pool {
 	int n, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow;
+	bool nhwc;
 };
 cudaError_t maxpool_fwd(const Pool &p, Buf x, Buf y, cudaStream_t st);
 cudaError_t maxpool_bwd(const Pool &p, Buf x, Buf dy, Buf dx, cudaStream_t st);
 cudaError_t avgpool_fwd(const Pool &p, Buf x, Buf y, cudaStream_t st);
 cudaError_t avgpool_bwd(const Pool &p, Buf dy, Buf dx, cudaStream_t st);
-cudaError_t gap_fwd(Buf x, int n, int c, int hw, Buf y, cudaStream_t st);
-cudaError_t gap_bwd(Buf dy, int n, int c, int hw, Buf dx, cudaStream_t st);
+/* NHWC: x [n, hw, c] (channels-last) and dx likewise. */
+cudaError_t gap_fwd(Buf x, int n, int c, int hw, bool nhwc, Buf y, cudaStream_t st);
+cudaError_t gap_bwd(Buf dy, int n, int c, int hw, bool nhwc, Buf dx, cudaStream_t st);
+/* y = x in the other layout: [planes][a][b] -> [planes][b][a] (NCHW -> NHWC: a = C, b = H*W;
+ * back: a = H*W, b = C; filters: planes = O). */
+cudaError_t relayout(Buf x, Buf y, long long planes, int a, int b, cudaStream_t st);
 
 /* Rows of k classes. seed: the backward's dloss (ones or the loss scale), a device scalar. */
 cudaError_t softmax_fwd(Buf x, int n, int k, Buf y, cudaStream_t st);
@@ -130,8 +137,10 @@ struct StepScalars {
 
 /* Dropout mask from Philox4x32-10 at stream position s->rng_counter + offset + i
  * (cpu_dropout_mask); offset: what the run's earlier masks drew. */
+/* SHAPE: 0 for an NCHW (or any non-image) mask; for an NHWC one {c, h, w}, element i then
+ * drawing the stream at its NCHW index (nchw_index). */
 cudaError_t dropout_mask(uint64_t key, const StepScalars *s, uint64_t offset, double p, Buf mask, long long n,
-	cudaStream_t st);
+	const int *shape, cudaStream_t st);
 
 /* Optimizer updates (cpu_sgd_step, cpu_adam_step) with the step's learning rate and count from
  * S; with unscale, the gradient is divided by S's loss scale and the update skipped when

@@ -131,9 +131,39 @@ at(int img, int ch, int e, int c, int hw)
 	return ((long long)img * c + ch) * hw + e;
 }
 
-/* window_argmax: the first maximum in row-major order, or the last NaN; -1 if empty. */
+/* Element (img, ch, y, x) of a pooling input (H, W = h, w) or output (oh, ow), in the pool's
+ * layout. */
+HD long long
+pool_at(const Pool &p, long long img, int ch, int y, int x, int H, int W)
+{
+	return p.nhwc ? (((long long)img * H + y) * W + x) * p.c + ch : (((long long)img * p.c + ch) * H + y) * W + x;
+}
+
+/* Flat index i of an [n, c, H, W] tensor in the pool's layout as (img, ch, y, x). */
+HD void
+pool_unravel(const Pool &p, long long i, int H, int W, long long *img, int *ch, int *y, int *x)
+{
+	if (p.nhwc) {
+		*ch = (int)(i % p.c);
+		i /= p.c;
+		*x = (int)(i % W);
+		i /= W;
+		*y = (int)(i % H);
+		*img = i / H;
+	} else {
+		*x = (int)(i % W);
+		i /= W;
+		*y = (int)(i % H);
+		i /= H;
+		*ch = (int)(i % p.c);
+		*img = i / p.c;
+	}
+}
+
+/* window_argmax: the first maximum in row-major order, or the last NaN; -1 if empty. The
+ * result is the offset iy * w + ix in the image plane. */
 HD int
-argmax(const Pool &p, Buf x, long long plane, int oy, int ox)
+argmax(const Pool &p, Buf x, long long img, int ch, int oy, int ox)
 {
 	int y0, y1, x0, x1;
 	window(p, oy, ox, &y0, &y1, &x0, &x1);
@@ -141,7 +171,7 @@ argmax(const Pool &p, Buf x, long long plane, int oy, int ox)
 	float best = -INFINITY;
 	for (int iy = y0; iy < y1; iy++)
 		for (int ix = x0; ix < x1; ix++) {
-			float v = ld(x, plane + iy * p.w + ix);
+			float v = ld(x, pool_at(p, img, ch, iy, ix, p.h, p.w));
 			if (v > best || isnan(v) || arg < 0) {
 				best = v;
 				arg = iy * p.w + ix;
@@ -150,21 +180,22 @@ argmax(const Pool &p, Buf x, long long plane, int oy, int ox)
 	return arg;
 }
 
-/* Input element i of a pooling backward: its plane, its offset e in the plane, and the output
- * windows over it, [oy0, oy1) x [ox0, ox1). */
+/* Input element i of a pooling backward: its image and channel, its offset e in the image
+ * plane, and the output windows over it, [oy0, oy1) x [ox0, ox1). */
 struct Over {
-	long long pl;
-	int e, oy0, oy1, ox0, ox1;
+	long long img;
+	int ch, e, oy0, oy1, ox0, ox1;
 };
 
 HD Over
 over(const Pool &p, long long i)
 {
 	Over o;
-	o.pl = i / (p.h * p.w);
-	o.e = (int)(i % (p.h * p.w));
-	windows_over(o.e / p.w, p.kh, p.sh, p.ph, p.oh, &o.oy0, &o.oy1);
-	windows_over(o.e % p.w, p.kw, p.sw, p.pw, p.ow, &o.ox0, &o.ox1);
+	int iy, ix;
+	pool_unravel(p, i, p.h, p.w, &o.img, &o.ch, &iy, &ix);
+	o.e = iy * p.w + ix;
+	windows_over(iy, p.kh, p.sh, p.ph, p.oh, &o.oy0, &o.oy1);
+	windows_over(ix, p.kw, p.sw, p.pw, p.ow, &o.ox0, &o.ox1);
 	return o;
 }
 
@@ -329,17 +360,42 @@ unravel4(long long i, int B, int C, int D)
 	return r;
 }
 
-/* x[img, ch, iy, ix] and w[k, ci, ky, kx] as flat indices. */
+/* x[img, ch, iy, ix], y[img, k, oy, ox] and w[k, ci, ky, kx] as flat indices, NCHW / OIHW or
+ * with v.nhwc channels-last (NHWC / OHWI). */
 HD long long
 x_at(const CpuConv &v, int img, int ch, int iy, int ix)
 {
+	if (v.nhwc)
+		return (((long long)img * v.h + iy) * v.w + ix) * v.c + ch;
 	return (((long long)img * v.c + ch) * v.h + iy) * v.w + ix;
+}
+
+HD long long
+y_at(const CpuConv &v, int img, int k, int oy, int ox)
+{
+	if (v.nhwc)
+		return (((long long)img * v.oh + oy) * v.ow + ox) * v.k + k;
+	return (((long long)img * v.k + k) * v.oh + oy) * v.ow + ox;
 }
 
 HD long long
 w_at(const CpuConv &v, int k, int ci, int ky, int kx)
 {
+	if (v.nhwc)
+		return (((long long)k * v.kh + ky) * v.kw + kx) * (v.c / v.groups) + ci;
 	return (((long long)k * (v.c / v.groups) + ci) * v.kh + ky) * v.kw + kx;
+}
+
+/* Flat index i of a tensor with dims (A, B, C, D) as (a, b, c, d): NCHW-like order, or with
+ * CL (channels-last) the order (a, c, d, b). */
+HD Idx4
+unravel_cl(long long i, int B, int C, int D, bool cl)
+{
+	if (!cl)
+		return unravel4(i, B, C, D);
+	Idx4 r = unravel4(i, C, D, B); /* a, c, d, b */
+	Idx4 o = {r.a, r.d, r.b, r.c};
+	return o;
 }
 
 /* The input position that output (oy, ox) reads through tap (ky, kx); false in the padding. */
@@ -355,7 +411,7 @@ tap(const CpuConv &v, int oy, int ox, int ky, int kx, int *iy, int *ix)
 HD void
 conv_fwd_at(const CpuConv &v, Buf x, Buf w, Buf y, long long i)
 {
-	Idx4 o = unravel4(i, v.k, v.oh, v.ow); /* img, k, oy, ox */
+	Idx4 o = unravel_cl(i, v.k, v.oh, v.ow, v.nhwc); /* img, k, oy, ox */
 	int cg = v.c / v.groups, g = o.b / (v.k / v.groups), iy, ix;
 	double s = 0;
 	for (int ci = 0; ci < cg; ci++)
@@ -370,7 +426,7 @@ conv_fwd_at(const CpuConv &v, Buf x, Buf w, Buf y, long long i)
 HD void
 conv_bwd_data_at(const CpuConv &v, Buf dy, Buf w, Buf dx, long long i)
 {
-	Idx4 p = unravel4(i, v.c, v.h, v.w); /* img, ch, iy, ix */
+	Idx4 p = unravel_cl(i, v.c, v.h, v.w, v.nhwc); /* img, ch, iy, ix */
 	int cg = v.c / v.groups, kg = v.k / v.groups, g = p.b / cg;
 	double s = 0;
 	for (int k = g * kg; k < (g + 1) * kg; k++)
@@ -381,7 +437,7 @@ conv_bwd_data_at(const CpuConv &v, Buf dy, Buf w, Buf dx, long long i)
 			for (int kx = 0; kx < v.kw; kx++) {
 				int nx = p.d + v.pw - kx;
 				if (nx >= 0 && nx % v.sw == 0 && nx / v.sw < v.ow)
-					s += (double)ld(dy, (((long long)p.a * v.k + k) * v.oh + ny / v.sh) * v.ow + nx / v.sw) *
+					s += (double)ld(dy, y_at(v, p.a, k, ny / v.sh, nx / v.sw)) *
 					     ld(w, w_at(v, k, p.b % cg, ky, kx));
 			}
 		}
@@ -393,7 +449,7 @@ HD void
 conv_bwd_filter_at(const CpuConv &v, Buf x, Buf dy, Buf dw, long long i)
 {
 	int cg = v.c / v.groups;
-	Idx4 q = unravel4(i, cg, v.kh, v.kw); /* k, ci, ky, kx */
+	Idx4 q = unravel_cl(i, cg, v.kh, v.kw, v.nhwc); /* k, ci, ky, kx */
 	int g = q.a / (v.k / v.groups), iy, ix;
 	double s = 0;
 	for (int img = 0; img < v.n; img++)
@@ -401,7 +457,7 @@ conv_bwd_filter_at(const CpuConv &v, Buf x, Buf dy, Buf dw, long long i)
 			for (int ox = 0; ox < v.ow; ox++)
 				if (tap(v, oy, ox, q.c, q.d, &iy, &ix))
 					s += (double)ld(x, x_at(v, img, g * cg + q.b, iy, ix)) *
-					     ld(dy, (((long long)img * v.k + q.a) * v.oh + oy) * v.ow + ox);
+					     ld(dy, y_at(v, img, q.a, oy, ox));
 	st(dw, i, (float)s);
 }
 
@@ -488,6 +544,50 @@ HD void
 gap_bwd_at(Buf dy, int hw, Buf dx, long long i)
 {
 	st(dx, i, ld(dy, i / hw) / (float)hw);
+}
+
+/* Channels-last: x [n, hw, c]; output element r = img * c + ch of y [n, c], summed in hw order
+ * as gap_fwd_at sums its plane. */
+HD void
+gap_fwd_cl_at(Buf x, int c, int hw, Buf y, long long r)
+{
+	long long img = r / c;
+	int ch = (int)(r % c);
+	double s = 0;
+	for (int e = 0; e < hw; e++)
+		s += ld(x, (img * hw + e) * c + ch);
+	st(y, r, (float)(s / hw));
+}
+
+HD void
+gap_bwd_cl_at(Buf dy, int c, int hw, Buf dx, long long i)
+{
+	long long img = i / ((long long)hw * c);
+	st(dx, i, ld(dy, img * c + i % c) / (float)hw);
+}
+
+/* Element i of y [planes][b][a] from x [planes][a][b]. */
+HD void
+relayout_at(Buf x, Buf y, int a, int b, long long i)
+{
+	long long plane = i / ((long long)a * b);
+	long long r = i % ((long long)a * b);
+	int j = (int)(r / a), k = (int)(r % a);
+	st(y, i, ld(x, plane * a * b + (long long)k * b + j));
+}
+
+/* The NCHW (logical) index of element i of an NHWC tensor [n, c, h, w]: dropout masks draw
+ * element i from the stream at its logical index, so a seed gives one mask in either layout. */
+HD long long
+nchw_index(long long i, int c, int h, int w)
+{
+	int ch = (int)(i % c);
+	long long t = i / c;
+	int x = (int)(t % w);
+	t /= w;
+	int y = (int)(t % h);
+	long long img = t / h;
+	return ((img * c + ch) * h + y) * w + x;
 }
 
 /* ---- conv and dense epilogue: y = act(y + b[channel]) over [n, c, hw] ---- */
@@ -612,16 +712,18 @@ bn_infer_at(Buf x, Buf mean, Buf var, double eps, Buf w, Buf b, Buf y, int c, in
 	st(y, i, act((ld(x, i) - ld(mean, ch)) * scale + shift, a));
 }
 
+/* Output element i (in the pool's layout). */
 HD void
 maxpool_fwd_at(Pool p, Buf x, Buf y, long long i)
 {
-	long long pl = i / (p.oh * p.ow);
-	int o = (int)(i % (p.oh * p.ow)), oy = o / p.ow, ox = o % p.ow;
-	long long plane = pl * p.h * p.w;
-	int arg = argmax(p, x, plane, oy, ox);
-	st(y, i, arg < 0 ? -INFINITY : ld(x, plane + arg));
+	long long img;
+	int ch, oy, ox;
+	pool_unravel(p, i, p.oh, p.ow, &img, &ch, &oy, &ox);
+	int arg = argmax(p, x, img, ch, oy, ox);
+	st(y, i, arg < 0 ? -INFINITY : ld(x, pool_at(p, img, ch, arg / p.w, arg % p.w, p.h, p.w)));
 }
 
+/* Input element i: the sum of dy over the windows whose maximum it is. */
 HD void
 maxpool_bwd_at(Pool p, Buf x, Buf dy, Buf dx, long long i)
 {
@@ -629,22 +731,51 @@ maxpool_bwd_at(Pool p, Buf x, Buf dy, Buf dx, long long i)
 	float g = 0.0f;
 	for (int oy = o.oy0; oy < o.oy1; oy++)
 		for (int ox = o.ox0; ox < o.ox1; ox++)
-			if (argmax(p, x, o.pl * p.h * p.w, oy, ox) == o.e)
-				g += ld(dy, o.pl * p.oh * p.ow + oy * p.ow + ox);
+			if (argmax(p, x, o.img, o.ch, oy, ox) == o.e)
+				g += ld(dy, pool_at(p, o.img, o.ch, oy, ox, p.oh, p.ow));
 	st(dx, i, g);
+}
+
+/* Whether every input element lies in exactly one window (stride = kernel, no padding, the
+ * windows tiling the input): maxpool_bwd then runs one thread per window, which finds the
+ * window's maximum once and writes the whole window, instead of one per input element
+ * recomputing the maximum of every window over it (each window's max found kh*kw times). */
+HD bool
+pool_tiles(const Pool &p)
+{
+	return p.sh == p.kh && p.sw == p.kw && p.ph == 0 && p.pw == 0 && p.h == p.oh * p.kh && p.w == p.ow * p.kw;
+}
+
+/* Output window i of a tiling pool (pool_tiles): its maximum gets dy[i], the rest of the
+ * window 0 -- what maxpool_bwd_at gives each of its elements, each element being in this
+ * window alone. */
+HD void
+maxpool_bwd_tile_at(Pool p, Buf x, Buf dy, Buf dx, long long i)
+{
+	long long img;
+	int ch, oy, ox;
+	pool_unravel(p, i, p.oh, p.ow, &img, &ch, &oy, &ox);
+	int arg = argmax(p, x, img, ch, oy, ox);
+	float g = ld(dy, i);
+	for (int ky = 0; ky < p.kh; ky++)
+		for (int kx = 0; kx < p.kw; kx++) {
+			int iy = oy * p.sh + ky, ix = ox * p.sw + kx;
+			st(dx, pool_at(p, img, ch, iy, ix, p.h, p.w), iy * p.w + ix == arg ? g : 0.0f);
+		}
 }
 
 HD void
 avgpool_fwd_at(Pool p, Buf x, Buf y, long long i)
 {
-	long long pl = i / (p.oh * p.ow);
-	int o = (int)(i % (p.oh * p.ow)), oy = o / p.ow, ox = o % p.ow;
+	long long img;
+	int ch, oy, ox;
+	pool_unravel(p, i, p.oh, p.ow, &img, &ch, &oy, &ox);
 	int y0, y1, x0, x1;
 	window(p, oy, ox, &y0, &y1, &x0, &x1);
 	double s = 0;
 	for (int iy = y0; iy < y1; iy++)
 		for (int ix = x0; ix < x1; ix++)
-			s += ld(x, pl * p.h * p.w + iy * p.w + ix);
+			s += ld(x, pool_at(p, img, ch, iy, ix, p.h, p.w));
 	st(y, i, (float)(s / avg_divisor(p, oy, ox)));
 }
 
@@ -655,7 +786,7 @@ avgpool_bwd_at(Pool p, Buf dy, Buf dx, long long i)
 	float g = 0.0f;
 	for (int oy = o.oy0; oy < o.oy1; oy++)
 		for (int ox = o.ox0; ox < o.ox1; ox++)
-			g += ld(dy, o.pl * p.oh * p.ow + oy * p.ow + ox) / (float)avg_divisor(p, oy, ox);
+			g += ld(dy, pool_at(p, o.img, o.ch, oy, ox, p.oh, p.ow)) / (float)avg_divisor(p, oy, ox);
 	st(dx, i, g);
 }
 

@@ -373,6 +373,25 @@ fp16_overflow_checks(void)
 	}
 }
 
+/* [n][c][hw] -> [n][hw][c] */
+static std::vector<float>
+to_nhwc(const std::vector<float> &x, int n, int c, int hw)
+{
+	std::vector<float> y(x.size());
+	for (int i = 0; i < n; i++)
+		for (int ch = 0; ch < c; ch++)
+			for (int e = 0; e < hw; e++)
+				y[((size_t)i * hw + e) * c + ch] = x[((size_t)i * c + ch) * hw + e];
+	return y;
+}
+
+/* OIHW [k][cg][kh*kw] -> OHWI [k][kh*kw][cg] */
+static std::vector<float>
+to_ohwi(const std::vector<float> &w, int k, int cg, int khw)
+{
+	return to_nhwc(w, k, cg, khw);
+}
+
 static void
 direct_conv_checks(void)
 {
@@ -419,6 +438,20 @@ direct_conv_checks(void)
 			}
 			check(worst <= 1e-5 * big, what[k], worst / big, 1e-5);
 		}
+		/* channels-last (NHWC activations, OHWI filters): the same sums, transposed */
+		CpuConv c = v;
+		c.nhwc = true;
+		std::vector<float> xt = to_nhwc(x, v.n, v.c, v.h * v.w), wt = to_ohwi(w, v.k, v.c / v.groups, v.kh * v.kw);
+		std::vector<float> dyt = to_nhwc(dy, v.n, v.k, v.oh * v.ow), ty(ny), tdx(nx), tdw(nw);
+		for (long long i = 0; i < (long long)ny; i++)
+			conv_fwd_at(c, Buf{xt.data(), false}, Buf{wt.data(), false}, Buf{ty.data(), false}, i);
+		for (long long i = 0; i < (long long)nx; i++)
+			conv_bwd_data_at(c, Buf{dyt.data(), false}, Buf{wt.data(), false}, Buf{tdx.data(), false}, i);
+		for (long long i = 0; i < (long long)nw; i++)
+			conv_bwd_filter_at(c, Buf{xt.data(), false}, Buf{dyt.data(), false}, Buf{tdw.data(), false}, i);
+		check(ty == to_nhwc(gy, v.n, v.k, v.oh * v.ow), "conv_fwd_at nhwc", v.k, v.c);
+		check(tdx == to_nhwc(gdx, v.n, v.c, v.h * v.w), "conv_bwd_data_at nhwc", v.k, v.c);
+		check(tdw == to_ohwi(gdw, v.k, v.c / v.groups, v.kh * v.kw), "conv_bwd_filter_at nhwc", v.k, v.c);
 	}
 }
 
@@ -620,7 +653,7 @@ main(void)
 			check(false, "cpu_pool_setup", 0, 0);
 			continue;
 		}
-		Pool p = {cp.n, cp.c, cp.h, cp.w, cp.kh, cp.kw, cp.sh, cp.sw, cp.ph, cp.pw, cp.oh, cp.ow};
+		Pool p = {cp.n, cp.c, cp.h, cp.w, cp.kh, cp.kw, cp.sh, cp.sw, cp.ph, cp.pw, cp.oh, cp.ow, false};
 		size_t nin = (size_t)cp.n * cp.c * cp.h * cp.w, nout = (size_t)cp.n * cp.c * cp.oh * cp.ow;
 		std::vector<float> x(nin), dy(nout), yc(nout), yg(nout), dxc(nin), dxg(nin);
 		for (size_t i = 0; i < nin; i++)
@@ -641,7 +674,83 @@ main(void)
 			for (size_t i = 0; i < nin; i++)
 				kind ? avgpool_bwd_at(p, bdy, bdx, (long long)i) : maxpool_bwd_at(p, bx, bdy, bdx, (long long)i);
 			check(memcmp(dxc.data(), dxg.data(), nin * sizeof(float)) == 0, kind ? "avgpool_bwd" : "maxpool_bwd", 0, 0);
+			/* channels-last: the same results, transposed */
+			Pool q = p;
+			q.nhwc = true;
+			std::vector<float> xt = to_nhwc(x, cp.n, cp.c, cp.h * cp.w), dyt = to_nhwc(dy, cp.n, cp.c, cp.oh * cp.ow);
+			std::vector<float> yt(nout), dxt(nin);
+			Buf btx = {xt.data(), false}, btdy = {dyt.data(), false}, bty = {yt.data(), false}, btdx = {dxt.data(), false};
+			for (size_t i = 0; i < nout; i++)
+				kind ? avgpool_fwd_at(q, btx, bty, (long long)i) : maxpool_fwd_at(q, btx, bty, (long long)i);
+			check(yt == to_nhwc(yc, cp.n, cp.c, cp.oh * cp.ow), kind ? "avgpool nhwc" : "maxpool nhwc", 0, 0);
+			for (size_t i = 0; i < nin; i++)
+				kind ? avgpool_bwd_at(q, btdy, btdx, (long long)i) : maxpool_bwd_at(q, btx, btdy, btdx, (long long)i);
+			check(dxt == to_nhwc(dxc, cp.n, cp.c, cp.h * cp.w), kind ? "avgpool_bwd nhwc" : "maxpool_bwd nhwc", 0, 0);
 		}
+	}
+	/* maxpool backward one window at a time (pool_tiles: 2x2 stride 2 over 8x6, 3x3 over 6x6),
+	 * ties and a NaN included, both layouts, against the CPU's */
+	static const int tiles[][3] = {{2, 8, 6}, {3, 6, 6}};
+	for (const auto &g : tiles)
+		for (int cl = 0; cl < 2; cl++) {
+			CpuPool cp = {2, 3, g[1], g[2], g[0], g[0], g[0], g[0], 0, 0, 0, 0};
+			if (cpu_pool_setup(&cp) != 0) {
+				check(false, "cpu_pool_setup", 0, 0);
+				continue;
+			}
+			Pool p = {cp.n, cp.c, cp.h, cp.w, cp.kh, cp.kw, cp.sh, cp.sw, cp.ph, cp.pw, cp.oh, cp.ow, cl == 1};
+			check(pool_tiles(p), "pool_tiles", 0, 0);
+			size_t nin = (size_t)cp.n * cp.c * cp.h * cp.w, nout = (size_t)cp.n * cp.c * cp.oh * cp.ow;
+			std::vector<float> x(nin), dy(nout), dxc(nin), dxg(nin, 99.0f);
+			for (size_t i = 0; i < nin; i++)
+				x[i] = (float)((i * 7 + 3) % 4);
+			x[5] = NAN;
+			for (size_t i = 0; i < nout; i++)
+				dy[i] = (float)((int)(i % 9) - 4) * 0.25f;
+			cpu_maxpool2d_backward_f32(&cp, x.data(), dy.data(), dxc.data());
+			if (cl) {
+				x = to_nhwc(x, cp.n, cp.c, cp.h * cp.w);
+				dy = to_nhwc(dy, cp.n, cp.c, cp.oh * cp.ow);
+				dxc = to_nhwc(dxc, cp.n, cp.c, cp.h * cp.w);
+			}
+			for (size_t i = 0; i < nout; i++)
+				maxpool_bwd_tile_at(p, Buf{x.data(), false}, Buf{dy.data(), false}, Buf{dxg.data(), false}, (long long)i);
+			check(memcmp(dxc.data(), dxg.data(), nin * sizeof(float)) == 0, cl ? "maxpool_bwd_tile nhwc" : "maxpool_bwd_tile",
+				0, 0);
+		}
+	{ /* not tiling: overlapping windows, padding, a remainder row */
+		Pool a = {1, 1, 7, 6, 2, 2, 2, 2, 0, 0, 3, 3, false}, b = {1, 1, 6, 6, 3, 3, 2, 2, 1, 1, 3, 3, false};
+		check(!pool_tiles(a) && !pool_tiles(b), "pool_tiles refuses", 0, 0);
+	}
+	/* the global average pool, relayout and the dropout mask's logical index, channels-last */
+	{
+		enum { GN = 2, GC = 5, GHW = 6 };
+		std::vector<float> x(GN * GC * GHW), y(GN * GC), yt(GN * GC), dy(GN * GC), dx(x.size()), dxt(x.size());
+		rand_fill(x, -1, 1);
+		rand_fill(dy, -1, 1);
+		std::vector<float> xt = to_nhwc(x, GN, GC, GHW);
+		for (long long r = 0; r < GN * GC; r++) {
+			gap_fwd_at(Buf{x.data(), false}, GHW, Buf{y.data(), false}, r);
+			gap_fwd_cl_at(Buf{xt.data(), false}, GC, GHW, Buf{yt.data(), false}, r);
+		}
+		check(y == yt, "gap_fwd_cl_at vs gap_fwd_at", 0, 0);
+		for (long long i = 0; i < (long long)x.size(); i++) {
+			gap_bwd_at(Buf{dy.data(), false}, GHW, Buf{dx.data(), false}, i);
+			gap_bwd_cl_at(Buf{dy.data(), false}, GC, GHW, Buf{dxt.data(), false}, i);
+		}
+		check(dxt == to_nhwc(dx, GN, GC, GHW), "gap_bwd_cl_at vs gap_bwd_at", 0, 0);
+		std::vector<float> r1(x.size()), r2(x.size());
+		for (long long i = 0; i < (long long)x.size(); i++)
+			relayout_at(Buf{x.data(), false}, Buf{r1.data(), false}, GC, GHW, i);
+		check(r1 == xt, "relayout_at nchw -> nhwc", 0, 0);
+		for (long long i = 0; i < (long long)x.size(); i++)
+			relayout_at(Buf{r1.data(), false}, Buf{r2.data(), false}, GHW, GC, i);
+		check(r2 == x, "relayout_at nhwc -> nchw", 0, 0);
+		/* element i of an NHWC tensor is element nchw_index(i) of the NCHW one */
+		bool same = true;
+		for (long long i = 0; i < (long long)x.size(); i++)
+			same &= xt[(size_t)i] == x[(size_t)nchw_index(i, GC, 2, 3)];
+		check(same, "nchw_index", 0, 0);
 	}
 
 	/* batch norm bodies: apply (training) and inference, with relu6 */
