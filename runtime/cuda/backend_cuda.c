@@ -160,8 +160,10 @@ backend_gpu_open(Exec *e, const BackendOptions *o, char *note, size_t notelen, c
 	}
 	c->base.ops = &cuda_ops;
 	c->base.opt = *o;
+	const char *how = getenv("NNC_CUDA_CONV_ALGO"); /* heuristic: cuDNN's guess, not a measurement */
 	CudaOptions co = {.device = 0, .deterministic = o->deterministic, .ieee_overflow = o->check_numerics,
-		.memory_limit = o->memory_limit, .fail_step = o->fail_step};
+		.memory_limit = o->memory_limit, .fail_step = o->fail_step,
+		.heuristic_algos = how && strcmp(how, "heuristic") == 0};
 	c->gpu = nnc_cuda_exec_new(e->plan, &co, err, errlen);
 	/* --check-numerics on the GPU stops at the first NaN/Inf; the fp16 overflow and underflow
 	 * counts of the report are the CPU executor's */

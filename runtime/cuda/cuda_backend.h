@@ -42,6 +42,8 @@ typedef struct {
 	                      * overflow to +-inf as IEEE arithmetic does (nnrun --check-numerics):
 	                      * implicit_precomp_gemm, its usual choice, returns finite values where the
 	                      * exact result is beyond fp16's range (docs/cuda.md) */
+	int heuristic_algos; /* convolution algorithms from cuDNN's heuristics, not by measurement
+	                      * (nnrun: NNC_CUDA_CONV_ALGO=heuristic; docs/cuda.md) */
 	int fwd_algo;        /* tests: when > 0, every forward convolution uses cuDNN forward algorithm
 	                      * fwd_algo - 1 where cuDNN offers it (test_cuda_vs_cpu: NNC_CUDA_FWD_ALGO) */
 	size_t memory_limit; /* tests: when > 0, the GPU is taken to have at most this many bytes free

@@ -4,8 +4,10 @@
  * nnc_cuda_exec_new; value v lives at base[arena[v]] + offset[v], as on the CPU, so the memory
  * plan (and its overlap checker) holds on the device unchanged. Convolutions go to cuDNN
  * (forward, backward-data, backward-filter) with descriptors made and an algorithm chosen once
- * per step at load, through cuDNN's heuristics, cached per shape, restricted to deterministic
- * algorithms with CudaOptions.deterministic; dense layers to cuBLAS (cublasGemmEx, fp32
+ * per shape at load: measured with cuDNN's find API and kept in a file per GPU and cuDNN version
+ * (algo_cache.h), so later runs read the measurement (or, with CudaOptions.heuristic_algos,
+ * cuDNN's heuristics), restricted to deterministic algorithms with CudaOptions.deterministic
+ * and to IEEE fp32 math for fp32 data; dense layers to cuBLAS (cublasGemmEx, fp32
  * compute, IEEE fp32 for f32 data: no TF32); everything else to kernels.cu, which mirror the
  * CPU kernels. Dispatch goes through one table generated from the op table (static_asserted).
  * Fusions are the plan's (passes/fuse.c): epilogues, prologues and chains are the step's own;
@@ -669,6 +671,59 @@ tensor4(cudnnTensorDescriptor_t *d, const Type *t, const int64_t *dims, ErrBuf e
 	return 0;
 }
 
+/* The fastest of cuDNN's measured results PERF[0..GOT) (they come sorted by time) that ran,
+ * fits the workspace, is deterministic when that is asked, and for fp32 data (F32) computes in
+ * IEEE fp32 (no TF32 tensor-op math); -1 when none. An fp16 convolution may take any math,
+ * an FFT or a TF32 kernel among them, exactly when it measured fastest. */
+template <class Perf>
+int
+fastest(const CudaExec *e, const Perf *perf, int got, bool f32)
+{
+	for (int i = 0; i < got; i++)
+		if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= e->ws_max &&
+		    (!e->deterministic || perf[i].determinism == CUDNN_DETERMINISTIC) &&
+		    (!f32 || perf[i].mathType == CUDNN_FMA_MATH || perf[i].mathType == CUDNN_DEFAULT_MATH))
+			return i;
+	return -1;
+}
+
+template <class Perf>
+void
+take(Conv *cv, const Perf &p)
+{
+	cv->algo = (int)p.algo;
+	cv->ws = p.memory;
+	cv->math = (int)p.mathType;
+	cv->ms = p.time;
+	cv->how = CONV_MEASURED;
+}
+
+/* Times every algorithm cuDNN has for CV's convolution (its find API, which runs each once in
+ * memory of its own) and takes the fastest eligible one; cv->algo stays -1 when none is. */
+int
+find_conv(CudaExec *e, const PlanStep *s, Conv *cv, bool f32, ErrBuf eb)
+{
+	enum { N = 16 };
+	int got = 0, i;
+	if (s->op == OP_conv2d) {
+		cudnnConvolutionFwdAlgoPerf_t perf[N];
+		CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithm(e->dnn, cv->x, cv->w, cv->c, cv->y, N, &got, perf));
+		if ((i = fastest(e, perf, got, f32)) >= 0)
+			take(cv, perf[i]);
+	} else if (s->op == OP_conv2d_bwd_data) {
+		cudnnConvolutionBwdDataAlgoPerf_t perf[N];
+		CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithm(e->dnn, cv->w, cv->y, cv->c, cv->x, N, &got, perf));
+		if ((i = fastest(e, perf, got, f32)) >= 0)
+			take(cv, perf[i]);
+	} else {
+		cudnnConvolutionBwdFilterAlgoPerf_t perf[N];
+		CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithm(e->dnn, cv->x, cv->y, cv->c, cv->w, N, &got, perf));
+		if ((i = fastest(e, perf, got, f32)) >= 0)
+			take(cv, perf[i]);
+	}
+	return 0;
+}
+
 /* Descriptors and algorithm for convolution step S (forward, backward data or filter). */
 int
 describe_conv(CudaExec *e, const PlanStep *s, Conv *cv, ErrBuf eb)
@@ -727,16 +782,53 @@ describe_conv(CudaExec *e, const PlanStep *s, Conv *cv, ErrBuf eb)
 	key.key[k++] = groups;
 	key.key[k++] = (int)x->dtype;
 	key.key[k++] = (int)x->layout;
+	key.key[k++] = e->deterministic;
 	for (int i = 0; i < e->ncache; i++)
 		if (memcmp(e->cache[i].key, key.key, sizeof key.key) == 0) {
 			cv->algo = e->cache[i].algo;
 			cv->ws = e->cache[i].ws;
+			cv->math = e->cache[i].math;
+			cv->how = e->cache[i].how;
+			cv->ms = e->cache[i].ms;
+			if (cv->math >= 0)
+				CUDNN_CHECK(cudnnSetConvolutionMathType(cv->c, (cudnnMathType_t)cv->math));
 			return 0;
 		}
 	enum { N = 16 };
 	int got = 0;
 	cv->algo = -1;
-	if (s->op == OP_conv2d) {
+	/* By measurement, as cudnn.benchmark: once per shape on this GPU and cuDNN version (the
+	 * algo_cache file), else now with cuDNN's find API. Not where a test or --check-numerics
+	 * asks for one algorithm. */
+	if (e->measure && !(e->ieee_overflow && x->dtype == DT_F16 && s->op == OP_conv2d)) {
+		const AlgoEntry *hit = algo_file_find(&e->algos, key.key);
+		if (hit && hit->ws <= e->ws_max) {
+			cv->algo = hit->algo;
+			cv->ws = hit->ws;
+			cv->math = hit->math;
+			cv->ms = hit->ms;
+			cv->how = CONV_CACHED;
+		} else if (find_conv(e, s, cv, x->dtype == DT_F32, eb) != 0) {
+			return -1;
+		} else if (cv->algo >= 0) {
+			AlgoEntry ent = {};
+			memcpy(ent.key, key.key, sizeof ent.key);
+			ent.algo = cv->algo;
+			ent.math = cv->math;
+			ent.ws = cv->ws;
+			ent.ms = cv->ms;
+			if (algo_file_add(&e->algos, &ent) != 0) {
+				snprintf(eb.msg, eb.len, "out of memory");
+				return -1;
+			}
+		}
+		if (cv->algo >= 0)
+			CUDNN_CHECK(cudnnSetConvolutionMathType(cv->c, (cudnnMathType_t)cv->math));
+	}
+	/* else cuDNN's heuristics */
+	if (cv->algo >= 0) {
+		/* measured */
+	} else if (s->op == OP_conv2d) {
 		cudnnConvolutionFwdAlgoPerf_t perf[N];
 		CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(e->dnn, cv->x, cv->w, cv->c, cv->y, N, &got, perf));
 		/* pass 0: the algorithm asked for (CudaOptions.fwd_algo, or implicit_gemm for IEEE
@@ -779,6 +871,9 @@ describe_conv(CudaExec *e, const PlanStep *s, Conv *cv, ErrBuf eb)
 	if (e->ncache < (int)(sizeof e->cache / sizeof e->cache[0])) {
 		key.algo = cv->algo;
 		key.ws = cv->ws;
+		key.math = cv->math;
+		key.how = cv->how;
+		key.ms = cv->ms;
 		e->cache[e->ncache++] = key;
 	}
 	return 0;
@@ -984,6 +1079,17 @@ setup(CudaExec *e, const Plan *p, const CudaOptions *o, ErrBuf eb)
 	CUBLAS_CHECK(cublasSetWorkspace(e->blas, e->blas_ws, BLAS_WORKSPACE));
 	CUDNN_CHECK(cudnnCreate(&e->dnn));
 	CUDNN_CHECK(cudnnSetStream(e->dnn, e->st));
+	e->measure = !(o && o->heuristic_algos) && !e->fwd_algo;
+	if (e->measure) {
+		cudaDeviceProp prop;
+		CUDA_CHECK(cudaGetDeviceProperties(&prop, dev));
+		char path[4096];
+		algo_file_path(path, sizeof path, prop.name, (int)cudnnGetVersion());
+		if (algo_file_load(&e->algos, path, prop.name, (int)cudnnGetVersion()) != 0) {
+			snprintf(eb.msg, eb.len, "out of memory");
+			return -1;
+		}
+	}
 	for (int g = 0; g < 2; g++) {
 		const PlanProgram *prog = program(e, g);
 		if (g == 0 && !p->has_train)
@@ -1012,6 +1118,11 @@ setup(CudaExec *e, const Plan *p, const CudaOptions *o, ErrBuf eb)
 			if (e->conv[g][i].ws > e->ws_bytes)
 				e->ws_bytes = e->conv[g][i].ws;
 		}
+	}
+	char why[1024];
+	if (algo_file_save(&e->algos, why, sizeof why) != 0) { /* measured again next time */
+		size_t n = strlen(e->notes);
+		snprintf(e->notes + n, sizeof e->notes - n, "%s%s", n ? "\n" : "", why);
 	}
 	for (int g = 0; g < 2; g++)
 		if ((g == 1 || p->has_train) && plan_multi(e, g, eb) != 0)
@@ -1063,6 +1174,7 @@ nnc_cuda_exec_free(CudaExec *e)
 {
 	if (!e)
 		return;
+	algo_file_free(&e->algos);
 	for (int g = 0; g < 2; g++) {
 		if (!e->conv[g])
 			continue;
@@ -1319,7 +1431,7 @@ nnc_cuda_conv_algo(const CudaExec *e, int g, int step)
 	static const char *const bwd_data[] = {"algo_0", "algo_1", "fft", "fft_tiling", "winograd", "winograd_nonfused"};
 	static const char *const bwd_filter[] = {"algo_0", "algo_1", "fft", "algo_3", "winograd", "winograd_nonfused",
 		"fft_tiling"};
-	static char buf[64];
+	static char buf[160];
 	const PlanProgram *prog = program(e, g);
 	if (step < 0 || step >= prog->nsteps)
 		return "";
@@ -1331,8 +1443,15 @@ nnc_cuda_conv_algo(const CudaExec *e, int g, int step)
 		return "direct";
 	const char *const *names = op == OP_conv2d ? fwd : op == OP_conv2d_bwd_data ? bwd_data : bwd_filter;
 	int n = op == OP_conv2d ? 8 : op == OP_conv2d_bwd_data ? 6 : 7;
-	snprintf(buf, sizeof buf, "%s %s", op == OP_conv2d ? "fwd" : op == OP_conv2d_bwd_data ? "bwd_data" : "bwd_filter",
-		cv->algo >= 0 && cv->algo < n ? names[cv->algo] : "?");
+	static const char *const how[] = {"heuristic", "measured", "measured earlier"};
+	static const char *const math[] = {"default", "tensor op", "tensor op with conversion", "fma"};
+	char ms[32] = "";
+	if (cv->how != CONV_HEURISTIC)
+		snprintf(ms, sizeof ms, " %.3f ms", (double)cv->ms);
+	snprintf(buf, sizeof buf, "%s %s (%s math, %s%s)",
+		op == OP_conv2d ? "fwd" : op == OP_conv2d_bwd_data ? "bwd_data" : "bwd_filter",
+		cv->algo >= 0 && cv->algo < n ? names[cv->algo] : "?", cv->math >= 0 && cv->math < 4 ? math[cv->math] : "step's",
+		how[cv->how], ms);
 	return buf;
 }
 

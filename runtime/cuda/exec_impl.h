@@ -8,6 +8,7 @@
 #ifndef NNC_CUDA_EXEC_IMPL_H
 #define NNC_CUDA_EXEC_IMPL_H
 
+#include "runtime/cuda/algo_cache.h"
 #include "runtime/cuda/check.h"
 #include "runtime/cuda/cuda_backend.h"
 #include "runtime/cuda/resident_math.cuh"
@@ -23,15 +24,25 @@ struct Conv {
 	cudnnConvolutionDescriptor_t c = nullptr;
 	int algo = -1;
 	size_t ws = 0;
+	int math = -1;                /* the cudnnMathType_t the algorithm was measured in (-1: the step's) */
+	int how = 0;                  /* CONV_HEURISTIC, CONV_MEASURED or CONV_CACHED */
+	float ms = 0;                 /* its measured time */
 	bool direct = false;          /* cuDNN offers nothing: nnc's direct kernels (conv_direct) */
 	CpuConv geo = {};             /* the geometry, for those */
 };
 
+/* How a convolution's algorithm was chosen: cuDNN's heuristics (CudaOptions.heuristic_algos,
+ * tests forcing an algorithm), measured now by cuDNN's find API, or read from the measurements
+ * of an earlier run (algo_cache.h). */
+enum { CONV_HEURISTIC, CONV_MEASURED, CONV_CACHED };
+
 /* An algorithm chosen for a convolution shape, reused by steps of the same shape. */
 struct AlgoCache {
-	int key[20];
+	int key[ALGO_KEY];
 	int algo;
 	size_t ws;
+	int math, how;
+	float ms;
 };
 
 /* A multi-tensor launch standing for steps [first, last) of a program (kernels.cuh's MtTensor):
@@ -96,6 +107,8 @@ struct CudaExec {
 	bool mt_filled = false;
 	AlgoCache cache[256];
 	int ncache = 0;
+	bool measure = false;         /* choose convolution algorithms by measurement (find) */
+	AlgoFile algos = {};          /* the measurements kept between runs (algo_cache.h) */
 	bool deterministic = false;
 	bool direct_conv = false;     /* CudaOptions.direct_conv: every convolution direct */
 	long fail_step = 0;           /* CudaOptions.fail_step */
