@@ -28,7 +28,8 @@ static const char usage[] =
 	"usage: nnrun COMMAND PLAN [options]\n"
 	"\n"
 	"commands:\n"
-	"  info PLAN                       validate the plan and summarize it\n"
+	"  info PLAN                       validate the plan and summarize it (with --device cuda: also\n"
+	"                                  how each convolution runs on the GPU)\n"
 	"  train PLAN --data DIR           train on CIFAR-10\n"
 	"  eval PLAN --weights FILE --data DIR\n"
 	"                                  test accuracy and loss of a checkpoint or .safetensors\n"
@@ -258,6 +259,44 @@ load_plan(const Opts *o, Plan *plan, Arena *a)
 	return true;
 }
 
+/* nnrun info --device cuda: the plan opened on the GPU, and how each convolution runs there
+ * (cuDNN's algorithm, measured now, measured by an earlier run, or cuDNN's heuristic guess). */
+static int
+info_gpu(const Opts *o, const Plan *p)
+{
+	char err[2048], note[2048];
+	Exec e;
+	if (!exec_init(&e, p, o->s.threads, err, sizeof err)) {
+		fprintf(stderr, "%s: error: %s\n", o->s.plan_path, err);
+		return EXIT_USER;
+	}
+	Backend *b = backend_open(&e, &o->s.backend, note, sizeof note, err, sizeof err);
+	if (!b) {
+		fprintf(stderr, "nnrun: error: %s\n", err);
+		exec_free(&e);
+		return EXIT_USER;
+	}
+	if (note[0])
+		printf("  %s\n", note);
+	for (int g = 0; g < 2; g++) {
+		const PlanProgram *prog = g ? &p->eval : &p->train;
+		bool any = false;
+		for (int i = 0; i < prog->nsteps && (g || p->has_train); i++) {
+			const char *how = backend_conv_algo(b, g, i);
+			if (!how)
+				continue;
+			if (!any)
+				printf("  cuda convolutions of the %s program:\n", g ? "eval" : "train");
+			any = true;
+			const PlanStep *s = &prog->steps[i];
+			printf("    step %d %s%s%s: %s\n", i, nnc_ops[s->op].name, s->name[0] ? " " : "", s->name, how);
+		}
+	}
+	backend_close(b);
+	exec_free(&e);
+	return 0;
+}
+
 static int
 cmd_info(const Opts *o)
 {
@@ -315,8 +354,9 @@ cmd_info(const Opts *o)
 	}
 	printf("  recipe:\n");
 	recipe_print(stdout, &p.recipe, "    ");
+	int rc = o->s.backend.device && !strcmp(o->s.backend.device, "cuda") ? info_gpu(o, &p) : 0;
 	arena_free(&a);
-	return 0;
+	return rc;
 }
 
 /* Fault injection for the tests (NNC_FAULT=NAME:EPOCH): the process dies at once, as kill -9

@@ -160,6 +160,13 @@ backend_graph_note(const Backend *b)
 	return b->ops->graph_note(b);
 }
 
+const char *
+backend_conv_algo(const Backend *b, int g, int step)
+{
+	const char *s = b->ops->conv_algo ? b->ops->conv_algo(b, g, step) : NULL;
+	return s && *s ? s : NULL;
+}
+
 /* The host-fed evaluation: each batch of test images rendered on the host (cifar_eval_batch),
  * padded with label 0 past the last image, run through the evaluation program, and scored on
  * the host from the logits (the padding rows are not counted). */

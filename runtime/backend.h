@@ -90,6 +90,10 @@ bool backend_evaluate(Backend *b, Exec *e, CifarLoader *ld, int64_t n_test, Scor
  * not ("" when it is, or off the GPU). */
 int backend_graph_nodes(const Backend *b);
 const char *backend_graph_note(const Backend *b);
+/* On the GPU, how convolution step STEP of program G (0 train, 1 eval) runs: cuDNN's algorithm,
+ * its math, whether it was measured now or earlier or is cuDNN's guess, and its time
+ * (nnrun info --device cuda); NULL on the CPU or for another step. */
+const char *backend_conv_algo(const Backend *b, int g, int step);
 
 /* Device launches per run of PLAN's program G (0 train, 1 eval): library calls and own kernels.
  * False where the build has no GPU backend (a count, not a measurement: no GPU needed). */

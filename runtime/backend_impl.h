@@ -20,6 +20,8 @@ typedef struct BackendOps {
 	bool (*evaluate)(Backend *b, int64_t n_test, Score *sc, char *err, size_t errlen);
 	int (*graph_nodes)(const Backend *b);
 	const char *(*graph_note)(const Backend *b);
+	/* the algorithm of convolution step STEP of program G, in words (NULL: not a GPU) */
+	const char *(*conv_algo)(const Backend *b, int g, int step);
 	void (*close)(Backend *b);
 } BackendOps;
 

@@ -134,6 +134,12 @@ cuda_graph_note(const Backend *b)
 	return nnc_cuda_graph_note(gpu_of(b));
 }
 
+static const char *
+cuda_conv_algo(const Backend *b, int g, int step)
+{
+	return nnc_cuda_conv_algo(gpu_of(b), g, step);
+}
+
 static void
 cuda_close(Backend *b)
 {
@@ -143,7 +149,7 @@ cuda_close(Backend *b)
 
 static const BackendOps cuda_ops = {.name = "cuda", .run = cuda_run, .sync = cuda_sync, .train_begin = cuda_train_begin,
 	.train_step = cuda_train_step, .train_read = cuda_train_read, .evaluate = cuda_evaluate,
-	.graph_nodes = cuda_graph_nodes, .graph_note = cuda_graph_note, .close = cuda_close};
+	.graph_nodes = cuda_graph_nodes, .graph_note = cuda_graph_note, .conv_algo = cuda_conv_algo, .close = cuda_close};
 
 Backend *
 backend_gpu_open(Exec *e, const BackendOptions *o, char *note, size_t notelen, char *err, size_t errlen)
