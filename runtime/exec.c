@@ -364,7 +364,8 @@ pool_from(K *k, CpuPool *p, const Type *x)
 	const AttrVal *ke = A(k, "kernel"), *st = A(k, "stride"), *pa = A(k, "padding");
 	*p = (CpuPool){.n = (int)x->dim[0], .c = (int)x->dim[1], .h = (int)x->dim[2], .w = (int)x->dim[3],
 		.kh = (int)ke->i[0], .kw = (int)ke->i[1], .sh = (int)nnc_pool_stride(st->i, ke->i, 0),
-		.sw = (int)nnc_pool_stride(st->i, ke->i, 1), .ph = (int)pa->i[0], .pw = (int)pa->i[1]};
+		.sw = (int)nnc_pool_stride(st->i, ke->i, 1), .ph = (int)pa->i[0], .pw = (int)pa->i[1],
+		.nhwc = x->layout == LY_NHWC};
 	return cpu_pool_setup(p) == 0 || kfail(k, "invalid pooling geometry");
 }
 
@@ -403,7 +404,7 @@ k_avgpool_bwd(K *k)
 {
 	const Type *dy = T(k, 0);
 	const AttrVal *ip = A(k, "input");
-	Type x = {.rank = 4, .dim = {dy->dim[0], dy->dim[1], ip->i[0], ip->i[1]}};
+	Type x = {.layout = dy->layout, .rank = 4, .dim = {dy->dim[0], dy->dim[1], ip->i[0], ip->i[1]}};
 	CpuPool p;
 	if (!pool_from(k, &p, &x))
 		return false;
@@ -429,7 +430,10 @@ k_global_avgpool_bwd(K *k)
 {
 	const Type *t = T(k, 0);
 	const AttrVal *ip = A(k, "input");
-	cpu_global_avgpool_backward_f32(IN(k, 0), (int)t->dim[0], (int)t->dim[1], (int)(ip->i[0] * ip->i[1]), OUT(k));
+	if (k->e->plan->values[k->s->out].layout == LY_NHWC)
+		cpu_global_avgpool_backward_cl_f32(IN(k, 0), (int)t->dim[0], (int)t->dim[1], (int)(ip->i[0] * ip->i[1]), OUT(k));
+	else
+		cpu_global_avgpool_backward_f32(IN(k, 0), (int)t->dim[0], (int)t->dim[1], (int)(ip->i[0] * ip->i[1]), OUT(k));
 	return true;
 }
 
@@ -548,10 +552,11 @@ cl_type(const Type *t)
 }
 
 /* Whether the kernel of step S reads and writes channels-last tensors as they are: elementwise
- * and update kernels do not care, the per-channel kernels see NHWC as [N*H*W, C, 1] (rows()),
- * and oneDNN's convolutions take NHWC; pooling, the global average pool, the dropout mask
- * (drawn in NCHW order, so a seed gives one mask in either layout), the im2col convolutions and
- * fp16-accumulating convolutions see NCHW copies (adapt()). */
+ * and update kernels do not care, the per-channel kernels have NHWC twins (or see NHWC as
+ * [N*H*W, C, 1]: rows()), pooling strides over NHWC planes, and oneDNN's convolutions take
+ * NHWC; the dropout mask (drawn in NCHW order, so a seed gives one mask in either layout), the
+ * im2col convolutions and the fp16-accumulating convolutions and pools see NCHW copies
+ * (adapt()). */
 static bool
 cl_native(K *k)
 {
@@ -566,13 +571,10 @@ cl_native(K *k)
 		bool bias;
 		return !k->acc16 && step_conv(p, s, &cv, &pass, &bias) && cpu_dnnl_conv_ready(&cv, pass, bias, k->e->threads);
 	}
-	case OP_maxpool:
-	case OP_avgpool:
-	case OP_maxpool_bwd:
-	case OP_avgpool_bwd:
-	case OP_global_avgpool_bwd:
 	case OP_dropout_mask:
 		return false;
+	case OP_avgpool: /* the fp16-accumulating average pools read NCHW */
+	case OP_avgpool_bwd:
 	case OP_global_avgpool:
 		return !k->acc16;
 	default:

@@ -14,7 +14,8 @@ refused() {
 
 
 plan=$tmp/tiny.plan
-expect compile 0 "compiled model 'tiny'" -- "$nnc" compile --batch 16 models/tiny.nn -o "$plan"
+# the refusals below name steps of the nchw plan (the nhwc ones follow)
+expect compile 0 "compiled model 'tiny'" -- "$nnc" compile --batch 16 --layout nchw models/tiny.nn -o "$plan"
 expect info 0 "train program: 34 steps; eval program: 9 steps" -- "$nnrun" info "$plan"
 expect info-recipe 0 "optimizer: sgd" -- "$nnrun" info "$plan"
 for m in resnet20 mobilenet_v2 airbench94 alexnet; do

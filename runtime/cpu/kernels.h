@@ -93,6 +93,7 @@ typedef struct {
 	int n, c, h, w;
 	int kh, kw, sh, sw, ph, pw;
 	int oh, ow;
+	bool nhwc; /* input and output channels-last (passes/layout.c); else NCHW */
 } CpuPool;
 
 int cpu_pool_setup(CpuPool *p);

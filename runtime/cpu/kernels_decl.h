@@ -116,8 +116,9 @@ void NNC_FN(cpu_batchnorm_backward_cl)(const NNC_REAL *dz, const NNC_REAL *act_y
 	NNC_REAL *db, double *part);
 void NNC_FN(cpu_bias_backward_cl)(const NNC_REAL *dz, const NNC_REAL *act_y, Epilogue pro, int rows, int c,
 	NNC_REAL *db, double *part);
-/* [n, h*w, c] -> [n, c]: the mean over h*w. */
+/* [n, h*w, c] -> [n, c]: the mean over h*w; backward spreads dy / hw over the image. */
 void NNC_FN(cpu_global_avgpool_forward_cl)(const NNC_REAL *x, int n, int c, int hw, NNC_REAL *y);
+void NNC_FN(cpu_global_avgpool_backward_cl)(const NNC_REAL *dy, int n, int c, int hw, NNC_REAL *dx);
 
 /* ---- activations, elementwise over count elements ---------------------------------------- */
 

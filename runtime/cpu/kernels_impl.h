@@ -1369,6 +1369,25 @@ FN(cpu_global_avgpool_forward_cl)(const REAL *x, int n, int c, int hw, REAL *y)
 	cpu_parallel_for((size_t)n, grain_for((size_t)hw * c), cl_gap_images, &a);
 }
 
+/* Image img of dx [n, hw, c]: every pixel's channel ch gets dy[img, ch] / hw (as
+ * gap_bwd_planes divides). */
+static void
+cl_gap_bwd_images(void *ctx, size_t i0, size_t i1)
+{
+	const ClArgs *a = ctx; /* rows = hw per image */
+	for (size_t img = i0; img < i1; img++)
+		for (int r = 0; r < a->rows; r++)
+			for (int ch = 0; ch < a->c; ch++)
+				a->y[(img * (size_t)a->rows + (size_t)r) * a->c + ch] = a->x[img * (size_t)a->c + ch] / (REAL)a->rows;
+}
+
+void
+FN(cpu_global_avgpool_backward_cl)(const REAL *dy, int n, int c, int hw, REAL *dx)
+{
+	ClArgs a = {.x = dy, .rows = hw, .c = c, .y = dx};
+	cpu_parallel_for((size_t)n, grain_for((size_t)hw * c), cl_gap_bwd_images, &a);
+}
+
 /* ---- elementwise ------------------------------------------------------------------------- */
 
 typedef struct {
@@ -1537,13 +1556,28 @@ FN(cpu_scale)(const REAL *x, double s, REAL *y, size_t count)
 	elementwise(scale_ew, x, NULL, y, (REAL)s, count);
 }
 
-/* ---- pooling: plane pl = img*c + ch of x is x + pl*h*w, of y is y + pl*oh*ow ------------- */
+/* ---- pooling: plane pl = img*c + ch; its pixel e (iy*w + ix) of x is at plane_at(x) +
+ * e*step: NCHW planes are contiguous (step 1), NHWC ones interleaved (step c). Either way each
+ * plane is computed alone, in the same order, so both layouts give the same bits. ---------- */
 
 typedef struct {
 	const CpuPool *p;
 	const REAL *x, *dy;
 	REAL *y, *dx;
 } PoolArgs;
+
+/* Plane PL of an [n, c, H, W] tensor (H*W = hw pixels) in the pool's layout, and its step. */
+static size_t
+plane_at(const CpuPool *p, size_t pl, size_t hw)
+{
+	return p->nhwc ? pl / (size_t)p->c * hw * p->c + pl % (size_t)p->c : pl * hw;
+}
+
+static size_t
+pool_step(const CpuPool *p)
+{
+	return p->nhwc ? (size_t)p->c : 1;
+}
 
 /* The window of output (oy, ox) clipped to the input: rows [*y0, *y1), columns [*x0, *x1). */
 static void
@@ -1561,13 +1595,14 @@ pool_window(const CpuPool *p, int oy, int ox, int *y0, int *y1, int *x0, int *x1
 static ptrdiff_t
 window_argmax(const CpuPool *p, const REAL *plane, int oy, int ox)
 {
+	size_t step = pool_step(p);
 	int y0, y1, x0, x1;
 	pool_window(p, oy, ox, &y0, &y1, &x0, &x1);
 	ptrdiff_t arg = -1;
 	REAL best = -INFINITY;
 	for (int iy = y0; iy < y1; iy++)
 		for (int ix = x0; ix < x1; ix++) {
-			REAL v = plane[(size_t)iy * p->w + ix];
+			REAL v = plane[((size_t)iy * p->w + ix) * step];
 			if (v > best || isnan(v) || arg < 0) {
 				best = v;
 				arg = (ptrdiff_t)iy * p->w + ix;
@@ -1582,12 +1617,13 @@ maxpool_fwd_planes(void *ctx, size_t p0, size_t p1)
 	const PoolArgs *a = ctx;
 	const CpuPool *p = a->p;
 	for (size_t pl = p0; pl < p1; pl++) {
-		const REAL *x = a->x + pl * p->h * p->w;
-		REAL *y = a->y + pl * p->oh * p->ow;
+		const REAL *x = a->x + plane_at(p, pl, (size_t)p->h * p->w);
+		REAL *y = a->y + plane_at(p, pl, (size_t)p->oh * p->ow);
+		size_t step = pool_step(p);
 		for (int oy = 0; oy < p->oh; oy++)
 			for (int ox = 0; ox < p->ow; ox++) {
 				ptrdiff_t arg = window_argmax(p, x, oy, ox);
-				y[oy * p->ow + ox] = arg < 0 ? -INFINITY : x[arg];
+				y[(size_t)(oy * p->ow + ox) * step] = arg < 0 ? -INFINITY : x[(size_t)arg * step];
 			}
 	}
 }
@@ -1598,14 +1634,16 @@ maxpool_bwd_planes(void *ctx, size_t p0, size_t p1)
 	const PoolArgs *a = ctx;
 	const CpuPool *p = a->p;
 	for (size_t pl = p0; pl < p1; pl++) {
-		const REAL *x = a->x + pl * p->h * p->w, *dy = a->dy + pl * p->oh * p->ow;
-		REAL *dx = a->dx + pl * p->h * p->w;
-		fill(dx, (size_t)p->h * p->w, zero);
+		size_t in = plane_at(p, pl, (size_t)p->h * p->w), step = pool_step(p);
+		const REAL *x = a->x + in, *dy = a->dy + plane_at(p, pl, (size_t)p->oh * p->ow);
+		REAL *dx = a->dx + in;
+		for (size_t e = 0; e < (size_t)p->h * p->w; e++)
+			dx[e * step] = zero;
 		for (int oy = 0; oy < p->oh; oy++)
 			for (int ox = 0; ox < p->ow; ox++) {
 				ptrdiff_t arg = window_argmax(p, x, oy, ox);
 				if (arg >= 0)
-					dx[arg] += dy[oy * p->ow + ox];
+					dx[(size_t)arg * step] += dy[(size_t)(oy * p->ow + ox) * step];
 			}
 	}
 }
@@ -1627,8 +1665,9 @@ avgpool_fwd_planes(void *ctx, size_t p0, size_t p1)
 	const PoolArgs *a = ctx;
 	const CpuPool *p = a->p;
 	for (size_t pl = p0; pl < p1; pl++) {
-		const REAL *x = a->x + pl * p->h * p->w;
-		REAL *y = a->y + pl * p->oh * p->ow;
+		const REAL *x = a->x + plane_at(p, pl, (size_t)p->h * p->w);
+		REAL *y = a->y + plane_at(p, pl, (size_t)p->oh * p->ow);
+		size_t step = pool_step(p);
 		for (int oy = 0; oy < p->oh; oy++)
 			for (int ox = 0; ox < p->ow; ox++) {
 				int y0, y1, x0, x1;
@@ -1636,8 +1675,8 @@ avgpool_fwd_planes(void *ctx, size_t p0, size_t p1)
 				Acc s = 0;
 				for (int iy = y0; iy < y1; iy++)
 					for (int ix = x0; ix < x1; ix++)
-						s += x[(size_t)iy * p->w + ix];
-				y[oy * p->ow + ox] = (REAL)(s / avg_divisor(p, oy, ox));
+						s += x[((size_t)iy * p->w + ix) * step];
+				y[(size_t)(oy * p->ow + ox) * step] = (REAL)(s / avg_divisor(p, oy, ox));
 			}
 	}
 }
@@ -1648,17 +1687,19 @@ avgpool_bwd_planes(void *ctx, size_t p0, size_t p1)
 	const PoolArgs *a = ctx;
 	const CpuPool *p = a->p;
 	for (size_t pl = p0; pl < p1; pl++) {
-		const REAL *dy = a->dy + pl * p->oh * p->ow;
-		REAL *dx = a->dx + pl * p->h * p->w;
-		fill(dx, (size_t)p->h * p->w, zero);
+		const REAL *dy = a->dy + plane_at(p, pl, (size_t)p->oh * p->ow);
+		REAL *dx = a->dx + plane_at(p, pl, (size_t)p->h * p->w);
+		size_t step = pool_step(p);
+		for (size_t e = 0; e < (size_t)p->h * p->w; e++)
+			dx[e * step] = zero;
 		for (int oy = 0; oy < p->oh; oy++)
 			for (int ox = 0; ox < p->ow; ox++) {
 				int y0, y1, x0, x1;
 				pool_window(p, oy, ox, &y0, &y1, &x0, &x1);
-				REAL g = dy[oy * p->ow + ox] / (REAL)avg_divisor(p, oy, ox);
+				REAL g = dy[(size_t)(oy * p->ow + ox) * step] / (REAL)avg_divisor(p, oy, ox);
 				for (int iy = y0; iy < y1; iy++)
 					for (int ix = x0; ix < x1; ix++)
-						dx[(size_t)iy * p->w + ix] += g;
+						dx[((size_t)iy * p->w + ix) * step] += g;
 			}
 	}
 }

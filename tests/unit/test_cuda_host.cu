@@ -648,7 +648,7 @@ main(void)
 	static const int geo[][6] = {{2, 2, 2, 2, 0, 0}, {3, 3, 2, 2, 1, 1}, {3, 3, 1, 1, 1, 1}, {3, 2, 2, 1, 0, 1},
 		{2, 2, 1, 1, 0, 0}};
 	for (const auto &g : geo) {
-		CpuPool cp = {2, 3, 7, 6, g[0], g[1], g[2], g[3], g[4], g[5], 0, 0};
+		CpuPool cp = {2, 3, 7, 6, g[0], g[1], g[2], g[3], g[4], g[5], 0, 0, false};
 		if (cpu_pool_setup(&cp) != 0) {
 			check(false, "cpu_pool_setup", 0, 0);
 			continue;
@@ -693,7 +693,7 @@ main(void)
 	static const int tiles[][3] = {{2, 8, 6}, {3, 6, 6}};
 	for (const auto &g : tiles)
 		for (int cl = 0; cl < 2; cl++) {
-			CpuPool cp = {2, 3, g[1], g[2], g[0], g[0], g[0], g[0], 0, 0, 0, 0};
+			CpuPool cp = {2, 3, g[1], g[2], g[0], g[0], g[0], g[0], 0, 0, 0, 0, false};
 			if (cpu_pool_setup(&cp) != 0) {
 				check(false, "cpu_pool_setup", 0, 0);
 				continue;
