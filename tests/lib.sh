@@ -82,3 +82,8 @@ finish() {
 	echo "$1: $pass passed, $fail failed"
 	[ $fail = 0 ]
 }
+
+# delta_of FILE: nnrun compare's largest delta in FILE, with inf (a NaN or Inf output) as 1e308.
+delta_of() {
+	sed -n 's/.*largest delta \([^ ]*\).*/\1/p' "$1" | sed 's/^-\{0,1\}inf$/1e308/; s/^-\{0,1\}nan$/1e308/'
+}

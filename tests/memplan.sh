@@ -20,10 +20,6 @@ data=${NNC_DATA:-data}
 TIMEOUT=300
 . "$(dirname "$0")/lib.sh"
 need_cifar "$data"
-# nnrun compare's largest delta in FILE, with inf (a NaN or Inf output) as 1e308.
-delta_of() {
-	sed -n 's/.*largest delta \([^ ]*\).*/\1/p' "$1" | sed 's/^-\{0,1\}inf$/1e308/; s/^-\{0,1\}nan$/1e308/'
-}
 run="--data $data --train-limit 256 --test-limit 64 --quiet --threads 2"
 for m in ${MEMPLAN_MODELS:-$(cd models && ls *.nn | sed "s/\.nn$//")}; do
 	for p in ${MEMPLAN_PRECISIONS:-fp32 fp16 mixed}; do

@@ -392,6 +392,19 @@ to_ohwi(const std::vector<float> &w, int k, int cg, int khw)
 	return to_nhwc(w, k, cg, khw);
 }
 
+/* The three direct-convolution bodies over whole tensors: y, dx and dw from x, w and dy. */
+static void
+direct_all(const CpuConv &v, std::vector<float> &x, std::vector<float> &w, std::vector<float> &dy,
+	std::vector<float> &y, std::vector<float> &dx, std::vector<float> &dw)
+{
+	for (long long i = 0; i < (long long)y.size(); i++)
+		conv_fwd_at(v, Buf{x.data(), false}, Buf{w.data(), false}, Buf{y.data(), false}, i);
+	for (long long i = 0; i < (long long)dx.size(); i++)
+		conv_bwd_data_at(v, Buf{dy.data(), false}, Buf{w.data(), false}, Buf{dx.data(), false}, i);
+	for (long long i = 0; i < (long long)dw.size(); i++)
+		conv_bwd_filter_at(v, Buf{x.data(), false}, Buf{dy.data(), false}, Buf{dw.data(), false}, i);
+}
+
 static void
 direct_conv_checks(void)
 {
@@ -421,12 +434,7 @@ direct_conv_checks(void)
 		          cpu_conv2d_backward_data_f32(&v, dy.data(), w.data(), dx.data(), work.data(), work.size()) == 0 &&
 		          cpu_conv2d_backward_filter_f32(&v, x.data(), dy.data(), dw.data(), work.data(), work.size()) == 0;
 		check(ok, "the CPU convolutions ran", v.k, v.c);
-		for (long long i = 0; i < (long long)ny; i++)
-			conv_fwd_at(v, Buf{x.data(), false}, Buf{w.data(), false}, Buf{gy.data(), false}, i);
-		for (long long i = 0; i < (long long)nx; i++)
-			conv_bwd_data_at(v, Buf{dy.data(), false}, Buf{w.data(), false}, Buf{gdx.data(), false}, i);
-		for (long long i = 0; i < (long long)nw; i++)
-			conv_bwd_filter_at(v, Buf{x.data(), false}, Buf{dy.data(), false}, Buf{gdw.data(), false}, i);
+		direct_all(v, x, w, dy, gy, gdx, gdw);
 		const char *what[] = {"conv_fwd_at vs cpu_conv2d_forward", "conv_bwd_data_at vs cpu_conv2d_backward_data",
 			"conv_bwd_filter_at vs cpu_conv2d_backward_filter"};
 		const std::vector<float> *cpu[] = {&y, &dx, &dw}, *gpu[] = {&gy, &gdx, &gdw};
@@ -443,12 +451,7 @@ direct_conv_checks(void)
 		c.nhwc = true;
 		std::vector<float> xt = to_nhwc(x, v.n, v.c, v.h * v.w), wt = to_ohwi(w, v.k, v.c / v.groups, v.kh * v.kw);
 		std::vector<float> dyt = to_nhwc(dy, v.n, v.k, v.oh * v.ow), ty(ny), tdx(nx), tdw(nw);
-		for (long long i = 0; i < (long long)ny; i++)
-			conv_fwd_at(c, Buf{xt.data(), false}, Buf{wt.data(), false}, Buf{ty.data(), false}, i);
-		for (long long i = 0; i < (long long)nx; i++)
-			conv_bwd_data_at(c, Buf{dyt.data(), false}, Buf{wt.data(), false}, Buf{tdx.data(), false}, i);
-		for (long long i = 0; i < (long long)nw; i++)
-			conv_bwd_filter_at(c, Buf{xt.data(), false}, Buf{dyt.data(), false}, Buf{tdw.data(), false}, i);
+		direct_all(c, xt, wt, dyt, ty, tdx, tdw);
 		check(ty == to_nhwc(gy, v.n, v.k, v.oh * v.ow), "conv_fwd_at nhwc", v.k, v.c);
 		check(tdx == to_nhwc(gdx, v.n, v.c, v.h * v.w), "conv_bwd_data_at nhwc", v.k, v.c);
 		check(tdw == to_ohwi(gdw, v.k, v.c / v.groups, v.kh * v.kw), "conv_bwd_filter_at nhwc", v.k, v.c);
