@@ -49,9 +49,11 @@ phase_asan() {
 	say "asan: building build-asan/"
 	cmake --build build-asan -j"$JOBS"
 	say "asan: ctest in build-asan/ (ASAN_OPTIONS=$ASAN_OPTIONS UBSAN_OPTIONS=$UBSAN_OPTIONS)"
-	# The equivalence of fused, unfused and unplanned plans over every model is the normal
-	# phase's; here three models (plain, residual, depthwise) cover the same kernels.
-	MEMPLAN_MODELS="tiny resnet20 mobilenet_v2" ctest --test-dir build-asan --output-on-failure
+	# The equivalence of fused, unfused and unplanned plans, and of nchw and nhwc ones, over
+	# every model is the normal phase's; here a few models cover the same kernels (plain,
+	# residual, depthwise; pooling, flatten and dropout for the layouts).
+	MEMPLAN_MODELS="tiny resnet20 mobilenet_v2" LAYOUT_MODELS="tiny resnet20 mobilenet_v2 alexnet" \
+		ctest --test-dir build-asan --output-on-failure
 }
 
 phase_fuzz() {
