@@ -19,6 +19,7 @@ expect bad-command 2 "unknown command 'bogus'" -- "$nnc" bogus
 expect no-file 2 "no input file" -- "$nnc" check
 expect bad-option 2 "unknown option '--frobnicate'" -- "$nnc" check --frobnicate models/tiny.nn
 expect bad-batch 2 "batch must be an integer" -- "$nnc" check --batch 0 models/tiny.nn
+expect bad-layout 2 "--layout must be nchw, nhwc or auto, got 'nhcw'" -- "$nnc" compile --layout nhcw models/tiny.nn
 expect missing-value 2 "needs a value" -- "$nnc" check models/tiny.nn --batch
 expect bad-dump 2 "unknown pass 'parse'" -- "$nnc" compile --dump-ir=sema,parse models/tiny.nn
 expect missing-file 1 "no-such.nn: error: cannot open: No such file or directory" -- "$nnc" check "$tmp/no-such.nn"
