@@ -111,8 +111,8 @@ run(Graph *g, Diag *d)
 }
 
 /* What --layout auto chooses: channels-last, in every precision. On the CPU it measured 1.15-1.2x
- * faster on the ResNets and MobileNet-V2 (no activation reorders around oneDNN's convolutions;
- * bench/results/cpu-step-2026-12-04.md), within a few percent on VGG-16 and airbench94; on the
+ * faster on the ResNets, MobileNet-V2 and airbench94 (no activation reorders around oneDNN's
+ * convolutions; bench/results/cpu-step-2026-12-04.md), within a few percent on VGG-16; on the
  * GPU it is the order cuDNN's tensor-core kernels read (the first H200 profile spent 16.5% of
  * ResNet-56's fp16 kernel time transposing NCHW to NHWC and back). docs/passes.md. */
 static bool

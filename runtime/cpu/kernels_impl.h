@@ -1704,6 +1704,86 @@ avgpool_bwd_planes(void *ctx, size_t p0, size_t p1)
 	}
 }
 
+/* Max pooling over NHWC with the channels as the vector lanes, CL_POOL channels at a time:
+ * each channel's window maximum (and for the backward its position) is found as
+ * window_argmax finds it -- the first maximum in row-major order, or the last NaN -- and the
+ * backward adds each window's gradient at its maximum in window order, image by image, as
+ * maxpool_bwd_planes does plane by plane: the same bits as the NCHW kernels. */
+enum { CL_POOL = 256 };
+
+/* The maxima of window (oy, ox) of image IMG for channels [c0, c0 + len): values into BEST,
+ * positions (iy * w + ix) into ARG (-1 for a window entirely in padding). */
+NNC_MULTIVERSION static void
+cl_window_max(const CpuPool *p, const REAL *img, int oy, int ox, int c0, int len, REAL *restrict best,
+	int *restrict arg)
+{
+	int y0, y1, x0, x1;
+	pool_window(p, oy, ox, &y0, &y1, &x0, &x1);
+	for (int k = 0; k < len; k++) {
+		best[k] = -INFINITY;
+		arg[k] = -1;
+	}
+	for (int iy = y0; iy < y1; iy++)
+		for (int ix = x0; ix < x1; ix++) {
+			const REAL *v = img + ((size_t)iy * p->w + ix) * p->c + c0;
+			int at = iy * p->w + ix;
+			for (int k = 0; k < len; k++)
+				if (v[k] > best[k] || isnan(v[k]) || arg[k] < 0) {
+					best[k] = v[k];
+					arg[k] = at;
+				}
+		}
+}
+
+/* Rows r = img * oh + oy of the output. */
+static void
+cl_maxpool_fwd_rows(void *ctx, size_t r0, size_t r1)
+{
+	const PoolArgs *a = ctx;
+	const CpuPool *p = a->p;
+	REAL best[CL_POOL];
+	int arg[CL_POOL];
+	for (size_t r = r0; r < r1; r++) {
+		size_t img = r / (size_t)p->oh;
+		int oy = (int)(r % (size_t)p->oh);
+		const REAL *x = a->x + img * (size_t)p->h * p->w * p->c;
+		for (int ox = 0; ox < p->ow; ox++) {
+			REAL *y = a->y + ((r * (size_t)p->ow) + (size_t)ox) * p->c;
+			for (int c0 = 0; c0 < p->c; c0 += CL_POOL) {
+				int len = p->c - c0 < CL_POOL ? p->c - c0 : CL_POOL;
+				cl_window_max(p, x, oy, ox, c0, len, best, arg);
+				for (int k = 0; k < len; k++)
+					y[c0 + k] = best[k];
+			}
+		}
+	}
+}
+
+static void
+cl_maxpool_bwd_images(void *ctx, size_t i0, size_t i1)
+{
+	const PoolArgs *a = ctx;
+	const CpuPool *p = a->p;
+	REAL best[CL_POOL];
+	int arg[CL_POOL];
+	size_t in = (size_t)p->h * p->w * p->c, out = (size_t)p->oh * p->ow * p->c;
+	for (size_t img = i0; img < i1; img++) {
+		const REAL *x = a->x + img * in, *dy = a->dy + img * out;
+		REAL *dx = a->dx + img * in;
+		fill(dx, in, zero);
+		for (int oy = 0; oy < p->oh; oy++)
+			for (int ox = 0; ox < p->ow; ox++)
+				for (int c0 = 0; c0 < p->c; c0 += CL_POOL) {
+					int len = p->c - c0 < CL_POOL ? p->c - c0 : CL_POOL;
+					cl_window_max(p, x, oy, ox, c0, len, best, arg);
+					const REAL *g = dy + ((size_t)oy * p->ow + ox) * p->c + c0;
+					for (int k = 0; k < len; k++)
+						if (arg[k] >= 0)
+							dx[(size_t)arg[k] * p->c + c0 + k] += g[k];
+				}
+	}
+}
+
 static void
 pool_run(CpuTask *fn, const CpuPool *p, const REAL *x, const REAL *dy, REAL *y, REAL *dx)
 {
@@ -1715,12 +1795,22 @@ pool_run(CpuTask *fn, const CpuPool *p, const REAL *x, const REAL *dy, REAL *y, 
 void
 FN(cpu_maxpool2d_forward)(const CpuPool *p, const REAL *x, REAL *y)
 {
+	if (p->nhwc) {
+		PoolArgs a = {.p = p, .x = x, .y = y};
+		cpu_parallel_for((size_t)p->n * p->oh, grain_for((size_t)p->ow * p->c * p->kh * p->kw), cl_maxpool_fwd_rows, &a);
+		return;
+	}
 	pool_run(maxpool_fwd_planes, p, x, NULL, y, NULL);
 }
 
 void
 FN(cpu_maxpool2d_backward)(const CpuPool *p, const REAL *x, const REAL *dy, REAL *dx)
 {
+	if (p->nhwc) {
+		PoolArgs a = {.p = p, .x = x, .dy = dy, .dx = dx};
+		cpu_parallel_for((size_t)p->n, 1, cl_maxpool_bwd_images, &a);
+		return;
+	}
 	pool_run(maxpool_bwd_planes, p, x, dy, NULL, dx);
 }
 

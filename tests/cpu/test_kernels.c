@@ -382,6 +382,61 @@ test_reference(void)
 		expect_close(what, y, want, pool_out(&p), 1e-15);
 	}
 
+	/* Channels-last pooling (CpuPool.nhwc: the strided planes of the average pools, the
+	 * channel-vector max pools) gives the NCHW kernels' bits on the transposed tensors, forward
+	 * and backward, with ties (values from a small set) and a NaN. */
+	for (int t = 0; t < NPOOL; t++) {
+		CpuPool p = pool_case(t), q = p;
+		q.nhwc = true;
+		size_t ni = pool_in(&p), no = pool_out(&p);
+		int hw = p.h * p.w, ohw = p.oh * p.ow;
+		double *x = DNEW(ni), *dy = drand(no, -1, 1), *xt = DNEW(ni), *dyt = DNEW(no);
+		double *y = DNEW(no), *yt = DNEW(no), *dx = DNEW(ni), *dxt = DNEW(ni);
+		for (size_t i = 0; i < ni; i++)
+			x[i] = (double)((i * 7 + 3) % 4);
+		x[ni / 2] = NAN;
+		for (int img = 0; img < p.n; img++)
+			for (int ch = 0; ch < p.c; ch++) {
+				for (int e = 0; e < hw; e++)
+					xt[((size_t)img * hw + e) * p.c + ch] = x[((size_t)img * p.c + ch) * hw + e];
+				for (int e = 0; e < ohw; e++)
+					dyt[((size_t)img * ohw + e) * p.c + ch] = dy[((size_t)img * p.c + ch) * ohw + e];
+			}
+		for (int kind = 0; kind < 2; kind++) {
+			if (kind) {
+				cpu_avgpool2d_forward_f64(&p, x, y);
+				cpu_avgpool2d_forward_f64(&q, xt, yt);
+				cpu_avgpool2d_backward_f64(&p, dy, dx);
+				cpu_avgpool2d_backward_f64(&q, dyt, dxt);
+			} else {
+				cpu_maxpool2d_forward_f64(&p, x, y);
+				cpu_maxpool2d_forward_f64(&q, xt, yt);
+				cpu_maxpool2d_backward_f64(&p, x, dy, dx);
+				cpu_maxpool2d_backward_f64(&q, xt, dyt, dxt);
+			}
+			bool same_y = true, same_dx = true;
+			for (int img = 0; img < p.n; img++)
+				for (int ch = 0; ch < p.c; ch++) {
+					for (int e = 0; e < ohw; e++) {
+						double a = y[((size_t)img * p.c + ch) * ohw + e], b = yt[((size_t)img * ohw + e) * p.c + ch];
+						same_y &= a == b || (isnan(a) && isnan(b));
+					}
+					for (int e = 0; e < hw; e++)
+						same_dx &= dx[((size_t)img * p.c + ch) * hw + e] == dxt[((size_t)img * hw + e) * p.c + ch];
+				}
+			snprintf(what, sizeof what, "%s nhwc forward [%s]: the nchw bits", kind ? "avgpool" : "maxpool",
+				pool_cases[t].name);
+			checks++;
+			if (!same_y)
+				check_fail("%s", what);
+			snprintf(what, sizeof what, "%s nhwc backward [%s]: the nchw bits", kind ? "avgpool" : "maxpool",
+				pool_cases[t].name);
+			checks++;
+			if (!same_dx)
+				check_fail("%s", what);
+		}
+	}
+
 	/* Max-pool ties: on a plane of equal values each dy goes to its window's first element
 	 * in scan order (the top-left valid tap), as PyTorch's backward does. */
 	{
