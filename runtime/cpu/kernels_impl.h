@@ -1735,32 +1735,10 @@ cl_window_max(const CpuPool *p, const REAL *img, int oy, int ox, int c0, int len
 		}
 }
 
-/* Rows r = img * oh + oy of the output. */
+/* Images [i0, i1): the forward's maxima into y, or (with dx) the backward's gradients, every
+ * window in row-major order. */
 static void
-cl_maxpool_fwd_rows(void *ctx, size_t r0, size_t r1)
-{
-	const PoolArgs *a = ctx;
-	const CpuPool *p = a->p;
-	REAL best[CL_POOL];
-	int arg[CL_POOL];
-	for (size_t r = r0; r < r1; r++) {
-		size_t img = r / (size_t)p->oh;
-		int oy = (int)(r % (size_t)p->oh);
-		const REAL *x = a->x + img * (size_t)p->h * p->w * p->c;
-		for (int ox = 0; ox < p->ow; ox++) {
-			REAL *y = a->y + ((r * (size_t)p->ow) + (size_t)ox) * p->c;
-			for (int c0 = 0; c0 < p->c; c0 += CL_POOL) {
-				int len = p->c - c0 < CL_POOL ? p->c - c0 : CL_POOL;
-				cl_window_max(p, x, oy, ox, c0, len, best, arg);
-				for (int k = 0; k < len; k++)
-					y[c0 + k] = best[k];
-			}
-		}
-	}
-}
-
-static void
-cl_maxpool_bwd_images(void *ctx, size_t i0, size_t i1)
+cl_maxpool_images(void *ctx, size_t i0, size_t i1)
 {
 	const PoolArgs *a = ctx;
 	const CpuPool *p = a->p;
@@ -1768,18 +1746,20 @@ cl_maxpool_bwd_images(void *ctx, size_t i0, size_t i1)
 	int arg[CL_POOL];
 	size_t in = (size_t)p->h * p->w * p->c, out = (size_t)p->oh * p->ow * p->c;
 	for (size_t img = i0; img < i1; img++) {
-		const REAL *x = a->x + img * in, *dy = a->dy + img * out;
-		REAL *dx = a->dx + img * in;
-		fill(dx, in, zero);
+		const REAL *x = a->x + img * in;
+		if (a->dx)
+			fill(a->dx + img * in, in, zero);
 		for (int oy = 0; oy < p->oh; oy++)
 			for (int ox = 0; ox < p->ow; ox++)
 				for (int c0 = 0; c0 < p->c; c0 += CL_POOL) {
 					int len = p->c - c0 < CL_POOL ? p->c - c0 : CL_POOL;
+					size_t o = img * out + ((size_t)oy * p->ow + ox) * p->c + c0;
 					cl_window_max(p, x, oy, ox, c0, len, best, arg);
-					const REAL *g = dy + ((size_t)oy * p->ow + ox) * p->c + c0;
-					for (int k = 0; k < len; k++)
+					for (int k = 0; k < len && !a->dx; k++)
+						a->y[o + k] = best[k];
+					for (int k = 0; k < len && a->dx; k++)
 						if (arg[k] >= 0)
-							dx[(size_t)arg[k] * p->c + c0 + k] += g[k];
+							a->dx[img * in + (size_t)arg[k] * p->c + c0 + k] += a->dy[o + k];
 				}
 	}
 }
@@ -1797,7 +1777,7 @@ FN(cpu_maxpool2d_forward)(const CpuPool *p, const REAL *x, REAL *y)
 {
 	if (p->nhwc) {
 		PoolArgs a = {.p = p, .x = x, .y = y};
-		cpu_parallel_for((size_t)p->n * p->oh, grain_for((size_t)p->ow * p->c * p->kh * p->kw), cl_maxpool_fwd_rows, &a);
+		cpu_parallel_for((size_t)p->n, 1, cl_maxpool_images, &a);
 		return;
 	}
 	pool_run(maxpool_fwd_planes, p, x, NULL, y, NULL);
@@ -1808,7 +1788,7 @@ FN(cpu_maxpool2d_backward)(const CpuPool *p, const REAL *x, const REAL *dy, REAL
 {
 	if (p->nhwc) {
 		PoolArgs a = {.p = p, .x = x, .dy = dy, .dx = dx};
-		cpu_parallel_for((size_t)p->n, 1, cl_maxpool_bwd_images, &a);
+		cpu_parallel_for((size_t)p->n, 1, cl_maxpool_images, &a);
 		return;
 	}
 	pool_run(maxpool_bwd_planes, p, x, dy, NULL, dx);
