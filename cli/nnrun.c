@@ -322,7 +322,7 @@ cmd_info(const Opts *o)
 		threads, w.total / 1e6, w.conv / 1e6, w.wide / 1e6, w.view / 1e6, w.scratch / 1e6, w.lay / 1e6, w.part / 1e6);
 	int cl = 0;
 	for (int v = 0; v < p.nvalues; v++)
-		cl += p.values[v].rank == 4 && layout_channels_last(p.values[v].layout);
+		cl += type_channels_last(&p.values[v]);
 	printf("  layout: %s (%d of %d values channels-last)\n", cl ? "nhwc" : "nchw", cl, p.nvalues);
 	if (p.has_train)
 		printf("  train program: %d steps; eval program: %d steps\n", p.train.nsteps, p.eval.nsteps);

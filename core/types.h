@@ -54,6 +54,28 @@ Layout layout_lookup(const char *name);
 bool layout_channels_last(Layout l);
 /* The same kind of tensor (image or filter) channels-last (CL) or channels-first. */
 Layout layout_with(Layout l, bool cl);
+
+/* Whether T is an image or filter stored channels-last. */
+static inline bool
+type_channels_last(const Type *t)
+{
+	return t->rank == 4 && (t->layout == LY_NHWC || t->layout == LY_OHWI);
+}
+
+/* A tensor as both backends' per-channel kernels see it, [rows, C, plane]: [N, C, H*W] for an
+ * NCHW image and [N, C, 1] for [N, C]; an NHWC image is [N*H*W, C, 1], the same per-channel
+ * sums over the same elements in another order. */
+static inline int64_t
+type_rows(const Type *t)
+{
+	return t->rank == 4 && t->layout == LY_NHWC ? t->dim[0] * t->dim[2] * t->dim[3] : t->dim[0];
+}
+
+static inline int64_t
+type_plane(const Type *t)
+{
+	return t->rank == 4 && t->layout != LY_NHWC ? t->dim[2] * t->dim[3] : 1;
+}
 /* "param", "io", "act" ("" for ARENA_NONE). */
 const char *arena_name(MemArena a);
 /* Writes e.g. "f32[128,16,32,32]" into buf and returns buf. */

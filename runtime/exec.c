@@ -72,19 +72,17 @@ numel(const Type *t)
 	return (size_t)type_numel(t);
 }
 
-/* A tensor as the per-channel kernels see it, [rows, C, hw]: [N, C, H*W] for NCHW and [N, C]
- * tensors (hw 1); an NHWC tensor is [N*H*W, C, 1], the same per-channel sums over the same
- * elements in another order. */
+/* A tensor as the per-channel kernels see it, [rows, C, hw] (core/types.h). */
 static int
 hw(const Type *t)
 {
-	return t->rank == 4 && t->layout != LY_NHWC ? (int)(t->dim[2] * t->dim[3]) : 1;
+	return (int)type_plane(t);
 }
 
 static int
 rows(const Type *t)
 {
-	return t->rank == 4 && t->layout == LY_NHWC ? (int)(t->dim[0] * t->dim[2] * t->dim[3]) : (int)t->dim[0];
+	return (int)type_rows(t);
 }
 
 /* Whether this step's per-channel kernel is the channels-last one (runtime/cpu/kernels.h); the
@@ -92,7 +90,7 @@ rows(const Type *t)
 static bool
 cl_kernel(const K *k, const Type *t)
 {
-	return t->rank == 4 && t->layout == LY_NHWC && !k->acc16;
+	return type_channels_last(t) && !k->acc16;
 }
 
 static bool
@@ -244,7 +242,7 @@ k_bn_apply(K *k)
 	int c = (int)t->dim[1];
 	const float *s = IN(k, 1);
 	const float *w = k->s->nin > 2 ? IN(k, 2) : NULL, *b = k->s->nin > 3 ? IN(k, 3) : NULL;
-	if (t->rank == 4 && t->layout == LY_NHWC)
+	if (type_channels_last(t))
 		cpu_batchnorm_apply_cl_f32(IN(k, 0), rows(t), c, s, s + c, w, b, OUT(k), k->s->epi);
 	else
 		cpu_batchnorm_apply_f32(IN(k, 0), rows(t), c, hw(t), s, s + c, w, b, OUT(k), k->s->epi);
@@ -267,7 +265,7 @@ k_batchnorm(K *k)
 	const Type *t = T(k, 0);
 	bool affine = A(k, "affine")->i[0];
 	int r = affine ? 3 : 1;
-	if (t->rank == 4 && t->layout == LY_NHWC) {
+	if (type_channels_last(t)) {
 		cpu_batchnorm_inference_cl_f32(IN(k, 0), rows(t), (int)t->dim[1], IN(k, r), IN(k, r + 1), A(k, "eps")->f,
 			affine ? IN(k, 1) : NULL, affine ? IN(k, 2) : NULL, OUT(k), k->s->epi);
 		return true;
@@ -430,7 +428,7 @@ k_global_avgpool_bwd(K *k)
 {
 	const Type *t = T(k, 0);
 	const AttrVal *ip = A(k, "input");
-	if (k->e->plan->values[k->s->out].layout == LY_NHWC)
+	if (type_channels_last(&k->e->plan->values[k->s->out]))
 		cpu_global_avgpool_backward_cl_f32(IN(k, 0), (int)t->dim[0], (int)t->dim[1], (int)(ip->i[0] * ip->i[1]), OUT(k));
 	else
 		cpu_global_avgpool_backward_f32(IN(k, 0), (int)t->dim[0], (int)t->dim[1], (int)(ip->i[0] * ip->i[1]), OUT(k));
@@ -494,11 +492,13 @@ k_loss_scale(K *k)
 
 static bool step_conv(const Plan *p, const PlanStep *s, CpuConv *cv, CpuConvPass *pass, bool *bias);
 
-/* [n][a][b] -> [n][b][a] in 32x32 tiles, spread over the pool by (plane, tile row). */
+/* [n][a][b] -> [n][b][a] in 32x32 tiles, spread over the pool by (plane, tile row), of
+ * 4-byte (f32) or 2-byte (f16) elements. */
 typedef struct {
-	const float *x;
-	float *y;
+	const void *x;
+	void *y;
 	size_t a, b, tiles; /* tile rows per plane */
+	size_t es;          /* element bytes */
 } Transpose;
 
 enum { TILE = 32 };
@@ -509,33 +509,36 @@ transpose_range(void *ctx, size_t r0, size_t r1)
 	const Transpose *t = ctx;
 	for (size_t r = r0; r < r1; r++) {
 		size_t plane = r / t->tiles, i0 = r % t->tiles * TILE, i1 = i0 + TILE < t->a ? i0 + TILE : t->a;
-		const float *x = t->x + plane * t->a * t->b;
-		float *y = t->y + plane * t->a * t->b;
+		size_t at = plane * t->a * t->b;
 		for (size_t j0 = 0; j0 < t->b; j0 += TILE) {
 			size_t j1 = j0 + TILE < t->b ? j0 + TILE : t->b;
 			for (size_t i = i0; i < i1; i++)
 				for (size_t j = j0; j < j1; j++)
-					y[j * t->a + i] = x[i * t->b + j];
+					if (t->es == 4)
+						((uint32_t *)t->y)[at + j * t->a + i] = ((const uint32_t *)t->x)[at + i * t->b + j];
+					else
+						((uint16_t *)t->y)[at + j * t->a + i] = ((const uint16_t *)t->x)[at + i * t->b + j];
 		}
 	}
 }
 
+/* X of type T (elements of ES bytes) into the other layout of its kind (NCHW <-> NHWC,
+ * OIHW <-> OHWI) at Y. */
 static void
-transpose(const float *x, float *y, size_t n, size_t a, size_t b)
+relayout_es(const Type *t, const void *x, void *y, size_t es)
 {
-	Transpose t = {x, y, a, b, (a + TILE - 1) / TILE};
-	cpu_parallel_for(n * t.tiles, 1, transpose_range, &t);
+	size_t n = (size_t)t->dim[0], c = (size_t)t->dim[1], hw2 = (size_t)(t->dim[2] * t->dim[3]);
+	bool cl = layout_channels_last(t->layout);
+	Transpose tr = {x, y, cl ? hw2 : c, cl ? c : hw2, 0, es};
+	tr.tiles = (tr.a + TILE - 1) / TILE;
+	cpu_parallel_for(n * tr.tiles, 1, transpose_range, &tr);
 }
 
-/* X of type T into the other layout of its kind (NCHW <-> NHWC, OIHW <-> OHWI) at Y. */
+/* The executor's f32 copies. */
 static void
 relayout(const Type *t, const float *x, float *y)
 {
-	size_t n = (size_t)t->dim[0], c = (size_t)t->dim[1], hw2 = (size_t)(t->dim[2] * t->dim[3]);
-	if (layout_channels_last(t->layout))
-		transpose(x, y, n, hw2, c);
-	else
-		transpose(x, y, n, c, hw2);
+	relayout_es(t, x, y, sizeof(float));
 }
 
 static bool
@@ -543,12 +546,6 @@ k_relayout(K *k)
 {
 	relayout(T(k, 0), IN(k, 0), OUT(k));
 	return true;
-}
-
-static bool
-cl_type(const Type *t)
-{
-	return t->rank == 4 && layout_channels_last(t->layout);
 }
 
 /* Whether the kernel of step S reads and writes channels-last tensors as they are: elementwise
@@ -588,16 +585,16 @@ static void
 adapt(K *k)
 {
 	const Plan *p = k->e->plan;
-	bool any = k->s->out >= 0 && cl_type(&p->values[k->s->out]);
+	bool any = k->s->out >= 0 && type_channels_last(&p->values[k->s->out]);
 	for (int i = 0; i < k->s->nin && !any; i++)
-		any = cl_type(&p->values[k->s->in[i]]);
+		any = type_channels_last(&p->values[k->s->in[i]]);
 	if (!any || cl_native(k))
 		return;
 	float *at = k->e->lay;
 	for (int i = 0; i < k->s->nin; i++) {
 		const Type *t = &p->values[k->s->in[i]];
 		k->aty[i] = *t;
-		if (!cl_type(t))
+		if (!type_channels_last(t))
 			continue;
 		assert(!nnc_writes(k->s->op, i));
 		relayout(t, k->in[i], at);
@@ -605,7 +602,7 @@ adapt(K *k)
 		k->in[i] = at;
 		at += (numel(t) + 15) & ~(size_t)15;
 	}
-	if (k->s->out >= 0 && cl_type(&p->values[k->s->out])) {
+	if (k->s->out >= 0 && type_channels_last(&p->values[k->s->out])) {
 		k->cl_out = k->out;
 		k->out = at;
 	}
@@ -1346,6 +1343,25 @@ conv_need(void *ctx, const PlanStep *s, const CpuConv *cv, CpuConvPass pass, boo
 	c->bytes = need > c->bytes ? need : c->bytes;
 }
 
+static bool
+f16_type(const Type *t)
+{
+	return t->dtype == DT_F16;
+}
+
+/* The floats, each value's rounded up to 16, of step S's operands and result that KEEP holds. */
+static size_t
+step_floats(const Plan *p, const PlanStep *s, bool (*keep)(const Type *))
+{
+	size_t n = 0;
+	for (int k = 0; k <= s->nin; k++) {
+		int v = k < s->nin ? s->in[k] : s->out;
+		if (v >= 0 && keep(&p->values[v]))
+			n += ((size_t)type_numel(&p->values[v]) + 15) & ~(size_t)15;
+	}
+	return n;
+}
+
 ExecWorkspace
 exec_workspace(const Plan *p, int threads)
 {
@@ -1361,47 +1377,30 @@ exec_workspace(const Plan *p, int threads)
 	each_conv(p, conv_need, &need);
 	w.conv = need.bytes;
 	const PlanProgram *progs[2] = {p->has_train ? &p->train : NULL, &p->eval};
-	/* The widening area: for each step, room for every f16 operand and result in f32. */
-	size_t wide = 16, view = 16;
-	for (int g = 0; g < 2; g++)
-		for (int i = 0; progs[g] && i < progs[g]->nsteps; i++) {
-			const PlanStep *s = &progs[g]->steps[i];
-			size_t need = 0;
-			for (int k2 = 0; k2 <= s->nin; k2++) {
-				int v = k2 < s->nin ? s->in[k2] : s->out;
-				if (v >= 0 && p->values[v].dtype == DT_F16)
-					need += ((size_t)type_numel(&p->values[v]) + 15) & ~(size_t)15;
-			}
-			if (need > wide)
-				wide = need;
-		}
-	for (int i = 0; i < p->nvalues; i++)
-		if ((size_t)type_numel(&p->values[i]) > view)
-			view = (size_t)type_numel(&p->values[i]);
-	/* The relayout area: for each channels-last step adapt() serves, room for its operands and
-	 * result in NCHW (after each_conv above, which prepared the oneDNN passes it asks about). */
-	size_t lay = 16, part = 16;
+	/* For each step: the widening area, room for every f16 operand and result in f32; the
+	 * relayout area, for each channels-last step adapt() serves, room for its operands and
+	 * result in NCHW (after each_conv above, which prepared the oneDNN passes cl_native asks
+	 * about); the channels-last reductions' partial sums (every image operand of a step with a
+	 * per-channel kernel is its one image shape). */
+	size_t wide = 16, view = 16, lay = 16, part = 16;
 	Exec probe = {.plan = p, .threads = threads};
 	for (int g = 0; g < 2; g++)
 		for (int i = 0; progs[g] && i < progs[g]->nsteps; i++) {
 			const PlanStep *s = &progs[g]->steps[i];
 			K k = {.e = &probe, .s = s, .acc16 = s->acc == DT_F16};
-			size_t need = 0;
-			for (int k2 = 0; k2 <= s->nin; k2++) {
-				int v = k2 < s->nin ? s->in[k2] : s->out;
-				if (v >= 0 && cl_type(&p->values[v]))
-					need += ((size_t)type_numel(&p->values[v]) + 15) & ~(size_t)15;
-			}
-			if (need && !cl_native(&k) && need > lay)
-				lay = need;
-			/* the channels-last reductions' partial sums (every image operand of a step with a
-			 * per-channel kernel is its one image shape) */
+			size_t f16 = step_floats(p, s, f16_type), cl = step_floats(p, s, type_channels_last);
+			wide = f16 > wide ? f16 : wide;
+			if (cl > lay && !cl_native(&k))
+				lay = cl;
 			const Type *t0 = s->nin ? &p->values[s->in[0]] : NULL;
-			if (t0 && t0->rank == 4 && t0->layout == LY_NHWC) {
+			if (t0 && t0->layout == LY_NHWC && type_channels_last(t0)) {
 				size_t np = cpu_cl_partials_f32(rows(t0), (int)t0->dim[1]);
 				part = np > part ? np : part;
 			}
 		}
+	for (int i = 0; i < p->nvalues; i++)
+		if ((size_t)type_numel(&p->values[i]) > view)
+			view = (size_t)type_numel(&p->values[i]);
 	w.conv = round64(w.conv);
 	w.wide = round64(wide * sizeof(float));
 	w.view = round64(view * sizeof(float));
@@ -1501,21 +1500,14 @@ normal01(CpuRng *r)
 void
 exec_copy_torch(const Type *t, const void *src, void *dst, bool to_torch)
 {
-	size_t es = dtype_size(t->dtype), n = (size_t)type_numel(t);
-	if (!cl_type(t)) {
-		memmove(dst, src, n * es);
+	size_t es = dtype_size(t->dtype);
+	if (!type_channels_last(t)) {
+		memmove(dst, src, (size_t)type_numel(t) * es);
 		return;
 	}
-	/* per image (filter row): channels-last [hw][c] <-> torch [c][hw] */
-	size_t planes = (size_t)t->dim[0], c = (size_t)t->dim[1], hw2 = (size_t)(t->dim[2] * t->dim[3]);
-	const unsigned char *x = src;
-	unsigned char *y = dst;
-	for (size_t p = 0; p < planes; p++)
-		for (size_t i = 0; i < c; i++)
-			for (size_t j = 0; j < hw2; j++) {
-				size_t cl = (p * hw2 + j) * c + i, cf = (p * c + i) * hw2 + j;
-				memcpy(y + (to_torch ? cf : cl) * es, x + (to_torch ? cl : cf) * es, es);
-			}
+	Type from = *t; /* the source's layout: T's, or PyTorch's */
+	from.layout = layout_with(t->layout, to_torch);
+	relayout_es(&from, src, dst, es);
 }
 
 void
@@ -1533,7 +1525,7 @@ exec_init_params(Exec *e, uint64_t seed)
 		const char *init = q->init;
 		float *dst = v;
 		bool half = p->values[q->value].dtype == DT_F16;
-		if (half || cl_type(&p->values[q->value]))
+		if (half || type_channels_last(&p->values[q->value]))
 			v = e->view; /* initialise in f32, then round into the f16 storage */
 		for (size_t k = 0; k < n; k++) {
 			double x;
@@ -1554,7 +1546,7 @@ exec_init_params(Exec *e, uint64_t seed)
 			v[k] = (float)x;
 		}
 		const Type *t = &p->values[q->value];
-		if (!cl_type(t)) {
+		if (!type_channels_last(t)) {
 			if (half)
 				half_from_float_n(v, (nnc_half *)dst, n);
 			continue;

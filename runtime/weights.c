@@ -26,12 +26,6 @@ weights_plan_identity(const Plan *p, char *buf, size_t n)
 	return buf;
 }
 
-static bool
-channels_last(const Type *t)
-{
-	return t->rank == 4 && layout_channels_last(t->layout);
-}
-
 StTensor *
 weights_tensors(const Exec *e, bool all, size_t *n, void **owned)
 {
@@ -39,7 +33,7 @@ weights_tensors(const Exec *e, bool all, size_t *n, void **owned)
 	size_t bytes = 0;
 	for (int i = 0; i < p->nparams; i++) {
 		const Type *ty = &p->values[p->params[i].value];
-		if (channels_last(ty))
+		if (type_channels_last(ty))
 			bytes += (size_t)type_numel(ty) * dtype_size(ty->dtype);
 	}
 	StTensor *t = calloc((size_t)p->nparams + 1, sizeof *t);
@@ -57,7 +51,7 @@ weights_tensors(const Exec *e, bool all, size_t *n, void **owned)
 			continue;
 		const Type *ty = &p->values[p->params[i].value];
 		const void *data = exec_f32(e, p->params[i].value);
-		if (channels_last(ty)) {
+		if (type_channels_last(ty)) {
 			exec_copy_torch(ty, data, copies, true);
 			data = copies;
 			copies += (size_t)type_numel(ty) * dtype_size(ty->dtype);
@@ -76,7 +70,7 @@ from_torch(Exec *e, const char *path, char *err, size_t errlen)
 	const Plan *p = e->plan;
 	for (int i = 0; i < p->nparams; i++) {
 		const Type *ty = &p->values[p->params[i].value];
-		if (!channels_last(ty))
+		if (!type_channels_last(ty))
 			continue;
 		size_t bytes = (size_t)type_numel(ty) * dtype_size(ty->dtype);
 		void *tmp = malloc(bytes), *v = exec_f32(e, p->params[i].value);

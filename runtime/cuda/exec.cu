@@ -66,25 +66,17 @@ numel(const Type *t)
 	return (long long)type_numel(t);
 }
 
-/* A tensor as the per-channel kernels see it, [rows, C, hw]: [N, C, H*W] for NCHW and [N, C];
- * an NHWC tensor (passes/layout.c) is [N*H*W, C, 1], the same per-channel reductions over the
- * same elements, as on the CPU. */
+/* A tensor as the per-channel kernels see it, [rows, C, hw], as on the CPU (core/types.h). */
 int
 hw_of(const Type *t)
 {
-	return t->rank == 4 && t->layout != LY_NHWC ? (int)(t->dim[2] * t->dim[3]) : 1;
+	return (int)type_plane(t);
 }
 
 int
 rows_of(const Type *t)
 {
-	return t->rank == 4 && t->layout == LY_NHWC ? (int)(t->dim[0] * t->dim[2] * t->dim[3]) : (int)t->dim[0];
-}
-
-bool
-nhwc(const Type *t)
-{
-	return t->rank == 4 && t->layout == LY_NHWC;
+	return (int)type_rows(t);
 }
 
 const AttrVal *
@@ -437,7 +429,7 @@ pool_of(const PlanStep *s, const Type *x, const Type *y)
 	const AttrVal *k = attr(s, "kernel"), *st = attr(s, "stride"), *pa = attr(s, "padding");
 	Pool p = {(int)x->dim[0], (int)x->dim[1], (int)x->dim[2], (int)x->dim[3], (int)k->i[0], (int)k->i[1],
 		(int)nnc_pool_stride(st->i, k->i, 0), (int)nnc_pool_stride(st->i, k->i, 1), (int)pa->i[0], (int)pa->i[1],
-		(int)y->dim[2], (int)y->dim[3], nhwc(x)};
+		(int)y->dim[2], (int)y->dim[3], type_channels_last(x)};
 	return p;
 }
 
@@ -474,7 +466,7 @@ int
 r_global_avgpool(Ctx &c)
 {
 	const Type *x = c.t(0);
-	LAUNCH(c, gap_fwd(c.in(0), (int)x->dim[0], (int)x->dim[1], (int)(x->dim[2] * x->dim[3]), nhwc(x), c.out(), c.e->st));
+	LAUNCH(c, gap_fwd(c.in(0), (int)x->dim[0], (int)x->dim[1], (int)(x->dim[2] * x->dim[3]), type_channels_last(x), c.out(), c.e->st));
 	return 0;
 }
 
@@ -482,7 +474,7 @@ int
 r_global_avgpool_bwd(Ctx &c)
 {
 	const Type *dx = vt(c.e, c.s->out);
-	LAUNCH(c, gap_bwd(c.in(0), (int)dx->dim[0], (int)dx->dim[1], (int)(dx->dim[2] * dx->dim[3]), nhwc(dx), c.out(),
+	LAUNCH(c, gap_bwd(c.in(0), (int)dx->dim[0], (int)dx->dim[1], (int)(dx->dim[2] * dx->dim[3]), type_channels_last(dx), c.out(),
 		c.e->st));
 	return 0;
 }
@@ -568,7 +560,7 @@ r_dropout_mask(Ctx &c)
 	long long n = numel(t);
 	int shape[3] = {(int)t->dim[1], t->rank == 4 ? (int)t->dim[2] : 1, t->rank == 4 ? (int)t->dim[3] : 1};
 	LAUNCH(c, dropout_mask(c.rs->rng_key, &c.e->run->s, c.e->rng_off[c.g][c.index], attr(c.s, "rate")->f, c.out(), n,
-		nhwc(t) ? shape : nullptr, c.e->st));
+		type_channels_last(t) ? shape : nullptr, c.e->st));
 	return 0;
 }
 
