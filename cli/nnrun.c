@@ -337,6 +337,13 @@ cmd_info(const Opts *o)
 	if (dnnl + im2col)
 		printf("  cpu convolution passes with %d threads: %d through oneDNN%s%s%s, %d through im2col\n", threads, dnnl,
 			impl ? " (" : "", impl ? impl : "", impl ? ")" : "", im2col);
+	for (int g = 0; g < 2; g++) {
+		int raw, widened;
+		exec_f16_kinds(&p, g ? &p.eval : &p.train, &raw, &widened);
+		if (raw + widened && (g || p.has_train))
+			printf("  cpu %s steps with fp16 values: %d convert them in their kernels, %d take f32 copies\n",
+				g ? "eval" : "train", raw, widened);
+	}
 	int lib[2], own[2];
 	if (backend_gpu_launches(&p, 0, &lib[0], &own[0]) && backend_gpu_launches(&p, 1, &lib[1], &own[1]))
 		printf("  GPU launches per run (multi-tensor updates and checks as one): train %d (%d cuDNN/cuBLAS calls, %d "

@@ -35,7 +35,13 @@ typedef struct {
 	bool adapted;
 	Type aty[NNC_MAXARGS];
 	float *cl_out;
+	/* The fp16 operands (bit i) and result (RAW_OUT) that the kernel reads and writes as they
+	 * are stored, converting in its inner loops (raw16_mask): in[i] and out then point at
+	 * nnc_half elements, seen through SRC and DST. */
+	unsigned raw16;
 } K;
+
+#define RAW_OUT (1u << 31)
 
 /* The kernel for this step's accumulation dtype: F(args) in f32, or cpu_acc16_F(args16). */
 #define ACC(k, f32call, acc16call) ((k)->acc16 ? (acc16call) : (f32call))
@@ -58,6 +64,26 @@ static float *
 OUT(K *k)
 {
 	return k->out;
+}
+
+/* Operand I and the result as the channels-last kernels take them: f32 or fp16 as stored. */
+static CpuIn
+SRC(K *k, int i)
+{
+	return (CpuIn){k->in[i], (k->raw16 >> i & 1) != 0};
+}
+
+static CpuOut
+DST(K *k)
+{
+	return (CpuOut){k->out, (k->raw16 & RAW_OUT) != 0};
+}
+
+/* The activation output a prologue reads (absent without one). */
+static CpuIn
+SRC_ACT(K *k)
+{
+	return k->s->pro ? SRC(k, k->s->nin - 1) : (CpuIn){NULL, false};
 }
 
 static const AttrVal *
@@ -212,7 +238,7 @@ k_bias_grad(K *k)
 {
 	const Type *t = T(k, 0);
 	if (cl_kernel(k, t)) {
-		cpu_bias_backward_cl_f32(IN(k, 0), act_y(k), k->s->pro, rows(t), (int)t->dim[1], OUT(k), k->e->part);
+		cpu_bias_backward_cl_f32(SRC(k, 0), SRC_ACT(k), k->s->pro, rows(t), (int)t->dim[1], OUT(k), k->e->part);
 		return true;
 	}
 	ACC(k, cpu_bias_backward_pro_f32(IN(k, 0), act_y(k), k->s->pro, rows(t), (int)t->dim[1], hw(t), OUT(k)),
@@ -228,7 +254,7 @@ k_bn_stats(K *k)
 	int c = (int)t->dim[1];
 	float *s = OUT(k);
 	if (cl_kernel(k, t))
-		return cpu_batchnorm_stats_cl_f32(IN(k, 0), rows(t), c, A(k, "eps")->f, s, s + c, s + 2 * c, k->e->part) == 0 ||
+		return cpu_batchnorm_stats_cl_f32(SRC(k, 0), rows(t), c, A(k, "eps")->f, s, s + c, s + 2 * c, k->e->part) == 0 ||
 		       kfail(k, "batch norm needs more than one value per channel in training (batch too small)");
 	return ACC(k, cpu_batchnorm_stats_f32(IN(k, 0), rows(t), c, hw(t), A(k, "eps")->f, s, s + c, s + 2 * c),
 	           cpu_acc16_batchnorm_stats(IN(k, 0), rows(t), c, hw(t), A(k, "eps")->f, s, s + c, s + 2 * c)) == 0 ||
@@ -243,7 +269,7 @@ k_bn_apply(K *k)
 	const float *s = IN(k, 1);
 	const float *w = k->s->nin > 2 ? IN(k, 2) : NULL, *b = k->s->nin > 3 ? IN(k, 3) : NULL;
 	if (type_channels_last(t))
-		cpu_batchnorm_apply_cl_f32(IN(k, 0), rows(t), c, s, s + c, w, b, OUT(k), k->s->epi);
+		cpu_batchnorm_apply_cl_f32(SRC(k, 0), rows(t), c, s, s + c, w, b, DST(k), k->s->epi);
 	else
 		cpu_batchnorm_apply_f32(IN(k, 0), rows(t), c, hw(t), s, s + c, w, b, OUT(k), k->s->epi);
 	return true;
@@ -266,8 +292,8 @@ k_batchnorm(K *k)
 	bool affine = A(k, "affine")->i[0];
 	int r = affine ? 3 : 1;
 	if (type_channels_last(t)) {
-		cpu_batchnorm_inference_cl_f32(IN(k, 0), rows(t), (int)t->dim[1], IN(k, r), IN(k, r + 1), A(k, "eps")->f,
-			affine ? IN(k, 1) : NULL, affine ? IN(k, 2) : NULL, OUT(k), k->s->epi);
+		cpu_batchnorm_inference_cl_f32(SRC(k, 0), rows(t), (int)t->dim[1], IN(k, r), IN(k, r + 1), A(k, "eps")->f,
+			affine ? IN(k, 1) : NULL, affine ? IN(k, 2) : NULL, DST(k), k->s->epi);
 		return true;
 	}
 	cpu_batchnorm_inference_f32(IN(k, 0), rows(t), (int)t->dim[1], hw(t), IN(k, r), IN(k, r + 1), A(k, "eps")->f,
@@ -304,8 +330,8 @@ k_bn_bwd_data(K *k)
 	const float *s = IN(k, 2);
 	const float *w = own_nin(k) > 3 ? IN(k, 3) : NULL;
 	if (cl_kernel(k, t)) {
-		cpu_batchnorm_backward_cl_f32(IN(k, 0), act_y(k), k->s->pro, IN(k, 1), rows(t), c, s, s + c, w, OUT(k), NULL,
-			NULL, k->e->part);
+		cpu_batchnorm_backward_cl_f32(SRC(k, 0), SRC_ACT(k), k->s->pro, SRC(k, 1), rows(t), c, s, s + c, w, DST(k),
+			NULL, NULL, k->e->part);
 		return true;
 	}
 	ACC(k, cpu_batchnorm_backward_data_pro_f32(IN(k, 0), act_y(k), k->s->pro, IN(k, 1), rows(t), c, hw(t), s,
@@ -321,8 +347,8 @@ k_bn_bwd_scale(K *k)
 	int c = (int)t->dim[1];
 	const float *s = IN(k, 2);
 	if (cl_kernel(k, t)) {
-		cpu_batchnorm_backward_cl_f32(IN(k, 0), act_y(k), k->s->pro, IN(k, 1), rows(t), c, s, s + c, NULL, NULL, OUT(k),
-			k->e->scratch, k->e->part);
+		cpu_batchnorm_backward_cl_f32(SRC(k, 0), SRC_ACT(k), k->s->pro, SRC(k, 1), rows(t), c, s, s + c, NULL,
+			(CpuOut){NULL, false}, OUT(k), k->e->scratch, k->e->part);
 		return true;
 	}
 	ACC(k, cpu_batchnorm_backward_params_pro_f32(IN(k, 0), act_y(k), k->s->pro, IN(k, 1), rows(t), c, hw(t),
@@ -544,7 +570,7 @@ relayout(const Type *t, const float *x, float *y)
 static bool
 k_relayout(K *k)
 {
-	relayout(T(k, 0), IN(k, 0), OUT(k));
+	relayout_es(T(k, 0), IN(k, 0), OUT(k), k->raw16 & 1 ? sizeof(nnc_half) : sizeof(float));
 	return true;
 }
 
@@ -590,6 +616,7 @@ adapt(K *k)
 		any = type_channels_last(&p->values[k->s->in[i]]);
 	if (!any || cl_native(k))
 		return;
+	assert(!k->raw16);
 	float *at = k->e->lay;
 	for (int i = 0; i < k->s->nin; i++) {
 		const Type *t = &p->values[k->s->in[i]];
@@ -816,35 +843,117 @@ to_f16(const float *src, nnc_half *dst, size_t n)
 	convert(src, dst, n, 1);
 }
 
-/* Points k->in and k->out at f32 data: the values themselves, or for f16 values widened copies
- * in Exec.wide (the result's, and in-place operands', are rounded back by narrow()). */
+/* The operands (bit i) and result (RAW_OUT) that step K's kernel can read and write in fp16
+ * as they are stored, converting in its inner loops (where they are fp16): the large operands
+ * of the channels-last per-channel kernels (CpuIn, CpuOut), every operand of an elementwise
+ * step or chain (run block by block by run_chain), and a relayout's (which moves 2-byte
+ * elements). Each computes in f32 exactly what it computes on widened copies, so the results
+ * are bit-identical; tests/f16_native.sh holds them to it against NNC_CPU_F16=widen, which
+ * turns this off, as does --check-numerics (it reads every result as f32). The fp16-
+ * accumulating kernels, the NCHW per-channel kernels, convolutions and the rest take widened
+ * copies. */
+static unsigned
+step_raw16(const Plan *p, const PlanStep *s)
+{
+	if (s->acc == DT_F16 || s->nin < 1)
+		return 0;
+	unsigned all = (1u << s->nin) - 1, pro = s->pro ? 1u << (s->nin - 1) : 0;
+	if (s->nchain || (nnc_ew_of(s->op, NULL) >= 0 && !s->pro))
+		return all | RAW_OUT;
+	bool cl = type_channels_last(&p->values[s->in[0]]);
+	switch (s->op) {
+	case OP_relayout:
+		return 1u | RAW_OUT;
+	case OP_bn_stats:
+		return cl ? 1u : 0;
+	case OP_bn_apply:
+	case OP_batchnorm:
+		return cl ? 1u | RAW_OUT : 0;
+	case OP_bn_bwd_data:
+		return cl ? 3u | pro | RAW_OUT : 0;
+	case OP_bn_bwd_scale:
+		return cl ? 3u | pro : 0;
+	case OP_bias_grad:
+		return cl ? 1u | pro : 0;
+	default:
+		return 0;
+	}
+}
+
+static bool
+f16_widen_env(void)
+{
+	const char *f16 = getenv("NNC_CPU_F16"); /* widen: every fp16 operand through an f32 copy */
+	return f16 && !strcmp(f16, "widen");
+}
+
+static unsigned
+raw16_mask(const K *k)
+{
+	return k->e->check_numerics || k->e->f16_widen ? 0 : step_raw16(k->e->plan, k->s);
+}
+
+void
+exec_f16_kinds(const Plan *p, const PlanProgram *prog, int *raw, int *widened)
+{
+	*raw = *widened = 0;
+	for (int i = 0; i < prog->nsteps; i++) {
+		const PlanStep *s = &prog->steps[i];
+		unsigned f16 = s->out >= 0 && p->values[s->out].dtype == DT_F16 ? RAW_OUT : 0;
+		for (int j = 0; j < s->nin; j++)
+			f16 |= p->values[s->in[j]].dtype == DT_F16 ? 1u << j : 0;
+		if (!f16)
+			continue;
+		bool any = !f16_widen_env() && (f16 & step_raw16(p, s)) != 0;
+		*raw += any;
+		*widened += !any;
+	}
+}
+
+/* Points k->in and k->out at the data the kernel takes: f32 values themselves, fp16 ones as
+ * stored where raw16_mask allows, else widened copies in Exec.wide (the result's, and in-place
+ * operands', are rounded back by narrow()). The first operand's copy is at the start of the
+ * area, where nothing else of its step goes: a step whose first operand is the previous
+ * step's (a convolution's backward-filter pass after its backward-data pass, both reading
+ * dy) finds it there still (Exec.wide_first) and is not widened again. */
 static void
 widen(K *k)
 {
 	const Plan *p = k->e->plan;
+	unsigned raw = raw16_mask(k);
 	size_t at = 0;
+	int first = -1;
+	k->raw16 = 0;
 	for (int i = 0; i < k->s->nin; i++) {
 		const Type *t = &p->values[k->s->in[i]];
-		if (t->dtype != DT_F16) {
+		if (t->dtype != DT_F16 || raw >> i & 1) {
 			k->in[i] = exec_f32(k->e, k->s->in[i]);
+			k->raw16 |= t->dtype == DT_F16 ? 1u << i : 0;
 			continue;
 		}
 		k->in[i] = k->e->wide + at;
-		to_f32((const nnc_half *)exec_f32(k->e, k->s->in[i]), k->in[i], numel(t));
+		if (i > 0 || k->s->in[0] != k->e->wide_first)
+			to_f32((const nnc_half *)exec_f32(k->e, k->s->in[i]), k->in[i], numel(t));
+		if (i == 0 && !nnc_writes(k->s->op, 0))
+			first = k->s->in[0];
 		at += (numel(t) + 15) & ~(size_t)15;
 	}
-	if (k->s->out >= 0)
-		k->out = p->values[k->s->out].dtype == DT_F16 ? k->e->wide + at : exec_f32(k->e, k->s->out);
+	k->e->wide_first = first;
+	if (k->s->out < 0)
+		return;
+	bool f16 = p->values[k->s->out].dtype == DT_F16;
+	k->out = f16 && !(raw & RAW_OUT) ? k->e->wide + at : exec_f32(k->e, k->s->out);
+	k->raw16 |= f16 && raw & RAW_OUT ? RAW_OUT : 0;
 }
 
 static void
 narrow(K *k)
 {
 	const Plan *p = k->e->plan;
-	if (k->s->out >= 0 && p->values[k->s->out].dtype == DT_F16)
+	if (k->s->out >= 0 && p->values[k->s->out].dtype == DT_F16 && !(k->raw16 & RAW_OUT))
 		to_f16(k->out, (nnc_half *)exec_f32(k->e, k->s->out), numel(&p->values[k->s->out]));
 	for (int i = 0; i < k->s->nin; i++)
-		if (nnc_writes(k->s->op, i) && p->values[k->s->in[i]].dtype == DT_F16)
+		if (nnc_writes(k->s->op, i) && p->values[k->s->in[i]].dtype == DT_F16 && !(k->raw16 >> i & 1))
 			to_f16(k->in[i], (nnc_half *)exec_f32(k->e, k->s->in[i]), numel(&p->values[k->s->in[i]]));
 }
 
@@ -943,7 +1052,8 @@ exec_store_f32(Exec *e, int value, const float *src)
  * block kernel is the whole-tensor kernel's own expression (cpu_ew_range), and an intermediate
  * stored in fp16 in the unfused plan is rounded to fp16 here too, so chains are bit-identical
  * to the ops run one by one. Backward activations take (saved, dy) in the kernels, (dy, saved)
- * as operands. */
+ * as operands. Operands and the result stored in fp16 (K.raw16) are converted block by block,
+ * so a single elementwise op on fp16 values runs here too, as a chain of one. */
 enum { CHAIN_BLOCK = 1024 };
 
 
@@ -953,13 +1063,38 @@ typedef struct {
 	bool f16; /* intermediates are stored in fp16 in the unfused plan */
 } ChainArgs;
 
+/* Elements [i0, i0 + len) of operand I as f32: in place, or converted into BUF. */
+static const float *
+block_in(K *k, int i, size_t i0, size_t len, float *buf)
+{
+	if (!(k->raw16 >> i & 1))
+		return IN(k, i) + i0;
+	half_to_float_n((const nnc_half *)(const void *)IN(k, i) + i0, buf, len);
+	return buf;
+}
+
+/* The elementwise formula of an epilogue (the one the separate activation op computes). */
+static Elementwise
+epi_ew(Epilogue epi)
+{
+	switch (epi) {
+#define E(name, op)     \
+	case EPI_##name:    \
+		return EW_##op;
+		NNC_EPILOGUES(E)
+#undef E
+	default:
+		return NEW;
+	}
+}
+
 static void
 chain_blocks(void *ctx, size_t b0, size_t b1)
 {
 	const ChainArgs *c = ctx;
 	K *k = c->k;
 	const PlanStep *s = k->s;
-	float buf[2][CHAIN_BLOCK];
+	float buf[2][CHAIN_BLOCK], xin[CHAIN_BLOCK], yin[CHAIN_BLOCK];
 	nnc_half h[CHAIN_BLOCK];
 	for (size_t b = b0; b < b1; b++) {
 		size_t i0 = b * CHAIN_BLOCK, len = c->n - i0 < CHAIN_BLOCK ? c->n - i0 : CHAIN_BLOCK;
@@ -969,18 +1104,24 @@ chain_blocks(void *ctx, size_t b0, size_t b1)
 			Op op = j < s->nchain ? s->chain[j] : s->op;
 			const float *x, *y = NULL;
 			if (j == 0) {
-				x = IN(k, 0) + i0;
+				x = block_in(k, 0, i0, len, xin);
 				next = 1;
 			} else {
 				x = prev;
 			}
-			if (nnc_ops[op].min_in > 1)
-				y = IN(k, next++) + i0;
+			if (nnc_ops[op].min_in > 1) {
+				y = block_in(k, next, i0, len, yin);
+				next++;
+			}
 			bool last = j == s->nchain;
-			float *dst = last ? OUT(k) + i0 : buf[j & 1];
+			float *dst = last && !(k->raw16 & RAW_OUT) ? OUT(k) + i0 : buf[j & 1];
 			bool swap = false;
 			Elementwise ew = (Elementwise)nnc_ew_of(op, &swap);
 			cpu_ew_range_f32(ew, swap ? y : x, swap ? x : y, dst, 0, len);
+			if (last && s->epi != EPI_NONE)
+				cpu_ew_range_f32(epi_ew(s->epi), dst, NULL, dst, 0, len);
+			if (last && k->raw16 & RAW_OUT)
+				half_from_float_n(dst, (nnc_half *)(void *)OUT(k) + i0, len);
 			if (!last && c->f16) {
 				half_from_float_n(dst, h, len);
 				half_to_float_n(h, dst, len);
@@ -993,6 +1134,7 @@ chain_blocks(void *ctx, size_t b0, size_t b1)
 static bool
 run_chain(K *k)
 {
+	assert(!k->adapted);
 	const PlanStep *s = k->s;
 	for (int j = 0; j <= s->nchain; j++)
 		if (nnc_ew_of(j < s->nchain ? s->chain[j] : s->op, NULL) < 0)
@@ -1019,8 +1161,8 @@ run_bn_group(K *k, const PlanStep *scale, const PlanStep *shift, float **dw, flo
 	*dw = p->values[scale->out].dtype == DT_F16 ? k->e->scratch + c : exec_f32(k->e, scale->out);
 	*db = p->values[shift->out].dtype == DT_F16 ? k->e->scratch + 2 * c : exec_f32(k->e, shift->out);
 	if (cl_kernel(k, t))
-		cpu_batchnorm_backward_cl_f32(IN(k, 0), act_y(k), k->s->pro, IN(k, 1), rows(t), c, s, s + c, w, OUT(k), *dw,
-			*db, k->e->part);
+		cpu_batchnorm_backward_cl_f32(SRC(k, 0), SRC_ACT(k), k->s->pro, SRC(k, 1), rows(t), c, s, s + c, w, DST(k),
+			*dw, *db, k->e->part);
 	else
 		cpu_batchnorm_backward_data_pro_f32(IN(k, 0), act_y(k), k->s->pro, IN(k, 1), rows(t), c, hw(t), s, s + c, w,
 			OUT(k), *dw, *db);
@@ -1040,6 +1182,16 @@ static KernelFn *const kernels[NOP] = {NNC_OPS(X)};
 #undef X
 static_assert(sizeof kernels / sizeof kernels[0] == NOP, "an op has no CPU kernel entry");
 
+/* Runs step K's kernel: a chain, or an elementwise op on fp16 values, block by block; else
+ * the op's kernel. */
+static bool
+run_kernel(K *k)
+{
+	if (k->s->nchain || (k->raw16 && nnc_ew_of(k->s->op, NULL) >= 0))
+		return run_chain(k);
+	return kernels[k->s->op](k);
+}
+
 /* A statistics group (GROUP_BN_STATS) whose first step CAST widens an f16 activation for the
  * bn_stats after it: the statistics read the source widened in Exec.view, and the cast's f32
  * copy is never written (on the GPU the statistics kernel loads the f16 values itself). */
@@ -1058,9 +1210,10 @@ run_stats_through_cast(Exec *e, const PlanProgram *prog, int cast, char *msg, si
 	return true;
 }
 
-/* A residual group (GROUP_BN_ADD) at step I: bn_apply's result goes to Exec.view (rounded to
- * its storage dtype, as storing it would), never to its own place, and the add reads it there,
- * as the GPU's one pass does (its only reader is the add, which the plan loader checked). */
+/* A residual group (GROUP_BN_ADD) at step I: bn_apply's result goes to Exec.view (in, or
+ * rounded to, its storage dtype, as storing it would), never to its own place, and the add
+ * reads it there, as the GPU's one pass does (its only reader is the add, which the plan
+ * loader checked). */
 static bool
 run_bn_add(Exec *e, const PlanProgram *prog, int i, char *msg, size_t msglen)
 {
@@ -1071,12 +1224,15 @@ run_bn_add(Exec *e, const PlanProgram *prog, int i, char *msg, size_t msglen)
 	kb.out = e->view;
 	if (!kernels[OP_bn_apply](&kb))
 		return false;
-	if (p->values[b->out].dtype == DT_F16)
+	bool raw = kb.raw16 & RAW_OUT;
+	if (p->values[b->out].dtype == DT_F16 && !raw)
 		convert(NULL, e->view, numel(&p->values[b->out]), 2);
 	K ka = {.e = e, .s = a, .err = msg, .errlen = msglen, .acc16 = a->acc == DT_F16};
 	widen(&ka);
-	ka.in[a->in[0] == b->out ? 0 : 1] = e->view;
-	if (!kernels[OP_add](&ka))
+	int at = a->in[0] == b->out ? 0 : 1;
+	ka.in[at] = e->view;
+	ka.raw16 = raw ? ka.raw16 | 1u << at : ka.raw16 & ~(1u << at);
+	if (!run_kernel(&ka))
 		return false;
 	narrow(&ka);
 	return true;
@@ -1149,6 +1305,7 @@ run_steps(Exec *e, const PlanProgram *prog, int first, int last, bool *updated_,
 	for (int i = 0; i < first; i++)
 		backward |= prog->steps[i].op == OP_loss_scale;
 	HalfStats *counts = e->check_numerics ? e->numerics[prog == &e->plan->eval] : NULL;
+	e->wide_first = -1; /* values may have changed since the last run (weights loaded, a batch) */
 	for (int i = first; i < last; i++) {
 		const PlanStep *s = &prog->steps[i];
 		char msg[256] = "";
@@ -1194,7 +1351,7 @@ run_steps(Exec *e, const PlanProgram *prog, int first, int last, bool *updated_,
 			continue;
 		}
 		adapt(&k);
-		bool ran = s->nchain ? run_chain(&k) : kernels[s->op](&k);
+		bool ran = run_kernel(&k);
 		adapt_done(&k);
 		if (!ran) {
 			e->failed_step = i;
@@ -1420,6 +1577,8 @@ exec_init(Exec *e, const Plan *p, int threads, char *err, size_t errlen)
 	e->lr = p->recipe.lr;
 	e->threads = threads;
 	e->failed_step = -1;
+	e->wide_first = -1;
+	e->f16_widen = f16_widen_env();
 	if (cpu_threads_init(threads) != 0) {
 		snprintf(err, errlen, "cannot start %d worker threads", threads);
 		return false;

@@ -43,6 +43,10 @@ int exec_kernel_count(const PlanProgram *prog);
  * them), how many run through oneDNN and how many through im2col, and oneDNN's kernel name of
  * the first (NULL when none). */
 void exec_conv_kinds(const Plan *plan, int threads, int *dnnl, int *im2col, const char **impl);
+/* Of PROG's steps with fp16 operands or results: how many read or write their large ones as
+ * stored (RAW, converting in their kernels' inner loops), how many take f32 copies of all
+ * (WIDENED); NNC_CPU_F16=widen makes them all widened (exec.c, raw16_mask). */
+void exec_f16_kinds(const Plan *plan, const PlanProgram *prog, int *raw, int *widened);
 
 typedef struct {
 	const Plan *plan;
@@ -61,6 +65,8 @@ typedef struct {
 	 * rounded back (fp16 storage, f32 accumulation); `view` serves exec_view_f32. */
 	float *wide, *view;
 	size_t wide_elems;
+	bool f16_widen; /* NNC_CPU_F16=widen: no kernel reads fp16 as stored (exec.c, raw16_mask) */
+	int wide_first; /* the value whose f32 copy starts `wide` (exec.c, widen), or -1 */
 	float *lay;   /* ExecWorkspace.lay */
 	double *part; /* ExecWorkspace.part */
 	/* loss scaling (plans with a loss_scale step) */

@@ -31,6 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/half.h"
 #include "core/ops.h"
 #include "runtime/cpu/rng.h"
 #include "runtime/cpu/threads.h"
@@ -78,6 +79,21 @@ cpu_conv_w_numel(const CpuConv *cv)
  * a chain's elementwise kernels (cpu_ew_range) are numbered by its Elementwise (NNC_EW). Their
  * formulas are runtime/ew.h's, so fused and separate kernels give identical results.
  * Backward formulas take (a, b) = (saved, dy), as the kernels below do. */
+
+/* A large operand of the channels-last per-channel kernels as stored: REAL elements, or with
+ * f16 set fp16 ones, which the kernel converts in runs of at most CPU_F16_RUN elements as it
+ * reads or writes them (F16C where the CPU has it), so that an fp16 tensor needs no widened
+ * copy. The arithmetic is REAL's either way: the results are exactly those of the widened
+ * copy, rounded. p NULL: the operand is absent. */
+typedef struct {
+	const void *p;
+	bool f16;
+} CpuIn;
+typedef struct {
+	void *p;
+	bool f16;
+} CpuOut;
+enum { CPU_F16_RUN = 1024 };
 
 /* The three convolution kernels, for sizing their workspaces. */
 typedef enum {

@@ -103,19 +103,18 @@ void NNC_FN(cpu_batchnorm_fold_bias)(int out, const NNC_REAL *mean, const NNC_RE
  * the _params kernel) and cpu_bias_backward_pro, over an NHWC tensor. The reductions sum
  * fixed blocks of rows into PART, cpu_cl_partials(rows, c) doubles of workspace, and add the
  * blocks in order: results independent of the threads, equal to the NCHW kernels' within
- * rounding (another order). */
+ * rounding (another order). The large operands may be stored in fp16 (CpuIn, CpuOut). */
 size_t NNC_FN(cpu_cl_partials)(int rows, int c);
-int NNC_FN(cpu_batchnorm_stats_cl)(const NNC_REAL *x, int rows, int c, double eps, NNC_REAL *mean, NNC_REAL *invstd,
+int NNC_FN(cpu_batchnorm_stats_cl)(CpuIn x, int rows, int c, double eps, NNC_REAL *mean, NNC_REAL *invstd,
 	NNC_REAL *var_unbiased, double *part);
-void NNC_FN(cpu_batchnorm_apply_cl)(const NNC_REAL *x, int rows, int c, const NNC_REAL *mean, const NNC_REAL *invstd,
-	const NNC_REAL *w, const NNC_REAL *b, NNC_REAL *y, Epilogue act);
-void NNC_FN(cpu_batchnorm_inference_cl)(const NNC_REAL *x, int rows, int c, const NNC_REAL *running_mean,
-	const NNC_REAL *running_var, double eps, const NNC_REAL *w, const NNC_REAL *b, NNC_REAL *y, Epilogue act);
-void NNC_FN(cpu_batchnorm_backward_cl)(const NNC_REAL *dz, const NNC_REAL *act_y, Epilogue pro, const NNC_REAL *x,
-	int rows, int c, const NNC_REAL *mean, const NNC_REAL *invstd, const NNC_REAL *w, NNC_REAL *dx, NNC_REAL *dw,
-	NNC_REAL *db, double *part);
-void NNC_FN(cpu_bias_backward_cl)(const NNC_REAL *dz, const NNC_REAL *act_y, Epilogue pro, int rows, int c,
-	NNC_REAL *db, double *part);
+void NNC_FN(cpu_batchnorm_apply_cl)(CpuIn x, int rows, int c, const NNC_REAL *mean, const NNC_REAL *invstd,
+	const NNC_REAL *w, const NNC_REAL *b, CpuOut y, Epilogue act);
+void NNC_FN(cpu_batchnorm_inference_cl)(CpuIn x, int rows, int c, const NNC_REAL *running_mean,
+	const NNC_REAL *running_var, double eps, const NNC_REAL *w, const NNC_REAL *b, CpuOut y, Epilogue act);
+void NNC_FN(cpu_batchnorm_backward_cl)(CpuIn dz, CpuIn act_y, Epilogue pro, CpuIn x, int rows, int c,
+	const NNC_REAL *mean, const NNC_REAL *invstd, const NNC_REAL *w, CpuOut dx, NNC_REAL *dw, NNC_REAL *db,
+	double *part);
+void NNC_FN(cpu_bias_backward_cl)(CpuIn dz, CpuIn act_y, Epilogue pro, int rows, int c, NNC_REAL *db, double *part);
 /* [n, h*w, c] -> [n, c]: the mean over h*w; backward spreads dy / hw over the image. */
 void NNC_FN(cpu_global_avgpool_forward_cl)(const NNC_REAL *x, int n, int c, int hw, NNC_REAL *y);
 void NNC_FN(cpu_global_avgpool_backward_cl)(const NNC_REAL *dy, int n, int c, int hw, NNC_REAL *dx);

@@ -3,6 +3,7 @@
 
 #include <tgmath.h>
 
+#define NNC_KERNELS_F32 1
 #define REAL float
 #define FN(name) name##_f32
 #define GEMM cblas_sgemm

@@ -4,6 +4,7 @@
 
 #include <tgmath.h>
 
+#define NNC_KERNELS_F32 0
 #define REAL double
 #define FN(name) name##_f64
 #define GEMM cblas_dgemm

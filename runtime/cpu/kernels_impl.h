@@ -1119,14 +1119,92 @@ FN(cpu_batchnorm_fold_bias)(int out, const REAL *mean, const REAL *var, double e
  * along contiguous channels), and the partials are then added block by block in order. The
  * blocks do not depend on the threads, so neither do the sums; their order is not the NCHW
  * kernels' (results agree within rounding, tests/layout.sh). Apply and inference are
- * elementwise over blocks of rows. */
+ * elementwise over blocks of rows.
+ *
+ * The large operands (x, dy, the activation output, y, dx) are CpuIn / CpuOut: REAL or fp16
+ * as stored. Every kernel walks its rows in runs (cl_run_next): as many whole rows as fit in
+ * CPU_F16_RUN elements, or pieces of one row when a row does not fit. An fp16 run is converted
+ * into a buffer on the stack as it is read, a result run computed there and rounded as it is
+ * written; a REAL run is used in place. The arithmetic on each element is the same either
+ * way, so an fp16 tensor gives exactly the bits of its widened copy. */
 enum { CL_BLOCK = 256 };
 
+/* N elements of T from element AT, as REAL: T's own, or converted into BUF. */
+static inline const REAL *
+cl_in(CpuIn t, size_t at, size_t n, REAL *buf)
+{
+	if (!t.p || !t.f16)
+		return t.p ? (const REAL *)t.p + at : NULL;
+	const nnc_half *h = (const nnc_half *)t.p + at;
+#if NNC_KERNELS_F32
+	half_to_float_n(h, buf, n);
+#else
+	for (size_t i = 0; i < n; i++)
+		buf[i] = half_to_float(h[i]);
+#endif
+	return buf;
+}
+
+/* Where a run of T's elements from AT is computed: in place, or in BUF for cl_out. */
+static inline REAL *
+cl_out_run(CpuOut t, size_t at, REAL *buf)
+{
+	return t.f16 ? buf : (REAL *)t.p + at;
+}
+
+/* Stores a run computed by cl_out_run's pointer V (rounds it into an fp16 T). */
+static inline void
+cl_out(CpuOut t, size_t at, size_t n, const REAL *v)
+{
+	if (!t.f16)
+		return;
+#if NNC_KERNELS_F32
+	half_from_float_n(v, (nnc_half *)t.p + at, n);
+#else
+	for (size_t i = 0; i < n; i++)
+		((nnc_half *)t.p)[at + i] = half_from_float((float)v[i]);
+#endif
+}
+
+/* A run of rows [r, r + nr) and channels [c0, c0 + len) of each, stored contiguously from
+ * element r*c + c0 (nr > 1 only with whole rows: c0 = 0, len = c). */
 typedef struct {
-	const REAL *x, *dy, *act_y, *mean, *invstd, *w, *b, *var;
+	size_t r, nr, c0, len;
+} ClRun;
+
+/* The run after U (U->nr == 0: the first) among rows [U->r, r1) of a [rows, c] tensor; false
+ * after the last. */
+static bool
+cl_run_next(ClRun *u, size_t r1, size_t c)
+{
+	if (u->nr == 0) {
+		u->c0 = 0;
+	} else if (u->nr == 1 && u->c0 + u->len < c) {
+		u->c0 += u->len;
+	} else {
+		u->r += u->nr;
+		u->c0 = 0;
+	}
+	if (u->r >= r1)
+		return false;
+	if (c <= CPU_F16_RUN) {
+		size_t fit = CPU_F16_RUN / c;
+		u->nr = r1 - u->r < fit ? r1 - u->r : fit;
+		u->len = c;
+	} else {
+		u->nr = 1;
+		u->len = c - u->c0 < CPU_F16_RUN ? c - u->c0 : CPU_F16_RUN;
+	}
+	return true;
+}
+
+typedef struct {
+	CpuIn x, dy, act_y;
+	CpuOut y, dx;
+	const REAL *mean, *invstd, *w, *b, *var;
 	int rows, c;
 	double eps;
-	REAL *y, *dx, *dw, *db, *mean_out, *invstd_out, *var_unbiased;
+	REAL *dw, *db;
 	Epilogue act, pro;
 	double *part; /* [blocks][2][c] partial sums, then [2][c] totals, then the dx factors */
 	int what;     /* CL_SUM, CL_SQDEV, CL_DOT: what a block sums */
@@ -1146,17 +1224,17 @@ FN(cpu_cl_partials)(int rows, int c)
 	return (cl_blocks(rows) + 3) * 2 * (size_t)c; /* blocks, totals, the dx factors */
 }
 
-/* The LEN gradient elements of one row, through the prologue PRO (as act_grad_run computes
- * them), into G. */
-static inline void
-cl_grad_row(REAL *restrict g, const REAL *restrict dz, const REAL *restrict y, int len, Epilogue pro)
+/* The gradient elements of run U (dy through the prologue, as act_grad_run computes them):
+ * dy itself, or made in G from the runs read into DBUF and YBUF. */
+static inline const REAL *
+cl_grad(const ClArgs *a, const ClRun *u, REAL *restrict g, REAL *dbuf, REAL *ybuf)
 {
-	if (pro == EPI_NONE) {
-		for (int k = 0; k < len; k++)
-			g[k] = dz[k];
-		return;
-	}
-	act_grad_run(g, dz, y, len, pro);
+	size_t at = u->r * (size_t)a->c + u->c0, n = u->nr * u->len;
+	const REAL *dz = cl_in(a->dy, at, n, dbuf);
+	if (a->pro == EPI_NONE)
+		return dz;
+	act_grad_run(g, dz, cl_in(a->act_y, at, n, ybuf), (int)n, a->pro);
+	return g;
 }
 
 /* Block b's sums: s[ch] += x (CL_SUM), += (x - mean)^2 (CL_SQDEV), or of the masked gradient g:
@@ -1166,30 +1244,35 @@ cl_block_sums(void *ctx, size_t b0, size_t b1)
 {
 	const ClArgs *a = ctx;
 	size_t c = (size_t)a->c;
-	REAL gbuf[MASK_RUN];
+	REAL xbuf[CPU_F16_RUN], dbuf[CPU_F16_RUN], ybuf[CPU_F16_RUN], gbuf[CPU_F16_RUN];
 	for (size_t b = b0; b < b1; b++) {
 		double *restrict s = a->part + b * 2 * c, *restrict p = s + c;
 		for (size_t ch = 0; ch < 2 * c; ch++)
 			s[ch] = 0;
 		size_t r1 = (b + 1) * CL_BLOCK < (size_t)a->rows ? (b + 1) * CL_BLOCK : (size_t)a->rows;
-		for (size_t r = b * CL_BLOCK; r < r1; r++) {
-			const REAL *x = a->x ? a->x + r * c : NULL;
-			if (a->what == CL_SUM) {
-				for (size_t ch = 0; ch < c; ch++)
-					s[ch] += x[ch];
-			} else if (a->what == CL_SQDEV) {
-				for (size_t ch = 0; ch < c; ch++) {
-					Acc d = (Acc)x[ch] - (Acc)a->mean[ch];
-					s[ch] += d * d;
-				}
-			} else {
-				for (size_t c0 = 0; c0 < c; c0 += MASK_RUN) {
-					int len = c - c0 < MASK_RUN ? (int)(c - c0) : MASK_RUN;
-					cl_grad_row(gbuf, a->dy + r * c + c0, a->act_y ? a->act_y + r * c + c0 : NULL, len, a->pro);
-					for (int k = 0; k < len; k++)
-						s[c0 + (size_t)k] += gbuf[k];
-					for (int k = 0; x && k < len; k++)
-						p[c0 + (size_t)k] += (Acc)gbuf[k] * ((Acc)x[c0 + (size_t)k] - (Acc)a->mean[c0 + (size_t)k]);
+		for (ClRun u = {.r = b * CL_BLOCK}; cl_run_next(&u, r1, c);) {
+			size_t at = u.r * c + u.c0, len = u.len;
+			const REAL *x = cl_in(a->x, at, u.nr * len, xbuf), *g = NULL;
+			if (a->what == CL_DOT)
+				g = cl_grad(a, &u, gbuf, dbuf, ybuf);
+			for (size_t q = 0; q < u.nr; q++) {
+				double *restrict sr = s + u.c0, *restrict pr = p + u.c0;
+				const REAL *restrict m = a->mean ? a->mean + u.c0 : NULL;
+				const REAL *restrict xr = x ? x + q * len : NULL;
+				if (a->what == CL_SUM) {
+					for (size_t k = 0; k < len; k++)
+						sr[k] += xr[k];
+				} else if (a->what == CL_SQDEV) {
+					for (size_t k = 0; k < len; k++) {
+						Acc d = (Acc)xr[k] - (Acc)m[k];
+						sr[k] += d * d;
+					}
+				} else {
+					const REAL *restrict gr = g + q * len;
+					for (size_t k = 0; k < len; k++)
+						sr[k] += gr[k];
+					for (size_t k = 0; xr && k < len; k++)
+						pr[k] += (Acc)gr[k] * ((Acc)xr[k] - (Acc)m[k]);
 				}
 			}
 		}
@@ -1213,7 +1296,7 @@ cl_reduce(ClArgs *a, int what)
 }
 
 int
-FN(cpu_batchnorm_stats_cl)(const REAL *x, int rows, int c, double eps, REAL *mean, REAL *invstd, REAL *var_unbiased,
+FN(cpu_batchnorm_stats_cl)(CpuIn x, int rows, int c, double eps, REAL *mean, REAL *invstd, REAL *var_unbiased,
 	double *part)
 {
 	if (var_unbiased && rows < 2)
@@ -1255,36 +1338,42 @@ cl_apply_rows(void *ctx, size_t r0, size_t r1)
 {
 	const ClArgs *a = ctx;
 	size_t c = (size_t)a->c;
-	REAL scale[CL_FACTORS], shift[CL_FACTORS];
+	REAL scale[CL_FACTORS], shift[CL_FACTORS], xbuf[CPU_F16_RUN], ybuf[CPU_F16_RUN];
 	bool held = c <= CL_FACTORS;
 	for (size_t ch = 0; held && ch < c; ch++) {
 		scale[ch] = cl_scale(a, (int)ch);
 		shift[ch] = a->b ? a->b[ch] : zero;
 	}
-	for (size_t r = r0; r < r1; r++) {
-		const REAL *restrict x = a->x + r * c, *restrict m = a->mean;
-		REAL *restrict y = a->y + r * c;
-		if (held)
-			for (size_t ch = 0; ch < c; ch++)
-				y[ch] = (x[ch] - m[ch]) * scale[ch] + shift[ch];
-		else
-			for (size_t ch = 0; ch < c; ch++)
-				y[ch] = (x[ch] - m[ch]) * cl_scale(a, (int)ch) + (a->b ? a->b[ch] : zero);
-		act_plane(y, c, a->act);
+	for (ClRun u = {.r = r0}; cl_run_next(&u, r1, c);) {
+		size_t at = u.r * c + u.c0, len = u.len, n = u.nr * len;
+		const REAL *x = cl_in(a->x, at, n, xbuf);
+		REAL *y = cl_out_run(a->y, at, ybuf);
+		for (size_t q = 0; q < u.nr; q++) {
+			const REAL *restrict xr = x + q * len, *restrict m = a->mean + u.c0;
+			REAL *restrict yr = y + q * len;
+			if (held)
+				for (size_t k = 0; k < len; k++)
+					yr[k] = (xr[k] - m[k]) * scale[u.c0 + k] + shift[u.c0 + k];
+			else
+				for (size_t k = 0; k < len; k++)
+					yr[k] = (xr[k] - m[k]) * cl_scale(a, (int)(u.c0 + k)) + (a->b ? a->b[u.c0 + k] : zero);
+		}
+		act_plane(y, n, a->act);
+		cl_out(a->y, at, n, y);
 	}
 }
 
 void
-FN(cpu_batchnorm_apply_cl)(const REAL *x, int rows, int c, const REAL *mean, const REAL *invstd, const REAL *w,
-	const REAL *b, REAL *y, Epilogue act)
+FN(cpu_batchnorm_apply_cl)(CpuIn x, int rows, int c, const REAL *mean, const REAL *invstd, const REAL *w,
+	const REAL *b, CpuOut y, Epilogue act)
 {
 	ClArgs a = {.x = x, .rows = rows, .c = c, .mean = mean, .invstd = invstd, .w = w, .b = b, .y = y, .act = act};
 	cpu_parallel_for((size_t)rows, grain_for((size_t)c), cl_apply_rows, &a);
 }
 
 void
-FN(cpu_batchnorm_inference_cl)(const REAL *x, int rows, int c, const REAL *running_mean, const REAL *running_var,
-	double eps, const REAL *w, const REAL *b, REAL *y, Epilogue act)
+FN(cpu_batchnorm_inference_cl)(CpuIn x, int rows, int c, const REAL *running_mean, const REAL *running_var,
+	double eps, const REAL *w, const REAL *b, CpuOut y, Epilogue act)
 {
 	ClArgs a = {.x = x, .rows = rows, .c = c, .mean = running_mean, .var = running_var, .eps = eps, .w = w, .b = b,
 		.y = y, .act = act};
@@ -1300,22 +1389,25 @@ cl_dx_rows(void *ctx, size_t r0, size_t r1)
 	size_t c = (size_t)a->c;
 	const REAL *f = (const REAL *)(a->part + (cl_blocks(a->rows) + 1) * 2 * c);
 	const REAL *proj = f, *gmean = f + c, *gain = f + 2 * c;
-	REAL gbuf[MASK_RUN];
-	for (size_t r = r0; r < r1; r++)
-		for (size_t c0 = 0; c0 < c; c0 += MASK_RUN) {
-			int len = c - c0 < MASK_RUN ? (int)(c - c0) : MASK_RUN;
-			size_t at = r * c + c0;
-			cl_grad_row(gbuf, a->dy + at, a->act_y ? a->act_y + at : NULL, len, a->pro);
-			const REAL *x = a->x + at, *m = a->mean + c0;
-			REAL *dx = a->dx + at;
-			for (int k = 0; k < len; k++)
-				dx[k] = (gbuf[k] - (x[k] - m[k]) * proj[c0 + (size_t)k] - gmean[c0 + (size_t)k]) * gain[c0 + (size_t)k];
+	REAL xbuf[CPU_F16_RUN], dbuf[CPU_F16_RUN], ybuf[CPU_F16_RUN], gbuf[CPU_F16_RUN], obuf[CPU_F16_RUN];
+	for (ClRun u = {.r = r0}; cl_run_next(&u, r1, c);) {
+		size_t at = u.r * c + u.c0, len = u.len, n = u.nr * len;
+		const REAL *g = cl_grad(a, &u, gbuf, dbuf, ybuf), *x = cl_in(a->x, at, n, xbuf);
+		REAL *dx = cl_out_run(a->dx, at, obuf);
+		for (size_t q = 0; q < u.nr; q++) {
+			const REAL *restrict gr = g + q * len, *restrict xr = x + q * len, *restrict m = a->mean + u.c0;
+			const REAL *restrict pr = proj + u.c0, *restrict gm = gmean + u.c0, *restrict gn = gain + u.c0;
+			REAL *restrict d = dx + q * len;
+			for (size_t k = 0; k < len; k++)
+				d[k] = (gr[k] - (xr[k] - m[k]) * pr[k] - gm[k]) * gn[k];
 		}
+		cl_out(a->dx, at, n, dx);
+	}
 }
 
 void
-FN(cpu_batchnorm_backward_cl)(const REAL *dz, const REAL *act_y, Epilogue pro, const REAL *x, int rows, int c,
-	const REAL *mean, const REAL *invstd, const REAL *w, REAL *dx, REAL *dw, REAL *db, double *part)
+FN(cpu_batchnorm_backward_cl)(CpuIn dz, CpuIn act_y, Epilogue pro, CpuIn x, int rows, int c, const REAL *mean,
+	const REAL *invstd, const REAL *w, CpuOut dx, REAL *dw, REAL *db, double *part)
 {
 	ClArgs a = {.x = x, .dy = dz, .act_y = act_y, .pro = pro, .rows = rows, .c = c, .mean = mean, .invstd = invstd,
 		.w = w, .dx = dx, .part = part};
@@ -1333,12 +1425,12 @@ FN(cpu_batchnorm_backward_cl)(const REAL *dz, const REAL *act_y, Epilogue pro, c
 		gmean[ch] = (REAL)(sdy[ch] / count);
 		gain[ch] = (REAL)(inv * (w ? (Acc)w[ch] : 1));
 	}
-	if (dx)
+	if (dx.p)
 		cpu_parallel_for((size_t)rows, grain_for((size_t)c * 3), cl_dx_rows, &a);
 }
 
 void
-FN(cpu_bias_backward_cl)(const REAL *dz, const REAL *act_y, Epilogue pro, int rows, int c, REAL *db, double *part)
+FN(cpu_bias_backward_cl)(CpuIn dz, CpuIn act_y, Epilogue pro, int rows, int c, REAL *db, double *part)
 {
 	ClArgs a = {.dy = dz, .act_y = act_y, .pro = pro, .rows = rows, .c = c, .part = part};
 	double *tot = cl_reduce(&a, CL_DOT);
@@ -1346,18 +1438,25 @@ FN(cpu_bias_backward_cl)(const REAL *dz, const REAL *act_y, Epilogue pro, int ro
 		db[ch] = (REAL)tot[ch];
 }
 
+/* Global average pooling: over planes of hw (NCHW), or [n, hw, c] images (NHWC, c set). */
+typedef struct {
+	const REAL *x;
+	REAL *y;
+	int hw, c;
+} GapArgs;
+
 /* [n, hw, c] -> [n, c], the mean over hw (in hw order); backward spreads dy / hw. */
 static void
 cl_gap_images(void *ctx, size_t i0, size_t i1)
 {
-	const ClArgs *a = ctx; /* rows = hw per image */
+	const GapArgs *a = ctx;
 	for (size_t img = i0; img < i1; img++) {
-		const REAL *x = a->x + img * (size_t)a->rows * a->c;
+		const REAL *x = a->x + img * (size_t)a->hw * a->c;
 		for (int ch = 0; ch < a->c; ch++) {
 			Acc s = 0;
-			for (int r = 0; r < a->rows; r++)
+			for (int r = 0; r < a->hw; r++)
 				s += x[(size_t)r * a->c + ch];
-			a->y[img * (size_t)a->c + ch] = (REAL)(s / a->rows);
+			a->y[img * (size_t)a->c + ch] = (REAL)(s / a->hw);
 		}
 	}
 }
@@ -1365,7 +1464,7 @@ cl_gap_images(void *ctx, size_t i0, size_t i1)
 void
 FN(cpu_global_avgpool_forward_cl)(const REAL *x, int n, int c, int hw, REAL *y)
 {
-	ClArgs a = {.x = x, .rows = hw, .c = c, .y = y};
+	GapArgs a = {.x = x, .y = y, .hw = hw, .c = c};
 	cpu_parallel_for((size_t)n, grain_for((size_t)hw * c), cl_gap_images, &a);
 }
 
@@ -1374,17 +1473,17 @@ FN(cpu_global_avgpool_forward_cl)(const REAL *x, int n, int c, int hw, REAL *y)
 static void
 cl_gap_bwd_images(void *ctx, size_t i0, size_t i1)
 {
-	const ClArgs *a = ctx; /* rows = hw per image */
+	const GapArgs *a = ctx;
 	for (size_t img = i0; img < i1; img++)
-		for (int r = 0; r < a->rows; r++)
+		for (int r = 0; r < a->hw; r++)
 			for (int ch = 0; ch < a->c; ch++)
-				a->y[(img * (size_t)a->rows + (size_t)r) * a->c + ch] = a->x[img * (size_t)a->c + ch] / (REAL)a->rows;
+				a->y[(img * (size_t)a->hw + (size_t)r) * a->c + ch] = a->x[img * (size_t)a->c + ch] / (REAL)a->hw;
 }
 
 void
 FN(cpu_global_avgpool_backward_cl)(const REAL *dy, int n, int c, int hw, REAL *dx)
 {
-	ClArgs a = {.x = dy, .rows = hw, .c = c, .y = dx};
+	GapArgs a = {.x = dy, .y = dx, .hw = hw, .c = c};
 	cpu_parallel_for((size_t)n, grain_for((size_t)hw * c), cl_gap_bwd_images, &a);
 }
 
@@ -1806,11 +1905,6 @@ FN(cpu_avgpool2d_backward)(const CpuPool *p, const REAL *dy, REAL *dx)
 	pool_run(avgpool_bwd_planes, p, NULL, dy, NULL, dx);
 }
 
-typedef struct {
-	const REAL *x;
-	REAL *y;
-	int hw;
-} GapArgs;
 
 /* Item pl = img*c + ch: the mean of plane pl (forward) or its gradient spread (backward). */
 static void
