@@ -915,7 +915,8 @@ exec_f16_kinds(const Plan *p, const PlanProgram *prog, int *raw, int *widened)
  * operands', are rounded back by narrow()). The first operand's copy is at the start of the
  * area, where nothing else of its step goes: a step whose first operand is the previous
  * step's (a convolution's backward-filter pass after its backward-data pass, both reading
- * dy) finds it there still (Exec.wide_first) and is not widened again. */
+ * dy) finds it there still (Exec.wide_first) and is not widened again (unless
+ * NNC_CPU_F16=widen, which widens every fp16 operand of every step). */
 static void
 widen(K *k)
 {
@@ -932,7 +933,7 @@ widen(K *k)
 			continue;
 		}
 		k->in[i] = k->e->wide + at;
-		if (i > 0 || k->s->in[0] != k->e->wide_first)
+		if (i > 0 || k->s->in[0] != k->e->wide_first || k->e->f16_widen)
 			to_f32((const nnc_half *)exec_f32(k->e, k->s->in[i]), k->in[i], numel(t));
 		if (i == 0 && !nnc_writes(k->s->op, 0))
 			first = k->s->in[0];
