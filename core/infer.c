@@ -90,7 +90,7 @@ nnc_state_kind(const char *kind)
 }
 
 const char *const nnc_initializers[] = {"zeros", "ones", "he_normal", "he_uniform", "xavier_normal",
-	"xavier_uniform", "torch_default", NULL};
+	"xavier_uniform", "torch_default", "dirac", "whiten", NULL};
 
 static void
 declare(InferResult *r, const char *suffix, const char *kind, Type t, const char *init, bool trainable)
@@ -198,6 +198,14 @@ infer_conv2d(const OpSig *in, int batch, InferResult *r)
 		!attr_i(in, "frozen_weight"));
 	if (attr_i(in, "bias"))
 		declare(r, "bias", "bias", type_make(x->dtype, LY_C, 1, &cout), attr_s(in, "bias_init"), true);
+	/* whiten (runtime/whiten.c): one filter per eigenvector of the input's patch moments, and
+	 * its negation when there are twice as many filters; the patches are the image's */
+	int64_t taps = cin * k->i[0] * k->i[1];
+	if (!strcmp(attr_s(in, "weight_init"), "whiten") && (g != 1 || (cout != taps && cout != 2 * taps)))
+		return fail(r, "conv2d: weight_init=\"whiten\" needs one group and channels = %lld or %lld (the patch size %lld x "
+		               "%lld x %lld, and twice that for the negated filters), got %lld",
+			(long long)taps, (long long)(2 * taps), (long long)cin, (long long)k->i[0], (long long)k->i[1],
+			(long long)cout);
 	int64_t f[6] = {cout, cin / g, k->i[0], k->i[1], d[2], d[3]};
 	r->macs = bounded_product(6, f);
 	return true;
@@ -878,6 +886,10 @@ infer_op(const OpSig *in, int batch, InferResult *r)
 		if (bounded_product(r->params[i].type.rank, r->params[i].type.dim) < 0)
 			return fail(r, "%s: %s too large (over 2^%d elements)", nnc_ops[in->op].name, r->params[i].suffix,
 				MAX_ELEMS_LOG2);
+	for (int i = 0; i < r->nparams; i++)
+		if ((!strcmp(r->params[i].init, "dirac") || !strcmp(r->params[i].init, "whiten")) &&
+		    (in->op != OP_conv2d || strcmp(r->params[i].kind, "weight")))
+			return fail(r, "%s: initializer '%s' is for conv2d weights only", nnc_ops[in->op].name, r->params[i].init);
 	for (int i = 0; i < r->nparams; i++)
 		if (!known_init(r->params[i].init)) {
 			int k = snprintf(r->err, sizeof r->err, "%s: unknown initializer '%s' for the %s (known:", nnc_ops[in->op].name,

@@ -1670,6 +1670,21 @@ exec_copy_torch(const Type *t, const void *src, void *dst, bool to_torch)
 	relayout_es(&from, src, dst, es);
 }
 
+/* PyTorch's nn.init.dirac_ on the first min(out, in) filters of the filter W of type T (in
+ * PyTorch's [out, in, kh, kw] order): each all zeros but its own input channel's centre tap, 1,
+ * so that the convolution starts as the identity on those channels (airbench's init); the
+ * other filters keep what they were drawn with. */
+static void
+dirac(const Type *t, float *w)
+{
+	int64_t out = t->dim[0], in = t->dim[1], kh = t->dim[2], kw = t->dim[3];
+	for (int64_t o = 0; o < out && o < in; o++) {
+		float *f = w + o * in * kh * kw;
+		memset(f, 0, (size_t)(in * kh * kw) * sizeof *f);
+		f[(o * kh + kh / 2) * kw + kw / 2] = 1;
+	}
+}
+
 void
 exec_init_params(Exec *e, uint64_t seed)
 {
@@ -1684,9 +1699,8 @@ exec_init_params(Exec *e, uint64_t seed)
 		bool is_bias = strcmp(q->kind, "bias") == 0;
 		const char *init = q->init;
 		float *dst = v;
-		bool half = p->values[q->value].dtype == DT_F16;
-		if (half || type_channels_last(&p->values[q->value]))
-			v = e->view; /* initialise in f32, then round into the f16 storage */
+		if (p->values[q->value].dtype == DT_F16 || type_channels_last(&p->values[q->value]))
+			v = e->view; /* initialise in f32, PyTorch's order, then store (exec_store_torch) */
 		for (size_t k = 0; k < n; k++) {
 			double x;
 			if (!strcmp(init, "zeros"))
@@ -1701,21 +1715,35 @@ exec_init_params(Exec *e, uint64_t seed)
 				x = normal01(&r) * sqrt(2 / (fi + fo));
 			else if (!strcmp(init, "xavier_uniform"))
 				x = (2 * uniform01(&r) - 1) * sqrt(6 / (fi + fo));
-			else /* torch_default: kaiming_uniform(a = sqrt(5)) for weights, U(+-1/sqrt(fan_in)) for biases */
+			else /* torch_default: kaiming_uniform(a = sqrt(5)) for weights, U(+-1/sqrt(fan_in)) for biases;
+			      * dirac and whiten start from it (below; whiten: runtime/whiten.c, when training) */
 				x = (2 * uniform01(&r) - 1) * (is_bias ? 1 / sqrt(fi) : sqrt(6 / (6 * fi)));
 			v[k] = (float)x;
 		}
-		const Type *t = &p->values[q->value];
-		if (!type_channels_last(t)) {
-			if (half)
-				half_from_float_n(v, (nnc_half *)dst, n);
-			continue;
-		}
-		/* A channels-last filter, drawn in PyTorch's order above (so one seed gives one network
-		 * in any layout), in Exec.view; f16 ones are rounded into the widening area, which holds
-		 * any f16 operand of a step, this one's among them. */
-		if (half)
-			half_from_float_n(v, (nnc_half *)e->wide, n);
-		exec_copy_torch(t, half ? (const void *)e->wide : (const void *)v, dst, false);
+		if (!strcmp(init, "dirac"))
+			dirac(&p->values[q->value], v);
+		exec_store_torch(e, q->value, v, dst);
 	}
+}
+
+/* Value VALUE initialised in PyTorch's order as f32 in V (Exec.view where it is stored in fp16
+ * or channels-last) into its storage DST: rounded to fp16, and a channels-last filter (drawn in
+ * PyTorch's order, so that one seed gives one network in any layout) transposed, through the
+ * widening area for an fp16 one. */
+void
+exec_store_torch(Exec *e, int value, const float *v, void *dst)
+{
+	const Type *t = &e->plan->values[value];
+	size_t n = numel(t);
+	bool half = t->dtype == DT_F16;
+	if (!type_channels_last(t)) {
+		if (half)
+			half_from_float_n(v, (nnc_half *)dst, n);
+		else if (dst != v)
+			memcpy(dst, v, n * sizeof(float));
+		return;
+	}
+	if (half)
+		half_from_float_n(v, (nnc_half *)e->wide, n);
+	exec_copy_torch(t, half ? (const void *)e->wide : (const void *)v, dst, false);
 }

@@ -91,8 +91,12 @@ bool exec_check_numerics(Exec *e);
  * source lines, most affected first. */
 void exec_numerics_report(const Exec *e, FILE *out);
 
-/* Fills every parameter from its initializer, deterministically from SEED. */
+/* Fills every parameter from its initializer, deterministically from SEED (weight_init
+ * "whiten" as torch_default: runtime/whiten.h sets it from the data when training starts). */
 void exec_init_params(Exec *e, uint64_t seed);
+/* Stores VALUE's f32 elements V, in PyTorch's order, into its storage DST (exec_f32(e, VALUE)),
+ * rounding and transposing as its type needs; V may be Exec.view. */
+void exec_store_torch(Exec *e, int value, const float *v, void *dst);
 /* Runs every step of PROG in order. Returns false with the failing step, its kernel and its
  * .nn source location in err (e.g. a label outside the model's classes). */
 bool exec_run(Exec *e, const PlanProgram *prog, char *err, size_t errlen);

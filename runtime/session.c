@@ -1,6 +1,7 @@
 /* Whole runs on either backend (runtime/session.h): training with its epochs, evaluation,
  * metrics, checkpoints and resume; evaluation of saved weights; timing. */
 #include "runtime/session.h"
+#include "runtime/whiten.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -232,6 +233,10 @@ train_open(Train *t, const Plan *p, const SessionOptions *o)
 	}
 	warn_fp16_optimizer(log, p);
 	exec_init_params(&t->e, (uint64_t)p->recipe.seed);
+	if (!o->weights && !o->resume && !whiten_init(&t->e, &t->data, cfg.mean, cfg.std, err, sizeof err)) {
+		fprintf(log, "%s: error: %s\n", o->plan_path, err);
+		return SESSION_FAILED;
+	}
 	if ((o->weights && !weights_load(&t->e, o->weights, false, &t->rs, err, sizeof err)) ||
 	    (o->resume && !weights_load(&t->e, o->resume, true, &t->rs, err, sizeof err))) {
 		fprintf(log, "%s\n", err);

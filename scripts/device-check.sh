@@ -26,20 +26,9 @@ mkdir -p "$out"
 parts=",${1:-tests,train},"
 log=$([ "$parts" = ",bench," ] && echo device-bench.log || echo device-check.log)
 exec > >(tee "$out/$log") 2>&1
-[ -f .device/bin.tar.xz ] || { echo "device-check: no .device/bin.tar.xz; run scripts/device-pack.sh here and carry .device"; exit 1; }
-work=/tmp/device-check-bin
-rm -rf $work && mkdir -p $work && tar -C $work -xJf .device/bin.tar.xz
-bin=$work/bin
-
 echo "== machine"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
-# cuDNN and cuBLAS: the toolkit's, or PyTorch's wheels' (nvidia/*/lib) where the toolkit has none.
-wheels=$(python3 -c 'import glob, os, nvidia; print(":".join(sorted(glob.glob(os.path.join(list(nvidia.__path__)[0], "*", "lib")))))' 2>/dev/null || true)
-export LD_LIBRARY_PATH="$work/lib:/usr/local/cuda/lib64:${wheels}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-if ldd $bin/nnrun | grep "not found"; then
-	echo "device-check: libraries missing (above)"
-fi
-gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
+. scripts/device-env.sh
 
 probe=skipped ops=skipped nhwc=skipped direct=skipped resume=skipped resident=skipped
 secs() { echo $(($(date +%s) - $1))s; }

@@ -33,17 +33,11 @@ die() {
 	exit 1
 }
 
-# The official SHA-256 of each file.
+# The official SHA-256 of each file (scripts/cifar10.sha256, also read by device-data.sh).
 official_sha() {
-	case "$1" in
-	data_batch_1.bin) echo cee916563c9f80d84e3cc88e17fdc0941787f1244f00a67874d45b261883ada5 ;;
-	data_batch_2.bin) echo a591ca11fa1708a91ee40f54b3da4784ccd871ecf2137de63f51ada8b3fa57ed ;;
-	data_batch_3.bin) echo bbe8596564c0f86427f876058170b84dac6670ddf06d79402899d93ceea26f67 ;;
-	data_batch_4.bin) echo 014e562d6e23c72197cc727519169a60359f5eccd8945ad5a09d710285ff4e48 ;;
-	data_batch_5.bin) echo 755304fc0b379caeae8c14f0dac912fbc7d6cd469eb67a1029a08a39453a9add ;;
-	test_batch.bin) echo 8e2eb146ae340b09e24670f29cabc6326dba54da8789dab6768acf480273f65b ;;
-	*) die "internal: no checksum for $1" ;;
-	esac
+	sum=$(awk -v f="$1" '$2 == f { print $1 }' "$ROOT/scripts/cifar10.sha256")
+	[ -n "$sum" ] || die "internal: no checksum for $1 in scripts/cifar10.sha256"
+	echo "$sum"
 }
 
 sha_of() {
