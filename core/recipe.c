@@ -39,6 +39,7 @@ static const Field fields[] = {
 	FIELD("label_smoothing", F_DOUBLE, label_smoothing, NULL),
 	FIELD("augment.crop_padding", F_INT, crop_padding, NULL),
 	FIELD("augment.flip", F_BOOL, flip, NULL),
+	FIELD("augment.alternate_flip", F_BOOL, alternate_flip, NULL),
 	FIELD("augment.cutout", F_INT, cutout, NULL),
 	FIELD("seed", F_LONG, seed, NULL),
 };

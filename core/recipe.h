@@ -32,6 +32,7 @@ typedef struct Recipe {
 	double label_smoothing;   /* < 0: keep the model's */
 	int crop_padding;         /* random crop with this zero padding; 0: off */
 	bool flip;                /* random horizontal flip */
+	bool alternate_flip;      /* with flip: each image flipped in every other epoch (airbench) */
 	int cutout;               /* cutout square size; 0: off */
 	long seed;
 } Recipe;

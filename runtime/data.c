@@ -297,6 +297,7 @@ fill_slice(const CifarLoader *l, const Job *j, int32_t i0, int32_t i1)
 			uint64_t pos = j->pos + (uint64_t)i;
 			uint32_t idx = l->perm[pos];
 			CifarAug a = cifar_aug_draw(&l->cfg, j->epoch, pos);
+			a.flip = nnc_flip_of(l->cfg.seed, l->cfg.flip, j->epoch, idx, a.flip);
 			cifar_render(l, d->images[CIFAR_TRAIN] + (size_t)idx * CIFAR_IMAGE_BYTES, &a, out);
 			j->y[i] = d->labels[CIFAR_TRAIN][idx];
 		} else {
@@ -467,8 +468,8 @@ cifar_loader_init(CifarLoader *l, const CifarData *d, const CifarConfig *cfg, ch
 		       CIFAR_SIDE);
 		return -1;
 	}
-	if (cfg->flip != 0 && cfg->flip != 1) {
-		seterr(err, errlen, "CIFAR-10 loader: flip must be 0 or 1, got %d", cfg->flip);
+	if (cfg->flip < 0 || cfg->flip > 2) {
+		seterr(err, errlen, "CIFAR-10 loader: flip must be 0, 1 or 2 (alternating), got %d", cfg->flip);
 		return -1;
 	}
 	if (cfg->threads < 1 || cfg->threads > CIFAR_MAX_THREADS) {

@@ -18,6 +18,7 @@
 #define NNC_GOLDEN 0x9e3779b97f4a7c15ULL
 #define NNC_PERM_DOMAIN 0x7065726d75746531ULL /* "permute1" */
 #define NNC_AUG_DOMAIN 0x6175676d656e7431ULL  /* "augment1" */
+#define NNC_FLIP_DOMAIN 0x666c697068616c66ULL /* "fliphalf" */
 
 static inline NNC_HD uint64_t
 nnc_mix64(uint64_t z)
@@ -94,6 +95,21 @@ nnc_aug_draw(uint64_t seed, int crop_pad, int side, uint64_t epoch, uint64_t pos
 	a.cy = (int)nnc_rng_below(&s, (uint32_t)side);
 	a.cx = (int)nnc_rng_below(&s, (uint32_t)side);
 	return a;
+}
+
+/* Whether training image IMAGE is flipped in EPOCH under flip MODE: 0 never; 1 the draw's bit
+ * DRAWN (each image, each epoch, at random); 2 alternating (airbench's): a random half of the
+ * images, fixed by the seed (the stream at key3(seed ^ FLIP_DOMAIN, 0, image)), in even
+ * epochs and exactly the other half in odd ones, so that over any two epochs every image is
+ * seen both ways. */
+static inline NNC_HD int
+nnc_flip_of(uint64_t seed, int mode, uint64_t epoch, uint64_t image, int drawn)
+{
+	if (mode == 2) {
+		uint64_t s = nnc_key3(seed ^ NNC_FLIP_DOMAIN, 0, image);
+		return (int)(nnc_rng_u32(&s) >> 31) ^ (int)(epoch & 1);
+	}
+	return mode ? drawn : 0;
 }
 
 #endif

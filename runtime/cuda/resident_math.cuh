@@ -107,7 +107,7 @@ render_at(const DataDev &d, int train, int split, uint64_t epoch, uint64_t posit
 	AugDraw a = aug_draw(d.seed, d.crop_pad, epoch, pos);
 	int pad = d.crop_pad;
 	int dy = pad ? a.dy - pad : 0, dx = pad ? a.dx - pad : 0;
-	int flip = d.flip ? a.flip : 0;
+	int flip = nnc_flip_of(d.seed, d.flip, epoch, (uint64_t)idx, a.flip);
 	int sy = yy + dy, sx = (flip ? D_SIDE - 1 - xx : xx) + dx;
 	float v = sy >= 0 && sy < D_SIDE && sx >= 0 && sx < D_SIDE ? lut[plane[sy * D_SIDE + sx]] : lut[0];
 	int side = d.cutout;

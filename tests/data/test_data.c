@@ -6,6 +6,7 @@
  * evaluation batches, and every error message, text for text. Deterministic; well under 1 s. */
 #include <math.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "runtime/data.h"
+#include "runtime/splitmix.h"
 #include "tests/check.h"
 
 
@@ -638,6 +640,45 @@ test_batches(const CifarData *d)
 	cifar_loader_free(&l);
 }
 
+/* Alternating flip (flip = 2, runtime/splitmix.h nnc_flip_of): every image is rendered
+ * mirrored in exactly one of two consecutive epochs, about half of them in each, the same
+ * half for a seed; mode 1 keeps the draw's bit and mode 0 never flips. */
+static void
+test_alternating_flip(const CifarData *d)
+{
+	char err[256];
+	enum { N = 5 * R };
+	static float x[2][N * CIFAR_IMAGE_BYTES];
+	int32_t y[N];
+	CifarConfig c;
+	cifar_config_default(&c, N, 99);
+	c.shuffle = 0; /* slot i is image i in every epoch */
+	c.flip = 2;
+	CifarLoader l;
+	CHECK(cifar_loader_init(&l, d, &c, err, sizeof err) == 0);
+	cifar_loader_next(&l, x[0], y);
+	cifar_loader_next(&l, x[1], y);
+	int once = 0, first = 0;
+	for (int i = 0; i < N; i++) {
+		const float *a = x[0] + (size_t)i * CIFAR_IMAGE_BYTES, *b = x[1] + (size_t)i * CIFAR_IMAGE_BYTES;
+		bool mirror = true, same = true;
+		for (int e = 0; e < CIFAR_IMAGE_BYTES; e++) {
+			int col = e % 32;
+			mirror &= a[e] == b[e - col + 31 - col];
+			same &= a[e] == b[e];
+		}
+		once += mirror && !same;
+		first += nnc_flip_of(c.seed, 2, 0, (uint64_t)i, 0);
+		CHECK(nnc_flip_of(c.seed, 2, 0, (uint64_t)i, 0) != nnc_flip_of(c.seed, 2, 1, (uint64_t)i, 1));
+		CHECK(nnc_flip_of(c.seed, 2, 2, (uint64_t)i, 1) == nnc_flip_of(c.seed, 2, 0, (uint64_t)i, 0));
+	}
+	CHECK(once == N);
+	CHECK(first > N / 4 && first < 3 * N / 4);
+	CHECK(nnc_flip_of(c.seed, 1, 3, 5, 1) == 1 && nnc_flip_of(c.seed, 1, 3, 5, 0) == 0);
+	CHECK(nnc_flip_of(c.seed, 0, 3, 5, 1) == 0);
+	cifar_loader_free(&l);
+}
+
 static void
 test_eval(const CifarData *d)
 {
@@ -704,7 +745,7 @@ test_config_errors(const CifarData *d)
 	BAD(c.batch = 36, "CIFAR-10 loader: batch size 36 must be 1 to 35 (the training images)");
 	BAD(c.crop_pad = -1, "CIFAR-10 loader: crop padding -1 must be 0 to 32");
 	BAD(c.cutout = 33, "CIFAR-10 loader: cutout size 33 must be 0 to 32");
-	BAD(c.flip = 2, "CIFAR-10 loader: flip must be 0 or 1, got 2");
+	BAD(c.flip = 3, "CIFAR-10 loader: flip must be 0, 1 or 2 (alternating), got 3");
 	BAD(c.threads = 0, "CIFAR-10 loader: thread count 0 must be 1 to 64");
 	BAD(c.threads = 65, "CIFAR-10 loader: thread count 65 must be 1 to 64");
 	BAD(c.std[1] = 0.0f, "CIFAR-10 loader: channel 1: std must be > 0 and mean a number");
@@ -744,6 +785,7 @@ main(void)
 	test_geometry(&d);
 	test_permutation();
 	test_batches(&d);
+	test_alternating_flip(&d);
 	test_eval(&d);
 	test_config_errors(&d);
 	cifar_close(&d);
