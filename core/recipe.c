@@ -10,7 +10,7 @@
 #include <string.h>
 #include <yaml.h>
 
-typedef enum { F_DOUBLE, F_INT, F_LONG, F_BOOL, F_CHOICE, F_INTLIST } FieldType;
+typedef enum { F_DOUBLE, F_INT, F_LONG, F_BOOL, F_CHOICE, F_INTLIST, F_POINTS } FieldType;
 
 typedef struct {
 	const char *key;
@@ -30,10 +30,11 @@ static const Field fields[] = {
 	FIELD("beta1", F_DOUBLE, beta1, NULL),
 	FIELD("beta2", F_DOUBLE, beta2, NULL),
 	FIELD("eps", F_DOUBLE, eps, NULL),
-	FIELD("schedule", F_CHOICE, schedule, "constant step cosine linear"),
+	FIELD("schedule", F_CHOICE, schedule, "constant step cosine linear piecewise"),
 	FIELD("warmup_epochs", F_DOUBLE, warmup_epochs, NULL),
 	FIELD("milestones", F_INTLIST, milestones, NULL),
 	FIELD("gamma", F_DOUBLE, gamma, NULL),
+	FIELD("lr_points", F_POINTS, lr_points, NULL),
 	FIELD("epochs", F_INT, epochs, NULL),
 	FIELD("batch", F_INT, batch, NULL),
 	FIELD("label_smoothing", F_DOUBLE, label_smoothing, NULL),
@@ -178,6 +179,34 @@ recipe_set(Recipe *r, const char *key, const char *v, char *err, size_t errlen)
 		}
 		break;
 	}
+	case F_POINTS: {
+		/* "[0, 0.2, 0.23, 1, 1, 0.07]": (fraction, factor) pairs */
+		int n = 0;
+		bool ok = true;
+		for (const char *s = v; *s && ok;) {
+			while (*s == ' ' || *s == '[' || *s == ',' || *s == ']')
+				s++;
+			if (!*s)
+				break;
+			char *end;
+			errno = 0;
+			double x = strtod(s, &end);
+			ok = end != s && errno == 0 && isfinite(x) && x >= 0 && n < 2 * RECIPE_MAX_POINTS;
+			if (ok)
+				r->lr_points[n++] = x;
+			s = end;
+		}
+		for (int i = 0; ok && i < n; i += 2)
+			ok = r->lr_points[i] <= 1 && (i == 0 ? r->lr_points[i] == 0 : r->lr_points[i] > r->lr_points[i - 2]);
+		if (!ok || n < 4 || n % 2 || r->lr_points[n - 2] != 1) {
+			snprintf(err, errlen, "recipe setting '%s' needs 2 to %d (fraction, factor) pairs like [0, 0.2, 0.23, 1, 1, "
+			                      "0.07]: fractions rising from 0 to 1, factors >= 0; got '%s'",
+				key, RECIPE_MAX_POINTS, v);
+			return false;
+		}
+		r->nlr_points = n;
+		break;
+	}
 	}
 	const char *bad = check_range(r, key);
 	if (bad) {
@@ -210,6 +239,14 @@ recipe_print(FILE *out, const Recipe *r, const char *indent)
 				fprintf(out, "%s%d", k ? ", " : "", r->milestones[k]);
 			fputc(']', out);
 			break;
+		case F_POINTS: {
+			char b[32];
+			fputc('[', out);
+			for (int k = 0; k < r->nlr_points; k++)
+				fprintf(out, "%s%s", k ? ", " : "", double_str(b, r->lr_points[k]));
+			fputc(']', out);
+			break;
+		}
 		}
 		fputc('\n', out);
 	}
@@ -227,6 +264,14 @@ recipe_lr(const Recipe *r, double e)
 		return r->lr * 0.5 * (1 + cos(M_PI * t));
 	if (!strcmp(r->schedule, "linear"))
 		return r->lr * (1 - t);
+	if (!strcmp(r->schedule, "piecewise") && r->nlr_points >= 4) {
+		const double *q = r->lr_points;
+		int i = 0;
+		while (i + 4 < r->nlr_points && t > q[i + 2])
+			i += 2;
+		double u = (t - q[i]) / (q[i + 2] - q[i]);
+		return r->lr * (q[i + 1] + (q[i + 3] - q[i + 1]) * (u < 0 ? 0 : u > 1 ? 1 : u));
+	}
 	if (!strcmp(r->schedule, "step")) {
 		double lr = r->lr;
 		for (int i = 0; i < r->nmilestones; i++)

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
-enum { RECIPE_MAX_MILESTONES = 8 };
+enum { RECIPE_MAX_MILESTONES = 8, RECIPE_MAX_POINTS = 8 };
 
 typedef struct Recipe {
 	char optimizer[16];       /* sgd | adam | adamw */
@@ -22,11 +22,15 @@ typedef struct Recipe {
 	double weight_decay;
 	bool decay_bn_and_bias;   /* apply weight decay to batch-norm parameters and biases too */
 	double beta1, beta2, eps; /* adam, adamw */
-	char schedule[16];        /* constant | step | cosine | linear */
+	char schedule[16];        /* constant | step | cosine | linear | piecewise */
 	double warmup_epochs;     /* linear warm-up from 0 over this many epochs */
 	int milestones[RECIPE_MAX_MILESTONES]; /* step: epochs at which lr *= gamma */
 	int nmilestones;
 	double gamma;
+	/* piecewise: lr times a factor interpolated linearly between points (fraction of the
+	 * training after warm-up, factor), fractions rising from 0 to 1: [f0, v0, f1, v1, ...] */
+	double lr_points[2 * RECIPE_MAX_POINTS];
+	int nlr_points;           /* numbers in lr_points (twice the points) */
 	int epochs;
 	int batch;
 	double label_smoothing;   /* < 0: keep the model's */
