@@ -325,6 +325,12 @@ main(int argc, char **argv)
 		arena_free(&arena);
 		return rc;
 	}
+	char rerr[256];
+	if (!recipe_check(&o.recipe, rerr, sizeof rerr)) {
+		fprintf(stderr, "nnc: error: %s\n", rerr);
+		arena_free(&arena);
+		return NNC_EUSER;
+	}
 
 	Diag diag;
 	diag_init(&diag, stderr);

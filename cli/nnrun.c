@@ -256,6 +256,10 @@ load_plan(const Opts *o, Plan *plan, Arena *a)
 			return false;
 		}
 	}
+	if (!recipe_check(&plan->recipe, err, sizeof err)) {
+		fprintf(stderr, "nnrun: %s\n", err);
+		return false;
+	}
 	return true;
 }
 

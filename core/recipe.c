@@ -198,7 +198,7 @@ recipe_set(Recipe *r, const char *key, const char *v, char *err, size_t errlen)
 		}
 		for (int i = 0; ok && i < n; i += 2)
 			ok = r->lr_points[i] <= 1 && (i == 0 ? r->lr_points[i] == 0 : r->lr_points[i] > r->lr_points[i - 2]);
-		if (!ok || n < 4 || n % 2 || r->lr_points[n - 2] != 1) {
+		if (!ok || (n > 0 && (n < 4 || n % 2 || r->lr_points[n - 2] != 1))) { /* [] : none */
 			snprintf(err, errlen, "recipe setting '%s' needs 2 to %d (fraction, factor) pairs like [0, 0.2, 0.23, 1, 1, "
 			                      "0.07]: fractions rising from 0 to 1, factors >= 0; got '%s'",
 				key, RECIPE_MAX_POINTS, v);
@@ -211,6 +211,17 @@ recipe_set(Recipe *r, const char *key, const char *v, char *err, size_t errlen)
 	const char *bad = check_range(r, key);
 	if (bad) {
 		snprintf(err, errlen, "recipe setting '%s' = %s %s", key, v, bad);
+		return false;
+	}
+	return true;
+}
+
+bool
+recipe_check(const Recipe *r, char *err, size_t errlen)
+{
+	if (!strcmp(r->schedule, "piecewise") && r->nlr_points == 0) {
+		snprintf(err, errlen, "recipe setting 'schedule' = piecewise needs 'lr_points', (fraction, factor) pairs like "
+		                      "[0, 0.2, 0.23, 1, 1, 0.07]");
 		return false;
 	}
 	return true;

@@ -48,6 +48,9 @@ bool recipe_set(Recipe *r, const char *key, const char *value, char *err, size_t
 /* Loads a YAML mapping of settings (nested `augment:` allowed). Returns false with
  * "file:line:col: error: ..." in err. */
 bool recipe_load(Recipe *r, const char *path, char *err, size_t errlen);
+/* The checks across settings, once all are set: schedule piecewise needs lr_points. Returns
+ * false with a message naming the settings. */
+bool recipe_check(const Recipe *r, char *err, size_t errlen);
 /* Writes the recipe as "key: value" lines, each prefixed by INDENT. */
 void recipe_print(FILE *out, const Recipe *r, const char *indent);
 /* Learning rate at fractional epoch E (0 <= E <= epochs). */

@@ -75,6 +75,13 @@ main(void)
 		CHECK(!recipe_set(&t, "lr_points", bad[i], err, sizeof err));
 		CHECK_MSG(err, "recipe setting 'lr_points' needs 2 to 8 (fraction, factor) pairs");
 	}
+	/* the empty list, which every plan without the schedule carries */
+	Recipe e;
+	recipe_defaults(&e);
+	CHECK(recipe_set(&e, "lr_points", "[]", err, sizeof err) && e.nlr_points == 0);
+	CHECK(recipe_check(&r, err, sizeof err) && recipe_check(&e, err, sizeof err));
+	CHECK(recipe_set(&e, "schedule", "piecewise", err, sizeof err) && !recipe_check(&e, err, sizeof err));
+	CHECK_MSG(err, "'schedule' = piecewise needs 'lr_points'");
 	CHECK(!recipe_set(&r, "schedule", "triangle", err, sizeof err));
 	CHECK_MSG(err, "must be one of: constant step cosine linear piecewise");
 	return check_exit("recipe");
