@@ -247,7 +247,8 @@ load_plan(const Opts *o, Plan *plan, Arena *a)
 			return false;
 		}
 		snprintf(key, sizeof key, "%.*s", (int)(eq - o->sets[i]), o->sets[i]);
-		if (!strcmp(key, "optimizer") || !strcmp(key, "batch") || !strcmp(key, "decay_bn_and_bias")) {
+		if (!strcmp(key, "optimizer") || !strcmp(key, "batch") || !strcmp(key, "decay_bn_and_bias") ||
+		    !strcmp(key, "shift_lr_scale")) {
 			fprintf(stderr, "nnrun: '%s' is fixed when the plan is compiled; use nnc compile --set %s\n", key, o->sets[i]);
 			return false;
 		}

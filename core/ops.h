@@ -202,7 +202,11 @@ typedef enum { AK_INT, AK_INT2, AK_FLOAT, AK_BOOL, AK_STR, AK_DTYPE } AttrKind;
 #define NNC_ATTRS_slice(A) A(axis, AK_INT, 1, 0, NULL) A(start, AK_INT, 1, 0, NULL) A(size, AK_INT, 1, 0, NULL)
 #define NNC_ATTRS_softmax_bwd(A)
 #define NNC_ATTRS_sce_bwd(A) A(label_smoothing, AK_FLOAT, 1, 0, NULL)
-#define NNC_ATTRS_sgd_update(A) A(decay, AK_BOOL, 0, 1, NULL) A(unscale, AK_BOOL, 0, 0, NULL)
+/* lr_scale: this parameter's learning rate is the step's times lr_scale, and its weight decay
+ * coefficient divided by it, so that the decay per step stays the others' (recipe
+ * shift_lr_scale: airbench's batch-norm biases) */
+#define NNC_ATTRS_sgd_update(A) \
+	A(decay, AK_BOOL, 0, 1, NULL) A(unscale, AK_BOOL, 0, 0, NULL) A(lr_scale, AK_FLOAT, 0, 1, NULL)
 #define NNC_ATTRS_adam_update(A) \
 	A(decoupled, AK_BOOL, 0, 0, NULL) A(decay, AK_BOOL, 0, 1, NULL) A(unscale, AK_BOOL, 0, 0, NULL) \
 	A(min_eps, AK_FLOAT, 0, 0, NULL)

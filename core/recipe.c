@@ -27,6 +27,7 @@ static const Field fields[] = {
 	FIELD("nesterov", F_BOOL, nesterov, NULL),
 	FIELD("weight_decay", F_DOUBLE, weight_decay, NULL),
 	FIELD("decay_bn_and_bias", F_BOOL, decay_bn_and_bias, NULL),
+	FIELD("shift_lr_scale", F_DOUBLE, shift_lr_scale, NULL),
 	FIELD("beta1", F_DOUBLE, beta1, NULL),
 	FIELD("beta2", F_DOUBLE, beta2, NULL),
 	FIELD("eps", F_DOUBLE, eps, NULL),
@@ -42,6 +43,7 @@ static const Field fields[] = {
 	FIELD("augment.flip", F_BOOL, flip, NULL),
 	FIELD("augment.alternate_flip", F_BOOL, alternate_flip, NULL),
 	FIELD("augment.cutout", F_INT, cutout, NULL),
+	FIELD("tta", F_INT, tta, NULL),
 	FIELD("seed", F_LONG, seed, NULL),
 };
 #undef FIELD
@@ -55,6 +57,7 @@ recipe_defaults(Recipe *r)
 	r->momentum = 0.9;
 	r->weight_decay = 5e-4;
 	r->decay_bn_and_bias = true;
+	r->shift_lr_scale = 1;
 	r->beta1 = 0.9;
 	r->beta2 = 0.999;
 	r->eps = 1e-8;
@@ -92,6 +95,8 @@ check_range(const Recipe *r, const char *key)
 {
 	if (!strcmp(key, "lr") && !(r->lr >= 0))
 		return "must be >= 0";
+	if (!strcmp(key, "shift_lr_scale") && !(r->shift_lr_scale > 0))
+		return "must be positive";
 	if ((!strcmp(key, "momentum") && !(r->momentum >= 0 && r->momentum < 1)) ||
 	    (!strcmp(key, "beta1") && !(r->beta1 >= 0 && r->beta1 < 1)) ||
 	    (!strcmp(key, "beta2") && !(r->beta2 >= 0 && r->beta2 < 1)))
@@ -101,6 +106,8 @@ check_range(const Recipe *r, const char *key)
 		return "must be positive (or zero where that means off)";
 	if ((!strcmp(key, "epochs") && r->epochs <= 0) || (!strcmp(key, "batch") && (r->batch <= 0 || r->batch > 65536)))
 		return "must be a positive integer (batch at most 65536)";
+	if (!strcmp(key, "tta") && (r->tta < 0 || r->tta > 2))
+		return "must be 0 (off), 1 (flip) or 2 (flip and one-pixel translations)";
 	if (!strcmp(key, "label_smoothing") && !(r->label_smoothing < 1))
 		return "must be below 1 (negative: keep the model's)";
 	if ((!strcmp(key, "augment.crop_padding") && (r->crop_padding < 0 || r->crop_padding > 16)) ||
@@ -219,6 +226,10 @@ recipe_set(Recipe *r, const char *key, const char *v, char *err, size_t errlen)
 bool
 recipe_check(const Recipe *r, char *err, size_t errlen)
 {
+	if (strcmp(r->optimizer, "sgd") && r->shift_lr_scale != 1) {
+		snprintf(err, errlen, "recipe setting 'shift_lr_scale' is for optimizer sgd, not %s", r->optimizer);
+		return false;
+	}
 	if (!strcmp(r->schedule, "piecewise") && r->nlr_points == 0) {
 		snprintf(err, errlen, "recipe setting 'schedule' = piecewise needs 'lr_points', (fraction, factor) pairs like "
 		                      "[0, 0.2, 0.23, 1, 1, 0.07]");

@@ -4,7 +4,7 @@
  * list of keys, so a setting is added in one place.
  *
  * Compile-time settings (they shape the training graph): optimizer, decay_bn_and_bias,
- * batch. Everything else is read by the runtime each step, so nnrun can override it freely. */
+ * shift_lr_scale, batch. Everything else is read by the runtime each step, so nnrun can override it freely. */
 #ifndef NNC_RECIPE_H
 #define NNC_RECIPE_H
 
@@ -21,6 +21,8 @@ typedef struct Recipe {
 	bool nesterov;
 	double weight_decay;
 	bool decay_bn_and_bias;   /* apply weight decay to batch-norm parameters and biases too */
+	double shift_lr_scale;    /* sgd: batch-norm shifts train at lr times this, with the same
+	                           * decay per step (airbench's bias_scaler, 64) */
 	double beta1, beta2, eps; /* adam, adamw */
 	char schedule[16];        /* constant | step | cosine | linear | piecewise */
 	double warmup_epochs;     /* linear warm-up from 0 over this many epochs */
@@ -38,6 +40,8 @@ typedef struct Recipe {
 	bool flip;                /* random horizontal flip */
 	bool alternate_flip;      /* with flip: each image flipped in every other epoch (airbench) */
 	int cutout;               /* cutout square size; 0: off */
+	int tta;                  /* test-time augmentation at evaluation: 0 off, 1 flip, 2 flip and
+	                           * one-pixel translations (airbench's levels; runtime/data.h) */
 	long seed;
 } Recipe;
 

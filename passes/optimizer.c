@@ -6,7 +6,8 @@
  *   sgd:        sgd_update(param, grad, momentum_buffer)
  *   adam/adamw: adam_update(param, grad, exp_avg, exp_avg_sq)   [decoupled=true for adamw]
  * Hyperparameters are read from the run's recipe at run time; `decay=false` marks batch-norm
- * parameters and biases when the recipe excludes them from weight decay. */
+ * parameters and biases when the recipe excludes them from weight decay; `lr_scale` marks the
+ * batch-norm shifts' SGD updates with the recipe's shift_lr_scale. */
 #include <string.h>
 
 #include "compiler/check.h"
@@ -47,6 +48,8 @@ pass_optimizer(Module *m, Diag *d)
 		} else {
 			Value *args[3] = {g->grad_of[i], g->grads[i], state(g, p, "momentum_buffer")};
 			u = inst_build(g, OP_sgd_update, p, 3, args);
+			if (strcmp(kind, "shift") == 0 && r->shift_lr_scale != 1)
+				inst_set_float(u, "lr_scale", r->shift_lr_scale);
 		}
 		u->scope = p->scope;
 		inst_set_bool(u, "decay", decay);

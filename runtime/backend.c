@@ -169,14 +169,17 @@ backend_conv_algo(const Backend *b, int g, int step)
 
 /* The host-fed evaluation: each batch of test images rendered on the host (cifar_eval_batch),
  * padded with label 0 past the last image, run through the evaluation program, and scored on
- * the host from the logits (the padding rows are not counted). */
+ * the host from the logits (the padding rows are not counted). With test-time augmentation
+ * (recipe tta) each batch runs once per view (cifar_tta_view) and is scored from the views'
+ * weighted logits, on either backend (the resident GPU evaluation has no views). */
 bool
 backend_evaluate(Backend *b, Exec *e, CifarLoader *ld, int64_t n_test, Score *sc, char *err, size_t errlen)
 {
 	const Plan *p = e->plan;
 	const PlanProgram *prog = &p->eval;
 	*sc = (Score){0};
-	if (b->resident && b->ops->evaluate) {
+	int tta = e->recipe.tta, views = cifar_tta_views(tta);
+	if (b->resident && b->ops->evaluate && views == 1) {
 		if (!b->ops->evaluate(b, n_test, sc, err, errlen))
 			return false;
 		sc->loss /= sc->count ? (double)sc->count : 1;
@@ -190,15 +193,33 @@ backend_evaluate(Backend *b, Exec *e, CifarLoader *ld, int64_t n_test, Score *sc
 		snprintf(err, errlen, "out of memory");
 		return false;
 	}
+	int k = (int)p->values[prog->logits].dim[1];
+	size_t xn = (size_t)p->batch * CIFAR_IMAGE_BYTES, kn = (size_t)p->batch * (size_t)k;
+	float *base = views > 1 ? malloc((xn + kn) * sizeof *base) : NULL, *sum = base ? base + xn : NULL;
+	if (views > 1 && !base) {
+		free(own);
+		snprintf(err, errlen, "out of memory for test-time augmentation");
+		return false;
+	}
 	bool ok = true;
 	for (int64_t first = 0; ok && first < n_test; first += p->batch) {
-		int32_t valid = cifar_eval_batch(ld, CIFAR_TEST, first, x, y);
+		int32_t valid = cifar_eval_batch(ld, CIFAR_TEST, first, views > 1 ? base : x, y);
 		for (int32_t i = valid; i < p->batch; i++)
 			y[i] = 0; /* padding rows: any class; they are not counted */
-		if (!(ok = backend_run(b, e, prog, err, errlen)))
+		const float *logits = NULL;
+		for (int v = 0; ok && v < views; v++) {
+			if (views > 1)
+				cifar_tta_view(base, p->batch, v, x);
+			if (!(ok = backend_run(b, e, prog, err, errlen)))
+				break;
+			logits = exec_view_f32(e, prog->logits);
+			for (size_t i = 0; views > 1 && i < kn; i++)
+				sum[i] = (v ? sum[i] : 0.0f) + (float)cifar_tta_weight(tta, v) * logits[i];
+		}
+		if (!ok)
 			break;
-		const float *logits = exec_view_f32(e, prog->logits);
-		int k = (int)p->values[prog->logits].dim[1];
+		if (views > 1)
+			logits = sum;
 		float l;
 		if (cpu_softmax_xent_forward_f32(logits, y, valid, k, 0, &l) != 0) {
 			snprintf(err, errlen, "a test label is outside the model's %d classes", k);
@@ -210,6 +231,7 @@ backend_evaluate(Backend *b, Exec *e, CifarLoader *ld, int64_t n_test, Score *sc
 		sc->count += valid;
 	}
 	free(own);
+	free(base);
 	if (!ok)
 		return false;
 	sc->loss /= sc->count ? (double)sc->count : 1;

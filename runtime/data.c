@@ -569,6 +569,47 @@ cifar_loader_advance(CifarLoader *l)
 	normalize_order(l);
 }
 
+/* PyTorch's 'reflect' padding by one pixel: index -1 reads 1, index SIDE reads SIDE - 2. */
+static int
+reflect1(int i)
+{
+	return i < 0 ? -i : i >= CIFAR_SIDE ? 2 * CIFAR_SIDE - 2 - i : i;
+}
+
+void
+cifar_tta_view(const float *x, int32_t n, int view, float *out)
+{
+	const int S = CIFAR_SIDE;
+	int shift = view < 2 ? 0 : view < 4 ? -1 : 1; /* output (y, x) reads input (y + shift, x + shift) */
+	bool mirror = view & 1;
+	for (int32_t i = 0; i < n; i++)
+		for (int c = 0; c < CIFAR_CHANNELS; c++) {
+			const float *p = x + ((size_t)i * CIFAR_CHANNELS + c) * CIFAR_PIXELS;
+			float *o = out + ((size_t)i * CIFAR_CHANNELS + c) * CIFAR_PIXELS;
+			for (int yy = 0; yy < S; yy++)
+				for (int xx = 0; xx < S; xx++) {
+					int sx = mirror ? S - 1 - xx : xx;
+					o[yy * S + xx] = p[reflect1(yy + shift) * S + reflect1(sx + shift)];
+				}
+		}
+}
+
+int
+cifar_tta_views(int level)
+{
+	return level <= 0 ? 1 : level == 1 ? 2 : CIFAR_TTA_MAX_VIEWS;
+}
+
+double
+cifar_tta_weight(int level, int view)
+{
+	if (level <= 0)
+		return 1;
+	if (level == 1)
+		return 0.5;
+	return view < 2 ? 0.25 : 0.125;
+}
+
 int32_t
 cifar_eval_batch(CifarLoader *l, CifarSplit split, int64_t first, float *x, int32_t *y)
 {

@@ -155,6 +155,17 @@ int cifar_loader_seek(CifarLoader *l, CifarOrder o, char *err, size_t errlen);
  * f += k). */
 int32_t cifar_eval_batch(CifarLoader *l, CifarSplit split, int64_t first, float *x, int32_t *y);
 
+/* Test-time augmentation (airbench's, recipe tta): view VIEW of N rendered images X
+ * [n, 3, 32, 32] into OUT: 0 the images, 1 mirrored; 2 translated by one pixel down and right
+ * (the image reflect-padded by one pixel, PyTorch's 'reflect' without the edge pixel repeated,
+ * and cropped at its top-left corner), 3 that mirrored; 4 translated up and left (cropped at
+ * the bottom-right corner), 5 that mirrored. Level 1 averages views 0-1, level 2 weighs views
+ * 0-1 by 1/4 and 2-5 by 1/8 (cifar_tta_weight); cifar_tta_views gives the count. */
+enum { CIFAR_TTA_MAX_VIEWS = 6 };
+void cifar_tta_view(const float *x, int32_t n, int view, float *out);
+int cifar_tta_views(int level);
+double cifar_tta_weight(int level, int view);
+
 /* The building blocks, exposed for tests and tools. */
 
 /* Epoch `epoch`'s order of n images for `seed`: a uniformly random permutation (Fisher-Yates). */

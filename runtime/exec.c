@@ -784,8 +784,9 @@ k_sgd_update(K *k)
 	if (!unscaled(k))
 		return true;
 	const Recipe *r = &k->e->recipe;
-	CpuSgd o = {.lr = k->e->lr, .momentum = r->momentum, .weight_decay = A(k, "decay")->i[0] ? r->weight_decay : 0,
-		.nesterov = r->nesterov};
+	double scale = A(k, "lr_scale")->f; /* core/ops.h; as sgd_now on the GPU */
+	CpuSgd o = {.lr = k->e->lr * scale, .momentum = r->momentum,
+		.weight_decay = A(k, "decay")->i[0] ? r->weight_decay / scale : 0, .nesterov = r->nesterov};
 	cpu_sgd_step_f32(&o, k->e->step + 1, IN(k, 0), IN(k, 1), IN(k, 2), numel(T(k, 0)));
 	return true;
 }

@@ -24,7 +24,7 @@
 #include "core/recipe.h"
 #include "core/types.h"
 
-enum { PLAN_VERSION = 5 };
+enum { PLAN_VERSION = 6 };
 
 
 typedef struct {

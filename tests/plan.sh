@@ -46,7 +46,7 @@ expect cut-lines-edited 1 "cut.plan:[0-9]*: error: missing '" -- "$nnrun" info -
 sed 's/lr: 0.1$/lr: 0.2/' "$plan" >"$tmp/edited.plan"
 expect edited 1 "checksum mismatch" -- "$nnrun" info "$tmp/edited.plan"
 expect edited-allowed 0 "lr: 0.2" -- "$nnrun" info --allow-edited "$tmp/edited.plan"
-refused version 's/^nnc_plan: 5$/nnc_plan: 7/' "plan format version 7, but this nnrun reads version 5"
+refused version 's/^nnc_plan: 6$/nnc_plan: 7/' "plan format version 7, but this nnrun reads version 6"
 refused inconsistent-shape '0,/  - \[f32, nchw, \[16, 8, 16, 16\], /s//  - [f32, nchw, [16, 8, 15, 16], /' "inconsistent plan: train step 0 (conv2d at models/tiny.nn:8:9): result %[0-9]* is declared f32\[16,8,15,16\] nchw but the kernel produces f32\[16,8,16,16\] nchw"
 # channels-last plans (passes/layout.c): layouts are checked as shapes are
 expect compile-nhwc 0 "compiled model 'tiny'" -- "$nnc" compile --batch 16 --layout nhwc models/tiny.nn -o "$tmp/nhwc.plan"

@@ -604,7 +604,8 @@ sgd_conf(const CudaRunState *r, const PlanStep *s)
 {
 	SgdConf o;
 	o.momentum = r->momentum;
-	o.wd = s->attr[nnc_attr_index(OP_sgd_update, "decay")].i[0] ? r->weight_decay : 0;
+	o.lr_scale = s->attr[nnc_attr_index(OP_sgd_update, "lr_scale")].f;
+	o.wd = s->attr[nnc_attr_index(OP_sgd_update, "decay")].i[0] ? r->weight_decay / o.lr_scale : 0;
 	o.nesterov = r->nesterov != 0;
 	return o;
 }

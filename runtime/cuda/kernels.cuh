@@ -148,6 +148,7 @@ cudaError_t dropout_mask(uint64_t key, const StepScalars *s, uint64_t offset, do
 struct SgdConf {
 	double momentum, wd;
 	bool nesterov;
+	double lr_scale; /* the step's lr_scale (core/ops.h): lr times it, wd already divided */
 };
 struct AdamConf {
 	double beta1, beta2, eps, wd;

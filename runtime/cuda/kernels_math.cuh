@@ -261,7 +261,7 @@ HD Sgd
 sgd_now(const SgdConf &c, const StepScalars &s)
 {
 	Sgd o;
-	o.lr_neg = (float)-s.lr;
+	o.lr_neg = (float)-(s.lr * c.lr_scale);
 	o.momentum = (float)c.momentum;
 	o.wd = (float)c.wd;
 	o.nesterov = c.nesterov;

@@ -679,6 +679,47 @@ test_alternating_flip(const CifarData *d)
 	cifar_loader_free(&l);
 }
 
+/* Test-time augmentation views (cifar_tta_view) against their definition on two images of
+ * distinct pixel values: mirrored, and translated by one pixel with PyTorch's reflection at
+ * the borders (index -1 reads 1, 32 reads 30); the weights of each level sum to 1. */
+static void
+test_tta_views(void)
+{
+	enum { N = 2, S = 32 };
+	static float x[N * CIFAR_IMAGE_BYTES], v[N * CIFAR_IMAGE_BYTES];
+	for (int i = 0; i < N * CIFAR_IMAGE_BYTES; i++)
+		x[i] = (float)i;
+#define PX(a, i, c, y, xx) (a)[(((i) * 3 + (c)) * S + (y)) * S + (xx)]
+	int bad = 0;
+	for (int view = 0; view < CIFAR_TTA_MAX_VIEWS; view++) {
+		cifar_tta_view(x, N, view, v);
+		int shift = view < 2 ? 0 : view < 4 ? -1 : 1;
+		for (int i = 0; i < N; i++)
+			for (int c = 0; c < 3; c++)
+				for (int y = 0; y < S; y++)
+					for (int xx = 0; xx < S; xx++) {
+						int sx = view & 1 ? S - 1 - xx : xx;
+						int ry = y + shift, rx = sx + shift;
+						ry = ry < 0 ? 1 : ry > S - 1 ? S - 2 : ry;
+						rx = rx < 0 ? 1 : rx > S - 1 ? S - 2 : rx;
+						bad += PX(v, i, c, y, xx) != PX(x, i, c, ry, rx);
+					}
+	}
+	CHECK(bad == 0);
+	cifar_tta_view(x, N, 2, v); /* down and right: the top-left output pixel is the input's (1, 1) */
+	CHECK(PX(v, 1, 2, 0, 0) == PX(x, 1, 2, 1, 1) && PX(v, 1, 2, 5, 7) == PX(x, 1, 2, 4, 6));
+	cifar_tta_view(x, N, 5, v); /* up and left, mirrored: output (31, 0) reads input (30, 30) */
+	CHECK(PX(v, 0, 0, 31, 0) == PX(x, 0, 0, 30, 30) && PX(v, 0, 0, 3, 0) == PX(x, 0, 0, 4, 30));
+#undef PX
+	for (int level = 0; level <= 2; level++) {
+		double w = 0;
+		for (int k = 0; k < cifar_tta_views(level); k++)
+			w += cifar_tta_weight(level, k);
+		CHECK(w == 1);
+	}
+	CHECK(cifar_tta_views(0) == 1 && cifar_tta_views(1) == 2 && cifar_tta_views(2) == 6);
+}
+
 static void
 test_eval(const CifarData *d)
 {
@@ -786,6 +827,7 @@ main(void)
 	test_permutation();
 	test_batches(&d);
 	test_alternating_flip(&d);
+	test_tta_views();
 	test_eval(&d);
 	test_config_errors(&d);
 	cifar_close(&d);

@@ -293,10 +293,12 @@ optimizer_checks(void)
 		p0[i] = (float)(next_u32() % 2001) / 1000.0f - 1.0f;
 		g[i] = (float)(next_u32() % 2001) / 3000.0f - 0.33f;
 	}
-	for (int variant = 0; variant < 4; variant++) {
+	for (int variant = 0; variant < 8; variant++) {
+		/* with lr_scale (core/ops.h) as runtime/exec.c's k_sgd_update forms it */
 		bool nesterov = variant & 1, decay = variant & 2;
-		CpuSgd c = {0.1, 0.9, decay ? 5e-4 : 0.0, nesterov};
-		SgdConf sc = {0.9, decay ? 5e-4 : 0.0, nesterov};
+		double scale = variant & 4 ? 64 : 1;
+		CpuSgd c = {0.1 * scale, 0.9, decay ? 5e-4 / scale : 0.0, nesterov};
+		SgdConf sc = {0.9, decay ? 5e-4 / scale : 0.0, nesterov, scale};
 		std::vector<float> pc = p0, bc(N), pg = p0, bg(N);
 		for (long t = 0; t < 3; t++) {
 			cpu_sgd_step_f32(&c, t + 1, pc.data(), g.data(), bc.data(), N);
