@@ -40,6 +40,7 @@ static const Field fields[] = {
 	FIELD("batch", F_INT, batch, NULL),
 	FIELD("label_smoothing", F_DOUBLE, label_smoothing, NULL),
 	FIELD("augment.crop_padding", F_INT, crop_padding, NULL),
+	FIELD("augment.crop_reflect", F_BOOL, crop_reflect, NULL),
 	FIELD("augment.flip", F_BOOL, flip, NULL),
 	FIELD("augment.alternate_flip", F_BOOL, alternate_flip, NULL),
 	FIELD("augment.cutout", F_INT, cutout, NULL),

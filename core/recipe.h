@@ -37,6 +37,7 @@ typedef struct Recipe {
 	int batch;
 	double label_smoothing;   /* < 0: keep the model's */
 	int crop_padding;         /* random crop with this zero padding; 0: off */
+	bool crop_reflect;        /* the crop's padding reflects the image instead of zeros */
 	bool flip;                /* random horizontal flip */
 	bool alternate_flip;      /* with flip: each image flipped in every other epoch (airbench) */
 	int cutout;               /* cutout square size; 0: off */

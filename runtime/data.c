@@ -238,9 +238,9 @@ cifar_render(const CifarLoader *l, const uint8_t *image, const CifarAug *a, floa
 		const uint8_t *plane = image + (size_t)c * CIFAR_PIXELS;
 		float *o = out + (size_t)c * CIFAR_PIXELS;
 		for (int y = 0; y < S; y++) {
-			int sy = y + dy;
+			int sy = nnc_crop_src(y + dy, S, l->cfg.crop_reflect);
 			float *orow = o + y * S;
-			if (sy < 0 || sy >= S) {
+			if (sy < 0) {
 				for (int x = 0; x < S; x++)
 					orow[x] = lut[0]; /* a padded (black) row */
 				continue;
@@ -248,8 +248,8 @@ cifar_render(const CifarLoader *l, const uint8_t *image, const CifarAug *a, floa
 			const uint8_t *row = plane + sy * S;
 			for (int x = 0; x < S; x++) {
 				/* crop, then flip the crop: output column x shows crop column 31 - x */
-				int sx = (flip ? S - 1 - x : x) + dx;
-				orow[x] = sx >= 0 && sx < S ? lut[row[sx]] : lut[0];
+				int sx = nnc_crop_src((flip ? S - 1 - x : x) + dx, S, l->cfg.crop_reflect);
+				orow[x] = sx >= 0 ? lut[row[sx]] : lut[0];
 			}
 		}
 	}
@@ -466,6 +466,14 @@ cifar_loader_init(CifarLoader *l, const CifarData *d, const CifarConfig *cfg, ch
 	if (cfg->cutout < 0 || cfg->cutout > CIFAR_SIDE) {
 		seterr(err, errlen, "CIFAR-10 loader: cutout size %d must be 0 to %d", cfg->cutout,
 		       CIFAR_SIDE);
+		return -1;
+	}
+	if (cfg->crop_reflect != 0 && cfg->crop_reflect != 1) {
+		seterr(err, errlen, "CIFAR-10 loader: crop_reflect must be 0 or 1, got %d", cfg->crop_reflect);
+		return -1;
+	}
+	if (cfg->crop_reflect && cfg->crop_pad >= CIFAR_SIDE) {
+		seterr(err, errlen, "CIFAR-10 loader: reflected crop padding %d must be below %d", cfg->crop_pad, CIFAR_SIDE);
 		return -1;
 	}
 	if (cfg->flip < 0 || cfg->flip > 2) {

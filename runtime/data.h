@@ -88,6 +88,7 @@ typedef struct {
 	int crop_pad;    /* P > 0: a random 32x32 crop of the image padded by P black pixels on
 			    each side, as torchvision's RandomCrop(32, padding=P) (padding is in
 			    pixel space: padded pixels normalize to (0 - mean) / std); 0: off */
+	int crop_reflect; /* 1: the crop's padding reflects the image (nnc_crop_src) instead */
 	int flip;        /* 1: horizontal flip with probability 0.5; 2: alternating (nnc_flip_of) */
 	int cutout;      /* S > 0: after normalization, zero an S x S square (rows cy - S/2 to
 			    cy - S/2 + S - 1, likewise columns) around a centre (cy, cx) uniform

@@ -215,6 +215,7 @@ train_open(Train *t, const Plan *p, const SessionOptions *o)
 	cifar_config_default(&cfg, p->batch, (uint64_t)p->recipe.seed);
 	cfg.shuffle = 1;
 	cfg.crop_pad = p->recipe.crop_padding;
+	cfg.crop_reflect = p->recipe.crop_reflect;
 	cfg.flip = p->recipe.flip ? 1 + p->recipe.alternate_flip : 0;
 	cfg.cutout = p->recipe.cutout;
 	if (cifar_loader_init(&t->ld, &t->data, &cfg, err, sizeof err) != 0) {
@@ -508,6 +509,7 @@ bench_dataset(const Plan *p, uint8_t **synth, CifarData *d, CifarLoader *ld, cha
 	CifarConfig cfg;
 	cifar_config_default(&cfg, p->batch, 1);
 	cfg.crop_pad = p->recipe.crop_padding;
+	cfg.crop_reflect = p->recipe.crop_reflect;
 	cfg.flip = p->recipe.flip ? 1 + p->recipe.alternate_flip : 0;
 	cfg.cutout = p->recipe.cutout;
 	return cifar_loader_init(ld, d, &cfg, err, errlen) == 0;

@@ -97,6 +97,20 @@ nnc_aug_draw(uint64_t seed, int crop_pad, int side, uint64_t epoch, uint64_t pos
 	return a;
 }
 
+/* The source row or column of coordinate I of a padded crop (I may fall in the padding, at most
+ * SIDE - 1 outside): I itself inside the image; in the padding -1 (the black pad value) or,
+ * with REFLECT, the reflected coordinate (PyTorch's 'reflect': -1 reads 1, SIDE reads
+ * SIDE - 2; airbench's translations). */
+static inline NNC_HD int
+nnc_crop_src(int i, int side, int reflect)
+{
+	if (i >= 0 && i < side)
+		return i;
+	if (!reflect)
+		return -1;
+	return i < 0 ? -i : 2 * side - 2 - i;
+}
+
 /* Whether training image IMAGE is flipped in EPOCH under flip MODE: 0 never; 1 the draw's bit
  * DRAWN (each image, each epoch, at random); 2 alternating (airbench's): a random half of the
  * images, fixed by the seed (the stream at key3(seed ^ FLIP_DOMAIN, 0, image)), in even

@@ -86,8 +86,8 @@ mean_acc=$(stats "$accs") mean_wall=$(stats "$walls")
 	echo "- no lookahead (weight averaging every 5 steps from epoch 3), the whitening bias trained throughout"
 	echo "  (airbench: frozen after 3 epochs), test-time augmentation through the host-fed evaluation on the GPU"
 	echo "  (every epoch's, where airbench evaluates once);"
-	echo "- 10 epochs (airbench: 9.9, 476 steps), translations padded with zeros (airbench: reflection), and"
-	echo "  the wall time here includes start-up, data loading and an evaluation after every epoch."
+	echo "- 10 epochs (airbench: 9.9, 476 steps), and the wall time here includes start-up, data loading and an"
+	echo "  evaluation after every epoch."
 } >"$out"
 echo "airbench: wrote $out" >&2
 cat "$out"

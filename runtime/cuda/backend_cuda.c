@@ -90,7 +90,7 @@ cuda_train_begin(Backend *b, Exec *e, const CifarData *data, const CifarLoader *
 	CudaDataset ds = {.images = {data->images[CIFAR_TRAIN], data->images[CIFAR_TEST]},
 		.labels = {data->labels[CIFAR_TRAIN], data->labels[CIFAR_TEST]}, .n = {data->n[CIFAR_TRAIN], data->n[CIFAR_TEST]},
 		.lut = &ld->lut[0][0], .seed = ld->cfg.seed, .shuffle = ld->cfg.shuffle, .crop_pad = ld->cfg.crop_pad,
-		.flip = ld->cfg.flip, .cutout = ld->cfg.cutout};
+		.crop_reflect = ld->cfg.crop_reflect, .flip = ld->cfg.flip, .cutout = ld->cfg.cutout};
 	int64_t nb = cifar_batches_per_epoch(ld);
 	long nlr = (long)(p->recipe.epochs * nb);
 	double *lr = malloc((size_t)(nlr > 0 ? nlr : 1) * sizeof *lr);

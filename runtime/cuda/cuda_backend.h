@@ -108,7 +108,7 @@ typedef struct {
 	int32_t n[2];
 	const float *lut;         /* [3][256]: normalized value of each byte, per channel */
 	uint64_t seed;
-	int shuffle, crop_pad, flip, cutout; /* as runtime/data.h's CifarConfig */
+	int shuffle, crop_pad, crop_reflect, flip, cutout; /* as runtime/data.h's CifarConfig */
 } CudaDataset;
 
 /* Copies the dataset to the device (once, before training). Labels must be below the model's

@@ -284,6 +284,7 @@ nnc_cuda_data(CudaExec *e, const CudaDataset *d, char *err, size_t errlen)
 	r->d.seed = d->seed;
 	r->d.shuffle = d->shuffle;
 	r->d.crop_pad = d->crop_pad;
+	r->d.crop_reflect = d->crop_reflect;
 	r->d.flip = d->flip;
 	r->d.cutout = d->cutout;
 	r->loaded = true;

@@ -31,7 +31,7 @@ struct DataDev {
 	const float *lut;         /* [3][256]: byte to normalized value, the CPU loader's table */
 	uint32_t *perm;           /* this epoch's order of the training images */
 	uint64_t seed;
-	int shuffle, crop_pad, flip, cutout;
+	int shuffle, crop_pad, crop_reflect, flip, cutout;
 };
 
 /* All of the run's scalars on the device. `s` is what the program's kernels read. */
@@ -108,8 +108,9 @@ render_at(const DataDev &d, int train, int split, uint64_t epoch, uint64_t posit
 	int pad = d.crop_pad;
 	int dy = pad ? a.dy - pad : 0, dx = pad ? a.dx - pad : 0;
 	int flip = nnc_flip_of(d.seed, d.flip, epoch, (uint64_t)idx, a.flip);
-	int sy = yy + dy, sx = (flip ? D_SIDE - 1 - xx : xx) + dx;
-	float v = sy >= 0 && sy < D_SIDE && sx >= 0 && sx < D_SIDE ? lut[plane[sy * D_SIDE + sx]] : lut[0];
+	int sy = nnc_crop_src(yy + dy, D_SIDE, d.crop_reflect);
+	int sx = nnc_crop_src((flip ? D_SIDE - 1 - xx : xx) + dx, D_SIDE, d.crop_reflect);
+	float v = sy >= 0 && sx >= 0 ? lut[plane[sy * D_SIDE + sx]] : lut[0];
 	int side = d.cutout;
 	if (side > 0) {
 		int y0 = a.cy - side / 2, x0 = a.cx - side / 2;

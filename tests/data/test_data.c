@@ -287,22 +287,34 @@ known_image(uint8_t *img)
 }
 
 /* Reference, written the way torchvision does it: pad the 32x32 image with P zeros on each side
- * into a (32+2P)^2 canvas, take the 32x32 window at (dy, dx), then mirror it left-right. */
+ * into a (32+2P)^2 canvas, take the 32x32 window at (dy, dx), then mirror it left-right. With
+ * REFLECT the canvas's border is the image reflected, as torch.nn.functional.pad's 'reflect'
+ * builds it: row -k is row k, row 31 + k is row 31 - k. */
 static void
-reference(const uint8_t *img, int P, int dy, int dx, int flip, uint8_t *out)
+reference_pad(const uint8_t *img, int P, int dy, int dx, int flip, int reflect, uint8_t *out)
 {
 	uint8_t canvas[3][96][96];
 	memset(canvas, 0, sizeof canvas);
 	for (int c = 0; c < 3; c++)
-		for (int y = 0; y < 32; y++)
-			for (int x = 0; x < 32; x++)
-				canvas[c][y + P][x + P] = img[c * 1024 + y * 32 + x];
+		for (int y = -P; y < 32 + P; y++)
+			for (int x = -P; x < 32 + P; x++) {
+				int in = y >= 0 && y < 32 && x >= 0 && x < 32;
+				int ry = y < 0 ? -y : y > 31 ? 62 - y : y, rx = x < 0 ? -x : x > 31 ? 62 - x : x;
+				if (in || reflect)
+					canvas[c][y + P][x + P] = img[c * 1024 + ry * 32 + rx];
+			}
 	for (int c = 0; c < 3; c++)
 		for (int y = 0; y < 32; y++)
 			for (int x = 0; x < 32; x++) {
 				uint8_t v = canvas[c][y + dy][x + dx];
 				out[c * 1024 + y * 32 + (flip ? 31 - x : x)] = v;
 			}
+}
+
+static void
+reference(const uint8_t *img, int P, int dy, int dx, int flip, uint8_t *out)
+{
+	reference_pad(img, P, dy, dx, flip, 0, out);
 }
 
 static void
@@ -337,6 +349,19 @@ test_geometry(const CifarData *d)
 					bad += out[b] != l.lut[b / 1024][ref[b]];
 			}
 	CHECK(bad == 0);
+	/* reflected padding (airbench's translations), every offset and both flips */
+	l.cfg.crop_reflect = 1;
+	for (int dy = 0; dy <= 8; dy++)
+		for (int dx = 0; dx <= 8; dx++)
+			for (int f = 0; f < 2; f++) {
+				CifarAug a = {dy, dx, f, 0, 0};
+				cifar_render(&l, img, &a, out);
+				reference_pad(img, 4, dy, dx, f, 1, ref);
+				for (int b = 0; b < CIFAR_IMAGE_BYTES; b++)
+					bad += out[b] != l.lut[b / 1024][ref[b]];
+			}
+	CHECK(bad == 0);
+	l.cfg.crop_reflect = 0;
 
 	/* and spelled out at a few points */
 	CifarAug a = {0, 0, 0, 0, 0}; /* window at the padded canvas's top-left */
@@ -787,6 +812,7 @@ test_config_errors(const CifarData *d)
 	BAD(c.crop_pad = -1, "CIFAR-10 loader: crop padding -1 must be 0 to 32");
 	BAD(c.cutout = 33, "CIFAR-10 loader: cutout size 33 must be 0 to 32");
 	BAD(c.flip = 3, "CIFAR-10 loader: flip must be 0, 1 or 2 (alternating), got 3");
+	BAD((c.crop_reflect = 1, c.crop_pad = 32), "CIFAR-10 loader: reflected crop padding 32 must be below 32");
 	BAD(c.threads = 0, "CIFAR-10 loader: thread count 0 must be 1 to 64");
 	BAD(c.threads = 65, "CIFAR-10 loader: thread count 65 must be 1 to 64");
 	BAD(c.std[1] = 0.0f, "CIFAR-10 loader: channel 1: std must be > 0 and mean a number");

@@ -114,15 +114,15 @@ resident_checks(void)
 		data.n[s] = nimg[s];
 	}
 	struct {
-		int crop, flip, cutout;
-	} augs[] = {{0, 0, 0}, {4, 1, 0}, {2, 1, 8}, {4, 1, 16}, {0, 0, 5}};
+		int crop, flip, cutout, reflect;
+	} augs[] = {{0, 0, 0, 0}, {4, 1, 0, 0}, {2, 1, 8, 0}, {4, 1, 16, 0}, {0, 0, 5, 0}, {2, 2, 0, 1}, {4, 2, 8, 1}};
 	std::vector<float> cx((size_t)B * D_IMAGE), gx(cx.size());
 	std::vector<int32_t> cy(B), gy(B);
 	std::vector<uint32_t> perm(NTR);
 	for (auto a : augs) {
 		CifarConfig cfg;
 		cifar_config_default(&cfg, B, 1234);
-		cfg.crop_pad = a.crop, cfg.flip = a.flip, cfg.cutout = a.cutout;
+		cfg.crop_pad = a.crop, cfg.flip = a.flip, cfg.cutout = a.cutout, cfg.crop_reflect = a.reflect;
 		CifarLoader ld;
 		char err[256];
 		if (cifar_loader_init(&ld, &data, &cfg, err, sizeof err) != 0) {
@@ -136,6 +136,7 @@ resident_checks(void)
 		d.lut = &ld.lut[0][0];
 		d.perm = perm.data();
 		d.seed = cfg.seed, d.shuffle = 1, d.crop_pad = a.crop, d.flip = a.flip, d.cutout = a.cutout;
+		d.crop_reflect = a.reflect;
 		DevRun r = {};
 		uint64_t perm_epoch = ~0ull;
 		for (int step = 0; step < 10; step++) {
