@@ -12,29 +12,10 @@
 # with the CPU backend.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-nnc=build/nnc nnrun=build/nnrun device=cuda data=data seeds=5 out="" extra=()
-while [ $# -gt 0 ]; do
-	case $1 in
-	--nnc) nnc=$2 ;;
-	--nnrun) nnrun=$2 ;;
-	--device) device=$2 ;;
-	--data) data=$2 ;;
-	--seeds) seeds=$2 ;;
-	--epochs | --train-limit | --test-limit | --threads) extra+=("$1" "$2") ;;
-	-o) out=$2 ;;
-	*)
-		echo "airbench: unknown option $1 (see the comment at the top of $0)" >&2
-		exit 2
-		;;
-	esac
-	shift 2 || { echo "airbench: $1 needs a value" >&2; exit 2; }
-done
-if [ -f "$data/subset.env" ]; then
-	# shellcheck disable=SC1091 # written by scripts/device-data.sh assemble
-	. "$data/subset.env"
-	[[ " ${extra[*]} " == *" --train-limit "* ]] || extra+=(--train-limit "$TRAIN_LIMIT")
-	[[ " ${extra[*]} " == *" --test-limit "* ]] || extra+=(--test-limit "$TEST_LIMIT")
-fi
+. bench/gpu/opts.sh
+seeds=5
+own_opt() { [ "$1" = --seeds ] && seeds=$2; }
+gpu_parse airbench "$@"
 out=${out:-bench/results/airbench-$device-$(date -u +%Y-%m-%d).md}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -49,7 +30,7 @@ accs="" walls=""
 failed=0
 for ((s = 0; s < seeds; s++)); do
 	t0=$(date +%s.%N)
-	if ! "$nnrun" train "$tmp/a.plan" --device "$device" --data "$data" --seed $s "${extra[@]}" --quiet \
+	if ! "$nnrun" train "$tmp/a.plan" "${nnrun_opts[@]}" --seed $s \
 		--metrics "$tmp/m$s.csv" --checkpoint "$tmp/c$s.ckpt" >&2; then
 		echo "airbench: run $s failed" >&2
 		failed=1
@@ -69,7 +50,7 @@ mean_acc=$(stats "$accs") mean_wall=$(stats "$walls")
 	echo "# airbench94 with nnc: pure fp16, $seeds runs"
 	echo
 	echo "$(date -u +%Y-%m-%d), ${device}: $([ "$device" = cuda ] && nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 || grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //');"
-	echo "written by bench/gpu/airbench.sh: models/airbench94.nn with models/airbench94.yaml, --precision fp16${extra[*]:+, ${extra[*]}}."
+	echo "written by bench/gpu/airbench.sh: models/airbench94.nn with models/airbench94.yaml, --precision fp16; nnrun ${nnrun_opts[*]}."
 	echo
 	printf '%s' "$rows"
 	echo

@@ -21,34 +21,10 @@
 # tests/paper_table.sh runs it on a subset with the CPU backend.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-nnc=build/nnc nnrun=build/nnrun device=cuda data=data models=resnet56 epochs="" out=""
-train_limit="" test_limit="" records="" threads=""
-while [ $# -gt 0 ]; do
-	case $1 in
-	--nnc) nnc=$2 ;;
-	--nnrun) nnrun=$2 ;;
-	--device) device=$2 ;;
-	--data) data=$2 ;;
-	--models) models=$2 ;;
-	--epochs) epochs=$2 ;;
-	--train-limit) train_limit=$2 ;;
-	--test-limit) test_limit=$2 ;;
-	--records-per-file) records=$2 ;;
-	--threads) threads=$2 ;;
-	-o) out=$2 ;;
-	*)
-		echo "paper_table: unknown option $1 (see the comment at the top of $0)" >&2
-		exit 2
-		;;
-	esac
-	shift 2 || { echo "paper_table: $1 needs a value" >&2; exit 2; }
-done
-if [ -f "$data/subset.env" ]; then
-	# shellcheck disable=SC1091 # written by scripts/device-data.sh assemble
-	. "$data/subset.env"
-	train_limit=${train_limit:-$TRAIN_LIMIT}
-	test_limit=${test_limit:-$TEST_LIMIT}
-fi
+. bench/gpu/opts.sh
+models=resnet56
+own_opt() { [ "$1" = --models ] && models=$2; }
+gpu_parse paper_table "$@"
 gpu=cpu
 if [ "$device" = cuda ]; then
 	gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 | tr 'A-Z ' 'a-z-' | sed 's/^nvidia-//')
@@ -57,12 +33,7 @@ fi
 out=${out:-bench/results/paper-table-$gpu-$(date -u +%Y-%m-%d).md}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-opts=(--device "$device" --data "$data" --quiet)
-[ -n "$epochs" ] && opts+=(--epochs "$epochs")
-[ -n "$train_limit" ] && opts+=(--train-limit "$train_limit")
-[ -n "$test_limit" ] && opts+=(--test-limit "$test_limit")
-[ -n "$records" ] && opts+=(--records-per-file "$records")
-[ -n "$threads" ] && opts+=(--threads "$threads")
+opts=("${nnrun_opts[@]}")
 eval_opts=("${opts[@]}")
 
 # The paper's Table 5 row of network M: fp16, fp32, mixed accuracy; fp16, fp32, mixed seconds.
