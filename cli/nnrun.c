@@ -382,13 +382,85 @@ fault_point(const char *name, int epoch)
 		_exit(137);
 }
 
+/* Recipe KEY's value as `nnrun info` prints it, into BUF ("" when unknown). */
+static const char *
+recipe_value(const Recipe *r, const char *key, char *buf, size_t n)
+{
+	char text[4096] = "";
+	FILE *f = fmemopen(text, sizeof text - 1, "w");
+	buf[0] = 0;
+	if (!f)
+		return buf;
+	recipe_print(f, r, "");
+	fclose(f);
+	size_t k = strlen(key);
+	for (const char *l = text; *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : l + strlen(l))
+		if (!strncmp(l, key, k) && l[k] == ':' && l[k + 1] == ' ') {
+			size_t len = strcspn(l + k + 2, "\n");
+			snprintf(buf, n, "%.*s", (int)(len < n ? len : n - 1), l + k + 2);
+			break;
+		}
+	return buf;
+}
+
+/* nnrun train --resume: the run continues as the checkpoint's run went, with its recipe (the
+ * settings read at run time; the plan fixes the others) and its data options, unless this
+ * command line sets one, which is then said. A checkpoint from before these were recorded
+ * resumes with this command line's settings, as before. */
+static bool
+resume_options(Opts *o, Plan *p)
+{
+	RunOptions ro;
+	char err[2048];
+	if (!weights_run_options(o->s.resume, &ro, err, sizeof err) || !ro.has)
+		return true; /* weights_load reports an unreadable checkpoint */
+	static const char *const fixed[] = {"optimizer", "batch", "decay_bn_and_bias", "shift_lr_scale"};
+	for (char *line = strtok(ro.recipe, "\n"); line; line = strtok(NULL, "\n")) {
+		char *colon = strstr(line, ": ");
+		if (!colon)
+			continue;
+		*colon = 0;
+		const char *key = line, *was = colon + 2;
+		bool skip = false, set = false;
+		for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+			skip |= !strcmp(key, fixed[i]);
+		for (int i = 0; i < o->nsets; i++)
+			set |= !strncmp(o->sets[i], key, strlen(key)) && o->sets[i][strlen(key)] == '=';
+		char now[256];
+		recipe_value(&p->recipe, key, now, sizeof now);
+		if (skip || !strcmp(now, was))
+			continue;
+		if (set)
+			fprintf(stderr, "nnrun: note: resuming with %s: %s (set here); the checkpoint's run had %s\n", key, now, was);
+		else if (!recipe_set(&p->recipe, key, was, err, sizeof err)) {
+			fprintf(stderr, "%s: %s\n", o->s.resume, err);
+			return false;
+		}
+	}
+	int *mine[3] = {&o->s.train_limit, &o->s.test_limit, &o->s.records};
+	const int theirs[3] = {ro.train_limit, ro.test_limit, ro.records};
+	static const char *const flag[3] = {"--train-limit", "--test-limit", "--records-per-file"};
+	for (int i = 0; i < 3; i++) {
+		if (*mine[i] == 0)
+			*mine[i] = theirs[i];
+		else if (*mine[i] != theirs[i])
+			fprintf(stderr, "nnrun: note: resuming with %s %d; the checkpoint's run had %d (0: all)\n", flag[i],
+				*mine[i], theirs[i]);
+	}
+	if (!recipe_check(&p->recipe, err, sizeof err)) {
+		fprintf(stderr, "nnrun: %s\n", err);
+		return false;
+	}
+	return true;
+}
+
 /* train, eval and bench: a session (runtime/session.c) on the loaded plan. */
 static int
 cmd_session(Opts *o)
 {
 	Arena a = {0};
 	Plan p;
-	if (!load_plan(o, &p, &a)) {
+	if (!load_plan(o, &p, &a) || (!strcmp(o->cmd, "train") && o->s.resume && !resume_options(o, &p))) {
 		arena_free(&a);
 		return EXIT_USER;
 	}

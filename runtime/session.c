@@ -286,6 +286,9 @@ static SessionStatus
 stop_with_checkpoint(Train *t, const SessionOptions *o, bool tty, int finished_epoch)
 {
 	char err[2048];
+	t->rs.train_limit = o->train_limit;
+	t->rs.test_limit = o->test_limit;
+	t->rs.records = o->records;
 	if (!backend_sync(t->dev, &t->e, err, sizeof err) ||
 	    !weights_save_checkpoint(&t->e, t->ckpt_path, &t->rs, err, sizeof err)) {
 		fprintf(o->log, "%s\n", err);
@@ -397,7 +400,8 @@ session_train(const Plan *plan, const SessionOptions *o)
 				break;
 			}
 			if (stop) {
-				t.rs = (RunState){ld->order.epoch, ld->order.position, nnc_seconds() - t0, sums};
+				t.rs = (RunState){.epoch = ld->order.epoch, .position = ld->order.position, .seconds = nnc_seconds() - t0,
+					.sums = sums};
 				return train_close(&t, o, stop_with_checkpoint(&t, o, tty, 0));
 			}
 		}
@@ -424,7 +428,8 @@ session_train(const Plan *plan, const SessionOptions *o)
 			return train_close(&t, o, SESSION_FAILED);
 		}
 		fault(o, "epoch-written", epoch + 1);
-		t.rs = (RunState){.epoch = ld->order.epoch, .position = ld->order.position};
+		t.rs = (RunState){.epoch = ld->order.epoch, .position = ld->order.position, .train_limit = o->train_limit,
+			.test_limit = o->test_limit, .records = o->records};
 		if (stop_after_epoch)
 			return train_close(&t, o, stop_with_checkpoint(&t, o, tty, epoch + 1));
 		if (!backend_sync(t.dev, e, err, sizeof err) || !weights_save_checkpoint(e, t.ckpt_path, &t.rs, err, sizeof err)) {

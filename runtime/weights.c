@@ -105,15 +105,45 @@ weights_save_checkpoint(const Exec *e, const char *path, const RunState *rs, cha
 	snprintf(sums[4], sizeof sums[4], "%a", e->loss_scale);
 	snprintf(sums[5], sizeof sums[5], "%ld", e->clean_steps);
 	snprintf(sums[6], sizeof sums[6], "%ld", e->skipped_steps);
-	StMeta extra[7] = {{"run.loss_sum", sums[0]}, {"run.correct", sums[1]}, {"run.seen", sums[2]},
+	char limits[3][24], recipe[4096] = "";
+	snprintf(limits[0], sizeof limits[0], "%d", rs->train_limit);
+	snprintf(limits[1], sizeof limits[1], "%d", rs->test_limit);
+	snprintf(limits[2], sizeof limits[2], "%d", rs->records);
+	FILE *rf = fmemopen(recipe, sizeof recipe - 1, "w");
+	if (rf) {
+		recipe_print(rf, &e->recipe, "");
+		fclose(rf);
+	}
+	StMeta extra[11] = {{"run.loss_sum", sums[0]}, {"run.correct", sums[1]}, {"run.seen", sums[2]},
 		{"run.seconds", sums[3]}, {"run.loss_scale", sums[4]}, {"run.clean_steps", sums[5]},
-		{"run.skipped_steps", sums[6]}};
+		{"run.skipped_steps", sums[6]}, {"run.recipe", recipe}, {"run.train_limit", limits[0]},
+		{"run.test_limit", limits[1]}, {"run.records", limits[2]}};
 	CkptInfo info = {.plan = weights_plan_identity(e->plan, id, sizeof id), .epoch = rs->epoch, .step = (uint64_t)e->step,
-		.rng = rng, .nrng = 2, .data_order = order, .norder = 2, .extra = extra, .nextra = 7};
+		.rng = rng, .nrng = 2, .data_order = order, .norder = 2, .extra = extra, .nextra = 11};
 	int rc = ckpt_save(path, t, nt, &info, 0, err, errlen);
 	free(t);
 	free(owned);
 	return rc == 0;
+}
+
+bool
+weights_run_options(const char *path, RunOptions *ro, char *err, size_t errlen)
+{
+	*ro = (RunOptions){0};
+	StFile *f;
+	if (st_open(path, &f, err, errlen) != 0)
+		return false;
+	const char *r = st_meta_get(f, "run.recipe"), *a = st_meta_get(f, "run.train_limit"),
+		   *b = st_meta_get(f, "run.test_limit"), *c = st_meta_get(f, "run.records");
+	if (r && a && b && c && strlen(r) < sizeof ro->recipe) {
+		ro->has = true;
+		strcpy(ro->recipe, r);
+		ro->train_limit = atoi(a);
+		ro->test_limit = atoi(b);
+		ro->records = atoi(c);
+	}
+	st_close(f);
+	return true;
 }
 
 bool

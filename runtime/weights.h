@@ -20,7 +20,20 @@ typedef struct RunState {
 	uint64_t epoch, position;
 	double seconds;
 	EpochSums sums;
+	int train_limit, test_limit, records; /* the run's data options (0: all, the official files) */
 } RunState;
+
+/* What a checkpoint says of the run that wrote it, for --resume to continue that run: its
+ * effective recipe (the plan's with its --set overrides; RECIPE, "key: value" lines) and data
+ * options. HAS is false for a checkpoint from before they were recorded. */
+typedef struct {
+	bool has;
+	char recipe[4096];
+	int train_limit, test_limit, records;
+} RunOptions;
+
+/* Reads PATH's run options (its metadata only; weights_load checks the whole file). */
+bool weights_run_options(const char *path, RunOptions *ro, char *err, size_t errlen);
 
 /* The identity a checkpoint records: the model's name and a hash of every parameter's name and
  * shape, so a checkpoint resumes with any plan of the same network (recompiled with other

@@ -47,6 +47,25 @@ rc=$?
 if [ $rc = 130 ] && grep -Eq "interrupted( at the end of epoch [0-9]+)?; checkpoint saved" "$tmp/int.log" && [ -s "$tmp/int.ckpt" ]; then pass=$((pass + 1)); else echo "FAIL ctrl-c: exit $rc"; cat "$tmp/int.log"; fail=$((fail + 1)); fi
 expect int-resume 0 "" -- $run --checkpoint "$tmp/int.ckpt" --resume "$tmp/int.ckpt" --set epochs=1000 --steps 3
 
+# --resume continues the checkpoint's run as it went: a run of 1 epoch on 320 images stopped
+# mid-epoch resumes, with no flags, to the end of that epoch on those images (not the plan's 2
+# epochs on the whole set), exactly as the uninterrupted run; a flag that changes the run is
+# said; a checkpoint's recorded recipe and limits are its run's.
+short="$nnrun train $plan --data $data --test-limit 100 --quiet --threads 2 --epochs 1 --train-limit 320"
+expect short-full 0 "" -- $short --checkpoint "$tmp/sf.ckpt" --metrics "$tmp/sf.csv"
+expect short-part 0 "" -- $short --checkpoint "$tmp/sp.ckpt" --metrics "$tmp/sp.csv" --steps 2
+expect short-resume 0 "" -- "$nnrun" train "$plan" --data "$data" --quiet --threads 2 --resume "$tmp/sp.ckpt" \
+	--checkpoint "$tmp/sp.ckpt" --metrics "$tmp/sp.csv"
+same short-resume-identical "$tmp/sf.ckpt" "$tmp/sp.ckpt"
+cut -d, -f1-6 "$tmp/sf.csv" >"$tmp/sf.metrics"
+cut -d, -f1-6 "$tmp/sp.csv" >"$tmp/sp.metrics"
+same short-resume-metrics "$tmp/sf.metrics" "$tmp/sp.metrics"
+expect short-part2 0 "" -- $short --checkpoint "$tmp/sq.ckpt" --steps 2
+expect short-resume-changed 0 "note: resuming with epochs: 2 (set here); the checkpoint's run had 1" -- "$nnrun" train \
+	"$plan" --data "$data" --threads 2 --resume "$tmp/sq.ckpt" --checkpoint "$tmp/sq.ckpt" --epochs 2 --train-limit 640 --steps 1
+cp "$tmp/out" "$tmp/changed.out"
+expect short-resume-limit 0 "note: resuming with --train-limit 640; the checkpoint's run had 320" -- cat "$tmp/changed.out"
+
 # Export to safetensors with PyTorch-style names, evaluate from it, start training from it.
 expect export 0 "" -- "$nnrun" export "$plan" --weights "$tmp/full.ckpt" -o "$tmp/w.safetensors"
 expect export-names 0 "conv1.weight" -- grep -a -o "conv1.weight" "$tmp/w.safetensors"
