@@ -204,28 +204,48 @@ weights_load(Exec *e, const char *path, bool resume, RunState *rs, char *err, si
 	StFile *f;
 	if (st_open(path, &f, err, errlen) != 0)
 		return false;
+	/* Every problem at once: each missing tensor, then each one of another shape or dtype, the
+	 * file's beside the model's; nothing is loaded unless all are right. */
+	size_t at = (size_t)snprintf(err, errlen, "%s:", path);
+	int missing = 0, wrong = 0;
+	for (int i = 0; i < p->nparams; i++) {
+		const PlanParam *q = &p->params[i];
+		const StTensor *t = st_find(f, q->name);
+		const Type *ty = &p->values[q->value];
+		bool same = t && (t->dtype == ST_F32 || t->dtype == ST_F16) && t->rank == ty->rank;
+		for (int k = 0; same && k < ty->rank; k++)
+			same = t->dims[k] == ty->dim[k];
+		if (same || (!t && strncmp(q->name, "optim.", 6) == 0))
+			continue;
+		char line[512], mine[96] = "", dims[96] = "";
+		for (int k = 0, d = 0; k < ty->rank && d < (int)sizeof mine; k++)
+			d += snprintf(mine + d, sizeof mine - (size_t)d, "%s%lld", k ? ", " : "", (long long)ty->dim[k]);
+		if (!t) {
+			snprintf(line, sizeof line, "%s no tensor '%s' (the model's [%s])", missing + wrong ? ";" : "", q->name, mine);
+			missing++;
+		} else {
+			for (int k = 0, d = 0; k < t->rank && d < (int)sizeof dims; k++)
+				d += snprintf(dims + d, sizeof dims - (size_t)d, "%s%lld", k ? ", " : "", (long long)t->dims[k]);
+			snprintf(line, sizeof line, "%s tensor '%s' is %s [%s] in the file; the model needs F32 or F16 [%s]",
+				missing + wrong ? ";" : "", q->name, st_dtype_name(t->dtype), dims, mine);
+			wrong++;
+		}
+		if (at < errlen)
+			at += (size_t)snprintf(err + at, errlen - at, "%s", line);
+	}
+	if (missing + wrong) {
+		if (at >= errlen && errlen > 4)
+			strcpy(err + errlen - 5, "...");
+		st_close(f);
+		return false;
+	}
 	int loaded = 0;
 	for (int i = 0; i < p->nparams; i++) {
 		const PlanParam *q = &p->params[i];
 		const StTensor *t = st_find(f, q->name);
-		if (!t) {
-			if (strncmp(q->name, "optim.", 6) == 0)
-				continue;
-			snprintf(err, errlen, "%s: no tensor '%s' (the model's parameter)", path, q->name);
-			st_close(f);
-			return false;
-		}
+		if (!t)
+			continue;
 		const Type *ty = &p->values[q->value];
-		bool same = (t->dtype == ST_F32 || t->dtype == ST_F16) && t->rank == ty->rank;
-		for (int k = 0; same && k < ty->rank; k++)
-			same = t->dims[k] == ty->dim[k];
-		if (!same) {
-			char b[96];
-			snprintf(err, errlen, "%s: tensor '%s' is not F32 or F16 %s as the model needs", path, q->name,
-				type_str(ty, b, sizeof b));
-			st_close(f);
-			return false;
-		}
 		/* Weights convert to the plan's storage dtype (f32 <-> f16, rounding to nearest even). */
 		size_t n = (size_t)type_numel(ty);
 		void *dst = exec_f32(e, q->value);

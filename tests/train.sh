@@ -72,6 +72,21 @@ expect export-names 0 "conv1.weight" -- grep -a -o "conv1.weight" "$tmp/w.safete
 expect export-no-optim 1 "" -- grep -a -q "momentum_buffer" "$tmp/w.safetensors"
 expect eval-safetensors 0 "accuracy" -- "$nnrun" eval "$plan" --weights "$tmp/w.safetensors" --data "$data" --test-limit 300
 expect start-from 0 "" -- $run --weights "$tmp/w.safetensors" --checkpoint "$tmp/w.ckpt" --set epochs=1
+# Weights that do not fit are reported all at once: each missing tensor, and each of another
+# shape with the file's shape beside the model's; nothing is loaded.
+/usr/bin/python3 - "$tmp/w.safetensors" "$tmp/bad.safetensors" <<'PY'
+import sys
+sys.path.insert(0, "tests/io")
+from crosscheck import read, serialize
+_, _, meta, ts = read(sys.argv[1])
+t = {n: v[:3] for n, v in ts.items()}
+del t["conv1.weight"], t["bn2.bias"]
+d = t["linear.weight"]
+t["linear.weight"] = (d[0], d[1][::-1], d[2])
+open(sys.argv[2], "wb").write(serialize(t, meta))
+PY
+expect misfit-all 1 "bad.safetensors: no tensor 'conv1.weight' (the model's \[8, 3, 3, 3\]); no tensor 'bn2.bias' (the model's \[16\]); tensor 'linear.weight' is F32 \[16, 10\] in the file; the model needs F32 or F16 \[10, 16\]" -- \
+	"$nnrun" eval "$plan" --weights "$tmp/bad.safetensors" --data "$data" --test-limit 300
 
 # Bad inputs: each names the file and the problem.
 expect no-data 1 "nowhere: no such folder" -- $run --data "$tmp/nowhere"
