@@ -171,12 +171,22 @@ typedef struct {
 	const char *want;
 } Suggest;
 
+/* WANT is CAND with a word joined by '_' before or after it: PyTorch's and Keras's spellings of
+ * nnc's names (kernel_size for kernel, out_channels for channels). */
+static bool
+word_added(const char *want, const char *cand)
+{
+	size_t w = strlen(want), n = strlen(cand);
+	return n > 0 && w > n + 1 &&
+	       ((!strncmp(want, cand, n) && want[n] == '_') || (!strcmp(want + w - n, cand) && want[w - n - 1] == '_'));
+}
+
 static void
 consider(Suggest *s, const char *cand)
 {
 	size_t d = edit_distance(s->want, cand);
 	size_t limit = strlen(s->want) / 3 + 1;
-	if (d <= limit && d < s->dist) {
+	if ((d <= limit || word_added(s->want, cand)) && d < s->dist) {
 		s->dist = d;
 		s->best = cand;
 	}

@@ -17,6 +17,9 @@ typedef struct {
 	/* scanner state */
 	int paren;     /* depth of ( and [ : newlines inside them are not statement ends */
 	Loc open[PARSE_MAX_OPEN]; /* where the innermost open brackets were opened */
+	int braces;    /* depth of { } */
+	bool utf8_said; /* a UTF-8 character outside a string was reported (once per file) */
+	Loc brace[PARSE_MAX_OPEN]; /* where the innermost open braces were opened */
 	int last;      /* previous token, for newline-as-semicolon insertion */
 	size_t off;    /* byte offset of the next character */
 	int line, col; /* of the next character */

@@ -301,7 +301,8 @@ symname(yysymbol_kind_t k, char *buf, size_t n)
 }
 
 /* "syntax error: unexpected X, expecting A, B or C", plus a note at an unclosed bracket when
- * the error is on a later line (the usual cause: a missing ')' swallows the newline). */
+ * the error is on a later line (the usual cause: a missing ')' swallows the newline), or at
+ * the innermost unclosed '{' when the file ends inside a block. */
 static int
 yyreport_syntax_error(const yypcontext_t *yyctx, void *scanner, ParseCtx *ctx)
 {
@@ -324,6 +325,9 @@ yyreport_syntax_error(const yypcontext_t *yyctx, void *scanner, ParseCtx *ctx)
 		const Loc *open = &ctx->open[ctx->paren - 1];
 		if (open->line < loc->line)
 			diag_note(ctx->diag, *open, "'%c' opened here is not closed", open->file->text[open->off]);
+	} else if (yypcontext_token(yyctx) == YYSYMBOL_YYEOF && ctx->braces > 0 && ctx->braces <= PARSE_MAX_OPEN) {
+		/* the file ended inside a block: a '}' is missing */
+		diag_note(ctx->diag, ctx->brace[ctx->braces - 1], "'{' opened here is not closed");
 	}
 	return 0;
 }
