@@ -376,6 +376,29 @@ b_conv(Sema *S, const Node *call, SVal *a, int n)
 	return mkint((int64_t)f);
 }
 
+/* enumerate(list): [[0, item0], [1, item1], ...], for `for i, x in enumerate(xs)`. */
+static SVal
+b_enumerate(Sema *S, const Node *call, SVal *a, int n)
+{
+	(void)n;
+	if (a[0].k != V_LIST) {
+		serr(S, call->loc, "enumerate() takes a list, got %s", describe(S, a[0]));
+		return verr;
+	}
+	if (!spend(S, 3L * a[0].n, call->loc))
+		return verr;
+	SVal r = {.k = V_LIST, .n = a[0].n};
+	r.items = arena_alloc(S->a, (size_t)(r.n ? r.n : 1) * sizeof *r.items);
+	for (int i = 0; i < r.n; i++) {
+		SVal pair = {.k = V_LIST, .n = 2};
+		pair.items = arena_alloc(S->a, 2 * sizeof *pair.items);
+		pair.items[0] = mkint(i);
+		pair.items[1] = a[0].items[i];
+		r.items[i] = pair;
+	}
+	return r;
+}
+
 static const struct {
 	const char *name;
 	int min, max;
@@ -383,6 +406,7 @@ static const struct {
 } builtins[] = {
 	{"range", 1, 3, b_range},
 	{"len", 1, 1, b_len},
+	{"enumerate", 1, 1, b_enumerate},
 	{"channels", 1, 1, b_shape},
 	{"shape", 1, 1, b_shape},
 	{"min", 1, 64, b_minmax},
@@ -607,6 +631,9 @@ emit_op(Sema *S, const Node *call, Op op, const char *lhs)
 	}
 	if (bad)
 		return verr;
+	/* concat of one tensor is that tensor (a list built in a loop may hold just one) */
+	if (op == OP_concat && nin == 1)
+		return (SVal){.k = V_TENSOR, .t = ins[0]};
 	if (nin < oi->min_in || (oi->max_in >= 0 && nin > oi->max_in)) {
 		const char *want = oi->max_in < 0 ? arena_printf(S->a, "at least %d", oi->min_in)
 		                 : oi->min_in == oi->max_in ? arena_printf(S->a, "%d", oi->min_in)
@@ -887,6 +914,17 @@ arith(Sema *S, const Node *n, SVal a, SVal b)
 			describe(S, a), describe(S, b));
 		return verr;
 	}
+	if (op == '+' && a.k == V_LIST && b.k == V_LIST) { /* list concatenation: feats + [h] */
+		if (!spend(S, (long)a.n + b.n, n->loc)) /* each element copied counts, as a list literal's */
+			return verr;
+		SVal r = {.k = V_LIST, .n = a.n + b.n};
+		r.items = arena_alloc(S->a, (size_t)(r.n ? r.n : 1) * sizeof *r.items);
+		for (int i = 0; i < a.n; i++)
+			r.items[i] = a.items[i];
+		for (int i = 0; i < b.n; i++)
+			r.items[a.n + i] = b.items[i];
+		return r;
+	}
 	if (!is_num(a) || !is_num(b)) {
 		serr(S, n->loc, "'%s' needs numbers, got %s and %s", sym, describe(S, a), describe(S, b));
 		return verr;
@@ -959,6 +997,11 @@ compare(Sema *S, const Node *n, SVal a, SVal b)
 		bool eq = a.k == V_BOOL ? a.i == b.i : strcmp(a.s, b.s) == 0;
 		return mkbool(op == EQ ? eq : !eq);
 	}
+	/* a number, a string and a boolean are never equal to one another (Python's ==): a list
+	 * like VGG's [64, "M", 128] is walked with `if v == "M"` */
+	bool plain_a = is_num(a) || a.k == V_STR || a.k == V_BOOL, plain_b = is_num(b) || b.k == V_STR || b.k == V_BOOL;
+	if ((op == EQ || op == NE) && plain_a && plain_b && (a.k == V_STR) != (b.k == V_STR))
+		return mkbool(op == NE);
 	serr(S, n->loc, "cannot compare %s with %s", describe(S, a), describe(S, b));
 	return verr;
 }
