@@ -42,6 +42,8 @@ typedef struct {
 } K;
 
 #define RAW_OUT (1u << 31)
+/* Operand I's bit; steps with over 30 operands (multi-tensor updates, checks) have none. */
+#define RAW_IN(i) ((i) < 31 ? 1u << (i) : 0u)
 
 /* The kernel for this step's accumulation dtype: F(args) in f32, or cpu_acc16_F(args16). */
 #define ACC(k, f32call, acc16call) ((k)->acc16 ? (acc16call) : (f32call))
@@ -70,7 +72,7 @@ OUT(K *k)
 static CpuIn
 SRC(K *k, int i)
 {
-	return (CpuIn){k->in[i], (k->raw16 >> i & 1) != 0};
+	return (CpuIn){k->in[i], (k->raw16 & RAW_IN(i)) != 0};
 }
 
 static CpuOut
@@ -856,7 +858,7 @@ to_f16(const float *src, nnc_half *dst, size_t n)
 static unsigned
 step_raw16(const Plan *p, const PlanStep *s)
 {
-	if (s->acc == DT_F16 || s->nin < 1)
+	if (s->acc == DT_F16 || s->nin < 1 || s->nin > 30)
 		return 0;
 	unsigned all = (1u << s->nin) - 1, pro = s->pro ? 1u << (s->nin - 1) : 0;
 	if (s->nchain || (nnc_ew_of(s->op, NULL) >= 0 && !s->pro))
@@ -902,7 +904,7 @@ exec_f16_kinds(const Plan *p, const PlanProgram *prog, int *raw, int *widened)
 		const PlanStep *s = &prog->steps[i];
 		unsigned f16 = s->out >= 0 && p->values[s->out].dtype == DT_F16 ? RAW_OUT : 0;
 		for (int j = 0; j < s->nin; j++)
-			f16 |= p->values[s->in[j]].dtype == DT_F16 ? 1u << j : 0;
+			f16 |= p->values[s->in[j]].dtype == DT_F16 ? RAW_IN(j) : 0;
 		if (!f16)
 			continue;
 		bool any = !f16_widen_env() && (f16 & step_raw16(p, s)) != 0;
@@ -928,9 +930,9 @@ widen(K *k)
 	k->raw16 = 0;
 	for (int i = 0; i < k->s->nin; i++) {
 		const Type *t = &p->values[k->s->in[i]];
-		if (t->dtype != DT_F16 || raw >> i & 1) {
+		if (t->dtype != DT_F16 || raw & RAW_IN(i)) {
 			k->in[i] = exec_f32(k->e, k->s->in[i]);
-			k->raw16 |= t->dtype == DT_F16 ? 1u << i : 0;
+			k->raw16 |= t->dtype == DT_F16 ? RAW_IN(i) : 0;
 			continue;
 		}
 		k->in[i] = k->e->wide + at;
@@ -955,7 +957,7 @@ narrow(K *k)
 	if (k->s->out >= 0 && p->values[k->s->out].dtype == DT_F16 && !(k->raw16 & RAW_OUT))
 		to_f16(k->out, (nnc_half *)exec_f32(k->e, k->s->out), numel(&p->values[k->s->out]));
 	for (int i = 0; i < k->s->nin; i++)
-		if (nnc_writes(k->s->op, i) && p->values[k->s->in[i]].dtype == DT_F16 && !(k->raw16 >> i & 1))
+		if (nnc_writes(k->s->op, i) && p->values[k->s->in[i]].dtype == DT_F16 && !(k->raw16 & RAW_IN(i)))
 			to_f16(k->in[i], (nnc_half *)exec_f32(k->e, k->s->in[i]), numel(&p->values[k->s->in[i]]));
 }
 
@@ -1069,7 +1071,7 @@ typedef struct {
 static const float *
 block_in(K *k, int i, size_t i0, size_t len, float *buf)
 {
-	if (!(k->raw16 >> i & 1))
+	if (!(k->raw16 & RAW_IN(i)))
 		return IN(k, i) + i0;
 	half_to_float_n((const nnc_half *)(const void *)IN(k, i) + i0, buf, len);
 	return buf;
@@ -1233,7 +1235,7 @@ run_bn_add(Exec *e, const PlanProgram *prog, int i, char *msg, size_t msglen)
 	widen(&ka);
 	int at = a->in[0] == b->out ? 0 : 1;
 	ka.in[at] = e->view;
-	ka.raw16 = raw ? ka.raw16 | 1u << at : ka.raw16 & ~(1u << at);
+	ka.raw16 = raw ? ka.raw16 | RAW_IN(at) : ka.raw16 & ~RAW_IN(at);
 	if (!run_kernel(&ka))
 		return false;
 	narrow(&ka);
