@@ -15,7 +15,7 @@
  *   nnc.data_order  the data-order state, the same way
  *   nnc.checksum    "sha256:" followed by 64 lower-case hex digits
  *
- * Checksum. SHA-256 (FIPS 180-4, implemented here) of every byte of the file, from the 8-byte
+ * Checksum. SHA-256 (FIPS 180-4, nettle's implementation) of every byte of the file, from the 8-byte
  * header length through the header (all metadata, the tensor table, the padding) to the end of
  * the data section, computed with the 64 hex digits of the nnc.checksum value replaced by 64
  * ASCII '0' characters. The writer hashes the file as it writes it with those zeros, then
@@ -54,6 +54,12 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+/* nettle's header defines sha256_init and sha256_update as macros naming its own functions
+ * (nettle_sha256_init, ...); they are undefined so that these two names stay nnc's below. */
+#include <nettle/sha2.h>
+#undef sha256_init
+#undef sha256_update
 
 #include "runtime/safetensors.h"
 
@@ -112,12 +118,9 @@ void ckpt_close(Ckpt *c);
  * Returns -1 if the 64 digits do not lie inside the image. */
 int ckpt_checksum(const unsigned char *bytes, size_t len, size_t digits, char hex[65]);
 
-/* SHA-256, incremental. */
+/* SHA-256, incremental, on nettle's (docs/runtime.md says why nettle). */
 typedef struct {
-	uint32_t h[8];
-	uint64_t total;            /* bytes hashed so far */
-	unsigned char block[64];
-	size_t fill;               /* bytes waiting in block */
+	struct sha256_ctx ctx;
 } Sha256;
 
 void sha256_init(Sha256 *s);

@@ -7,11 +7,29 @@
 #   io_python       an independent Python (struct + json + hashlib) reader and writer agree
 #                   with ours, byte for byte; registered only where /usr/bin/python3 exists
 #   io_torch        the same through torch.frombuffer; skips (77) where torch is not installed
+#
+# Libraries (Debian packages, scripts/setup.sh): nettle (nettle-dev) hashes checkpoints, jansson
+# (libjansson-dev) parses safetensors headers. NNC_NETTLE_LIB and NNC_JANSSON_LIB may name the
+# static archives (scripts/device-pack.sh does).
+find_library(NNC_NETTLE_LIB nettle)
+find_path(NNC_NETTLE_INCLUDE nettle/sha2.h)
+if(NOT NNC_NETTLE_LIB OR NOT NNC_NETTLE_INCLUDE)
+  message(FATAL_ERROR "nnc: nettle not found (SHA-256 of checkpoints): apt-get install nettle-dev, "
+    "or run scripts/setup.sh")
+endif()
+find_library(NNC_JANSSON_LIB jansson)
+find_path(NNC_JANSSON_INCLUDE jansson.h)
+if(NOT NNC_JANSSON_LIB OR NOT NNC_JANSSON_INCLUDE)
+  message(FATAL_ERROR "nnc: jansson not found (safetensors headers): apt-get install "
+    "libjansson-dev, or run scripts/setup.sh")
+endif()
+
 add_library(nnc_io STATIC
   ${CMAKE_SOURCE_DIR}/runtime/safetensors.c
   ${CMAKE_SOURCE_DIR}/runtime/checkpoint.c
   ${CMAKE_SOURCE_DIR}/runtime/runfiles.c)
-target_link_libraries(nnc_io PUBLIC nnc_runtime)
+target_include_directories(nnc_io PUBLIC ${NNC_NETTLE_INCLUDE} PRIVATE ${NNC_JANSSON_INCLUDE})
+target_link_libraries(nnc_io PUBLIC nnc_runtime ${NNC_NETTLE_LIB} ${NNC_JANSSON_LIB})
 
 add_executable(test_io_safetensors ${CMAKE_SOURCE_DIR}/tests/io/test_safetensors.c)
 target_link_libraries(test_io_safetensors PRIVATE nnc_io)

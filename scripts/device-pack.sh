@@ -2,7 +2,8 @@
 # Prepares .device/ (git-ignored) on this machine for a call to a lent GPU machine, whose image
 # may lack flex, bison, libyaml and OpenBLAS and where nothing can be installed:
 #   .device/bin.tar.xz   bin/: nnc, nnrun and the two cuda test programs, Release, for sm_90
-#                 + PTX, with OpenBLAS and libyaml linked statically (26 MB each, 4 MB packed),
+#                 + PTX, with OpenBLAS, libyaml, nettle and jansson linked statically (26 MB
+#                 each, 4 MB packed),
 #                 without oneDNN (Debian ships no static libdnnl: the CPU backend there uses
 #                 its im2col convolutions);
 #                 lib/: the Fortran runtime OpenBLAS may need (libgfortran, libquadmath)
@@ -35,7 +36,7 @@ lib=/usr/lib/x86_64-linux-gnu
 rm -rf .device
 mkdir -p .device/bin .device/lib .device/data/cifar-10-batches-bin
 cmake -S . -B build-device -DCMAKE_BUILD_TYPE=Release -DNNC_DNNL=OFF "-DNNC_OPENBLAS_LIB=$lib/libopenblas.a;gfortran;pthread" \
-	"-DYAML_LIB=$lib/libyaml.a" >/dev/null
+	"-DYAML_LIB=$lib/libyaml.a" "-DNNC_NETTLE_LIB=$lib/libnettle.a" "-DNNC_JANSSON_LIB=$lib/libjansson.a" >/dev/null
 cmake --build build-device -j"$(nproc)" --target nnc nnrun test_cuda_device test_cuda_vs_cpu
 cp build-device/nnc build-device/nnrun build-device/tests/test_cuda_device build-device/tests/test_cuda_vs_cpu .device/bin/
 cp -L "$lib/libgfortran.so.5" "$lib/libquadmath.so.0" .device/lib/

