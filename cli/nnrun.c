@@ -382,25 +382,44 @@ fault_point(const char *name, int epoch)
 		_exit(137);
 }
 
-/* Recipe KEY's value as `nnrun info` prints it, into BUF ("" when unknown). */
-static const char *
-recipe_value(const Recipe *r, const char *key, char *buf, size_t n)
+/* The input normalization WEIGHTS were trained with (recorded in checkpoints and exports): eval
+ * and compare (NORM_ADOPT) normalize as the training did, unless --set normalize.* says
+ * otherwise, and say so when it differs from the plan's; export (NORM_KEEP) records it silently;
+ * train --weights (NORM_NOTE) keeps the plan's recipe and notes the difference. Files without
+ * the record (older ones, PyTorch's) use the plan's. */
+enum { NORM_NOTE, NORM_ADOPT, NORM_KEEP };
+static bool
+weights_normalize(const Opts *o, Plan *p, const char *weights, int mode)
 {
-	char text[4096] = "";
-	FILE *f = fmemopen(text, sizeof text - 1, "w");
-	buf[0] = 0;
-	if (!f)
-		return buf;
-	recipe_print(f, r, "");
-	fclose(f);
-	size_t k = strlen(key);
-	for (const char *l = text; *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : l + strlen(l))
-		if (!strncmp(l, key, k) && l[k] == ':' && l[k + 1] == ' ') {
-			size_t len = strcspn(l + k + 2, "\n");
-			snprintf(buf, n, "%.*s", (int)(len < n ? len : n - 1), l + k + 2);
-			break;
-		}
-	return buf;
+	Recipe r = p->recipe;
+	bool has;
+	char err[2048], now[2][128], was[2][128];
+	if (!weights_normalization(weights, &r, &has, err, sizeof err)) {
+		fprintf(stderr, "%s\n", err);
+		return false;
+	}
+	for (int i = 0; i < o->nsets; i++)
+		if (!strncmp(o->sets[i], "normalize.", 10))
+			return true;
+	static const char *const keys[2] = {"normalize.mean", "normalize.std"};
+	for (int k = 0; k < 2; k++) {
+		recipe_value(&p->recipe, keys[k], now[k], sizeof now[k]);
+		recipe_value(&r, keys[k], was[k], sizeof was[k]);
+	}
+	if (!has || (!strcmp(now[0], was[0]) && !strcmp(now[1], was[1])))
+		return true;
+	if (mode != NORM_NOTE) {
+		if (mode == NORM_ADOPT)
+			fprintf(stderr, "nnrun: note: inputs normalized as %s was trained: mean %s, std %s (the plan's: mean %s, std %s)\n",
+				weights, was[0], was[1], now[0], now[1]);
+		memcpy(p->recipe.norm_mean, r.norm_mean, sizeof r.norm_mean);
+		memcpy(p->recipe.norm_std, r.norm_std, sizeof r.norm_std);
+	} else {
+		fprintf(stderr, "nnrun: note: %s was trained with inputs normalized by mean %s, std %s; this run uses the plan's, "
+		                "mean %s, std %s (--set normalize.mean=... to change)\n",
+			weights, was[0], was[1], now[0], now[1]);
+	}
+	return true;
 }
 
 /* nnrun train --resume: the run continues as the checkpoint's run went, with its recipe (the
@@ -460,7 +479,9 @@ cmd_session(Opts *o)
 {
 	Arena a = {0};
 	Plan p;
-	if (!load_plan(o, &p, &a) || (!strcmp(o->cmd, "train") && o->s.resume && !resume_options(o, &p))) {
+	bool train = !strcmp(o->cmd, "train");
+	if (!load_plan(o, &p, &a) || (train && o->s.resume && !resume_options(o, &p)) ||
+	    (!o->s.resume && o->s.weights && !weights_normalize(o, &p, o->s.weights, train ? NORM_NOTE : NORM_ADOPT))) {
 		arena_free(&a);
 		return EXIT_USER;
 	}
@@ -489,7 +510,7 @@ cmd_export(const Opts *o)
 	int rc = EXIT_USER;
 	if (!o->s.weights || !o->output)
 		return usage_error("export needs --weights CKPT and -o OUT.safetensors%s", "");
-	if (!load_plan(o, &p, &a))
+	if (!load_plan(o, &p, &a) || !weights_normalize(o, &p, o->s.weights, NORM_KEEP))
 		goto out;
 	Exec e;
 	RunState rs;
@@ -667,7 +688,8 @@ cmd_compare(const Opts *o)
 		return usage_error("compare needs two plans, --weights W and --data DIR%s", "");
 	Opts ob = *o;
 	ob.s.plan_path = o->plan_b;
-	if (!load_plan(o, &pa, &a) || !load_plan(&ob, &pb, &a))
+	if (!load_plan(o, &pa, &a) || !load_plan(&ob, &pb, &a) || !weights_normalize(o, &pa, o->s.weights, NORM_ADOPT) ||
+	    !weights_normalize(o, &pb, o->s.weights, NORM_KEEP))
 		goto out;
 	char ida[256], idb[256];
 	if (strcmp(weights_plan_identity(&pa, ida, sizeof ida), weights_plan_identity(&pb, idb, sizeof idb)) != 0) {
@@ -691,7 +713,7 @@ cmd_compare(const Opts *o)
 	for (int w = 0; ok && w < 2; w++) {
 		const Plan *p = plans[w];
 		CifarConfig cfg;
-		cifar_config_default(&cfg, p->batch, 0);
+		cifar_config_recipe(&cfg, &p->recipe, p->batch, false);
 		CifarLoader ld;
 		Exec e;
 		ok = cifar_loader_init(&ld, &data, &cfg, err, sizeof err) == 0;

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <yaml.h>
 
-typedef enum { F_DOUBLE, F_INT, F_LONG, F_BOOL, F_CHOICE, F_INTLIST, F_POINTS } FieldType;
+typedef enum { F_DOUBLE, F_INT, F_LONG, F_BOOL, F_CHOICE, F_INTLIST, F_POINTS, F_RGB } FieldType;
 
 typedef struct {
 	const char *key;
@@ -44,6 +44,8 @@ static const Field fields[] = {
 	FIELD("augment.flip", F_BOOL, flip, NULL),
 	FIELD("augment.alternate_flip", F_BOOL, alternate_flip, NULL),
 	FIELD("augment.cutout", F_INT, cutout, NULL),
+	FIELD("normalize.mean", F_RGB, norm_mean, NULL),
+	FIELD("normalize.std", F_RGB, norm_std, NULL),
 	FIELD("tta", F_INT, tta, NULL),
 	FIELD("seed", F_LONG, seed, NULL),
 };
@@ -69,6 +71,9 @@ recipe_defaults(Recipe *r)
 	r->label_smoothing = -1;
 	r->crop_padding = 4;
 	r->flip = true;
+	const double mean[3] = {CIFAR_MEAN_R, CIFAR_MEAN_G, CIFAR_MEAN_B}, sd[3] = {CIFAR_STD_R, CIFAR_STD_G, CIFAR_STD_B};
+	memcpy(r->norm_mean, mean, sizeof mean);
+	memcpy(r->norm_std, sd, sizeof sd);
 	r->seed = 0;
 }
 
@@ -111,6 +116,8 @@ check_range(const Recipe *r, const char *key)
 		return "must be 0 (off), 1 (flip) or 2 (flip and one-pixel translations)";
 	if (!strcmp(key, "label_smoothing") && !(r->label_smoothing < 1))
 		return "must be below 1 (negative: keep the model's)";
+	if (!strcmp(key, "normalize.std") && !(r->norm_std[0] > 0 && r->norm_std[1] > 0 && r->norm_std[2] > 0))
+		return "must be positive for every channel";
 	if ((!strcmp(key, "augment.crop_padding") && (r->crop_padding < 0 || r->crop_padding > 16)) ||
 	    (!strcmp(key, "augment.cutout") && (r->cutout < 0 || r->cutout > 32)))
 		return "is out of range (crop_padding 0-16, cutout 0-32)";
@@ -215,6 +222,32 @@ recipe_set(Recipe *r, const char *key, const char *v, char *err, size_t errlen)
 		r->nlr_points = n;
 		break;
 	}
+	case F_RGB: {
+		/* "[0.5, 0.5, 0.5]" or "0.5,0.5,0.5": one number per channel, R G B */
+		double x[3];
+		int n = 0;
+		bool ok = true;
+		for (const char *s = v; *s && ok;) {
+			while (*s == ' ' || *s == '[' || *s == ',' || *s == ']')
+				s++;
+			if (!*s)
+				break;
+			char *end;
+			errno = 0;
+			double d = strtod(s, &end);
+			ok = end != s && errno == 0 && isfinite(d) && n < 3;
+			if (ok)
+				x[n++] = d;
+			s = end;
+		}
+		if (!ok || n != 3) {
+			snprintf(err, errlen, "recipe setting '%s' needs three numbers (R, G, B) like [0.4914, 0.4822, 0.4465], got '%s'",
+				key, v);
+			return false;
+		}
+		memcpy(p, x, sizeof x);
+		break;
+	}
 	}
 	const char *bad = check_range(r, key);
 	if (bad) {
@@ -270,9 +303,37 @@ recipe_print(FILE *out, const Recipe *r, const char *indent)
 			fputc(']', out);
 			break;
 		}
+		case F_RGB: {
+			char b[32];
+			fputc('[', out);
+			for (int k = 0; k < 3; k++)
+				fprintf(out, "%s%s", k ? ", " : "", double_str(b, ((const double *)p)[k]));
+			fputc(']', out);
+			break;
+		}
 		}
 		fputc('\n', out);
 	}
+}
+
+const char *
+recipe_value(const Recipe *r, const char *key, char *buf, size_t n)
+{
+	char text[4096] = "";
+	FILE *f = fmemopen(text, sizeof text - 1, "w");
+	buf[0] = 0;
+	if (!f)
+		return buf;
+	recipe_print(f, r, "");
+	fclose(f);
+	size_t k = strlen(key);
+	for (const char *l = text; *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : l + strlen(l))
+		if (!strncmp(l, key, k) && l[k] == ':' && l[k + 1] == ' ') {
+			size_t len = strcspn(l + k + 2, "\n");
+			snprintf(buf, n, "%.*s", (int)(len < n ? len : n - 1), l + k + 2);
+			break;
+		}
+	return buf;
 }
 
 double

@@ -14,6 +14,19 @@
 
 enum { RECIPE_MAX_MILESTONES = 8, RECIPE_MAX_POINTS = 8 };
 
+/* The default input normalization (recipe keys normalize.mean, normalize.std), the standard
+ * CIFAR-10 one: per-channel mean and standard deviation of the 50,000 training images' pixels
+ * scaled to [0, 1] (R, G, B). Measured on the official files (and checked by
+ * tests/data/test_data_real.c): mean 0.491400 0.482158 0.446531, std 0.247032 0.243485
+ * 0.261588. (The often-copied std 0.2023 0.1994 0.2010 is close to the average of the
+ * per-image deviations, 0.2022 0.1993 0.2009 measured, not the pixel std.) */
+#define CIFAR_MEAN_R 0.4914
+#define CIFAR_MEAN_G 0.4822
+#define CIFAR_MEAN_B 0.4465
+#define CIFAR_STD_R 0.2470
+#define CIFAR_STD_G 0.2435
+#define CIFAR_STD_B 0.2616
+
 typedef struct Recipe {
 	char optimizer[16];       /* sgd | adam | adamw */
 	double lr;
@@ -41,6 +54,8 @@ typedef struct Recipe {
 	bool flip;                /* random horizontal flip */
 	bool alternate_flip;      /* with flip: each image flipped in every other epoch (airbench) */
 	int cutout;               /* cutout square size; 0: off */
+	double norm_mean[3];      /* input normalization: (pixel / 255 - mean[c]) / std[c], R G B */
+	double norm_std[3];
 	int tta;                  /* test-time augmentation at evaluation: 0 off, 1 flip, 2 flip and
 	                           * one-pixel translations (airbench's levels; runtime/data.h) */
 	long seed;
@@ -58,6 +73,9 @@ bool recipe_load(Recipe *r, const char *path, char *err, size_t errlen);
 bool recipe_check(const Recipe *r, char *err, size_t errlen);
 /* Writes the recipe as "key: value" lines, each prefixed by INDENT. */
 void recipe_print(FILE *out, const Recipe *r, const char *indent);
+/* KEY's value as recipe_print writes it (and recipe_set reads it back), into BUF (N bytes),
+ * which is returned; "" for an unknown key. */
+const char *recipe_value(const Recipe *r, const char *key, char *buf, size_t n);
 /* Learning rate at fractional epoch E (0 <= E <= epochs). */
 double recipe_lr(const Recipe *r, double epoch);
 

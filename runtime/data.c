@@ -217,13 +217,29 @@ cifar_config_default(CifarConfig *c, int32_t batch, uint64_t seed)
 	c->batch = batch;
 	c->seed = seed;
 	c->shuffle = 1;
-	c->mean[0] = CIFAR_MEAN_R;
-	c->mean[1] = CIFAR_MEAN_G;
-	c->mean[2] = CIFAR_MEAN_B;
-	c->std[0] = CIFAR_STD_R;
-	c->std[1] = CIFAR_STD_G;
-	c->std[2] = CIFAR_STD_B;
+	c->mean[0] = (float)CIFAR_MEAN_R;
+	c->mean[1] = (float)CIFAR_MEAN_G;
+	c->mean[2] = (float)CIFAR_MEAN_B;
+	c->std[0] = (float)CIFAR_STD_R;
+	c->std[1] = (float)CIFAR_STD_G;
+	c->std[2] = (float)CIFAR_STD_B;
 	c->threads = 1;
+}
+
+void
+cifar_config_recipe(CifarConfig *c, const Recipe *r, int32_t batch, bool train)
+{
+	cifar_config_default(c, batch, (uint64_t)r->seed);
+	for (int k = 0; k < 3; k++) {
+		c->mean[k] = (float)r->norm_mean[k];
+		c->std[k] = (float)r->norm_std[k];
+	}
+	if (train) {
+		c->crop_pad = r->crop_padding;
+		c->crop_reflect = r->crop_reflect;
+		c->flip = r->flip ? 1 + r->alternate_flip : 0;
+		c->cutout = r->cutout;
+	}
 }
 
 void

@@ -18,8 +18,11 @@
 #ifndef NNC_DATA_H
 #define NNC_DATA_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "core/recipe.h" /* CIFAR_MEAN_*, CIFAR_STD_*: the standard normalization */
 
 enum {
 	CIFAR_SIDE = 32,
@@ -32,18 +35,6 @@ enum {
 	CIFAR_CLASSES = 10,
 	CIFAR_MAX_THREADS = 64
 };
-
-/* The standard CIFAR-10 normalization: per-channel mean and standard deviation of the 50,000
- * training images' pixels scaled to [0, 1] (R, G, B). Measured on the official files (and
- * checked by tests/data/test_data_real.c): mean 0.491400 0.482158 0.446531, std 0.247032
- * 0.243485 0.261588. (The often-copied std 0.2023 0.1994 0.2010 is close to the average of the
- * per-image deviations, 0.2022 0.1993 0.2009 measured, not the pixel std.) */
-#define CIFAR_MEAN_R 0.4914f
-#define CIFAR_MEAN_G 0.4822f
-#define CIFAR_MEAN_B 0.4465f
-#define CIFAR_STD_R 0.2470f
-#define CIFAR_STD_G 0.2435f
-#define CIFAR_STD_B 0.2616f
 
 typedef enum { CIFAR_TRAIN = 0, CIFAR_TEST = 1 } CifarSplit;
 
@@ -97,9 +88,13 @@ typedef struct {
 	int threads;     /* threads that fill a batch, the caller's included; 1..64 */
 } CifarConfig;
 
-/* Sets c to: batch B, the given seed, shuffling on, the standard mean/std above, no
+/* Sets c to: batch B, the given seed, shuffling on, the standard mean/std (core/recipe.h), no
  * augmentation, one thread. Typical training adds crop_pad = 4 and flip = 1. */
 void cifar_config_default(CifarConfig *c, int32_t batch, uint64_t seed);
+
+/* Sets c as a run of recipe R renders batches: its normalization and seed, and with TRAIN its
+ * augmentation (crop, reflection, flip, cutout); evaluation batches get none. */
+void cifar_config_recipe(CifarConfig *c, const Recipe *r, int32_t batch, bool train);
 
 /* The data order state, all a checkpoint needs to resume the batch stream exactly. */
 typedef struct {

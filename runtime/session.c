@@ -212,12 +212,7 @@ train_open(Train *t, const Plan *p, const SessionOptions *o)
 		return SESSION_FAILED;
 	}
 	CifarConfig cfg;
-	cifar_config_default(&cfg, p->batch, (uint64_t)p->recipe.seed);
-	cfg.shuffle = 1;
-	cfg.crop_pad = p->recipe.crop_padding;
-	cfg.crop_reflect = p->recipe.crop_reflect;
-	cfg.flip = p->recipe.flip ? 1 + p->recipe.alternate_flip : 0;
-	cfg.cutout = p->recipe.cutout;
+	cifar_config_recipe(&cfg, &p->recipe, p->batch, true);
 	if (cifar_loader_init(&t->ld, &t->data, &cfg, err, sizeof err) != 0) {
 		fprintf(log, "nnrun: %s\n", err);
 		return SESSION_FAILED;
@@ -457,7 +452,7 @@ session_eval(const Plan *p, const SessionOptions *o)
 	}
 	SessionStatus rc = SESSION_FAILED;
 	CifarConfig cfg;
-	cifar_config_default(&cfg, p->batch, 0);
+	cifar_config_recipe(&cfg, &p->recipe, p->batch, false);
 	CifarLoader ld;
 	Exec e;
 	RunState rs;
@@ -512,11 +507,8 @@ bench_dataset(const Plan *p, uint8_t **synth, CifarData *d, CifarLoader *ld, cha
 	d->labels[CIFAR_TRAIN] = d->labels[CIFAR_TEST] = *synth + (size_t)n * CIFAR_IMAGE_BYTES;
 	d->n[CIFAR_TRAIN] = d->n[CIFAR_TEST] = n;
 	CifarConfig cfg;
-	cifar_config_default(&cfg, p->batch, 1);
-	cfg.crop_pad = p->recipe.crop_padding;
-	cfg.crop_reflect = p->recipe.crop_reflect;
-	cfg.flip = p->recipe.flip ? 1 + p->recipe.alternate_flip : 0;
-	cfg.cutout = p->recipe.cutout;
+	cifar_config_recipe(&cfg, &p->recipe, p->batch, true);
+	cfg.seed = 1;
 	return cifar_loader_init(ld, d, &cfg, err, errlen) == 0;
 }
 

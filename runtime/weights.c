@@ -147,6 +147,39 @@ weights_run_options(const char *path, RunOptions *ro, char *err, size_t errlen)
 }
 
 bool
+weights_normalization(const char *path, Recipe *r, bool *has, char *err, size_t errlen)
+{
+	*has = false;
+	StFile *f;
+	if (st_open(path, &f, err, errlen) != 0)
+		return false;
+	static const char *const keys[2] = {"normalize.mean", "normalize.std"};
+	char val[2][128] = {"", ""};
+	const char *run = st_meta_get(f, "run.recipe"); /* a checkpoint: "key: value" lines */
+	for (int i = 0; i < 2; i++) {
+		char meta[32];
+		snprintf(meta, sizeof meta, "nnc.%s", keys[i]);
+		const char *v = st_meta_get(f, meta);
+		size_t k = strlen(keys[i]);
+		for (const char *l = run; !v && l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+			if (!strncmp(l, keys[i], k) && l[k] == ':' && l[k + 1] == ' ')
+				v = l + k + 2;
+		if (v)
+			snprintf(val[i], sizeof val[i], "%.*s", (int)strcspn(v, "\n"), v);
+	}
+	bool ok = true;
+	if (val[0][0] && val[1][0]) {
+		char msg[512];
+		ok = recipe_set(r, keys[0], val[0], msg, sizeof msg) && recipe_set(r, keys[1], val[1], msg, sizeof msg);
+		if (!ok)
+			snprintf(err, errlen, "%s: metadata: %s", path, msg);
+		*has = ok;
+	}
+	st_close(f);
+	return ok;
+}
+
+bool
 weights_load(Exec *e, const char *path, bool resume, RunState *rs, char *err, size_t errlen)
 {
 	const Plan *p = e->plan;
@@ -275,8 +308,12 @@ weights_export(const Exec *e, const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return false;
 	}
-	StMeta meta[2] = {{"format", "pt"}, {"nnc.model", e->plan->model}};
-	bool ok = st_write(path, t, nt, meta, 2, err, errlen) == 0;
+	char norm[2][128];
+	recipe_value(&e->recipe, "normalize.mean", norm[0], sizeof norm[0]);
+	recipe_value(&e->recipe, "normalize.std", norm[1], sizeof norm[1]);
+	StMeta meta[4] = {{"format", "pt"}, {"nnc.model", e->plan->model}, {"nnc.normalize.mean", norm[0]},
+		{"nnc.normalize.std", norm[1]}};
+	bool ok = st_write(path, t, nt, meta, 4, err, errlen) == 0;
 	free(t);
 	free(owned);
 	return ok;

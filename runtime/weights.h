@@ -35,6 +35,12 @@ typedef struct {
 /* Reads PATH's run options (its metadata only; weights_load checks the whole file). */
 bool weights_run_options(const char *path, RunOptions *ro, char *err, size_t errlen);
 
+/* The input normalization PATH's weights were trained with (an export's metadata nnc.normalize.mean
+ * and .std, a checkpoint's recorded recipe), set into R's normalize.* with *HAS true; a file
+ * without it (older, or from PyTorch) leaves R alone with *HAS false. False with a message when
+ * the file cannot be read or the recorded values are malformed. */
+bool weights_normalization(const char *path, Recipe *r, bool *has, char *err, size_t errlen);
+
 /* The identity a checkpoint records: the model's name and a hash of every parameter's name and
  * shape, so a checkpoint resumes with any plan of the same network (recompiled with other
  * settings). Written into BUF (N bytes), which is returned. */

@@ -88,6 +88,33 @@ PY
 expect misfit-all 1 "bad.safetensors: no tensor 'conv1.weight' (the model's \[8, 3, 3, 3\]); no tensor 'bn2.bias' (the model's \[16\]); tensor 'linear.weight' is F32 \[16, 10\] in the file; the model needs F32 or F16 \[10, 16\]" -- \
 	"$nnrun" eval "$plan" --weights "$tmp/bad.safetensors" --data "$data" --test-limit 300
 
+# The input normalization is the recipe's (normalize.mean/std), recorded in checkpoints and
+# exports: eval and compare normalize as the weights were trained (said, as it differs from the
+# plan's) -- the same loss as setting it by hand, another than the plan's own; --set still wins.
+norm="--set normalize.mean=0.5,0.5,0.5 --set normalize.std=0.25,0.25,0.25"
+expect norm-train 0 "" -- "$nnrun" train "$plan" --data "$data" --train-limit 320 --test-limit 100 --quiet --threads 2 \
+	--epochs 1 $norm --checkpoint "$tmp/n.ckpt"
+ev="$nnrun eval $plan --data $data --test-limit 100 --threads 2"
+expect norm-adopt 0 "note: inputs normalized as .*n.ckpt was trained: mean \[0.5, 0.5, 0.5\], std \[0.25, 0.25, 0.25\] (the plan's: mean \[0.4914, 0.4822, 0.4465\], std \[0.247, 0.2435, 0.2616\])" -- \
+	$ev --weights "$tmp/n.ckpt"
+grep "^test loss" "$tmp/out" >"$tmp/n.adopt"
+expect norm-set 0 "" -- $ev --weights "$tmp/n.ckpt" $norm
+grep "^test loss" "$tmp/out" >"$tmp/n.set"
+same norm-adopt-is-set "$tmp/n.set" "$tmp/n.adopt"
+expect norm-plan 0 "" -- $ev --weights "$tmp/n.ckpt" --set normalize.mean=0.4914,0.4822,0.4465
+grep "^test loss" "$tmp/out" >"$tmp/n.plan"
+expect norm-plan-differs 1 "" -- cmp -s "$tmp/n.plan" "$tmp/n.set"
+expect norm-export 0 "" -- "$nnrun" export "$plan" --weights "$tmp/n.ckpt" -o "$tmp/n.safetensors"
+expect norm-export-meta 0 '"nnc.normalize.std":"\[0.25, 0.25, 0.25\]"' -- grep -a -o '"nnc.normalize.std":"[^"]*"' "$tmp/n.safetensors"
+expect norm-adopt-export 0 "note: inputs normalized as .*n.safetensors was trained" -- $ev --weights "$tmp/n.safetensors"
+grep "^test loss" "$tmp/out" >"$tmp/n.exp"
+same norm-adopt-export-is-set "$tmp/n.set" "$tmp/n.exp"
+expect norm-finetune-note 0 "note: .*n.safetensors was trained with inputs normalized by mean \[0.5, 0.5, 0.5\]" -- \
+	"$nnrun" train "$plan" --data "$data" --train-limit 320 --test-limit 100 --threads 2 --weights "$tmp/n.safetensors" \
+	--checkpoint "$tmp/n2.ckpt" --steps 1
+expect norm-bad 1 "recipe setting 'normalize.std' = 0.2,0,0.2 must be positive for every channel" -- \
+	$ev --weights "$tmp/n.ckpt" --set normalize.std=0.2,0,0.2
+
 # Bad inputs: each names the file and the problem.
 expect no-data 1 "nowhere: no such folder" -- $run --data "$tmp/nowhere"
 mkdir -p "$tmp/short"

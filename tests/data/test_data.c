@@ -241,6 +241,22 @@ test_normalization(const CifarData *d)
 	CHECK(c.mean[0] == 0.4914f && c.mean[1] == 0.4822f && c.mean[2] == 0.4465f);
 	CHECK(c.std[0] == 0.2470f && c.std[1] == 0.2435f && c.std[2] == 0.2616f);
 	CHECK(c.shuffle == 1 && c.crop_pad == 0 && c.flip == 0 && c.cutout == 0 && c.threads == 1);
+	/* a recipe's configuration: its normalization and seed always, its augmentation for training */
+	Recipe r;
+	recipe_defaults(&r);
+	CifarConfig rc;
+	cifar_config_recipe(&rc, &r, 4, false);
+	CHECK(!memcmp(rc.mean, c.mean, sizeof c.mean) && !memcmp(rc.std, c.std, sizeof c.std));
+	r.norm_mean[1] = 0.5;
+	r.norm_std[2] = 0.125;
+	r.seed = 9;
+	r.alternate_flip = true;
+	r.crop_reflect = true;
+	r.cutout = 8;
+	cifar_config_recipe(&rc, &r, 4, false);
+	CHECK(rc.mean[1] == 0.5f && rc.std[2] == 0.125f && rc.seed == 9 && rc.crop_pad == 0 && rc.flip == 0 && rc.cutout == 0);
+	cifar_config_recipe(&rc, &r, 4, true);
+	CHECK(rc.mean[1] == 0.5f && rc.crop_pad == 4 && rc.crop_reflect == 1 && rc.flip == 2 && rc.cutout == 8 && rc.batch == 4);
 	CifarLoader l;
 	CHECK(cifar_loader_init(&l, d, &c, err, sizeof err) == 0);
 	/* the table itself, at a few bytes */

@@ -1,6 +1,6 @@
 /* Recipes (core/recipe.h): the learning-rate schedules recipe_lr gives, the piecewise schedule's
  * (fraction, factor) points and their refusals, and printing that reads back as the same
- * recipe (plans embed recipes as printed). */
+ * recipe (plans embed recipes as printed); the input normalization's three-number settings. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,6 +65,26 @@ main(void)
 	free(text);
 	for (double e = 0; e <= 10; e += 0.37)
 		CHECK(recipe_lr(&back, e) == recipe_lr(&r, e));
+	CHECK(back.norm_mean[1] == r.norm_mean[1] && back.norm_std[2] == r.norm_std[2]);
+
+	/* the input normalization: CIFAR-10's by default, three numbers per key, std positive */
+	Recipe n;
+	recipe_defaults(&n);
+	CHECK(n.norm_mean[0] == 0.4914 && n.norm_mean[2] == 0.4465 && n.norm_std[1] == 0.2435);
+	char v[128];
+	CHECK(!strcmp(recipe_value(&n, "normalize.std", v, sizeof v), "[0.247, 0.2435, 0.2616]"));
+	set(&n, "normalize.mean", "[0.5, 0.25, 0.125]");
+	set(&n, "normalize.std", "1,2,3");
+	CHECK(n.norm_mean[0] == 0.5 && n.norm_mean[1] == 0.25 && n.norm_mean[2] == 0.125);
+	CHECK(n.norm_std[0] == 1 && n.norm_std[1] == 2 && n.norm_std[2] == 3);
+	CHECK(!strcmp(recipe_value(&n, "normalize.mean", v, sizeof v), "[0.5, 0.25, 0.125]"));
+	static const char *const bad3[] = {"[0.5, 0.5]", "0.5,0.5,0.5,0.5", "[0.5, x, 0.5]", "[]", "[nan, 1, 1]"};
+	for (size_t i = 0; i < sizeof bad3 / sizeof bad3[0]; i++) {
+		CHECK(!recipe_set(&n, "normalize.mean", bad3[i], err, sizeof err));
+		CHECK_MSG(err, "recipe setting 'normalize.mean' needs three numbers (R, G, B)");
+	}
+	CHECK(!recipe_set(&n, "normalize.std", "[1, 0, 1]", err, sizeof err));
+	CHECK_MSG(err, "'normalize.std' = [1, 0, 1] must be positive for every channel");
 
 	static const char *const bad[] = {"[0, 1]", "[0, 1, 0.5]", "[0.1, 1, 1, 0]", "[0, 1, 0.5, 1, 0.4, 1, 1, 0]",
 		"[0, 1, 0.9, 1]", "[0, -1, 1, 0]", "[0, 1, 1, x]", "[0, 1, 1.5, 0]",
