@@ -19,6 +19,7 @@
 #include "compiler/check.h"
 #include "grammar/parse.h"
 #include "parser.h"
+#include "core/geometry.h"
 #include "core/strmap.h"
 
 enum {
@@ -86,6 +87,7 @@ static const SVal vnone = {.k = V_NONE};
 
 static SVal eval(Sema *S, const Node *n);
 static void exec_list(Sema *S, const Node *stmts);
+static void note_uneven_strides(Sema *S, const Inst *in);
 
 /* Reports an error and, when inside block expansions, where each enclosing block was called. */
 static void
@@ -669,8 +671,9 @@ emit_op(Sema *S, const Node *call, Op op, const char *lhs)
 	inst_apply_defaults(in);
 	InferResult r;
 	if (!infer_inst(in, S->g->batch, &r)) {
-		inst_remove(S->g, in);
 		serr(S, call->loc, "%s", r.err);
+		note_uneven_strides(S, in);
+		inst_remove(S->g, in);
 		return verr;
 	}
 	in->res->type = r.out;
@@ -707,6 +710,48 @@ emit_op(Sema *S, const Node *call, Op op, const char *lhs)
 	return (SVal){.k = V_TENSOR, .t = in->res};
 }
 
+/* After an op's operands disagree in height or width (an add, a concat): a note at the nearest
+ * window op (convolution, pooling) on each operand's path whose stride does not divide its
+ * input, the usual cause of one branch ending a row short or long (7 rows at stride 2: a 3x3
+ * convolution with padding 1 gives 4, a 2x2 pooling 3). */
+static void
+note_uneven_strides(Sema *S, const Inst *in)
+{
+	bool differ = false;
+	for (int i = 1; i < in->nin; i++) {
+		const Type *a = &in->args[0]->type, *b = &in->args[i]->type;
+		differ |= a->rank == 4 && b->rank == 4 && (a->dim[2] != b->dim[2] || a->dim[3] != b->dim[3]);
+	}
+	const Inst *said[NNC_MAXARGS];
+	int nsaid = 0;
+	for (int i = 0; differ && i < in->nin; i++) {
+		const Value *v = in->args[i];
+		for (int depth = 0; v && v->def && v->def->nin > 0 && depth < 1000; depth++, v = v->def->args[0]) {
+			const Inst *d = v->def;
+			const Type *x = &d->args[0]->type;
+			int ks = nnc_attr_index(d->op, "stride"), kk = nnc_attr_index(d->op, "kernel");
+			if (ks < 0 || kk < 0 || x->rank != 4)
+				continue;
+			int64_t sh = nnc_pool_stride(d->attr[ks].i, d->attr[kk].i, 0), sw = nnc_pool_stride(d->attr[ks].i, d->attr[kk].i, 1);
+			if (sh <= 0 || sw <= 0 || (x->dim[2] % sh == 0 && x->dim[3] % sw == 0))
+				continue;
+			bool again = false;
+			for (int j = 0; j < nsaid; j++)
+				again |= said[j] == d;
+			if (!again && nsaid < NNC_MAXARGS) {
+				said[nsaid++] = d;
+				char stride[64];
+				snprintf(stride, sizeof stride, sh == sw ? "%lld" : "[%lld, %lld]", (long long)sh, (long long)sw);
+				const char *name = nnc_ops[d->op].flags & OPF_PARAMS ? d->scope : NULL;
+				diag_note(S->d, d->loc, "%s%s%s%s: its input's %lldx%lld is not a multiple of its stride %s, so its output is %lldx%lld",
+					nnc_ops[d->op].name, name ? " '" : "", name ? name : "", name ? "'" : "", (long long)x->dim[2],
+					(long long)x->dim[3], stride, (long long)d->res->type.dim[2], (long long)d->res->type.dim[3]);
+			}
+			break;
+		}
+	}
+}
+
 /* Emits the op behind an operator: `a + b` (add) or `x * c`, `x / c` (mul by a constant). */
 static SVal
 emit_operator(Sema *S, Op op, Loc loc, Value *a, Value *b, double scale)
@@ -721,8 +766,9 @@ emit_operator(Sema *S, Op op, Loc loc, Value *a, Value *b, double scale)
 	in->scope = S->prefix;
 	InferResult r;
 	if (!infer_inst(in, S->g->batch, &r)) {
-		inst_remove(S->g, in);
 		serr(S, loc, "%s", r.err);
+		note_uneven_strides(S, in);
+		inst_remove(S->g, in);
 		return verr;
 	}
 	in->res->type = r.out;
