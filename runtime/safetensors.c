@@ -2,13 +2,18 @@
  *
  * The writer validates everything first, then builds the header in memory (its JSON emitted
  * in the reference implementation's order and escaping) and streams the tensors after it.
- * The reader loads the whole file, parses the header with a small strict JSON parser into a
- * tree of nodes (indices into one growable array; decoded strings in one pool sized by the
- * header, so string pointers never move), walks the tree into tensors and metadata, then
- * checks sizes, duplicates and that the tensors tile the data section. The tree is freed
- * before returning; the StFile keeps the file bytes, the string pool and the tables. */
+ * The reader loads the whole file, has jansson parse the header (after refusing NUL bytes,
+ * which jansson would take for the end of its input), walks jansson's tree into tensors and
+ * metadata, then checks sizes and that the tensors tile the data section. The StFile keeps the
+ * file bytes and jansson's tree, which owns every name and metadata string it hands out.
+ * jansson does not say where a value lies in its input, so two things scan the accepted header
+ * for string tokens (a '"' and on to the next unescaped '"'): the raw spans of metadata values
+ * (st_meta_span), and, for a duplicate key, the depth it was found at, to name it as a tensor,
+ * a field or a metadata key. */
 #include "runtime/safetensors.h"
 #include "core/file.h"
+
+#include <jansson.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -562,296 +567,6 @@ st_serialize(const StTensor *t, size_t nt, const StMeta *meta, size_t nmeta, uns
 	return 0;
 }
 
-/* ---- the JSON parser ----------------------------------------------------------------------- */
-
-enum { J_OBJ, J_ARR, J_STR, J_INT };
-enum { J_MAX_DEPTH = 64 };
-
-/* 40 bytes. Every node takes at least 2 bytes of header ("0,"), so the tree is at most 20 times
- * the header: 2 GB for a hostile header at the 100 MB limit, a few kB for real files (the tree
- * is freed once the tables are built). Headers are at most ST_MAX_HEADER bytes, so offsets and
- * node indices fit in 32 bits. */
-typedef struct {
-	const char *key;         /* member name, when the parent is an object */
-	union {
-		const char *str;     /* J_STR: decoded, NUL-terminated */
-		uint64_t mag;        /* J_INT: magnitude */
-	};
-	uint32_t rawpos, rawlen; /* J_STR: header offset and length of the text between the quotes */
-	uint32_t first, next;    /* first child, next sibling; 0 is none (the root is never a child) */
-	uint32_t count;          /* children */
-	unsigned char kind;
-	unsigned char neg;       /* J_INT: had a minus sign */
-} JNode;
-
-typedef struct {
-	const unsigned char *s; /* the header: N bytes at file offset 8 */
-	size_t n, i;
-	char *pool;             /* decoded strings; N + 1 bytes always suffice */
-	size_t pool_n;
-	JNode *nodes;
-	size_t nn, cap;
-	const char *path;
-	char *err;
-	size_t errlen;
-} JP;
-
-__attribute__((format(printf, 3, 4))) static int
-jerr(JP *p, size_t at, const char *fmt, ...)
-{
-	if (p->err && p->errlen) {
-		int k = snprintf(p->err, p->errlen, "%s: header JSON, byte %zu: ", p->path, at + 8);
-		if (k >= 0 && (size_t)k < p->errlen) {
-			va_list ap;
-			va_start(ap, fmt);
-			vsnprintf(p->err + k, p->errlen - (size_t)k, fmt, ap);
-			va_end(ap);
-		}
-	}
-	return -1;
-}
-
-static void
-skip_ws(JP *p)
-{
-	while (p->i < p->n && (p->s[p->i] == ' ' || p->s[p->i] == '\t' || p->s[p->i] == '\n' ||
-		p->s[p->i] == '\r'))
-		p->i++;
-}
-
-static int
-new_node(JP *p, int kind, size_t *idx)
-{
-	if (p->nn == p->cap) {
-		size_t cap = p->cap ? p->cap * 2 : 64;
-		JNode *q = cap < SIZE_MAX / sizeof *q ? realloc(p->nodes, cap * sizeof *q) : NULL;
-		if (!q)
-			return jerr(p, p->i, "out of memory");
-		p->nodes = q;
-		p->cap = cap;
-	}
-	*idx = p->nn++;
-	memset(&p->nodes[*idx], 0, sizeof p->nodes[*idx]);
-	p->nodes[*idx].kind = (unsigned char)kind;
-	return 0;
-}
-
-static int
-hex4(const unsigned char *s, uint32_t *out)
-{
-	uint32_t v = 0;
-	for (int k = 0; k < 4; k++) {
-		unsigned c = s[k];
-		v <<= 4;
-		if (c >= '0' && c <= '9')
-			v |= c - '0';
-		else if (c >= 'a' && c <= 'f')
-			v |= c - 'a' + 10;
-		else if (c >= 'A' && c <= 'F')
-			v |= c - 'A' + 10;
-		else
-			return -1;
-	}
-	*out = v;
-	return 0;
-}
-
-/* At '"': decodes a string into the pool. */
-static int
-jstring(JP *p, const char **out, uint32_t *rawpos, uint32_t *rawlen)
-{
-	size_t open = p->i++;
-	char *d = p->pool + p->pool_n;
-	size_t k = 0;
-	for (;;) {
-		if (p->i >= p->n)
-			return jerr(p, open, "unterminated string");
-		unsigned char c = p->s[p->i];
-		if (c == '"')
-			break;
-		if (c == '\\') {
-			if (p->i + 1 >= p->n)
-				return jerr(p, open, "unterminated string");
-			unsigned char e = p->s[p->i + 1];
-			const char *simple = strchr("\"\\/bfnrt", e);
-			if (e && simple) {
-				static const char to[] = "\"\\/\b\f\n\r\t";
-				d[k++] = to[simple - "\"\\/bfnrt"];
-				p->i += 2;
-				continue;
-			}
-			if (e != 'u')
-				return jerr(p, p->i, "invalid escape '\\%c'", e >= 0x20 && e < 0x7f ? e : '?');
-			uint32_t cp, lo;
-			if (p->n - p->i < 6 || hex4(p->s + p->i + 2, &cp) < 0)
-				return jerr(p, p->i, "invalid \\u escape (needs four hex digits)");
-			if (cp >= 0xdc00 && cp <= 0xdfff)
-				return jerr(p, p->i, "unpaired surrogate \\u%04x", (unsigned)cp);
-			if (cp >= 0xd800 && cp <= 0xdbff) {
-				if (p->n - p->i < 12 || p->s[p->i + 6] != '\\' || p->s[p->i + 7] != 'u' ||
-					hex4(p->s + p->i + 8, &lo) < 0 || lo < 0xdc00 || lo > 0xdfff)
-					return jerr(p, p->i, "unpaired surrogate \\u%04x", (unsigned)cp);
-				cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-				p->i += 6;
-			}
-			if (cp == 0)
-				return jerr(p, p->i, "\\u0000 (NUL) is not allowed in a string");
-			p->i += 6;
-			if (cp < 0x80) {
-				d[k++] = (char)cp;
-			} else if (cp < 0x800) {
-				d[k++] = (char)(0xc0 | cp >> 6);
-				d[k++] = (char)(0x80 | (cp & 0x3f));
-			} else if (cp < 0x10000) {
-				d[k++] = (char)(0xe0 | cp >> 12);
-				d[k++] = (char)(0x80 | ((cp >> 6) & 0x3f));
-				d[k++] = (char)(0x80 | (cp & 0x3f));
-			} else {
-				d[k++] = (char)(0xf0 | cp >> 18);
-				d[k++] = (char)(0x80 | ((cp >> 12) & 0x3f));
-				d[k++] = (char)(0x80 | ((cp >> 6) & 0x3f));
-				d[k++] = (char)(0x80 | (cp & 0x3f));
-			}
-			continue;
-		}
-		if (c < 0x20)
-			return jerr(p, p->i, "unescaped control character 0x%02x in a string", c);
-		size_t len = utf8_seq(p->s + p->i, p->n - p->i);
-		if (!len)
-			return jerr(p, p->i, "invalid UTF-8 in a string");
-		memcpy(d + k, p->s + p->i, len);
-		k += len;
-		p->i += len;
-	}
-	d[k] = 0;
-	p->pool_n += k + 1;
-	*out = d;
-	*rawpos = (uint32_t)(open + 1);
-	*rawlen = (uint32_t)(p->i - open - 1);
-	p->i++;
-	return 0;
-}
-
-static int
-jint(JP *p, JNode *x)
-{
-	size_t start = p->i;
-	if (p->s[p->i] == '-') {
-		x->neg = 1;
-		p->i++;
-	}
-	if (p->i >= p->n || p->s[p->i] < '0' || p->s[p->i] > '9')
-		return jerr(p, start, "invalid number");
-	if (p->s[p->i] == '0' && p->i + 1 < p->n && p->s[p->i + 1] >= '0' && p->s[p->i + 1] <= '9')
-		return jerr(p, start, "leading zeros are not allowed in a number");
-	uint64_t v = 0;
-	while (p->i < p->n && p->s[p->i] >= '0' && p->s[p->i] <= '9') {
-		unsigned d = p->s[p->i] - '0';
-		if (v > (UINT64_MAX - d) / 10)
-			return jerr(p, start, "integer does not fit in 64 bits");
-		v = v * 10 + d;
-		p->i++;
-	}
-	if (p->i < p->n && (p->s[p->i] == '.' || p->s[p->i] == 'e' || p->s[p->i] == 'E'))
-		return jerr(p, start, "only integers are allowed (no fractions or exponents)");
-	x->mag = v;
-	return 0;
-}
-
-static int jvalue(JP *p, int depth, size_t *out);
-
-/* At '{' or '[': the members or elements, linked as children. */
-static int
-jcompound(JP *p, int depth, size_t *out)
-{
-	int obj = p->s[p->i] == '{';
-	char close = obj ? '}' : ']';
-	size_t self, last = 0, start = p->i;
-	if (depth >= J_MAX_DEPTH)
-		return jerr(p, p->i, "nesting deeper than %d levels", J_MAX_DEPTH);
-	if (new_node(p, obj ? J_OBJ : J_ARR, &self) < 0)
-		return -1;
-	p->i++;
-	skip_ws(p);
-	if (p->i < p->n && p->s[p->i] == close) {
-		p->i++;
-		*out = self;
-		return 0;
-	}
-	for (;;) {
-		const char *key = NULL;
-		size_t child;
-		uint32_t rp, rl;
-		skip_ws(p);
-		if (obj) {
-			if (p->i >= p->n)
-				return jerr(p, p->i, "unexpected end of header (unterminated object)");
-			if (p->s[p->i] != '"')
-				return jerr(p, p->i, "expected a string key");
-			if (jstring(p, &key, &rp, &rl) < 0)
-				return -1;
-			skip_ws(p);
-			if (p->i >= p->n || p->s[p->i] != ':')
-				return jerr(p, p->i, "expected ':' after an object key");
-			p->i++;
-		}
-		if (jvalue(p, depth + 1, &child) < 0)
-			return -1;
-		p->nodes[child].key = key;
-		if (last)
-			p->nodes[last].next = (uint32_t)child;
-		else
-			p->nodes[self].first = (uint32_t)child;
-		last = child;
-		if (!obj && p->nodes[self].count == ST_MAX_RANK)
-			return jerr(p, start, "array of more than %d elements (no "
-				"safetensors header has one)", ST_MAX_RANK);
-		p->nodes[self].count++;
-		skip_ws(p);
-		if (p->i >= p->n)
-			return jerr(p, p->i, "unexpected end of header (unterminated %s)",
-				obj ? "object" : "array");
-		if (p->s[p->i] == ',') {
-			p->i++;
-			continue;
-		}
-		if (p->s[p->i] == close) {
-			p->i++;
-			break;
-		}
-		return jerr(p, p->i, "expected ',' or '%c' in %s", close, obj ? "an object" : "an array");
-	}
-	*out = self;
-	return 0;
-}
-
-static int
-jvalue(JP *p, int depth, size_t *out)
-{
-	skip_ws(p);
-	if (p->i >= p->n)
-		return jerr(p, p->i, "unexpected end of header (expected a value)");
-	unsigned char c = p->s[p->i];
-	if (c == '{' || c == '[')
-		return jcompound(p, depth, out);
-	if (c == '"') {
-		if (new_node(p, J_STR, out) < 0)
-			return -1;
-		JNode *x = &p->nodes[*out];
-		return jstring(p, &x->str, &x->rawpos, &x->rawlen);
-	}
-	if (c == '-' || (c >= '0' && c <= '9')) {
-		if (new_node(p, J_INT, out) < 0)
-			return -1;
-		return jint(p, &p->nodes[*out]);
-	}
-	if (c == 't' || c == 'f' || c == 'n')
-		return jerr(p, p->i, "true, false and null are not allowed in a safetensors header");
-	if (c >= 0x20 && c < 0x7f)
-		return jerr(p, p->i, "unexpected character '%c'", c);
-	return jerr(p, p->i, "unexpected byte 0x%02x", c);
-}
-
 /* ---- reading ------------------------------------------------------------------------------- */
 
 typedef struct {
@@ -862,7 +577,7 @@ struct StFile {
 	char *path;
 	unsigned char *buf;
 	size_t len;
-	char *pool;
+	json_t *root;       /* the parsed header: owns the names and metadata strings */
 	StTensor *t;        /* data order */
 	size_t nt;
 	const StTensor **byname;
@@ -879,13 +594,95 @@ st_close(StFile *f)
 		return;
 	free(f->path);
 	free(f->buf);
-	free(f->pool);
+	json_decref(f->root);
 	free(f->t);
 	free(f->byname);
 	free(f->dims);
 	free(f->meta);
 	free(f->span);
 	free(f);
+}
+
+/* jansson's message made safe to print: control characters and bytes that are not UTF-8 (its
+ * "near '...'" quotes the input, cut at a fixed length) become '?'. */
+static const char *
+clean_text(char *buf, size_t n, const char *s)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t len = strlen(s), k = 0;
+	for (size_t i = 0; i < len && k + 1 < n;) {
+		size_t q = utf8_seq(u + i, len - i);
+		if (q <= 1 || k + q >= n) {
+			buf[k++] = q == 1 && u[i] >= 0x20 && u[i] != 0x7f ? s[i] : '?';
+			i++;
+			continue;
+		}
+		memcpy(buf + k, s + i, q);
+		k += q;
+		i += q;
+	}
+	buf[k] = 0;
+	return buf;
+}
+
+/* Advances *I past the next string token of the header S (N bytes) and gives the span between
+ * its quotes. Only run on a header jansson has accepted, where a '"' outside a string opens one
+ * and a '"' inside one either follows a backslash or closes it. */
+static void
+next_string(const unsigned char *s, size_t n, size_t *i, Span *sp)
+{
+	while (*i < n && s[*i] != '"')
+		(*i)++;
+	size_t open = ++*i;
+	while (*i < n && s[*i] != '"')
+		*i += s[*i] == '\\' ? 2 : 1;
+	sp->off = open;
+	sp->len = *i - open;
+	(*i)++;
+}
+
+/* A JSON string token of the header S (SP: between its quotes), decoded by jansson, for a
+ * message. */
+static const char *
+show_token(char buf[SHOWN], const unsigned char *s, Span sp)
+{
+	json_t *j = json_loadb((const char *)s + sp.off - 1, (size_t)sp.len + 2, JSON_DECODE_ANY,
+		NULL);
+	show(buf, json_is_string(j) ? json_string_value(j) : "?");
+	json_decref(j);
+	return buf;
+}
+
+/* jansson's duplicate-key error, at byte POS of the header S (just after the key), said the
+ * way nnc's tables name things: the depth of the object holding the key (1: the top level)
+ * says whether it is a tensor name, a tensor's field or a metadata key. The bytes before POS
+ * are JSON jansson has read, so the scan sees every string token whole. */
+static int
+duplicate_key(const char *path, const unsigned char *s, size_t pos, char *err, size_t errlen)
+{
+	char nb[SHOWN], nb2[SHOWN];
+	int depth = 0;
+	Span top = {0, 0}, key = {0, 0};
+	for (size_t i = 0; i < pos;) {
+		if (s[i] == '"') {
+			next_string(s, pos, &i, &key);
+			if (depth == 1)
+				top = key;
+			continue;
+		}
+		depth += s[i] == '{' || s[i] == '[' ? 1 : s[i] == '}' || s[i] == ']' ? -1 : 0;
+		i++;
+	}
+	const char *k = show_token(nb, s, key), *t = show_token(nb2, s, top);
+	if (depth == 1 && strcmp(k, "__metadata__") == 0)
+		return fail(err, errlen, "%s: '__metadata__' appears twice", path);
+	if (depth == 1)
+		return fail(err, errlen, "%s: duplicate tensor name '%s'", path, k);
+	if (depth == 2 && strcmp(t, "__metadata__") == 0)
+		return fail(err, errlen, "%s: __metadata__ has duplicate key '%s'", path, k);
+	if (depth == 2)
+		return fail(err, errlen, "%s: tensor '%s': duplicate field '%s'", path, t, k);
+	return fail(err, errlen, "%s: header JSON, byte %zu: duplicate key '%s'", path, pos + 7, k);
 }
 
 typedef struct {
@@ -910,66 +707,59 @@ cmp_offset(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
-/* One tensor's entry: X is its object node. Fills T (offset relative to the data section). */
+/* One tensor's entry: X is its value. Fills T (offset relative to the data section). */
 static int
-read_tensor(StFile *f, JP *p, size_t x, StTensor *t, int64_t *dims, char *err, size_t errlen)
+read_tensor(StFile *f, json_t *x, StTensor *t, int64_t *dims, char *err, size_t errlen)
 {
 	char nb[SHOWN], sb[160];
 	const char *name = show(nb, t->name);
-	size_t dt = 0, shape = 0, offs = 0;
-	if (p->nodes[x].kind != J_OBJ)
+	if (!json_is_object(x))
 		return fail(err, errlen, "%s: tensor '%s': expected an object with dtype, shape and "
 			"data_offsets", f->path, name);
-	for (size_t c = p->nodes[x].first; c; c = p->nodes[c].next) {
-		const char *k = p->nodes[c].key;
-		size_t *slot = strcmp(k, "dtype") == 0 ? &dt : strcmp(k, "shape") == 0 ? &shape :
-			strcmp(k, "data_offsets") == 0 ? &offs : NULL;
-		if (!slot)
+	const char *k;
+	json_t *v;
+	json_object_foreach(x, k, v)
+		if (strcmp(k, "dtype") != 0 && strcmp(k, "shape") != 0 && strcmp(k, "data_offsets") != 0)
 			return fail(err, errlen, "%s: tensor '%s': unknown field '%s'", f->path, name,
 				show(sb, k));
-		if (*slot)
-			return fail(err, errlen, "%s: tensor '%s': duplicate field '%s'", f->path, name, k);
-		*slot = c;
-	}
+	json_t *dt = json_object_get(x, "dtype"), *shape = json_object_get(x, "shape"),
+		*offs = json_object_get(x, "data_offsets");
 	if (!dt || !shape || !offs)
 		return fail(err, errlen, "%s: tensor '%s': missing field '%s'", f->path, name,
 			!dt ? "dtype" : !shape ? "shape" : "data_offsets");
-	if (p->nodes[dt].kind != J_STR)
+	if (!json_is_string(dt))
 		return fail(err, errlen, "%s: tensor '%s': dtype must be a string", f->path, name);
-	if (st_dtype_parse(p->nodes[dt].str, &t->dtype) < 0)
+	if (st_dtype_parse(json_string_value(dt), &t->dtype) < 0)
 		return fail(err, errlen, "%s: tensor '%s': unknown dtype '%s'", f->path, name,
-			show(sb, p->nodes[dt].str));
-	const JNode *sh = &p->nodes[shape];
-	if (sh->kind != J_ARR)
+			show(sb, json_string_value(dt)));
+	if (!json_is_array(shape))
 		return fail(err, errlen, "%s: tensor '%s': shape must be an array of integers", f->path,
 			name);
-	int rank = 0; /* at most ST_MAX_RANK: the parser caps arrays */
-	for (size_t c = sh->first; c; c = p->nodes[c].next) {
-		const JNode *d = &p->nodes[c];
-		if (d->kind != J_INT)
+	if (json_array_size(shape) > ST_MAX_RANK)
+		return fail(err, errlen, "%s: tensor '%s': shape has %zu dimensions, more than %d",
+			f->path, name, json_array_size(shape), ST_MAX_RANK);
+	int rank = 0;
+	size_t i;
+	json_array_foreach(shape, i, v) {
+		if (!json_is_integer(v))
 			return fail(err, errlen, "%s: tensor '%s': shape must be an array of integers",
 				f->path, name);
-		if (d->neg && d->mag)
+		if (json_integer_value(v) < 0)
 			return fail(err, errlen, "%s: tensor '%s': shape dimension %d is negative", f->path,
 				name, rank);
-		if (d->mag > INT64_MAX)
-			return fail(err, errlen, "%s: tensor '%s': shape dimension %d is too large", f->path,
-				name, rank);
-		dims[rank++] = (int64_t)d->mag;
+		dims[rank++] = (int64_t)json_integer_value(v);
 	}
 	t->rank = rank;
 	t->dims = dims;
-	const JNode *o = &p->nodes[offs];
 	uint64_t be[2];
-	int k = 0;
-	if (o->kind == J_ARR && o->count == 2)
-		for (size_t c = o->first; c; c = p->nodes[c].next) {
-			const JNode *d = &p->nodes[c];
-			if (d->kind != J_INT || (d->neg && d->mag))
+	int n = 0;
+	if (json_is_array(offs) && json_array_size(offs) == 2)
+		json_array_foreach(offs, i, v) {
+			if (!json_is_integer(v) || json_integer_value(v) < 0)
 				break;
-			be[k++] = d->mag;
+			be[n++] = (uint64_t)json_integer_value(v);
 		}
-	if (k != 2)
+	if (n != 2)
 		return fail(err, errlen, "%s: tensor '%s': data_offsets must be [begin, end], two "
 			"non-negative integers", f->path, name);
 	if (be[0] > be[1])
@@ -986,92 +776,90 @@ read_tensor(StFile *f, JP *p, size_t x, StTensor *t, int64_t *dims, char *err, s
 	return 0;
 }
 
-/* Walks the parsed header (root node 0) into F's tables, then checks the layout. */
+/* The metadata: its entries sorted by key, with the spans of their values in the file. Every
+ * tensor entry before it has been checked, so it holds exactly four strings (its three field
+ * names and its dtype) and its name a fifth: the metadata's key is string token 5 * BEFORE. */
 static int
-read_header(StFile *f, JP *p, uint64_t hlen, char *err, size_t errlen)
+read_meta(StFile *f, json_t *m, size_t before, uint64_t hlen, char *err, size_t errlen)
 {
-	char nb[SHOWN], nb2[SHOWN];
-	size_t meta_node = 0, ndims = 0;
-	f->nt = 0;
-	for (size_t c = p->nodes[0].first; c; c = p->nodes[c].next) {
-		if (strcmp(p->nodes[c].key, "__metadata__") == 0) {
-			if (meta_node)
-				return fail(err, errlen, "%s: '__metadata__' appears twice", f->path);
-			meta_node = c;
-			continue;
+	char nb[SHOWN];
+	if (!json_is_object(m))
+		return fail(err, errlen, "%s: '__metadata__' must be an object of strings", f->path);
+	size_t n = json_object_size(m);
+	MetaEntry *me = calloc(n ? n : 1, sizeof *me);
+	if (!me)
+		return fail(err, errlen, "%s: out of memory", f->path);
+	const unsigned char *s = f->buf + 8;
+	size_t at = 0;
+	Span skip;
+	for (size_t k = 0; k <= 5 * before; k++)
+		next_string(s, (size_t)hlen, &at, &skip);
+	const char *key;
+	json_t *v;
+	json_object_foreach(m, key, v) {
+		if (!json_is_string(v)) {
+			free(me);
+			return fail(err, errlen, "%s: __metadata__ '%s': value must be a string", f->path,
+				show(nb, key));
 		}
-		f->nt++;
-		for (size_t m = p->nodes[c].kind == J_OBJ ? p->nodes[c].first : 0; m; m = p->nodes[m].next)
-			if (strcmp(p->nodes[m].key, "shape") == 0)
-				ndims += p->nodes[m].count;
+		MetaEntry *e = &me[f->nmeta++];
+		e->m.key = key;
+		e->m.value = json_string_value(v);
+		next_string(s, (size_t)hlen, &at, &skip);
+		next_string(s, (size_t)hlen, &at, &e->s);
+		e->s.off += 8;
 	}
-	MetaEntry *me = NULL;
-	size_t nmeta = 0;
-	if (meta_node) {
-		const JNode *m = &p->nodes[meta_node];
-		if (m->kind != J_OBJ)
-			return fail(err, errlen, "%s: '__metadata__' must be an object of strings", f->path);
-		me = calloc(m->count ? m->count : 1, sizeof *me);
-		if (!me)
-			return fail(err, errlen, "%s: out of memory", f->path);
-		for (size_t c = m->first; c; c = p->nodes[c].next) {
-			const JNode *v = &p->nodes[c];
-			if (v->kind != J_STR) {
-				free(me);
-				return fail(err, errlen, "%s: __metadata__ '%s': value must be a string",
-					f->path, show(nb, v->key));
-			}
-			me[nmeta].m.key = v->key;
-			me[nmeta].m.value = v->str;
-			me[nmeta].s.off = 8 + (uint64_t)v->rawpos;
-			me[nmeta].s.len = v->rawlen;
-			nmeta++;
-		}
-		qsort(me, nmeta, sizeof *me, cmp_meta_entry);
-		for (size_t j = 1; j < nmeta; j++)
-			if (strcmp(me[j - 1].m.key, me[j].m.key) == 0) {
-				fail(err, errlen, "%s: __metadata__ has duplicate key '%s'", f->path,
-					show(nb, me[j].m.key));
-				free(me);
-				return -1;
-			}
-	}
-	f->nmeta = nmeta;
-	f->meta = calloc(nmeta ? nmeta : 1, sizeof *f->meta);
-	f->span = calloc(nmeta ? nmeta : 1, sizeof *f->span);
-	f->t = calloc(f->nt ? f->nt : 1, sizeof *f->t);
-	f->byname = calloc(f->nt ? f->nt : 1, sizeof *f->byname);
-	f->dims = calloc(ndims ? ndims : 1, sizeof *f->dims);
-	if (!f->meta || !f->span || !f->t || !f->byname || !f->dims) {
+	qsort(me, f->nmeta, sizeof *me, cmp_meta_entry);
+	f->meta = calloc(n ? n : 1, sizeof *f->meta);
+	f->span = calloc(n ? n : 1, sizeof *f->span);
+	if (!f->meta || !f->span) {
 		free(me);
 		return fail(err, errlen, "%s: out of memory", f->path);
 	}
-	for (size_t j = 0; j < nmeta; j++) {
+	for (size_t j = 0; j < f->nmeta; j++) {
 		f->meta[j] = me[j].m;
 		f->span[j] = me[j].s;
 	}
 	free(me);
+	return 0;
+}
+
+/* Walks the parsed header into F's tables, then checks the layout. */
+static int
+read_header(StFile *f, uint64_t hlen, char *err, size_t errlen)
+{
+	char nb[SHOWN], nb2[SHOWN];
+	json_t *meta = json_object_get(f->root, "__metadata__");
+	size_t ndims = 0;
+	const char *key;
+	json_t *v;
+	f->nt = json_object_size(f->root) - (meta != NULL);
+	json_object_foreach(f->root, key, v) {
+		json_t *shape = json_is_object(v) ? json_object_get(v, "shape") : NULL;
+		if (v != meta && json_is_array(shape) && json_array_size(shape) <= ST_MAX_RANK)
+			ndims += json_array_size(shape);
+	}
+	f->t = calloc(f->nt ? f->nt : 1, sizeof *f->t);
+	f->byname = calloc(f->nt ? f->nt : 1, sizeof *f->byname);
+	f->dims = calloc(ndims ? ndims : 1, sizeof *f->dims);
+	if (!f->t || !f->byname || !f->dims)
+		return fail(err, errlen, "%s: out of memory", f->path);
 
 	size_t i = 0, d = 0;
-	for (size_t c = p->nodes[0].first; c; c = p->nodes[c].next) {
-		if (c == meta_node)
+	json_object_foreach(f->root, key, v) {
+		if (v == meta) {
+			if (read_meta(f, meta, i, hlen, err, errlen) < 0)
+				return -1;
 			continue;
+		}
 		StTensor *t = &f->t[i++];
-		t->name = p->nodes[c].key;
-		if (read_tensor(f, p, c, t, f->dims + d, err, errlen) < 0)
+		t->name = key;
+		if (read_tensor(f, v, t, f->dims + d, err, errlen) < 0)
 			return -1;
 		d += (size_t)t->rank;
 	}
 
-	for (i = 0; i < f->nt; i++)
-		f->byname[i] = &f->t[i];
-	qsort(f->byname, f->nt, sizeof *f->byname, cmp_tensor_name);
-	for (i = 1; i < f->nt; i++)
-		if (strcmp(f->byname[i - 1]->name, f->byname[i]->name) == 0)
-			return fail(err, errlen, "%s: duplicate tensor name '%s'", f->path,
-				show(nb, f->byname[i]->name));
-
-	/* Sorting moves the tensors, so byname is rebuilt after it. */
+	/* Names are unique: jansson rejects duplicate keys. */
 	qsort(f->t, f->nt, sizeof *f->t, cmp_offset);
 	uint64_t data_len = f->len - 8 - hlen, at = 0;
 	for (i = 0; i < f->nt; i++) {
@@ -1150,24 +938,28 @@ parse_owned(unsigned char *buf, size_t len, const char *label, StFile **out, cha
 		fail(err, errlen, "%s: header JSON, byte 8: the header does not start with '{'", path);
 		goto bad;
 	}
-
-	JP p = {.s = buf + 8, .n = (size_t)hlen, .path = path, .err = err, .errlen = errlen};
-	f->pool = p.pool = malloc((size_t)hlen + 1);
-	if (!p.pool) {
-		fail(err, errlen, "%s: out of memory for a %" PRIu64 "-byte header", path, hlen);
+	/* jansson would stop at a NUL as at the end of its input, and JSON has none anywhere. */
+	const unsigned char *nul = memchr(buf + 8, 0, (size_t)hlen);
+	if (nul) {
+		fail(err, errlen, "%s: header JSON, byte %zu: a NUL byte (JSON has none; the header "
+			"is padded with spaces)", path, (size_t)(nul - buf));
 		goto bad;
 	}
-	size_t root;
-	int rc = jvalue(&p, 0, &root);
-	if (rc == 0) {
-		skip_ws(&p);
-		if (p.i < p.n)
-			rc = jerr(&p, p.i, "unexpected data after the header object");
+	json_error_t je;
+	f->root = json_loadb((const char *)buf + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &je);
+	if (!f->root && json_error_code(&je) == json_error_duplicate_key && je.position > 0) {
+		duplicate_key(path, buf + 8, (size_t)je.position, err, errlen);
+		goto bad;
 	}
-	if (rc == 0)
-		rc = read_header(f, &p, hlen, err, errlen);
-	free(p.nodes);
-	if (rc < 0)
+	if (!f->root) {
+		char text[2 * sizeof je.text];
+		size_t at = json_error_code(&je) == json_error_premature_end_of_input ? (size_t)hlen :
+			je.position > 0 ? (size_t)je.position - 1 : 0;
+		fail(err, errlen, "%s: header JSON, byte %zu: %s", path, 8 + at,
+			clean_text(text, sizeof text, je.text));
+		goto bad;
+	}
+	if (read_header(f, hlen, err, errlen) < 0)
 		goto bad;
 	*out = f;
 	return 0;

@@ -1,4 +1,4 @@
-/* Safetensors files (huggingface's format), written and read without outside libraries.
+/* Safetensors files (huggingface's format): headers written here, parsed by jansson.
  *
  * A file is: an 8-byte little-endian u64 N; N bytes of UTF-8 JSON, an object mapping each
  * tensor name to {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]} (offsets relative
@@ -13,15 +13,25 @@
  * key), then the tensors in data order; the JSON is compact, escaped as serde_json does, and
  * padded with spaces so that N, and so the start of the data section, is a multiple of 8.
  * Every tensor is therefore aligned to its element size relative to the start of the file.
+ * The header is written here, not by jansson, whose dumper escapes control characters as
+ * \u001F where serde_json writes \u001f, and which could not say where each metadata value
+ * lands (StHeader.meta_pos, which checkpoints need to patch their checksum in).
  *
- * Reader invariants: the whole file is read into memory; the header is parsed by a strict JSON
- * parser (objects, arrays of at most ST_MAX_RANK elements, strings, integers only; valid UTF-8;
- * no duplicate keys) and checked
- * like the reference does: N <= 100,000,000 and within the file, every tensor's offsets inside
- * the data section, end - begin == product(shape) * element size with no overflow, rank at most
- * ST_MAX_RANK, no duplicate names, and the tensors tiling the data section exactly (no overlaps,
- * no gaps, no trailing bytes). Errors are "PATH: problem", JSON errors give the file offset of the
- * offending byte ("PATH: header JSON, byte 13: expected ':' after an object key").
+ * Reader invariants: the whole file is read into memory; the header is parsed by jansson with
+ * duplicate keys rejected (in any object: tensor names, fields, metadata keys), nothing after
+ * the object but whitespace, no NUL byte anywhere, valid UTF-8 and no \u0000 in strings,
+ * integers within int64 (exact: never through a double), nesting at most jansson's 2048 levels.
+ * Then every value must have the type the format gives it (so true, false, null and fractions
+ * are rejected where they appear) and the header is checked like the reference does: N <=
+ * 100,000,000 and within the file, every tensor's offsets inside the data section, end - begin
+ * == product(shape) * element size with no overflow, rank at most ST_MAX_RANK, known dtypes,
+ * only the fields dtype, shape and data_offsets, and the tensors tiling the data section
+ * exactly (no overlaps, no gaps, no trailing bytes). Errors are "PATH: problem"; JSON errors
+ * give jansson's message and the file offset of the last byte it read, the end of the token it
+ * quotes ("PATH: header JSON, byte 13: ':' expected near '1'"), or of the header when it ended
+ * too soon. A hostile header at the size limit can make jansson allocate up to about 45 times
+ * its size (measured: a 20 MB header of nested empty arrays took 950 MB); real headers are a
+ * few kB.
  *
  * Tensor bytes are passed through untouched: nnc assumes a little-endian host.
  * Nothing here keeps global state; every function that can fail returns 0 or -1 and writes a

@@ -147,7 +147,7 @@ def format_checks(io_tool, d):
     # Headers this reader accepts but a strict one must not, and what nnc says.
     for text, want in [
         (b'{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},}', b"header JSON, byte 61"),
-        (b'{"a":{"dtype":"U8","shape":[1.0],"data_offsets":[0,1]}}', b"only integers"),
+        (b'{"a":{"dtype":"U8","shape":[1.0],"data_offsets":[0,1]}}', b"shape must be an array of integers"),
         (b'{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},'
          b'"a":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}', b"duplicate tensor name 'a'"),
     ]:

@@ -460,7 +460,7 @@ test_reader_errors(void)
 	free(b);
 	b = mkfile("{\"a\" 1}", 0, &len);
 	CHECK(st_parse(b, len, "x.safetensors", &f, err, sizeof err) == -1);
-	CHECK(strcmp(err, "x.safetensors: header JSON, byte 13: expected ':' after an object key") == 0);
+	CHECK(strcmp(err, "x.safetensors: header JSON, byte 13: ':' expected near '1'") == 0);
 	free(b);
 
 	/* Sizes and lengths. */
@@ -477,47 +477,66 @@ test_reader_errors(void)
 	CHECK(st_parse("\0\0\0\0\0\0\0\0", 8, "x.safetensors", &f, err, sizeof err) == -1);
 	CHECK_MSG(err, "byte 8: the header does not start with '{'");
 
-	/* JSON syntax, with the file offset of the offending byte. */
+	/* JSON syntax (jansson's messages), with the file offset of the last byte read: the end of
+	 * the token the message quotes, or the end of the header. */
 	BAD(" {}", 0, "byte 8: the header does not start with '{'");
 	BAD("[]", 0, "byte 8: the header does not start with '{'");
-	BAD("{", 0, "byte 9: unexpected end of header (unterminated object)");
-	BAD("{\"a\":", 0, "byte 13: unexpected end of header (expected a value)");
-	BAD("{\"a", 0, "byte 9: unterminated string");
-	BAD("{\"a\":{}", 0, "byte 15: unexpected end of header (unterminated object)");
-	BAD("{\"a\":[1 2]}", 0, "byte 16: expected ',' or ']' in an array");
-	BAD("{\"a\":1 \"b\":2}", 0, "byte 15: expected ',' or '}' in an object");
-	BAD("{\"a\":1,}", 0, "byte 15: expected a string key");
-	BAD("{\"a\":[1,]}", 0, "byte 16: unexpected character ']'");
-	BAD("{a:1}", 0, "byte 9: expected a string key");
-	BAD("{\"a\":01}", 0, "byte 13: leading zeros are not allowed");
-	BAD("{\"a\":-}", 0, "byte 13: invalid number");
-	BAD("{\"a\":1.5}", 0, "byte 13: only integers are allowed (no fractions or exponents)");
-	BAD("{\"a\":1e3}", 0, "only integers are allowed");
-	BAD("{\"a\":18446744073709551616}", 0, "byte 13: integer does not fit in 64 bits");
-	BAD("{\"a\":true}", 0, "byte 13: true, false and null are not allowed");
-	BAD("{\"a\":null}", 0, "true, false and null are not allowed");
-	BAD("{\"a\":\x01}", 0, "byte 13: unexpected byte 0x01");
-	BAD("{\"a\\q\":1}", 0, "byte 11: invalid escape '\\q'");
-	BAD("{\"a\\u12\":1}", 0, "byte 11: invalid \\u escape (needs four hex digits)");
-	BAD("{\"a\\ud800\":1}", 0, "byte 11: unpaired surrogate \\ud800");
-	BAD("{\"a\\udc00\":1}", 0, "byte 11: unpaired surrogate \\udc00");
-	BAD("{\"a\\ud800\\u0041\":1}", 0, "unpaired surrogate \\ud800");
-	BAD("{\"a\\u0000\":1}", 0, "byte 11: \\u0000 (NUL) is not allowed in a string");
-	BAD("{\"a\tb\":1}", 0, "byte 11: unescaped control character 0x09 in a string");
-	BAD("{\"a\xff\":1}", 0, "byte 11: invalid UTF-8 in a string");
-	BAD("{\"a\xc0\x80\":1}", 0, "invalid UTF-8"); /* overlong NUL */
-	BAD("{\"a\xed\xa0\x80\":1}", 0, "invalid UTF-8"); /* encoded surrogate */
-	BAD("{\"a\xf4\x90\x80\x80\":1}", 0, "invalid UTF-8"); /* above U+10FFFF */
-	BAD("{\"a\xe2\x82\":1}", 0, "invalid UTF-8"); /* cut short */
-	BAD("{}x", 0, "byte 10: unexpected data after the header object");
+	BAD("{", 0, "byte 9: string or '}' expected near end of file");
+	BAD("{\"a\":", 0, "byte 13: unexpected token near end of file");
+	BAD("{\"a", 0, "byte 11: premature end of input");
+	BAD("{\"a\":{}", 0, "byte 15: '}' expected near end of file");
+	BAD("{\"a\":[1 2]}", 0, "byte 16: ']' expected near '2'");
+	BAD("{\"a\":1 \"b\":2}", 0, "byte 17: '}' expected near '\"b\"'");
+	BAD("{\"a\":1,}", 0, "byte 15: string or '}' expected near '}'");
+	BAD("{\"a\":[1,]}", 0, "byte 16: unexpected token near ']'");
+	BAD("{a:1}", 0, "byte 9: string or '}' expected near 'a'");
+	BAD("{\"a\":01}", 0, "byte 13: invalid token near '0'");
+	BAD("{\"a\":-}", 0, "byte 13: invalid token near '-'");
+	BAD("{\"a\":18446744073709551616}", 0, "byte 32: too big integer near '18446744073709551616'");
+	BAD("{\"a\":\x01}", 0, "byte 13: invalid token near '?'");
+	BAD("{\"a\\q\":1}", 0, "byte 12: invalid escape near '\"a\\q'");
+	BAD("{\"a\\u12\":1}", 0, "byte 15: invalid escape near '\"a\\u12\"'");
+	BAD("{\"a\\ud800\":1}", 0, "byte 17: invalid Unicode '\\uD800'");
+	BAD("{\"a\\udc00\":1}", 0, "byte 17: invalid Unicode '\\uDC00'");
+	BAD("{\"a\\ud800\\u0041\":1}", 0, "invalid Unicode '\\uD800\\u0041'");
+	BAD("{\"a\\u0000\":1}", 0, "byte 17: NUL byte in object key not supported");
+	BAD("{\"__metadata__\":{\"k\":\"a\\u0000\"}}", 0, "byte 37: \\u0000 is not allowed");
+	BAD("{\"a\tb\":1}", 0, "byte 10: control character 0x9 near '\"a'");
+	BAD("{\"a\xff\":1}", 0, "byte 10: unable to decode byte 0xff");
+	BAD("{\"a\xc0\x80\":1}", 0, "unable to decode byte 0xc0"); /* overlong NUL */
+	BAD("{\"a\xed\xa0\x80\":1}", 0, "unable to decode byte 0xed"); /* encoded surrogate */
+	BAD("{\"a\xf4\x90\x80\x80\":1}", 0, "unable to decode byte 0xf4"); /* above U+10FFFF */
+	BAD("{\"a\xe2\x82\":1}", 0, "unable to decode byte 0xe2"); /* cut short */
+	/* Nothing may follow the object but the spaces that pad it: no other bytes, no NUL
+	 * (jansson would take a NUL for the end of its input). */
+	BAD("{}x", 0, "byte 10: end of file expected near 'x'");
+	BAD("{}  {}", 0, "byte 12: end of file expected near '{'");
 	CHECK(st_parse("\x03\0\0\0\0\0\0\0{}\0", 11, "x.safetensors", &f, err, sizeof err) == -1);
-	CHECK_MSG(err, "byte 10: unexpected data after the header object");
+	CHECK_MSG(err, "x.safetensors: header JSON, byte 10: a NUL byte (JSON has none");
+	CHECK(st_parse("\x08\0\0\0\0\0\0\0{}\0junk!", 16, "x.safetensors", &f, err, sizeof err) == -1);
+	CHECK_MSG(err, "byte 10: a NUL byte");
 	{
-		char deep[200] = "{\"a\":";
-		for (int i = 0; i < 70; i++)
+		char deep[3000] = "{\"a\":";
+		for (int i = 0; i < 2100; i++)
 			strcat(deep, "[");
-		BAD(deep, 0, "nesting deeper than 64 levels");
+		BAD(deep, 0, "maximum parsing depth reached");
 	}
+
+	/* Values JSON allows where the format has none. */
+	BAD("{\"a\":1.5}", 0, "x.safetensors: tensor 'a': expected an object with dtype, shape and data_offsets");
+	BAD("{\"a\":true}", 0, "tensor 'a': expected an object");
+	BAD("{\"a\":null}", 0, "tensor 'a': expected an object");
+	BAD("{" T("a", "\"dtype\":\"F32\",\"shape\":[1.0],\"data_offsets\":[0,4]") "}", 4,
+		"tensor 'a': shape must be an array of integers");
+	BAD("{" T("a", "\"dtype\":\"F32\",\"shape\":[1e0],\"data_offsets\":[0,4]") "}", 4,
+		"tensor 'a': shape must be an array of integers");
+	BAD("{" T("a", "\"dtype\":\"F32\",\"shape\":[true],\"data_offsets\":[0,4]") "}", 4,
+		"tensor 'a': shape must be an array of integers");
+	BAD("{" T("a", "\"dtype\":null,\"shape\":[1],\"data_offsets\":[0,4]") "}", 4,
+		"tensor 'a': dtype must be a string");
+	BAD("{" T("a", "\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4.0]") "}", 4,
+		"tensor 'a': data_offsets must be [begin, end], two non-negative integers");
+	BAD("{\"__metadata__\":{\"k\":null}}", 0, "__metadata__ 'k': value must be a string");
 
 	/* Structure. */
 	BAD("{\"a\":1}", 0, "x.safetensors: tensor 'a': expected an object with dtype, shape and data_offsets");
@@ -539,7 +558,7 @@ test_reader_errors(void)
 	BAD("{" T("a", "\"dtype\":\"F32\",\"shape\":[2,-1],\"data_offsets\":[0,4]") "}", 4,
 		"tensor 'a': shape dimension 1 is negative");
 	BAD("{" T("a", "\"dtype\":\"F32\",\"shape\":[9223372036854775808],\"data_offsets\":[0,4]") "}", 4,
-		"tensor 'a': shape dimension 0 is too large");
+		"byte 55: too big integer near '9223372036854775808'");
 	BAD("{" T("a", "\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,16],\"data_offsets\":[0,4]") "}",
 		4, "tensor 'a': shape [4294967296, 4294967296, 16] of F32 overflows a 64-bit byte count");
 	BAD("{" T("a", "\"dtype\":\"U8\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,4]") "}",
@@ -549,7 +568,7 @@ test_reader_errors(void)
 		for (int i = 0; i < 64; i++)
 			strcat(big, ",1");
 		strcat(big, "]}}");
-		BAD(big, 1, "byte 56: array of more than 64 elements (no safetensors header has one)");
+		BAD(big, 1, "x.safetensors: tensor 'a': shape has 65 dimensions, more than 64");
 		big[strlen(big) - 5] = 0; /* drop one dimension: rank 64 is fine */
 		strcat(big, "]}}");
 		size_t len;
@@ -611,6 +630,41 @@ test_reader_errors(void)
 	/* A tiny error buffer truncates cleanly. */
 	char small[8];
 	CHECK(st_parse("", 0, "x.safetensors", &f, small, sizeof small) == -1 && strlen(small) == 7);
+}
+
+/* st_meta_span finds a value's raw text wherever the metadata stands among the tensors, and
+ * whatever quotes, brackets and escapes the strings before it hold. */
+static void
+test_meta_spans(void)
+{
+	static const char json[] =
+		"{ \"a\\\"[{\\\\\" : {\"dtype\":\"U8\", \"shape\":[2], \"data_offsets\":[0,2]},"
+		"\"}]\\\"\":{\"data_offsets\":[2,3],\"shape\":[],\"dtype\":\"I8\"} ,\n"
+		"\"__metadata__\" : { \"k\\\"1\" : \"v\\\"{[1\", \"k\\u00e92\":\"\", \"\\\\\":\"x\\\\\" },"
+		"\"z\":{\"dtype\":\"BOOL\",\"shape\":[1,1],\"data_offsets\":[3,4]}}";
+	size_t len;
+	unsigned char *b = mkfile(json, 4, &len);
+	StFile *f = NULL;
+	char err[512] = "";
+	CHECK(st_parse(b, len, "spans", &f, err, sizeof err) == 0);
+	if (!f) {
+		fprintf(stderr, "spans: %s\n", err);
+		free(b);
+		return;
+	}
+	static const struct {
+		const char *key, *raw;
+	} want[] = {{"k\"1", "v\\\"{[1"}, {"k\xc3\xa9" "2", ""}, {"\\", "x\\\\"}};
+	for (size_t j = 0; j < sizeof want / sizeof *want; j++) {
+		uint64_t off = 0, n = 0;
+		CHECK(st_meta_span(f, want[j].key, &off, &n) == 0 && n == strlen(want[j].raw) &&
+			off + n < len && memcmp(b + off, want[j].raw, n) == 0 && b[off - 1] == '"' &&
+			b[off + n] == '"');
+	}
+	CHECK(st_meta_get(f, "k\"1") && strcmp(st_meta_get(f, "k\"1"), "v\"{[1") == 0);
+	CHECK(st_find(f, "a\"[{\\") && st_find(f, "}]\"") && st_find(f, "z"));
+	st_close(f);
+	free(b);
 }
 
 /* Every proper prefix of a valid file is reported as truncated. */
@@ -815,6 +869,7 @@ main(void)
 	test_many();
 	test_reference_bytes();
 	test_reader_errors();
+	test_meta_spans();
 	test_truncation();
 	test_writer_errors(d);
 	test_mutations();
