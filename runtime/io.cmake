@@ -48,3 +48,12 @@ if(EXISTS /usr/bin/python3)
     COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/io/crosscheck.py --torch $<TARGET_FILE:io_tool>)
   set_tests_properties(io_torch PROPERTIES SKIP_RETURN_CODE 77)
 endif()
+
+# The reader under libFuzzer (tests/fuzz/fuzz_safetensors.c, scripts/fuzz.sh safetensors).
+if(NNC_FUZZ)
+  add_executable(fuzz_safetensors ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_safetensors.c)
+  target_compile_options(fuzz_safetensors PRIVATE -fsanitize=fuzzer)
+  target_link_options(fuzz_safetensors PRIVATE -fsanitize=fuzzer)
+  target_include_directories(fuzz_safetensors PRIVATE ${NNC_JANSSON_INCLUDE})
+  target_link_libraries(fuzz_safetensors PRIVATE nnc_io)
+endif()

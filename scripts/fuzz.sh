@@ -4,6 +4,8 @@
 #             models/, tests/golden/ and tests/fuzz/seeds/; dictionary tests/fuzz/nn.dict
 #   plan      plan files through the loader and its checks (tests/fuzz/fuzz_plan.c): seeds the
 #             models and seed files compiled in fp32, fp16 and mixed; dictionary plan.dict
+#   safetensors  .safetensors files through the reader (tests/fuzz/fuzz_safetensors.c): seeds
+#             io_tool's sample file and checkpoint; dictionary safetensors.dict
 # A crash, sanitizer report, timeout, runaway memory or internal compiler error fails the run,
 # with its reproducer file named. scripts/test.sh runs both briefly; a long run is, e.g.:
 #   scripts/fuzz.sh frontend 3600      (docs/testing.md records what such runs found)
@@ -12,19 +14,20 @@ set -eu
 set -o pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-target=${1:?usage: fuzz.sh frontend|plan SECONDS [JOBS]}
-seconds=${2:?usage: fuzz.sh frontend|plan SECONDS [JOBS]}
+target=${1:?usage: fuzz.sh frontend|plan|safetensors SECONDS [JOBS]}
+seconds=${2:?usage: fuzz.sh frontend|plan|safetensors SECONDS [JOBS]}
 jobs=${3:-1}
-case $target in frontend | plan) ;; *) echo "fuzz.sh: target must be frontend or plan" >&2; exit 2 ;; esac
+case $target in frontend | plan | safetensors) ;; *) echo "fuzz.sh: target must be frontend, plan or safetensors" >&2; exit 2 ;; esac
 command -v clang >/dev/null 2>&1 || { echo "fuzz.sh: clang not found; run scripts/setup.sh" >&2; exit 1; }
 export ASAN_OPTIONS="detect_leaks=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
 
-if [ ! -f build-fuzz/CMakeCache.txt ]; then
-	CC=clang cmake -S . -B build-fuzz -DNNC_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_C_FLAGS_DEBUG=-O1 -g" \
-		-DNNC_CUDA=OFF >/dev/null
-fi
-cmake --build build-fuzz -j"$(nproc 2>/dev/null || echo 2)" --target "fuzz_$target" nnc >/dev/null
+# Configured every time (quick once cached), so a target added since the last run is known.
+CC=clang cmake -S . -B build-fuzz -DNNC_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_C_FLAGS_DEBUG=-O1 -g" \
+	-DNNC_CUDA=OFF >/dev/null
+helper=nnc
+[ "$target" = safetensors ] && helper=io_tool
+cmake --build build-fuzz -j"$(nproc 2>/dev/null || echo 2)" --target "fuzz_$target" $helper >/dev/null
 
 # A fresh seed corpus (git-ignored); libFuzzer adds the inputs that reach new code to it.
 corpus=$ROOT/tests/fuzz/corpus-$target
@@ -36,6 +39,10 @@ if [ "$target" = frontend ]; then
 		[ -f "$f" ] && cp "$f" "$corpus/$(echo "$f" | tr / _)"
 	done
 	dict=tests/fuzz/nn.dict
+elif [ "$target" = safetensors ]; then
+	build-fuzz/io_tool sample "$corpus/sample.safetensors"
+	build-fuzz/io_tool ckpt "$corpus/sample.ckpt"
+	dict=tests/fuzz/safetensors.dict
 else
 	for f in models/tiny.nn models/resnet20.nn models/mobilenet_v2.nn models/airbench94.nn tests/fuzz/seeds/*.nn \
 		tests/golden/chain_unary.nn; do

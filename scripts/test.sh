@@ -3,8 +3,9 @@
 #   1. normal   (re)build build/ (made by scripts/setup.sh) and run its ctest suite
 #   2. asan     configure and build build-asan/ with ASan + UBSan (-DNNC_SANITIZE=ON, no CUDA)
 #               and run the ctest suite there, leaks and UB fatal
-#   3. fuzz     scripts/fuzz.sh: the libFuzzer targets in build-fuzz/ (clang), the front end and
-#               the plan loader, $NNC_FUZZ_SECONDS (default 60) seconds in all
+#   3. fuzz     scripts/fuzz.sh: the libFuzzer targets in build-fuzz/ (clang), the front end,
+#               the plan loader and the safetensors reader, $NNC_FUZZ_SECONDS (default 60)
+#               seconds in all
 #   4. mutate   tests/mutate.sh --sample $NNC_MUTATE_SAMPLE (default 3): central code broken on
 #               purpose in a scratch copy; the tests named for each break must fail
 # Every phase runs even if an earlier one failed; the exit status is non-zero if any failed.
@@ -57,12 +58,14 @@ phase_asan() {
 }
 
 phase_fuzz() {
-	# Both libFuzzer targets (scripts/fuzz.sh): the front end, then the plan loader.
-	local half=$(((FUZZ_SECONDS + 1) / 2))
-	say "fuzz: scripts/fuzz.sh frontend ${half}s, then plan ${half}s"
+	# The libFuzzer targets (scripts/fuzz.sh): the front end, the plan loader, the safetensors
+	# reader.
+	local third=$(((FUZZ_SECONDS + 2) / 3))
+	say "fuzz: scripts/fuzz.sh frontend, plan and safetensors, ${third}s each"
 	local rc=0 # the phases run with set +e: each target's failure is counted explicitly
-	scripts/fuzz.sh frontend "$half" || rc=1
-	scripts/fuzz.sh plan "$half" || rc=1
+	scripts/fuzz.sh frontend "$third" || rc=1
+	scripts/fuzz.sh plan "$third" || rc=1
+	scripts/fuzz.sh safetensors "$third" || rc=1
 	return $rc
 }
 
