@@ -29,8 +29,9 @@ where the command has it; nothing else is changed. A command fails the test when
 non-zero, runs past 120 s, or prints an error (`error:`, a Python traceback, a sanitizer
 report, `No such file or directory`, `command not found`).
 
-Markers, on the line(s) right above the fence (above or below a check marker), options
-separated by `;`:
+Markers, on the line right above the fence (a block with a check marker is tests/docs.py's and
+needs none), options separated by `;` (a `;` inside a reason's parentheses stays in it); an
+unknown option fails the test and keeps its block from running:
 
     <!-- run: skip (REASON) -->             the block is not run; the reason is required
     <!-- run: skip PREFIX (REASON) -->      its commands that start with PREFIX are not run
@@ -114,7 +115,7 @@ def parse(path, rel):
         if not m:
             if INDENTED_COMMAND.match(lines[i]) and i > 0 and not lines[i - 1].strip():
                 errors.append(f"{rel}:{i + 1}: a command in an indented block is never run: "
-                              f"fence it as ```sh (or mark it)\n  {lines[i].strip()}")
+                              f"fence it as ```sh (where it cannot run, a skip marker above the fence says why)\n  {lines[i].strip()}")
             i += 1
             continue
         indent, fence = m.group(1), m.group(2)
@@ -144,8 +145,9 @@ def parse(path, rel):
                     elif opt.startswith("file ") and opt[5:].strip():
                         b.file = opt[5:].strip()
                     else:
-                        errors.append(f"{rel}:{k + 1}: unknown run option '{opt}' (skip (REASON), "
-                                      "skip PREFIX (REASON), expect-fail, file NAME)")
+                        need = " (a skip must give its reason)" if opt.split(" ")[0] == "skip" else ""
+                        errors.append(f"{rel}:{k + 1}: unknown run option '{opt}'{need}; the options: "
+                                      "skip (REASON), skip PREFIX (REASON), expect-fail, file NAME")
                         b.skip = "its marker is wrong (reported above)"   # never run it
             k -= 1
         found.append(b)
@@ -334,6 +336,7 @@ def main():
         return 77
     env = dict(os.environ, NNC_DEVICE="cpu")
     failures, skips = [], []
+    first_failure = {}   # doc file -> where its first command failed
     ran = blocks_run = checked = 0
     t0 = time.time()
     for path in files:
@@ -375,6 +378,7 @@ def main():
                     started = time.time()
                     rc, out = run_one(run, scratch, env)
                     ran += 1
+                    before = len(failures)
                     if verbose:
                         print(f"{b.where(off)}: {time.time() - started:5.1f} s  rc {rc}  {run}")
                     what = f"  command: {c}" + (f"\n  ran as:  {run}" if run != c else "")
@@ -394,10 +398,17 @@ def main():
                         line = next(l for l in out.split("\n") if ERROR.search(l))
                         failures.append(f"{b.where(off)}: printed an error (exit 0)\n  error:   "
                                         f"{line.strip()}\n{what}\n{tail(out)}")
+                    if len(failures) > before:
+                        if rel in first_failure:
+                            failures[-1] += (f"\n  (may follow from the failure at {first_failure[rel]}, "
+                                             "whose files later blocks use)")
+                        else:
+                            first_failure[rel] = b.where(off)
     for f in failures:
         print("FAIL " + f)
     print(f"doc_commands: ran {ran} commands in {blocks_run} blocks in {time.time() - t0:.0f} s; "
-          f"{checked} blocks left to tests/docs.py; {len(skips)} skipped; {len(failures)} failed")
+          f"{checked} blocks with checked output left to tests/docs.py; {len(skips)} skipped; "
+          f"{len(failures)} failed")
     for s in skips:
         print(f"  skipped {s}")
     return 1 if failures else 0
