@@ -187,6 +187,25 @@ def format_checks(io_tool, d):
     r = tool(io_tool, "load-ckpt", k)
     check(r.returncode == 1 and b"checksum mismatch: the file is corrupt" in r.stderr,
           "flipped byte: %r" % r.stderr)
+    # Another writer's layout: the metadata last, indented, non-ASCII escaped, sealed by the
+    # same rule (hash with the 64 digits as '0's). nnc finds the digits wherever they are.
+    raw, n, meta, _ = read(os.path.join(d, "k.ckpt"))
+    header = json.loads(raw[8:8 + n].decode("utf-8"))
+    del header["__metadata__"]
+    meta["nnc.checksum"] = "sha256:" + "0" * 64
+    meta["note \u00e9\"]"] = "{\"nnc.checksum\":\"sha256:" + "1" * 64 + "\"}"
+    header["__metadata__"] = meta
+    text = json.dumps(header, indent=1).encode()
+    text += b" " * (-len(text) % 8)
+    b = bytearray(struct.pack("<Q", len(text)) + text + raw[8 + n:])
+    zeros = b'"sha256:' + b"0" * 64 + b'"'
+    check(b.count(zeros) == 1, "one checksum in the re-laid-out checkpoint")
+    i = b.index(zeros) + 8
+    b[i:i + 64] = hashlib.sha256(b).hexdigest().encode()
+    open(k, "wb").write(b)
+    r = tool(io_tool, "load-ckpt", k)
+    check(r.returncode == 0 and r.stdout.startswith(b"plan plan-X epoch 4 "),
+          "re-laid-out checkpoint: %r" % r.stderr)
 
 
 def torch_checks(io_tool, d):

@@ -246,7 +246,7 @@ load_fails(const char *path, const char *plan, const CkptExpect *e, size_t ne, c
 	char err[512] = "";
 	float dst[108];
 	memset(dst, 0xaa, sizeof dst);
-	CkptExpect ex[NT + 2];
+	CkptExpect ex[NT + 2] = {{0}};
 	for (size_t i = 0; i < ne; i++) {
 		ex[i] = e[i];
 		ex[i].dst = strcmp(e[i].name, "conv1.weight") == 0 ? dst : NULL;
