@@ -56,19 +56,20 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(ROOT)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHELL_LANGS = {"sh", "bash", "shell", "console"}
 FENCE = re.compile(r"^(\s*)(```+|~~~+)\s*([\w+-]*)")
 CHECK = re.compile(r"^\s*<!-- check(?:\(\w+\))?: (.*) -->\s*$")
 RUN = re.compile(r"^\s*<!-- run: (.*?) -->\s*$")
 SKIP = re.compile(r"^skip(?:\s+(.*?))?\s*\((.+)\)$")
-ERROR = re.compile(r"\berror:|Traceback \(most recent call last\)|Sanitizer|runtime error|"
-                   r"No such file or directory|command not found", re.I)
+ERROR = re.compile(r"\b[Ee]rror:|\bERROR:|Traceback \(most recent call last\)|"
+                   r"(Address|Leak|Memory|Thread|UndefinedBehavior)Sanitizer|runtime error:|"
+                   r"No such file or directory|command not found")
 INDENTED_COMMAND = re.compile(r"^ {4}(build/|scripts/|tests/|tools/|bench/|cd )")
 TIMEOUT = 120
 
-# flags the limits replace: (subcommand, flags taking a value, --set keys, flags appended)
+# per nnrun subcommand: (flags with a value that the limits replace, --set keys they replace,
+# the flags appended)
 LIMITS = {
     "train": (("--epochs", "--train-limit", "--test-limit"), ("epochs",),
               ["--epochs", "1", "--train-limit", "256", "--test-limit", "256"]),
