@@ -33,7 +33,9 @@ Markers, on the line right above the fence (a block with a check marker is tests
 needs none), options separated by `;` (a `;` inside a reason's parentheses stays in it); an
 unknown option fails the test and keeps its block from running:
 
-    <!-- run: skip (REASON) -->             the block is not run; the reason is required
+    <!-- run: skip (REASON) -->             the block is not run; the reason is required,
+                                            e.g. (needs a GPU) for `--device cuda`, (apt and a
+                                            build: CI's set-up) for scripts/setup.sh
     <!-- run: skip PREFIX (REASON) -->      its commands that start with PREFIX are not run
     <!-- run: expect-fail -->               the block's last command must fail: exit non-zero
                                             and print the first `error:` line the block shows
