@@ -43,6 +43,8 @@ unknown option fails the test and keeps its block from running:
     <!-- run: file NAME -->                 the block (say a YAML recipe) is the file NAME that
                                             other blocks of the doc use: written to the scratch
                                             folder before the doc's commands run
+    <!-- run: setup (CMD) -->               CMD runs first, unseen by the reader: a stand-in for
+                                            a file the reader brings (their own weights)
 
 The summary says how many commands ran in how many blocks, and lists every skip with its
 reason. Without CIFAR-10 the test skips (77), except under CI=true, where it fails.
@@ -89,6 +91,7 @@ class Block:
         self.skip_prefixes = []  # (prefix, reason)
         self.expect_fail = False
         self.file = None
+        self.setup = []        # hidden commands run before the block's
 
     def where(self, offset=0):
         return f"{self.path}:{self.line + offset}"
@@ -147,10 +150,12 @@ def parse(path, rel):
                         b.expect_fail = True
                     elif opt.startswith("file ") and opt[5:].strip():
                         b.file = opt[5:].strip()
+                    elif re.fullmatch(r"setup\s*\((.+)\)", opt):
+                        b.setup.append(re.fullmatch(r"setup\s*\((.+)\)", opt).group(1))
                     else:
                         need = " (a skip must give its reason)" if opt.split(" ")[0] == "skip" else ""
                         errors.append(f"{rel}:{k + 1}: unknown run option '{opt}'{need}; the options: "
-                                      "skip (REASON), skip PREFIX (REASON), expect-fail, file NAME")
+                                      "skip (REASON), skip PREFIX (REASON), expect-fail, file NAME, setup (CMD)")
                         b.skip = "its marker is wrong (reported above)"   # never run it
             k -= 1
         found.append(b)
@@ -371,6 +376,11 @@ def main():
                     failures.append(f"{b.where()}: a shell block without a command")
                     continue
                 blocks_run += 1
+                for c in b.setup:
+                    rc, out = run_one(limited(c), scratch, env)
+                    if rc != 0:
+                        failures.append(f"{b.where(-1)}: the block's setup failed (exit {rc})\n"
+                                        f"  setup:   {c}\n{tail(out)}")
                 for n, (off, c) in enumerate(cmds):
                     reason = next((r for p, r in b.skip_prefixes if c.startswith(p)), None)
                     if reason:
