@@ -3,8 +3,12 @@
  *   nnrun info PLAN                 validate a plan and summarize it
  *   nnrun train PLAN --data DIR     train on CIFAR-10 (progress, metrics, checkpoints, resume)
  *   nnrun eval PLAN --weights W     evaluate a checkpoint or safetensors file on the test set
+ *   nnrun import-weights PLAN SRC -o W.safetensors [--rules R.yaml]
+ *                                   another tool's weights under the plan's names
  *   nnrun export PLAN --weights CKPT -o W.safetensors
  *                                   write the model's weights (PyTorch names) for other tools
+ *   nnrun export PLAN --weights CKPT -o M.onnx
+ *                                   write the evaluation graph with its weights as ONNX
  *
  * Exit codes: 0 success, 1 bad input (plan, data, checkpoint), 2 bad usage, 130 interrupted
  * (a checkpoint was saved). Only this file exits. */
@@ -16,15 +20,19 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/file.h"
 #include "runtime/backend.h"
 #include "runtime/data.h"
 #include "runtime/exec.h"
+#include "runtime/import.h"
+#include "runtime/onnx.h"
 #include "runtime/session.h"
 #include "runtime/weights.h"
 
 enum { EXIT_USER = 1, EXIT_USAGE = 2 }; /* 130, interrupted, comes from the session (SessionStatus) */
 
-static const char usage[] =
+/* Two strings: ISO C's minimum for a string literal is 4095 bytes. */
+static const char usage_commands[] =
 	"usage: nnrun COMMAND PLAN [options]\n"
 	"\n"
 	"commands:\n"
@@ -33,8 +41,17 @@ static const char usage[] =
 	"  train PLAN --data DIR           train on CIFAR-10\n"
 	"  eval PLAN --weights FILE --data DIR\n"
 	"                                  test accuracy and loss of a checkpoint or .safetensors\n"
-	"  export PLAN --weights CKPT -o OUT.safetensors\n"
-	"                                  the model's parameters under their PyTorch-style names\n"
+	"       [--logits OUT.safetensors] instead: input, label and logits of the evaluation program\n"
+	"                                  on the CPU (no test-time augmentation)\n"
+	"  export PLAN --weights CKPT -o OUT.safetensors|OUT.onnx\n"
+	"                                  the model's parameters under their PyTorch-style names, or\n"
+	"                                  its inference graph with them as ONNX (docs/runtime.md)\n"
+	"  import-weights PLAN SRC.safetensors -o OUT.safetensors [--rules R.yaml]\n"
+	"                                  weights saved under other names (a PyTorch state_dict)\n"
+	"                                  renamed to the plan's: by --rules (a YAML list of\n"
+	"                                  {match: REGEX, replace: TEXT}), by name, then by\n"
+	"                                  structure (modules of equal tensors, in order); prints\n"
+	"                                  the map, refuses gaps and ambiguity\n"
 	"  compare A.plan B.plan --weights W --data DIR [--csv FILE]\n"
 	"                                  the same weights through two plans (e.g. fp32 and fp16)\n"
 	"                                  on the test set: per image delta = max |pA - pB| and\n"
@@ -47,7 +64,8 @@ static const char usage[] =
 	"                                  writes the first step's loss, logits and gradients\n"
 	"                                  (grad.NAME) and every parameter and optimizer state\n"
 	"                                  after N steps (for checks against PyTorch)\n"
-	"\n"
+	"\n";
+static const char usage_options[] =
 	"options:\n"
 	"  --data DIR            CIFAR-10 binary files (scripts/setup.sh puts them in data/)\n"
 	"  --set KEY=VALUE       override a recipe setting (lr, epochs, seed, augment.flip...)\n"
@@ -69,14 +87,22 @@ static const char usage[] =
 	"  --records-per-file N  the data files hold N images each (a subset cut from the official\n"
 	"                        files of 10000, as scripts/device-pack.sh makes)\n"
 	"  --steps N             stop after N training steps (tests); a checkpoint is saved\n"
+	"  --format safetensors|onnx   export's file (default: by the -o name's suffix)\n"
 	"  --quiet               no progress output\n"
 	"  --allow-edited        load a hand-edited plan (it is still fully validated)\n"
 	"  --check-numerics      count NaN/Inf, fp16 overflow and underflow per op; stop at the\n"
 	"                        first NaN/Inf with the op and its .nn source line\n"
 	"  -h, --help            this help\n";
 
+static void
+print_usage(FILE *f)
+{
+	fputs(usage_commands, f);
+	fputs(usage_options, f);
+}
+
 typedef struct {
-	const char *cmd, *plan_b, *output, *input, *csv;
+	const char *cmd, *plan_b, *output, *rules, *input, *csv, *format, *logits;
 	long optimizer_step;
 	bool allow_edited;
 	const char *sets[64];
@@ -135,7 +161,7 @@ parse_opts(Opts *o, int argc, char **argv)
 		i++;                                               \
 	} while (0)
 		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-			fputs(usage, stdout);
+			print_usage(stdout);
 			return 0;
 		} else if (!strcmp(a, "--data")) {
 			VALUE();
@@ -152,6 +178,17 @@ parse_opts(Opts *o, int argc, char **argv)
 		} else if (!strcmp(a, "--weights")) {
 			VALUE();
 			o->s.weights = v;
+		} else if (!strcmp(a, "--format")) {
+			VALUE();
+			if (strcmp(v, "safetensors") && strcmp(v, "onnx"))
+				return usage_error("--format must be safetensors or onnx, got '%s'", v);
+			o->format = v;
+		} else if (!strcmp(a, "--logits")) {
+			VALUE();
+			o->logits = v;
+		} else if (!strcmp(a, "--rules")) {
+			VALUE();
+			o->rules = v;
 		} else if (!strcmp(a, "--csv")) {
 			VALUE();
 			o->csv = v;
@@ -215,7 +252,7 @@ parse_opts(Opts *o, int argc, char **argv)
 			o->allow_edited = true;
 		} else if (a[0] == '-') {
 			return usage_error("unknown option '%s'", a);
-		} else if (o->s.plan_path && !strcmp(o->cmd, "compare") && !o->plan_b) {
+		} else if (o->s.plan_path && (!strcmp(o->cmd, "compare") || !strcmp(o->cmd, "import-weights")) && !o->plan_b) {
 			o->plan_b = a;
 		} else if (o->s.plan_path) {
 			return usage_error("more than one plan ('%s')", a);
@@ -473,6 +510,72 @@ resume_options(Opts *o, Plan *p)
 	return true;
 }
 
+/* nnrun eval --logits OUT: the evaluation program run on the CPU over the first test images (no
+ * test-time augmentation: the network's own output), written with the images as it read them
+ * and their labels, for checking other implementations of the model (tests/onnx.sh). */
+static int
+eval_logits(const Opts *o, const Plan *p)
+{
+	char err[2048] = "";
+	if (!o->s.weights || !o->s.data)
+		return usage_error("eval needs --weights FILE and --data DIR%s", "");
+	CifarData data;
+	CifarOpenOptions oo = {.max_train = p->batch, .max_test = o->s.test_limit, .records_per_file = o->s.records};
+	if (cifar_open(&data, o->s.data, &oo, err, sizeof err) != 0) {
+		fprintf(stderr, "%s\n", err);
+		return EXIT_USER;
+	}
+	int n = data.n[CIFAR_TEST], k = (int)p->values[p->eval.logits].dim[1], rc = EXIT_USER;
+	CifarConfig cfg;
+	cifar_config_recipe(&cfg, &p->recipe, p->batch, false);
+	CifarLoader ld;
+	Exec e;
+	RunState rs;
+	float *x = malloc((size_t)n * CIFAR_IMAGE_BYTES * sizeof *x), *z = malloc((size_t)n * k * sizeof *z);
+	int32_t *y = malloc((size_t)n * sizeof *y), *yb = malloc((size_t)p->batch * sizeof *yb);
+	if (!x || !z || !y || !yb || cifar_loader_init(&ld, &data, &cfg, err, sizeof err) != 0) {
+		fprintf(stderr, "nnrun: %s\n", err[0] ? err : "out of memory");
+		goto out;
+	}
+	bool made = exec_init(&e, p, o->s.threads, err, sizeof err);
+	bool ok = made && weights_load(&e, o->s.weights, false, &rs, err, sizeof err);
+	float *in = ok ? exec_f32(&e, p->inputs[0].value) : NULL;
+	for (int first = 0; ok && first < n; first += p->batch) {
+		int32_t valid = cifar_eval_batch(&ld, CIFAR_TEST, first, in, yb);
+		if (p->inputs[1].value >= 0)
+			for (int32_t i = 0; i < p->batch; i++)
+				exec_i32(&e, p->inputs[1].value)[i] = i < valid ? yb[i] : 0;
+		if (!(ok = exec_run(&e, &p->eval, err, sizeof err)))
+			break;
+		memcpy(x + (size_t)first * CIFAR_IMAGE_BYTES, in, (size_t)valid * CIFAR_IMAGE_BYTES * sizeof *x);
+		memcpy(z + (size_t)first * k, exec_view_f32(&e, p->eval.logits), (size_t)valid * k * sizeof *z);
+		memcpy(y + first, yb, (size_t)valid * sizeof *y);
+	}
+	if (ok) {
+		const int64_t dx[4] = {n, CIFAR_CHANNELS, CIFAR_SIDE, CIFAR_SIDE}, dy[1] = {n}, dz[2] = {n, k};
+		StTensor t[3] = {{.name = "input", .dtype = ST_F32, .rank = 4, .dims = dx, .data = x},
+			{.name = "label", .dtype = ST_I32, .rank = 1, .dims = dy, .data = y},
+			{.name = "logits", .dtype = ST_F32, .rank = 2, .dims = dz, .data = z}};
+		ok = st_write(o->logits, t, 3, NULL, 0, err, sizeof err) == 0;
+		if (ok) {
+			printf("wrote the logits of %d test images to %s\n", n, o->logits);
+			rc = 0;
+		}
+	}
+	if (!ok)
+		fprintf(stderr, "nnrun: %s\n", err);
+	if (made)
+		exec_free(&e);
+	cifar_loader_free(&ld);
+out:
+	free(x);
+	free(y);
+	free(z);
+	free(yb);
+	cifar_close(&data);
+	return rc;
+}
+
 /* train, eval and bench: a session (runtime/session.c) on the loaded plan. */
 static int
 cmd_session(Opts *o)
@@ -493,7 +596,7 @@ cmd_session(Opts *o)
 		sigaction(SIGTERM, &sa, NULL);
 		rc = (int)session_train(&p, &o->s);
 	} else if (!strcmp(o->cmd, "eval")) {
-		rc = (int)session_eval(&p, &o->s);
+		rc = o->logits ? eval_logits(o, &p) : (int)session_eval(&p, &o->s);
 	} else {
 		rc = (int)session_bench(&p, &o->s, o->s.max_steps ? o->s.max_steps : 20);
 	}
@@ -509,7 +612,8 @@ cmd_export(const Opts *o)
 	Plan p;
 	int rc = EXIT_USER;
 	if (!o->s.weights || !o->output)
-		return usage_error("export needs --weights CKPT and -o OUT.safetensors%s", "");
+		return usage_error("export needs --weights CKPT and -o OUT.safetensors (or OUT.onnx)%s", "");
+	bool onnx = o->format ? !strcmp(o->format, "onnx") : file_has_suffix(o->output, ".onnx");
 	if (!load_plan(o, &p, &a) || !weights_normalize(o, &p, o->s.weights, NORM_KEEP))
 		goto out;
 	Exec e;
@@ -518,12 +622,33 @@ cmd_export(const Opts *o)
 		fprintf(stderr, "%s: error: %s\n", o->s.plan_path, err);
 		goto out;
 	}
-	if (weights_load(&e, o->s.weights, false, &rs, err, sizeof err) && weights_export(&e, o->output, err, sizeof err))
+	if (weights_load(&e, o->s.weights, false, &rs, err, sizeof err) &&
+	    (onnx ? onnx_export(&e, o->output, err, sizeof err) : weights_export(&e, o->output, err, sizeof err)))
 		rc = 0;
 	else
 		fprintf(stderr, "%s\n", err);
 	exec_free(&e);
 out:
+	arena_free(&a);
+	return rc;
+}
+
+/* nnrun import-weights PLAN SRC -o OUT [--rules R]: runtime/import.h. */
+static int
+cmd_import(const Opts *o)
+{
+	if (!o->plan_b || !o->output)
+		return usage_error("import-weights needs PLAN SRC.safetensors -o OUT.safetensors%s", "");
+	Arena a = {0};
+	Plan p;
+	int rc = EXIT_USER;
+	static char err[65536];
+	if (load_plan(o, &p, &a)) {
+		if (weights_import(&p, o->plan_b, o->rules, o->output, stdout, err, sizeof err))
+			rc = 0;
+		else
+			fprintf(stderr, "%s\nnothing written\n", err);
+	}
 	arena_free(&a);
 	return rc;
 }
@@ -809,7 +934,7 @@ int
 main(int argc, char **argv)
 {
 	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
-		fputs(usage, argc < 2 ? stderr : stdout);
+		print_usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? EXIT_USAGE : 0;
 	}
 	Opts o = {.cmd = argv[1], .s = {.interrupted = &interrupted, .fault = fault_point, .log = stderr}};
@@ -824,8 +949,11 @@ main(int argc, char **argv)
 		return cmd_export(&o);
 	if (!strcmp(o.cmd, "step"))
 		return cmd_step(&o);
+	if (!strcmp(o.cmd, "import-weights"))
+		return cmd_import(&o);
 	if (!strcmp(o.cmd, "compare"))
 		return cmd_compare(&o);
-	fprintf(stderr, "nnrun: unknown command '%s'\n\n%s", o.cmd, usage);
+	fprintf(stderr, "nnrun: unknown command '%s'\n\n", o.cmd);
+	print_usage(stderr);
 	return EXIT_USAGE;
 }
