@@ -3,7 +3,9 @@
 
 tests/docs.py checks the output of blocks marked `<!-- check: CMD -->`; this test runs the
 commands of every other shell block, so a renamed flag, a moved file or a removed model in a
-plain ```sh block fails CI instead of the reader.
+plain ```sh block fails CI instead of the reader. It is a sibling of docs.py, not a mode of it:
+it needs CIFAR-10 (and skips without it) and takes about a minute, where docs.py needs no data
+and takes seconds.
 
 Which blocks. Every fenced block of README.md and docs/*.md whose info string is `sh`, `bash`,
 `shell` or `console`, and every other fenced block with lines starting with `$ `. In a block
