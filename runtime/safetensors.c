@@ -646,8 +646,8 @@ next_string(const unsigned char *s, size_t n, size_t *i, Span *sp)
 static const char *
 show_token(char buf[SHOWN], const unsigned char *s, Span sp)
 {
-	json_t *j = json_loadb((const char *)s + sp.off - 1, (size_t)sp.len + 2, JSON_DECODE_ANY,
-		NULL);
+	json_t *j = sp.off ? json_loadb((const char *)s + sp.off - 1, (size_t)sp.len + 2,
+		JSON_DECODE_ANY, NULL) : NULL;
 	show(buf, json_is_string(j) ? json_string_value(j) : "?");
 	json_decref(j);
 	return buf;

@@ -596,6 +596,14 @@ test_reader_errors(void)
 	BAD("{\"__metadata__\":{},\"__metadata__\":{}}", 0, "'__metadata__' appears twice");
 	BAD("{" F32x4("a", 0, 16) "," F32x4("a", 16, 32) "}", 32, "x.safetensors: duplicate tensor name 'a'");
 	BAD("{" F32x4("w\\nx", 0, 16) "," F32x4("w\\nx", 16, 32) "}", 32, "duplicate tensor name 'w?x'");
+	BAD("{\"\xc3\xa9\":{}," F32x4("\xc3\xa9", 0, 16) "}", 16, "duplicate tensor name '\xc3\xa9'");
+	BAD("{\"__metadata__\":{\"\xf0\x9f\x98\x80\":\"\xc3\xa9\",\"k\":\"1\",\"k\":\"2\"}}", 0,
+		"__metadata__ has duplicate key 'k'");
+	BAD("{" T("\xc3\xa9", "\"dtype\":\"F32\",\"shape\":[1],\"shape\":[1],\"data_offsets\":[0,4]") "}", 4,
+		"tensor '\xc3\xa9': duplicate field 'shape'");
+	BAD("{" T("a", "\"dtype\":\"F32\",\"shape\":[{\"x\":1,\"x\":2}],\"data_offsets\":[0,4]") "}", 4,
+		"x.safetensors: header JSON, byte 46: duplicate key 'x'");
+	BAD("{\"a\\u0062\":{},\"ab\":{}}", 0, "duplicate tensor name 'ab'");
 
 	/* Layout of the data section. */
 	BAD("{" F32x4("a", 0, 16) "}", 8, "tensor 'a': data_offsets [0, 16] extend past the end of the "
