@@ -15,10 +15,10 @@
  *   nnc.data_order  the data-order state, the same way
  *   nnc.checksum    "sha256:" followed by 64 lower-case hex digits
  *
- * Checksum. SHA-256 (FIPS 180-4, nettle's implementation) of every byte of the file, from the 8-byte
- * header length through the header (all metadata, the tensor table, the padding) to the end of
- * the data section, computed with the 64 hex digits of the nnc.checksum value replaced by 64
- * ASCII '0' characters. The writer hashes the file as it writes it with those zeros, then
+ * Checksum. SHA-256 (FIPS 180-4; nettle's) of every byte of the file, from the 8-byte header
+ * length through the header (all metadata, the tensor table, the padding) to the end of the
+ * data section, computed with the 64 hex digits of the nnc.checksum value replaced by 64 ASCII
+ * '0' characters. The writer hashes the file as it writes it with those zeros, then
  * overwrites them with the digest. To check one by hand (Python):
  *     b = bytearray(open(path, "rb").read())
  *     i = b.index(b'"nnc.checksum":"sha256:') + 23
