@@ -263,6 +263,10 @@ parse_opts(Opts *o, int argc, char **argv)
 	}
 	if (!o->s.plan_path)
 		return usage_error("no plan given%s", "");
+	if (o->format && strcmp(o->cmd, "export"))
+		return usage_error("--format is an option of export, not of %s", o->cmd);
+	if (o->logits && strcmp(o->cmd, "eval"))
+		return usage_error("--logits is an option of eval, not of %s", o->cmd);
 	return -1;
 }
 

@@ -657,9 +657,9 @@ metadata(Buf *m, const char *key, const char *value)
 	put_msg(m, MODEL_METADATA, &e);
 }
 
-/* Writes the N bytes at P to PATH through PATH.tmp and a rename. */
+/* Writes the N pieces P, one after the other, to PATH through PATH.tmp and a rename. */
 static bool
-write_file(const char *path, const unsigned char *p, size_t n, char *err, size_t errlen)
+write_file(const char *path, Buf *const *p, int n, char *err, size_t errlen)
 {
 	char tmp[4096];
 	if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
@@ -671,7 +671,9 @@ write_file(const char *path, const unsigned char *p, size_t n, char *err, size_t
 		snprintf(err, errlen, "%s: error: cannot write: %s", tmp, strerror(errno));
 		return false;
 	}
-	bool ok = fwrite(p, 1, n, f) == n;
+	bool ok = true;
+	for (int k = 0; ok && k < n; k++)
+		ok = fwrite(p[k]->p, 1, p[k]->n, f) == p[k]->n;
 	int e = errno;
 	if (fclose(f) != 0 && ok) {
 		ok = false;
@@ -703,7 +705,6 @@ onnx_export(const Exec *e, const char *path, char *err, size_t errlen)
 	o.fold = arena_alloc(&o.a, nv * sizeof *o.fold);
 	o.need = arena_alloc(&o.a, nv * sizeof *o.need);
 	bool ok = false;
-	Buf g = {0}, m = {0};
 	if (!o.name || !o.root || !o.param || !o.written || !o.fold || !o.need) {
 		snprintf(err, errlen, "out of memory");
 		goto out;
@@ -753,42 +754,42 @@ onnx_export(const Exec *e, const char *path, char *err, size_t errlen)
 		"(value / 255 - mean[c]) / std[c] with metadata nnc.normalize.mean and nnc.normalize.std; output: "
 		"logits [N, classes].%s",
 		p->model, p->source, f16 ? " The plan stores fp16 weights: they are widened to float32 here." : "");
-	put_str(&g, GRAPH_NAME, p->model);
-	g.oom |= o.nodes.oom || o.inits.oom;
-	put_raw(&g, o.nodes.p, o.nodes.n);
-	free(o.nodes.p);
-	o.nodes = (Buf){0};
-	put_raw(&g, o.inits.p, o.inits.n);
-	free(o.inits.p);
-	o.inits = (Buf){0};
-	value_info(&g, GRAPH_INPUT, "input", &p->values[image]);
-	value_info(&g, GRAPH_OUTPUT, "logits", &p->values[prog->logits]);
-	put_str(&g, GRAPH_DOC, doc);
-
-	Buf opset = {0};
+	/* The graph is its name, the nodes, the initializers, then the rest: written piece by
+	 * piece after its length, so the weights are never copied into one model buffer. */
+	Buf head = {0}, tail = {0}, pre = {0}, post = {0}, opset = {0};
+	put_str(&head, GRAPH_NAME, p->model);
+	value_info(&tail, GRAPH_INPUT, "input", &p->values[image]);
+	value_info(&tail, GRAPH_OUTPUT, "logits", &p->values[prog->logits]);
+	put_str(&tail, GRAPH_DOC, doc);
 	put_str(&opset, OPSET_DOMAIN, "");
 	put_int(&opset, OPSET_VERSION, ONNX_OPSET);
-	put_int(&m, MODEL_IR_VERSION, ONNX_IR_VERSION);
-	put_msg(&m, MODEL_OPSET, &opset);
-	put_str(&m, MODEL_PRODUCER_NAME, "nnc");
-	put_str(&m, MODEL_DOC, doc);
-	put_msg(&m, MODEL_GRAPH, &g);
-	metadata(&m, "nnc.model", p->model);
-	metadata(&m, "nnc.source", p->source);
-	metadata(&m, "nnc.normalize.mean", mean);
-	metadata(&m, "nnc.normalize.std", std);
-	metadata(&m, "nnc.normalize", "RGB; (pixel / 255 - mean[c]) / std[c]");
-	metadata(&m, "nnc.weights", f16 ? "fp16 in the plan, widened to float32" : "float32");
-	if (m.oom) {
+	put_int(&pre, MODEL_IR_VERSION, ONNX_IR_VERSION);
+	put_msg(&pre, MODEL_OPSET, &opset);
+	put_str(&pre, MODEL_PRODUCER_NAME, "nnc");
+	put_str(&pre, MODEL_DOC, doc);
+	put_key(&pre, MODEL_GRAPH, WIRE_LEN);
+	put_varint(&pre, head.n + o.nodes.n + o.inits.n + tail.n);
+	metadata(&post, "nnc.model", p->model);
+	metadata(&post, "nnc.source", p->source);
+	metadata(&post, "nnc.normalize.mean", mean);
+	metadata(&post, "nnc.normalize.std", std);
+	metadata(&post, "nnc.normalize", "RGB; (pixel / 255 - mean[c]) / std[c]");
+	metadata(&post, "nnc.weights", f16 ? "fp16 in the plan, widened to float32" : "float32");
+	Buf *const parts[6] = {&pre, &head, &o.nodes, &o.inits, &tail, &post};
+	bool oom = false;
+	for (int k = 0; k < 6; k++)
+		oom |= parts[k]->oom;
+	if (oom)
 		snprintf(err, errlen, "out of memory for the ONNX model of '%s'", p->model);
-		goto out;
-	}
-	ok = write_file(path, m.p, m.n, err, errlen);
+	else
+		ok = write_file(path, parts, 6, err, errlen);
+	free(head.p);
+	free(tail.p);
+	free(pre.p);
+	free(post.p);
 out:
 	free(o.nodes.p);
 	free(o.inits.p);
-	free(g.p);
-	free(m.p);
 	arena_free(&o.a);
 	return ok;
 }

@@ -72,6 +72,10 @@ for f in w.bin w.onnx; do
 done
 expect bad-format 2 "--format must be safetensors or onnx, got 'pb'" -- "$nnrun" export "$tmp/tiny.plan" \
 	--weights "$tmp/tiny.ckpt" -o "$tmp/bad.onnx" --format pb
+expect format-not-export 2 "--format is an option of export, not of eval" -- "$nnrun" eval "$tmp/tiny.plan" \
+	--weights "$tmp/tiny.ckpt" --data "$data" --format onnx
+expect logits-not-eval 2 "--logits is an option of eval, not of export" -- "$nnrun" export "$tmp/tiny.plan" \
+	--weights "$tmp/tiny.ckpt" -o "$tmp/x.onnx" --logits "$tmp/x.logits"
 # An evaluation step without an ONNX form (a hand-edited plan whose tanh became a dropout mask:
 # consistent, so it loads) is named with its source line, and nothing is written.
 "$nnc" compile --batch 8 --no-reuse tests/onnx/ops.nn -o "$tmp/nr.plan" >/dev/null 2>&1
