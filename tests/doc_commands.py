@@ -27,7 +27,8 @@ command that writes into a folder of the repository writes into the checkout, so
 are skipped (below). Small limits keep the whole test to about a minute on two cores:
 `nnrun train` gets `--epochs 1 --train-limit 256 --test-limit 256`, `eval` and `compare`
 `--test-limit 256`, `bench` `--steps 2`, each replacing the same flag (or `--set epochs=`)
-where the command has it; nothing else is changed. A command fails the test when it exits
+where the command has it, unless the command's value is smaller (`eval --test-limit 8` stays
+8); nothing else is changed. A command fails the test when it exits
 non-zero, runs past 120 s, or prints an error (`error:`, a Python traceback, a sanitizer
 report, `No such file or directory`, `command not found`).
 
@@ -74,15 +75,14 @@ ERROR = re.compile(r"\b[Ee]rror:|\bERROR:|Traceback \(most recent call last\)|"
 INDENTED_COMMAND = re.compile(r"^ {4}(build/|scripts/|tests/|tools/|bench/|cd )")
 TIMEOUT = 120
 
-# per nnrun subcommand: (flags with a value that the limits replace, --set keys they replace,
-# the flags appended)
+# the limits per nnrun subcommand; a smaller value the command gives is kept
 LIMITS = {
-    "train": (("--epochs", "--train-limit", "--test-limit"), ("epochs",),
-              ["--epochs", "1", "--train-limit", "256", "--test-limit", "256"]),
-    "eval": (("--test-limit",), (), ["--test-limit", "256"]),
-    "compare": (("--test-limit",), (), ["--test-limit", "256"]),
-    "bench": (("--steps",), (), ["--steps", "2"]),
+    "train": {"--epochs": 1, "--train-limit": 256, "--test-limit": 256},
+    "eval": {"--test-limit": 256},
+    "compare": {"--test-limit": 256},
+    "bench": {"--steps": 2},
 }
+SET_KEYS = {"epochs": "--epochs"}   # `--set epochs=N` is `--epochs N`
 
 
 class Block:
@@ -255,24 +255,27 @@ def limited(cmd):
         word = cmd[s:e]
         if (kind == "word" and os.path.basename(word) == "nnrun" and i + 1 < len(toks)
                 and toks[i + 1][0] == "word" and cmd[toks[i + 1][1]:toks[i + 1][2]] in LIMITS):
-            sub = cmd[toks[i + 1][1]:toks[i + 1][2]]
-            flags, keys, extra = LIMITS[sub]
+            limits = dict(LIMITS[cmd[toks[i + 1][1]:toks[i + 1][2]]])
             j = i + 2
             while j < len(toks) and toks[j][0] == "word":
                 j += 1
             args = [cmd[s2:e2] for _, s2, e2 in toks[i + 2:j]]
             kept, k = [], 0
             while k < len(args):
-                a = args[k]
-                if a in flags or (a == "--set" and k + 1 < len(args)
-                                  and args[k + 1].split("=")[0] in keys):
-                    k += 2
-                    continue
-                if a.split("=")[0] in flags:
-                    k += 1
-                    continue
-                kept.append(a)
-                k += 1
+                a, nxt = args[k], args[k + 1] if k + 1 < len(args) else ""
+                flag, value, used = None, None, 1
+                if a in limits:
+                    flag, value, used = a, nxt, 2
+                elif a.split("=")[0] in limits:
+                    flag, value = a.split("=", 1)
+                elif a == "--set" and SET_KEYS.get(nxt.split("=")[0]) in limits:
+                    flag, value, used = SET_KEYS[nxt.split("=")[0]], nxt.split("=", 1)[-1], 2
+                if flag is None:
+                    kept.append(a)
+                elif value.isdigit():
+                    limits[flag] = min(limits[flag], int(value))
+                k += used
+            extra = [str(x) for flag, v in limits.items() for x in (flag, v)]
             start = toks[i + 2][1] if j > i + 2 else toks[i + 1][2]
             end = toks[j - 1][2] if j > i + 2 else toks[i + 1][2]
             new = " ".join(kept + extra)
