@@ -444,12 +444,13 @@ static bool
 layer(Onnx *o, const char *x, int w, int b, const char *out)
 {
 	const PlanStep *s = o->step;
-	const PlanStep *fw = o->fold[w] >= 0 ? &o->prog->steps[o->fold[w]] : NULL;
-	const PlanStep *fb = b >= 0 && o->fold[b] >= 0 ? &o->prog->steps[o->fold[b]] : NULL;
+	const int *r = o->root; /* a fold's result may reach the layer through a cast (mixed precision) */
+	const PlanStep *fw = o->fold[r[w]] >= 0 ? &o->prog->steps[o->fold[r[w]]] : NULL;
+	const PlanStep *fb = b >= 0 && o->fold[r[b]] >= 0 ? &o->prog->steps[o->fold[r[b]]] : NULL;
 	bool affine = fb && attr(fb, "affine")->i[0];
-	if ((fw || fb) && !(fw && fb && fw->op == OP_bn_fold_weight && fb->op == OP_bn_fold_bias && fw->in[1] == fb->in[1] &&
-	                       attr(fw, "eps")->f == attr(fb, "eps")->f && (fw->nin > 2) == affine &&
-	                       (!affine || fw->in[2] == fb->in[2])))
+	if ((fw || fb) && !(fw && fb && fw->op == OP_bn_fold_weight && fb->op == OP_bn_fold_bias &&
+	                       r[fw->in[1]] == r[fb->in[1]] && attr(fw, "eps")->f == attr(fb, "eps")->f &&
+	                       (fw->nin > 2) == affine && (!affine || r[fw->in[2]] == r[fb->in[2]])))
 		return fail(o, "has a folded batch norm whose weight and bias folds do not match");
 	int w0 = fw ? fw->in[0] : w;
 	int b0 = fw ? (attr(fb, "bias")->i[0] ? fb->in[2 + 2 * affine] : -1) : b;
@@ -523,14 +524,15 @@ translate(Onnx *o, int i)
 			return true;
 		}
 		node1(o, "Identity", ref(o, s->in[0]), "logits");
+		o->name[s->out] = "logits";
 		return !o->failed;
 	}
 	/* the result is named after the last node that makes it: a folded batch norm's, an epilogue's */
 	const char *name = s->name[0] ? s->name : nnc_ops[s->op].name, *base = name;
 	int nchained = nnc_chain_operands(s->chain, s->nchain);
 	int w = s->op != OP_conv2d && s->op != OP_dense ? -1 : s->nchain ? s->in[nchained] : s->in[1];
-	if (w >= 0 && o->fold[w] >= 0 && o->prog->steps[o->fold[w]].name[0])
-		base = o->prog->steps[o->fold[w]].name;
+	if (w >= 0 && o->fold[o->root[w]] >= 0 && o->prog->steps[o->fold[o->root[w]]].name[0])
+		base = o->prog->steps[o->fold[o->root[w]]].name;
 	if (s->epi)
 		base = arena_printf(&o->a, "%s/%s", base, nnc_ops[nnc_epilogue_op[s->epi]].name);
 	const char *out = s->out == o->prog->logits ? "logits" : fresh(o, base);

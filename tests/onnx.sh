@@ -4,10 +4,10 @@
 # a CIFAR-10 subset (so the batch-norm running statistics are not their initial ones), exported,
 # and checked by tests/onnx_check.py: onnx's checker (full_check) and strict shape inference, the
 # metadata, and the graph's logits -- from a float64 evaluator of the ONNX ops -- against nnrun's
-# own evaluation of the same images (`nnrun eval --logits`) within fp32 rounding. Then an fp16
-# plan's export against the fp32 logits within fp16 rounding, the choice of format, and the
-# refusals (a bad --format; an op without an ONNX form, which writes nothing). Needs CIFAR-10
-# (skips, 77, without it; fails under CI=true) and python3-onnx (skips without it):
+# own evaluation of the same images (`nnrun eval --logits`) within fp32 rounding. Then fp16 and
+# mixed plans' exports against the fp32 logits, the choice of format, and the refusals (a bad
+# --format; an op without an ONNX form, which writes nothing). Needs CIFAR-10 (skips, 77,
+# without it; fails under CI=true) and python3-onnx (skips without it):
 #   tests/onnx.sh PATH/TO/nnc PATH/TO/nnrun
 nnc=${1:?usage: onnx.sh NNC NNRUN}
 nnrun=${2:?usage: onnx.sh NNC NNRUN}
@@ -62,6 +62,20 @@ onnx_model ops-unfused tests/onnx/ops.nn --no-fuse --layout nchw
 expect fp16-weights 0 "" -- "$nnrun" export "$tmp/resnet20.plan" --weights "$tmp/resnet20.ckpt" -o "$tmp/r20.safetensors"
 expect fp16-export 0 "" -- "$nnrun" export "$tmp/r20h.plan" --weights "$tmp/r20.safetensors" -o "$tmp/r20h.model" --format onnx
 expect fp16-check 0 " 0 class changes" -- $py "$check" "$tmp/r20h.model" "$tmp/resnet20.logits" --rtol 5e-3 --weights fp16
+
+# Mixed precision keeps float32 master weights, which reach the folded layers (and the logits
+# the output) through casts: its export is the fp32 model, within fp32 rounding of the fp32
+# plan's logits, and within fp16 rounding of the mixed plan's own. The ops model in pure fp16.
+expect ops-weights 0 "" -- "$nnrun" export "$tmp/ops.plan" --weights "$tmp/ops.ckpt" -o "$tmp/ops.safetensors"
+for p in mixed fp16; do
+	"$nnc" compile --batch 8 --precision $p tests/onnx/ops.nn -o "$tmp/ops-$p.plan" >/dev/null 2>&1
+	expect "ops-$p-export" 0 "" -- "$nnrun" export "$tmp/ops-$p.plan" --weights "$tmp/ops.safetensors" -o "$tmp/ops-$p.onnx"
+done
+expect ops-mixed-check 0 " 0 class changes" -- $py "$check" "$tmp/ops-mixed.onnx" "$tmp/ops.logits" --rtol 1e-5
+expect ops-mixed-logits 0 "" -- "$nnrun" eval "$tmp/ops-mixed.plan" --weights "$tmp/ops.safetensors" --data "$data" \
+	--test-limit 4 --threads 2 --logits "$tmp/ops-mixed.logits"
+expect ops-mixed-own 0 " 0 class changes" -- $py "$check" "$tmp/ops-mixed.onnx" "$tmp/ops-mixed.logits" --rtol 5e-3
+expect ops-fp16-check 0 " 0 class changes" -- $py "$check" "$tmp/ops-fp16.onnx" "$tmp/ops.logits" --rtol 5e-3 --weights fp16
 
 # The default format stays safetensors (an 8-byte header length, then the JSON header), also
 # for a name without a suffix; --format safetensors wins over an .onnx name.
