@@ -523,11 +523,12 @@ eval_logits(const Opts *o, const Plan *p)
 	char err[2048] = "";
 	if (!o->s.weights || !o->s.data)
 		return usage_error("eval needs --weights FILE and --data DIR%s", "");
-	const Type *image = &p->values[p->inputs[0].value];
-	if (image->rank != 4 || image->dim[1] != CIFAR_CHANNELS || image->dim[2] != CIFAR_SIDE || image->dim[3] != CIFAR_SIDE) {
-		char b[96];
+	const Type *image = p->inputs[0].value >= 0 ? &p->values[p->inputs[0].value] : NULL;
+	if (!image || image->rank != 4 || image->dim[1] != CIFAR_CHANNELS || image->dim[2] != CIFAR_SIDE ||
+	    image->dim[3] != CIFAR_SIDE) {
+		char b[96] = "missing";
 		fprintf(stderr, "%s: error: the model's image input is %s; CIFAR-10 images are [3, 32, 32]\n", o->s.plan_path,
-			type_str(image, b, sizeof b));
+			image ? type_str(image, b, sizeof b) : b);
 		return EXIT_USER;
 	}
 	CifarData data;
