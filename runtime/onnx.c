@@ -152,6 +152,7 @@ typedef struct {
 	const PlanProgram *prog;
 	Arena a;
 	StrMap names;        /* every tensor name taken */
+	StrMap consts;       /* constant's value (constant()) -> its tensor's name */
 	const char **name;   /* per value: its tensor's name (NULL: not made yet) */
 	int *root;           /* per value: the value whose tensor it is (relayouts, casts alias) */
 	int *param;          /* per value: its index in the plan's parameters, or -1 */
@@ -224,21 +225,25 @@ fresh(Onnx *o, const char *base)
 static void
 initializer(Onnx *o, const char *name, int rank, const int64_t *dims, const float *v, size_t n)
 {
-	Buf t = {0};
+	Buf h = {0}; /* the TensorProto up to its data, which goes straight into `inits` */
 	for (int k = 0; k < rank; k++)
-		put_int(&t, TENSOR_DIMS, dims[k]);
-	put_int(&t, TENSOR_DATA_TYPE, ONNX_FLOAT);
-	put_str(&t, TENSOR_NAME, name);
-	put_key(&t, TENSOR_RAW_DATA, WIRE_LEN);
-	put_varint(&t, 4 * (uint64_t)n);
+		put_int(&h, TENSOR_DIMS, dims[k]);
+	put_int(&h, TENSOR_DATA_TYPE, ONNX_FLOAT);
+	put_str(&h, TENSOR_NAME, name);
+	put_key(&h, TENSOR_RAW_DATA, WIRE_LEN);
+	put_varint(&h, 4 * (uint64_t)n);
+	put_key(&o->inits, GRAPH_INITIALIZER, WIRE_LEN);
+	put_varint(&o->inits, h.n + 4 * (uint64_t)n);
+	o->inits.oom |= h.oom;
+	put_raw(&o->inits, h.p, h.n);
+	free(h.p);
 	unsigned char q[4 * 256];
 	for (size_t i = 0; i < n; i += 256) {
 		size_t m = n - i < 256 ? n - i : 256;
 		for (size_t j = 0; j < m; j++)
 			le_f32(q + 4 * j, v[i + j]);
-		put_raw(&t, q, 4 * m);
+		put_raw(&o->inits, q, 4 * m);
 	}
-	put_msg(&o->inits, GRAPH_INITIALIZER, &t);
 }
 
 /* Parameter value V as float32 in PyTorch's layout (OIHW), as its initializer. */
@@ -284,15 +289,17 @@ ref(Onnx *o, int v)
 	return o->name[v];
 }
 
-/* A float32 constant: a scalar (N == 0) or N copies of X, named by its value. */
+/* A float32 constant: a scalar (N == 0) or N copies of X, named by its value and made once. */
 static const char *
 constant(Onnx *o, float x, int64_t n)
 {
-	char *name = n ? arena_printf(&o->a, "nnc.const.%.9g.x%lld", (double)x, (long long)n)
-		       : arena_printf(&o->a, "nnc.const.%.9g", (double)x);
-	if (taken(o, name))
+	char *key = n ? arena_printf(&o->a, "%.9g x%lld", (double)x, (long long)n) : arena_printf(&o->a, "%.9g", (double)x);
+	const char *name = strmap_get(&o->consts, key);
+	if (name)
 		return name;
-	claim(o, name);
+	name = fresh(o, n ? arena_printf(&o->a, "nnc.const.%.9g.x%lld", (double)x, (long long)n)
+			  : arena_printf(&o->a, "nnc.const.%.9g", (double)x));
+	strmap_put(&o->consts, key, (void *)name);
 	float *v = malloc((size_t)(n ? n : 1) * sizeof *v);
 	if (!v) {
 		fail(o, "(out of memory)");
@@ -699,6 +706,7 @@ onnx_export(const Exec *e, const char *path, char *err, size_t errlen)
 	const PlanProgram *prog = &p->eval;
 	Onnx o = {.e = e, .p = p, .prog = prog, .err = err, .errlen = errlen, .path = path};
 	strmap_init(&o.names, &o.a);
+	strmap_init(&o.consts, &o.a);
 	size_t nv = (size_t)p->nvalues;
 	o.name = arena_alloc(&o.a, nv * sizeof *o.name);
 	o.root = arena_alloc(&o.a, nv * sizeof *o.root);
