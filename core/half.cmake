@@ -18,3 +18,10 @@ if(NOT NNC_SANITIZE)
   add_test(NAME half_all COMMAND test_half --all)
   set_tests_properties(half_all PROPERTIES LABELS half SKIP_RETURN_CODE 77 TIMEOUT 120)
 endif()
+#   sround    stochastic rounding to fp16 (runtime/sround.h, shared with the GPU's update
+#             kernels): neighbours only, the exact chance of rounding up, unbiased means
+add_executable(test_sround ${CMAKE_SOURCE_DIR}/tests/half/test_sround.c)
+target_include_directories(test_sround PRIVATE ${CMAKE_SOURCE_DIR})
+target_link_libraries(test_sround PRIVATE nnc_half m)
+add_test(NAME sround COMMAND test_sround)
+set_tests_properties(sround PROPERTIES LABELS half TIMEOUT 60)

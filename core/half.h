@@ -70,6 +70,8 @@ typedef struct {
 	uint64_t overflow;
 	uint64_t underflow_to_zero;
 	uint64_t subnormal;
+	uint64_t vanished; /* optimizer updates: elements whose f32 update was not zero but left the
+	                    * stored fp16 weight unchanged (filled by the executor) */
 } HalfStats;
 
 /* Adds the classification of x[0..n) to *s (so one HalfStats can gather a whole step); start

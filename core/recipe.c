@@ -22,6 +22,7 @@ typedef struct {
 #define FIELD(key, type, member, choices) {key, type, offsetof(Recipe, member), choices}
 static const Field fields[] = {
 	FIELD("optimizer", F_CHOICE, optimizer, "sgd adam adamw"),
+	FIELD("optimizer.rounding", F_CHOICE, rounding, "nearest stochastic"),
 	FIELD("lr", F_DOUBLE, lr, NULL),
 	FIELD("momentum", F_DOUBLE, momentum, NULL),
 	FIELD("nesterov", F_BOOL, nesterov, NULL),
@@ -56,6 +57,7 @@ recipe_defaults(Recipe *r)
 {
 	memset(r, 0, sizeof *r);
 	strcpy(r->optimizer, "sgd");
+	strcpy(r->rounding, "nearest");
 	r->lr = 0.1;
 	r->momentum = 0.9;
 	r->weight_decay = 5e-4;

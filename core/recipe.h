@@ -29,6 +29,8 @@ enum { RECIPE_MAX_MILESTONES = 8, RECIPE_MAX_POINTS = 8 };
 
 typedef struct Recipe {
 	char optimizer[16];       /* sgd | adam | adamw */
+	char rounding[16];        /* optimizer.rounding: nearest | stochastic, how updated fp16
+	                           * weights are stored (runtime/sround.h) */
 	double lr;
 	double momentum;
 	bool nesterov;

@@ -237,10 +237,11 @@ warn_optimizer(const Module *m, Diag *d)
 			"Adam eps %g underflows in fp16 state (smallest subnormal 5.96e-08; v = E[g^2] underflows long before, so "
 			"sqrt(v) resolves nothing under 2^-12): nnrun will use eps 2^-12 = 2.44e-04",
 			r->eps);
-	if (p->param == DT_F16 && r->weight_decay > 0 && r->lr * r->weight_decay < 0x1p-11)
+	if (p->param == DT_F16 && r->weight_decay > 0 && r->lr * r->weight_decay < 0x1p-11 &&
+	    strcmp(r->rounding, "stochastic") != 0)
 		diag_warning(d, at,
 			"weight-decay steps lr * weight_decay = %g are below half an fp16 ulp (2^-11 relative): decay alone cannot "
-			"change any fp16 weight",
+			"change any fp16 weight (optimizer.rounding: stochastic keeps such steps in expectation)",
 			r->lr * r->weight_decay);
 }
 

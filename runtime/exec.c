@@ -18,6 +18,7 @@
 #include "runtime/cpu/conv_dnnl.h"
 #include "runtime/cpu/kernels.h"
 #include "core/half.h"
+#include "runtime/sround.h"
 
 /* A step being run: its operands and result as f32 arrays (the values themselves, or widened
  * copies of f16 values in Exec.wide). */
@@ -961,6 +962,34 @@ narrow(K *k)
 			to_f16(k->in[i], (nnc_half *)exec_f32(k->e, k->s->in[i]), numel(&p->values[k->s->in[i]]));
 }
 
+/* An optimizer update's new fp16 parameter (operand 0, in its widened copy), before narrow()
+ * stores it: with optimizer.rounding stochastic each element is rounded here to one of the two
+ * fp16 values around it (runtime/sround.h; narrow() then stores it exactly); with ST
+ * (--check-numerics) the elements whose nonzero f32 update left the stored weight as it was
+ * are counted as vanished. */
+static void
+round_update(K *k, HalfStats *st)
+{
+	int v = k->s->in[0];
+	if ((k->s->op != OP_sgd_update && k->s->op != OP_adam_update) || k->e->plan->values[v].dtype != DT_F16 ||
+	    (k->raw16 & RAW_IN(0)))
+		return;
+	bool sr = !strcmp(k->e->recipe.rounding, "stochastic");
+	if (!sr && !st)
+		return;
+	float *x = k->in[0];
+	const nnc_half *old = (const nnc_half *)exec_f32(k->e, v);
+	uint64_t key = nnc_sround_key((uint64_t)k->e->recipe.seed, (uint64_t)k->e->step, (uint64_t)v), gone = 0;
+	for (size_t i = 0, n = numel(T(k, 0)); i < n; i++) {
+		float y = sr ? nnc_round_stochastic_f16(x[i], nnc_sround_bits(key, i)) : x[i];
+		if (st)
+			gone += x[i] != half_to_float(old[i]) && half_from_float(y) == old[i];
+		x[i] = y;
+	}
+	if (st)
+		st->vanished += gone;
+}
+
 /* Classifies a step's result (and an update's parameter) into its counters; the first NaN or
  * Inf is an error naming the op and its source line -- except in the backward pass of a plan
  * with loss scaling, where overflow is expected and grad_check skips the step. */
@@ -1007,9 +1036,10 @@ exec_numerics_report(const Exec *e, FILE *out)
 		return;
 	int shown = 0;
 	fprintf(out, "numerics (--check-numerics): results that held NaN/Inf, or overflowed or underflowed to zero "
-	             "when stored in fp16\n");
-	fprintf(out, "  %-8s %-22s %-28s %12s %12s %12s %12s  %s\n", "program", "op", "name", "nan", "inf", "overflow",
-		"underflow", "source");
+	             "when stored in fp16; updates of fp16 weights that vanished (a nonzero f32 update, the stored "
+	             "weight unchanged)\n");
+	fprintf(out, "  %-8s %-22s %-28s %12s %12s %12s %12s %12s  %s\n", "program", "op", "name", "nan", "inf", "overflow",
+		"underflow", "vanished", "source");
 	for (int g = 0; g < 2; g++) {
 		const PlanProgram *prog = g ? &p->eval : &p->train;
 		for (int i = 0; (g || p->has_train) && i < prog->nsteps; i++) {
@@ -1018,11 +1048,11 @@ exec_numerics_report(const Exec *e, FILE *out)
 			bool half = st->out >= 0 ? p->values[st->out].dtype == DT_F16
 			                         : st->nin && p->values[st->in[0]].dtype == DT_F16;
 			uint64_t ov = half ? s->overflow : 0, un = half ? s->underflow_to_zero : 0;
-			if (!s->nan && !s->inf && !ov && !un)
+			if (!s->nan && !s->inf && !ov && !un && !s->vanished)
 				continue;
-			fprintf(out, "  %-8s %-22s %-28.28s %12llu %12llu %12llu %12llu  %s\n", g ? "eval" : "train",
+			fprintf(out, "  %-8s %-22s %-28.28s %12llu %12llu %12llu %12llu %12llu  %s\n", g ? "eval" : "train",
 				nnc_ops[st->op].name, st->name, (unsigned long long)s->nan, (unsigned long long)s->inf,
-				(unsigned long long)ov, (unsigned long long)un, st->loc);
+				(unsigned long long)ov, (unsigned long long)un, (unsigned long long)s->vanished, st->loc);
 			shown++;
 		}
 	}
@@ -1368,6 +1398,7 @@ run_steps(Exec *e, const PlanProgram *prog, int first, int last, bool *updated_,
 			return false;
 		}
 		backward |= s->op == OP_loss_scale;
+		round_update(&k, counts ? &counts[i] : NULL);
 		narrow(&k);
 		updated |= s->op == OP_sgd_update || s->op == OP_adam_update;
 		scaled |= s->op == OP_loss_scale && A(&k, "dynamic")->i[0];

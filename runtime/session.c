@@ -44,7 +44,8 @@ progress(FILE *log, bool tty, int epoch, int epochs, int64_t b, int64_t nb, doub
 
 /* Optimizer numerics in fp16 parameters and state, reported before training: an Adam epsilon
  * below what fp16 can hold (its second-moment estimate underflows long before; the executor
- * raises epsilon, see exec.c), and weight-decay steps too small to change any fp16 weight. */
+ * raises epsilon, see exec.c), weight-decay steps too small to change any fp16 weight (unless
+ * rounded stochastically), and stochastic rounding where no parameter is fp16. */
 static void
 warn_fp16_optimizer(FILE *log, const Plan *p)
 {
@@ -64,11 +65,16 @@ warn_fp16_optimizer(FILE *log, const Plan *p)
 			"%g, so sqrt(v) cannot resolve under %.3g); using eps %.3g\n",
 			r->eps, (double)HALF_MIN_SUBNORMAL, min_eps, min_eps);
 	double step = r->lr * r->weight_decay;
-	if (half_params && r->weight_decay > 0 && step < 0x1p-11)
+	bool stochastic = !strcmp(r->rounding, "stochastic");
+	if (half_params && r->weight_decay > 0 && step < 0x1p-11 && !stochastic)
 		fprintf(log,
 			"nnrun: warning: weight-decay steps lr * weight_decay = %.3g are below half an fp16 ulp (%.3g relative): "
-			"decay alone cannot change any fp16 weight\n",
+			"decay alone cannot change any fp16 weight (--set optimizer.rounding=stochastic keeps such steps in "
+			"expectation)\n",
 			step, 0x1p-11);
+	if (!half_params && stochastic && p->has_train)
+		fprintf(log, "nnrun: note: optimizer.rounding stochastic changes nothing here: this plan's parameters are not "
+		             "fp16 (mixed precision keeps f32 master weights)\n");
 }
 
 /* Whether PATH is a regular file or none yet: a device such as /dev/full gets no lock beside it. */

@@ -28,7 +28,8 @@ run_state(const Exec *e)
 	return (CudaRunState){.lr = e->lr, .step = e->step, .loss_scale = e->loss_scale, .rng_key = e->rng.key,
 		.rng_counter = e->rng.counter, .momentum = e->recipe.momentum, .weight_decay = e->recipe.weight_decay,
 		.beta1 = e->recipe.beta1, .beta2 = e->recipe.beta2, .eps = e->recipe.eps,
-		.label_smoothing = e->recipe.label_smoothing, .nesterov = e->recipe.nesterov};
+		.label_smoothing = e->recipe.label_smoothing, .nesterov = e->recipe.nesterov,
+		.stochastic_rounding = !strcmp(e->recipe.rounding, "stochastic"), .seed = (uint64_t)e->recipe.seed};
 }
 
 static bool

@@ -63,6 +63,9 @@ typedef struct {
 	/* recipe values the update kernels read */
 	double momentum, weight_decay, beta1, beta2, eps, label_smoothing;
 	int nesterov;
+	int stochastic_rounding; /* optimizer.rounding stochastic: updated fp16 weights rounded as
+	                          * runtime/sround.h says, from the recipe's seed */
+	uint64_t seed;
 } CudaRunState;
 
 /* Makes the device-side executor for PLAN. Returns NULL with a message naming what failed:

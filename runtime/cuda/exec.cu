@@ -607,6 +607,9 @@ sgd_conf(const CudaRunState *r, const PlanStep *s)
 	o.lr_scale = s->attr[nnc_attr_index(OP_sgd_update, "lr_scale")].f;
 	o.wd = s->attr[nnc_attr_index(OP_sgd_update, "decay")].i[0] ? r->weight_decay / o.lr_scale : 0;
 	o.nesterov = r->nesterov != 0;
+	o.sr = r->stochastic_rounding != 0;
+	o.sr_seed = r->seed;
+	o.sr_value = s->in[0];
 	return o;
 }
 
@@ -621,6 +624,9 @@ adam_conf(const CudaRunState *r, const PlanStep *s)
 	o.beta1 = r->beta1;
 	o.beta2 = r->beta2;
 	o.decoupled = s->attr[nnc_attr_index(OP_adam_update, "decoupled")].i[0] != 0;
+	o.sr = r->stochastic_rounding != 0;
+	o.sr_seed = r->seed;
+	o.sr_value = s->in[0];
 	return o;
 }
 
@@ -1351,7 +1357,8 @@ exec_mt_fill(CudaExec *e, ErrBuf eb)
 {
 	const CudaRunState *a = &e->conf, *b = &e->mt_conf;
 	if (e->mt_filled && a->momentum == b->momentum && a->weight_decay == b->weight_decay && a->beta1 == b->beta1 &&
-	    a->beta2 == b->beta2 && a->eps == b->eps && a->nesterov == b->nesterov)
+	    a->beta2 == b->beta2 && a->eps == b->eps && a->nesterov == b->nesterov &&
+	    a->stochastic_rounding == b->stochastic_rounding && a->seed == b->seed)
 		return 0;
 	for (int g = 0; g < 2; g++)
 		for (int m = 0; m < e->nmt[g]; m++) {

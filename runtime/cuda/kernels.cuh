@@ -145,23 +145,34 @@ cudaError_t dropout_mask(uint64_t key, const StepScalars *s, uint64_t offset, do
 /* Optimizer updates (cpu_sgd_step, cpu_adam_step) with the step's learning rate and count from
  * S; with unscale, the gradient is divided by S's loss scale and the update skipped when
  * s->bad is set (grad_check found inf/NaN). */
+/* sr: optimizer.rounding stochastic, an fp16 parameter (plan value sr_value) stored rounded as
+ * runtime/sround.h says from the recipe's seed sr_seed. */
 struct SgdConf {
 	double momentum, wd;
 	bool nesterov;
 	double lr_scale; /* the step's lr_scale (core/ops.h): lr times it, wd already divided */
+	bool sr;
+	unsigned long long sr_seed;
+	int sr_value;
 };
 struct AdamConf {
 	double beta1, beta2, eps, wd;
 	bool decoupled;
+	bool sr;
+	unsigned long long sr_seed;
+	int sr_value;
 };
-/* The float scalars of one update, formed in double as the CPU forms them (kernels_math.cuh). */
+/* The float scalars of one update, formed in double as the CPU forms them (kernels_math.cuh);
+ * sr_key: the step's stochastic-rounding key (nnc_sround_key). */
 struct Sgd {
 	float lr_neg, momentum, wd;
-	bool nesterov, first, has_buf;
+	bool nesterov, first, has_buf, sr;
+	unsigned long long sr_key;
 };
 struct Adam {
 	float decay, wd, w1, beta2, w2, bc2_sqrt, eps, step_neg;
-	bool decoupled;
+	bool decoupled, sr;
+	unsigned long long sr_key;
 };
 cudaError_t sgd(const SgdConf &o, const StepScalars *s, Buf p, Buf g, Buf buf, long long n, bool unscale,
 	cudaStream_t st);

@@ -14,6 +14,7 @@
 #include "runtime/cuda/kernels.cuh"
 extern "C" {
 #include "runtime/ew.h"
+#include "runtime/sround.h"
 }
 #define NNC_ERF erff
 #define NNC_EXP expf
@@ -267,6 +268,8 @@ sgd_now(const SgdConf &c, const StepScalars &s)
 	o.nesterov = c.nesterov;
 	o.first = s.step + 1 <= 1;
 	o.has_buf = c.momentum != 0;
+	o.sr = c.sr;
+	o.sr_key = nnc_sround_key(c.sr_seed, (uint64_t)s.step, (uint64_t)c.sr_value);
 	return o;
 }
 
@@ -285,10 +288,20 @@ adam_now(const AdamConf &c, const StepScalars &s)
 	o.bc2_sqrt = (float)sqrt(bc2);
 	o.eps = (float)c.eps;
 	o.step_neg = (float)-(s.lr / bc1);
+	o.sr = c.sr;
+	o.sr_key = nnc_sround_key(c.sr_seed, (uint64_t)s.step, (uint64_t)c.sr_value);
 	return o;
 }
 
 /* ---- optimizer updates, element i (sgd_range, adam_range) ---- */
+
+/* An updated parameter's element i: an fp16 one rounded stochastically with SR (the CPU's
+ * round_update, runtime/exec.c), else as st stores. */
+HD void
+st_param(Buf p, long long i, float v, bool sr, unsigned long long key)
+{
+	st(p, i, sr && p.f16 ? nnc_round_stochastic_f16(v, nnc_sround_bits(key, (uint64_t)i)) : v);
+}
 
 HD void
 sgd_at(const Sgd &o, bool unscale, float inv_scale, Buf p, Buf g, Buf buf, long long i)
@@ -301,7 +314,7 @@ sgd_at(const Sgd &o, bool unscale, float inv_scale, Buf p, Buf g, Buf buf, long 
 		st(buf, i, b); /* the step goes on with b unrounded, as the CPU's widened copy does */
 		d = o.nesterov ? d + o.momentum * b : b;
 	}
-	st(p, i, pv + o.lr_neg * d);
+	st_param(p, i, pv + o.lr_neg * d, o.sr, o.sr_key);
 }
 
 HD void
@@ -319,7 +332,7 @@ adam_at(const Adam &o, bool unscale, float inv_scale, Buf p, Buf g, Buf m, Buf v
 	float denom = sqrtf(vv) / o.bc2_sqrt + o.eps; /* float, as the CPU's sqrt of a float */
 	st(m, i, mv);
 	st(v, i, vv);
-	st(p, i, pv + o.step_neg * mv / denom);
+	st_param(p, i, pv + o.step_neg * mv / denom, o.sr, o.sr_key);
 }
 
 /* ---- multi-tensor launches: the tensor that owns chunk ch (binary search on chunk0) ---- */

@@ -299,7 +299,7 @@ optimizer_checks(void)
 		bool nesterov = variant & 1, decay = variant & 2;
 		double scale = variant & 4 ? 64 : 1;
 		CpuSgd c = {0.1 * scale, 0.9, decay ? 5e-4 / scale : 0.0, nesterov};
-		SgdConf sc = {0.9, decay ? 5e-4 / scale : 0.0, nesterov, scale};
+		SgdConf sc = {0.9, decay ? 5e-4 / scale : 0.0, nesterov, scale, false, 0, 0};
 		std::vector<float> pc = p0, bc(N), pg = p0, bg(N);
 		for (long t = 0; t < 3; t++) {
 			cpu_sgd_step_f32(&c, t + 1, pc.data(), g.data(), bc.data(), N);
@@ -313,7 +313,7 @@ optimizer_checks(void)
 	}
 	for (int decoupled = 0; decoupled < 2; decoupled++) {
 		CpuAdam c = {1e-3, 0.9, 0.999, 1e-8, 0.01, decoupled != 0};
-		AdamConf ac = {0.9, 0.999, 1e-8, 0.01, decoupled != 0};
+		AdamConf ac = {0.9, 0.999, 1e-8, 0.01, decoupled != 0, false, 0, 0};
 		std::vector<float> pc = p0, mc(N), vc(N), pg = p0, mg(N), vg(N);
 		for (long t = 0; t < 3; t++) {
 			cpu_adam_step_f32(&c, t + 1, pc.data(), g.data(), mc.data(), vc.data(), N);
@@ -326,6 +326,48 @@ optimizer_checks(void)
 		check(!memcmp(pc.data(), pg.data(), N * sizeof(float)) && !memcmp(mc.data(), mg.data(), N * sizeof(float)) &&
 				!memcmp(vc.data(), vg.data(), N * sizeof(float)),
 			"adam_at vs cpu_adam_step", decoupled, 0);
+	}
+	/* stochastic rounding of fp16 parameters (optimizer.rounding): sgd_at and adam_at store
+	 * exactly what the CPU does -- its f32 step, then nnc_round_stochastic_f16 with the draw
+	 * for (seed, updates done, plan value, element) (runtime/exec.c: round_update) */
+	for (int adam = 0; adam < 2; adam++) {
+		std::vector<float> pc = p0, bc(N), mc(N), vc(N), bg(N), mg(N), vg(N);
+		std::vector<__half> pg(N);
+		for (int i = 0; i < N; i++) {
+			pc[i] = half_to_float(half_from_float(p0[i]));
+			pg[i] = __float2half_rn(pc[i]);
+		}
+		CpuSgd c = {0.1, 0.9, 5e-4, false};
+		CpuAdam ca = {1e-3, 0.9, 0.999, 1e-8, 0.01, false};
+		SgdConf sc = {0.9, 5e-4, false, 1, true, 12345, 7};
+		AdamConf ac = {0.9, 0.999, 1e-8, 0.01, false, true, 12345, 7};
+		bool differs = false;
+		for (long t = 0; t < 3; t++) {
+			std::vector<float> before = pc;
+			if (adam)
+				cpu_adam_step_f32(&ca, t + 1, pc.data(), g.data(), mc.data(), vc.data(), N);
+			else
+				cpu_sgd_step_f32(&c, t + 1, pc.data(), g.data(), bc.data(), N);
+			uint64_t key = nnc_sround_key(12345, (uint64_t)t, 7);
+			for (int i = 0; i < N; i++) {
+				float nearest = half_to_float(half_from_float(pc[i]));
+				pc[i] = half_to_float(half_from_float(nnc_round_stochastic_f16(pc[i], nnc_sround_bits(key, (uint64_t)i))));
+				differs |= pc[i] != nearest;
+			}
+			StepScalars s = {adam ? 1e-3 : 0.1, 1.0, t, 0, 0, 0};
+			for (long long i = 0; i < N; i++) {
+				if (adam)
+					adam_at(adam_now(ac, s), false, 1.0f, Buf{pg.data(), true}, Buf{g.data(), false}, Buf{mg.data(), false},
+						Buf{vg.data(), false}, i);
+				else
+					sgd_at(sgd_now(sc, s), false, 1.0f, Buf{pg.data(), true}, Buf{g.data(), false}, Buf{bg.data(), false}, i);
+			}
+		}
+		bool same = true;
+		for (int i = 0; i < N; i++)
+			same &= __half2float(pg[i]) == pc[i];
+		check(same && differs, adam ? "adam_at stochastic rounding vs the CPU's" : "sgd_at stochastic rounding vs the CPU's",
+			adam, 0);
 	}
 	const long long sizes[] = {1, MT_CHUNK, MT_CHUNK + 1, 3, 5 * MT_CHUNK, 17, 2 * MT_CHUNK - 1};
 	std::vector<MtTensor> t(sizeof sizes / sizeof sizes[0]);
