@@ -523,12 +523,8 @@ eval_logits(const Opts *o, const Plan *p)
 	char err[2048] = "";
 	if (!o->s.weights || !o->s.data)
 		return usage_error("eval needs --weights FILE and --data DIR%s", "");
-	const Type *image = p->inputs[0].value >= 0 ? &p->values[p->inputs[0].value] : NULL;
-	if (!image || image->rank != 4 || image->dim[1] != CIFAR_CHANNELS || image->dim[2] != CIFAR_SIDE ||
-	    image->dim[3] != CIFAR_SIDE) {
-		char b[96] = "missing";
-		fprintf(stderr, "%s: error: the model's image input is %s; CIFAR-10 images are [3, 32, 32]\n", o->s.plan_path,
-			image ? type_str(image, b, sizeof b) : b);
+	if (!session_cifar_fits(p, err, sizeof err)) {
+		fprintf(stderr, "%s: error: %s\n", o->s.plan_path, err);
 		return EXIT_USER;
 	}
 	CifarData data;
@@ -828,6 +824,12 @@ cmd_compare(const Opts *o)
 	if (!load_plan(o, &pa, &a) || !load_plan(&ob, &pb, &a) || !weights_normalize(o, &pa, o->s.weights, NORM_ADOPT) ||
 	    !weights_normalize(o, &pb, o->s.weights, NORM_KEEP))
 		goto out;
+	const Plan *both[2] = {&pa, &pb};
+	for (int i = 0; i < 2; i++)
+		if (!session_cifar_fits(both[i], err, sizeof err)) {
+			fprintf(stderr, "%s: error: %s\n", i ? o->plan_b : o->s.plan_path, err);
+			goto out;
+		}
 	char ida[256], idb[256];
 	if (strcmp(weights_plan_identity(&pa, ida, sizeof ida), weights_plan_identity(&pb, idb, sizeof idb)) != 0) {
 		fprintf(stderr, "nnrun: %s and %s are not the same network (parameters differ)\n", o->s.plan_path, o->plan_b);

@@ -189,6 +189,10 @@ train_open(Train *t, const Plan *p, const SessionOptions *o)
 		fprintf(log, "%s: error: the plan has no training program (its model has no scalar loss output)\n", o->plan_path);
 		return SESSION_FAILED;
 	}
+	if (!session_cifar_fits(p, err, sizeof err)) {
+		fprintf(log, "%s: error: %s\n", o->plan_path, err);
+		return SESSION_FAILED;
+	}
 	if (!o->data) {
 		fprintf(log, "nnrun: train needs --data DIR (CIFAR-10; scripts/setup.sh fetches it into data/)\n"
 		             "Try `nnrun --help`.\n");
@@ -305,6 +309,26 @@ stop_with_checkpoint(Train *t, const SessionOptions *o, bool tty, int finished_e
 				t->ckpt_path, t->ckpt_path);
 	}
 	return interrupted(o) ? SESSION_INTERRUPTED : SESSION_OK;
+}
+
+bool
+session_cifar_fits(const Plan *p, char *err, size_t errlen)
+{
+	char b[96] = "missing";
+	const Type *image = p->inputs[0].value >= 0 ? &p->values[p->inputs[0].value] : NULL;
+	if (!image || image->rank != 4 || image->dim[1] != CIFAR_CHANNELS || image->dim[2] != CIFAR_SIDE ||
+	    image->dim[3] != CIFAR_SIDE || image->dtype != DT_F32) {
+		snprintf(err, errlen, "the model's image input is %s; CIFAR-10 images are f32[batch,3,32,32]",
+			image ? type_str(image, b, sizeof b) : b);
+		return false;
+	}
+	const Type *labels = p->inputs[1].value >= 0 ? &p->values[p->inputs[1].value] : NULL;
+	if (p->has_train && (!labels || labels->rank != 1 || labels->dim[0] != image->dim[0] || labels->dtype != DT_I32)) {
+		snprintf(err, errlen, "the model's labels input is %s; CIFAR-10 labels are i32[%lld]",
+			labels ? type_str(labels, b, sizeof b) : b, (long long)image->dim[0]);
+		return false;
+	}
+	return true;
 }
 
 SessionStatus
@@ -449,6 +473,10 @@ session_eval(const Plan *p, const SessionOptions *o)
 		fprintf(o->log, "nnrun: eval needs --weights FILE and --data DIR\nTry `nnrun --help`.\n");
 		return SESSION_USAGE;
 	}
+	if (!session_cifar_fits(p, err, sizeof err)) {
+		fprintf(o->log, "%s: error: %s\n", o->plan_path, err);
+		return SESSION_FAILED;
+	}
 	CifarData data;
 	/* The loader needs a training set at least one batch long, though eval reads only the test set. */
 	CifarOpenOptions oo = {.max_train = p->batch, .max_test = o->test_limit, .records_per_file = o->records};
@@ -523,6 +551,10 @@ session_bench(const Plan *p, const SessionOptions *o, long steps)
 {
 	char err[2048] = "";
 	const PlanProgram *prog = p->has_train ? &p->train : &p->eval;
+	if (!session_cifar_fits(p, err, sizeof err)) {
+		fprintf(o->log, "%s: error: %s\n", o->plan_path, err);
+		return SESSION_FAILED;
+	}
 	Exec e;
 	if (!exec_init(&e, p, o->threads, err, sizeof err)) {
 		fprintf(o->log, "%s: error: %s\n", o->plan_path, err);

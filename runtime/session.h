@@ -43,6 +43,11 @@ typedef struct SessionOptions {
 	FILE *log;             /* progress and messages */
 } SessionOptions;
 
+/* Whether PLAN's inputs take CIFAR-10 batches (an image input [B, 3, 32, 32]; labels [B] where
+ * it trains): false with a message naming the shape otherwise. Every run below checks it
+ * first (the loader would write 32x32 images into a smaller input). */
+bool session_cifar_fits(const Plan *plan, char *err, size_t errlen);
+
 /* Trains PLAN on O->data for the recipe's epochs. */
 SessionStatus session_train(const Plan *plan, const SessionOptions *o);
 /* Evaluates O->weights on the test set; the result goes to stdout. */

@@ -115,6 +115,17 @@ expect norm-finetune-note 0 "note: .*n.safetensors was trained with inputs norma
 expect norm-bad 1 "recipe setting 'normalize.std' = 0.2,0,0.2 must be positive for every channel" -- \
 	$ev --weights "$tmp/n.ckpt" --set normalize.std=0.2,0,0.2
 
+# A model whose image input is not CIFAR-10's 32x32 (tests/gradcheck/allops.nn: 8x8) is refused
+# by every command that feeds it CIFAR-10 batches (the loader wrote past the input before).
+"$nnc" compile tests/gradcheck/allops.nn -o "$tmp/small.plan" 2>/dev/null || echo "FAIL compile allops"
+small_msg="small.plan: error: the model's image input is f32\[128,3,8,8\]; CIFAR-10 images are f32\[batch,3,32,32\]"
+expect small-train 1 "$small_msg" -- "$nnrun" train "$tmp/small.plan" --data "$data" --train-limit 256 --steps 1
+expect small-eval 1 "$small_msg" -- "$nnrun" eval "$tmp/small.plan" --data "$data" --weights "$tmp/full.ckpt"
+expect small-bench 1 "$small_msg" -- "$nnrun" bench "$tmp/small.plan" --steps 1
+expect small-compare 1 "$small_msg" -- "$nnrun" compare "$tmp/small.plan" "$plan" --data "$data" --weights "$tmp/full.ckpt"
+expect small-logits 1 "$small_msg" -- "$nnrun" eval "$tmp/small.plan" --data "$data" --weights "$tmp/full.ckpt" \
+	--logits "$tmp/l.safetensors"
+
 # Bad inputs: each names the file and the problem.
 expect no-data 1 "nowhere: no such folder" -- $run --data "$tmp/nowhere"
 mkdir -p "$tmp/short"
