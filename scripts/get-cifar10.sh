@@ -116,8 +116,8 @@ converter() {
 		say "could not build it with CMake; trying cc" >&2
 	fi
 	say "compiling tools/cifar_png2bin.c with cc" >&2
-	cc -std=c11 -O2 -o "$TMP/cifar_png2bin" "$ROOT/tools/cifar_png2bin.c" -lpng >&2 || {
-		echo "get-cifar10: cannot compile tools/cifar_png2bin.c (needs libpng-dev: scripts/setup.sh installs it)" >&2
+	cc -std=c11 -O2 -o "$TMP/cifar_png2bin" "$ROOT/tools/cifar_png2bin.c" -lpng -ljansson >&2 || {
+		echo "get-cifar10: cannot compile tools/cifar_png2bin.c (needs libpng-dev and libjansson-dev: scripts/setup.sh installs them)" >&2
 		return 1
 	}
 	echo "$TMP/cifar_png2bin"

