@@ -140,6 +140,22 @@ parse_int(const char *s, long lo, long hi, long *out)
 	return true;
 }
 
+/* Where the value of option A goes, for the options that take a string as it is; NULL for others. */
+static const char **
+string_option(const char *a, Opts *o)
+{
+	const struct {
+		const char *flag;
+		const char **to;
+	} opts[] = {{"--data", &o->s.data}, {"--metrics", &o->s.metrics}, {"--checkpoint", &o->s.checkpoint},
+		{"--resume", &o->s.resume}, {"--weights", &o->s.weights}, {"--logits", &o->logits}, {"--rules", &o->rules},
+		{"--csv", &o->csv}, {"--input", &o->input}, {"-o", &o->output}, {"--output", &o->output}};
+	for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
+		if (!strcmp(a, opts[i].flag))
+			return opts[i].to;
+	return NULL;
+}
+
 /* Returns -1 to go on, or an exit code. */
 static int
 parse_opts(Opts *o, int argc, char **argv)
@@ -163,41 +179,14 @@ parse_opts(Opts *o, int argc, char **argv)
 		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
 			print_usage(stdout);
 			return 0;
-		} else if (!strcmp(a, "--data")) {
+		} else if (string_option(a, o)) {
 			VALUE();
-			o->s.data = v;
-		} else if (!strcmp(a, "--metrics")) {
-			VALUE();
-			o->s.metrics = v;
-		} else if (!strcmp(a, "--checkpoint")) {
-			VALUE();
-			o->s.checkpoint = v;
-		} else if (!strcmp(a, "--resume")) {
-			VALUE();
-			o->s.resume = v;
-		} else if (!strcmp(a, "--weights")) {
-			VALUE();
-			o->s.weights = v;
+			*string_option(a, o) = v;
 		} else if (!strcmp(a, "--format")) {
 			VALUE();
 			if (strcmp(v, "safetensors") && strcmp(v, "onnx"))
 				return usage_error("--format must be safetensors or onnx, got '%s'", v);
 			o->format = v;
-		} else if (!strcmp(a, "--logits")) {
-			VALUE();
-			o->logits = v;
-		} else if (!strcmp(a, "--rules")) {
-			VALUE();
-			o->rules = v;
-		} else if (!strcmp(a, "--csv")) {
-			VALUE();
-			o->csv = v;
-		} else if (!strcmp(a, "--input")) {
-			VALUE();
-			o->input = v;
-		} else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
-			VALUE();
-			o->output = v;
 		} else if (!strcmp(a, "--set") || !strcmp(a, "--epochs") || !strcmp(a, "--lr") || !strcmp(a, "--seed")) {
 			VALUE();
 			if (o->nsets == 64)

@@ -97,6 +97,28 @@ parse_number(const char *v, double *out)
 	return *v && !*end && errno == 0 && isfinite(*out);
 }
 
+/* A list of up to MAX finite numbers, "[a, b, c]" or "a,b,c", into OUT (*N of them); false
+ * when an item is not a finite number or there are more. */
+static bool
+parse_list(const char *v, double *out, int max, int *n)
+{
+	*n = 0;
+	for (const char *s = v; *s;) {
+		while (*s == ' ' || *s == '[' || *s == ',' || *s == ']')
+			s++;
+		if (!*s)
+			break;
+		char *end;
+		errno = 0;
+		double x = strtod(s, &end);
+		if (end == s || errno != 0 || !isfinite(x) || *n == max)
+			return false;
+		out[(*n)++] = x;
+		s = end;
+	}
+	return true;
+}
+
 /* Range checks that make a recipe meaningful, per key. */
 static const char *
 check_range(const Recipe *r, const char *key)
@@ -198,50 +220,28 @@ recipe_set(Recipe *r, const char *key, const char *v, char *err, size_t errlen)
 	}
 	case F_POINTS: {
 		/* "[0, 0.2, 0.23, 1, 1, 0.07]": (fraction, factor) pairs */
-		int n = 0;
-		bool ok = true;
-		for (const char *s = v; *s && ok;) {
-			while (*s == ' ' || *s == '[' || *s == ',' || *s == ']')
-				s++;
-			if (!*s)
-				break;
-			char *end;
-			errno = 0;
-			double x = strtod(s, &end);
-			ok = end != s && errno == 0 && isfinite(x) && x >= 0 && n < 2 * RECIPE_MAX_POINTS;
-			if (ok)
-				r->lr_points[n++] = x;
-			s = end;
-		}
+		double q[2 * RECIPE_MAX_POINTS];
+		int n;
+		bool ok = parse_list(v, q, 2 * RECIPE_MAX_POINTS, &n);
+		for (int i = 0; ok && i < n; i++)
+			ok = q[i] >= 0;
 		for (int i = 0; ok && i < n; i += 2)
-			ok = r->lr_points[i] <= 1 && (i == 0 ? r->lr_points[i] == 0 : r->lr_points[i] > r->lr_points[i - 2]);
-		if (!ok || (n > 0 && (n < 4 || n % 2 || r->lr_points[n - 2] != 1))) { /* [] : none */
+			ok = q[i] <= 1 && (i == 0 ? q[i] == 0 : q[i] > q[i - 2]);
+		if (!ok || (n > 0 && (n < 4 || n % 2 || q[n - 2] != 1))) { /* [] : none */
 			snprintf(err, errlen, "recipe setting '%s' needs 2 to %d (fraction, factor) pairs like [0, 0.2, 0.23, 1, 1, "
 			                      "0.07]: fractions rising from 0 to 1, factors >= 0; got '%s'",
 				key, RECIPE_MAX_POINTS, v);
 			return false;
 		}
+		memcpy(r->lr_points, q, (size_t)n * sizeof *q);
 		r->nlr_points = n;
 		break;
 	}
 	case F_RGB: {
 		/* "[0.5, 0.5, 0.5]" or "0.5,0.5,0.5": one number per channel, R G B */
 		double x[3];
-		int n = 0;
-		bool ok = true;
-		for (const char *s = v; *s && ok;) {
-			while (*s == ' ' || *s == '[' || *s == ',' || *s == ']')
-				s++;
-			if (!*s)
-				break;
-			char *end;
-			errno = 0;
-			double d = strtod(s, &end);
-			ok = end != s && errno == 0 && isfinite(d) && n < 3;
-			if (ok)
-				x[n++] = d;
-			s = end;
-		}
+		int n;
+		bool ok = parse_list(v, x, 3, &n);
 		if (!ok || n != 3) {
 			snprintf(err, errlen, "recipe setting '%s' needs three numbers (R, G, B) like [0.4914, 0.4822, 0.4465], got '%s'",
 				key, v);
