@@ -12,6 +12,7 @@
 #     of 2^40 every step's fp16 gradients overflow, so every step is skipped and the trainable
 #     parameters end bit-identical to the CPU's (both untouched since initialization); with a
 #     dynamic one each overflowing step halves the scale (scale == 2^40 / 2^skipped);
+#   - pure fp16 with stochastic rounding repeats, and resumes to the uninterrupted run's bits;
 #   - a CUDA error in mid-run (NNC_CUDA_FAIL_STEP) is reported with the intact checkpoint, which
 #     resumes to the end; a plan too large for the card (NNC_CUDA_MEMORY_LIMIT) is refused with
 #     the plan's arena sizes and the card's free memory.
@@ -83,6 +84,23 @@ expect "overflow-dynamic-cuda" 0 "" -- "$nnrun" train "$tmp/dynamic.plan" $ovf -
 	--checkpoint "$tmp/dyn.ckpt" --metrics "$tmp/dyn.csv"
 expect "overflow-dynamic-cuda-scale" 0 "" -- awk -F, 'NR == 2 { exit !($10 >= 1 && $9 == 1099511627776 / 2 ^ $10) }' \
 	"$tmp/dyn.csv"
+
+# Stochastic rounding (optimizer.rounding) in pure fp16 on the GPU, --deterministic: two runs
+# repeat bit for bit, and a run stopped after 4 steps resumes (on the GPU) to the uninterrupted
+# run's parameters, since the draws depend only on the seed, the update and the element.
+"$nnc" compile --batch 32 --precision fp16 --set optimizer.rounding=stochastic models/resnet20.nn \
+	-o "$tmp/sr.plan" 2>/dev/null || { echo "FAIL compile sr"; exit 1; }
+for r in a b; do
+	expect "sr-$r" 0 "" -- "$nnrun" train "$tmp/sr.plan" $run --checkpoint "$tmp/sr-$r.ckpt"
+	expect "sr-$r-export" 0 "" -- "$nnrun" export "$tmp/sr.plan" --weights "$tmp/sr-$r.ckpt" -o "$tmp/sr-$r.safetensors"
+done
+same "stochastic rounding on the GPU repeats" "$tmp/sr-a.safetensors" "$tmp/sr-b.safetensors"
+srpart="--data $data $records --train-limit 96 --test-limit 64 --quiet --device cuda --deterministic"
+expect "sr-part" 0 "" -- "$nnrun" train "$tmp/sr.plan" $srpart --steps 4 --checkpoint "$tmp/sr-p.ckpt"
+expect "sr-resume" 0 "" -- "$nnrun" train "$tmp/sr.plan" $srpart --steps 3 --resume "$tmp/sr-p.ckpt" \
+	--checkpoint "$tmp/sr-p.ckpt"
+expect "sr-resume-export" 0 "" -- "$nnrun" export "$tmp/sr.plan" --weights "$tmp/sr-p.ckpt" -o "$tmp/sr-p.safetensors"
+same "stochastic rounding: resumed on the GPU as uninterrupted" "$tmp/sr-a.safetensors" "$tmp/sr-p.safetensors"
 
 # A CUDA error in mid-run, injected at the resident loop's 5th step (epoch 2, 3 steps an epoch):
 # a clear message naming the intact checkpoint, exit 1; the epoch-1 checkpoint resumes and the
