@@ -89,6 +89,39 @@ value_replace_uses(Graph *g, Value *old, Value *new)
 				in->args[i] = new;
 }
 
+void
+value_map_init(ValueMap *m, Graph *g)
+{
+	m->g = g;
+	m->n = g->nvalues;
+	m->to = arena_alloc(g->arena, (size_t)(m->n + 1) * sizeof *m->to);
+	memset(m->to, 0, (size_t)(m->n + 1) * sizeof *m->to);
+}
+
+void
+value_map_set(ValueMap *m, Value *old, Value *new)
+{
+	if (old->id >= 0 && old->id < m->n)
+		m->to[old->id] = new;
+	else
+		value_replace_uses(m->g, old, new); /* made after the map: the slow way */
+}
+
+void
+value_map_apply(const ValueMap *m, Inst *in)
+{
+	for (int i = 0; i < in->nargs; i++)
+		while (in->args[i]->id >= 0 && in->args[i]->id < m->n && m->to[in->args[i]->id])
+			in->args[i] = m->to[in->args[i]->id];
+}
+
+void
+value_map_finish(const ValueMap *m)
+{
+	for (Inst *in = m->g->first; in; in = in->next)
+		value_map_apply(m, in);
+}
+
 Graph *
 graph_clone(const Graph *g, const char *name)
 {

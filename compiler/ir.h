@@ -128,8 +128,23 @@ Inst *inst_new(Graph *g, Op op, Loc loc, int nargs, Type t);
 void inst_remove(Graph *g, Inst *in);
 /* Moves IN to just after POS (the caller keeps operands defined before their readers). */
 void inst_move_after(Graph *g, Inst *in, Inst *pos);
-/* Makes every operand that refers to OLD refer to NEW instead. */
+/* Makes every operand that refers to OLD refer to NEW instead (a walk over the whole graph). */
 void value_replace_uses(Graph *g, Value *old, Value *new);
+/* The same for the many replacements of a pass that walks the graph forward, in one walk
+ * instead of one each: value_map_set records that NEW replaces OLD (a value that existed when
+ * the map was made); value_map_apply rewrites IN's operands through the recorded replacements
+ * (following chains). Every use of a value follows its definition, so applying the map to each
+ * Inst as the walk reaches it, before reading its operands, then to every Inst once at the end
+ * (value_map_finish) gives what replacing every use at each replacement would. */
+typedef struct {
+	Graph *g;
+	Value **to; /* by value id, below n */
+	int n;
+} ValueMap;
+void value_map_init(ValueMap *m, Graph *g);
+void value_map_set(ValueMap *m, Value *old, Value *new);
+void value_map_apply(const ValueMap *m, Inst *in);
+void value_map_finish(const ValueMap *m);
 /* A deep copy of G (Insts, Values, attribute arrays) in the same arena, named NAME. */
 Graph *graph_clone(const Graph *g, const char *name);
 /* Renumbers values 0, 1, 2... in list order (the pipeline does this after every pass so dumps

@@ -11,26 +11,41 @@ loc_text(Arena *a, Loc l)
 	return l.file ? arena_printf(a, "%s:%d:%d", l.file->path, l.line, l.col) : "";
 }
 
-/* Fans of parameter P from its first consumer: conv weights [O, I, kh, kw] and dense weights
- * [O, I] give I*kh*kw / O*kh*kw; a bias takes its weight's fan-in (PyTorch's default init). */
-static void
-fans(const Graph *g, const Inst *p, int64_t *fan_in, int64_t *fan_out)
+/* The first convolution or dense layer (in G's order) that takes each value as a parameter,
+ * itself or through a cast, by value id: one walk, where looking for each parameter's consumer
+ * apart made lowering quadratic in the depth. */
+static const Inst **
+first_consumers(const Graph *g, Arena *a)
 {
-	*fan_in = *fan_out = p->res->type.rank ? p->res->type.dim[0] : 1;
+	const Inst **c = arena_alloc(a, (size_t)(g->nvalues + 1) * sizeof *c);
+	memset(c, 0, (size_t)(g->nvalues + 1) * sizeof *c);
 	for (const Inst *in = g->first; in; in = in->next) {
 		if (in->op != OP_conv2d && in->op != OP_dense)
 			continue;
 		for (int i = in->nin; i < in->nargs; i++) {
-			const Value *a = in->args[i];
-			if (a != p->res && !(a->def->op == OP_cast && a->def->args[0] == p->res))
-				continue;
-			const Type *w = &in->args[in->nin]->type;
-			int64_t rf = w->rank == 4 ? w->dim[2] * w->dim[3] : 1;
-			*fan_in = w->dim[1] * rf;
-			*fan_out = w->dim[0] * rf;
-			return;
+			const Value *v = in->args[i];
+			if (!c[v->id])
+				c[v->id] = in;
+			if (v->def->op == OP_cast && !c[v->def->args[0]->id])
+				c[v->def->args[0]->id] = in;
 		}
 	}
+	return c;
+}
+
+/* Fans of parameter P from its first consumer IN (NULL: none): conv weights [O, I, kh, kw] and
+ * dense weights [O, I] give I*kh*kw / O*kh*kw; a bias takes its weight's fan-in (PyTorch's
+ * default init). */
+static void
+fans(const Inst *p, const Inst *in, int64_t *fan_in, int64_t *fan_out)
+{
+	*fan_in = *fan_out = p->res->type.rank ? p->res->type.dim[0] : 1;
+	if (!in)
+		return;
+	const Type *w = &in->args[in->nin]->type;
+	int64_t rf = w->rank == 4 ? w->dim[2] * w->dim[3] : 1;
+	*fan_in = w->dim[1] * rf;
+	*fan_out = w->dim[0] * rf;
 }
 
 static void
@@ -106,6 +121,7 @@ lower_module(const Module *m, const char *source, Plan *p, Diag *d)
 	for (const Inst *in = first->first; in; in = in->next)
 		np += in->op == OP_param;
 	p->params = arena_alloc(a, (size_t)(np + 1) * sizeof *p->params);
+	const Inst **consumer = first_consumers(first, a);
 	for (const Inst *in = first->first; in; in = in->next) {
 		if (!in->res)
 			continue;
@@ -121,7 +137,7 @@ lower_module(const Module *m, const char *source, Plan *p, Diag *d)
 			q->init = attr_s(in, "init");
 			q->trainable = attr_i(in, "trainable");
 			q->value = id;
-			fans(first, in, &q->fan_in, &q->fan_out);
+			fans(in, consumer[in->res->id], &q->fan_in, &q->fan_out);
 			strmap_put(&by_name, arena_printf(a, "p:%s", q->name), (void *)(intptr_t)(id + 1));
 		} else if (in->op == OP_input) {
 			int slot = strcmp(attr_s(in, "kind"), "labels") == 0;

@@ -69,7 +69,7 @@ count_uses(Graph *g, Diag *d)
 
 /* Folds batchnorm BN into the OPF_FOLDBN op P that defines its input (step 1 above). */
 static bool
-fold_bn(Graph *g, Diag *d, Inst *p, Inst *bn, const int *uses)
+fold_bn(Graph *g, Diag *d, ValueMap *vm, Inst *p, Inst *bn, const int *uses)
 {
 	bool affine = attr_i(bn, "affine"), has_bias = p->nargs > p->nin + 1;
 	Value *w = p->args[p->nin], *scale = affine ? bn->args[1] : NULL, *shift = affine ? bn->args[2] : NULL;
@@ -122,7 +122,7 @@ fold_bn(Graph *g, Diag *d, Inst *p, Inst *bn, const int *uses)
 	p->args[p->nin] = folded;
 	p->args[p->nin + 1] = fb->res;
 	absorb(p, OP_batchnorm, bn->loc);
-	value_replace_uses(g, bn->res, p->res);
+	value_map_set(vm, bn->res, p->res);
 	inst_remove(g, bn);
 	return true;
 }
@@ -134,14 +134,18 @@ fold_graph(Graph *g, Diag *d)
 	int *uses = count_uses(g, d), folded = 0;
 	if (!uses)
 		return -1;
+	ValueMap vm;
+	value_map_init(&vm, g);
 	for (Inst *in = g->first, *next; in && folded >= 0; in = next) {
 		next = in->next;
+		value_map_apply(&vm, in);
 		Inst *p = in->op == OP_batchnorm ? in->args[0]->def : NULL;
 		if (!p || !(nnc_ops[p->op].flags & OPF_FOLDBN) || p->nparts || uses[p->res->id] != 1 ||
 		    p->res->type.dtype != in->res->type.dtype)
 			continue;
-		folded = fold_bn(g, d, p, in, uses) ? folded + 1 : -1;
+		folded = fold_bn(g, d, &vm, p, in, uses) ? folded + 1 : -1;
 	}
+	value_map_finish(&vm);
 	free(uses);
 	return folded;
 }
@@ -170,7 +174,10 @@ epilogue_graph(Graph *g, Diag *d)
 				saved[id]++;
 		}
 	int fused = 0;
+	ValueMap vm;
+	value_map_init(&vm, g);
 	for (Inst *in = g->first; in; in = in->next) {
+		value_map_apply(&vm, in);
 		Value *y = in->res;
 		if (!(nnc_ops[in->op].flags & OPF_EPI) || in->epi || !y)
 			continue;
@@ -179,10 +186,11 @@ epilogue_graph(Graph *g, Diag *d)
 			continue;
 		in->epi = nnc_epilogue_of(r->op);
 		absorb(in, r->op, r->loc);
-		value_replace_uses(g, r->res, y);
+		value_map_set(&vm, r->res, y);
 		inst_remove(g, r);
 		fused++;
 	}
+	value_map_finish(&vm);
 	free(uses);
 	free(saved);
 	free(act);

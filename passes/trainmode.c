@@ -11,7 +11,7 @@
 #include "passes/pipeline.h"
 
 static bool
-rewrite_batchnorm(Graph *g, Diag *d, Inst *bn)
+rewrite_batchnorm(Graph *g, Diag *d, ValueMap *vm, Inst *bn)
 {
 	Value *x = bn->args[0];
 	int nparams = bn->nargs - 1; /* [scale, shift,] running_mean, running_var */
@@ -35,13 +35,13 @@ rewrite_batchnorm(Graph *g, Diag *d, Inst *bn)
 	inst_set_float(u, "momentum", attr_f(bn, "momentum"));
 	if (!inst_type(g, d, u))
 		return false;
-	value_replace_uses(g, bn->res, y->res);
+	value_map_set(vm, bn->res, y->res);
 	inst_remove(g, bn);
 	return true;
 }
 
 static bool
-rewrite_dropout(Graph *g, Diag *d, Inst *dr)
+rewrite_dropout(Graph *g, Diag *d, ValueMap *vm, Inst *dr)
 {
 	Value *x = dr->args[0];
 	Inst *m = inst_build(g, OP_dropout_mask, dr, 1, &x);
@@ -52,7 +52,7 @@ rewrite_dropout(Graph *g, Diag *d, Inst *dr)
 	Inst *y = inst_build(g, OP_mulv, dr, 2, args);
 	if (!inst_type(g, d, y))
 		return false;
-	value_replace_uses(g, dr->res, y->res);
+	value_map_set(vm, dr->res, y->res);
 	inst_remove(g, dr);
 	return true;
 }
@@ -63,17 +63,21 @@ pass_trainmode(Module *m, Diag *d)
 	if (!m->training)
 		return true;
 	Graph *g = m->main;
+	ValueMap vm;
+	value_map_init(&vm, g);
 	for (Inst *in = g->first, *next; in; in = next) {
 		next = in->next;
 		g->cursor = in;
+		value_map_apply(&vm, in);
 		bool ok = true;
 		if (in->op == OP_batchnorm)
-			ok = rewrite_batchnorm(g, d, in);
+			ok = rewrite_batchnorm(g, d, &vm, in);
 		else if (in->op == OP_dropout)
-			ok = rewrite_dropout(g, d, in);
+			ok = rewrite_dropout(g, d, &vm, in);
 		if (!ok)
 			return false;
 	}
 	g->cursor = NULL;
+	value_map_finish(&vm);
 	return true;
 }
