@@ -200,22 +200,19 @@ recipe_set(Recipe *r, const char *key, const char *v, char *err, size_t errlen)
 	}
 	case F_INTLIST: {
 		/* "30,60,90" or "[30, 60, 90]" */
-		r->nmilestones = 0;
-		for (const char *s = v; *s;) {
-			while (*s == ' ' || *s == '[' || *s == ',' || *s == ']')
-				s++;
-			if (!*s)
-				break;
-			char *end;
-			long x = strtol(s, &end, 10);
-			if (end == s || x < 0 || x > 100000 || r->nmilestones == RECIPE_MAX_MILESTONES) {
-				snprintf(err, errlen, "recipe setting '%s' needs up to %d epoch numbers like [100, 150], got '%s'", key,
-					RECIPE_MAX_MILESTONES, v);
-				return false;
-			}
-			r->milestones[r->nmilestones++] = (int)x;
-			s = end;
+		double x[RECIPE_MAX_MILESTONES];
+		int n;
+		bool ok = parse_list(v, x, RECIPE_MAX_MILESTONES, &n);
+		for (int i = 0; ok && i < n; i++)
+			ok = x[i] == floor(x[i]) && x[i] >= 0 && x[i] <= 100000;
+		if (!ok) {
+			snprintf(err, errlen, "recipe setting '%s' needs up to %d epoch numbers like [100, 150], got '%s'", key,
+				RECIPE_MAX_MILESTONES, v);
+			return false;
 		}
+		for (int i = 0; i < n; i++)
+			r->milestones[i] = (int)x[i];
+		r->nmilestones = n;
 		break;
 	}
 	case F_POINTS: {

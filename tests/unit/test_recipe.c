@@ -102,6 +102,20 @@ main(void)
 	CHECK(recipe_check(&r, err, sizeof err) && recipe_check(&e, err, sizeof err));
 	CHECK(recipe_set(&e, "schedule", "piecewise", err, sizeof err) && !recipe_check(&e, err, sizeof err));
 	CHECK_MSG(err, "'schedule' = piecewise needs 'lr_points'");
+	/* milestones: up to 8 whole epoch numbers */
+	Recipe ms;
+	recipe_defaults(&ms);
+	set(&ms, "milestones", "[100, 150]");
+	CHECK(ms.nmilestones == 2 && ms.milestones[0] == 100 && ms.milestones[1] == 150);
+	set(&ms, "milestones", "3,4,5");
+	CHECK(ms.nmilestones == 3 && ms.milestones[2] == 5);
+	CHECK(!strcmp(recipe_value(&ms, "milestones", v, sizeof v), "[3, 4, 5]"));
+	static const char *const badm[] = {"[1.5]", "[-1]", "[100001]", "[1, x]", "1,2,3,4,5,6,7,8,9"};
+	for (size_t i = 0; i < sizeof badm / sizeof badm[0]; i++) {
+		CHECK(!recipe_set(&ms, "milestones", badm[i], err, sizeof err));
+		CHECK_MSG(err, "recipe setting 'milestones' needs up to 8 epoch numbers like [100, 150]");
+	}
+	CHECK(ms.nmilestones == 3 && ms.milestones[0] == 3); /* a refused value changes nothing */
 	CHECK(!recipe_set(&r, "schedule", "triangle", err, sizeof err));
 	CHECK_MSG(err, "must be one of: constant step cosine linear piecewise");
 	return check_exit("recipe");
