@@ -21,6 +21,7 @@ usage: mutate.py [--sample N] [--doc FILE] [--keep] [ID...]
   ID...        only these mutations
 Exit status: 0 when every mutation run was caught.
 """
+import fcntl
 import os
 import re
 import shutil
@@ -89,6 +90,15 @@ def sync_tree(root, dst):
 def setup():
     src, build = os.path.join(SCRATCH, "src"), os.path.join(SCRATCH, "build")
     os.makedirs(SCRATCH, exist_ok=True)
+    # One run at a time in a scratch folder: a second run's copy and build would undo the first
+    # one's mutation under its tests (and the first's mutation would fail the second's baseline).
+    global LOCK
+    LOCK = open(os.path.join(SCRATCH, "lock"), "w")
+    try:
+        fcntl.flock(LOCK, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        sys.exit("mutate: another mutation run is using %s; wait for it, or give this one its own "
+                 "folder with NNC_MUTATE_DIR" % SCRATCH)
     # The scratch copy follows the repository by content: a file whose bytes changed (or that is
     # new) is written anew, so its time is now and the build recompiles what depends on it; the
     # others keep their times, so the build stays incremental. (Copying with the repository's own
