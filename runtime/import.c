@@ -263,12 +263,24 @@ shape_str(int rank, const int64_t *d, char *buf, size_t n)
 }
 
 static int
-cmp_str(const void *a, const void *b)
+cmp_part(const void *a, const void *b)
 {
-	return strcmp(*(char *const *)a, *(char *const *)b);
+	return strcmp((const char *)a, (const char *)b);
 }
 
-/* The unmatched entries of E grouped into modules, in E's order; *N gets the count. */
+static void
+free_modules(Module *m, int n)
+{
+	for (int j = 0; m && j <= n; j++) {
+		free(m[j].module);
+		free(m[j].signature);
+		free(m[j].members);
+	}
+	free(m);
+}
+
+/* The unmatched entries of E grouped into modules, in E's order; *N gets the count. NULL when
+ * out of memory. */
 static Module *
 modules(Entry *e, int n, int *nm)
 {
@@ -288,44 +300,41 @@ modules(Entry *e, int n, int *nm)
 			m[j].module = strndup(e[i].name, len);
 			m[j].members = calloc((size_t)n, sizeof *m[j].members);
 			m[j].pair = -1;
+			if (!m[j].module || !m[j].members)
+				goto fail;
 			(*nm)++;
 		}
 		m[j].members[m[j].n++] = i;
 	}
 	for (int j = 0; j < *nm; j++) {
-		char **parts = calloc((size_t)m[j].n, sizeof *parts);
-		size_t total = 1;
+		/* "suffix [dims]" of each member, sorted, joined by ", " */
+		enum { PART = 512 };
+		char *parts = malloc((size_t)m[j].n * PART);
+		m[j].signature = calloc((size_t)m[j].n * (PART + 2) + 1, 1);
+		if (!parts || !m[j].signature) {
+			free(parts);
+			goto fail;
+		}
 		for (int k = 0; k < m[j].n; k++) {
 			const Entry *x = &e[m[j].members[k]];
 			const char *dot = strrchr(x->name, '.');
-			char shape[256], buf[512];
+			char shape[256];
 			shape_str(x->rank, x->dims, shape, sizeof shape);
-			snprintf(buf, sizeof buf, "%s %s", dot ? dot + 1 : x->name, shape);
-			parts[k] = strdup(buf);
-			total += strlen(buf) + 2;
+			snprintf(parts + (size_t)k * PART, PART, "%s %s", dot ? dot + 1 : x->name, shape);
 		}
-		qsort(parts, (size_t)m[j].n, sizeof *parts, cmp_str);
-		m[j].signature = calloc(total, 1);
+		qsort(parts, (size_t)m[j].n, PART, cmp_part);
 		for (int k = 0; k < m[j].n; k++) {
 			if (k)
 				strcat(m[j].signature, ", ");
-			strcat(m[j].signature, parts[k]);
-			free(parts[k]);
+			strcat(m[j].signature, parts + (size_t)k * PART);
 		}
 		free(parts);
 	}
 	return m;
-}
-
-static void
-free_modules(Module *m, int n)
-{
-	for (int j = 0; m && j < n; j++) {
-		free(m[j].module);
-		free(m[j].signature);
-		free(m[j].members);
-	}
-	free(m);
+fail:
+	free_modules(m, *nm);
+	*nm = 0;
+	return NULL;
 }
 
 static int
