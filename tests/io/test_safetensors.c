@@ -34,6 +34,20 @@ mkfile(const char *json, size_t datalen, size_t *len)
 	return b;
 }
 
+/* Parsing JSON (+ DATALEN data bytes), as file NAME, must succeed: the file (NULL, said, when it
+ * did not), with its image in *B (*LEN bytes; the caller frees it). */
+static StFile *
+good_header(const char *json, size_t datalen, const char *name, unsigned char **b, size_t *len)
+{
+	*b = mkfile(json, datalen, len);
+	StFile *f = NULL;
+	char err[512] = "";
+	CHECK(st_parse(*b, *len, name, &f, err, sizeof err) == 0);
+	if (!f)
+		fprintf(stderr, "%s: %s\n", name, err);
+	return f;
+}
+
 /* Parsing JSON (+ DATALEN data bytes) must fail with a message containing WANT. */
 static void
 bad_header(const char *json, size_t datalen, const char *want, int line)
@@ -421,10 +435,8 @@ test_reference_bytes(void)
 		"\"data_offsets\" : [ 4, 8 ] },\r\n\t\"first\":{\"data_offsets\":[0,4],\"dtype\":\"U8\","
 		"\"shape\":[2,2]}, \"__metadata__\" : { \"k\\ud83d\\ude00\" : \"v\" } }";
 	size_t len;
-	unsigned char *b = mkfile(loose, 8, &len);
-	StFile *f = NULL;
-	char err[512] = "";
-	CHECK(st_parse(b, len, "loose", &f, err, sizeof err) == 0);
+	unsigned char *b;
+	StFile *f = good_header(loose, 8, "loose", &b, &len);
 	if (f) {
 		const StTensor *w = st_find(f, "w\xc3\xa9ight/x");
 		CHECK(w && w->dtype == ST_I16 && w->rank == 1 && w->dims[0] == 2 && w->nbytes == 4);
@@ -432,8 +444,6 @@ test_reference_bytes(void)
 		CHECK(st_tensor_at(f, 0) == st_find(f, "first"));
 		CHECK(st_meta_get(f, "k\xf0\x9f\x98\x80") && strcmp(st_meta_get(f, "k\xf0\x9f\x98\x80"), "v") == 0);
 		st_close(f);
-	} else {
-		fprintf(stderr, "loose: %s\n", err);
 	}
 	free(b);
 }
@@ -651,12 +661,9 @@ test_meta_spans(void)
 		"\"__metadata__\" : { \"k\\\"1\" : \"v\\\"{[1\", \"k\\u00e92\":\"\", \"\\\\\":\"x\\\\\" },"
 		"\"z\":{\"dtype\":\"BOOL\",\"shape\":[1,1],\"data_offsets\":[3,4]}}";
 	size_t len;
-	unsigned char *b = mkfile(json, 4, &len);
-	StFile *f = NULL;
-	char err[512] = "";
-	CHECK(st_parse(b, len, "spans", &f, err, sizeof err) == 0);
+	unsigned char *b;
+	StFile *f = good_header(json, 4, "spans", &b, &len);
 	if (!f) {
-		fprintf(stderr, "spans: %s\n", err);
 		free(b);
 		return;
 	}
