@@ -84,8 +84,9 @@ typedef struct {
 /* Precision policy (passes/precision.c, docs/precision.md): the storage dtype of activations
  * and gradients, of parameters (master weights) and of state (optimizer, batch-norm running
  * statistics), the accumulation dtype, overrides per op kind and per layer (scope prefix), and
- * loss scaling. */
-enum { PREC_MAX_OVERRIDES = 32 };
+ * loss scaling. The override limit leaves room for a policy naming every layer of a deep
+ * network (nnc tune-precision writes one entry per layer it moves, ResNet-110 has 333). */
+enum { PREC_MAX_OVERRIDES = 1024 };
 typedef struct {
 	const char *name;          /* fp32, fp16, mixed, or the policy file */
 	DType act, param, state, acc;

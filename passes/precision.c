@@ -39,29 +39,43 @@ typedef struct {
 	int cap;
 } Ctx;
 
+/* The layer override whose scope is the longest prefix of SCOPE (at a '.' boundary), or -1. */
+static int
+layer_over(const Precision *p, const char *scope)
+{
+	int best = -1;
+	size_t bestn = 0;
+	for (int i = 0; scope && i < p->nover; i++) {
+		const char *w = p->over[i].what;
+		size_t n = strlen(w);
+		if (p->over[i].layer && strncmp(scope, w, n) == 0 && (scope[n] == 0 || scope[n] == '.') &&
+		    (best < 0 || n >= bestn)) {
+			best = i;
+			bestn = n;
+		}
+	}
+	return best;
+}
+
 static DType
 store_of(const Ctx *c, const Inst *in, DType *acc)
 {
 	const Precision *p = c->p;
+	int l = layer_over(p, in->scope);
+	if (l >= 0) { /* layer overrides win over op overrides */
+		*acc = p->over[l].acc;
+		return p->over[l].store;
+	}
 	DType st = p->act;
 	*acc = p->acc;
+	/* Op overrides match the source op kind or the op itself (e.g. bn_stats alone); the last
+	 * listed wins. */
 	const char *kind = nnc_ops[in->origin].name, *self = nnc_ops[in->op].name;
-	size_t best = 0;
-	for (int i = 0; i < p->nover; i++) {
-		const char *w = p->over[i].what;
-		size_t n = strlen(w);
-		/* Layer overrides win (the longest prefix); op overrides match the source op kind or the
-		 * op itself (e.g. bn_stats alone). */
-		bool hit = p->over[i].layer ? in->scope && strncmp(in->scope, w, n) == 0 &&
-		                                  (in->scope[n] == 0 || in->scope[n] == '.') && n >= best
-		                            : (strcmp(kind, w) == 0 || strcmp(self, w) == 0) && best == 0;
-		if (hit) {
+	for (int i = 0; i < p->nover; i++)
+		if (!p->over[i].layer && (strcmp(kind, p->over[i].what) == 0 || strcmp(self, p->over[i].what) == 0)) {
 			st = p->over[i].store;
 			*acc = p->over[i].acc;
-			if (p->over[i].layer)
-				best = n;
 		}
-	}
 	return st;
 }
 
@@ -109,14 +123,22 @@ cast_to(Ctx *c, Inst *user, Value *v, DType dt)
 	return *slot = k->res;
 }
 
+/* Parameters and state take the policy's dtypes, or their layer's override: a layer kept in
+ * f32 keeps its weights, their optimizer state and its running statistics in f32 too (else an
+ * f32 layer would compute with f16-rounded weights). A parameter's scope is its name
+ * ("layer1.0.conv1.weight"); optimizer state is named after its parameter with an "optim."
+ * prefix. */
 static bool
 retype_params(Ctx *c)
 {
 	for (Inst *in = c->g->first; in; in = in->next) {
 		if (in->op != OP_param || in->res->type.dtype == DT_I32)
 			continue;
+		const char *name = attr_s(in, "name");
 		/* State: running statistics and optimizer state. Frozen weights and scales are parameters. */
-		in->res->type.dtype = nnc_state_kind(attr_s(in, "kind")) ? c->p->state : c->p->param;
+		bool state = nnc_state_kind(attr_s(in, "kind"));
+		int l = layer_over(c->p, strncmp(name, "optim.", 6) == 0 ? name + 6 : name);
+		in->res->type.dtype = l >= 0 ? c->p->over[l].store : state ? c->p->state : c->p->param;
 	}
 	return true;
 }
@@ -353,7 +375,7 @@ parse_override(yaml_document_t *doc, yaml_node_t *k, yaml_node_t *v, bool layer,
 		return pfail(err, n, path, v, "expected f16, f32 or {store: ..., acc: ...}%s", "");
 	}
 	if (p->nover == PREC_MAX_OVERRIDES)
-		return pfail(err, n, path, k, "too many overrides (limit %s)", "32");
+		return pfail(err, n, path, k, "too many overrides (limit %s)", "1024");
 	add_over(p, arena_strdup(a, what), layer, st, acc);
 	return true;
 }
