@@ -27,6 +27,7 @@
 #include "runtime/import.h"
 #include "runtime/onnx.h"
 #include "runtime/session.h"
+#include "runtime/tolerance.h"
 #include "runtime/weights.h"
 
 enum { EXIT_USER = 1, EXIT_USAGE = 2 }; /* 130, interrupted, comes from the session (SessionStatus) */
@@ -52,11 +53,12 @@ static const char usage_commands[] =
 	"                                  {match: REGEX, replace: TEXT}), by name, then by\n"
 	"                                  structure (modules of equal tensors, in order); prints\n"
 	"                                  the map, refuses gaps and ambiguity\n"
-	"  compare A.plan B.plan --weights W --data DIR [--csv FILE]\n"
+	"  compare A.plan B.plan --weights W --data DIR [--csv FILE] [--holdout N]\n"
 	"                                  the same weights through two plans (e.g. fp32 and fp16)\n"
-	"                                  on the test set: per image delta = max |pA - pB| and\n"
-	"                                  Gamma = top-1 - top-2 of pA; Lemma 3.3 of the paper says\n"
-	"                                  Gamma >= 2 delta guarantees the same prediction\n"
+	"                                  on the test set (or the last N training images): per image\n"
+	"                                  delta = max |pA - pB| and Gamma = top-1 - top-2 of pA;\n"
+	"                                  Lemma 3.3 of the paper says Gamma >= 2 delta guarantees\n"
+	"                                  the same prediction\n"
 	"  bench PLAN [--steps N]          time N training steps on synthetic data (after 2 warm-up\n"
 	"                                  steps): milliseconds per step and images per second\n"
 	"  step PLAN --weights W --input BATCH.safetensors -o OUT.safetensors [--steps N]\n"
@@ -103,7 +105,7 @@ print_usage(FILE *f)
 
 typedef struct {
 	const char *cmd, *plan_b, *output, *rules, *input, *csv, *format, *logits;
-	long optimizer_step;
+	long optimizer_step, holdout;
 	bool allow_edited;
 	const char *sets[64];
 	int nsets;
@@ -218,6 +220,11 @@ parse_opts(Opts *o, int argc, char **argv)
 			if (!parse_int(v, 1, 50000, &n))
 				return usage_error("the limit needs a number from 1 to 50000, got '%s'", v);
 			*(a[2] == 't' && a[3] == 'r' ? &o->s.train_limit : &o->s.test_limit) = (int)n;
+		} else if (!strcmp(a, "--holdout")) {
+			VALUE();
+			if (!parse_int(v, 1, 50000, &n))
+				return usage_error("--holdout needs a number from 1 to 50000, got '%s'", v);
+			o->holdout = n;
 		} else if (!strcmp(a, "--records-per-file")) {
 			VALUE();
 			if (!parse_int(v, 1, 10000, &n))
@@ -254,6 +261,8 @@ parse_opts(Opts *o, int argc, char **argv)
 		return usage_error("no plan given%s", "");
 	if (o->format && strcmp(o->cmd, "export"))
 		return usage_error("--format is an option of export, not of %s", o->cmd);
+	if (o->holdout && strcmp(o->cmd, "compare"))
+		return usage_error("--holdout is an option of compare, not of %s", o->cmd);
 	if (o->logits && strcmp(o->cmd, "eval"))
 		return usage_error("--logits is an option of eval, not of %s", o->cmd);
 	return -1;
@@ -769,36 +778,10 @@ out:
 	return rc;
 }
 
-/* Softmax probabilities of N rows of K logits into P (f64, stable). */
-static void
-softmax_rows(const float *logits, int n, int k, double *p)
-{
-	for (int i = 0; i < n; i++) {
-		const float *z = logits + (size_t)i * k;
-		double m = z[0], s = 0;
-		for (int j = 1; j < k; j++)
-			m = z[j] > m ? z[j] : m;
-		for (int j = 0; j < k; j++)
-			s += p[(size_t)i * k + j] = exp((double)z[j] - m);
-		for (int j = 0; j < k; j++)
-			p[(size_t)i * k + j] /= s;
-	}
-}
-
-static int
-argmax(const double *p, int k)
-{
-	int best = 0;
-	for (int j = 1; j < k; j++)
-		if (p[j] > p[best])
-			best = j;
-	return best;
-}
-
-/* The tolerance analysis of Lemma 3.3 ("Revisiting 16-bit Neural Network Training"): with
- * pA, pB the softmax outputs of the two plans for one image, delta = max_c |pA_c - pB_c| and
- * Gamma = top-1 minus top-2 probability of A; if Gamma >= 2 delta both must predict the same
- * class. A disagreement despite Gamma >= 2 delta would be a bug, and fails the command. */
+/* The tolerance analysis of Lemma 3.3 (runtime/tolerance.h) of two plans with the same weights,
+ * on the test set or, with --holdout N, on the last N training images (the slice nnc
+ * tune-precision measures on). A disagreement despite Gamma >= 2 delta would be a bug, and
+ * fails the command. */
 static int
 cmd_compare(const Opts *o)
 {
@@ -813,9 +796,9 @@ cmd_compare(const Opts *o)
 	if (!load_plan(o, &pa, &a) || !load_plan(&ob, &pb, &a) || !weights_normalize(o, &pa, o->s.weights, NORM_ADOPT) ||
 	    !weights_normalize(o, &pb, o->s.weights, NORM_KEEP))
 		goto out;
-	const Plan *both[2] = {&pa, &pb};
+	const Plan *plans[2] = {&pa, &pb};
 	for (int i = 0; i < 2; i++)
-		if (!session_cifar_fits(both[i], err, sizeof err)) {
+		if (!session_cifar_fits(plans[i], err, sizeof err)) {
 			fprintf(stderr, "%s: error: %s\n", i ? o->plan_b : o->s.plan_path, err);
 			goto out;
 		}
@@ -827,44 +810,29 @@ cmd_compare(const Opts *o)
 	int k = (int)pa.values[pa.eval.logits].dim[1];
 	CifarData data;
 	int maxb = pa.batch > pb.batch ? pa.batch : pb.batch;
-	CifarOpenOptions oo = {.max_train = maxb, .max_test = o->s.test_limit, .records_per_file = o->s.records};
+	/* The loader needs a training set at least one batch long; --holdout reads the whole of it. */
+	CifarOpenOptions oo = {.max_train = o->holdout ? 0 : maxb, .max_test = o->s.test_limit,
+		.records_per_file = o->s.records};
 	if (cifar_open(&data, o->s.data, &oo, err, sizeof err) != 0) {
 		fprintf(stderr, "%s\n", err);
 		goto out;
 	}
-	int n = data.n[CIFAR_TEST];
+	TolSlice slice = {CIFAR_TEST, 0, data.n[CIFAR_TEST]};
+	if (o->holdout)
+		slice = (TolSlice){CIFAR_TRAIN, data.n[CIFAR_TRAIN] - o->holdout, o->holdout};
+	if (!tol_slice_fits(&data, slice, err, sizeof err)) {
+		fprintf(stderr, "nnrun: --holdout %ld: %s\n", o->holdout, err);
+		cifar_close(&data);
+		goto out;
+	}
+	int64_t n = slice.count;
 	double *prob[2] = {malloc((size_t)n * k * sizeof(double)), malloc((size_t)n * k * sizeof(double))};
 	int32_t *labels = malloc((size_t)n * sizeof *labels);
-	const Plan *plans[2] = {&pa, &pb};
-	RunState rs;
 	bool ok = prob[0] && prob[1] && labels;
-	for (int w = 0; ok && w < 2; w++) {
-		const Plan *p = plans[w];
-		CifarConfig cfg;
-		cifar_config_recipe(&cfg, &p->recipe, p->batch, false);
-		CifarLoader ld;
-		Exec e;
-		ok = cifar_loader_init(&ld, &data, &cfg, err, sizeof err) == 0;
-		if (!ok)
-			break;
-		ok = exec_init(&e, p, o->s.threads, err, sizeof err) && weights_load(&e, o->s.weights, false, &rs, err, sizeof err);
-		double *lbuf = ok ? malloc((size_t)p->batch * k * sizeof(double)) : NULL;
-		for (int64_t first = 0; ok && first < n; first += p->batch) {
-			int32_t *y = exec_i32(&e, p->inputs[1].value);
-			int32_t valid = cifar_eval_batch(&ld, CIFAR_TEST, first, exec_f32(&e, p->inputs[0].value), y);
-			for (int32_t i = valid; i < p->batch; i++)
-				y[i] = 0;
-			ok = exec_run(&e, &p->eval, err, sizeof err);
-			if (!ok)
-				break;
-			softmax_rows(exec_view_f32(&e, p->eval.logits), valid, k, prob[w] + (size_t)first * k);
-			if (w == 0)
-				memcpy(labels + first, y, (size_t)valid * sizeof *labels);
-		}
-		free(lbuf);
-		exec_free(&e);
-		cifar_loader_free(&ld);
-	}
+	err[0] = 0;
+	for (int w = 0; ok && w < 2; w++)
+		ok = tol_probs(plans[w], o->s.weights, &data, slice, &o->s.backend, o->s.threads, prob[w], w ? NULL : labels,
+			NULL, 0, err, sizeof err);
 	if (!ok) {
 		fprintf(stderr, "nnrun: %s\n", err[0] ? err : "out of memory");
 		goto done;
@@ -876,53 +844,35 @@ cmd_compare(const Opts *o)
 	}
 	if (csv)
 		fprintf(csv, "image,label,pred_a,pred_b,gamma,delta,guaranteed\n");
-	long guaranteed = 0, agree = 0, violations = 0, correct[2] = {0, 0}, nonfinite[2] = {0, 0};
-	double max_delta = 0;
-	for (int i = 0; i < n; i++) {
-		const double *a0 = prob[0] + (size_t)i * k, *b0 = prob[1] + (size_t)i * k;
-		double delta = 0, top1 = -1, top2 = -1;
-		bool bad[2] = {false, false};
-		for (int j = 0; j < k; j++) {
-			/* A NaN or Inf output (an fp16 overflow) is infinitely far from anything: no
-			 * guarantee holds for its image. */
-			bad[0] |= !isfinite(a0[j]);
-			bad[1] |= !isfinite(b0[j]);
-			double d = bad[0] || bad[1] ? INFINITY : fabs(a0[j] - b0[j]);
-			delta = d > delta ? d : delta;
-			if (a0[j] > top1) {
-				top2 = top1;
-				top1 = a0[j];
-			} else if (a0[j] > top2) {
-				top2 = a0[j];
-			}
-		}
-		double gamma = top1 - top2;
-		int ca = argmax(a0, k), cb = argmax(b0, k);
-		bool g = gamma >= 2 * delta;
-		guaranteed += g;
-		nonfinite[0] += bad[0];
-		nonfinite[1] += bad[1];
-		agree += ca == cb;
-		violations += g && ca != cb;
-		correct[0] += ca == labels[i];
-		correct[1] += cb == labels[i];
-		max_delta = delta > max_delta ? delta : max_delta;
+	TolSummary sum = {0};
+	for (int64_t i = 0; i < n; i++) {
+		TolImage t = tol_image(prob[0] + i * k, prob[1] + i * k, k);
+		tol_add(&sum, &t, labels[i]);
 		if (csv)
-			fprintf(csv, "%d,%d,%d,%d,%.9g,%.9g,%d\n", i, labels[i], ca, cb, gamma, delta, g);
+			fprintf(csv, "%lld,%d,%d,%d,%.9g,%.9g,%d\n", (long long)(slice.first + i), labels[i], t.pred_a, t.pred_b,
+				t.gamma, t.delta, t.guaranteed);
 	}
 	if (csv && fclose(csv) != 0) {
 		fprintf(stderr, "%s: error: cannot write: %s\n", o->csv, strerror(errno));
 		goto done;
 	}
-	printf("compare %s (A) with %s (B) on %d test images, same weights (%s)\n", o->s.plan_path, o->plan_b, n, o->s.weights);
-	printf("  accuracy A %.2f%%, B %.2f%%; largest delta %.3g\n", 100.0 * correct[0] / n, 100.0 * correct[1] / n, max_delta);
-	if (nonfinite[0] || nonfinite[1])
+	if (o->holdout)
+		printf("compare %s (A) with %s (B) on the last %lld training images (held out), same weights (%s)\n",
+			o->s.plan_path, o->plan_b, (long long)n, o->s.weights);
+	else
+		printf("compare %s (A) with %s (B) on %lld test images, same weights (%s)\n", o->s.plan_path, o->plan_b,
+			(long long)n, o->s.weights);
+	printf("  accuracy A %.2f%%, B %.2f%%; largest delta %.3g\n", 100.0 * sum.correct_a / n, 100.0 * sum.correct_b / n,
+		sum.max_delta);
+	if (sum.nonfinite_a || sum.nonfinite_b)
 		printf("  images with NaN or Inf outputs: A %ld, B %ld (run `nnrun eval --check-numerics` to find the op)\n",
-			nonfinite[0], nonfinite[1]);
-	printf("  Gamma >= 2 delta (same class guaranteed): %ld (%.2f%%)\n", guaranteed, 100.0 * guaranteed / n);
-	printf("  predictions agree: %ld (%.2f%%), disagree: %ld\n", agree, 100.0 * agree / n, n - agree);
-	printf("  disagree despite Gamma >= 2 delta: %ld%s\n", violations, violations ? "  <-- impossible by Lemma 3.3: a bug" : "");
-	rc = violations ? EXIT_USER : 0;
+			sum.nonfinite_a, sum.nonfinite_b);
+	printf("  Gamma >= 2 delta (same class guaranteed): %ld (%.2f%%)\n", sum.guaranteed, 100.0 * sum.guaranteed / n);
+	printf("  predictions agree: %ld (%.2f%%), disagree: %lld\n", sum.agree, 100.0 * sum.agree / n,
+		(long long)n - sum.agree);
+	printf("  disagree despite Gamma >= 2 delta: %ld%s\n", sum.impossible,
+		sum.impossible ? "  <-- impossible by Lemma 3.3: a bug" : "");
+	rc = sum.impossible ? EXIT_USER : 0;
 done:
 	free(prob[0]);
 	free(prob[1]);
