@@ -5,10 +5,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "compiler/irprint.h"
 #include "compiler/lower.h"
 #include "compiler/stats.h"
+#include "cli/tune.h"
 #include "passes/pipeline.h"
 
 #include "runtime/backend.h"
@@ -24,6 +26,9 @@ static const char usage_main[] =
 	"  check     parse and type-check a model; report every error\n"
 	"  compile   run the whole pass pipeline (dump the IR after any pass)\n"
 	"  stats     per-layer table: output shape, parameters, MACs, activation bytes\n"
+	"  tune-precision\n"
+	"            which layers of a trained network can stay in pure fp16 under a budget on\n"
+	"            its predictions: writes a policy file for compile --precision\n"
 	"  passes    list the passes of the pipeline\n"
 	"  ops       list the ops callable from .nn files, with their arguments\n"
 	"  version   print the version and the backends built in\n"
@@ -51,6 +56,27 @@ static const char usage_compile[] =
 	"  --dump-ir=PASS[,PASS...]|all   print the IR after these passes to stdout\n"
 	"  --dump-dir DIR                 write the IR after every pass to DIR/NN-PASS.ir\n"
 	"  --dump-dot FILE                write the final graph in Graphviz dot form to FILE\n";
+static const char usage_tune[] =
+	"usage: nnc tune-precision [options] FILE.nn --weights W --data DIR -o POLICY.yaml\n\n"
+	"Starting from pure fp16, keeps in f32 the fewest layers (by their share of the work) that\n"
+	"hold the budget on held-out training images, measured against the f32 plan with the same\n"
+	"weights (Lemma 3.3 of arXiv 2305.10947: delta = max |p32 - p16|, Gamma = top-1 - top-2 of\n"
+	"p32; an image with Gamma < 2 delta is a violation: its class is no longer guaranteed).\n\n"
+	"options:\n"
+	"  -o POLICY.yaml                 the policy to write (base fp16 with layers: overrides)\n"
+	"  --weights FILE                 trained weights: a checkpoint or .safetensors\n"
+	"  --data DIR                     CIFAR-10 binary files\n"
+	"  --budget KEY=VALUE[,...]       limits, any of: delta=X (largest delta), violations=N|P%,\n"
+	"                                 flips=N|P% (changed predictions), drop=X (accuracy,\n"
+	"                                 percentage points); repeatable (default violations=1%)\n"
+	"  --holdout N                    measure on the last N training images (default 1000)\n"
+	"  --report FILE.csv              per-layer sensitivity, cost and result\n"
+	"                                 (tools/plot_tune.py draws it)\n"
+	"  --precision fp16|POLICY.yaml   the pure-fp16 policy to start from (default fp16)\n"
+	"  --device cpu|cuda              where the plans run (default: a usable GPU, else the CPU)\n"
+	"  --threads N                    CPU worker threads (default: all cores)\n"
+	"  --verbose                      every measurement on stderr\n"
+	"  --layout nchw|nhwc|auto, --no-fuse, --recipe R.yaml, --set KEY=VALUE: as for compile\n";
 static const char usage_stats[] =
 	"usage: nnc stats [options] FILE.nn\n\nPrints a per-layer table and totals.\n\noptions:\n"
 	"  --yaml               print the statistics as YAML\n";
@@ -68,6 +94,8 @@ typedef struct {
 	Precision precision;
 	Arena *arena;
 	bool batch_given;
+	TuneOptions tune;
+	bool budget_given;
 } Options;
 
 static int
@@ -88,6 +116,8 @@ print_usage(FILE *out, const char *cmd)
 		fprintf(out, "%s%s", usage_compile, usage_common);
 	else if (strcmp(cmd, "stats") == 0)
 		fprintf(out, "%s%s", usage_stats, usage_common);
+	else if (strcmp(cmd, "tune-precision") == 0)
+		fprintf(out, "%s%s", usage_tune, usage_common);
 	else
 		fputs(usage_main, out);
 }
@@ -114,6 +144,32 @@ take(Options *o, int argc, char **argv, int *i, const char **val, const char *lo
 	return 0;
 }
 
+/* Whether the command compiles plans: compile, and tune-precision (which compiles many). */
+static bool
+compiles(const Options *o)
+{
+	return strcmp(o->cmd, "compile") == 0 || strcmp(o->cmd, "tune-precision") == 0;
+}
+
+static bool
+tuning(const Options *o)
+{
+	return strcmp(o->cmd, "tune-precision") == 0;
+}
+
+/* An integer option value from LO to HI. */
+static bool
+int_value(const char *s, long lo, long hi, int *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (!*s || *end || errno || v < lo || v > hi)
+		return false;
+	*out = (int)v;
+	return true;
+}
+
 /* Returns -1 to go on, or an exit code. */
 static int
 parse_args(Options *o, int argc, char **argv)
@@ -138,11 +194,11 @@ parse_args(Options *o, int argc, char **argv)
 				return usage_error(o->cmd, "--batch must be an integer from 1 to 1048576, got '%s'", val);
 			o->so.batch = (int)b;
 			o->batch_given = true;
-		} else if (strcmp(o->cmd, "compile") == 0 && (t = take(o, argc, argv, &i, &val, "--output", "-o"))) {
+		} else if (compiles(o) && (t = take(o, argc, argv, &i, &val, "--output", "-o"))) {
 			if (t < 0)
 				return NNC_EUSAGE;
 			o->output = val;
-		} else if (strcmp(o->cmd, "compile") == 0 && (t = take(o, argc, argv, &i, &val, "--precision", NULL))) {
+		} else if (compiles(o) && (t = take(o, argc, argv, &i, &val, "--precision", NULL))) {
 			if (t < 0)
 				return NNC_EUSAGE;
 			char err[1024];
@@ -151,7 +207,7 @@ parse_args(Options *o, int argc, char **argv)
 				return NNC_EUSER;
 			}
 			o->po.precision = &o->precision;
-		} else if (strcmp(o->cmd, "compile") == 0 && (t = take(o, argc, argv, &i, &val, "--layout", NULL))) {
+		} else if (compiles(o) && (t = take(o, argc, argv, &i, &val, "--layout", NULL))) {
 			if (t < 0)
 				return NNC_EUSAGE;
 			if (strcmp(val, "nchw") == 0)
@@ -162,7 +218,7 @@ parse_args(Options *o, int argc, char **argv)
 				o->po.layout = LAYOUT_AUTO;
 			else
 				return usage_error(o->cmd, "--layout must be nchw, nhwc or auto, got '%s'", val);
-		} else if (strcmp(o->cmd, "compile") == 0 && (t = take(o, argc, argv, &i, &val, "--recipe", NULL))) {
+		} else if (compiles(o) && (t = take(o, argc, argv, &i, &val, "--recipe", NULL))) {
 			if (t < 0)
 				return NNC_EUSAGE;
 			char err[1024];
@@ -170,7 +226,7 @@ parse_args(Options *o, int argc, char **argv)
 				fprintf(stderr, "%s\n", err);
 				return NNC_EUSER;
 			}
-		} else if (strcmp(o->cmd, "compile") == 0 && (t = take(o, argc, argv, &i, &val, "--set", NULL))) {
+		} else if (compiles(o) && (t = take(o, argc, argv, &i, &val, "--set", NULL))) {
 			if (t < 0)
 				return NNC_EUSAGE;
 			char err[1024], key[128];
@@ -205,6 +261,43 @@ parse_args(Options *o, int argc, char **argv)
 			if (t < 0)
 				return NNC_EUSAGE;
 			o->dump_dot = val;
+		} else if (tuning(o) && (t = take(o, argc, argv, &i, &val, "--weights", NULL))) {
+			if (t < 0)
+				return NNC_EUSAGE;
+			o->tune.weights = val;
+		} else if (tuning(o) && (t = take(o, argc, argv, &i, &val, "--data", NULL))) {
+			if (t < 0)
+				return NNC_EUSAGE;
+			o->tune.data = val;
+		} else if (tuning(o) && (t = take(o, argc, argv, &i, &val, "--report", NULL))) {
+			if (t < 0)
+				return NNC_EUSAGE;
+			o->tune.report = val;
+		} else if (tuning(o) && (t = take(o, argc, argv, &i, &val, "--budget", NULL))) {
+			char err[512];
+			if (t < 0)
+				return NNC_EUSAGE;
+			if (!tune_parse_budget(val, &o->tune.budget, err, sizeof err))
+				return usage_error(o->cmd, "%s", err);
+			o->budget_given = true;
+		} else if (tuning(o) && (t = take(o, argc, argv, &i, &val, "--holdout", NULL))) {
+			if (t < 0)
+				return NNC_EUSAGE;
+			if (!int_value(val, 1, 50000, &o->tune.holdout))
+				return usage_error(o->cmd, "--holdout needs a number from 1 to 50000, got '%s'", val);
+		} else if (tuning(o) && (t = take(o, argc, argv, &i, &val, "--threads", NULL))) {
+			if (t < 0)
+				return NNC_EUSAGE;
+			if (!int_value(val, 1, 256, &o->tune.threads))
+				return usage_error(o->cmd, "--threads needs a number from 1 to 256, got '%s'", val);
+		} else if (tuning(o) && (t = take(o, argc, argv, &i, &val, "--device", NULL))) {
+			if (t < 0)
+				return NNC_EUSAGE;
+			if (strcmp(val, "cpu") != 0 && strcmp(val, "cuda") != 0)
+				return usage_error(o->cmd, "--device must be cpu or cuda, got '%s'", val);
+			o->tune.backend.device = val;
+		} else if (tuning(o) && strcmp(a, "--verbose") == 0) {
+			o->tune.verbose = true;
 		} else if (strcmp(a, "--no-reuse") == 0 && strcmp(o->cmd, "check") != 0) {
 			o->po.no_reuse = true;
 		} else if (strcmp(a, "--no-fuse") == 0 && strcmp(o->cmd, "check") != 0) {
@@ -221,6 +314,8 @@ parse_args(Options *o, int argc, char **argv)
 	}
 	if (!o->file)
 		return usage_error(o->cmd, "no input file%s", "");
+	if (tuning(o) && (!o->tune.weights || !o->tune.data || !o->output))
+		return usage_error(o->cmd, "tune-precision needs --weights W, --data DIR and -o POLICY.yaml%s", "");
 	o->so.path = o->file;
 	if (o->batch_given)
 		o->recipe.batch = o->so.batch;
@@ -314,12 +409,17 @@ main(int argc, char **argv)
 			printf("%-8s %s\n", nnc_passes[i].name, nnc_passes[i].doc);
 		return 0;
 	}
-	if (strcmp(cmd, "check") != 0 && strcmp(cmd, "compile") != 0 && strcmp(cmd, "stats") != 0) {
+	if (strcmp(cmd, "check") != 0 && strcmp(cmd, "compile") != 0 && strcmp(cmd, "stats") != 0 &&
+	    strcmp(cmd, "tune-precision") != 0) {
 		fprintf(stderr, "nnc: unknown command '%s'\n\n%s", cmd, usage_main);
 		return NNC_EUSAGE;
 	}
 	Arena arena = {0};
-	Options o = {.cmd = cmd, .arena = &arena};
+	Options o = {.cmd = cmd, .arena = &arena, .tune = {.holdout = 1000}};
+	for (int k = 0; k < NBUDGET; k++)
+		o.tune.budget.limit[k] = -1;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	o.tune.threads = ncpu >= 1 && ncpu <= 256 ? (int)ncpu : 1;
 	int rc = parse_args(&o, argc, argv);
 	if (rc >= 0) {
 		arena_free(&arena);
@@ -330,6 +430,27 @@ main(int argc, char **argv)
 		fprintf(stderr, "nnc: error: %s\n", rerr);
 		arena_free(&arena);
 		return NNC_EUSER;
+	}
+	if (tuning(&o)) {
+		char err[1024];
+		if (!o.po.precision && !precision_parse("fp16", &o.precision, &arena, err, sizeof err)) {
+			fprintf(stderr, "%s\n", err);
+			arena_free(&arena);
+			return NNC_EINTERNAL;
+		}
+		if (!o.budget_given) {
+			o.tune.budget.limit[BUDGET_VIOLATIONS] = 1;
+			o.tune.budget.pct[BUDGET_VIOLATIONS] = true;
+		}
+		o.tune.model = o.file;
+		o.tune.so = &o.so;
+		o.tune.po = &o.po;
+		o.tune.recipe = &o.recipe;
+		o.tune.start = &o.precision;
+		o.tune.output = o.output;
+		rc = tune_precision(&o.tune);
+		arena_free(&arena);
+		return rc;
 	}
 
 	Diag diag;

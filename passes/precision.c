@@ -39,13 +39,16 @@ typedef struct {
 	int cap;
 } Ctx;
 
-/* The layer override whose scope is the longest prefix of SCOPE (at a '.' boundary), or -1. */
+/* The layer override whose scope is the longest prefix of SCOPE (at a '.' boundary), or -1.
+ * The model's own unnamed ops have the empty scope, which only the override "" reaches. */
 static int
 layer_over(const Precision *p, const char *scope)
 {
 	int best = -1;
 	size_t bestn = 0;
-	for (int i = 0; scope && i < p->nover; i++) {
+	if (!scope)
+		scope = "";
+	for (int i = 0; i < p->nover; i++) {
 		const char *w = p->over[i].what;
 		size_t n = strlen(w);
 		if (p->over[i].layer && strncmp(scope, w, n) == 0 && (scope[n] == 0 || scope[n] == '.') &&
