@@ -69,6 +69,9 @@ static const char usage_tune[] =
 	"  --budget KEY=VALUE[,...]       limits, any of: delta=X (largest delta), violations=N|P%,\n"
 	"                                 flips=N|P% (changed predictions), drop=X (accuracy,\n"
 	"                                 percentage points); repeatable (default violations=1%)\n"
+	"  --confidence C                 a percentage limit must hold for the rate's upper\n"
+	"                                 confidence bound at level C (default 0.95; 0: the count\n"
+	"                                 seen on the held-out images is enough)\n"
 	"  --holdout N                    measure on the last N training images (default 1000)\n"
 	"  --report FILE.csv              per-layer sensitivity, cost and result\n"
 	"                                 (tools/plot_tune.py draws it)\n"
@@ -296,6 +299,15 @@ parse_args(Options *o, int argc, char **argv)
 			if (strcmp(val, "cpu") != 0 && strcmp(val, "cuda") != 0)
 				return usage_error(o->cmd, "--device must be cpu or cuda, got '%s'", val);
 			o->tune.backend.device = val;
+		} else if (tuning(o) && (t = take(o, argc, argv, &i, &val, "--confidence", NULL))) {
+			char *end;
+			if (t < 0)
+				return NNC_EUSAGE;
+			errno = 0;
+			o->tune.confidence = strtod(val, &end);
+			if (*end || errno || !(o->tune.confidence >= 0 && o->tune.confidence < 1))
+				return usage_error(o->cmd, "--confidence needs a level from 0 to below 1 (0: the count seen), got '%s'",
+					val);
 		} else if (tuning(o) && strcmp(a, "--verbose") == 0) {
 			o->tune.verbose = true;
 		} else if (strcmp(a, "--no-reuse") == 0 && strcmp(o->cmd, "check") != 0) {
@@ -415,7 +427,7 @@ main(int argc, char **argv)
 		return NNC_EUSAGE;
 	}
 	Arena arena = {0};
-	Options o = {.cmd = cmd, .arena = &arena, .tune = {.holdout = 1000}};
+	Options o = {.cmd = cmd, .arena = &arena, .tune = {.holdout = 1000, .confidence = 0.95}};
 	for (int k = 0; k < NBUDGET; k++)
 		o.tune.budget.limit[k] = -1;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);

@@ -377,12 +377,44 @@ limit_for(const TuneBudget *b, int k, int64_t n)
 	return b->pct[k] ? b->limit[k] * (double)n / 100.0 : b->limit[k];
 }
 
+/* The exact (Clopper-Pearson) one-sided upper confidence bound at level CONF of a rate seen K
+ * times in N images: the rate p at which P(X <= K) = 1 - CONF for X ~ Binomial(N, p). */
+double
+tune_rate_bound(long k, long n, double conf)
+{
+	if (k >= n)
+		return 1;
+	double lo = (double)k / (double)n, hi = 1;
+	for (int it = 0; it < 64; it++) {
+		double p = 0.5 * (lo + hi), cdf = 0;
+		for (long i = 0; i <= k; i++)
+			cdf += exp(lgamma((double)n + 1) - lgamma((double)i + 1) - lgamma((double)(n - i) + 1) + (double)i * log(p) +
+			           (double)(n - i) * log1p(-p));
+		if (cdf > 1 - conf)
+			lo = p;
+		else
+			hi = p;
+	}
+	return hi;
+}
+
+/* Whether M holds the budget. A percentage of violations or flips is a claim about images
+ * like the held-out ones: with a confidence level set, the upper bound of the rate must be
+ * within it, not just the count seen. */
 static bool
 meets(const Ctx *c, const Metrics *m)
 {
-	for (int k = 0; k < NBUDGET; k++)
-		if (c->o->budget.limit[k] >= 0 && !(metric(c, m, k) <= limit_for(&c->o->budget, k, c->slice.count) + 1e-12))
+	const TuneBudget *b = &c->o->budget;
+	int64_t n = c->slice.count;
+	for (int k = 0; k < NBUDGET; k++) {
+		if (b->limit[k] < 0)
+			continue;
+		double got = metric(c, m, k);
+		if (!(got <= limit_for(b, k, n) + 1e-12))
 			return false;
+		if (b->pct[k] && c->o->confidence > 0 && tune_rate_bound((long)got, (long)n, c->o->confidence) * 100 > b->limit[k])
+			return false;
+	}
 	return m->nonfinite == 0;
 }
 
@@ -433,11 +465,17 @@ static void
 budget_text(const Ctx *c, char *buf, size_t n)
 {
 	size_t k = 0;
+	bool pct = false;
 	buf[0] = 0;
 	for (int i = 0; i < NBUDGET && k < n; i++)
-		if (c->o->budget.limit[i] >= 0)
+		if (c->o->budget.limit[i] >= 0) {
 			k += (size_t)snprintf(buf + k, n - k, "%s%s <= %g%s", k ? ", " : "", budget_names[i], c->o->budget.limit[i],
 				c->o->budget.pct[i] ? "%" : i == BUDGET_DROP ? " points" : "");
+			pct |= c->o->budget.pct[i];
+		}
+	if (pct && c->o->confidence > 0 && k < n)
+		snprintf(buf + k, n - k, " (rates: the %g%% upper confidence bound from the held-out count)",
+			100 * c->o->confidence);
 }
 
 static void
@@ -789,6 +827,17 @@ tune_precision(const TuneOptions *o)
 			if (c.ref[i * c.k + j] > c.ref[i * c.k + best])
 				best = j;
 		c.ref_correct += best == c.labels[i];
+	}
+	for (int k = 0; k < NBUDGET; k++) {
+		double floor = tune_rate_bound(0, (long)c.slice.count, o->confidence) * 100;
+		if (o->budget.limit[k] >= 0 && o->budget.pct[k] && o->confidence > 0 && floor > o->budget.limit[k]) {
+			fprintf(stderr,
+				"nnc tune-precision: %lld held-out images cannot show %s <= %g%% at %g%% confidence: even none seen "
+				"bounds the rate at %.3g%%; use more images (--holdout) or --confidence 0 (the count seen)\n",
+				(long long)c.slice.count, budget_names[k], o->budget.limit[k], 100 * o->confidence, floor);
+			rc = NNC_EUSAGE;
+			goto out;
+		}
 	}
 	char bt[512], mt[512];
 	budget_text(&c, bt, sizeof bt);

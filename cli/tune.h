@@ -27,6 +27,7 @@ typedef struct {
 	const char *output;         /* the policy file to write */
 	const char *report;         /* per-layer CSV, or NULL */
 	int holdout, threads, records;
+	double confidence;          /* > 0: rates must hold at this confidence (default 0.95) */
 	BackendOptions backend;
 	TuneBudget budget;
 	bool verbose;               /* every measurement on stderr */
@@ -35,6 +36,9 @@ typedef struct {
 /* Parses one --budget value ("delta=0.01,violations=1%,drop=0.5") into B; false with a message
  * in ERR. */
 bool tune_parse_budget(const char *s, TuneBudget *b, char *err, size_t errlen);
+/* The one-sided upper confidence bound at level CONF of a rate seen K times in N trials
+ * (exact, Clopper-Pearson). */
+double tune_rate_bound(long k, long n, double conf);
 /* Runs the search; messages on stderr, the summary on stdout. */
 int tune_precision(const TuneOptions *o);
 
