@@ -454,6 +454,8 @@ main(int argc, char **argv)
 			o.tune.budget.limit[BUDGET_VIOLATIONS] = 1;
 			o.tune.budget.pct[BUDGET_VIOLATIONS] = true;
 		}
+		/* the same measurement every time: only deterministic cuDNN algorithms on a GPU */
+		o.tune.backend.deterministic = true;
 		o.tune.model = o.file;
 		o.tune.so = &o.so;
 		o.tune.po = &o.po;
