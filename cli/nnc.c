@@ -73,11 +73,13 @@ static const char usage_tune[] =
 	"                                 confidence bound at level C (default 0.95; 0: the count\n"
 	"                                 seen on the held-out images is enough)\n"
 	"  --holdout N                    measure on the last N training images (default 1000)\n"
+	"  --train-limit T                of the first T (default: all 50,000)\n"
 	"  --report FILE.csv              per-layer sensitivity, cost and result\n"
 	"                                 (tools/plot_tune.py draws it)\n"
 	"  --precision fp16|POLICY.yaml   the pure-fp16 policy to start from (default fp16)\n"
 	"  --device cpu|cuda              where the plans run (default: a usable GPU, else the CPU)\n"
 	"  --threads N                    CPU worker threads (default: all cores)\n"
+	"  --records-per-file N           CIFAR-10 files of N images each (a subset, as nnrun's)\n"
 	"  --verbose                      every measurement on stderr\n"
 	"  --layout nchw|nhwc|auto, --no-fuse, --recipe R.yaml, --set KEY=VALUE: as for compile\n";
 static const char usage_stats[] =
@@ -288,6 +290,16 @@ parse_args(Options *o, int argc, char **argv)
 				return NNC_EUSAGE;
 			if (!int_value(val, 1, 50000, &o->tune.holdout))
 				return usage_error(o->cmd, "--holdout needs a number from 1 to 50000, got '%s'", val);
+		} else if (tuning(o) && (t = take(o, argc, argv, &i, &val, "--train-limit", NULL))) {
+			if (t < 0)
+				return NNC_EUSAGE;
+			if (!int_value(val, 1, 50000, &o->tune.train_limit))
+				return usage_error(o->cmd, "--train-limit needs a number from 1 to 50000, got '%s'", val);
+		} else if (tuning(o) && (t = take(o, argc, argv, &i, &val, "--records-per-file", NULL))) {
+			if (t < 0)
+				return NNC_EUSAGE;
+			if (!int_value(val, 1, 10000, &o->tune.records))
+				return usage_error(o->cmd, "--records-per-file needs a number from 1 to 10000, got '%s'", val);
 		} else if (tuning(o) && (t = take(o, argc, argv, &i, &val, "--threads", NULL))) {
 			if (t < 0)
 				return NNC_EUSAGE;

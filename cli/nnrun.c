@@ -55,7 +55,8 @@ static const char usage_commands[] =
 	"                                  the map, refuses gaps and ambiguity\n"
 	"  compare A.plan B.plan --weights W --data DIR [--csv FILE] [--holdout N]\n"
 	"                                  the same weights through two plans (e.g. fp32 and fp16)\n"
-	"                                  on the test set (or the last N training images): per image\n"
+	"                                  on the test set (or the last N training images, of the\n"
+	"                                  first --train-limit): per image\n"
 	"                                  delta = max |pA - pB| and Gamma = top-1 - top-2 of pA;\n"
 	"                                  Lemma 3.3 of the paper says Gamma >= 2 delta guarantees\n"
 	"                                  the same prediction\n"
@@ -810,8 +811,9 @@ cmd_compare(const Opts *o)
 	int k = (int)pa.values[pa.eval.logits].dim[1];
 	CifarData data;
 	int maxb = pa.batch > pb.batch ? pa.batch : pb.batch;
-	/* The loader needs a training set at least one batch long; --holdout reads the whole of it. */
-	CifarOpenOptions oo = {.max_train = o->holdout ? 0 : maxb, .max_test = o->s.test_limit,
+	/* The loader needs a training set at least one batch long; --holdout reads the whole of it
+	 * (or its first --train-limit images). */
+	CifarOpenOptions oo = {.max_train = o->holdout ? o->s.train_limit : maxb, .max_test = o->s.test_limit,
 		.records_per_file = o->s.records};
 	if (cifar_open(&data, o->s.data, &oo, err, sizeof err) != 0) {
 		fprintf(stderr, "%s\n", err);

@@ -756,7 +756,7 @@ tune_precision(const TuneOptions *o)
 	unsigned char *st = NULL;
 	char tmpdir[64] = "", tmpw[128] = "";
 	TuneOptions to = *o; /* with the weights as .safetensors */
-	CifarOpenOptions oo = {.max_test = 1, .records_per_file = o->records};
+	CifarOpenOptions oo = {.max_train = o->train_limit, .max_test = 1, .records_per_file = o->records};
 	if (cifar_open(&c.data, o->data, &oo, c.err, sizeof c.err) != 0) {
 		fprintf(stderr, "%s\n", c.err);
 		return NNC_EUSER;

@@ -27,6 +27,7 @@ typedef struct {
 	const char *output;         /* the policy file to write */
 	const char *report;         /* per-layer CSV, or NULL */
 	int holdout, threads, records;
+	int train_limit;            /* the training set's first images only (0: all) */
 	double confidence;          /* > 0: rates must hold at this confidence (default 0.95) */
 	BackendOptions backend;
 	TuneBudget budget;

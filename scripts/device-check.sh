@@ -9,7 +9,7 @@
 #      (about a minute); again with the direct convolutions that stand in for cuDNN where it
 #      has no algorithm (tiny, ResNet-20); checkpoints across devices (tests/cuda_resume.sh);
 #      the resident loop, graph replay = eager = host-fed batches bit for bit, and overflow on
-#      purpose (tests/cuda_train.sh)
+#      purpose (tests/cuda_train.sh); nnc tune-precision on the GPU (tests/cuda_tune.sh)
 #   train: ResNet-20 and MobileNet-V2 for 2 epochs, ResNet-56 for 6 (it is still at chance
 #      after 2 on 5000 images, on the CPU as on the GPU; 21% after 6 on the CPU), on the carried
 #      subset (5000 training, 5000 test images), per precision: the first and last epoch's
@@ -30,7 +30,7 @@ echo "== machine"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 . scripts/device-env.sh
 
-probe=skipped ops=skipped nhwc=skipped direct=skipped resume=skipped resident=skipped
+probe=skipped ops=skipped nhwc=skipped direct=skipped resume=skipped resident=skipped tune=skipped
 secs() { echo $(($(date +%s) - $1))s; }
 if [[ $parts == *,tests,* ]]; then
 	echo "== cuda tests"
@@ -51,6 +51,7 @@ if [[ $parts == *,tests,* ]]; then
 	export NNC_DATA=.device/data NNC_RECORDS=5000
 	t=$(date +%s); timeout 200 tests/cuda_resume.sh $bin/nnc $bin/nnrun; resume=$?; t_resume=$(secs $t)
 	t=$(date +%s); timeout 240 tests/cuda_train.sh $bin/nnc $bin/nnrun; resident=$?; t_resident=$(secs $t)
+	t=$(date +%s); timeout 120 tests/cuda_tune.sh $bin/nnc $bin/nnrun; tune=$?; t_tune=$(secs $t)
 fi
 
 rows=""
@@ -93,6 +94,7 @@ if [[ $parts == *,tests,* ]]; then
 	echo "| cuda_direct_conv (tiny, resnet20) | $(verdict $direct) | $t_direct |"
 	echo "| cuda_resume | $(verdict $resume) | $t_resume |"
 	echo "| cuda_train (graph = eager = host-fed; overflow) | $(verdict $resident) | $t_resident |"
+	echo "| cuda_tune (tune-precision on the GPU, as measured again) | $(verdict $tune) | ${t_tune:-} |"
 fi
 if [ -n "$rows" ]; then
 	echo

@@ -5,7 +5,8 @@
 # CUDA_BATCH (default 8), in the layout CUDA_LAYOUT (default nchw; nnc --layout). With CUDA_JOBS=N (default 1), N models run at once, one process each
 # (the device check's 16 cores: every model in about a minute); their outputs follow one another.
 # The models in CUDA_SR_MODELS (default: tiny resnet20) also run in fp16 with stochastic rounding
-# (optimizer.rounding, runtime/sround.h): the updates' stored bits must be the CPU's.
+# (optimizer.rounding, runtime/sround.h): the updates' stored bits must be the CPU's; and under
+# tests/precision/policy_layers.yaml, layers of both dtypes in one plan (nnc tune-precision's).
 # Skipped (77) when the program, run without plans, says so (no usable GPU), before compiling
 # anything.
 #   tests/cuda.sh PATH/TO/nnc PATH/TO/TEST_PROGRAM
@@ -31,6 +32,11 @@ for m in $models; do
 			echo "FAIL compile $m fp16 stochastic rounding"
 			exit 1
 		}
+		"$nnc" compile --batch "${CUDA_BATCH:-8}" --precision tests/precision/policy_layers.yaml \
+			--layout "${CUDA_LAYOUT:-nchw}" "models/$m.nn" -o "$tmp/$m-layers.plan" 2>/dev/null || {
+			echo "FAIL compile $m per-layer policy"
+			exit 1
+		}
 		;;
 	esac
 done
@@ -38,7 +44,7 @@ if [ "${CUDA_JOBS:-1}" -le 1 ]; then
 	plans=""
 	for m in $models; do
 		plans="$plans $tmp/$m-fp32.plan $tmp/$m-fp16.plan $tmp/$m-mixed.plan"
-		[ -f "$tmp/$m-fp16sr.plan" ] && plans="$plans $tmp/$m-fp16sr.plan"
+		[ -f "$tmp/$m-fp16sr.plan" ] && plans="$plans $tmp/$m-fp16sr.plan $tmp/$m-layers.plan"
 	done
 	exec "$test" $plans
 fi
