@@ -215,8 +215,8 @@ scope_prefix(const char *prefix, const char *scope)
 /* BASE (the start policy, whose layers are LOW, or f32, whose layers are HIGH) plus the fewest
  * layer overrides that give unit i the state ST[i]: shortest scopes first, an override only
  * where the longest override already written above a scope gives it the other state. */
-static void
-make_policy(const Ctx *c, bool from_start, const unsigned char *st, Precision *out)
+static bool
+make_policy(Ctx *c, bool from_start, const unsigned char *st, Precision *out)
 {
 	const Precision *s = c->o->start;
 	*out = from_start ? *s : c->fp32;
@@ -229,13 +229,19 @@ make_policy(const Ctx *c, bool from_start, const unsigned char *st, Precision *o
 				best = strlen(out->over[k].what);
 				inherited = out->over[k].store == DT_F32 ? HIGH : LOW;
 			}
-		if (inherited == st[i] || out->nover == PREC_MAX_OVERRIDES)
+		if (inherited == st[i])
 			continue;
+		if (out->nover == PREC_MAX_OVERRIDES) {
+			snprintf(c->err, sizeof c->err, "%s: error: the policy would need more than %d layer entries", c->o->model,
+				PREC_MAX_OVERRIDES);
+			return false;
+		}
 		out->over[out->nover].what = c->u[i].scope;
 		out->over[out->nover].layer = true;
 		out->over[out->nover].store = st[i] == HIGH ? DT_F32 : DT_F16;
 		out->over[out->nover++].acc = st[i] == HIGH ? DT_F32 : s->acc;
 	}
+	return true;
 }
 
 /* --- measurements ------------------------------------------------------------------------------ */
@@ -325,10 +331,7 @@ measure(Ctx *c, bool from_start, const unsigned char *st, Metrics *m)
 		}
 	Precision *pol = malloc(sizeof *pol);
 	bool ok = pol != NULL;
-	if (ok) {
-		make_policy(c, from_start, st, pol);
-		ok = run_policy(c, pol, c->prob, NULL, false);
-	}
+	ok = ok && make_policy(c, from_start, st, pol) && run_policy(c, pol, c->prob, NULL, false);
 	free(pol);
 	if (ok && c->ncache == c->capcache) {
 		int cap = c->capcache ? 2 * c->capcache : 64;
@@ -568,6 +571,23 @@ check_written(const Ctx *c, const Precision *p)
 	return ok;
 }
 
+/* S as one CSV field: quoted when it holds a comma or a quote (a label may). */
+static void
+csv_field(FILE *f, const char *s)
+{
+	if (!strpbrk(s, ",\"\n")) {
+		fputs(s, f);
+		return;
+	}
+	fputc('"', f);
+	for (; *s; s++) {
+		if (*s == '"')
+			fputc('"', f);
+		fputc(*s, f);
+	}
+	fputc('"', f);
+}
+
 static bool
 write_report(const Ctx *c)
 {
@@ -581,7 +601,8 @@ write_report(const Ctx *c)
 	           "moved,precision\n");
 	for (int i = 0; i < c->nu; i++) {
 		const Unit *u = &c->u[i];
-		fprintf(f, "%s,%s,%lld,%lld,%.6g,%.9g,%ld,%ld,%.4f,%.9g,%ld,%ld,%.4f,%.6g,%d,%s\n", shown(u), u->kinds,
+		csv_field(f, shown(u));
+		fprintf(f, ",%s,%lld,%lld,%.6g,%.9g,%ld,%ld,%.4f,%.9g,%ld,%ld,%.4f,%.6g,%d,%s\n", u->kinds,
 			(long long)u->macs, (long long)u->elems, u->work, u->lone16.delta, u->lone16.violations, u->lone16.flips,
 			100.0 * u->lone16.correct / c->slice.count, u->but32.delta, u->but32.violations, u->but32.flips,
 			100.0 * u->but32.correct / c->slice.count, u->benefit, u->moved, u->high ? "f32" : "f16");
@@ -850,12 +871,14 @@ tune_precision(const TuneOptions *o)
 		goto out;
 	Metrics m;
 	Precision *pol = malloc(sizeof *pol);
-	if (!pol || !measure(&c, true, st, &m)) {
+	bool measured = pol && measure(&c, true, st, &m); /* says why itself */
+	if (!measured || !make_policy(&c, true, st, pol)) {
+		if (!pol || measured)
+			fprintf(stderr, "%s\n", !pol ? "nnc: out of memory" : c.err);
 		free(pol);
 		rc = NNC_EUSER;
 		goto out;
 	}
-	make_policy(&c, true, st, pol);
 	int nhigh = 0;
 	for (int i = 0; i < c.nu; i++)
 		nhigh += c.u[i].high = st[i] == HIGH;
