@@ -11,6 +11,7 @@
 #include "compiler/lower.h"
 #include "compiler/stats.h"
 #include "cli/tune.h"
+#include "core/num.h"
 #include "passes/pipeline.h"
 
 #include "runtime/backend.h"
@@ -162,17 +163,35 @@ tuning(const Options *o)
 	return strcmp(o->cmd, "tune-precision") == 0;
 }
 
-/* An integer option value from LO to HI. */
-static bool
-int_value(const char *s, long lo, long hi, int *out)
+/* Matches one of tune-precision's whole-number options at argv[*i] (take's forms) and stores
+ * its value: 1 done, 0 another option, -1 a missing or bad value (said). */
+static int
+take_int(Options *o, int argc, char **argv, int *i)
 {
-	char *end;
-	errno = 0;
-	long v = strtol(s, &end, 10);
-	if (!*s || *end || errno || v < lo || v > hi)
-		return false;
-	*out = (int)v;
-	return true;
+	const struct {
+		const char *flag;
+		long lo, hi;
+		int *to;
+	} opts[] = {{"--holdout", 1, 50000, &o->tune.holdout}, {"--train-limit", 1, 50000, &o->tune.train_limit},
+		{"--records-per-file", 1, 10000, &o->tune.records}, {"--threads", 1, 256, &o->tune.threads}};
+	for (size_t k = 0; k < sizeof opts / sizeof opts[0]; k++) {
+		const char *val;
+		int t = take(o, argc, argv, i, &val, opts[k].flag, NULL);
+		long v;
+		if (t == 0)
+			continue;
+		if (t < 0)
+			return -1;
+		if (!num_parse(val, opts[k].lo, opts[k].hi, &v)) {
+			char msg[128];
+			snprintf(msg, sizeof msg, "%s needs a number from %ld to %ld, got '%%s'", opts[k].flag, opts[k].lo, opts[k].hi);
+			usage_error(o->cmd, msg, val);
+			return -1;
+		}
+		*opts[k].to = (int)v;
+		return 1;
+	}
+	return 0;
 }
 
 /* Returns -1 to go on, or an exit code. */
@@ -285,26 +304,9 @@ parse_args(Options *o, int argc, char **argv)
 			if (!tune_parse_budget(val, &o->tune.budget, err, sizeof err))
 				return usage_error(o->cmd, "%s", err);
 			o->budget_given = true;
-		} else if (tuning(o) && (t = take(o, argc, argv, &i, &val, "--holdout", NULL))) {
+		} else if (tuning(o) && (t = take_int(o, argc, argv, &i))) {
 			if (t < 0)
 				return NNC_EUSAGE;
-			if (!int_value(val, 1, 50000, &o->tune.holdout))
-				return usage_error(o->cmd, "--holdout needs a number from 1 to 50000, got '%s'", val);
-		} else if (tuning(o) && (t = take(o, argc, argv, &i, &val, "--train-limit", NULL))) {
-			if (t < 0)
-				return NNC_EUSAGE;
-			if (!int_value(val, 1, 50000, &o->tune.train_limit))
-				return usage_error(o->cmd, "--train-limit needs a number from 1 to 50000, got '%s'", val);
-		} else if (tuning(o) && (t = take(o, argc, argv, &i, &val, "--records-per-file", NULL))) {
-			if (t < 0)
-				return NNC_EUSAGE;
-			if (!int_value(val, 1, 10000, &o->tune.records))
-				return usage_error(o->cmd, "--records-per-file needs a number from 1 to 10000, got '%s'", val);
-		} else if (tuning(o) && (t = take(o, argc, argv, &i, &val, "--threads", NULL))) {
-			if (t < 0)
-				return NNC_EUSAGE;
-			if (!int_value(val, 1, 256, &o->tune.threads))
-				return usage_error(o->cmd, "--threads needs a number from 1 to 256, got '%s'", val);
 		} else if (tuning(o) && (t = take(o, argc, argv, &i, &val, "--device", NULL))) {
 			if (t < 0)
 				return NNC_EUSAGE;

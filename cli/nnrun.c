@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "core/file.h"
+#include "core/num.h"
 #include "runtime/backend.h"
 #include "runtime/data.h"
 #include "runtime/exec.h"
@@ -131,18 +132,6 @@ usage_error(const char *msg, const char *arg)
 	return EXIT_USAGE;
 }
 
-static bool
-parse_int(const char *s, long lo, long hi, long *out)
-{
-	char *end;
-	errno = 0;
-	long v = strtol(s, &end, 10);
-	if (!*s || *end || errno || v < lo || v > hi)
-		return false;
-	*out = v;
-	return true;
-}
-
 /* Where the value of option A goes, for the options that take a string as it is; NULL for others. */
 static const char **
 string_option(const char *a, Opts *o)
@@ -213,32 +202,32 @@ parse_opts(Opts *o, int argc, char **argv)
 			o->s.backend.host_data = true;
 		} else if (!strcmp(a, "--threads")) {
 			VALUE();
-			if (!parse_int(v, 1, 256, &n))
+			if (!num_parse(v, 1, 256, &n))
 				return usage_error("--threads needs a number from 1 to 256, got '%s'", v);
 			o->s.threads = (int)n;
 		} else if (!strcmp(a, "--train-limit") || !strcmp(a, "--test-limit")) {
 			VALUE();
-			if (!parse_int(v, 1, 50000, &n))
+			if (!num_parse(v, 1, 50000, &n))
 				return usage_error("the limit needs a number from 1 to 50000, got '%s'", v);
 			*(a[2] == 't' && a[3] == 'r' ? &o->s.train_limit : &o->s.test_limit) = (int)n;
 		} else if (!strcmp(a, "--holdout")) {
 			VALUE();
-			if (!parse_int(v, 1, 50000, &n))
+			if (!num_parse(v, 1, 50000, &n))
 				return usage_error("--holdout needs a number from 1 to 50000, got '%s'", v);
 			o->holdout = n;
 		} else if (!strcmp(a, "--records-per-file")) {
 			VALUE();
-			if (!parse_int(v, 1, 10000, &n))
+			if (!num_parse(v, 1, 10000, &n))
 				return usage_error("--records-per-file needs a number from 1 to 10000, got '%s'", v);
 			o->s.records = (int)n;
 		} else if (!strcmp(a, "--steps")) {
 			VALUE();
-			if (!parse_int(v, 1, 1L << 40, &n))
+			if (!num_parse(v, 1, 1L << 40, &n))
 				return usage_error("--steps needs a positive number, got '%s'", v);
 			o->s.max_steps = n;
 		} else if (!strcmp(a, "--optimizer-step")) {
 			VALUE();
-			if (!parse_int(v, 0, 1L << 40, &n))
+			if (!num_parse(v, 0, 1L << 40, &n))
 				return usage_error("--optimizer-step needs a number >= 0, got '%s'", v);
 			o->optimizer_step = n;
 		} else if (!strcmp(a, "--quiet")) {

@@ -7,23 +7,13 @@ guaranteed to agree).
 
 usage: tools/plot_compare.py COMPARE.csv OUT.png [TITLE]     (needs python3-matplotlib)
 """
-import csv
 import sys
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from plot_csv import plt, rows_or_exit, title
 
 
 def main():
-    if len(sys.argv) < 3:
-        print(__doc__)
-        return 2
-    rows = list(csv.DictReader(open(sys.argv[1])))
-    if not rows:
-        print("%s: no rows" % sys.argv[1])
-        return 1
+    rows = rows_or_exit(__doc__)
     gamma = [float(r["gamma"]) for r in rows]
     delta = [float(r["delta"]) for r in rows]
     agree = [r["pred_a"] == r["pred_b"] for r in rows]
@@ -48,9 +38,8 @@ def main():
     ax[2].set_xlabel("2 delta")
     ax[2].set_ylabel("Gamma")
     ax[2].legend(loc="lower right", fontsize=8)
-    title = sys.argv[3] if len(sys.argv) > 3 else sys.argv[1]
     fig.suptitle("%s: %d images, %d (%.2f%%) with Gamma >= 2 delta, %d disagree" % (
-        title, n, guaranteed, 100.0 * guaranteed / n, sum(1 for a in agree if not a)))
+        title(sys.argv[1]), n, guaranteed, 100.0 * guaranteed / n, sum(1 for a in agree if not a)))
     fig.tight_layout()
     fig.savefig(sys.argv[2], dpi=110)
     return 0

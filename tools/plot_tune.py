@@ -1,30 +1,20 @@
 #!/usr/bin/python3
 """Plots the per-layer report of `nnc tune-precision --report` (docs/precision.md, "Tuning a
 policy"): each layer's sensitivity against its cost. Left: the largest output difference delta
-when the layer alone runs in fp16 (the rest f32); right: how much of pure fp16's delta goes
-away when the layer alone runs in f32 (the rest fp16). The x axis is the layer's share of the
-work (the mean of its shares of MACs and of activation elements); layers the search kept in f32
-are drawn in red and named.
+when the layer alone runs in fp16 (the rest f32); right: delta when the layer alone runs in f32
+(the rest fp16), the lower the more of pure fp16's error the layer accounts for. The x axis is
+the layer's share of the work (the mean of its shares of MACs and of activation elements);
+layers the search kept in f32 are drawn in red and named.
 
 usage: tools/plot_tune.py REPORT.csv OUT.png [TITLE]     (needs python3-matplotlib)
 """
-import csv
 import sys
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from plot_csv import plt, rows_or_exit, title
 
 
 def main():
-    if len(sys.argv) < 3:
-        print(__doc__)
-        return 2
-    rows = list(csv.DictReader(open(sys.argv[1])))
-    if not rows:
-        print("%s: no rows" % sys.argv[1])
-        return 1
+    rows = rows_or_exit(__doc__)
     fig, axes = plt.subplots(1, 2, figsize=(12, 5))
     panels = [("alone_fp16_delta", "delta with this layer alone in fp16"),
               ("alone_f32_delta", "delta with this layer alone in f32")]
@@ -46,7 +36,7 @@ def main():
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(sys.argv[3] if len(sys.argv) > 3 else "nnc tune-precision: sensitivity against cost")
+    fig.suptitle(title("nnc tune-precision: sensitivity against cost"))
     fig.tight_layout()
     fig.savefig(sys.argv[2], dpi=110)
     return 0
