@@ -556,7 +556,7 @@ check_written(const Ctx *c, const Precision *p)
 {
 	Arena a = {0};
 	Precision *q = malloc(sizeof *q);
-	char err[1024];
+	char err[1024] = "";
 	bool ok = q && precision_parse(c->o->output, q, &a, err, sizeof err);
 	ok = ok && q->act == p->act && q->param == p->param && q->state == p->state && q->acc == p->acc &&
 	     q->loss_scaling == p->loss_scaling && q->scale_init == p->scale_init &&
@@ -565,7 +565,8 @@ check_written(const Ctx *c, const Precision *p)
 		ok = !strcmp(q->over[i].what, p->over[i].what) && q->over[i].layer == p->over[i].layer &&
 		     q->over[i].store == p->over[i].store && q->over[i].acc == p->over[i].acc;
 	if (!ok)
-		fprintf(stderr, "nnc: internal error: %s does not read back as the policy measured\n", c->o->output);
+		fprintf(stderr, "nnc: internal error: %s does not read back as the policy measured%s%s\n", c->o->output,
+			err[0] ? ": " : "", err);
 	free(q);
 	arena_free(&a);
 	return ok;
