@@ -25,8 +25,8 @@ while [ $# -gt 0 ]; do
 	esac
 done
 . bench/lib.sh
-budgets="violations=1% violations=0.5% flips=0.3% drop=0 delta=0.002"
-tightest=delta=0.002
+budgets="violations=1% violations=0.5% violations=0.3% flips=0.3% drop=0 delta=0.002 delta=0.001"
+tightest=delta=0.001
 build/nnc compile --set epochs="$epochs" models/resnet20.nn -o "$tmp/f32.plan" 2>/dev/null
 build/nnc compile --precision fp16 models/resnet20.nn -o "$tmp/fp16.plan" 2>/dev/null
 if [ -z "$weights" ]; then
