@@ -4,7 +4,7 @@ policy"): each layer's sensitivity against its cost. Left: the largest output di
 when the layer alone runs in fp16 (the rest f32); right: delta when the layer alone runs in f32
 (the rest fp16), the lower the more of pure fp16's error the layer accounts for. The x axis is
 the layer's share of the work (the mean of its shares of MACs and of activation elements);
-layers the search kept in f32 are drawn in red and named.
+layers the search kept in f32 are drawn in red, the 12 most telling of them named.
 
 usage: tools/plot_tune.py REPORT.csv OUT.png [TITLE]     (needs python3-matplotlib)
 """
@@ -26,8 +26,9 @@ def main():
             y = [max(float(r[col]), floor) for r in sel]
             ax.scatter(x, y, s=22, c="tab:red" if kept else "tab:blue",
                        label="kept in f32" if kept else "fp16")
-            if kept:
-                for xi, yi, r in zip(x, y, sel):
+            if kept:  # named: the 12 farthest from the others' side of the panel
+                far = sorted(zip(x, y, sel), key=lambda t: -t[1] if col == "alone_fp16_delta" else t[1])
+                for xi, yi, r in far[:12]:
                     ax.annotate(r["layer"], (xi, yi), fontsize=7, xytext=(3, 3),
                                 textcoords="offset points")
         ax.set_xscale("symlog", linthresh=0.1)
