@@ -23,8 +23,10 @@ export ASAN_OPTIONS="detect_leaks=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
 
 # Configured every time (quick once cached), so a target added since the last run is known.
+# No oneDNN: its OpenMP header is GCC's, which clang cannot compile, and nnc (the helper that
+# compiles the plan seeds, linked with the runtime for tune-precision) does not need it.
 CC=clang cmake -S . -B build-fuzz -DNNC_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_C_FLAGS_DEBUG=-O1 -g" \
-	-DNNC_CUDA=OFF >/dev/null
+	-DNNC_CUDA=OFF -DNNC_DNNL=OFF >/dev/null
 helper=nnc
 [ "$target" = safetensors ] && helper=io_tool
 cmake --build build-fuzz -j"$(nproc 2>/dev/null || echo 2)" --target "fuzz_$target" $helper >/dev/null
