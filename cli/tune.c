@@ -287,19 +287,26 @@ compile_plan(Ctx *c, const Precision *pol, Plan *plan, Arena *a, bool loud)
 	return ok;
 }
 
-/* PROB <- the probabilities of POL's plan on the held-out images. */
+/* PROB <- the probabilities of plan P on the held-out images. */
 static bool
-run_policy(Ctx *c, const Precision *pol, double *prob, int32_t *labels, bool loud)
+eval_plan(Ctx *c, const Plan *p, double *prob, int32_t *labels, bool loud)
 {
-	Arena a = {0};
-	Plan p;
 	char note[1024];
-	bool ok = compile_plan(c, pol, &p, &a, loud) &&
-	          tol_probs(&p, c->o->weights, &c->data, c->slice, &c->o->backend, c->o->threads, prob, labels, note,
-			sizeof note, c->err, sizeof c->err);
+	bool ok = tol_probs(p, c->o->weights, &c->data, c->slice, &c->o->backend, c->o->threads, prob, labels, note,
+		sizeof note, c->err, sizeof c->err);
 	if (ok && loud && note[0])
 		fprintf(stderr, "nnc: %s\n", note);
 	c->runs += ok;
+	return ok;
+}
+
+/* The same for POL's plan, compiled for the purpose. */
+static bool
+run_policy(Ctx *c, const Precision *pol, double *prob)
+{
+	Arena a = {0};
+	Plan p;
+	bool ok = compile_plan(c, pol, &p, &a, false) && eval_plan(c, &p, prob, NULL, false);
 	arena_free(&a);
 	return ok;
 }
@@ -331,7 +338,7 @@ measure(Ctx *c, bool from_start, const unsigned char *st, Metrics *m)
 		}
 	Precision *pol = malloc(sizeof *pol);
 	bool ok = pol != NULL;
-	ok = ok && make_policy(c, from_start, st, pol) && run_policy(c, pol, c->prob, NULL, false);
+	ok = ok && make_policy(c, from_start, st, pol) && run_policy(c, pol, c->prob);
 	free(pol);
 	if (ok && c->ncache == c->capcache) {
 		int cap = c->capcache ? 2 * c->capcache : 64;
@@ -715,20 +722,23 @@ search(Ctx *c, unsigned char *st)
 }
 
 /* Checkpoints load only into a plan of their own dtypes; the plans measured here mix them. A
- * checkpoint is therefore loaded once into the f32 plan or, failing that, the start policy's,
- * and exported as .safetensors into DIR (which any precision loads), whose path goes to OUT. */
+ * checkpoint is therefore loaded once into the f32 plan REF or, failing that, the start
+ * policy's, and exported as .safetensors into DIR (which any precision loads), whose path goes
+ * to OUT. */
 static bool
-portable_weights(Ctx *c, char *dir, char *out, size_t outlen)
+portable_weights(Ctx *c, const Plan *ref, char *dir, char *out, size_t outlen)
 {
-	const Precision *tries[2] = {&c->fp32, c->o->start};
 	char first[4096] = "";
 	for (int t = 0; t < 2; t++) {
 		Arena a = {0};
-		Plan p;
+		Plan own;
+		const Plan *p = ref;
 		Exec e;
 		RunState rs;
-		bool ok = compile_plan(c, tries[t], &p, &a, t == 0);
-		if (ok && exec_init(&e, &p, 1, c->err, sizeof c->err)) {
+		bool ok = t == 0 || compile_plan(c, c->o->start, &own, &a, false);
+		if (t == 1)
+			p = &own;
+		if (ok && exec_init(&e, p, 1, c->err, sizeof c->err)) {
 			ok = weights_load(&e, c->o->weights, false, &rs, c->err, sizeof c->err);
 			if (ok) {
 				if (!dir[0] && !mkdtemp(strcpy(dir, "/tmp/nnc-tune-XXXXXX"))) {
@@ -789,6 +799,18 @@ tune_precision(const TuneOptions *o)
 		rc = NNC_EUSAGE;
 		goto out;
 	}
+	/* Before any plan runs: a percentage the held-out slice cannot show. */
+	for (int k = 0; k < NBUDGET; k++) {
+		double floor = tune_rate_bound(0, (long)c.slice.count, o->confidence) * 100;
+		if (o->budget.limit[k] >= 0 && o->budget.pct[k] && o->confidence > 0 && floor > o->budget.limit[k]) {
+			fprintf(stderr,
+				"nnc tune-precision: %lld held-out images cannot show %s <= %g%% at %g%% confidence: even none seen "
+				"bounds the rate at %.3g%%; use more images (--holdout) or --confidence 0 (the count seen)\n",
+				(long long)c.slice.count, budget_names[k], o->budget.limit[k], 100 * o->confidence, floor);
+			rc = NNC_EUSAGE;
+			goto out;
+		}
+	}
 	/* The f32 plan: the reference, and the layers. */
 	{
 		Arena ca = {0};
@@ -812,21 +834,20 @@ tune_precision(const TuneOptions *o)
 		fprintf(stderr, "%s: error: no named layers to tune\n", o->model);
 		goto out;
 	}
-	{
-		Arena a = {0};
-		Plan p;
-		bool ok = compile_plan(&c, &c.fp32, &p, &a, true);
-		if (ok)
-			c.k = (int)p.values[p.eval.logits].dim[1];
-		arena_free(&a);
-		if (!ok) {
-			fprintf(stderr, "%s\n", c.err);
+	/* The f32 plan: the reference, compiled once (its messages shown as they come). */
+	Arena refa = {0};
+	Plan ref;
+	if (!compile_plan(&c, &c.fp32, &ref, &refa, true)) {
+		fprintf(stderr, "%s\n", c.err);
+		arena_free(&refa);
+		goto out;
+	}
+	c.k = (int)ref.values[ref.eval.logits].dim[1];
+	if (!file_has_suffix(o->weights, ".safetensors")) {
+		if (!portable_weights(&c, &ref, tmpdir, tmpw, sizeof tmpw)) {
+			arena_free(&refa);
 			goto out;
 		}
-	}
-	if (!file_has_suffix(o->weights, ".safetensors")) {
-		if (!portable_weights(&c, tmpdir, tmpw, sizeof tmpw))
-			goto out;
 		to.weights = tmpw;
 		c.o = &to;
 	}
@@ -835,32 +856,17 @@ tune_precision(const TuneOptions *o)
 	c.prob = malloc(nk * sizeof *c.prob);
 	c.labels = malloc((size_t)c.slice.count * sizeof *c.labels);
 	st = malloc((size_t)c.nu + 1);
-	if (!c.ref || !c.prob || !c.labels || !st) {
+	bool ok = c.ref && c.prob && c.labels && st;
+	if (!ok)
 		fprintf(stderr, "nnc: out of memory\n");
-		goto out;
-	}
-	if (!run_policy(&c, &c.fp32, c.ref, c.labels, true)) {
+	else if (!(ok = eval_plan(&c, &ref, c.ref, c.labels, true)))
 		fprintf(stderr, "%s\n", c.err);
+	arena_free(&refa);
+	if (!ok)
 		goto out;
-	}
-	for (int64_t i = 0; i < c.slice.count; i++) {
-		int best = 0;
-		for (int j = 1; j < c.k; j++)
-			if (c.ref[i * c.k + j] > c.ref[i * c.k + best])
-				best = j;
-		c.ref_correct += best == c.labels[i];
-	}
-	for (int k = 0; k < NBUDGET; k++) {
-		double floor = tune_rate_bound(0, (long)c.slice.count, o->confidence) * 100;
-		if (o->budget.limit[k] >= 0 && o->budget.pct[k] && o->confidence > 0 && floor > o->budget.limit[k]) {
-			fprintf(stderr,
-				"nnc tune-precision: %lld held-out images cannot show %s <= %g%% at %g%% confidence: even none seen "
-				"bounds the rate at %.3g%%; use more images (--holdout) or --confidence 0 (the count seen)\n",
-				(long long)c.slice.count, budget_names[k], o->budget.limit[k], 100 * o->confidence, floor);
-			rc = NNC_EUSAGE;
-			goto out;
-		}
-	}
+	TolSummary self;
+	tol_summary(c.ref, c.ref, c.labels, c.slice.count, c.k, &self);
+	c.ref_correct = self.correct_a;
 	char bt[512], mt[512];
 	budget_text(&c, bt, sizeof bt);
 	printf("tune-precision %s: %d layers, weights %s, %lld held-out images (training images %lld-%lld)\n", o->model,
